@@ -1,0 +1,149 @@
+"""Layers + residual layout → haiku parameters, config and encoders.
+
+Parameter names follow haiku conventions: `token_embed`, `pos_embed`,
+`transformer/layer_{i}/attn/{query,key,value,linear}`,
+`transformer/layer_{i}/mlp/{linear_1,linear_2}` and `unembed`. A layer's
+attention or MLP half is absent when nothing runs there. W_Q is multiplied by
+√key_size so haiku-style 1/√key_size attention reproduces the craft logits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from compiler.graph import ProgramGraph
+from compiler.schedule import Schedule
+from craft.bases import BOS, ONE, BasisDirection, VectorSpace
+from craft.blocks import combine_mlps
+from rasp import expr as rx
+
+Params = dict[str, dict[str, np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerConfig:
+    num_heads: int
+    key_size: int
+    value_size: int
+    mlp_hidden: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the forward function from the parameters."""
+
+    vocab: tuple[Any, ...]
+    max_seq_len: int
+    causal: bool
+    bos: str
+    pad: str
+    d_model: int
+    layers: tuple[LayerConfig, ...]
+    output_label: str
+    output_numerical: bool
+    output_values: tuple[Any, ...]  # decoded values of the unembedding columns
+
+    @property
+    def vocab_size(self) -> int:
+        """Input ids: BOS = 0, the vocabulary in order, then PAD."""
+        return len(self.vocab) + 2
+
+
+def assemble_params(graph: ProgramGraph, spaces: dict[int, VectorSpace], residual: VectorSpace,
+                    schedule: Schedule, vocab: tuple[Any, ...],
+                    max_seq_len: int) -> tuple[Params, tuple[LayerConfig, ...]]:
+    """The haiku parameter dict of the compiled model (float32) and per-layer shapes."""
+    params: Params = {
+        "token_embed": {"embeddings": _token_embeddings(graph, spaces, residual, vocab)},
+        "pos_embed": {"embeddings": _position_embeddings(graph, spaces, residual, max_seq_len)},
+    }
+    configs = []
+    for i, layer in enumerate(schedule.layers):
+        prefix = f"transformer/layer_{i}"
+        key_size = value_size = hidden_width = 0
+        if layer.heads:
+            weights, key_size, value_size = _attention(layer.heads, residual)
+            params.update({f"{prefix}/attn/{k}": v for k, v in weights.items()})
+        if layer.mlps:
+            mlp = combine_mlps(list(layer.mlps))
+            hidden = mlp.hidden_space
+            hidden_width = hidden.dim
+            params[f"{prefix}/mlp/linear_1"] = _linear(mlp.first.in_spaces(residual, hidden))
+            params[f"{prefix}/mlp/linear_2"] = _linear(mlp.second.in_spaces(hidden, residual))
+        configs.append(LayerConfig(len(layer.heads), key_size, value_size, hidden_width))
+    params["unembed"] = {"w": residual.project_matrix(spaces[graph.output]).astype(np.float32)}
+    return params, tuple(configs)
+
+
+def _linear(w: np.ndarray) -> dict[str, np.ndarray]:
+    return {"w": w.astype(np.float32), "b": np.zeros(w.shape[1], np.float32)}
+
+
+def _attention(heads, residual: VectorSpace):
+    """Stacked per-head W_Q, W_K, W_V, W_O, and the key and value sizes."""
+    key_size = max(max(h.w_qk.key_space.dim for h in heads), 1)
+    value_size = max(max(h.w_ov.output_space.dim for h in heads), 1)
+    d, n = residual.dim, len(heads)
+    query = np.zeros((d, n * key_size))
+    key = np.zeros((d, n * key_size))
+    value = np.zeros((d, n * value_size))
+    linear = np.zeros((n * value_size, d))
+    for i, head in enumerate(heads):
+        ks, qs = head.w_qk.key_space, head.w_qk.query_space
+        cols = slice(i * key_size, i * key_size + ks.dim)
+        query[:, cols] = residual.project_matrix(qs) @ head.w_qk.matrix * math.sqrt(key_size)
+        key[:, cols] = residual.project_matrix(ks)
+        out = head.w_ov.output_space
+        vcols = slice(i * value_size, i * value_size + out.dim)
+        value[:, vcols] = residual.project_matrix(head.w_ov.input_space) @ head.w_ov.matrix
+        linear[vcols, :] = out.project_matrix(residual)
+    return {"query": _linear(query), "key": _linear(key), "value": _linear(value),
+            "linear": _linear(linear)}, key_size, value_size
+
+
+def _constant_components(expr, value, space: VectorSpace) -> dict[BasisDirection, float]:
+    if value is None:
+        return {}
+    if rx.is_numerical(expr):
+        return {space.basis[0]: float(value)}
+    return {BasisDirection(space.basis[0].name, value): 1.0}
+
+
+def _add(matrix_row: np.ndarray, residual: VectorSpace, components):
+    for direction, x in components.items():
+        if direction in residual:
+            matrix_row[residual.index[direction]] += x
+
+
+def _token_embeddings(graph, spaces, residual, vocab) -> np.ndarray:
+    table = np.zeros((len(vocab) + 2, residual.dim), np.float32)
+    table[0, residual.index[BOS]] = 1.0
+    fulls = [n for n in graph.order if isinstance(graph.expr(n), rx.Full)]
+    tokens = [n for n in graph.order if isinstance(graph.expr(n), rx.TokensType)]
+    for row, token in enumerate(vocab, start=1):
+        _add(table[row], residual, {ONE: 1.0})
+        for node in tokens:
+            _add(table[row], residual, _constant_components(graph.expr(node), token, spaces[node]))
+        for node in fulls:
+            _add(table[row], residual,
+                 _constant_components(graph.expr(node), graph.expr(node).fill, spaces[node]))
+    return table  # the last row, PAD, stays zero
+
+
+def _position_embeddings(graph, spaces, residual, max_seq_len) -> np.ndarray:
+    table = np.zeros((max_seq_len + 1, residual.dim), np.float32)
+    for node in graph.order:
+        expr = graph.expr(node)
+        for position in range(max_seq_len):
+            if isinstance(expr, rx.IndicesType):
+                value = position
+            elif isinstance(expr, rx.ConstantSOp):
+                value = expr.value[position] if position < len(expr.value) else None
+            else:
+                break
+            _add(table[position + 1], residual, _constant_components(expr, value, spaces[node]))
+    return table

@@ -1,0 +1,205 @@
+"""Graph + value sets + spaces → craft blocks, one per computed SOp.
+
+Tokens, indices and constants come from the embeddings and need no block.
+Every other SOp becomes an MLP (Map, SequenceMap), an attention head
+(Aggregate), or a head followed by an MLP (SelectorWidth, length, Aggregate
+with a non-zero default). Each block records the SOps it reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from compiler.graph import ProgramGraph
+from compiler.selection import Selection, build_selection
+from compiler.spaces import numeric_value
+from compiler.values import ValueSet
+from craft import attention, categorical, numerical
+from craft.bases import BasisDirection, VectorSpace
+from craft.blocks import MLP, AttentionHead, BlockInfo, Series
+from craft.maps import BilinearForm
+from craft.selector_width import selector_width
+from rasp import expr as rx
+from rasp.errors import CompileError
+
+EMBEDDED = (rx.TokensType, rx.IndicesType, rx.Full, rx.ConstantSOp)
+
+# Discretising MLPs need float32 rounding of each step far below its ½ margin.
+MAX_STEP_ROUNDING = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeBlock:
+    """The block computing one SOp, and the SOps it reads."""
+
+    node: int
+    block: MLP | AttentionHead | Series
+    inputs: tuple[int, ...]
+
+    @property
+    def sublayers(self) -> tuple[str, ...]:
+        """The sublayer kinds it occupies, in order: ("mlp",), ("attn",) or both."""
+        if isinstance(self.block, Series):
+            return tuple("mlp" if isinstance(b, MLP) else "attn" for b in self.block.blocks)
+        return ("mlp",) if isinstance(self.block, MLP) else ("attn",)
+
+    def parts(self) -> tuple[MLP | AttentionHead, ...]:
+        return self.block.blocks if isinstance(self.block, Series) else (self.block,)
+
+
+def build_blocks(graph: ProgramGraph, values: dict[int, ValueSet],
+                 spaces: dict[int, VectorSpace], max_seq_len: int,
+                 causal: bool) -> list[NodeBlock]:
+    """A block for every SOp that is not embedded, in topological order."""
+    builder = _Builder(graph, values, spaces, max_seq_len, causal)
+    return [builder.build(node) for node in graph.order
+            if isinstance(graph.expr(node), rx.SOp)
+            and not isinstance(graph.expr(node), EMBEDDED)]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Builder:
+    graph: ProgramGraph
+    values: dict[int, ValueSet]
+    spaces: dict[int, VectorSpace]
+    max_seq_len: int
+    causal: bool
+
+    def build(self, node: int) -> NodeBlock:
+        expr = self.graph.expr(node)
+        match expr:
+            case rx.LengthType():
+                return self._length(node, expr)
+            case rx.Map():
+                return self._map(node, expr)
+            case rx.LinearSequenceMap() if rx.is_numerical(expr.fst):
+                return self._linear(node, expr)
+            case rx.SequenceMap():
+                return self._sequence_map(node, expr)
+            case rx.Aggregate():
+                return self._aggregate(node, expr)
+            case rx.SelectorWidth():
+                return self._selector_width(node, expr)
+        raise CompileError(expr, f"no block implements {type(expr).__name__}")
+
+    # ------------------------------------------------------------------ helpers
+    def _label(self, node_or_expr) -> str:
+        node = node_or_expr if isinstance(node_or_expr, int) else node_or_expr.unique_id
+        return self.graph.label(node)
+
+    def _output_of(self, node: int):
+        space = self.spaces[node]
+        if rx.is_numerical(self.graph.expr(node)):
+            return categorical.numerical_output(space.basis[0])
+        return categorical.categorical_output(space)
+
+    def _info(self, node: int, op: str, **sources) -> BlockInfo:
+        return BlockInfo((self._label(node),), op, **sources)
+
+    # ------------------------------------------------------------------ MLPs
+    def _map(self, node, expr) -> NodeBlock:
+        inner = expr.inner.unique_id
+        out = self._output_of(node)
+
+        def result(value):
+            try:
+                return out(expr.f(value))
+            except KeyError:  # value outside the inferred set: f raised there
+                return {}
+            except Exception:  # noqa: BLE001  the evaluator rejects such inputs
+                return {}
+
+        info = self._info(node, "map")
+        hidden = f"{self._label(node)}.hidden"
+        if rx.is_numerical(expr.inner):
+            xs = self.values[inner].require(expr, "a numerical Map")
+            self._check_rounding(expr, xs)
+            block = numerical.discretising_mlp(self.spaces[inner].basis[0], xs,
+                                               self.spaces[node], result, hidden, info)
+        else:
+            block = categorical.lookup_mlp(self.spaces[inner], self.spaces[node],
+                                           lambda d: result(d.value), hidden, info)
+        return NodeBlock(node, block, (inner,))
+
+    def _check_rounding(self, expr, xs):
+        if numerical.rounding_bound(xs) > MAX_STEP_ROUNDING:
+            raise CompileError(expr, "its input values are too close together for their "
+                               "magnitude to be separated exactly in float32",
+                               "round or rescale the values before this Map")
+
+    def _sequence_map(self, node, expr) -> NodeBlock:
+        fst, snd = expr.fst.unique_id, expr.snd.unique_id
+        out = self._output_of(node)
+
+        def result(a, b):
+            try:
+                return out(expr.f(a.value, b.value))
+            except Exception:  # noqa: BLE001  the evaluator rejects such inputs
+                return {}
+
+        block = categorical.pair_lookup_mlp(self.spaces[fst], self.spaces[snd], self.spaces[node],
+                                            result, f"{self._label(node)}.hidden",
+                                            self._info(node, "sequence_map"))
+        return NodeBlock(node, block, (fst, snd))
+
+    def _linear(self, node, expr) -> NodeBlock:
+        fst, snd = expr.fst.unique_id, expr.snd.unique_id
+        terms = [(self.spaces[fst].basis[0], expr.fst_fac), (self.spaces[snd].basis[0], expr.snd_fac)]
+        block = numerical.linear_mlp(terms, self.spaces[node].basis[0],
+                                     f"{self._label(node)}.hidden",
+                                     self._info(node, "linear_sequence_map"))
+        return NodeBlock(node, block, (fst, snd))
+
+    # ------------------------------------------------------------------ attention
+    def _selection(self, selector) -> Selection:
+        return build_selection(selector, self.spaces, self.values, self.graph)
+
+    def _attention_info(self, node, op, selection: Selection, value=()):
+        return self._info(node, op, query=tuple(self._label(q) for q in selection.queries),
+                          key=tuple(self._label(k) for k in selection.keys), value=value,
+                          predicate=selection.description)
+
+    def _aggregate(self, node, expr) -> NodeBlock:
+        selection = self._selection(expr.selector)
+        sop = expr.sop.unique_id
+        info = self._attention_info(node, "aggregate", selection, (self._label(sop),))
+        out_space = self.spaces[node]
+        if rx.is_numerical(expr):
+            try:
+                w_ov = attention.numerical_ov(self.spaces[sop], out_space.basis[0], numeric_value)
+            except TypeError as error:
+                raise CompileError(expr, f"a numerical Aggregate averages numbers, but "
+                                   f"{self._label(sop)!r} can be {error.args[0].value!r}",
+                                   "aggregate a numerical SOp") from error
+        else:
+            w_ov = attention.categorical_ov(self.spaces[sop], out_space)
+        head = attention.aggregate_head(selection.form, selection.level, w_ov, info)
+        block = head
+        default = self._output_of(node)(expr.default)
+        if any(default.values()):
+            block = attention.default_fill(head, BasisDirection(f"{self._label(node)}.selected"),
+                                           default, f"{self._label(node)}.default")
+        return NodeBlock(node, block, (sop,) + selection.keys + selection.queries)
+
+    def _selector_width(self, node, expr) -> NodeBlock:
+        selection = self._selection(expr.selector)
+        return self._width_block(node, selection.form, selection.level,
+                                 self._attention_info(node, "selector_width", selection),
+                                 selection.keys + selection.queries)
+
+    def _length(self, node, expr) -> NodeBlock:
+        if self.causal:
+            raise CompileError(expr, "a causal model cannot know the length of the whole input",
+                               "use SelectorWidth(Select(indices, indices, LEQ)), the length "
+                               "of the prefix each position sees")
+        always = attention.predicate_form(VectorSpace(()), VectorSpace(()), lambda k, q: True)
+        info = self._info(node, "length", predicate="Select(tokens, tokens, TRUE)")
+        return self._width_block(node, always, 1, info, ())
+
+    def _width_block(self, node, form: BilinearForm, level, info, inputs) -> NodeBlock:
+        out, known = self._output_of(node), set(self.values[node].values)
+        label = self._label(node)
+        block = selector_width(form, level, self.max_seq_len, self.spaces[node],
+                               lambda w: out(w) if w in known else {},
+                               BasisDirection(f"{label}.width"), f"{label}.hidden", info)
+        return NodeBlock(node, block, inputs)

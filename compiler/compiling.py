@@ -1,0 +1,77 @@
+"""compile_rasp_to_model: the whole pipeline, one stage after another.
+
+program → lower_program → extract_graph → infer_value_sets → node_spaces →
+build_blocks → schedule_layers → layout_residual → assemble_params → CompiledModel
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from compiler.assemble import ModelConfig, assemble_params
+from compiler.blocks import build_blocks
+from compiler.graph import extract_graph
+from compiler.layout import layout_residual
+from compiler.lowering import lower_program
+from compiler.model import CompiledModel
+from compiler.record import record_components
+from compiler.schedule import schedule_layers
+from compiler.spaces import node_spaces
+from compiler.values import infer_value_sets, sort_values
+from rasp import expr as rx
+from rasp.errors import CompileError
+
+
+def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: int,
+                          causal: bool = False, compiler_bos: str = "BOS",
+                          compiler_pad: str = "PAD") -> CompiledModel:
+    """Compile a RASP program into a transformer that agrees with `rasp.evaluate`.
+
+    Args:
+      program: the SOp to compute.
+      vocab: the input tokens the model accepts.
+      max_seq_len: the longest input (not counting BOS).
+      causal: build a decoder whose positions see only earlier positions.
+      compiler_bos, compiler_pad: the BOS and PAD tokens; not in `vocab`.
+
+    Raises:
+      CompileError: naming the expression that cannot be compiled exactly, why,
+        and a rewrite where one is known.
+    """
+    vocab = _check_arguments(program, vocab, max_seq_len, compiler_bos, compiler_pad)
+    graph = extract_graph(lower_program(program))
+    values = infer_value_sets(graph, vocab, max_seq_len)
+    spaces = node_spaces(graph, values)
+    blocks = build_blocks(graph, values, spaces, max_seq_len, causal)
+    schedule = schedule_layers(blocks)
+    residual = layout_residual(graph, spaces, blocks)
+    params, layers = assemble_params(graph, spaces, residual, schedule, vocab, max_seq_len)
+    output = graph.expr(graph.output)
+    config = ModelConfig(
+        vocab=vocab, max_seq_len=max_seq_len, causal=causal, bos=compiler_bos,
+        pad=compiler_pad, d_model=residual.dim, layers=layers,
+        output_label=graph.label(graph.output), output_numerical=rx.is_numerical(output),
+        output_values=() if rx.is_numerical(output) else values[graph.output].values)
+    return CompiledModel(params, config, residual.labels(),
+                         record_components(schedule, residual), program)
+
+
+def _check_arguments(program, vocab, max_seq_len, bos, pad) -> tuple[Any, ...]:
+    if not isinstance(program, rx.RASPExpr):
+        raise CompileError(repr(program), "the program must be a RASP SOp",
+                           "pass an expression built from rasp.tokens, rasp.indices, ...")
+    if isinstance(vocab, (str, bytes)) or not isinstance(vocab, Iterable):
+        raise CompileError(None, f"vocab must be a set or list of tokens, got {vocab!r}")
+    vocab = sort_values(vocab)
+    if not vocab:
+        raise CompileError(None, "the vocabulary is empty")
+    for special, name in ((bos, "compiler_bos"), (pad, "compiler_pad")):
+        if special in vocab:
+            raise CompileError(None, f"{name} {special!r} is also in the vocabulary",
+                               f"choose a {name} that is not a token")
+    if bos == pad:
+        raise CompileError(None, "compiler_bos and compiler_pad must differ")
+    if isinstance(max_seq_len, bool) or not isinstance(max_seq_len, int) or max_seq_len < 1:
+        raise CompileError(None, f"max_seq_len must be a positive int, got {max_seq_len!r}")
+    return vocab

@@ -1,0 +1,70 @@
+"""The compiled transformer's forward pass, as a haiku function.
+
+Attention is standard multi-head attention with logits q·k/√key_size, PAD keys
+masked out (and later keys too when causal), no layer norm, ReLU MLPs.
+Returns the final residual, the residual after every sublayer, and the logits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+
+from compiler.assemble import ModelConfig
+
+MASKED_LOGIT = -1e30
+
+
+def make_forward(config: ModelConfig):
+    """A haiku-transformable function (token_ids, valid) -> outputs, for `config`."""
+
+    def forward(token_ids: jnp.ndarray, valid: jnp.ndarray):
+        batch, seq = token_ids.shape
+        d = config.d_model
+        x = hk.Embed(config.vocab_size, d, name="token_embed")(token_ids)
+        x = x + hk.Embed(config.max_seq_len + 1, d, name="pos_embed")(jnp.arange(seq))[None]
+        allowed = valid[:, None, None, :]
+        if config.causal:
+            allowed = allowed & jnp.tril(jnp.ones((seq, seq), bool))[None, None]
+        residuals, layer_outputs, attn_logits = [x], [], []
+        with hk.name_scope("transformer"):
+            for i, layer in enumerate(config.layers):
+                with hk.name_scope(f"layer_{i}"):
+                    out, logits = jnp.zeros_like(x), None
+                    if layer.num_heads:
+                        with hk.name_scope("attn"):
+                            out, logits = _attention(x, layer, allowed, d)
+                    x = x + out
+                    residuals.append(x)
+                    layer_outputs.append(out)
+                    attn_logits.append(logits)
+                    out = jnp.zeros_like(x)
+                    if layer.mlp_hidden:
+                        with hk.name_scope("mlp"):
+                            hidden = jax.nn.relu(hk.Linear(layer.mlp_hidden, name="linear_1")(x))
+                            out = hk.Linear(d, name="linear_2")(hidden)
+                    x = x + out
+                    residuals.append(x)
+                    layer_outputs.append(out)
+        unembedded = hk.Linear(len(config.output_values) or 1, with_bias=False,
+                               name="unembed")(x)
+        return {"output": unembedded, "residuals": residuals,
+                "layer_outputs": layer_outputs, "attn_logits": attn_logits}
+
+    return forward
+
+
+def _attention(x, layer, allowed, d):
+    batch, seq, _ = x.shape
+    heads, key_size, value_size = layer.num_heads, layer.key_size, layer.value_size
+    q = hk.Linear(heads * key_size, name="query")(x).reshape(batch, seq, heads, key_size)
+    k = hk.Linear(heads * key_size, name="key")(x).reshape(batch, seq, heads, key_size)
+    v = hk.Linear(heads * value_size, name="value")(x).reshape(batch, seq, heads, value_size)
+    logits = jnp.einsum("bqhk,bshk->bhqs", q, k) / math.sqrt(key_size)
+    logits = jnp.where(allowed, logits, MASKED_LOGIT)
+    weights = jax.nn.softmax(logits, axis=-1)
+    mixed = jnp.einsum("bhqs,bshv->bqhv", weights, v).reshape(batch, seq, heads * value_size)
+    return hk.Linear(d, name="linear")(mixed), logits

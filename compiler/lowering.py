@@ -1,0 +1,196 @@
+"""Rewrite a program into the forms the block library compiles directly.
+
+Takes an SOp and gives an equivalent SOp (same value at every position) in
+which:
+  - every selector is a conjunction of terms, each term reading one key SOp
+    and one query SOp (composites over several SOps read tuple-valued SOps
+    built by a pair-lookup MLP);
+  - keys, queries and SequenceMap inputs are categorical (a numerical one is
+    discretised by an identity Map first);
+  - a SequenceMap of one SOp with itself is a Map.
+Rebuilt expressions keep the label of the expression they replace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import rasp
+from rasp import expr as rx
+from rasp.errors import CompileError
+
+
+def lower_program(program: rx.SOp) -> rx.SOp:
+    """The rewritten program (the input is not modified)."""
+    done: dict[int, rx.RASPExpr] = {}
+    for expr in rasp.topological_order(program):
+        done[expr.unique_id] = _lower(expr, lambda e: done[e.unique_id])
+    return done[program.unique_id]
+
+
+def _lower(expr, lowered: Callable[[rx.RASPExpr], rx.RASPExpr]):
+    match expr:
+        case rx.Aggregate():
+            sop = lowered(expr.sop)
+            if rx.is_categorical(expr) and rx.is_numerical(sop):
+                sop = as_categorical(sop)
+            return _rebuilt(expr, rx.Aggregate(_selector(expr.selector, lowered), sop,
+                                               expr.default))
+        case rx.SelectorWidth():
+            return _rebuilt(expr, rx.SelectorWidth(_selector(expr.selector, lowered)))
+        case rx.LinearSequenceMap():
+            fst, snd = lowered(expr.fst), lowered(expr.snd)
+            if rx.is_numerical(fst) and rx.is_numerical(snd) and rx.is_numerical(expr):
+                return _rebuilt(expr, rx.LinearSequenceMap(fst, snd, expr.fst_fac, expr.snd_fac))
+            return _sequence_map(expr, expr.f, fst, snd)
+        case rx.SequenceMap():
+            return _sequence_map(expr, expr.f, lowered(expr.fst), lowered(expr.snd))
+        case rx.Map():
+            return _rebuilt(expr, rx.Map(expr.f, lowered(expr.inner)))
+        case rx.Selector():
+            return expr  # selectors are lowered where they are used
+    return expr
+
+
+def _sequence_map(expr, f, fst, snd):
+    if fst is snd:
+        return _rebuilt(expr, rx.Map(lambda x: f(x, x), fst))
+    return _rebuilt(expr, rx.SequenceMap(f, as_categorical(fst), as_categorical(snd)))
+
+
+def _rebuilt(original: rx.RASPExpr, new: rx.RASPExpr) -> rx.RASPExpr:
+    """`new` with `original`'s annotations and label; `original` itself if unchanged."""
+    if _same_fields(original, new):
+        return original
+    return new.annotated(**{**original.annotations, "name": original.label})
+
+
+def _same_fields(a, b) -> bool:
+    if type(a) is not type(b):
+        return False
+    fields = set(a.__dict__) - {"unique_id", "_annotations"}
+    return all(a.__dict__[k] is b.__dict__[k] for k in fields)
+
+
+def as_categorical(sop: rx.SOp) -> rx.SOp:
+    """`sop` itself if categorical, else a discretising identity Map of it."""
+    if rx.is_categorical(sop):
+        return sop
+    return rx.categorical(rx.Map(lambda x: x, sop)).named(f"{sop.label}.categorical")
+
+
+# ---------------------------------------------------------------- selectors
+
+
+def selector_terms(selector: rx.Selector) -> list[rx.Selector]:
+    """The conjuncts of a selector whose And-nodes have been flattened."""
+    if isinstance(selector, rx.SelectorAnd) and not isinstance(selector, rx.SelectorOr):
+        return selector_terms(selector.fst) + selector_terms(selector.snd)
+    return [selector]
+
+
+def term_sops(term: rx.Selector) -> tuple[list[rx.SOp], list[rx.SOp]]:
+    """Distinct key SOps and query SOps read by a selector tree, in first-seen order."""
+    keys: dict[int, rx.SOp] = {}
+    queries: dict[int, rx.SOp] = {}
+    for leaf in _leaves(term):
+        keys.setdefault(leaf.keys.unique_id, leaf.keys)
+        queries.setdefault(leaf.queries.unique_id, leaf.queries)
+    return list(keys.values()), list(queries.values())
+
+
+def evaluate_term(term: rx.Selector, key_values: dict[int, object],
+                  query_values: dict[int, object]) -> bool:
+    """Whether `term` selects, given each key SOp's and query SOp's value by id."""
+    match term:
+        case rx.Select():
+            key, query = key_values[term.keys.unique_id], query_values[term.queries.unique_id]
+            return key is not None and query is not None and bool(term.predicate(key, query))
+        case rx.SelectorNot():
+            return not evaluate_term(term.inner, key_values, query_values)
+        case rx.SelectorOr():
+            return (evaluate_term(term.fst, key_values, query_values)
+                    or evaluate_term(term.snd, key_values, query_values))
+        case rx.SelectorAnd():
+            return (evaluate_term(term.fst, key_values, query_values)
+                    and evaluate_term(term.snd, key_values, query_values))
+    raise CompileError(term, f"cannot compile a {type(term).__name__}",
+                       "build the selector from Select, &, | and ~")
+
+
+def _leaves(term):
+    match term:
+        case rx.Select():
+            return [term]
+        case rx.SelectorNot():
+            return _leaves(term.inner)
+        case rx.SelectorAnd():  # also SelectorOr
+            return _leaves(term.fst) + _leaves(term.snd)
+    raise CompileError(term, f"cannot compile a {type(term).__name__}",
+                       "build the selector from Select, &, | and ~ over SOps")
+
+
+def _selector(selector, lowered):
+    """A selector whose terms each read one categorical key SOp and one query SOp."""
+    terms = []
+    for term in selector_terms(selector):
+        keys, queries = term_sops(term)
+        if len(keys) == 1 and len(queries) == 1:
+            terms.append(_with_sops(term, {keys[0].unique_id: as_categorical(lowered(keys[0]))},
+                                    {queries[0].unique_id: as_categorical(lowered(queries[0]))}))
+        else:
+            terms.append(_product_select(term, keys, queries, lowered))
+    result = terms[0]
+    for term in terms[1:]:
+        result = rx.SelectorAnd(result, term)
+    return result
+
+
+def _with_sops(term, key_map, query_map):
+    """The same selector tree reading replaced key and query SOps."""
+    match term:
+        case rx.Select():
+            keys = key_map.get(term.keys.unique_id, term.keys)
+            queries = query_map.get(term.queries.unique_id, term.queries)
+            if keys is term.keys and queries is term.queries:
+                return term
+            return rx.Select(keys, queries, term.predicate).annotated(**term.annotations)
+        case rx.SelectorNot():
+            return rx.SelectorNot(_with_sops(term.inner, key_map, query_map))
+        case rx.SelectorAnd():
+            return type(term)(_with_sops(term.fst, key_map, query_map),
+                              _with_sops(term.snd, key_map, query_map))
+    return term
+
+
+def _product_select(term, keys, queries, lowered):
+    """One Select over tuple-valued key and query SOps, equivalent to `term`."""
+    key_ids = [k.unique_id for k in keys]
+    query_ids = [q.unique_id for q in queries]
+    key_tuple = _tuple_sop([lowered(k) for k in keys], f"{term.label}.keys")
+    query_tuple = _tuple_sop([lowered(q) for q in queries], f"{term.label}.queries")
+
+    def predicate(key, query):
+        return evaluate_term(term, dict(zip(key_ids, _flatten(key, len(keys)))),
+                             dict(zip(query_ids, _flatten(query, len(queries)))))
+
+    # A tuple is None when any part is, which loses which part: the block builder
+    # refuses a product whose parts may be None (annotation `product`).
+    return rx.Select(key_tuple, query_tuple, predicate).annotated(name=term.label, product=True)
+
+
+def _tuple_sop(sops, label):
+    """Nested pairs ((a, b), c) ... of several SOps; a single SOp is left alone."""
+    result = as_categorical(sops[0])
+    for sop in sops[1:]:
+        result = rx.SequenceMap(lambda a, b: (a, b), result, as_categorical(sop)).named(label)
+    return result
+
+
+def _flatten(value, count):
+    parts = []
+    for _ in range(count - 1):
+        value, last = value
+        parts.append(last)
+    parts.append(value)
+    return list(reversed(parts))

@@ -1,0 +1,164 @@
+"""CompiledModel: the haiku parameters plus everything needed to use them.
+
+`apply` runs one sequence and returns decoded outputs with residuals and
+attention logits; `apply_batch` pads a batch with PAD and runs one jitted
+forward function, built once per model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import haiku as hk
+import jax
+import numpy as np
+
+from compiler.assemble import ModelConfig, Params
+from compiler.forward import make_forward
+from craft.blocks import BlockInfo
+from rasp.errors import InputError
+
+# A categorical output direction must exceed this to decode as its value;
+# below it, on every direction, the value is None (the zero vector).
+DECODE_THRESHOLD = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class InputEncoder:
+    """Tokens ↔ input ids: BOS = 0, the vocabulary in order, PAD last."""
+
+    vocab: tuple[Any, ...]
+    bos: str
+    pad: str
+
+    @property
+    def encoding_map(self) -> dict[Any, int]:
+        return {self.bos: 0, **{t: i for i, t in enumerate(self.vocab, 1)},
+                self.pad: len(self.vocab) + 1}
+
+    def encode(self, tokens: Sequence[Any]) -> list[int]:
+        ids = self.encoding_map
+        return [ids[t] for t in tokens]
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputEncoder:
+    """Unembedding columns ↔ output values (numerical outputs have no table)."""
+
+    values: tuple[Any, ...]
+    numerical: bool
+
+    @property
+    def decoding_map(self) -> dict[int, Any]:
+        return dict(enumerate(self.values))
+
+    def decode(self, row: np.ndarray) -> Any:
+        if self.numerical:
+            return float(row[0])
+        best = int(np.argmax(row))
+        return self.values[best] if row[best] > DECODE_THRESHOLD else None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelOutput:
+    """One sequence's forward pass.
+
+    decoded: BOS at index 0, then the program's value at each position.
+    residuals: the residual (seq, d_model) after the embedding and every sublayer.
+    layer_outputs: what each sublayer added (attention, MLP, attention, ...).
+    attn_logits: per layer, (heads, seq, seq) logits, or None if it has no heads.
+    """
+
+    decoded: list[Any]
+    residuals: list[np.ndarray]
+    layer_outputs: list[np.ndarray]
+    attn_logits: list[np.ndarray | None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Component:
+    """One attention head or MLP block of the compiled model, and what it implements."""
+
+    layer: int
+    kind: str            # "attn" or "mlp"
+    head: int | None     # head index within the layer, for attention
+    info: BlockInfo
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+
+
+class CompiledModel:
+    """A compiled RASP program: parameters, config, encoders and ground truth."""
+
+    def __init__(self, params: Params, config: ModelConfig, residual_labels: Sequence[str],
+                 components: Sequence[Component] = (), program=None):
+        self.params = params
+        self.config = config
+        self.residual_labels = list(residual_labels)
+        self.components = list(components)
+        self.program = program
+        self.input_encoder = InputEncoder(config.vocab, config.bos, config.pad)
+        self.output_encoder = OutputEncoder(config.output_values, config.output_numerical)
+        self.forward = hk.without_apply_rng(hk.transform(make_forward(config)))
+        self._jitted = jax.jit(self.forward.apply)
+
+    # ------------------------------------------------------------------ running
+    def apply(self, tokens: Sequence[Any]) -> ModelOutput:
+        """Run one sequence, which must start with BOS."""
+        ids = self._encode(tokens)
+        out = self._run([ids])
+        logits = [None if x is None else np.asarray(x[0]) for x in out["attn_logits"]]
+        return ModelOutput(self._decode(out["output"][0], len(ids)),
+                           [np.asarray(r[0]) for r in out["residuals"]],
+                           [np.asarray(r[0]) for r in out["layer_outputs"]], logits)
+
+    def apply_batch(self, batch: Sequence[Sequence[Any]]) -> list[list[Any]]:
+        """Decoded outputs of many sequences (each starting with BOS) in one forward pass."""
+        encoded = [self._encode(tokens) for tokens in batch]
+        if not encoded:
+            return []
+        out = self._run(encoded)
+        return [self._decode(row, len(ids)) for row, ids in zip(out["output"], encoded)]
+
+    def _run(self, encoded: list[list[int]]):
+        width = self.config.max_seq_len + 1  # one shape per batch size: jit traces once
+        pad = self.input_encoder.encoding_map[self.config.pad]
+        ids = np.full((len(encoded), width), pad, np.int32)
+        for row, seq in enumerate(encoded):
+            ids[row, :len(seq)] = seq
+        out = self._jitted(self.params, ids, ids != pad)
+        return jax.tree_util.tree_map(np.asarray, out)
+
+    def _decode(self, rows: np.ndarray, length: int) -> list[Any]:
+        return [self.config.bos] + [self.output_encoder.decode(r) for r in rows[1:length]]
+
+    def _encode(self, tokens: Sequence[Any]) -> list[int]:
+        if isinstance(tokens, (str, bytes)) or not isinstance(tokens, Sequence):
+            raise InputError(f"tokens must be a list starting with {self.config.bos!r}, "
+                             f"got {tokens!r}")
+        tokens = list(tokens)
+        if not tokens or tokens[0] != self.config.bos:
+            raise InputError(f"the input must start with the BOS token {self.config.bos!r}, "
+                             f"e.g. [{self.config.bos!r}, ...]; got {tokens[:3]!r}...")
+        if len(tokens) - 1 > self.config.max_seq_len:
+            raise InputError(f"the input has {len(tokens) - 1} tokens after BOS, more than "
+                             f"max_seq_len = {self.config.max_seq_len} this model was "
+                             f"compiled for")
+        ids = self.input_encoder.encoding_map
+        vocab = set(self.config.vocab)
+        for position, token in enumerate(tokens[1:], start=1):
+            if not _hashable(token) or token not in vocab or token in (self.config.bos,
+                                                                        self.config.pad):
+                raise InputError(f"token {token!r} at position {position} is not in the "
+                                 f"vocabulary {sorted(map(repr, self.config.vocab))}")
+        return [ids[t] for t in tokens]
+
+
+def _hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True

@@ -1,0 +1,93 @@
+"""Selectors → attention scores: a bilinear form with integer levels.
+
+A lowered selector is a conjunction of terms, each reading one key SOp and one
+query SOp. Each term contributes a 0/1 score (its predicate table over the two
+value sets, with None as a value of its own), so the selector holds exactly at
+level = number of terms: `and` stays in one head; `or`, `not` and nested
+composites of one key and one query SOp cost nothing extra.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from compiler.graph import ProgramGraph
+from compiler.lowering import evaluate_term, selector_terms, term_sops
+from compiler.values import ValueSet
+from craft.attention import predicate_form
+from craft.bases import VectorSpace
+from craft.maps import BilinearForm
+from rasp import expr as rx
+from rasp.errors import CompileError
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """Scores of a selector: selected exactly where `form` reaches `level`."""
+
+    form: BilinearForm
+    level: int
+    keys: tuple[int, ...]      # node ids of the key SOps
+    queries: tuple[int, ...]   # node ids of the query SOps
+    description: str
+
+
+def build_selection(selector: rx.Selector, spaces: dict[int, VectorSpace],
+                    values: dict[int, ValueSet], graph: ProgramGraph) -> Selection:
+    """The scores of a lowered selector."""
+    terms = selector_terms(selector)
+    forms, keys, queries = [], [], []
+    for term in terms:
+        (key,), (query,) = term_sops(term)
+        if term.annotations.get("product"):
+            for sop in (key, query):
+                if values[sop.unique_id].may_be_none:
+                    raise CompileError(term, f"a composite selector over several SOps reads "
+                                       f"{graph.label(sop.unique_id)!r}, which can be None",
+                                       "give the Aggregates it depends on a default")
+        forms.append(_term_form(term, key, query, spaces))
+        keys.append(key.unique_id)
+        queries.append(query.unique_id)
+    form = forms[0]
+    for other in forms[1:]:
+        form = form + other
+    return Selection(form, len(terms), tuple(dict.fromkeys(keys)),
+                     tuple(dict.fromkeys(queries)), describe(selector, graph))
+
+
+def _term_form(term, key, query, spaces) -> BilinearForm:
+    def selected(key_value, query_value):
+        try:
+            return evaluate_term(term, {key.unique_id: key_value},
+                                 {query.unique_id: query_value})
+        except CompileError:
+            raise
+        except Exception as error:
+            raise CompileError(term, f"its predicate raised {type(error).__name__}: {error} "
+                               f"on key {key_value!r} and query {query_value!r}",
+                               "make the predicate accept every pair of values the keys "
+                               "and queries can take") from error
+
+    return predicate_form(spaces[query.unique_id], spaces[key.unique_id], selected)
+
+
+def describe(selector: rx.Selector, graph: ProgramGraph | None = None) -> str:
+    """A readable formula for a selector, e.g. `Select(indices, opp_idx, EQ) & ~...`."""
+    def label(sop):
+        if graph is not None and sop.unique_id in graph.graph:
+            return graph.label(sop.unique_id)
+        return sop.label
+
+    match selector:
+        case rx.Select():
+            predicate = selector.predicate
+            name = predicate.name if isinstance(predicate, rx.Comparison) else \
+                getattr(predicate, "__name__", "predicate")
+            return f"Select({label(selector.keys)}, {label(selector.queries)}, {name})"
+        case rx.SelectorNot():
+            return f"~({describe(selector.inner, graph)})"
+        case rx.SelectorOr():
+            return f"({describe(selector.fst, graph)} | {describe(selector.snd, graph)})"
+        case rx.SelectorAnd():
+            return f"({describe(selector.fst, graph)} & {describe(selector.snd, graph)})"
+    return type(selector).__name__

@@ -1,0 +1,163 @@
+"""ProgramGraph → value sets: every value each SOp can take, exactly.
+
+A value set over-approximates nothing it can enumerate: a numerical mean over
+up to N selected values takes exactly the means of multisets of size 1..N
+(for 0/1 values, {k/n : 0 ≤ k ≤ n ≤ N}). Where a set would exceed
+MAX_VALUES it is marked too large, and a block that needs it refuses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from fractions import Fraction
+from typing import Any
+
+from compiler.graph import ProgramGraph
+from rasp import expr as rx
+from rasp.errors import CompileError
+
+# Largest value set we enumerate (a discretising MLP is 2 units per value).
+MAX_VALUES = 20_000
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueSet:
+    """The values an SOp can take at a real position, in a fixed order.
+
+    Attributes:
+      values: the non-None values, sorted deterministically.
+      may_be_none: whether None can occur.
+      too_large: why `values` could not be enumerated (then `values` is empty).
+    """
+
+    values: tuple[Any, ...]
+    may_be_none: bool = False
+    too_large: str | None = None
+
+    def require(self, expr, purpose: str) -> tuple[Any, ...]:
+        """The values, or a CompileError if they could not be enumerated."""
+        if self.too_large:
+            raise CompileError(expr, f"{purpose} needs its value set, but {self.too_large}",
+                               "make the values come from a smaller set (e.g. fewer distinct "
+                               "numbers before averaging)")
+        return self.values
+
+
+def sort_values(values: Iterable[Any]) -> tuple[Any, ...]:
+    """A deterministic order: natural order if comparable, else by type and repr."""
+    unique = list(dict.fromkeys(values))
+    try:
+        return tuple(sorted(unique))
+    except TypeError:
+        return tuple(sorted(unique, key=lambda v: (type(v).__name__, repr(v))))
+
+
+def infer_value_sets(graph: ProgramGraph, vocab: Iterable[Any],
+                     max_seq_len: int) -> dict[int, ValueSet]:
+    """A ValueSet for every SOp node of `graph` (selectors are skipped)."""
+    sets: dict[int, ValueSet] = {}
+    for node in graph.order:
+        expr = graph.expr(node)
+        if isinstance(expr, rx.SOp):
+            sets[node] = _infer(expr, sets, vocab, max_seq_len)
+    return sets
+
+
+def _infer(expr, sets, vocab, n) -> ValueSet:
+    def of(child):
+        return sets[child.unique_id]
+
+    match expr:
+        case rx.TokensType():
+            return ValueSet(sort_values(vocab))
+        case rx.IndicesType():
+            return ValueSet(tuple(range(n)))
+        case rx.LengthType():
+            return ValueSet(tuple(range(1, n + 1)))
+        case rx.Map():
+            inner = of(expr.inner)
+            inner.require(expr, "a Map")
+            return _apply(expr, expr.f, [(x,) for x in inner.values], inner.may_be_none)
+        case rx.SequenceMap():
+            fst, snd = of(expr.fst), of(expr.snd)
+            pairs = [(x, y) for x in fst.require(expr, "a SequenceMap")
+                     for y in snd.require(expr, "a SequenceMap")]
+            return _apply(expr, expr.f, pairs, fst.may_be_none or snd.may_be_none)
+        case rx.Full():
+            return _from_values([expr.fill])
+        case rx.ConstantSOp():
+            return _from_values(list(expr.value[:n]) + [None] * (not expr.check_length))
+        case rx.SelectorWidth():
+            return ValueSet(tuple(range(n + 1)))
+        case rx.Aggregate():
+            return _aggregate(expr, of(expr.sop), n)
+    raise CompileError(expr, f"unsupported expression type {type(expr).__name__}")
+
+
+def _from_values(values) -> ValueSet:
+    return ValueSet(sort_values(v for v in values if v is not None),
+                    may_be_none=any(v is None for v in values))
+
+
+def _apply(expr, f, argument_tuples, may_be_none) -> ValueSet:
+    results = []
+    for args in argument_tuples:
+        try:
+            results.append(f(*args))
+        except Exception:  # noqa: BLE001  the evaluator rejects such inputs; no value here
+            continue
+    try:
+        result = _from_values(results)
+    except TypeError as error:
+        raise CompileError(expr, f"its values must be hashable ({error})",
+                           "return tuples instead of lists") from error
+    return _with_none(result) if may_be_none else result
+
+
+def _with_none(values: ValueSet) -> ValueSet:
+    return dataclasses.replace(values, may_be_none=True)
+
+
+def _aggregate(expr, sop: ValueSet, n: int) -> ValueSet:
+    default = [expr.default]
+    if not rx.is_numerical(expr):
+        result = _from_values(list(sop.values) + default)
+        return _with_none(result) if sop.may_be_none else result
+    if sop.too_large:
+        return ValueSet((), expr.default is None, f"the averaged values are too many "
+                                                  f"({sop.too_large})")
+    numbers = [Fraction(v) for v in sop.values if isinstance(v, (int, float))]
+    if at_most_one_selected(expr.selector):
+        return _from_values(list(sop.values) + default)
+    means = _means(numbers, n)
+    if means is None:
+        return ValueSet((), expr.default is None,
+                        f"the means of up to {n} of {len(numbers)} distinct values exceed "
+                        f"{MAX_VALUES} values")
+    return _from_values([float(m) for m in means] + default)
+
+
+def _means(numbers: list[Fraction], n: int) -> set[Fraction] | None:
+    """All means of multisets of 1..n values from `numbers`, or None if too many."""
+    if set(numbers) <= {0, 1}:
+        ones = 1 in numbers
+        zeros = 0 in numbers
+        return {Fraction(k, size) for size in range(1, n + 1) for k in range(size + 1)
+                if (ones or k == 0) and (zeros or k == size)}
+    means: set[Fraction] = set()
+    sums = {Fraction(0)}
+    for size in range(1, n + 1):
+        sums = {s + x for s in sums for x in numbers}
+        means.update(s / size for s in sums)
+        if len(means) > MAX_VALUES:
+            return None
+    return means
+
+
+def at_most_one_selected(selector: rx.Selector) -> bool:
+    """True when each query selects at most one key: keys are `indices` and every
+    query value matches at most one index (e.g. Select(indices, f(x), EQ))."""
+    if not isinstance(selector, rx.Select) or not isinstance(selector.keys, rx.IndicesType):
+        return False
+    return selector.predicate is rx.Comparison.EQ

@@ -1,0 +1,111 @@
+"""Attention heads for Aggregate and SelectorWidth.
+
+Scores. A selector is a bilinear form giving integer levels: 1 per satisfied
+predicate term, so a conjunction of m terms is selected exactly at level m and
+every unselected key is at level ≤ m − 1. Logits are HARDNESS × level.
+
+BOS. Every real query also scores the BOS key: at m − ½ for Aggregate (so BOS
+wins only when nothing is selected, and then the head returns BOS's value: zero,
+i.e. None / 0) and at m for SelectorWidth (so BOS gets weight 1/(w+1)). The BOS
+query scores only the BOS key, so it reads BOS's zero value and writes nothing.
+
+Bound (HARDNESS = λ). Relative to a selected key, the BOS key of an Aggregate
+weighs e^{−λ/2} and each unselected key at most e^{−λ}; over N ≤ 256 keys the
+leak is below 257·e^{−λ/2} ≈ 5e−20 of the largest value for λ = 100: far below
+the smallest gap a later block resolves (1/(257·258) for means and widths) and
+below float32 resolution. The assembler multiplies W_Q by √key_size so that
+haiku's 1/√key_size scaling leaves these logits unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from craft.bases import BOS, ONE, BasisDirection, VectorSpace
+from craft.blocks import MLP, AttentionHead, BlockInfo, Series
+from craft.maps import BilinearForm, LinearMap
+
+# Logit gap between adjacent score levels (see the module docstring for the bound).
+HARDNESS = 100.0
+
+
+def predicate_form(query_space: VectorSpace, key_space: VectorSpace,
+                   selected: Callable[[Any, Any], bool]) -> BilinearForm:
+    """Score 1 where `selected(key_value, query_value)`, else 0, on one-hot inputs.
+
+    Both sides are extended with `one`, so a None value (the zero vector) is a
+    value of its own: `selected` is also asked about None keys and queries.
+    """
+    q_values = [None] + [d.value for d in query_space.basis]
+    k_values = [None] + [d.value for d in key_space.basis]
+    table = np.array([[float(bool(selected(k, q))) for k in k_values] for q in q_values])
+    q_read = VectorSpace((ONE,) + query_space.basis)
+    k_read = VectorSpace((ONE,) + key_space.basis)
+    matrix = _indicator_functionals(len(q_values)).T @ table @ _indicator_functionals(len(k_values))
+    return BilinearForm(q_read, k_read, matrix)
+
+
+def _indicator_functionals(n_values: int) -> np.ndarray:
+    """Rows: indicator of [None, v_1, …] as functionals of (one, e_1, …)."""
+    functionals = np.eye(n_values)
+    functionals[0, 1:] = -1.0  # None = one − Σ e_i
+    return functionals
+
+
+def aggregate_head(selection: BilinearForm, selected_level: int, w_ov: LinearMap,
+                   info: BlockInfo, hardness: float = HARDNESS) -> AttentionHead:
+    """Mean of W_OV(value) over the selected keys; zero when none is selected."""
+    return AttentionHead(_with_bos(selection, selected_level, selected_level - 0.5, hardness),
+                         w_ov, info)
+
+
+def selector_width_head(selection: BilinearForm, selected_level: int,
+                        scratch: BasisDirection, info: BlockInfo,
+                        hardness: float = HARDNESS) -> AttentionHead:
+    """Writes 1/(w+1) to `scratch`, where w is the number of selected keys."""
+    w_ov = LinearMap(VectorSpace((BOS,)), VectorSpace((scratch,)), np.ones((1, 1)))
+    return AttentionHead(_with_bos(selection, selected_level, selected_level, hardness),
+                         w_ov, info)
+
+
+def _with_bos(selection: BilinearForm, selected_level: int, bos_level: float,
+              hardness: float) -> BilinearForm:
+    bos_terms = BilinearForm(VectorSpace((ONE, BOS)), VectorSpace((BOS,)),
+                             np.array([[bos_level], [float(selected_level)]]))
+    return (selection + bos_terms) * hardness
+
+
+def categorical_ov(value_space: VectorSpace, output_space: VectorSpace) -> LinearMap:
+    """Copies value v of the aggregated SOp to value v of the output."""
+    by_value = {d.value: d for d in output_space.basis}
+    return LinearMap.from_action(value_space, output_space,
+                                 lambda d: {by_value[d.value]: 1.0})
+
+
+def numerical_ov(value_space: VectorSpace, output: BasisDirection,
+                 numeric_value: Callable[[BasisDirection], float]) -> LinearMap:
+    """Writes each value's number to `output` (a one-hot v gives v; a number gives itself)."""
+    return LinearMap.from_action(value_space, VectorSpace((output,)),
+                                 lambda d: {output: numeric_value(d)})
+
+
+def default_fill(head: AttentionHead, mass: BasisDirection, default: dict[BasisDirection, float],
+                 hidden_name: str) -> Series:
+    """Head plus an MLP that writes `default` where the head selected nothing.
+
+    The head also copies `one` from the keys to `mass`: ≈1 when any real key is
+    selected and ≈0 when only BOS is. The MLP unit relu(one − mass) adds `default`.
+    """
+    mass_map = LinearMap(VectorSpace((ONE,)), VectorSpace((mass,)), np.ones((1, 1)))
+    head = AttentionHead(head.w_qk, head.w_ov + mass_map, head.info)
+    reads = VectorSpace((ONE, mass))
+    out = VectorSpace(tuple(default))
+    hidden = VectorSpace.from_values(hidden_name, [0])
+    first = LinearMap(reads, hidden, np.array([[1.0], [-1.0]]))
+    second = LinearMap(hidden, out, np.array([list(default.values())]))
+    info = BlockInfo(head.info.exprs, "aggregate_default")
+    return Series((head, MLP(first, second, info)))
+

@@ -1,0 +1,145 @@
+"""Named bases: the residual stream as a direct sum of labelled directions.
+
+A `BasisDirection` is a name plus an optional value (`tokens:a`, `indices:3`,
+`one`). A `VectorSpace` is an ordered tuple of distinct directions; the order is
+always the order the caller gave, never a sort. `Vector` is a vector in a space.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class BasisDirection:
+    """One named axis of the residual stream, optionally tagged with a value."""
+
+    name: str
+    value: Any = None
+
+    def __str__(self):
+        return self.name if self.value is None else f"{self.name}:{self.value}"
+
+
+@dataclasses.dataclass(frozen=True)
+class VectorSpace:
+    """An ordered set of basis directions."""
+
+    basis: tuple[BasisDirection, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "basis", tuple(self.basis))
+        if len(set(self.basis)) != len(self.basis):
+            raise ValueError(f"repeated basis directions in {[str(d) for d in self.basis]}")
+
+    @classmethod
+    def from_names(cls, names: Iterable[str]) -> VectorSpace:
+        return cls(tuple(BasisDirection(n) for n in names))
+
+    @classmethod
+    def from_values(cls, name: str, values: Iterable[Any]) -> VectorSpace:
+        return cls(tuple(BasisDirection(name, v) for v in values))
+
+    @functools.cached_property
+    def index(self) -> dict[BasisDirection, int]:
+        """Position of each direction in this space."""
+        return {d: i for i, d in enumerate(self.basis)}
+
+    @property
+    def dim(self) -> int:
+        return len(self.basis)
+
+    def __len__(self):
+        return len(self.basis)
+
+    def __iter__(self):
+        return iter(self.basis)
+
+    def __contains__(self, direction) -> bool:
+        return direction in self.index
+
+    def issubspace(self, other: VectorSpace) -> bool:
+        return all(d in other for d in self.basis)
+
+    def join(self, *others: VectorSpace) -> VectorSpace:
+        """The union, keeping first-seen order; shared directions appear once."""
+        return join_spaces(self, *others)
+
+    def direct_sum(self, *others: VectorSpace) -> VectorSpace:
+        """The concatenation; the spaces must not share a direction."""
+        basis = self.basis + tuple(d for o in others for d in o.basis)
+        return VectorSpace(basis)
+
+    def project_matrix(self, target: VectorSpace) -> np.ndarray:
+        """The (self.dim, target.dim) 0/1 matrix keeping the shared directions."""
+        matrix = np.zeros((self.dim, target.dim))
+        for d, i in self.index.items():
+            j = target.index.get(d)
+            if j is not None:
+                matrix[i, j] = 1.0
+        return matrix
+
+    def vector(self, components: dict[BasisDirection, float] | None = None) -> Vector:
+        """A vector in this space with the given components (others zero)."""
+        values = np.zeros(self.dim)
+        for d, x in (components or {}).items():
+            values[self.index[d]] = x
+        return Vector(self, values)
+
+    def labels(self) -> list[str]:
+        return [str(d) for d in self.basis]
+
+
+def join_spaces(*spaces: VectorSpace) -> VectorSpace:
+    """The union of several spaces, in first-seen order."""
+    basis: dict[BasisDirection, None] = {}
+    for space in spaces:
+        basis.update(dict.fromkeys(space.basis))
+    return VectorSpace(tuple(basis))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Vector:
+    """A vector with named components."""
+
+    space: VectorSpace
+    values: np.ndarray
+
+    def __post_init__(self):
+        values = np.asarray(self.values, dtype=np.float64)
+        if values.shape != (self.space.dim,):
+            raise ValueError(f"vector of shape {values.shape} in a space of dim {self.space.dim}")
+        object.__setattr__(self, "values", values)
+
+    def __add__(self, other: Vector) -> Vector:
+        space = join_spaces(self.space, other.space)
+        return Vector(space, self.project(space).values + other.project(space).values)
+
+    def __mul__(self, scalar: float) -> Vector:
+        return Vector(self.space, self.values * scalar)
+
+    __rmul__ = __mul__
+
+    def __eq__(self, other):
+        return (isinstance(other, Vector) and self.space == other.space
+                and np.array_equal(self.values, other.values))
+
+    def project(self, space: VectorSpace) -> Vector:
+        """The components along `space` (directions not in self are zero)."""
+        return Vector(space, self.values @ self.space.project_matrix(space))
+
+    def __getitem__(self, direction: BasisDirection) -> float:
+        return float(self.values[self.space.index[direction]])
+
+
+
+# Special directions. `one` is 1 at every real (non-BOS, non-PAD) position and 0
+# elsewhere: it carries every constant offset, so blocks stay silent at BOS.
+ONE = BasisDirection("one")
+# `bos` is 1 at the BOS position only; attention falls back to it.
+BOS = BasisDirection("bos")

@@ -1,0 +1,106 @@
+"""MLPs whose input is numerical: discretising maps and linear combinations.
+
+Discretising MLP (numerical → numerical or categorical). For the sorted input
+values x_0 < … < x_m it uses one threshold t_j = (x_{j-1} + x_j)/2 per gap
+g_j = x_j − x_{j-1}, with a slope s_j = STEP_SLOPE / g_j of its own:
+
+    below_j(x) = relu(s_j(t_j − x) + ½) − relu(s_j(t_j − x) − ½)
+
+is exactly 1 for x ≤ t_j − g_j/4 and exactly 0 for x ≥ t_j + g_j/4, so every
+input within g_j/4 of a value in the set decodes exactly, however the gaps vary.
+The output telescopes: f(x_m) + Σ_j (f(x_{j-1}) − f(x_j))·below_j(x).
+
+Counting "below" rather than "above" keeps the active pre-activations small:
+a unit is non-zero only when x < t_j + g_j/4, where |s_j(t_j − x)| ≤ s_j·(t_j − x_0),
+so float32 rounding stays far below the ½ margin (see `rounding_bound`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from craft.bases import ONE, BasisDirection, VectorSpace
+from craft.blocks import MLP, BlockInfo
+from craft.categorical import Output
+from craft.maps import LinearMap
+
+# Slope × gap. With 2 the ramp spans the middle half of each gap, leaving a
+# quarter-gap tolerance for upstream error on each side of every value.
+STEP_SLOPE = 2.0
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
+
+
+def discretising_mlp(input_direction: BasisDirection, input_values: Sequence[float],
+                     output_space: VectorSpace, output_of: Callable[[float], Output],
+                     hidden_name: str, info: BlockInfo) -> MLP:
+    """A numerical Map f, exact on every value of `input_values`.
+
+    `output_of(x)` gives f(x) as components in `output_space` (one-hot for a
+    categorical output, a scaled direction for a numerical one).
+    Hidden width: 2·(number of distinct values − 1) + 1.
+    """
+    xs = sorted(set(float(x) for x in input_values))
+    if not xs:
+        raise ValueError("discretising_mlp needs at least one input value")
+    reads = VectorSpace((ONE, input_direction))
+    units = 1 + 2 * (len(xs) - 1)
+    hidden = VectorSpace.from_values(hidden_name, range(units))
+    first = np.zeros((reads.dim, units))
+    second = np.zeros((units, output_space.dim))
+
+    def add_output(unit, components, scale):
+        for target, x in components.items():
+            second[unit, output_space.index[target]] += scale * x
+
+    first[0, 0] = 1.0  # the base unit relu(one) carries f(x_m)
+    add_output(0, output_of(xs[-1]), 1.0)
+    for j in range(1, len(xs)):
+        threshold, slope = (xs[j - 1] + xs[j]) / 2, STEP_SLOPE / (xs[j] - xs[j - 1])
+        upper, lower = 2 * j - 1, 2 * j
+        for unit, offset in ((upper, 0.5), (lower, -0.5)):
+            first[0, unit] = slope * threshold + offset
+            first[1, unit] = -slope
+        delta = _difference(output_of(xs[j - 1]), output_of(xs[j]))
+        add_output(upper, delta, 1.0)
+        add_output(lower, delta, -1.0)
+    return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output_space, second), info)
+
+
+def rounding_bound(input_values: Sequence[float]) -> float:
+    """Worst float32 error of one `below_j` unit pair over the value set.
+
+    Active units have pre-activation magnitude ≤ s_j·(t_j − x_0) + ½; a float32
+    matmul of two terms errs by a few ulps of the larger term.
+    """
+    xs = sorted(set(float(x) for x in input_values))
+    worst = 0.0
+    for j in range(1, len(xs)):
+        slope = STEP_SLOPE / (xs[j] - xs[j - 1])
+        threshold = (xs[j - 1] + xs[j]) / 2
+        magnitude = slope * max(abs(threshold), abs(xs[0]), abs(xs[-1])) + 1
+        worst = max(worst, 4 * FLOAT32_EPS * magnitude)
+    return worst
+
+
+def linear_mlp(terms: Sequence[tuple[BasisDirection, float]], output_direction: BasisDirection,
+               hidden_name: str, info: BlockInfo) -> MLP:
+    """out = Σ coeff·x over numerical inputs, via relu(x) − relu(−x). Exact."""
+    coefficients: dict[BasisDirection, float] = {}
+    for direction, coeff in terms:
+        coefficients[direction] = coefficients.get(direction, 0.0) + coeff
+    reads = VectorSpace(tuple(coefficients))
+    hidden = VectorSpace.from_values(hidden_name, range(2 * reads.dim))
+    output = VectorSpace((output_direction,))
+    first = np.zeros((reads.dim, hidden.dim))
+    second = np.zeros((hidden.dim, 1))
+    for i, coeff in enumerate(coefficients.values()):
+        first[i, 2 * i], first[i, 2 * i + 1] = 1.0, -1.0
+        second[2 * i, 0], second[2 * i + 1, 0] = coeff, -coeff
+    return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output, second), info)
+
+
+def _difference(a: Output, b: Output) -> Output:
+    keys = list(dict.fromkeys([*a, *b]))
+    return {k: a.get(k, 0.0) - b.get(k, 0.0) for k in keys}

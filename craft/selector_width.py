@@ -1,0 +1,33 @@
+"""SelectorWidth: an attention head plus a discretising MLP.
+
+The head attends to BOS and the w selected keys with equal logits and copies
+BOS's `bos` component, so it writes exactly 1/(w+1) to a scratch direction.
+The MLP decodes w from 1/(w+1) with one threshold per gap: the gap between
+1/(w+1) and 1/(w+2) is 1/((w+1)(w+2)), and each threshold's slope is sized to
+its own gap (craft.numerical), so it is exact for every w in 0..N, N ≤ 256, in
+float32 — a single global slope is what fails from N ≈ 10.
+At BOS the scratch holds 1 and `one` is 0, so every MLP unit is off there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from craft.attention import HARDNESS, selector_width_head
+from craft.bases import BasisDirection, VectorSpace
+from craft.blocks import BlockInfo, Series
+from craft.categorical import Output
+from craft.maps import BilinearForm
+from craft.numerical import discretising_mlp
+
+
+def selector_width(selection: BilinearForm, selected_level: int, max_seq_len: int,
+                   output_space: VectorSpace, output_of: Callable[[int], Output],
+                   scratch: BasisDirection, hidden_name: str, info: BlockInfo,
+                   hardness: float = HARDNESS) -> Series:
+    """Head + MLP writing `output_of(w)` for every width w in 0..max_seq_len."""
+    head = selector_width_head(selection, selected_level, scratch, info, hardness)
+    inverse = {1.0 / (w + 1): w for w in range(max_seq_len + 1)}
+    mlp = discretising_mlp(scratch, list(inverse), output_space,
+                           lambda x: output_of(inverse[x]), hidden_name, info)
+    return Series((head, mlp))

@@ -1,0 +1,45 @@
+"""Every exception the project raises on purpose, in one place.
+
+`RaspError` is the root. `EvaluationError` comes from the reference evaluator,
+`CompileError` from the compiler, and `InputError` from running a compiled model
+on bad input.
+"""
+
+from __future__ import annotations
+
+
+class RaspError(Exception):
+    """Base class of all rasp-compiler errors."""
+
+
+class EvaluationError(RaspError):
+    """The reference evaluator cannot give a value (names the expression and position)."""
+
+
+class CompileError(RaspError):
+    """The compiler refuses an expression it cannot turn into exact weights.
+
+    Attributes:
+      label: the label of the offending expression (or None for program-wide problems).
+      reason: why it cannot be compiled exactly.
+      hint: a rewrite that would compile, when one is known.
+    """
+
+    def __init__(self, expr, reason: str, hint: str | None = None):
+        self.label = _label_of(expr)
+        self.reason = reason
+        self.hint = hint
+        message = f"cannot compile {self.label!r}: {reason}" if self.label else reason
+        if hint:
+            message += f"\n  hint: {hint}"
+        super().__init__(message)
+
+
+class InputError(RaspError, ValueError):
+    """Input to a compiled model is invalid (unknown token, too long, no BOS, ...)."""
+
+
+def _label_of(expr) -> str | None:
+    if expr is None or isinstance(expr, str):
+        return expr
+    return getattr(expr, "label", repr(expr))

@@ -1,0 +1,430 @@
+"""RASP expressions: sequence operations (SOps) and selectors.
+
+Expressions are immutable, hashable by identity, and carry a unique integer id
+and a readable label. Deriving an annotated copy (`named`, `numerical`, ...)
+gives a new expression with a fresh id. The names and argument orders follow
+DeepMind's Tracr so that its programs port by changing the import.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+_next_id = itertools.count(1)
+
+
+class Encoding(enum.Enum):
+    """How an SOp's value is laid out in the residual stream."""
+
+    CATEGORICAL = "categorical"
+    NUMERICAL = "numerical"
+
+
+class RASPExpr:
+    """Base class of every RASP expression."""
+
+    default_name = "expr"
+
+    def __init__(self):
+        object.__setattr__(self, "unique_id", next(_next_id))
+        object.__setattr__(self, "_annotations", MappingProxyType({}))
+
+    def __setattr__(self, name, value):
+        raise AttributeError(
+            f"RASP expressions are immutable (tried to set {name!r}); "
+            "use .named() or .annotated() to derive a new expression")
+
+    __hash__ = object.__hash__
+
+    @property
+    def children(self) -> tuple[RASPExpr, ...]:
+        return ()
+
+    @property
+    def annotations(self) -> Mapping[str, Any]:
+        return self._annotations
+
+    @property
+    def name(self) -> str | None:
+        return self._annotations.get("name")
+
+    @property
+    def label(self) -> str:
+        """The name if one was given, else `<kind>_<id>`."""
+        return self.name or f"{self.default_name}_{self.unique_id}"
+
+    def annotated(self, **annotations) -> RASPExpr:
+        """A copy of this expression with a fresh id and extra annotations."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        object.__setattr__(clone, "unique_id", next(_next_id))
+        object.__setattr__(clone, "_annotations",
+                           MappingProxyType({**self._annotations, **annotations}))
+        return clone
+
+    def named(self, name: str) -> RASPExpr:
+        """A copy of this expression labelled `name`."""
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"a name must be a non-empty str, got {name!r}")
+        return self.annotated(name=name)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.label}>"
+
+
+def _check_type(value, expected, what: str, owner: str):
+    if not isinstance(value, expected):
+        names = (expected.__name__ if isinstance(expected, type)
+                 else " or ".join(t.__name__ for t in expected))
+        raise TypeError(f"{owner}: {what} must be a {names}, got {type(value).__name__} "
+                        f"({value!r})")
+
+
+def _check_callable(value, owner: str):
+    if not callable(value):
+        raise TypeError(f"{owner}: the function must be callable, got {value!r}")
+
+
+# ----------------------------------------------------------------------------- SOps
+
+
+class SOp(RASPExpr):
+    """A sequence operation: maps an input sequence to a sequence of equal length."""
+
+    default_name = "sop"
+
+    # Arithmetic and comparisons build Maps (with a constant) or SequenceMaps
+    # (with another SOp). Hashing stays by identity; use `is` to compare SOps.
+    def _binary(self, other, op, symbol):
+        if isinstance(other, SOp):
+            return SequenceMap(op, self, other)
+        if isinstance(other, RASPExpr):
+            raise TypeError(f"cannot apply {symbol} to an SOp and a {type(other).__name__}")
+        return Map(lambda x: op(x, other), self)
+
+    def _reflected(self, other, op, symbol):
+        if isinstance(other, RASPExpr):
+            raise TypeError(f"cannot apply {symbol} to a {type(other).__name__} and an SOp")
+        return Map(lambda x: op(other, x), self)
+
+    def __add__(self, o): return self._binary(o, lambda x, y: x + y, "+")
+    def __radd__(self, o): return self._reflected(o, lambda x, y: x + y, "+")
+    def __sub__(self, o): return self._binary(o, lambda x, y: x - y, "-")
+    def __rsub__(self, o): return self._reflected(o, lambda x, y: x - y, "-")
+    def __mul__(self, o): return self._binary(o, lambda x, y: x * y, "*")
+    def __rmul__(self, o): return self._reflected(o, lambda x, y: x * y, "*")
+    def __truediv__(self, o): return self._binary(o, lambda x, y: x / y, "/")
+    def __rtruediv__(self, o): return self._reflected(o, lambda x, y: x / y, "/")
+    def __floordiv__(self, o): return self._binary(o, lambda x, y: x // y, "//")
+    def __mod__(self, o): return self._binary(o, lambda x, y: x % y, "%")
+    def __pow__(self, o): return self._binary(o, lambda x, y: x ** y, "**")
+    def __and__(self, o): return self._binary(o, lambda x, y: x and y, "&")
+    def __rand__(self, o): return self._reflected(o, lambda x, y: x and y, "&")
+    def __or__(self, o): return self._binary(o, lambda x, y: x or y, "|")
+    def __ror__(self, o): return self._reflected(o, lambda x, y: x or y, "|")
+    def __lt__(self, o): return self._binary(o, lambda x, y: x < y, "<")
+    def __le__(self, o): return self._binary(o, lambda x, y: x <= y, "<=")
+    def __gt__(self, o): return self._binary(o, lambda x, y: x > y, ">")
+    def __ge__(self, o): return self._binary(o, lambda x, y: x >= y, ">=")
+    def __eq__(self, o): return self._binary(o, lambda x, y: x == y, "==")  # type: ignore[override]
+    def __ne__(self, o): return self._binary(o, lambda x, y: x != y, "!=")  # type: ignore[override]
+    def __neg__(self): return Map(lambda x: -x, self)
+    def __invert__(self): return Map(lambda x: not x, self)
+
+    __hash__ = RASPExpr.__hash__
+
+    def __bool__(self):
+        raise TypeError("an SOp has no truth value; comparisons on SOps build new SOps "
+                        "(use `is` to test identity)")
+
+
+class TokensType(SOp):
+    """The input tokens."""
+
+    @property
+    def label(self):
+        return self.name or "tokens"
+
+
+class IndicesType(SOp):
+    """The position of each token, counting from 0."""
+
+    @property
+    def label(self):
+        return self.name or "indices"
+
+
+class LengthType(SOp):
+    """The length of the input, at every position."""
+
+    @property
+    def label(self):
+        return self.name or "length"
+
+
+class Map(SOp):
+    """Applies `f` to each element of `inner`. None stays None."""
+
+    default_name = "map"
+
+    def __init__(self, f: Callable[[Any], Any], inner: SOp, simplify: bool = False):
+        super().__init__()
+        _check_callable(f, "Map")
+        _check_type(inner, SOp, "the input", "Map")
+        if simplify and isinstance(inner, Map) and not inner.annotations:
+            g, inner_f = f, inner.f
+            f = lambda x: g(inner_f(x))  # noqa: E731  (compose into one Map)
+            inner = inner.inner
+        object.__setattr__(self, "f", f)
+        object.__setattr__(self, "inner", inner)
+
+    @property
+    def children(self):
+        return (self.inner,)
+
+
+class SequenceMap(SOp):
+    """Applies `f` to the pair of elements of `fst` and `snd` at each position."""
+
+    default_name = "sequence_map"
+
+    def __init__(self, f: Callable[[Any, Any], Any], fst: SOp, snd: SOp):
+        super().__init__()
+        _check_callable(f, type(self).__name__)
+        _check_type(fst, SOp, "the first input", type(self).__name__)
+        _check_type(snd, SOp, "the second input", type(self).__name__)
+        object.__setattr__(self, "f", f)
+        object.__setattr__(self, "fst", fst)
+        object.__setattr__(self, "snd", snd)
+
+    @property
+    def children(self):
+        return (self.fst, self.snd)
+
+
+class LinearSequenceMap(SequenceMap):
+    """`fst_fac * fst + snd_fac * snd`, elementwise."""
+
+    default_name = "linear_sequence_map"
+
+    def __init__(self, fst: SOp, snd: SOp, fst_fac: float, snd_fac: float):
+        for fac in (fst_fac, snd_fac):
+            _check_type(fac, (int, float), "a coefficient", "LinearSequenceMap")
+        super().__init__(lambda x, y: fst_fac * x + snd_fac * y, fst, snd)
+        object.__setattr__(self, "fst_fac", fst_fac)
+        object.__setattr__(self, "snd_fac", snd_fac)
+
+
+class Full(SOp):
+    """The constant `fill` at every position."""
+
+    default_name = "full"
+
+    def __init__(self, fill: Any):
+        super().__init__()
+        object.__setattr__(self, "fill", fill)
+
+
+class ConstantSOp(SOp):
+    """A fixed sequence of values; its length must match the input's if `check_length`."""
+
+    default_name = "constant_sop"
+
+    def __init__(self, value: Sequence[Any], check_length: bool = True):
+        super().__init__()
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            raise TypeError(f"ConstantSOp: value must be a list or tuple, got {value!r}")
+        object.__setattr__(self, "value", tuple(value))
+        object.__setattr__(self, "check_length", check_length)
+
+
+class SelectorWidth(SOp):
+    """The number of keys each query selects."""
+
+    default_name = "selector_width"
+
+    def __init__(self, selector: Selector):
+        super().__init__()
+        _check_type(selector, Selector, "the selector", "SelectorWidth")
+        object.__setattr__(self, "selector", selector)
+
+    @property
+    def children(self):
+        return (self.selector,)
+
+
+class Aggregate(SOp):
+    """Each query's value of `sop` gathered from the keys `selector` picks.
+
+    Numerical: the mean of the selected values. Categorical: the selected value,
+    which must agree across all selected keys. Nothing selected: `default`.
+    """
+
+    default_name = "aggregate"
+
+    def __init__(self, selector: Selector, sop: SOp, default: Any = None):
+        super().__init__()
+        _check_type(selector, Selector, "the selector", "Aggregate")
+        _check_type(sop, SOp, "the aggregated value", "Aggregate")
+        object.__setattr__(self, "selector", selector)
+        object.__setattr__(self, "sop", sop)
+        object.__setattr__(self, "default", default)
+
+    @property
+    def children(self):
+        return (self.selector, self.sop)
+
+
+# ------------------------------------------------------------------------ selectors
+
+
+class Comparison(enum.Enum):
+    """Built-in predicates, called as `predicate(key, query)`."""
+
+    EQ = "EQ"
+    LT = "LT"
+    LEQ = "LEQ"
+    GT = "GT"
+    GEQ = "GEQ"
+    NEQ = "NEQ"
+    TRUE = "TRUE"
+    FALSE = "FALSE"
+
+    def __call__(self, key: Any, query: Any) -> bool:
+        return _COMPARISONS[self](key, query)
+
+
+_COMPARISONS: dict[Comparison, Callable[[Any, Any], bool]] = {
+    Comparison.EQ: lambda key, query: key == query,
+    Comparison.LT: lambda key, query: key < query,
+    Comparison.LEQ: lambda key, query: key <= query,
+    Comparison.GT: lambda key, query: key > query,
+    Comparison.GEQ: lambda key, query: key >= query,
+    Comparison.NEQ: lambda key, query: key != query,
+    Comparison.TRUE: lambda key, query: True,
+    Comparison.FALSE: lambda key, query: False,
+}
+
+
+class Selector(RASPExpr):
+    """A boolean matrix over (query, key) positions."""
+
+    default_name = "selector"
+
+    def __and__(self, other): return SelectorAnd(self, other)
+    def __or__(self, other): return SelectorOr(self, other)
+    def __invert__(self): return SelectorNot(self)
+
+
+class Select(Selector):
+    """Query position q selects key position k when `predicate(keys[k], queries[q])`.
+
+    A None key or query is never selected.
+    """
+
+    default_name = "select"
+
+    def __init__(self, keys: SOp, queries: SOp, predicate: Comparison | Callable):
+        super().__init__()
+        _check_type(keys, SOp, "keys", "Select")
+        _check_type(queries, SOp, "queries", "Select")
+        _check_callable(predicate, "Select")
+        object.__setattr__(self, "keys", keys)
+        object.__setattr__(self, "queries", queries)
+        object.__setattr__(self, "predicate", predicate)
+
+    @property
+    def children(self):
+        return (self.keys, self.queries)
+
+
+class ConstantSelector(Selector):
+    """A fixed selection matrix, indexed [query][key]."""
+
+    default_name = "constant_selector"
+
+    def __init__(self, value: Sequence[Sequence[bool]], check_length: bool = True):
+        super().__init__()
+        object.__setattr__(self, "value", tuple(tuple(bool(v) for v in row) for row in value))
+        object.__setattr__(self, "check_length", check_length)
+
+
+class SelectorAnd(Selector):
+    """Selected where both selectors select."""
+
+    default_name = "selector_and"
+
+    def __init__(self, fst: Selector, snd: Selector):
+        super().__init__()
+        _check_type(fst, Selector, "the first selector", type(self).__name__)
+        _check_type(snd, Selector, "the second selector", type(self).__name__)
+        object.__setattr__(self, "fst", fst)
+        object.__setattr__(self, "snd", snd)
+
+    @property
+    def children(self):
+        return (self.fst, self.snd)
+
+
+class SelectorOr(SelectorAnd):
+    """Selected where either selector selects."""
+
+    default_name = "selector_or"
+
+
+class SelectorNot(Selector):
+    """Selected where the inner selector does not select."""
+
+    default_name = "selector_not"
+
+    def __init__(self, inner: Selector):
+        super().__init__()
+        _check_type(inner, Selector, "the selector", "SelectorNot")
+        object.__setattr__(self, "inner", inner)
+
+    @property
+    def children(self):
+        return (self.inner,)
+
+
+# ---------------------------------------------------------------------- annotations
+
+
+def annotate(expr: RASPExpr, **annotations) -> RASPExpr:
+    """A copy of `expr` with extra annotations (Tracr's `rasp.annotate`)."""
+    _check_type(expr, RASPExpr, "the expression", "annotate")
+    return expr.annotated(**annotations)
+
+
+def numerical(sop: SOp) -> SOp:
+    """A copy of `sop` encoded as one residual direction holding its value."""
+    _check_type(sop, SOp, "the argument", "numerical")
+    return sop.annotated(encoding=Encoding.NUMERICAL)
+
+
+def categorical(sop: SOp) -> SOp:
+    """A copy of `sop` encoded one-hot, one residual direction per value."""
+    _check_type(sop, SOp, "the argument", "categorical")
+    return sop.annotated(encoding=Encoding.CATEGORICAL)
+
+
+def get_encoding(sop: SOp) -> Encoding:
+    """The SOp's encoding; categorical unless annotated otherwise."""
+    return sop.annotations.get("encoding", Encoding.CATEGORICAL)
+
+
+def is_numerical(sop: SOp) -> bool:
+    return get_encoding(sop) is Encoding.NUMERICAL
+
+
+def is_categorical(sop: SOp) -> bool:
+    return get_encoding(sop) is Encoding.CATEGORICAL
+
+
+tokens = TokensType()
+indices = IndicesType()
+length = LengthType()

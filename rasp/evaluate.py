@@ -6,6 +6,7 @@ means "no value" and propagates through Maps and SequenceMaps.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -139,7 +140,7 @@ def _aggregate(node, matrix: SelectionMatrix, sop_values):
         if not selected:
             out.append(node.default)
         elif numerical:
-            if any(v is None or isinstance(v, str) for v in selected):
+            if not all(isinstance(v, numbers.Real) for v in selected):
                 raise EvaluationError(f"{node.label}: numerical aggregate at position {q} "
                                       f"selects non-numeric values {selected!r}")
             out.append(sum(selected) / len(selected))

@@ -38,7 +38,15 @@ class RASPExpr:
             f"RASP expressions are immutable (tried to set {name!r}); "
             "use .named() or .annotated() to derive a new expression")
 
+    def __delattr__(self, name):
+        raise AttributeError(f"RASP expressions are immutable (tried to delete {name!r})")
+
     __hash__ = object.__hash__
+
+    def __call__(self, xs):
+        """Evaluate on `xs` (Tracr's `program(xs)` style)."""
+        from rasp.evaluate import evaluate
+        return evaluate(self, xs)
 
     @property
     def children(self) -> tuple[RASPExpr, ...]:
@@ -49,13 +57,14 @@ class RASPExpr:
         return self._annotations
 
     @property
-    def name(self) -> str | None:
-        return self._annotations.get("name")
+    def name(self) -> str:
+        """Same as `label` (Tracr gives every expression a name)."""
+        return self.label
 
     @property
     def label(self) -> str:
         """The name if one was given, else `<kind>_<id>`."""
-        return self.name or f"{self.default_name}_{self.unique_id}"
+        return self._annotations.get("name") or f"{self.default_name}_{self.unique_id}"
 
     def annotated(self, **annotations) -> RASPExpr:
         """A copy of this expression with a fresh id and extra annotations."""
@@ -120,8 +129,11 @@ class SOp(RASPExpr):
     def __truediv__(self, o): return self._binary(o, lambda x, y: x / y, "/")
     def __rtruediv__(self, o): return self._reflected(o, lambda x, y: x / y, "/")
     def __floordiv__(self, o): return self._binary(o, lambda x, y: x // y, "//")
+    def __rfloordiv__(self, o): return self._reflected(o, lambda x, y: x // y, "//")
     def __mod__(self, o): return self._binary(o, lambda x, y: x % y, "%")
+    def __rmod__(self, o): return self._reflected(o, lambda x, y: x % y, "%")
     def __pow__(self, o): return self._binary(o, lambda x, y: x ** y, "**")
+    def __rpow__(self, o): return self._reflected(o, lambda x, y: x ** y, "**")
     def __and__(self, o): return self._binary(o, lambda x, y: x and y, "&")
     def __rand__(self, o): return self._reflected(o, lambda x, y: x and y, "&")
     def __or__(self, o): return self._binary(o, lambda x, y: x or y, "|")
@@ -137,6 +149,11 @@ class SOp(RASPExpr):
 
     __hash__ = RASPExpr.__hash__
 
+    @property
+    def annotations(self) -> Mapping[str, Any]:
+        """Annotations, with the default encoding (categorical) filled in."""
+        return MappingProxyType({"encoding": Encoding.CATEGORICAL, **self._annotations})
+
     def __bool__(self):
         raise TypeError("an SOp has no truth value; comparisons on SOps build new SOps "
                         "(use `is` to test identity)")
@@ -147,7 +164,7 @@ class TokensType(SOp):
 
     @property
     def label(self):
-        return self.name or "tokens"
+        return self._annotations.get("name") or "tokens"
 
 
 class IndicesType(SOp):
@@ -155,7 +172,7 @@ class IndicesType(SOp):
 
     @property
     def label(self):
-        return self.name or "indices"
+        return self._annotations.get("name") or "indices"
 
 
 class LengthType(SOp):
@@ -163,7 +180,7 @@ class LengthType(SOp):
 
     @property
     def label(self):
-        return self.name or "length"
+        return self._annotations.get("name") or "length"
 
 
 class Map(SOp):
@@ -175,9 +192,12 @@ class Map(SOp):
         super().__init__()
         _check_callable(f, "Map")
         _check_type(inner, SOp, "the input", "Map")
-        if simplify and isinstance(inner, Map) and not inner.annotations:
+        if simplify and isinstance(inner, Map) and not inner._annotations:
             g, inner_f = f, inner.f
-            f = lambda x: g(inner_f(x))  # noqa: E731  (compose into one Map)
+
+            def f(x):  # compose into one Map; None from the inner function stays None
+                y = inner_f(x)
+                return None if y is None else g(y)
             inner = inner.inner
         object.__setattr__(self, "f", f)
         object.__setattr__(self, "inner", inner)

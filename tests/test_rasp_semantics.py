@@ -657,7 +657,7 @@ class TestAnnotations:
         named = m.named("ident")
         assert named.name == "ident" and named.label == "ident"
         assert named is not m and named.unique_id != m.unique_id
-        assert m.name is None and m.label == f"map_{m.unique_id}"
+        assert m.name == m.label == f"map_{m.unique_id}"
 
     def test_named_keeps_encoding_and_numerical_keeps_name(self):
         a = rasp.numerical(rasp.Map(lambda x: x, rasp.tokens)).named("a")
@@ -673,8 +673,10 @@ class TestAnnotations:
         m = rasp.Map(lambda x: x, rasp.tokens).named("m")
         a = m.annotated(color="red")
         b = rasp.annotate(a, size=3)
-        assert dict(a.annotations) == {"name": "m", "color": "red"}
-        assert dict(b.annotations) == {"name": "m", "color": "red", "size": 3}
+        assert dict(a.annotations) == {"name": "m", "color": "red",
+                                       "encoding": rasp.Encoding.CATEGORICAL}
+        assert dict(b.annotations) == {"name": "m", "color": "red", "size": 3,
+                                       "encoding": rasp.Encoding.CATEGORICAL}
         assert dict(m.annotations) == {"name": "m"}
         assert len({m.unique_id, a.unique_id, b.unique_id}) == 3
 
@@ -764,7 +766,7 @@ class TestIdentity:
             (~sel, "selector_not"),
         ]
         for expr, kind in cases:
-            assert expr.name is None
+            assert expr.name == expr.label
             assert expr.label == f"{kind}_{expr.unique_id}"
 
     def test_copy_has_own_label(self):

@@ -677,7 +677,7 @@ class TestAnnotations:
                                        "encoding": rasp.Encoding.CATEGORICAL}
         assert dict(b.annotations) == {"name": "m", "color": "red", "size": 3,
                                        "encoding": rasp.Encoding.CATEGORICAL}
-        assert dict(m.annotations) == {"name": "m"}
+        assert dict(m.annotations) == {"name": "m", "encoding": rasp.Encoding.CATEGORICAL}
         assert len({m.unique_id, a.unique_id, b.unique_id}) == 3
 
     def test_annotate_encoding_directly(self):

@@ -26,6 +26,8 @@ EMBEDDED = (rx.TokensType, rx.IndicesType, rx.Full, rx.ConstantSOp)
 
 # Discretising MLPs need float32 rounding of each step far below its ½ margin.
 MAX_STEP_ROUNDING = 0.05
+# Inputs closer than this (relative) are one value to a float32 model.
+INDISTINGUISHABLE = 1e-6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +114,8 @@ class _Builder:
         info = self._info(node, "map")
         hidden = f"{self._label(node)}.hidden"
         if rx.is_numerical(expr.inner):
-            xs = self.values[inner].require(expr, "a numerical Map")
+            xs = _merge_indistinguishable(expr, self.values[inner].require(expr, "a numerical Map"),
+                                          result)
             self._check_rounding(expr, xs)
             block = numerical.discretising_mlp(self.spaces[inner].basis[0], xs,
                                                self.spaces[node], result, hidden, info)
@@ -121,7 +124,8 @@ class _Builder:
                                            lambda d: result(d.value), hidden, info)
         return NodeBlock(node, block, (inner,))
 
-    def _check_rounding(self, expr, xs):
+    @staticmethod
+    def _check_rounding(expr, xs):
         if numerical.rounding_bound(xs) > MAX_STEP_ROUNDING:
             raise CompileError(expr, "its input values are too close together for their "
                                "magnitude to be separated exactly in float32",
@@ -203,3 +207,24 @@ class _Builder:
                                lambda w: out(w) if w in known else {},
                                BasisDirection(f"{label}.width"), f"{label}.hidden", info)
         return NodeBlock(node, block, inputs)
+
+
+def _merge_indistinguishable(expr, xs, result) -> list[float]:
+    """One representative per run of values float32 cannot tell apart.
+
+    Such values arise from float arithmetic (0.8 − 0.6 vs 0.2); merging is exact
+    when the Map gives them the same output, and refused otherwise.
+    """
+    groups: list[list[float]] = []
+    for x in sorted(float(v) for v in xs):
+        if groups and x - groups[-1][-1] <= INDISTINGUISHABLE * max(1.0, abs(x)):
+            groups[-1].append(x)
+        else:
+            groups.append([x])
+    for group in groups:
+        outputs = [result(x) for x in group]
+        if any(o != outputs[0] for o in outputs[1:]):
+            raise CompileError(expr, f"its inputs {group[0]!r} and {group[-1]!r} are too close "
+                               "for float32 to tell apart, but it maps them differently",
+                               "round the values before this Map, e.g. Map(lambda x: round(x, 6), ...)")
+    return [group[0] for group in groups]

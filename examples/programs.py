@@ -129,13 +129,8 @@ def make_count_less_freq(n: int) -> rasp.SOp:
 
 
 def make_nary_sequencemap(f: Callable, *sops: rasp.SOp) -> rasp.SOp:
-    """f applied to the values of several SOps at each position (via nested pairs)."""
-    packed = sops[0]
-    for sop in sops[1:]:
-        packed = rasp.SequenceMap(lambda acc, x: (*acc, x) if isinstance(acc, tuple) and
-                                  len(acc) > 1 and acc[0] is _PACKED else (_PACKED, acc, x),
-                                  packed, sop)
-    return rasp.Map(lambda args: f(*args[1:]), packed).named("nary_sequencemap")
-
-
-_PACKED = "packed"  # marks tuples built by make_nary_sequencemap
+    """f applied to the values of several SOps at each position (via a tuple SOp)."""
+    packed = rasp.SequenceMap(lambda a, b: (a, b), sops[0], sops[1]).named("packed_2")
+    for i, sop in enumerate(sops[2:], start=3):
+        packed = rasp.SequenceMap(lambda acc, x: (*acc, x), packed, sop).named(f"packed_{i}")
+    return rasp.Map(lambda args: f(*args), packed).named("nary_sequencemap")

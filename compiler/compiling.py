@@ -15,7 +15,7 @@ from compiler.graph import extract_graph
 from compiler.layout import layout_residual
 from compiler.lowering import lower_program
 from compiler.model import CompiledModel
-from compiler.record import record_components
+from compiler.record import record_components, record_values
 from compiler.schedule import schedule_layers
 from compiler.spaces import node_spaces
 from compiler.values import infer_value_sets, sort_values
@@ -53,8 +53,8 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
         pad=compiler_pad, d_model=residual.dim, layers=layers,
         output_label=graph.label(graph.output), output_numerical=rx.is_numerical(output),
         output_values=() if rx.is_numerical(output) else values[graph.output].values)
-    return CompiledModel(params, config, residual.labels(),
-                         record_components(schedule, residual), program)
+    return CompiledModel(params, config, residual.labels(), record_components(schedule, residual),
+                         record_values(graph, spaces, residual, schedule), program)
 
 
 def _check_arguments(program, vocab, max_seq_len, bos, pad) -> tuple[Any, ...]:

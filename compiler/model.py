@@ -89,15 +89,42 @@ class Component:
     writes: tuple[str, ...]
 
 
+@dataclasses.dataclass(frozen=True)
+class ValueRecord:
+    """Where one RASP expression's value lives in the residual stream.
+
+    dims: residual indices; for a categorical SOp one per value (aligned with
+    `values`), for a numerical SOp a single index. sublayer: the sublayer that
+    writes it (-1: the embeddings), so it is readable in residuals[sublayer + 1].
+    """
+
+    label: str
+    numerical: bool
+    values: tuple[Any, ...]
+    dims: tuple[int, ...]
+    sublayer: int
+
+    def decode(self, residual_row: np.ndarray) -> Any:
+        """The value at one position, from that position's residual vector."""
+        components = residual_row[list(self.dims)]
+        if self.numerical:
+            return float(components[0])
+        best = int(np.argmax(components)) if len(components) else 0
+        return self.values[best] if len(components) and components[best] > DECODE_THRESHOLD \
+            else None
+
+
 class CompiledModel:
     """A compiled RASP program: parameters, config, encoders and ground truth."""
 
     def __init__(self, params: Params, config: ModelConfig, residual_labels: Sequence[str],
-                 components: Sequence[Component] = (), program=None):
+                 components: Sequence[Component] = (), value_records: Sequence[ValueRecord] = (),
+                 program=None):
         self.params = params
         self.config = config
         self.residual_labels = list(residual_labels)
         self.components = list(components)
+        self.value_records = {r.label: r for r in value_records}
         self.program = program
         self.input_encoder = InputEncoder(config.vocab, config.bos, config.pad)
         self.output_encoder = OutputEncoder(config.output_values, config.output_numerical)
@@ -109,10 +136,11 @@ class CompiledModel:
         """Run one sequence, which must start with BOS."""
         ids = self._encode(tokens)
         out = self._run([ids])
-        logits = [None if x is None else np.asarray(x[0]) for x in out["attn_logits"]]
-        return ModelOutput(self._decode(out["output"][0], len(ids)),
-                           [np.asarray(r[0]) for r in out["residuals"]],
-                           [np.asarray(r[0]) for r in out["layer_outputs"]], logits)
+        n = len(ids)  # drop the padding the jitted function runs with
+        logits = [None if x is None else x[0, :, :n, :n] for x in out["attn_logits"]]
+        return ModelOutput(self._decode(out["output"][0], n),
+                           [r[0, :n] for r in out["residuals"]],
+                           [r[0, :n] for r in out["layer_outputs"]], logits)
 
     def apply_batch(self, batch: Sequence[Sequence[Any]]) -> list[list[Any]]:
         """Decoded outputs of many sequences (each starting with BOS) in one forward pass."""

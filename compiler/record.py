@@ -1,14 +1,17 @@
 """Schedule → components: which head or MLP implements which RASP expression.
 
 This is the raw ground truth: every attention head and MLP block, its layer,
-the expressions it computes, and the residual directions it reads and writes.
+the expressions it computes, and the residual directions it reads and writes;
+and for every SOp, the residual directions holding its value.
 """
 
 from __future__ import annotations
 
-from compiler.model import Component
+from compiler.graph import ProgramGraph
+from compiler.model import Component, ValueRecord
 from compiler.schedule import Schedule
 from craft.bases import VectorSpace
+from rasp import expr as rx
 
 
 def record_components(schedule: Schedule, residual: VectorSpace) -> list[Component]:
@@ -26,3 +29,19 @@ def record_components(schedule: Schedule, residual: VectorSpace) -> list[Compone
 
 def _labels(space: VectorSpace, residual: VectorSpace) -> tuple[str, ...]:
     return tuple(str(d) for d in space.basis if d in residual)
+
+
+def record_values(graph: ProgramGraph, spaces: dict[int, VectorSpace], residual: VectorSpace,
+                  schedule: Schedule) -> list[ValueRecord]:
+    """One ValueRecord per SOp whose directions are in the residual, in topological order."""
+    records = []
+    for node in graph.order:
+        space = spaces.get(node)
+        if space is None or not all(d in residual for d in space.basis):
+            continue
+        numerical = rx.is_numerical(graph.expr(node))
+        records.append(ValueRecord(graph.label(node), numerical,
+                                   () if numerical else tuple(d.value for d in space.basis),
+                                   tuple(residual.index[d] for d in space.basis),
+                                   schedule.sublayer_of.get(node, -1)))
+    return records

@@ -1,0 +1,467 @@
+"""craft.categorical and craft.numerical MLPs, on every input value.
+
+Conventions: position 0 of every batch is BOS (`bos` = 1, everything else 0);
+other positions have `one` = 1. A categorical value v of label L is the one-hot
+BasisDirection(L, v); None is the zero vector; a numerical SOp is one direction.
+Expected outputs come from the Python function being tabulated (a dict or a
+formula written here), never from the MLP construction.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from craft.bases import BOS, ONE, BasisDirection, VectorSpace
+from craft.blocks import BlockInfo
+from craft.categorical import (categorical_output, lookup_mlp, numerical_output, pair_lookup_mlp,
+                               values_of)
+from craft.numerical import discretising_mlp, linear_mlp
+
+INFO = BlockInfo(("f",), "map")
+DTYPES = [np.float64, np.float32]
+# Exactness tolerance for lookups (pure 0/1 arithmetic on small integers).
+EXACT = {np.float64: 1e-12, np.float32: 1e-6}
+
+
+def build(residual: VectorSpace, rows: list[dict[BasisDirection, float]], dtype) -> np.ndarray:
+    """Residual of shape (1, 1 + len(rows), dim): BOS first, then one row per dict."""
+    x = np.zeros((1, 1 + len(rows), residual.dim), dtype=dtype)
+    x[0, 0, residual.index[BOS]] = 1.0
+    for p, row in enumerate(rows, start=1):
+        x[0, p, residual.index[ONE]] = 1.0
+        for d, v in row.items():
+            x[0, p, residual.index[d]] += v
+    return x
+
+
+def read(residual: VectorSpace, y: np.ndarray, space: VectorSpace) -> np.ndarray:
+    return y[0][:, [residual.index[d] for d in space.basis]].astype(np.float64)
+
+
+def onehot(space: VectorSpace, value) -> np.ndarray:
+    out = np.zeros(space.dim)
+    if value is not None:
+        out[[d.value for d in space.basis].index(value)] = 1.0
+    return out
+
+
+def others_zero(residual, y, allowed: VectorSpace):
+    keep = [i for i, d in enumerate(residual.basis) if d not in allowed]
+    return np.all(y[..., keep] == 0.0)
+
+
+# =========================================================================== lookup_mlp
+
+TOKENS = VectorSpace.from_values("tokens", ["c", "a", 7, "b", "e", "d"])
+CAT_OUT = VectorSpace.from_values("out", ["y", "x", 0, "z"])
+CAT_TABLE = {"c": "x", "a": "y", 7: None, "b": 0, "e": "x", "d": "z"}
+NUM_OUT_DIR = BasisDirection("num")
+NUM_OUT = VectorSpace((NUM_OUT_DIR,))
+NUM_TABLE = {"c": 2.5, "a": -1.0, 7: None, "b": 0.0, "e": 1000.0, "d": 1e-3}
+EXTRA = VectorSpace((BasisDirection("unrelated"), BasisDirection("tokens2", "a")))
+
+
+def cat_lookup():
+    return lookup_mlp(TOKENS, CAT_OUT, lambda d: categorical_output(CAT_OUT)(CAT_TABLE[d.value]),
+                      "h_lookup", INFO)
+
+
+def num_lookup():
+    return lookup_mlp(TOKENS, NUM_OUT, lambda d: numerical_output(NUM_OUT_DIR)(NUM_TABLE[d.value]),
+                      "h_lookup", INFO)
+
+
+def lookup_residual(out_space):
+    return VectorSpace((BOS,)).join(EXTRA, TOKENS, VectorSpace((ONE,)), out_space)
+
+
+def expected_lookup(out_space, table, value):
+    if value is None:
+        return np.zeros(out_space.dim)
+    result = table[value]
+    if out_space is NUM_OUT:
+        return np.array([0.0 if result is None else result])
+    return onehot(out_space, result)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["categorical", "numerical"])
+def test_lookup_every_value(kind, dtype):
+    mlp, out_space, table = ((cat_lookup(), CAT_OUT, CAT_TABLE) if kind == "categorical"
+                             else (num_lookup(), NUM_OUT, NUM_TABLE))
+    residual = lookup_residual(out_space)
+    values = values_of(TOKENS) + [None]
+    rows = [{} if v is None else {BasisDirection("tokens", v): 1.0} for v in values]
+    y = mlp.forward(residual, build(residual, rows, dtype))
+    got = read(residual, y, out_space)
+    np.testing.assert_allclose(got[0], np.zeros(out_space.dim), atol=EXACT[dtype], rtol=0)
+    for p, v in enumerate(values, start=1):
+        expected = expected_lookup(out_space, table, v)
+        np.testing.assert_allclose(got[p], expected, atol=EXACT[dtype] * max(1, abs(expected).max()),
+                                   rtol=0, err_msg=f"value {v!r}")
+    assert others_zero(residual, y, out_space)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["categorical", "numerical"])
+def test_lookup_robust_to_noise_on_off_directions(kind, dtype):
+    mlp, out_space, table = ((cat_lookup(), CAT_OUT, CAT_TABLE) if kind == "categorical"
+                             else (num_lookup(), NUM_OUT, NUM_TABLE))
+    residual = lookup_residual(out_space)
+    rng = np.random.default_rng(0)
+    values = values_of(TOKENS) + [None]
+    rows, expected = [], []
+    for trial in range(8):
+        for v in values:
+            row = {}
+            for d in TOKENS.basis:
+                if d.value == v:
+                    row[d] = 1.0
+                elif trial == 0:
+                    row[d] = 0.1        # every off direction at +0.1
+                elif trial == 1:
+                    row[d] = -0.1       # every off direction at -0.1
+                else:
+                    row[d] = rng.uniform(-0.1, 0.1) if trial < 6 else rng.choice([-0.1, 0.1])
+            rows.append(row)
+            expected.append(expected_lookup(out_space, table, v))
+    y = mlp.forward(residual, build(residual, rows, dtype))
+    got = read(residual, y, out_space)
+    np.testing.assert_allclose(got[0], 0.0, atol=1e-6)
+    for p, e in enumerate(expected, start=1):
+        np.testing.assert_allclose(got[p], e, atol=1e-6 * max(1, abs(e).max()), rtol=0)
+
+
+def test_lookup_bos_and_none_are_zero_even_with_other_directions_set():
+    """BOS: one = 0 and no input: nothing written. Unrelated directions are ignored."""
+    mlp = cat_lookup()
+    residual = lookup_residual(CAT_OUT)
+    x = np.zeros((1, 3, residual.dim))
+    x[0, 0, residual.index[BOS]] = 1.0
+    for d in EXTRA.basis:
+        x[0, :, residual.index[d]] = 5.0
+    x[0, 1, residual.index[ONE]] = 1.0   # real position, value None
+    # position 2: padding-like all-zero except the unrelated ones
+    y = mlp.forward(residual, x)
+    assert np.all(y == 0.0)
+
+
+def test_lookup_width_counts_only_non_none_outputs():
+    assert cat_lookup().hidden_space.dim == 5    # 7 -> None gets no unit
+    assert num_lookup().hidden_space.dim == 4    # 7 -> None and b -> 0.0 get no unit
+    assert cat_lookup().writes == CAT_OUT
+
+
+def test_lookup_identity_map_on_many_values():
+    """A categorical copy over 50 values: each one-hot maps to the matching one-hot."""
+    src = VectorSpace.from_values("src", range(50))
+    dst = VectorSpace.from_values("dst", range(49, -1, -1))   # reversed order on purpose
+    mlp = lookup_mlp(src, dst, lambda d: {BasisDirection("dst", (d.value * 7) % 50): 1.0},
+                     "h", INFO)
+    residual = VectorSpace((ONE, BOS)).join(src, dst)
+    for dtype in DTYPES:
+        y = mlp.forward(residual, build(residual, [{BasisDirection("src", v): 1.0}
+                                                   for v in range(50)], dtype))
+        got = read(residual, y, dst)
+        assert np.all(got[0] == 0)
+        for v in range(50):
+            np.testing.assert_allclose(got[v + 1], onehot(dst, (v * 7) % 50), atol=EXACT[dtype])
+
+
+# =========================================================================== pair_lookup_mlp
+
+FST = VectorSpace.from_values("fst", ["p", "q", "r"])
+SND = VectorSpace.from_values("snd", [0, 1, 2, 3])
+PAIR_OUT = VectorSpace.from_values("pair", ["p0", "match", "big", "none?"])
+
+
+def pair_fn(a, b):
+    """An arbitrary table with some None outputs."""
+    if a == "p" and b == 0:
+        return "p0"
+    if (a, b) in {("q", 1), ("r", 2)}:
+        return "match"
+    if b == 3:
+        return None
+    if a == "r":
+        return "big"
+    return None if b == 2 else "none?"
+
+
+def num_pair_fn(a, b):
+    if a == "q" and b == 3:
+        return None
+    return {"p": 1.5, "q": -2.0, "r": 0.0}[a] * b + (3.0 if a == "r" else 0.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["categorical", "numerical"])
+def test_pair_lookup_every_pair_and_none(kind, dtype):
+    if kind == "categorical":
+        out_space, fn = PAIR_OUT, pair_fn
+        output = categorical_output(PAIR_OUT)
+    else:
+        out_space, fn = NUM_OUT, num_pair_fn
+        output = numerical_output(NUM_OUT_DIR)
+    mlp = pair_lookup_mlp(FST, SND, out_space, lambda a, b: output(fn(a.value, b.value)),
+                          "h_pair", INFO)
+    residual = VectorSpace((BasisDirection("junk"), ONE)).join(SND, VectorSpace((BOS,)), out_space, FST)
+    pairs = [(a, b) for a in values_of(FST) + [None] for b in values_of(SND) + [None]]
+    rows = []
+    for a, b in pairs:
+        row = {}
+        if a is not None:
+            row[BasisDirection("fst", a)] = 1.0
+        if b is not None:
+            row[BasisDirection("snd", b)] = 1.0
+        rows.append(row)
+    y = mlp.forward(residual, build(residual, rows, dtype))
+    got = read(residual, y, out_space)
+    np.testing.assert_allclose(got[0], 0.0, atol=0)
+    for p, (a, b) in enumerate(pairs, start=1):
+        if a is None or b is None:
+            expected = np.zeros(out_space.dim)
+        elif kind == "categorical":
+            expected = onehot(out_space, fn(a, b))
+        else:
+            r = fn(a, b)
+            expected = np.array([0.0 if r is None else r])
+        np.testing.assert_allclose(got[p], expected, atol=EXACT[dtype] * max(1, abs(expected).max()),
+                                   rtol=0, err_msg=f"pair {(a, b)!r}")
+    assert others_zero(residual, y, out_space)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pair_lookup_robust_to_noise(dtype):
+    out = categorical_output(PAIR_OUT)
+    mlp = pair_lookup_mlp(FST, SND, PAIR_OUT, lambda a, b: out(pair_fn(a.value, b.value)),
+                          "h_pair", INFO)
+    residual = VectorSpace((ONE, BOS)).join(FST, SND, PAIR_OUT)
+    rng = np.random.default_rng(1)
+    pairs = [(a, b) for a in values_of(FST) + [None] for b in values_of(SND) + [None]] * 4
+    rows = []
+    for a, b in pairs:
+        row = {d: rng.choice([-0.1, 0.1]) * rng.uniform(0.5, 1.0) for d in FST.basis + SND.basis}
+        if a is not None:
+            row[BasisDirection("fst", a)] = 1.0
+        if b is not None:
+            row[BasisDirection("snd", b)] = 1.0
+        rows.append(row)
+    got = read(residual, mlp.forward(residual, build(residual, rows, dtype)), PAIR_OUT)
+    for p, (a, b) in enumerate(pairs, start=1):
+        expected = np.zeros(PAIR_OUT.dim) if a is None or b is None else onehot(PAIR_OUT, pair_fn(a, b))
+        np.testing.assert_allclose(got[p], expected, atol=1e-6, rtol=0)
+
+
+def test_pair_lookup_requires_disjoint_spaces():
+    out = categorical_output(PAIR_OUT)
+    with pytest.raises(ValueError):
+        pair_lookup_mlp(FST, FST, PAIR_OUT, lambda a, b: out("p0"), "h", INFO)
+    overlapping = VectorSpace((BasisDirection("snd", 9), BasisDirection("fst", "q")))
+    with pytest.raises(ValueError):
+        pair_lookup_mlp(FST, overlapping, PAIR_OUT, lambda a, b: out("p0"), "h", INFO)
+
+
+def test_pair_lookup_width_counts_only_non_none_outputs():
+    out = categorical_output(PAIR_OUT)
+    mlp = pair_lookup_mlp(FST, SND, PAIR_OUT, lambda a, b: out(pair_fn(a.value, b.value)),
+                          "h_pair", INFO)
+    expected_units = sum(pair_fn(a, b) is not None for a in values_of(FST) for b in values_of(SND))
+    assert mlp.hidden_space.dim == expected_units
+
+
+# =========================================================================== discretising_mlp
+
+X = BasisDirection("x")
+Y = BasisDirection("y")
+Y_SPACE = VectorSpace((Y,))
+
+WIDE_GAPS = [0.0, 0.001, 0.002, 1.0, 2.0, 1002.0]
+NEGATIVE = [-7.5, -3.0, -1.0, -0.5, 0.0, 0.25, 2.5, 7.0]
+FAREY_30 = sorted({Fraction(k, n) for n in range(1, 31) for k in range(0, n + 1)})
+VALUE_SETS = {
+    "wide_gaps": WIDE_GAPS,
+    "negative": NEGATIVE,
+    "farey30": [float(f) for f in FAREY_30],
+    "two": [3.0, 4.0],
+}
+
+
+def table_for(values, seed):
+    """An arbitrary numeric table f(x), values in [-4, 4], some exactly 0."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i, x in enumerate(values):
+        out[x] = 0.0 if i % 5 == 2 else float(np.round(rng.uniform(-4, 4), 3))
+    return out
+
+
+LABELS = ["lo", "mid", "hi", None]
+
+
+def label_for(values):
+    """An arbitrary categorical table: position-dependent label, some None."""
+    return {x: LABELS[(i * 3 + i // 4) % 4] for i, x in enumerate(values)}
+
+
+CAT_Y = VectorSpace.from_values("ycat", ["hi", "lo", "mid"])
+
+
+def disc_setup(values, kind, seed=0):
+    if kind == "numerical":
+        table = table_for(values, seed)
+        out_space = Y_SPACE
+        mlp = discretising_mlp(X, values, out_space, lambda x: {Y: table[x]}, "h_disc", INFO)
+        expect = lambda x: np.array([table[x]])  # noqa: E731
+    else:
+        table = label_for(values)
+        out_space = CAT_Y
+        output = categorical_output(CAT_Y)
+        mlp = discretising_mlp(X, values, out_space, lambda x: output(table[x]), "h_disc", INFO)
+        expect = lambda x: onehot(CAT_Y, table[x])  # noqa: E731
+    residual = VectorSpace((BasisDirection("noise"), X, ONE)).join(out_space, VectorSpace((BOS,)))
+    return mlp, out_space, residual, expect
+
+
+# Decoding tolerance. Float64 is exact up to rounding; in float32 the pre-activation
+# terms reach ~slope × value (e.g. 2/(1/870) for the Farey set), so a few float32
+# ulps of that magnitude show up in the output.
+DISC_TOL = {np.float64: 1e-9, np.float32: 2e-3}
+
+
+def check_disc(mlp, residual, out_space, inputs, expected, dtype, label):
+    rows = [{X: x, BasisDirection("noise"): 3.0} for x in inputs]
+    x = build(residual, rows, dtype)
+    assert x[0, 1:, residual.index[X]].tolist() == pytest.approx(
+        np.asarray(inputs, dtype=dtype).tolist())
+    y = mlp.forward(residual, x)
+    got = read(residual, y, out_space)
+    np.testing.assert_allclose(got[0], 0.0, atol=0, err_msg="BOS position")
+    err = np.abs(got[1:] - np.array(expected))
+    worst = int(np.argmax(err.max(axis=1)))
+    assert err.max() <= DISC_TOL[dtype], (
+        f"{label}: input {inputs[worst]!r} gave {got[1 + worst]} expected {expected[worst]}")
+    if out_space is CAT_Y:
+        for g, e in zip(got[1:], expected):
+            if e.any():
+                assert np.argmax(g) == np.argmax(e)
+    assert others_zero(residual, y, out_space)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["numerical", "categorical"])
+@pytest.mark.parametrize("set_name", list(VALUE_SETS))
+def test_discretising_every_value(set_name, kind, dtype):
+    values = VALUE_SETS[set_name]
+    mlp, out_space, residual, expect = disc_setup(values, kind)
+    check_disc(mlp, residual, out_space, values, [expect(x) for x in values], dtype, set_name)
+
+
+def perturbed_inputs(values, rng):
+    """Each value moved by up to a fifth of the gap on that side (both extremes and random)."""
+    xs = sorted(values)
+    inputs, sources = [], []
+    for i, x in enumerate(xs):
+        left = xs[i] - xs[i - 1] if i > 0 else xs[1] - xs[0]
+        right = xs[i + 1] - xs[i] if i + 1 < len(xs) else xs[-1] - xs[-2]
+        for delta in (-left / 5, right / 5, -left / 5 * rng.uniform(), right / 5 * rng.uniform(),
+                      -left / 5 * 0.999, right / 5 * 0.999):
+            inputs.append(x + delta)
+            sources.append(x)
+    return inputs, sources
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["numerical", "categorical"])
+@pytest.mark.parametrize("set_name", ["wide_gaps", "negative", "farey30"])
+def test_discretising_perturbed_inputs_decode_exactly(set_name, kind, dtype):
+    values = VALUE_SETS[set_name]
+    mlp, out_space, residual, expect = disc_setup(values, kind, seed=1)
+    inputs, sources = perturbed_inputs(values, np.random.default_rng(2))
+    check_disc(mlp, residual, out_space, inputs, [expect(s) for s in sources], dtype,
+               f"{set_name} perturbed")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_discretising_identity_map_recovers_values(dtype):
+    """f(x) = x on the wide-gap set: exact (relative to the value) at each value."""
+    mlp = discretising_mlp(X, WIDE_GAPS, Y_SPACE, lambda x: {Y: x}, "h", INFO)
+    residual = VectorSpace((ONE, BOS, X, Y))
+    got = read(residual, mlp.forward(residual, build(residual, [{X: x} for x in WIDE_GAPS], dtype)),
+               Y_SPACE)[:, 0]
+    assert got[0] == 0.0
+    rel = 1e-12 if dtype == np.float64 else 1e-5
+    for g, x in zip(got[1:], WIDE_GAPS):
+        assert abs(g - x) <= rel * max(1.0, abs(x)) + (1e-12 if dtype == np.float64 else 2e-4), (x, g)
+
+
+def test_discretising_single_value_and_duplicates():
+    mlp = discretising_mlp(X, [2.0, 2.0, 2], Y_SPACE, lambda x: {Y: 5.0}, "h", INFO)
+    assert mlp.hidden_space.dim == 1
+    residual = VectorSpace((ONE, BOS, X, Y))
+    got = read(residual, mlp.forward(residual, build(residual, [{X: 2.0}, {X: 0.0}], np.float64)),
+               Y_SPACE)[:, 0]
+    np.testing.assert_allclose(got, [0.0, 5.0, 5.0], atol=1e-12)
+
+
+def test_discretising_width_and_duplicates_ignored():
+    mlp = discretising_mlp(X, [3, 1, 2, 3, 1], Y_SPACE, lambda x: {Y: x}, "h", INFO)
+    assert mlp.hidden_space.dim == 2 * (3 - 1) + 1
+    residual = VectorSpace((ONE, BOS, X, Y))
+    got = read(residual, mlp.forward(residual, build(residual, [{X: v} for v in (1, 2, 3)],
+                                                     np.float64)), Y_SPACE)[:, 0]
+    np.testing.assert_allclose(got, [0.0, 1.0, 2.0, 3.0], atol=1e-12)
+
+
+def test_discretising_rejects_empty():
+    with pytest.raises(ValueError):
+        discretising_mlp(X, [], Y_SPACE, lambda x: {Y: x}, "h", INFO)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_discretising_bos_zero_for_every_set(dtype):
+    """At BOS (one = 0, input 0) every unit is off, whatever the value set."""
+    for values in VALUE_SETS.values():
+        for kind in ("numerical", "categorical"):
+            mlp, out_space, residual, _ = disc_setup(values, kind)
+            x = np.zeros((1, 1, residual.dim), dtype=dtype)
+            x[0, 0, residual.index[BOS]] = 1.0
+            assert np.all(mlp.forward(residual, x) == 0.0)
+
+
+# =========================================================================== linear_mlp
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_mlp_exact_on_random_values(dtype):
+    a, b, c, out = (BasisDirection(n) for n in ("a", "b", "c", "out"))
+    mlp = linear_mlp([(a, 2.5), (b, -1.0), (a, 0.5), (c, 0.0)], out, "h_lin", INFO)
+    residual = VectorSpace((out, BOS, c, ONE, b, a))
+    rng = np.random.default_rng(3)
+    vals = rng.uniform(-100, 100, size=(200, 3))
+    vals[:5] = [[0, 0, 0], [-1, 1, 5], [1e-3, -1e-3, -7], [-50.5, 0, 2], [0, -3, 0]]
+    rows = [{a: va, b: vb, c: vc} for va, vb, vc in vals]
+    x = build(residual, rows, dtype)
+    y = mlp.forward(residual, x)
+    got = read(residual, y, VectorSpace((out,)))[:, 0]
+    xa = x[0, 1:, residual.index[a]].astype(np.float64)
+    xb = x[0, 1:, residual.index[b]].astype(np.float64)
+    expected = 3.0 * xa - xb
+    assert got[0] == 0.0
+    tol = 1e-12 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(got[1:], expected, rtol=tol, atol=tol * 100)
+    assert others_zero(residual, y, VectorSpace((out,)))
+
+
+def test_linear_mlp_single_term_negative_coefficient():
+    a, out = BasisDirection("a"), BasisDirection("out")
+    mlp = linear_mlp([(a, -0.25)], out, "h", INFO)
+    assert mlp.hidden_space.dim == 2
+    residual = VectorSpace((ONE, BOS, a, out))
+    vals = [-8.0, -1.0, 0.0, 3.0, 1e6]
+    got = read(residual, mlp.forward(residual, build(residual, [{a: v} for v in vals], np.float64)),
+               VectorSpace((out,)))[:, 0]
+    np.testing.assert_array_equal(got, [0.0] + [-0.25 * v for v in vals])

@@ -87,6 +87,7 @@ class Component:
     info: BlockInfo
     reads: tuple[str, ...]
     writes: tuple[str, ...]
+    hidden: tuple[int, int] | None = None  # for an MLP: its [start, stop) units in linear_1
 
 
 @dataclasses.dataclass(frozen=True)

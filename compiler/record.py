@@ -21,9 +21,13 @@ def record_components(schedule: Schedule, residual: VectorSpace) -> list[Compone
         for head_index, head in enumerate(layer.heads):
             components.append(Component(layer_index, "attn", head_index, head.info,
                                         _labels(head.reads, residual), _labels(head.writes, residual)))
+        start = 0  # MLPs of a layer are concatenated in this order (craft.blocks.combine_mlps)
         for mlp in layer.mlps:
+            stop = start + mlp.hidden_space.dim
             components.append(Component(layer_index, "mlp", None, mlp.info,
-                                        _labels(mlp.reads, residual), _labels(mlp.writes, residual)))
+                                        _labels(mlp.reads, residual), _labels(mlp.writes, residual),
+                                        (start, stop)))
+            start = stop
     return components
 
 

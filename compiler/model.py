@@ -184,6 +184,30 @@ class CompiledModel:
                                  f"vocabulary {sorted(map(repr, self.config.vocab))}")
         return [ids[t] for t in tokens]
 
+    # ------------------------------------------------------------------ files
+    def save(self, path, description: str | None = None):
+        """Save to `path` (.npz parameters) and a .json beside it; see compiler.serialize."""
+        from compiler.serialize import save_model
+        return save_model(self, path, description)
+
+    @classmethod
+    def load(cls, path) -> CompiledModel:
+        """A model saved with `save` (path to its .npz or .json), without recompiling."""
+        from compiler.serialize import load_model
+        return load_model(path)
+
+    # ------------------------------------------------------------ ground truth
+    @property
+    def ground_truth(self):
+        """Which head/MLP computes what, and the true circuit (compiler.ground_truth)."""
+        from compiler.ground_truth import GroundTruth
+        return GroundTruth.from_model(self)
+
+    def decode_intermediates(self, tokens: Sequence[Any]) -> dict[str, list[Any]]:
+        """Each recorded RASP expression's values at positions 1..n, read from the residuals."""
+        from compiler.ground_truth import decode_intermediates
+        return decode_intermediates(self, tokens)
+
 
 def _hashable(value) -> bool:
     try:

@@ -1,0 +1,366 @@
+"""Interpretability ground truth of a compiled model: what each head and MLP computes.
+
+Built from what the blocks recorded at compile time (`CompiledModel.components`
+and `.value_records`) plus the embedding tables. It gives
+
+  - `components`: every attention head and MLP block, its RASP expressions,
+    operation, the residual directions it reads and writes, and its
+    TransformerLens hook names;
+  - `alignment`: RASP label -> the sites (component + hook) that compute it;
+  - `circuit_graph()`: the true data flow, embeddings -> components -> output;
+  - `to_json()` / `from_json()`.
+
+Component ids are "L{layer}.H{head}" for a head and "L{layer}.M{i}" for the
+i-th MLP block of a layer (TransformerLens has one MLP per layer: all MLP blocks
+of layer L share `blocks.L.hook_mlp_out`; their units are disjoint column
+ranges `hidden` of `blocks.L.mlp.hook_post`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from rasp import expr as rx
+from rasp.traverse import topological_order, unique_labels
+
+EMBED, POS_EMBED, OUTPUT = "hook_embed", "hook_pos_embed", "output"
+
+Directions = tuple[tuple[int, str], ...]  # (residual index, residual label) pairs
+
+
+def attn_hook(layer: int, name: str = "result") -> str:
+    """TransformerLens name of an attention hook: blocks.{L}.attn.hook_{name}."""
+    return f"blocks.{layer}.attn.hook_{name}"
+
+
+def mlp_out_hook(layer: int) -> str:
+    """TransformerLens name of a layer's MLP output: blocks.{L}.hook_mlp_out."""
+    return f"blocks.{layer}.hook_mlp_out"
+
+
+@dataclasses.dataclass(frozen=True)
+class Site:
+    """Where a RASP expression is computed: a component (or embedding) and a hook.
+
+    role: "embed", "result" (a head's output), "mlp_out", or for a selector
+    "query" / "key" (the head's Q and K). head: the head index for attention hooks.
+    """
+
+    component: str
+    hook: str
+    head: int | None
+    role: str
+
+
+@dataclasses.dataclass(frozen=True)
+class GTComponent:
+    """One attention head or MLP block and what it implements.
+
+    reads/writes: the residual directions (index, label) it reads and writes.
+    For a head, query_reads/key_reads/value_reads split `reads` by side (the
+    nonzero rows of its W_Q, W_K, W_V columns). hidden: an MLP block's
+    [start, stop) units within its layer's MLP.
+    """
+
+    id: str
+    layer: int
+    kind: str
+    head: int | None
+    exprs: tuple[str, ...]
+    op: str
+    reads: Directions
+    writes: Directions
+    hook: str
+    query: tuple[str, ...] = ()
+    key: tuple[str, ...] = ()
+    value: tuple[str, ...] = ()
+    predicate: str | None = None
+    query_reads: Directions = ()
+    key_reads: Directions = ()
+    value_reads: Directions = ()
+    hidden: tuple[int, int] | None = None
+
+    @property
+    def sublayer(self) -> int:
+        """2·layer for attention, 2·layer + 1 for an MLP."""
+        return 2 * self.layer + (self.kind == "mlp")
+
+    @property
+    def hooks(self) -> dict[str, str]:
+        """Its TransformerLens hooks (for a head, index them with `head`)."""
+        if self.kind == "attn":
+            return {n: attn_hook(self.layer, n) for n in ("q", "k", "v", "z", "result", "pattern")}
+        return {"mlp_out": self.hook, "post": f"blocks.{self.layer}.mlp.hook_post"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Embedding:
+    """An embedding table as a writer: its hook, directions and embedded SOps."""
+
+    hook: str
+    writes: Directions
+    exprs: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class GroundTruth:
+    """The ground truth of one compiled model (see the module docstring)."""
+
+    residual_labels: tuple[str, ...]
+    n_layers: int
+    output_label: str
+    output_reads: Directions
+    embeddings: tuple[Embedding, ...]
+    components: tuple[GTComponent, ...]
+    alignment: dict[str, tuple[Site, ...]]
+
+    # ---------------------------------------------------------------- building
+    @classmethod
+    def from_model(cls, model) -> GroundTruth:
+        """The ground truth of a `CompiledModel`."""
+        labels = tuple(model.residual_labels)
+        index = {label: i for i, label in enumerate(labels)}
+
+        def dirs(indices) -> Directions:
+            return tuple((int(i), labels[i]) for i in sorted(set(indices)))
+
+        embeddings = []
+        for hook, table in ((EMBED, "token_embed"), (POS_EMBED, "pos_embed")):
+            written = np.flatnonzero(np.any(model.params[table]["embeddings"] != 0, axis=0))
+            exprs = tuple(r.label for r in model.value_records.values()
+                          if r.sublayer == -1 and set(r.dims) & set(written.tolist()))
+            embeddings.append(Embedding(hook, dirs(written), exprs))
+
+        components, mlp_count = [], {}
+        for c in model.components:
+            reads = dirs(index[d] for d in c.reads)
+            writes = dirs(index[d] for d in c.writes)
+            info = c.info
+            if c.kind == "attn":
+                sides = _head_reads(model, c.layer, c.head)
+                components.append(GTComponent(
+                    f"L{c.layer}.H{c.head}", c.layer, "attn", c.head, info.exprs, info.op,
+                    reads, writes, attn_hook(c.layer), info.query, info.key, info.value,
+                    info.predicate, *(dirs(s) for s in sides)))
+            else:
+                i = mlp_count[c.layer] = mlp_count.get(c.layer, -1) + 1
+                components.append(GTComponent(
+                    f"L{c.layer}.M{i}", c.layer, "mlp", None, info.exprs, info.op, reads, writes,
+                    mlp_out_hook(c.layer), hidden=None if c.hidden is None else tuple(c.hidden)))
+
+        output = model.value_records[model.config.output_label]
+        alignment = _alignment(embeddings, components, model.program)
+        return cls(labels, len(model.config.layers), model.config.output_label,
+                   dirs(output.dims), tuple(embeddings), tuple(components), alignment)
+
+    def component(self, component_id: str) -> GTComponent:
+        """The component with this id ("L0.H1", "L2.M0", ...)."""
+        for c in self.components:
+            if c.id == component_id:
+                return c
+        raise KeyError(f"no component {component_id!r}; known: "
+                       f"{', '.join(c.id for c in self.components)}")
+
+    # ---------------------------------------------------------------- circuit
+    def circuit_graph(self, granularity: str = "component") -> nx.DiGraph:
+        """The true data flow from the embeddings to the output, as a DiGraph.
+
+        Nodes: "hook_embed", "hook_pos_embed", the component ids (granularity
+        "component") or hook names (granularity "hook": a head is
+        "blocks.L.attn.hook_result[h]", the MLP blocks of a layer merge into
+        "blocks.L.hook_mlp_out"), and "output". An edge u -> v means v reads a
+        residual direction u wrote in an earlier sublayer; its attributes are
+        `directions` (labels) and, into a head, `inputs` (which of q, k, v read
+        them). Nodes with no path to the output are left out.
+        """
+        if granularity not in ("component", "hook"):
+            raise ValueError(f"granularity must be 'component' or 'hook', got {granularity!r}")
+        graph = nx.DiGraph()
+        writers = [(-1, e.hook, dict(e.writes)) for e in self.embeddings]
+        for e in self.embeddings:
+            graph.add_node(e.hook, kind="embed", hook=e.hook, exprs=list(e.exprs))
+        for c in self.components:
+            graph.add_node(c.id, kind=c.kind, layer=c.layer, head=c.head, exprs=list(c.exprs),
+                           op=c.op, hook=c.hook)
+            writers.append((c.sublayer, c.id, dict(c.writes)))
+        graph.add_node(OUTPUT, kind="output", label=self.output_label,
+                       hook=f"blocks.{self.n_layers - 1}.hook_resid_post")
+        readers = [(c.sublayer, c.id, c) for c in self.components]
+        readers.append((2 * self.n_layers, OUTPUT, None))
+        for sublayer, reader, c in readers:
+            reads = dict(c.reads) if c else dict(self.output_reads)
+            sides = (("q", c.query_reads), ("k", c.key_reads), ("v", c.value_reads)) if c else ()
+            for when, writer, writes in writers:
+                shared = sorted(set(reads) & set(writes))
+                if when >= sublayer or not shared:
+                    continue
+                inputs = [side for side, r in sides if set(dict(r)) & set(shared)]
+                graph.add_edge(writer, reader, directions=[reads[i] for i in shared],
+                               inputs=inputs)
+        graph = graph.subgraph(nx.ancestors(graph, OUTPUT) | {OUTPUT}).copy()
+        return graph if granularity == "component" else self._by_hook(graph)
+
+    def _by_hook(self, graph: nx.DiGraph) -> nx.DiGraph:
+        def name(node):
+            attrs = graph.nodes[node]
+            if attrs["kind"] == "attn":
+                return f"{attrs['hook']}[{attrs['head']}]"
+            return attrs["hook"] if attrs["kind"] != "output" else OUTPUT
+
+        merged = nx.DiGraph()
+        for node, attrs in graph.nodes(data=True):
+            hook = name(node)
+            if hook not in merged:
+                merged.add_node(hook, kind=attrs["kind"], layer=attrs.get("layer"),
+                                head=attrs.get("head"), components=[], exprs=[])
+            merged.nodes[hook]["components"].append(node)
+            merged.nodes[hook]["exprs"].extend(attrs.get("exprs", [attrs.get("label")]))
+        for u, v, attrs in graph.edges(data=True):
+            a, b = name(u), name(v)
+            if merged.has_edge(a, b):
+                old = merged.edges[a, b]
+                attrs = {k: list(dict.fromkeys(old[k] + attrs[k])) for k in ("directions", "inputs")}
+            merged.add_edge(a, b, **copy.deepcopy(attrs))
+        return merged
+
+    # ---------------------------------------------------------------- JSON
+    def to_json(self, **dumps_kwargs) -> str:
+        """A JSON string of the whole ground truth (the circuit graph's edges included)."""
+        data = dataclasses.asdict(self)
+        data["circuit_edges"] = [[u, v, attrs] for u, v, attrs
+                                 in self.circuit_graph().edges(data=True)]
+        return json.dumps(data, **dumps_kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> GroundTruth:
+        """The GroundTruth `to_json` wrote (the circuit graph is recomputed)."""
+        data = json.loads(text)
+        return cls(tuple(data["residual_labels"]), data["n_layers"], data["output_label"],
+                   _directions(data["output_reads"]),
+                   tuple(Embedding(e["hook"], _directions(e["writes"]), tuple(e["exprs"]))
+                         for e in data["embeddings"]),
+                   tuple(_component(c) for c in data["components"]),
+                   {label: tuple(Site(**s) for s in sites)
+                    for label, sites in data["alignment"].items()})
+
+
+def _directions(pairs) -> Directions:
+    return tuple((int(i), str(label)) for i, label in pairs)
+
+
+def _component(data: dict[str, Any]) -> GTComponent:
+    fields = {f.name: f for f in dataclasses.fields(GTComponent)}
+    values = {}
+    for name, value in data.items():
+        if name.endswith("reads") or name == "writes":
+            value = _directions(value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[name] = value
+    return GTComponent(**{k: v for k, v in values.items() if k in fields})
+
+
+def _head_reads(model, layer: int, head: int) -> tuple[list[int], list[int], list[int]]:
+    """Residual indices read by one head's W_Q, W_K and W_V (nonzero rows of its columns)."""
+    config = model.config.layers[layer]
+    prefix = f"transformer/layer_{layer}/attn"
+    out = []
+    for name, size in (("query", config.key_size), ("key", config.key_size),
+                       ("value", config.value_size)):
+        w = model.params[f"{prefix}/{name}"]["w"][:, head * size:(head + 1) * size]
+        out.append(np.flatnonzero(np.any(w != 0, axis=1)).tolist())
+    return tuple(out)
+
+
+def _alignment(embeddings, components, program) -> dict[str, tuple[Site, ...]]:
+    sites: dict[str, list[Site]] = {}
+    for e in embeddings:
+        for label in e.exprs:
+            sites.setdefault(label, []).append(Site(e.hook, e.hook, None, "embed"))
+    for c in components:
+        role = "result" if c.kind == "attn" else "mlp_out"
+        for label in c.exprs:
+            sites.setdefault(label, []).append(Site(c.id, c.hook, c.head, role))
+    for c, selector in _selectors(components, program):
+        for side, hook in (("query", "q"), ("key", "k")):
+            sites.setdefault(selector, []).append(Site(c.id, attn_hook(c.layer, hook), c.head,
+                                                       side))
+    return {label: tuple(s) for label, s in sites.items()}
+
+
+def _selectors(components, program):
+    """(head, selector label) for every selector of the original program a head computes.
+
+    A head computing Aggregate/SelectorWidth X computes X's selector and its
+    sub-selectors; a merged mean a·mean(x) + b·mean(y) over one selector computes
+    the selectors of both means.
+    """
+    if program is None:
+        return []
+    order = topological_order(program)
+    labels = unique_labels(order)
+    by_label = {labels[e.unique_id]: e for e in order}
+    found = []
+    for c in components:
+        expr = None
+        if c.kind == "attn":
+            expr = next((by_label[x] for x in c.exprs if x in by_label), None)
+        if expr is None:
+            continue
+        roots = [expr.selector] if isinstance(expr, (rx.Aggregate, rx.SelectorWidth)) else \
+            [e.selector for e in expr.children if isinstance(e, rx.Aggregate)]
+        seen = set()
+        for root in roots:
+            for node in topological_order(root):
+                if isinstance(node, rx.Selector) and node.unique_id not in seen:
+                    seen.add(node.unique_id)
+                    found.append((c, labels[node.unique_id]))
+    return found
+
+
+def decode_intermediates(model, tokens: Sequence[Any]) -> dict[str, list[Any]]:
+    """Every recorded expression's value at positions 1..n, decoded from the residual.
+
+    Each value is read from the residual just after the sublayer that writes it
+    (`ValueRecord.decode` on `apply(tokens).residuals[sublayer + 1]`).
+    """
+    residuals = model.apply(tokens).residuals
+    return {label: [record.decode(row) for row in residuals[record.sublayer + 1][1:]]
+            for label, record in model.value_records.items()}
+
+
+def ablated_params(model, component_ids: Sequence[str]):
+    """A copy of model.params with the given components zeroed.
+
+    A head loses its W_V columns (it then writes nothing); an MLP block loses
+    its hidden units (their linear_1 columns and linear_2 rows).
+    """
+    truth = model.ground_truth
+    params = {name: dict(p) for name, p in model.params.items()}
+
+    def zero(name, key, index):
+        array = np.array(params[name][key])
+        array[index] = 0.0
+        params[name][key] = array
+
+    for component_id in component_ids:
+        c = truth.component(component_id)
+        if c.kind == "attn":
+            size = model.config.layers[c.layer].value_size
+            cols = slice(c.head * size, (c.head + 1) * size)
+            name = f"transformer/layer_{c.layer}/attn/value"
+            zero(name, "w", (slice(None), cols))
+            zero(name, "b", cols)
+        else:
+            units = slice(*c.hidden)
+            zero(f"transformer/layer_{c.layer}/mlp/linear_1", "w", (slice(None), units))
+            zero(f"transformer/layer_{c.layer}/mlp/linear_1", "b", units)
+            zero(f"transformer/layer_{c.layer}/mlp/linear_2", "w", (units, slice(None)))
+    return params

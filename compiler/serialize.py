@@ -1,0 +1,265 @@
+"""Saving and loading compiled models: parameters as .npz, everything else as JSON.
+
+`save_model(model, "out/model.npz")` writes `out/model.npz` (the haiku
+parameters, float32, no pickles) and `out/model.json` next to it: the config,
+the input and output encoders, the residual labels, a description of the
+program, the components (which head or MLP implements what) and the value
+records. `load_model` rebuilds an identical `CompiledModel` from the two files
+without recompiling; the loaded model has no `program` (functions inside a
+RASP program cannot be stored).
+
+Token and value types are tagged in the JSON so they come back exactly:
+ints stay ints, bools stay bools, tuples stay tuples, floats are stored by
+their repr (so NaN, ±inf and every bit of precision survive), numpy scalars
+keep their dtype.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import rasp
+from compiler.assemble import LayerConfig, ModelConfig
+from compiler.model import CompiledModel, Component, ValueRecord
+from craft.blocks import BlockInfo
+from rasp.errors import RaspError
+
+FORMAT = "rasp-compiler-model"
+VERSION = 1
+_KEY_SEP = "::"  # npz entry name = module + _KEY_SEP + parameter name
+
+
+class ModelFileError(RaspError, ValueError):
+    """A model cannot be saved or loaded (missing, corrupt or unsupported file or value)."""
+
+
+# ------------------------------------------------------------------ paths
+def model_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """(parameters .npz, metadata .json) for `path` ending in .npz, .json or neither."""
+    path = Path(path)
+    stem = path.with_suffix("") if path.suffix in (".npz", ".json") else path
+    return stem.with_name(stem.name + ".npz"), stem.with_name(stem.name + ".json")
+
+
+# ------------------------------------------------------------------ tagged values
+def encode_value(value: Any) -> Any:
+    """A JSON-able tagged form of a token or value, e.g. 3 → {"int": 3}."""
+    if value is None:
+        return {"none": None}
+    if isinstance(value, np.generic):  # before bool/int/float: np.float64 is a float
+        return {"numpy": value.dtype.str, "value": encode_value(value.item())}
+    if isinstance(value, bool):
+        return {"bool": value}
+    if isinstance(value, int):
+        return {"int": int(value)}
+    if isinstance(value, float):
+        return {"float": repr(float(value))}
+    if isinstance(value, str):
+        return {"str": value}
+    if isinstance(value, tuple):
+        return {"tuple": [encode_value(v) for v in value]}
+    if isinstance(value, frozenset):
+        return {"frozenset": [encode_value(v) for v in value]}
+    raise ModelFileError(f"cannot save value {value!r} of type {type(value).__name__}; "
+                         "supported: None, bool, int, float, str, tuple, frozenset, "
+                         "numpy scalars")
+
+
+def decode_value(data: Any) -> Any:
+    """The inverse of `encode_value`."""
+    if not isinstance(data, dict) or not data:
+        raise ModelFileError(f"malformed tagged value {data!r}")
+    if "numpy" in data:
+        return np.dtype(data["numpy"]).type(decode_value(data["value"]))
+    (tag, payload), = data.items()
+    decoders = {
+        "none": lambda p: None, "bool": bool, "int": int, "float": float, "str": str,
+        "tuple": lambda p: tuple(decode_value(v) for v in p),
+        "frozenset": lambda p: frozenset(decode_value(v) for v in p),
+    }
+    if tag not in decoders:
+        raise ModelFileError(f"unknown value tag {tag!r}")
+    return decoders[tag](payload)
+
+
+def _values(values) -> list[Any]:
+    return [encode_value(v) for v in values]
+
+
+def _unvalues(data) -> tuple[Any, ...]:
+    return tuple(decode_value(v) for v in data)
+
+
+# ------------------------------------------------------------------ metadata
+def _config_to_json(config: ModelConfig) -> dict[str, Any]:
+    return {
+        "vocab": _values(config.vocab), "max_seq_len": config.max_seq_len,
+        "causal": config.causal, "bos": encode_value(config.bos), "pad": encode_value(config.pad),
+        "d_model": config.d_model,
+        "layers": [{"num_heads": l.num_heads, "key_size": l.key_size,
+                    "value_size": l.value_size, "mlp_hidden": l.mlp_hidden}
+                   for l in config.layers],
+        "output_label": config.output_label, "output_numerical": config.output_numerical,
+        "output_values": _values(config.output_values),
+    }
+
+
+def _config_from_json(data: dict[str, Any]) -> ModelConfig:
+    return ModelConfig(
+        vocab=_unvalues(data["vocab"]), max_seq_len=int(data["max_seq_len"]),
+        causal=bool(data["causal"]), bos=decode_value(data["bos"]),
+        pad=decode_value(data["pad"]), d_model=int(data["d_model"]),
+        layers=tuple(LayerConfig(**layer) for layer in data["layers"]),
+        output_label=data["output_label"], output_numerical=bool(data["output_numerical"]),
+        output_values=_unvalues(data["output_values"]))
+
+
+def _component_to_json(c: Component) -> dict[str, Any]:
+    info = c.info
+    return {"layer": c.layer, "kind": c.kind, "head": c.head,
+            "info": {"exprs": list(info.exprs), "op": info.op, "query": list(info.query),
+                     "key": list(info.key), "value": list(info.value),
+                     "predicate": info.predicate},
+            "reads": list(c.reads), "writes": list(c.writes),
+            "hidden": None if c.hidden is None else list(c.hidden)}
+
+
+def _component_from_json(data: dict[str, Any]) -> Component:
+    info = data["info"]
+    return Component(
+        data["layer"], data["kind"], data["head"],
+        BlockInfo(tuple(info["exprs"]), info["op"], tuple(info["query"]), tuple(info["key"]),
+                  tuple(info["value"]), info["predicate"]),
+        tuple(data["reads"]), tuple(data["writes"]),
+        None if data["hidden"] is None else tuple(data["hidden"]))
+
+
+def _record_to_json(r: ValueRecord) -> dict[str, Any]:
+    return {"label": r.label, "numerical": r.numerical, "values": _values(r.values),
+            "dims": list(r.dims), "sublayer": r.sublayer}
+
+
+def _record_from_json(data: dict[str, Any]) -> ValueRecord:
+    return ValueRecord(data["label"], bool(data["numerical"]), _unvalues(data["values"]),
+                       tuple(data["dims"]), int(data["sublayer"]))
+
+
+def _program_to_json(model: CompiledModel, description: str | None) -> dict[str, Any]:
+    """A readable summary of the program: the expressions, children first."""
+    program: dict[str, Any] = {"description": description, "output": model.config.output_label}
+    if model.program is not None:
+        order = rasp.topological_order(model.program)
+        labels = rasp.unique_labels(order)
+        program["expressions"] = [
+            {"label": labels[e.unique_id], "type": type(e).__name__,
+             "encoding": rasp.get_encoding(e).value if isinstance(e, rasp.SOp) else None,
+             "children": [labels[c.unique_id] for c in e.children]}
+            for e in order]
+    return program
+
+
+def model_metadata(model: CompiledModel, description: str | None = None) -> dict[str, Any]:
+    """Everything but the parameter values, as a JSON-able dict."""
+    inputs = model.input_encoder
+    return {
+        "format": FORMAT, "version": VERSION,
+        "config": _config_to_json(model.config),
+        "encoders": {
+            "input": {"vocab": _values(inputs.vocab), "bos": encode_value(inputs.bos),
+                      "pad": encode_value(inputs.pad),
+                      "ids": [[encode_value(t), i] for t, i in inputs.encoding_map.items()]},
+            "output": {"numerical": model.output_encoder.numerical,
+                       "values": _values(model.output_encoder.values)},
+        },
+        "residual_labels": list(model.residual_labels),
+        "program": _program_to_json(model, description),
+        "components": [_component_to_json(c) for c in model.components],
+        "value_records": [_record_to_json(r) for r in model.value_records.values()],
+        "params": {module: {name: {"shape": list(a.shape), "dtype": str(a.dtype)}
+                            for name, a in weights.items()}
+                   for module, weights in model.params.items()},
+    }
+
+
+# ------------------------------------------------------------------ save / load
+def save_model(model: CompiledModel, path: str | os.PathLike,
+               description: str | None = None) -> tuple[Path, Path]:
+    """Write `model` to `path` (.npz) and the .json beside it; returns both paths."""
+    npz_path, json_path = model_paths(path)
+    metadata = model_metadata(model, description)  # fails before writing anything
+    arrays = {}
+    for module, weights in model.params.items():
+        for name, array in weights.items():
+            if _KEY_SEP in module or _KEY_SEP in name:
+                raise ModelFileError(f"parameter name {module}/{name} contains {_KEY_SEP!r}")
+            arrays[module + _KEY_SEP + name] = np.asarray(array)
+    npz_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(npz_path, "wb") as f:  # a file object: np.savez adds no suffix
+        np.savez(f, **arrays)
+    json_path.write_text(json.dumps(metadata, indent=1, ensure_ascii=False) + "\n",
+                         encoding="utf-8")
+    return npz_path, json_path
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata JSON of the model saved at `path` (.npz or .json), checked for format."""
+    _, json_path = model_paths(path)
+    try:
+        metadata = json.loads(json_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFileError(f"no model metadata file {json_path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"cannot read {json_path}: {e}") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        raise ModelFileError(f"{json_path} is not a saved rasp-compiler model")
+    if metadata.get("version") != VERSION:
+        raise ModelFileError(f"{json_path} has format version {metadata.get('version')!r}; "
+                             f"this compiler reads version {VERSION}")
+    return metadata
+
+
+def load_model(path: str | os.PathLike) -> CompiledModel:
+    """The model saved at `path` (.npz or .json), rebuilt without recompiling."""
+    npz_path, json_path = model_paths(path)
+    metadata = read_metadata(path)
+    try:
+        with np.load(npz_path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except FileNotFoundError:
+        raise ModelFileError(f"no model parameter file {npz_path}") from None
+    except (OSError, ValueError) as e:
+        raise ModelFileError(f"cannot read {npz_path}: {e}") from None
+    try:
+        return _build(metadata, arrays)
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, ModelFileError):
+            raise
+        raise ModelFileError(f"{json_path} is malformed or does not match {npz_path}: "
+                             f"{type(e).__name__}: {e}") from None
+
+
+def _build(metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -> CompiledModel:
+    params: dict[str, dict[str, np.ndarray]] = {}
+    for module, weights in metadata["params"].items():
+        params[module] = {}
+        for name, spec in weights.items():
+            array = arrays.pop(module + _KEY_SEP + name)
+            if list(array.shape) != spec["shape"] or str(array.dtype) != spec["dtype"]:
+                raise ModelFileError(f"parameter {module}/{name} has shape {array.shape} "
+                                     f"{array.dtype}, expected {spec['shape']} {spec['dtype']}")
+            params[module][name] = array
+    if arrays:
+        raise ModelFileError(f"unexpected parameters in the .npz: {sorted(arrays)}")
+    config = _config_from_json(metadata["config"])
+    model = CompiledModel(params, config, metadata["residual_labels"],
+                          [_component_from_json(c) for c in metadata["components"]],
+                          [_record_from_json(r) for r in metadata["value_records"]])
+    ids = {decode_value(t): i for t, i in metadata["encoders"]["input"]["ids"]}
+    if ids != model.input_encoder.encoding_map:
+        raise ModelFileError("the saved input encoder does not match the config's vocabulary")
+    return model

@@ -12,12 +12,11 @@ import dataclasses
 
 from compiler.graph import ProgramGraph
 from compiler.selection import Selection, build_selection
-from compiler.spaces import numeric_value
 from compiler.values import ValueSet
 from craft import attention, categorical, numerical
 from craft.bases import BasisDirection, VectorSpace
 from craft.blocks import MLP, AttentionHead, BlockInfo, Series
-from craft.maps import BilinearForm
+from craft.maps import BilinearForm, LinearMap
 from craft.selector_width import selector_width
 from rasp import expr as rx
 from rasp.errors import CompileError
@@ -167,16 +166,7 @@ class _Builder:
         selection = self._selection(expr.selector)
         sop = expr.sop.unique_id
         info = self._attention_info(node, "aggregate", selection, (self._label(sop),))
-        out_space = self.spaces[node]
-        if rx.is_numerical(expr):
-            try:
-                w_ov = attention.numerical_ov(self.spaces[sop], out_space.basis[0], numeric_value)
-            except TypeError as error:
-                raise CompileError(expr, f"a numerical Aggregate averages numbers, but "
-                                   f"{self._label(sop)!r} can be {error.args[0].value!r}",
-                                   "aggregate a numerical SOp") from error
-        else:
-            w_ov = attention.categorical_ov(self.spaces[sop], out_space)
+        w_ov = self._value_map(node, expr, sop)
         head = attention.aggregate_head(selection.form, selection.level, w_ov, info)
         block = head
         default = self._output_of(node)(expr.default)
@@ -184,6 +174,32 @@ class _Builder:
             block = attention.default_fill(head, BasisDirection(f"{self._label(node)}.selected"),
                                            default, f"{self._label(node)}.default")
         return NodeBlock(node, block, (sop,) + selection.keys + selection.queries)
+
+    def _value_map(self, node, expr, sop) -> LinearMap:
+        """W_OV: the aggregated SOp's value (through any folded Map) into the output."""
+        out_space = self.spaces[node]
+        if rx.is_numerical(expr.sop):
+            if not rx.is_numerical(expr):
+                raise CompileError(expr, "a categorical Aggregate cannot copy a numerical SOp",
+                                   "annotate the aggregated SOp categorical(...)")
+            return LinearMap(self.spaces[sop], out_space, [[1.0]])
+        value_map = expr.annotations.get("value_map", lambda v: v)
+        out = self._output_of(node)
+
+        def action(direction):
+            try:
+                return out(value_map(direction.value))
+            except (KeyError, TypeError, ValueError):
+                raise
+            except Exception:  # noqa: BLE001  the evaluator rejects such inputs
+                return {}
+
+        try:
+            return LinearMap.from_action(self.spaces[sop], out_space, action)
+        except (TypeError, ValueError) as error:
+            raise CompileError(expr, f"a numerical Aggregate averages numbers, but "
+                               f"{self._label(sop)!r} holds other values ({error})",
+                               "aggregate a numerical SOp") from error
 
     def _selector_width(self, node, expr) -> NodeBlock:
         selection = self._selection(expr.selector)
@@ -202,9 +218,17 @@ class _Builder:
 
     def _width_block(self, node, form: BilinearForm, level, info, inputs) -> NodeBlock:
         out, known = self._output_of(node), set(self.values[node].values)
+        width_map = self.graph.expr(node).annotations.get("width_map", lambda w: w)
+
+        def output_of(width):
+            try:
+                value = width_map(width)
+            except Exception:  # noqa: BLE001  the evaluator rejects such inputs
+                return {}
+            return out(value) if value in known else {}
+
         label = self._label(node)
-        block = selector_width(form, level, self.max_seq_len, self.spaces[node],
-                               lambda w: out(w) if w in known else {},
+        block = selector_width(form, level, self.max_seq_len, self.spaces[node], output_of,
                                BasisDirection(f"{label}.width"), f"{label}.hidden", info)
         return NodeBlock(node, block, inputs)
 

@@ -1,6 +1,6 @@
 """compile_rasp_to_model: the whole pipeline, one stage after another.
 
-program → lower_program → extract_graph → infer_value_sets → node_spaces →
+program → lower_program → fuse_program → extract_graph → infer_value_sets → node_spaces →
 build_blocks → schedule_layers → layout_residual → assemble_params → CompiledModel
 """
 
@@ -11,6 +11,7 @@ from typing import Any
 
 from compiler.assemble import ModelConfig, assemble_params
 from compiler.blocks import build_blocks
+from compiler.fusion import fuse_program
 from compiler.graph import extract_graph
 from compiler.layout import layout_residual
 from compiler.lowering import lower_program
@@ -40,7 +41,7 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
         and a rewrite where one is known.
     """
     vocab = _check_arguments(program, vocab, max_seq_len, compiler_bos, compiler_pad)
-    graph = extract_graph(lower_program(program))
+    graph = extract_graph(fuse_program(lower_program(program)))
     values = infer_value_sets(graph, vocab, max_seq_len)
     spaces = node_spaces(graph, values)
     blocks = build_blocks(graph, values, spaces, max_seq_len, causal)

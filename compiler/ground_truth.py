@@ -317,11 +317,12 @@ def _selectors(components, program):
         roots = [expr.selector] if isinstance(expr, (rx.Aggregate, rx.SelectorWidth)) else \
             [e.selector for e in expr.children if isinstance(e, rx.Aggregate)]
         seen = set()
-        for root in roots:
-            for node in topological_order(root):
-                if isinstance(node, rx.Selector) and node.unique_id not in seen:
-                    seen.add(node.unique_id)
-                    found.append((c, labels[node.unique_id]))
+        while roots:  # the selector and its sub-selectors, not the SOps they read
+            node = roots.pop()
+            if node.unique_id not in seen:
+                seen.add(node.unique_id)
+                found.append((c, labels[node.unique_id]))
+                roots.extend(e for e in node.children if isinstance(e, rx.Selector))
     return found
 
 

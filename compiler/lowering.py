@@ -37,21 +37,21 @@ def _lower(expr, lowered: Callable[[rx.RASPExpr], rx.RASPExpr]):
             sop = lowered(expr.sop)
             if rx.is_categorical(expr) and rx.is_numerical(sop):
                 sop = as_categorical(sop)
-            return _rebuilt(expr, rx.Aggregate(_selector(expr.selector, lowered), sop,
+            return rebuilt(expr, rx.Aggregate(_selector(expr.selector, lowered), sop,
                                                expr.default))
         case rx.SelectorWidth():
-            return _rebuilt(expr, rx.SelectorWidth(_selector(expr.selector, lowered)))
+            return rebuilt(expr, rx.SelectorWidth(_selector(expr.selector, lowered)))
         case rx.LinearSequenceMap():
             fst, snd = lowered(expr.fst), lowered(expr.snd)
             if _same_mean(fst, snd) and rx.is_numerical(expr):
                 return _mean_of_combination(expr, fst, snd)
             if rx.is_numerical(fst) and rx.is_numerical(snd) and rx.is_numerical(expr):
-                return _rebuilt(expr, rx.LinearSequenceMap(fst, snd, expr.fst_fac, expr.snd_fac))
+                return rebuilt(expr, rx.LinearSequenceMap(fst, snd, expr.fst_fac, expr.snd_fac))
             return _sequence_map(expr, expr.f, fst, snd)
         case rx.SequenceMap():
             return _sequence_map(expr, expr.f, lowered(expr.fst), lowered(expr.snd))
         case rx.Map():
-            return _rebuilt(expr, rx.Map(expr.f, lowered(expr.inner)))
+            return rebuilt(expr, rx.Map(expr.f, lowered(expr.inner)))
         case rx.Selector():
             return expr  # selectors are lowered where they are used
     return expr
@@ -59,8 +59,8 @@ def _lower(expr, lowered: Callable[[rx.RASPExpr], rx.RASPExpr]):
 
 def _sequence_map(expr, f, fst, snd):
     if fst is snd:
-        return _rebuilt(expr, rx.Map(lambda x: f(x, x), fst))
-    return _rebuilt(expr, rx.SequenceMap(f, as_categorical(fst), as_categorical(snd)))
+        return rebuilt(expr, rx.Map(lambda x: f(x, x), fst))
+    return rebuilt(expr, rx.SequenceMap(f, as_categorical(fst), as_categorical(snd)))
 
 
 def _same_mean(fst, snd) -> bool:
@@ -98,7 +98,7 @@ def same_selector(s: rx.Selector, t: rx.Selector) -> bool:
     return False
 
 
-def _rebuilt(original: rx.RASPExpr, new: rx.RASPExpr) -> rx.RASPExpr:
+def rebuilt(original: rx.RASPExpr, new: rx.RASPExpr) -> rx.RASPExpr:
     """`new` with `original`'s annotations and label; `original` itself if unchanged."""
     if _same_fields(original, new):
         return original

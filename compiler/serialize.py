@@ -212,7 +212,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     try:
         metadata = json.loads(json_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ModelFileError(f"no model metadata file {json_path}") from None
+        raise ModelFileError(f"no saved model at {path}: {json_path} does not exist") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ModelFileError(f"cannot read {json_path}: {e}") from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
@@ -231,7 +231,7 @@ def load_model(path: str | os.PathLike) -> CompiledModel:
         with np.load(npz_path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except FileNotFoundError:
-        raise ModelFileError(f"no model parameter file {npz_path}") from None
+        raise ModelFileError(f"no saved model at {path}: {npz_path} does not exist") from None
     except (OSError, ValueError) as e:
         raise ModelFileError(f"cannot read {npz_path}: {e}") from None
     try:

@@ -89,9 +89,17 @@ def _infer(expr, sets, vocab, n) -> ValueSet:
         case rx.ConstantSOp():
             return _from_values(list(expr.value[:n]) + [None] * (not expr.check_length))
         case rx.SelectorWidth():
-            return ValueSet(tuple(range(n + 1)))
+            width_map = expr.annotations.get("width_map")
+            if width_map is None:
+                return ValueSet(tuple(range(n + 1)))
+            return _apply(expr, width_map, [(w,) for w in range(n + 1)], False)
         case rx.Aggregate():
-            return _aggregate(expr, of(expr.sop), n)
+            sop = of(expr.sop)
+            value_map = expr.annotations.get("value_map")
+            if value_map is not None:
+                sop = _apply(expr, value_map, [(v,) for v in sop.require(expr, "a folded Map")],
+                             sop.may_be_none)
+            return _aggregate(expr, sop, n)
     raise CompileError(expr, f"unsupported expression type {type(expr).__name__}")
 
 

@@ -1,0 +1,481 @@
+"""raspc: compile, run and verify RASP programs from the command line.
+
+    raspc list
+    raspc compile NAME|FILE.py:FUNC [--vocab a,b,c] [--max-seq-len N] [--causal] [-o model.npz]
+    raspc run NAME|FILE.py:FUNC|MODEL.npz TOKEN... [--trace]
+    raspc verify NAME|FILE.py:FUNC [--inputs 1000] [--max-seq-len N] [--seed S]
+    raspc demo
+
+Exit status: 0 on success, 1 when a program fails (compile error, mismatch with
+the evaluator, an exception in user code), 2 on bad usage (unknown example, bad
+vocabulary or input, unreadable model file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import importlib.util
+import inspect
+import random
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import rasp
+from compiler import CompiledModel, compile_rasp_to_model
+from compiler.serialize import ModelFileError, read_metadata
+from compiler.verify import Mismatch, find_mismatches
+from examples.library import EXAMPLES, uniform
+from rasp.errors import CompileError, InputError, RaspError
+
+DEFAULT_VOCAB = ("a", "b", "c")  # for user program files
+DEFAULT_MAX_SEQ_LEN = 8
+MAX_SHOWN_MISMATCHES = 5
+MODEL_SUFFIXES = (".npz", ".json")
+
+
+class CliError(Exception):
+    """A failure to report as one line on stderr, with an exit status."""
+
+    def __init__(self, message: str, status: int = 2):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclasses.dataclass
+class Target:
+    """A program to compile, with the settings to compile and sample it."""
+
+    name: str
+    description: str
+    program: rasp.SOp
+    vocab: tuple[Any, ...]
+    max_seq_len: int
+    causal: bool
+    sample: Callable[[random.Random], list[Any]]
+
+    def compile(self) -> tuple[CompiledModel, float]:
+        """The compiled model and the seconds compiling took."""
+        start = time.perf_counter()
+        model = compile_rasp_to_model(self.program, self.vocab, self.max_seq_len, self.causal)
+        return model, time.perf_counter() - start
+
+
+# ------------------------------------------------------------------ parsing targets
+def parse_vocab(text: str) -> tuple[Any, ...]:
+    """Comma-separated tokens; ints if every token parses as an int, else strings."""
+    tokens = [t.strip() for t in text.split(",")]
+    if not text.strip() or any(not t for t in tokens):
+        raise CliError(f"bad --vocab {text!r}: give comma-separated non-empty tokens, "
+                       "e.g. --vocab a,b,c or --vocab 1,2,3")
+    try:
+        values: list[Any] = [int(t) for t in tokens]
+    except ValueError:
+        values = tokens
+    duplicates = sorted({str(t) for t in values if values.count(t) > 1})
+    if duplicates:
+        raise CliError(f"bad --vocab {text!r}: repeated token(s) {', '.join(duplicates)}")
+    for special in ("BOS", "PAD"):
+        if special in values:
+            raise CliError(f"bad --vocab {text!r}: {special} is reserved for the compiler's "
+                           f"{special} token and cannot be a vocabulary token")
+    return tuple(values)
+
+
+def is_model_file(spec: str) -> bool:
+    return spec.endswith(MODEL_SUFFIXES)
+
+
+def load_target(spec: str, vocab: str | None = None, max_seq_len: int | None = None,
+                causal: bool = False) -> Target:
+    """An example name or `path/to/file.py:function`, with optional overrides."""
+    if is_model_file(spec):
+        raise CliError(f"{spec} is a saved model; only `raspc run` takes a saved model")
+    tokens = parse_vocab(vocab) if vocab is not None else None
+    if spec.endswith(".py") or ".py:" in spec:
+        return _program_file_target(spec, tokens or DEFAULT_VOCAB,
+                                    max_seq_len or DEFAULT_MAX_SEQ_LEN, causal)
+    if spec not in EXAMPLES:
+        close = difflib.get_close_matches(spec, EXAMPLES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise CliError(f"unknown example {spec!r}{hint}; known examples: {', '.join(EXAMPLES)}"
+                       " (or give path/to/file.py:function)")
+    example = EXAMPLES[spec]
+    tokens = tokens or example.vocab
+    n = max_seq_len or example.max_seq_len
+    return Target(spec, example.description, example.build(n), tokens, n,
+                  causal or example.causal, lambda rng: example.sample(rng, n, tokens))
+
+
+def _program_file_target(spec: str, vocab, max_seq_len: int, causal: bool) -> Target:
+    file, _, function = spec.rpartition(":") if ".py:" in spec else (spec, "", "")
+    if not function:
+        raise CliError(f"name the function that builds the program: {spec}:FUNCTION")
+    path = Path(file)
+    if not path.is_file():
+        raise CliError(f"no such program file: {file}")
+    module = _import_file(path)
+    if not hasattr(module, function):
+        found = [n for n, v in vars(module).items()
+                 if not n.startswith("_") and inspect.isfunction(v) and v.__module__ == module.__name__]
+        raise CliError(f"{file} defines no {function!r}; functions there: "
+                       f"{', '.join(found) or 'none'}")
+    obj = getattr(module, function)
+    program = obj
+    if not isinstance(obj, rasp.RASPExpr) and callable(obj):
+        try:
+            takes_length = bool(inspect.signature(obj).parameters)
+        except (TypeError, ValueError):
+            takes_length = False
+        try:
+            program = obj(max_seq_len) if takes_length else obj()
+        except Exception as error:  # noqa: BLE001  user code: report, don't crash
+            raise CliError(f"{spec} raised {_describe(error, path)}", 1) from None
+    if not isinstance(program, rasp.SOp):
+        raise CliError(f"{spec} must be a RASP SOp or a function returning one, "
+                       f"got {type(program).__name__}")
+    doc = (inspect.getdoc(obj) or "").strip().splitlines() if callable(obj) else []
+    description = doc[0] if doc else f"{function} from {path.name}"
+    return Target(spec, description, program, tuple(vocab), max_seq_len, causal,
+                  lambda rng: uniform(rng, list(vocab), rng.randint(1, max_seq_len)))
+
+
+def _import_file(path: Path):
+    name = f"_raspc_program_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise CliError(f"cannot import {path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)  # let the file import its neighbours
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:  # noqa: BLE001
+        raise CliError(f"importing {path} raised {_describe(error, path)}", 1) from None
+    finally:
+        sys.path.remove(folder)
+    return module
+
+
+def _describe(error: BaseException, path: Path) -> str:
+    """'Type: message (file.py, line N)', naming the innermost line in the user's file."""
+    lines = [f.lineno for f in traceback.extract_tb(error.__traceback__)
+             if Path(f.filename).resolve() == path.resolve()]
+    where = f" ({path.name}, line {lines[-1]})" if lines else ""
+    return f"{type(error).__name__}: {error}{where}"
+
+
+def load_model_file(spec: str) -> tuple[CompiledModel, str]:
+    """A saved model and its description, without recompiling."""
+    description = read_metadata(spec)["program"].get("description") or spec
+    return CompiledModel.load(spec), description
+
+
+# ------------------------------------------------------------------ formatting
+def fmt(value: Any) -> str:
+    """A value as shown in tables: floats to 4 significant digits, strings bare."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value if isinstance(value, str) else repr(value)
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = "") -> None:
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells if i < len(row)) for i in range(len(header))]
+    for row in cells:
+        print(indent + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def parameter_count(model: CompiledModel) -> int:
+    return sum(a.size for weights in model.params.values() for a in weights.values())
+
+
+def sublayer_name(sublayer: int) -> str:
+    if sublayer < 0:
+        return "embedding"
+    return f"layer {sublayer // 2} {'attn' if sublayer % 2 == 0 else 'mlp'}"
+
+
+def print_summary(model: CompiledModel, name: str, description: str, seconds: float) -> None:
+    """Sizes of the compiled model and which RASP operation each block implements."""
+    config = model.config
+    print(f"{name}: {description}")
+    print(f"  vocab: {', '.join(map(fmt, config.vocab))}   max_seq_len: {config.max_seq_len}"
+          f"   {'causal' if config.causal else 'non-causal'}   compiled in {seconds:.2f}s")
+    print(f"  layers:          {len(config.layers)}")
+    print(f"  heads per layer: {', '.join(str(l.num_heads) for l in config.layers)}")
+    print(f"  MLP widths:      {', '.join(str(l.mlp_hidden) for l in config.layers)}")
+    print(f"  d_model:         {config.d_model}")
+    print(f"  parameters:      {parameter_count(model):,}")
+    owner = {model.residual_labels[d]: r.label
+             for r in model.value_records.values() for d in r.dims}
+    rows = []
+    for c in model.components:
+        info = c.info
+        if c.kind == "attn":
+            block, details = f"attn head {c.head}", info.predicate or ""
+            if info.value:
+                details += f"; value: {', '.join(info.value)}"
+        else:
+            reads = dict.fromkeys(owner.get(l, l) for l in c.reads if l not in ("one", "bos"))
+            block, details = "mlp", f"reads: {', '.join(reads)}"
+        rows.append((c.layer, block, info.op, ", ".join(info.exprs), details))
+    print()
+    print_table(("layer", "block", "operation", "computes", "details"), rows, "  ")
+
+
+# ------------------------------------------------------------------ commands
+def cmd_list(args) -> int:
+    """Print every example with its description and default settings."""
+    rows = [(e.name, e.description, f"vocab {' '.join(map(fmt, e.vocab))}; n={e.max_seq_len}")
+            for e in EXAMPLES.values()]
+    print_table(("example", "description", "defaults"), rows)
+    return 0
+
+
+def cmd_compile(args) -> int:
+    """Compile an example or a user program, print its summary, optionally save it."""
+    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
+    model, seconds = target.compile()
+    print_summary(model, target.name, target.description, seconds)
+    if args.output:
+        npz, meta = model.save(args.output, f"{target.name}: {target.description}")
+        print(f"\nsaved {npz} and {meta}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    """Run a program (compiled on the fly or loaded) on the tokens; print its output."""
+    if is_model_file(args.target):
+        if args.vocab or args.max_seq_len or args.causal:
+            raise CliError("--vocab, --max-seq-len and --causal apply when compiling, "
+                           "not to a saved model")
+        model, _ = load_model_file(args.target)
+    else:
+        model, _ = load_target(args.target, args.vocab, args.max_seq_len, args.causal).compile()
+    tokens = parse_tokens(args.tokens, model)
+    output = model.apply([model.config.bos, *tokens])
+    if args.trace:
+        print_trace(model, tokens, output.residuals)
+        print()
+    print(f"input:  {' '.join(map(fmt, tokens))}")
+    print(f"output: {' '.join(map(fmt, output.decoded[1:]))}")
+    return 0
+
+
+def parse_tokens(words: Sequence[str], model: CompiledModel) -> list[Any]:
+    """Command-line words → vocabulary tokens (matched by their str), checked for length."""
+    config = model.config
+    lookup: dict[str, Any] = {t: t for t in config.vocab if isinstance(t, str)}
+    for token in config.vocab:
+        lookup.setdefault(str(token), token)
+    if len(words) > config.max_seq_len:
+        raise CliError(f"the input has {len(words)} tokens, but this model accepts at most "
+                       f"max_seq_len = {config.max_seq_len} (recompile with --max-seq-len)")
+    for position, word in enumerate(words):
+        if word not in lookup:
+            raise CliError(f"token {word!r} at position {position} is not in the vocabulary "
+                           f"{{{', '.join(map(fmt, config.vocab))}}}")
+    return [lookup[w] for w in words]
+
+
+def print_trace(model: CompiledModel, tokens: Sequence[Any], residuals) -> None:
+    """Every recorded value, decoded from the residual stream where it is written."""
+    rows = []
+    records = sorted(model.value_records.values(), key=lambda r: r.sublayer)  # stable
+    for record in records:
+        residual = residuals[record.sublayer + 1]
+        values = [record.decode(residual[p]) for p in range(1, len(tokens) + 1)]
+        mark = " (output)" if record.label == model.config.output_label else ""
+        rows.append((sublayer_name(record.sublayer), record.label + mark, *map(fmt, values)))
+    print_table(("written by", "value", *map(str, range(len(tokens)))), rows)
+
+
+def verify(model: CompiledModel, target: Target, inputs: int, seed: int,
+           batch_size: int = 100, progress: bool = True) -> tuple[int, list[Mismatch]]:
+    """(valid inputs checked, mismatches) on `inputs` random samples of `target`."""
+    from tqdm import tqdm  # imported lazily: only verify and demo show progress
+
+    rng = random.Random(seed)
+    checked, mismatches = 0, []
+    with tqdm(total=inputs, desc=f"verify {target.name}", unit="input", leave=False,
+              disable=not progress) as bar:
+        for start in range(0, inputs, batch_size):
+            batch = [target.sample(rng) for _ in range(min(batch_size, inputs - start))]
+            n, found = find_mismatches(model, target.program, batch, batch_size)
+            checked += n
+            mismatches += found
+            bar.update(len(batch))
+    return checked, mismatches
+
+
+def cmd_verify(args) -> int:
+    """Compare the compiled model with the evaluator; exit 1 on any mismatch."""
+    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
+    model, seconds = target.compile()
+    print(f"{target.name}: {len(model.config.layers)} layers, d_model {model.config.d_model}, "
+          f"compiled in {seconds:.2f}s; checking {args.inputs} random inputs "
+          f"(max_seq_len {target.max_seq_len}, seed {args.seed})")
+    checked, mismatches = verify(model, target, args.inputs, args.seed)
+    if not checked:
+        print("✗ no sampled input was valid for the evaluator; nothing was checked")
+        return 1
+    if mismatches:
+        print(f"✗ {len(mismatches)} of {checked} inputs disagree with the evaluator; first "
+              f"{min(len(mismatches), MAX_SHOWN_MISMATCHES)}:")
+        for mismatch in mismatches[:MAX_SHOWN_MISMATCHES]:
+            print(f"  {mismatch}")
+        return 1
+    skipped = args.inputs - checked
+    print(f"✓ all {checked} inputs agree with the evaluator"
+          + (f" ({skipped} invalid samples skipped)" if skipped else ""))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Compile and verify every example; print one table; exit 1 if any fails."""
+    from tqdm import tqdm
+
+    rows, failures = [], []
+    bar = tqdm(list(EXAMPLES.values()), desc="demo", unit="example", leave=False)
+    for example in bar:
+        bar.set_postfix_str(example.name)
+        target = load_target(example.name)
+        try:
+            model, seconds = target.compile()
+            checked, mismatches = verify(model, target, args.inputs, args.seed, progress=False)
+        except Exception as error:  # noqa: BLE001  report it in the table, go on
+            failures.append(f"{example.name}: {type(error).__name__}: {error}")
+            rows.append((example.name, "-", "-", "-", "-", "-", "✗"))
+            continue
+        ok = checked > 0 and not mismatches
+        if not ok:
+            failures.append(f"{example.name}: {len(mismatches)} of {checked} inputs disagree"
+                            + (f", e.g. {mismatches[0]}" if mismatches else ""))
+        config = model.config
+        rows.append((example.name, len(config.layers), sum(l.num_heads for l in config.layers),
+                     config.d_model, f"{parameter_count(model):,}", f"{seconds:.2f}s",
+                     "✓" if ok else "✗"))
+    print_table(("example", "layers", "heads", "d_model", "params", "compile", "verified"), rows)
+    print(f"\n{len(rows) - len(failures)}/{len(rows)} examples verified on {args.inputs} "
+          f"random inputs each (seed {args.seed})")
+    for failure in failures:
+        print(f"✗ {failure}")
+    return 1 if failures else 0
+
+
+# ------------------------------------------------------------------ argument parsing
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _compile_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--vocab", metavar="a,b,c",
+                        help="comma-separated tokens; all-integer lists give int tokens "
+                             "(default: the example's, or a,b,c for a program file)")
+    parser.add_argument("--max-seq-len", type=_positive_int, metavar="N",
+                        help="longest input, not counting BOS (default: the example's, or 8)")
+    parser.add_argument("--causal", action="store_true",
+                        help="compile a causal (decoder) model")
+
+
+TARGET_HELP = "an example name (see `raspc list`) or path/to/file.py:function"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="raspc", description="Compile RASP programs into transformer weights.",
+        epilog="Run `raspc COMMAND --help` for each command's options.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("list", help="list the example programs",
+                        description="List the example programs with their descriptions."
+                        ).set_defaults(handler=cmd_list)
+
+    p = commands.add_parser(
+        "compile", help="compile a program and print the model's structure",
+        description="Compile a program and print its layers, sizes and which RASP "
+                    "operation each attention head and MLP implements.",
+        epilog="A program file's function returns a RASP SOp; if it takes a parameter it "
+               "is called with max_seq_len. Example: raspc compile my.py:make_program "
+               "--vocab 1,2,3 --max-seq-len 5 -o model.npz")
+    p.add_argument("target", help=TARGET_HELP)
+    _compile_options(p)
+    p.add_argument("-o", "--output", metavar="model.npz",
+                   help="save the parameters here, and the metadata as .json beside it")
+    p.set_defaults(handler=cmd_compile)
+
+    p = commands.add_parser(
+        "run", help="run a program on some tokens",
+        description="Run a compiled program on the given tokens and print the decoded output.",
+        epilog="Example: raspc run reverse a b c --trace")
+    p.add_argument("target", help=TARGET_HELP + ", or a saved model.npz")
+    p.add_argument("tokens", nargs="+", metavar="TOKEN", help="input tokens (without BOS)")
+    p.add_argument("--trace", action="store_true",
+                   help="also print every intermediate value, decoded from the residual stream")
+    _compile_options(p)
+    p.set_defaults(handler=cmd_run)
+
+    p = commands.add_parser(
+        "verify", help="check the compiled model against the evaluator",
+        description="Compile a program and compare it with the reference evaluator on random "
+                    "valid inputs; exit status 1 on any mismatch.")
+    p.add_argument("target", help=TARGET_HELP)
+    p.add_argument("--inputs", type=_positive_int, default=1000, metavar="N",
+                   help="number of random inputs (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _compile_options(p)
+    p.set_defaults(handler=cmd_verify)
+
+    p = commands.add_parser(
+        "demo", help="compile and verify every example",
+        description="Compile every example at its default size, verify each against the "
+                    "evaluator, and print one table; exit status 1 if any fails.")
+    p.add_argument("--inputs", type=_positive_int, default=200, metavar="N",
+                   help="random inputs per example (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The `raspc` entry point; returns the exit status."""
+    for stream in (sys.stdout, sys.stderr):  # never die printing ✓ on a non-UTF-8 terminal
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except Exception as error:  # noqa: BLE001  one clear line instead of a traceback
+        if args.debug:
+            raise
+        if isinstance(error, CliError):
+            code = error.status
+        else:
+            code = 2 if isinstance(error, (ModelFileError, InputError)) else 1
+        if isinstance(error, (CliError, RaspError)):
+            message = str(error)
+        else:
+            message = (f"internal error: {type(error).__name__}: {error} "
+                       "(run with --debug for the traceback)")
+        print(f"raspc: error: {message}", file=sys.stderr)
+        return code
+    except KeyboardInterrupt:
+        print("raspc: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,827 @@
+"""Random well-typed RASP programs for fuzzing the compiler, and the fuzz property.
+
+One generator, two sources of choices:
+  - `programs()`: a hypothesis strategy (every choice is a hypothesis draw, so
+    failures shrink), giving a `FuzzCase` that unpacks as
+    `(program, vocab, max_seq_len, causal)`;
+  - `generate_case(random.Random(seed))`: the same generator driven by a seeded
+    `random.Random`, for the large campaign in benchmarks/fuzz.py.
+
+The generator writes each program as Python source (one line per expression,
+lookup tables as literal dicts bound to lambda default arguments) and builds the
+program by executing that source, so `case.source` is always an exact,
+standalone repro.
+
+While generating it tracks, for every SOp, a superset of the values it can take
+(mirroring the compiler's value-set inference, but exact about means), so every
+lookup table is total over its inputs. Values that are not integers (means,
+halves) are looked up through `bisect` on midpoints between the known values,
+so a float computed in a slightly different order still finds its entry.
+
+The property (`check_case`): compiling either succeeds and the model agrees
+with `rasp.evaluate` on every input the evaluator accepts, or raises a
+CompileError whose label names an expression of the program.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import itertools
+import numbers
+import random
+import re
+import time
+import zlib
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import Any
+
+from hypothesis import strategies as st
+
+import rasp
+
+MAX_DEPTH = 8          # longest chain of SOps from an input to the output
+TABLE_LIMIT = 24       # most values an SOp may take to feed a lookup table
+PAIR_LIMIT = 64        # most (x, y) pairs in a SequenceMap or predicate table
+MEANS_LIMIT = 300      # most distinct means a numerical Aggregate may produce
+INPUTS_PER_PROGRAM = 50
+COMPARISONS = ("EQ", "LT", "LEQ", "GT", "GEQ", "NEQ", "TRUE", "FALSE")
+ORDERED = ("LT", "LEQ", "GT", "GEQ")
+
+
+# ------------------------------------------------------------------ choices
+
+
+class Chooser:
+    """The generator's only source of randomness."""
+
+    def integer(self, lo: int, hi: int) -> int:
+        raise NotImplementedError
+
+    def chance(self, p: float) -> bool:
+        """True with probability about p (False is the simpler outcome)."""
+        return self.integer(0, 99) >= 100 - round(100 * p)
+
+    def choice(self, options: Sequence[Any]) -> Any:
+        return options[self.integer(0, len(options) - 1)]
+
+    def weighted(self, options: Sequence[tuple[Any, int]]) -> Any:
+        """An option with probability proportional to its integer weight."""
+        r = self.integer(0, sum(w for _, w in options) - 1)
+        for option, weight in options:
+            if r < weight:
+                return option
+            r -= weight
+        raise AssertionError("unreachable")
+
+    def sample(self, options: Sequence[Any], k: int) -> list[Any]:
+        pool, out = list(options), []
+        for _ in range(min(k, len(pool))):
+            out.append(pool.pop(self.integer(0, len(pool) - 1)))
+        return out
+
+
+class RandomChooser(Chooser):
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+
+    def integer(self, lo, hi):
+        return self.rng.randint(lo, hi)
+
+
+class DrawChooser(Chooser):
+    def __init__(self, draw):
+        self.draw = draw
+
+    def integer(self, lo, hi):
+        return lo if lo == hi else self.draw(st.integers(lo, hi))
+
+
+# ------------------------------------------------------------------ value sets
+
+
+def distinct(values) -> tuple:
+    """Distinct values, merging equal ones (1, 1.0 and True) as the compiler does."""
+    return tuple(dict.fromkeys(values))
+
+
+def is_number(v) -> bool:
+    return isinstance(v, numbers.Real)
+
+
+def has_fraction(values) -> bool:
+    """Whether some value is a non-integral float (looked up through bisect)."""
+    return any(isinstance(v, float) and not v.is_integer() for v in values)
+
+
+def value_kind(values) -> str:
+    if all(is_number(v) for v in values):
+        return "num"
+    if all(isinstance(v, str) for v in values):
+        return "str"
+    return "mixed"
+
+
+def comparable(a: Node, b: Node) -> bool:
+    """Whether <, <= ... are defined between the two SOps' values."""
+    ka, kb = value_kind(a.values), value_kind(b.values)
+    return ka == kb and ka in ("num", "str")
+
+
+def dyadic(v, limit: int = 16) -> bool:
+    """Small numbers with denominator 1, 2, 4 or 8: sums of them are exact floats."""
+    if not is_number(v) or abs(v) > limit:
+        return False
+    return Fraction(v).denominator in (1, 2, 4, 8)
+
+
+def means(values, n: int, limit: int = MEANS_LIMIT) -> set[Fraction] | None:
+    """Every mean of a multiset of 1..n of `values`, or None if there are more than limit."""
+    nums = {Fraction(v) for v in values}
+    sums, out = {Fraction(0)}, set()
+    for size in range(1, n + 1):
+        sums = {s + x for s in sums for x in nums}
+        out.update(s / size for s in sums)
+        if len(out) > limit:
+            return None
+    return out
+
+
+def midpoints(xs: Sequence[float]) -> tuple[float, ...]:
+    return tuple((a + b) / 2 for a, b in zip(xs, xs[1:]))
+
+
+# ------------------------------------------------------------------ the program
+
+
+@dataclasses.dataclass(frozen=True)
+class Node:
+    """One generated SOp: its source variable and what it can hold."""
+
+    var: str
+    values: tuple            # a superset of the non-None values it can take
+    none: bool               # whether it may be None
+    numerical: bool          # encoding
+    depth: int
+    indices: bool = False    # the categorical `rasp.indices`
+
+    @property
+    def small(self) -> bool:
+        return len(self.values) <= TABLE_LIMIT
+
+
+@dataclasses.dataclass(frozen=True)
+class Sel:
+    var: str
+    depth: int
+    at_most_one: bool        # Select(indices, q, EQ): each query picks at most one key
+
+
+@dataclasses.dataclass(frozen=True)
+class Line:
+    var: str
+    code: str
+    deps: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class FuzzCase:
+    """A generated program; unpacks as (program, vocab, max_seq_len, causal)."""
+
+    program: rasp.SOp
+    vocab: tuple
+    max_seq_len: int
+    causal: bool
+    lines: tuple[Line, ...]
+    output: str
+
+    def __iter__(self):
+        return iter((self.program, self.vocab, self.max_seq_len, self.causal))
+
+    @property
+    def program_source(self) -> str:
+        needed = _closure(self.lines, self.output)
+        body = [f"{l.var} = {l.code}" for l in self.lines if l.var in needed]
+        return "\n".join(body + [f"program = {self.output}"])
+
+    @property
+    def source(self) -> str:
+        """A standalone script that builds the program and compiles it."""
+        return (f"import bisect\nimport rasp\nfrom compiler.compiling import compile_rasp_to_model\n\n"
+                f"{self.program_source}\n\n"
+                f"vocab, max_seq_len, causal = {list(self.vocab)!r}, {self.max_seq_len}, "
+                f"{self.causal}\n"
+                f"model = compile_rasp_to_model(program, vocab, max_seq_len, causal=causal)\n")
+
+    def size(self) -> int:
+        return len(_closure(self.lines, self.output))
+
+    def sop_vars(self) -> list[str]:
+        """Variables of the SOps the output depends on (selectors excluded)."""
+        needed = _closure(self.lines, self.output)
+        return [l.var for l in self.lines if l.var in needed and l.var.startswith("v")]
+
+    def with_output(self, var: str) -> FuzzCase:
+        return build_case(self.lines, var, self.vocab, self.max_seq_len, self.causal)
+
+    def with_max_seq_len(self, max_seq_len: int) -> FuzzCase:
+        return dataclasses.replace(self, max_seq_len=max_seq_len)
+
+    def __repr__(self):
+        return (f"FuzzCase(vocab={list(self.vocab)!r}, max_seq_len={self.max_seq_len}, "
+                f"causal={self.causal}):\n{self.program_source}")
+
+
+def _closure(lines: Sequence[Line], output: str) -> set[str]:
+    deps = {l.var: l.deps for l in lines}
+    needed, stack = set(), [output]
+    while stack:
+        var = stack.pop()
+        if var not in needed:
+            needed.add(var)
+            stack.extend(deps.get(var, ()))
+    return needed
+
+
+def build_case(lines, output, vocab, max_seq_len, causal) -> FuzzCase:
+    needed = _closure(lines, output)
+    lines = tuple(l for l in lines if l.var in needed)
+    namespace = {"rasp": rasp, "bisect": bisect}
+    exec("\n".join(f"{l.var} = {l.code}" for l in lines), namespace)  # noqa: S102
+    return FuzzCase(namespace[output], tuple(vocab), max_seq_len, causal, lines, output)
+
+
+# ------------------------------------------------------------------ the generator
+
+
+class _Generator:
+    def __init__(self, c: Chooser, max_ops: int, max_len: int, causal_share: float):
+        self.c = c
+        self.lines: list[Line] = []
+        self.pool: list[Node] = []
+        self.counter = itertools.count()
+        self.vocab = self._vocab()
+        self.n = self._max_seq_len(max_len)
+        self.causal = c.chance(causal_share)
+        self.max_ops = max_ops
+
+    # ---------------------------------------------------------------- set-up
+    def _vocab(self):
+        size = self.c.integer(2, 5)
+        if self.c.chance(0.5):
+            return tuple(sorted(self.c.sample(range(-2, 8), size)))
+        return tuple(sorted(self.c.sample("abcdexyz", size)))
+
+    def _max_seq_len(self, max_len):
+        small = min(4, max_len)
+        band = self.c.weighted([("small", 6), ("medium", 3), ("large", 1)])
+        if band == "small" or max_len <= 4:
+            return self.c.integer(1, small)
+        if band == "medium" or max_len <= 8:
+            return self.c.integer(5, min(8, max_len))
+        return self.c.integer(9, max_len)
+
+    # ---------------------------------------------------------------- emitting
+    def _var(self, prefix):
+        return f"{prefix}{next(self.counter)}"
+
+    def _emit(self, code, deps, *, values, none, numerical, depth, indices=False,
+              prefix="v") -> Node:
+        var = self._var(prefix)
+        if numerical:
+            code = f"rasp.numerical({code})"
+        if self.c.chance(0.08):
+            code += f".named({self._name()!r})"
+        self.lines.append(Line(var, code, tuple(deps)))
+        node = Node(var, distinct(values), none, numerical, depth, indices)
+        self.pool.append(node)
+        return node
+
+    def _name(self):
+        # Some names collide with each other, with built-in labels, or with the
+        # compiler's derived names ("<label>.categorical", ".hidden", ...).
+        return self.c.choice(["x", "y", "x", "tokens", "indices", "x.categorical", "x.hidden",
+                              "x.width", "x.selected", "x.default", "x.keys", "x_2", "out"])
+
+    # ---------------------------------------------------------------- picking
+    def _pick(self, ok=lambda n: True, fallback=True) -> Node | None:
+        """A pool SOp satisfying `ok`, most often the newest (to build chains)."""
+        eligible = [n for n in self.pool if n.depth < MAX_DEPTH and ok(n)]
+        if not eligible:
+            if not fallback:
+                return None
+            eligible = [n for n in self.pool[:2] if ok(n)] or self.pool[:1]
+        if self.c.chance(0.45):
+            return eligible[-1]
+        return self.c.choice(eligible)
+
+    # ---------------------------------------------------------------- tables
+    def _pool_values(self, numeric=False):
+        kind = self.c.weighted([("int", 5), ("bool", 1), ("half", 1)] if numeric else
+                               [("int", 5), ("str", 3), ("bool", 1), ("mixed", 1)])
+        size = self.c.integer(1, 4)
+        if kind == "int":
+            return self.c.sample(range(-2, 7), size)
+        if kind == "str":
+            return self.c.sample("abcdef", size)
+        if kind == "bool":
+            return [False, True]
+        if kind == "half":
+            return self.c.sample([0, 0.5, 1, 1.5, -0.5], size)
+        return self.c.sample([0, 1, 2, "a", "b"], size)
+
+    def _key(self, node: Node, name: str):
+        """(code for the lookup key of `name`, key function, extra lambda arguments)."""
+        if has_fraction(node.values):
+            xs = sorted(float(v) for v in node.values)
+            cuts = midpoints(xs)
+            return (f"bisect.bisect(c{name}, {name})", lambda v: bisect.bisect(cuts, v),
+                    f", c{name}={cuts!r}")
+        return name, lambda v: v, ""
+
+    def _table(self, inputs, outputs, partial: bool) -> dict:
+        table = {}
+        for key in inputs:
+            table[key] = None if partial and self.c.chance(0.3) else self.c.choice(outputs)
+        return table
+
+    def _map_code(self, inner: Node, outputs, partial: bool):
+        """(code of a table-driven function of one argument, its output values)."""
+        code, key, extra = self._key(inner, "x")
+        table = self._table(distinct(key(v) for v in inner.values), outputs, partial)
+        values = [table[key(v)] for v in inner.values]
+        return f"lambda x, t={table!r}{extra}: t[{code}]", values
+
+    def _threshold_code(self, inner: Node, outputs):
+        """(code of a step function with a few thresholds, its output values)."""
+        xs = sorted(set(float(v) for v in inner.values))
+        gaps = list(range(len(xs) - 1))
+        chosen = sorted(self.c.sample(gaps, self.c.integer(1, 3))) if gaps else []
+        cuts = tuple((xs[g] + xs[g + 1]) / 2 for g in chosen)
+        outs = tuple(self.c.choice(outputs) for _ in range(len(cuts) + 1))
+        values = [outs[bisect.bisect(cuts, v)] for v in xs]
+        return f"lambda x, c={cuts!r}, o={outs!r}: o[bisect.bisect(c, x)]", values
+
+    # ---------------------------------------------------------------- SOps
+    def generate(self) -> FuzzCase:
+        self.pool.append(Node("tokens", distinct(self.vocab), False, False, 0))
+        self.pool.append(Node("indices", tuple(range(self.n)), False, False, 0, indices=True))
+        self.lines += [Line("tokens", "rasp.tokens", ()), Line("indices", "rasp.indices", ())]
+        if not self.causal:
+            self.pool.append(Node("length", tuple(range(1, self.n + 1)), False, False, 0))
+            self.lines.append(Line("length", "rasp.length", ()))
+        if all(is_number(v) for v in self.vocab) and self.c.chance(0.1):
+            self._emit("rasp.tokens", [], values=self.vocab, none=False, numerical=True, depth=0)
+        if self.c.chance(0.05):
+            self._emit("rasp.indices", [], values=range(self.n), none=False, numerical=True,
+                       depth=0)
+        ops = [("map", 6), ("numerical_map", 3), ("sequence_map", 4), ("linear", 2),
+               ("aggregate", 6), ("numerical_aggregate", 4), ("width", 3), ("mean_pair", 1),
+               ("full", 1), ("constant_sop", 1)]
+        start = len(self.pool)
+        for _ in range(self.c.integer(1, self.max_ops)):
+            getattr(self, "_op_" + self.c.weighted(ops))()
+        if len(self.pool) == start:  # nothing built: at least one Map
+            self._op_map()
+        # The output: the SOp with the most sub-expressions, sometimes combined with
+        # another one that it does not use.
+        built = self.pool[start:]
+        sizes = {n.var: len(_closure(self.lines, n.var)) for n in built}
+        output = max(reversed(built), key=lambda n: sizes[n.var])
+        unused = [n for n in built if n.var not in _closure(self.lines, output.var)
+                  and sizes[n.var] > 2 and n.small and output.small
+                  and max(1, len(n.values)) * max(1, len(output.values)) <= PAIR_LIMIT]
+        if unused and self.c.chance(0.6):
+            self.pool = [output, self.c.choice(unused)]
+            output = self._op_sequence_map()
+        return build_case(self.lines, output.var, self.vocab, self.n, self.causal)
+
+    def _op_map(self):
+        inner = self._pick(lambda n: n.small)
+        code, values = self._map_code(inner, self._pool_values(), partial=self.c.chance(0.25))
+        return self._emit(f"rasp.Map({code}, {inner.var})", [inner.var], values=values,
+                          none=inner.none or None in values, numerical=False,
+                          depth=inner.depth + 1)
+
+    def _op_numerical_map(self, inner: Node | None = None):
+        """A numerical Map (never None); of a numerical SOp often a step function."""
+        inner = inner or self._pick(lambda n: not n.none and n.small)
+        if inner.none:
+            return self._op_map()
+        outputs = self._pool_values(numeric=True)
+        if inner.numerical and all(is_number(v) for v in inner.values) and self.c.chance(0.6):
+            code, values = self._threshold_code(inner, outputs)
+        elif all(is_number(v) for v in inner.values) and self.c.chance(0.15):
+            code, values = "lambda x: x", inner.values   # categorical → numerical copy
+        else:
+            code, values = self._map_code(inner, outputs, partial=False)
+        return self._emit(f"rasp.Map({code}, {inner.var})", [inner.var], values=values,
+                          none=False, numerical=True, depth=inner.depth + 1)
+
+    def _op_sequence_map(self):
+        fst = self._pick(lambda n: n.small)
+        snd = self._pick(lambda n: n.small and len(n.values) * max(1, len(fst.values))
+                         <= PAIR_LIMIT)
+        if fst.var == snd.var and self.c.chance(0.5):
+            snd = self._pick(lambda n: n.small and n.var != fst.var)
+        if max(1, len(fst.values)) * max(1, len(snd.values)) > PAIR_LIMIT:
+            return self._op_map()
+        numerical = not fst.none and not snd.none and self.c.chance(0.25)
+        outputs = self._pool_values(numeric=numerical)
+        partial = not numerical and self.c.chance(0.2)
+        cx, kx, ex = self._key(fst, "x")
+        cy, ky, ey = self._key(snd, "y")
+        keys = distinct((kx(x), ky(y)) for x in fst.values for y in snd.values)
+        table = self._table(keys, outputs, partial)
+        values = [table[k] for k in keys]
+        code = f"lambda x, y, t={table!r}{ex}{ey}: t[{cx}, {cy}]"
+        return self._emit(f"rasp.SequenceMap({code}, {fst.var}, {snd.var})",
+                          [fst.var, snd.var], values=values,
+                          none=fst.none or snd.none or None in values, numerical=numerical,
+                          depth=max(fst.depth, snd.depth) + 1)
+
+    def _numeric(self, n: Node) -> bool:
+        return not n.none and bool(n.values) and all(is_number(v) for v in n.values)
+
+    def _op_linear(self):
+        fst = self._pick(lambda n: self._numeric(n) and n.numerical)
+        if not self._numeric(fst):
+            fst = self._op_numerical_map()
+        if not self._numeric(fst):
+            return fst
+        snd = self._pick(lambda n: self._numeric(n) and len(n.values) * len(fst.values) <= 400)
+        if not self._numeric(snd) or len(snd.values) * len(fst.values) > 400:
+            snd = fst
+        a, b = self.c.choice([1, -1, 2, 0.5, 3]), self.c.choice([1, -1, 2, 0.5, -0.5, 0])
+        if fst is snd:
+            values = [a * x + b * x for x in fst.values]
+        else:
+            values = [a * x + b * y for x in fst.values for y in snd.values]
+        numerical = self.c.chance(0.85)
+        return self._emit(f"rasp.LinearSequenceMap({fst.var}, {snd.var}, {a!r}, {b!r})",
+                          [fst.var, snd.var], values=values, none=False, numerical=numerical,
+                          depth=max(fst.depth, snd.depth) + 1)
+
+    def _op_full(self):
+        value = self.c.choice(self._pool_values())
+        numerical = is_number(value) and self.c.chance(0.4)
+        return self._emit(f"rasp.Full({value!r})", [], values=[value], none=False,
+                          numerical=numerical, depth=0)
+
+    def _op_constant_sop(self):
+        value = [self.c.choice(self._pool_values()) for _ in range(self.n)]
+        if all(is_number(v) for v in value) and self.c.chance(0.2):
+            # numerical needs check_length=True: only inputs of length max_seq_len are valid
+            return self._emit(f"rasp.ConstantSOp({value!r})", [], values=value, none=False,
+                              numerical=True, depth=0)
+        return self._emit(f"rasp.ConstantSOp({value!r}, check_length=False)", [], values=value,
+                          none=True, numerical=False, depth=0)
+
+    def _op_width(self):
+        sel = self._selector()
+        return self._emit(f"rasp.SelectorWidth({sel.var})", [sel.var],
+                          values=range(self.n + 1), none=False,
+                          numerical=self.c.chance(0.3), depth=sel.depth + 1)
+
+    def _op_aggregate(self):
+        """A categorical Aggregate, mostly one where every input is valid."""
+        form = self.c.weighted([("index", 4), ("equal_key", 3), ("functional", 2),
+                                ("constant", 2), ("anything", 1)])
+        if form == "index":
+            sel = self._index_selector()
+            sop = self._pick(lambda n: n.small or n.numerical)
+        elif form in ("equal_key", "functional"):
+            sel, keys = self._key_selector(functional=form == "functional")
+            sop = keys if self.c.chance(0.5) else self._op_map_of(keys)
+        elif form == "constant":
+            sel = self._selector()
+            sop = self._pick(lambda n: len(n.values) <= 1, fallback=False)
+            if sop is None or self.c.chance(0.3):
+                sop = self._op_full()
+        else:
+            sel = self._selector()
+            sop = self._pick(lambda n: n.small)
+        default = None if self.c.chance(0.8) else self.c.choice(self._pool_values())
+        values = list(sop.values) + ([] if default is None else [default])
+        return self._emit(f"rasp.Aggregate({sel.var}, {sop.var}, default={default!r})",
+                          [sel.var, sop.var], values=values,
+                          none=sop.none or default is None, numerical=False,
+                          depth=max(sel.depth, sop.depth) + 1)
+
+    def _op_map_of(self, inner: Node) -> Node:
+        code, values = self._map_code(inner, self._pool_values(), partial=self.c.chance(0.2))
+        return self._emit(f"rasp.Map({code}, {inner.var})", [inner.var], values=values,
+                          none=inner.none or None in values, numerical=False,
+                          depth=inner.depth + 1)
+
+    def _averageable(self, n: Node) -> bool:
+        return (self._numeric(n) and len(n.values) <= 4 and all(dyadic(v) for v in n.values)
+                and means(n.values, self.n) is not None)
+
+    def _op_numerical_aggregate(self):
+        """The mean of a numeric SOp with few values (default 0, sometimes another number)."""
+        sop = None if self.c.chance(0.5) else self._pick(self._averageable, fallback=False)
+        if sop is None:  # a fresh 0/1 (or small-valued) indicator
+            inner = self._pick(lambda n: not n.none and n.small)
+            outputs = self.c.weighted([([0, 1], 6), ([0, 1, 2], 1), ([0, 0.5, 1], 1),
+                                       ([False, True], 1), ([1], 1)])
+            sop = self._op_numerical_map_to(inner, outputs)
+        if self.c.chance(0.25):
+            sel = self._index_selector()
+        else:
+            sel = self._selector()
+        default = self.c.weighted([(0, 8), (1, 1), (0.5, 1)])
+        return self._numerical_mean(sel, sop, default)
+
+    def _numerical_mean(self, sel: Sel, sop: Node, default) -> Node:
+        if sel.at_most_one:
+            values = list(sop.values) + [default]
+        else:
+            values = [float(m) for m in means(sop.values, self.n)] + [default]
+        return self._emit(f"rasp.Aggregate({sel.var}, {sop.var}, default={default!r})",
+                          [sel.var, sop.var], values=values, none=False, numerical=True,
+                          depth=max(sel.depth, sop.depth) + 1)
+
+    def _op_numerical_map_to(self, inner: Node, outputs) -> Node:
+        if inner.none:
+            inner = self.pool[0]
+        if inner.numerical and has_fraction(inner.values):
+            code, values = self._threshold_code(inner, outputs)
+        else:
+            code, values = self._map_code(inner, outputs, partial=False)
+        return self._emit(f"rasp.Map({code}, {inner.var})", [inner.var], values=values,
+                          none=False, numerical=True, depth=inner.depth + 1)
+
+    def _op_mean_pair(self):
+        """Two means over one selector, combined linearly (the compiler fuses them)."""
+        sel = self._selector()
+        parts = []
+        for _ in range(2):
+            inner = self._pick(lambda n: not n.none and n.small)
+            parts.append(self._op_numerical_map_to(inner, [0, 1]))
+        d1, d2 = 0, self.c.choice([0, 0, 1])
+        m1 = self._numerical_mean(sel, parts[0], d1)
+        m2 = self._numerical_mean(sel, parts[1], d2)
+        a, b = self.c.choice([1, 2, 0.5]), self.c.choice([1, -1, 0.5])
+        values = [a * x + b * y for x in m1.values for y in m2.values]
+        node = self._emit(f"rasp.LinearSequenceMap({m1.var}, {m2.var}, {a!r}, {b!r})",
+                          [m1.var, m2.var], values=values, none=False, numerical=True,
+                          depth=max(m1.depth, m2.depth) + 1)
+        if self.c.chance(0.5):  # a threshold on the combination
+            self._op_numerical_map_to(node, [0, 1, 2])
+        return node
+
+    # ---------------------------------------------------------------- selectors
+    def _emit_selector(self, code, deps, depth, at_most_one=False) -> Sel:
+        var = self._var("s")
+        if self.c.chance(0.05):
+            code += f".named({self._name()!r})"
+        self.lines.append(Line(var, code, tuple(deps)))
+        return Sel(var, depth, at_most_one)
+
+    def _selector(self, level: int = 0) -> Sel:
+        kind = "select" if level >= 2 else self.c.weighted(
+            [("select", 16), ("and", 3), ("or", 3), ("not", 3), ("constant", 1)]
+            if level == 0 else [("select", 16), ("and", 2), ("or", 2), ("not", 2)])
+        if kind == "select":
+            return self._select()
+        if kind == "not":
+            inner = self._selector(level + 1)
+            return self._emit_selector(f"~{inner.var}", [inner.var], inner.depth)
+        if kind == "constant":
+            matrix = [[self.c.chance(0.5) for _ in range(self.n)] for _ in range(self.n)]
+            return self._emit_selector(f"rasp.ConstantSelector({matrix!r})", [], 0)
+        a, b = self._selector(level + 1), self._selector(level + 1)
+        op = "&" if kind == "and" else "|"
+        return self._emit_selector(f"({a.var} {op} {b.var})", [a.var, b.var],
+                                   max(a.depth, b.depth))
+
+    def _select(self) -> Sel:
+        keys = self._pick(lambda n: n.small)
+        queries = self._pick(lambda n: n.small)
+        predicate = self.c.weighted([(name, 2) for name in COMPARISONS] + [("callable", 4)])
+        if predicate in ORDERED and not comparable(keys, queries):
+            predicate = "EQ"
+        if predicate == "callable":
+            if max(1, len(keys.values)) * max(1, len(queries.values)) > 100:
+                predicate = "NEQ"
+            else:
+                ck, kk, ek = self._key(keys, "k")
+                cq, kq, eq = self._key(queries, "q")
+                density = self.c.choice([0.2, 0.5, 0.8])
+                pairs = sorted({(kk(k), kq(q)) for k in keys.values for q in queries.values
+                                if self.c.chance(density)}, key=repr)
+                code = f"lambda k, q, s=frozenset({pairs!r}){ek}{eq}: ({ck}, {cq}) in s"
+                return self._emit_selector(f"rasp.Select({keys.var}, {queries.var}, {code})",
+                                           [keys.var, queries.var],
+                                           max(keys.depth, queries.depth))
+        return self._emit_selector(f"rasp.Select({keys.var}, {queries.var}, rasp.{predicate})",
+                                   [keys.var, queries.var], max(keys.depth, queries.depth),
+                                   at_most_one=keys.indices and predicate == "EQ")
+
+    def _index_selector(self) -> Sel:
+        """Select(indices, q, EQ), q an index-valued SOp: at most one key per query."""
+        existing = self._pick(lambda n: bool(n.values)
+                              and all(isinstance(v, int) for v in n.values), fallback=False)
+        if existing is None or self.c.chance(0.6):
+            inner = self._pick(lambda n: n.small)
+            targets = list(range(self.n)) + [-1, self.n, None]
+            code, values = self._map_code(inner, targets, partial=False)
+            query = self._emit(f"rasp.Map({code}, {inner.var})", [inner.var], values=values,
+                               none=inner.none or None in values,
+                               numerical=self.c.chance(0.15) and not inner.none
+                               and None not in values,
+                               depth=inner.depth + 1)
+        else:
+            query = existing
+        sel = self._emit_selector(f"rasp.Select(indices, {query.var}, rasp.EQ)",
+                                  ["indices", query.var], query.depth, at_most_one=True)
+        if self.c.chance(0.2):  # narrowing keeps it at most one
+            other = self._selector(1)
+            sel = self._emit_selector(f"({sel.var} & {other.var})", [sel.var, other.var],
+                                      max(sel.depth, other.depth))
+        return sel
+
+    def _key_selector(self, functional: bool) -> tuple[Sel, Node]:
+        """A selector under which every selected key has the same value of `keys`."""
+        keys = self._pick(lambda n: n.small and bool(n.values))
+        queries = self._pick(lambda n: n.small)
+        if functional and len(keys.values) * max(1, len(queries.values)) <= 100:
+            ck, kk, ek = self._key(keys, "k")
+            cq, kq, eq = self._key(queries, "q")
+            key_choices = distinct(kk(k) for k in keys.values)
+            pairs = sorted({(self.c.choice(key_choices), kq(q)) for q in queries.values
+                            if self.c.chance(0.8)}, key=repr)
+            code = f"lambda k, q, s=frozenset({pairs!r}){ek}{eq}: ({ck}, {cq}) in s"
+            sel = self._emit_selector(f"rasp.Select({keys.var}, {queries.var}, {code})",
+                                      [keys.var, queries.var], max(keys.depth, queries.depth))
+        else:
+            sel = self._emit_selector(f"rasp.Select({keys.var}, {queries.var}, rasp.EQ)",
+                                      [keys.var, queries.var], max(keys.depth, queries.depth),
+                                      at_most_one=keys.indices)
+        if self.c.chance(0.25):
+            other = self._selector(1)
+            sel = self._emit_selector(f"({sel.var} & {other.var})", [sel.var, other.var],
+                                      max(sel.depth, other.depth))
+        return sel, keys
+
+
+def generate_case(chooser: Chooser | random.Random, max_ops: int = 9, max_len: int = 12,
+                  causal_share: float = 0.25) -> FuzzCase:
+    """One random program (the generator behind `programs()`)."""
+    if isinstance(chooser, random.Random):
+        chooser = RandomChooser(chooser)
+    return _Generator(chooser, max_ops, max_len, causal_share).generate()
+
+
+def programs(max_ops: int = 9, max_len: int = 12, causal_share: float = 0.25):
+    """Hypothesis strategy of FuzzCase, i.e. (program, vocab, max_seq_len, causal)."""
+    @st.composite
+    def strategy(draw):
+        return generate_case(DrawChooser(draw), max_ops, max_len, causal_share)
+    return strategy()
+
+
+# ------------------------------------------------------------------ the property
+
+
+def make_inputs(vocab, max_seq_len: int, rng: random.Random,
+                count: int = INPUTS_PER_PROGRAM) -> list[list]:
+    """Every input if there are at most `count`, else `count` random ones."""
+    vocab = list(vocab)
+    total = sum(len(vocab) ** n for n in range(1, max_seq_len + 1))
+    if total <= count:
+        return [list(xs) for n in range(1, max_seq_len + 1)
+                for xs in itertools.product(vocab, repeat=n)]
+    return [[rng.choice(vocab) for _ in range(rng.randint(1, max_seq_len))]
+            for _ in range(count)]
+
+
+def case_inputs(case: FuzzCase, count: int = INPUTS_PER_PROGRAM) -> list[list]:
+    """Inputs for a case, seeded by its source (deterministic)."""
+    seed = zlib.crc32(f"{case.program_source}|{case.vocab}|{case.max_seq_len}".encode())
+    return make_inputs(case.vocab, case.max_seq_len, random.Random(seed), count)
+
+
+def program_labels(program) -> set[str]:
+    order = rasp.topological_order(program)
+    return {e.label for e in order} | set(rasp.unique_labels(order).values())
+
+
+def label_in_program(label, labels: set[str]) -> bool:
+    if not isinstance(label, str):
+        return False
+    return label in labels or any(label.startswith(l + ".") for l in labels)
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What happened to one case. `ok` unless the property failed."""
+
+    status: str                  # exact | refused | mismatch | error | bad_label
+    checked: int = 0             # inputs the evaluator accepted
+    reason: str = ""             # CompileError reason or exception text
+    label: str | None = None
+    mismatches: list = dataclasses.field(default_factory=list)
+    compile_seconds: float = 0.0
+    verify_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("exact", "refused")
+
+    def describe(self, case: FuzzCase) -> str:
+        text = f"{self.status}: {self.reason}\n{case!r}"
+        for m in self.mismatches[:3]:
+            text += f"\n  input {m.input}: evaluator {m.expected}, model {m.got}"
+        return text
+
+
+def check_case(case: FuzzCase, inputs: list[list] | None = None) -> Outcome:
+    """Compile the case; a refusal must name a program expression, a model must be exact."""
+    from compiler.compiling import compile_rasp_to_model
+    from compiler.verify import find_mismatches
+
+    program, vocab, max_seq_len, causal = case
+    inputs = case_inputs(case) if inputs is None else inputs
+    start = time.perf_counter()
+    try:
+        model = compile_rasp_to_model(program, vocab, max_seq_len, causal=causal)
+    except rasp.CompileError as error:
+        elapsed = time.perf_counter() - start
+        if label_in_program(error.label, program_labels(program)):
+            return Outcome("refused", reason=error.reason, label=error.label,
+                           compile_seconds=elapsed)
+        return Outcome("bad_label", reason=f"label {error.label!r} names no expression "
+                       f"of the program: {error}", label=error.label, compile_seconds=elapsed)
+    except Exception as error:  # noqa: BLE001  any other exception is a failure
+        return Outcome("error", reason=f"compile raised {type(error).__name__}: {error}",
+                       compile_seconds=time.perf_counter() - start)
+    compiled = time.perf_counter()
+    try:
+        checked, mismatches = find_mismatches(model, program, inputs)
+    except Exception as error:  # noqa: BLE001
+        return Outcome("error", reason=f"running raised {type(error).__name__}: {error}",
+                       compile_seconds=compiled - start,
+                       verify_seconds=time.perf_counter() - compiled)
+    outcome = Outcome("mismatch" if mismatches else "exact", checked=checked,
+                      mismatches=mismatches, compile_seconds=compiled - start,
+                      verify_seconds=time.perf_counter() - compiled)
+    if mismatches:
+        outcome.reason = f"{len(mismatches)} of {checked} inputs disagree"
+    return outcome
+
+
+def reason_group(reason: str) -> str:
+    """A refusal reason with its specifics (names, values, numbers) blanked out."""
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", reason.splitlines()[0] if reason else "")
+    text = re.sub(r"\[[^\]]*\]|\([^)]*\)", "(…)", text)
+    return re.sub(r"-?\d+(\.\d+)?", "N", text)
+
+
+# ------------------------------------------------------------------ minimising
+
+
+def minimise(case: FuzzCase, outcome: Outcome, inputs: list[list] | None = None):
+    """A smaller failing case: the smallest failing sub-program, the smallest
+    max_seq_len, and the shortest failing input. Returns (case, outcome)."""
+    def fails(c: FuzzCase):
+        o = check_case(c, case_inputs(c, 200) if inputs is None else
+                       [xs for xs in inputs if len(xs) <= c.max_seq_len])
+        return o if not o.ok else None
+
+    best, best_outcome = case, outcome
+    for var in sorted(case.sop_vars(), key=lambda v: case.with_output(v).size()):
+        if var == case.output:
+            break
+        sub = case.with_output(var)
+        if sub.size() >= best.size():
+            continue
+        o = fails(sub)
+        if o is not None:
+            best, best_outcome = sub, o
+            break
+    for n in range(1, best.max_seq_len):
+        o = fails(best.with_max_seq_len(n))
+        if o is not None:
+            best, best_outcome = best.with_max_seq_len(n), o
+            break
+    if best_outcome.mismatches:
+        best_outcome.mismatches.sort(key=lambda m: (len(m.input), repr(m.input)))
+    return best, best_outcome
+
+
+def repro(case: FuzzCase, outcome: Outcome) -> str:
+    """A standalone script reproducing a failure."""
+    text = case.source
+    if outcome.mismatches:
+        m = outcome.mismatches[0]
+        text += (f"\nxs = {m.input!r}\n"
+                 f"print('evaluator', rasp.evaluate(program, xs, causal=causal))  "
+                 f"# {m.expected!r}\n"
+                 f"print('model    ', model.apply([model.config.bos, *xs]).decoded[1:])  "
+                 f"# {m.got!r}\n")
+    else:
+        text = f"# {outcome.status}: {outcome.reason}\n" + text
+    return text

@@ -184,6 +184,10 @@ def _rewrite_term(term, key, key_fn, query, query_fn):
                 k, q = key_fn(k), query_fn(q)
                 return k is not None and q is not None and bool(predicate(k, q))
 
+            original = predicate.name if isinstance(predicate, rx.Comparison) else \
+                getattr(predicate, "__name__", "predicate")
+            folded.__name__ = f"{original}∘map"
+
             return rx.Select(key, query, folded).annotated(
                 **{**term.annotations, "name": term.label})
         case rx.SelectorNot():

@@ -18,7 +18,8 @@ import numpy as np
 from compiler.assemble import ModelConfig, Params
 from compiler.forward import make_forward
 from craft.blocks import BlockInfo
-from rasp.errors import InputError
+from rasp.errors import InputError, ModelMismatchError
+from rasp.evaluate import evaluate
 
 # A categorical output direction must exceed this to decode as its value;
 # below it, on every direction, the value is None (the zero vector).
@@ -133,15 +134,32 @@ class CompiledModel:
         self._jitted = jax.jit(self.forward.apply)
 
     # ------------------------------------------------------------------ running
-    def apply(self, tokens: Sequence[Any]) -> ModelOutput:
-        """Run one sequence, which must start with BOS."""
+    def apply(self, tokens: Sequence[Any], check: bool = False) -> ModelOutput:
+        """Run one sequence, which must start with BOS.
+
+        With `check=True`, also evaluate the program with the reference evaluator
+        and raise ModelMismatchError if the decoded output differs.
+        """
         ids = self._encode(tokens)
         out = self._run([ids])
         n = len(ids)  # drop the padding the jitted function runs with
         logits = [None if x is None else x[0, :, :n, :n] for x in out["attn_logits"]]
-        return ModelOutput(self._decode(out["output"][0], n),
-                           [r[0, :n] for r in out["residuals"]],
-                           [r[0, :n] for r in out["layer_outputs"]], logits)
+        result = ModelOutput(self._decode(out["output"][0], n),
+                             [r[0, :n] for r in out["residuals"]],
+                             [r[0, :n] for r in out["layer_outputs"]], logits)
+        if check:
+            self._check(list(tokens[1:]), result.decoded[1:])
+        return result
+
+    def _check(self, xs: list[Any], decoded: list[Any]):
+        from compiler.verify import outputs_agree  # verify imports this module
+        if self.program is None:
+            raise ModelMismatchError("check=True needs the program; this model was loaded "
+                                     "without one")
+        expected = evaluate(self.program, xs, causal=self.config.causal)
+        if not outputs_agree(expected, decoded):
+            raise ModelMismatchError(f"model and evaluator disagree on {xs!r}: "
+                                     f"evaluator {expected!r}, model {decoded!r}")
 
     def apply_batch(self, batch: Sequence[Sequence[Any]]) -> list[list[Any]]:
         """Decoded outputs of many sequences (each starting with BOS) in one forward pass."""

@@ -4,7 +4,8 @@ Programs written for DeepMind's Tracr (`from tracr.rasp import rasp`) run
 unchanged after `import rasp`.
 """
 
-from rasp.errors import CompileError, EvaluationError, InputError, RaspError
+from rasp.errors import (CompileError, EvaluationError, InputError, ModelMismatchError,
+                         RaspError)
 from rasp.evaluate import evaluate
 from rasp.expr import (
     Aggregate, Comparison, ConstantSelector, ConstantSOp, Encoding, Full, IndicesType,
@@ -22,7 +23,7 @@ EQ, LT, LEQ, GT, GEQ, NEQ, TRUE, FALSE = (
 __all__ = [
     "Aggregate", "Comparison", "CompileError", "ConstantSOp", "ConstantSelector",
     "Encoding", "EvaluationError", "Full", "IndicesType", "InputError", "LengthType",
-    "LinearSequenceMap", "Map", "RASPExpr", "RaspError", "SOp", "Select", "Selector",
+    "LinearSequenceMap", "Map", "ModelMismatchError", "RASPExpr", "RaspError", "SOp", "Select", "Selector",
     "SelectorAnd", "SelectorNot", "SelectorOr", "SelectorWidth", "SequenceMap",
     "TokensType", "annotate", "categorical", "evaluate", "get_encoding", "indices",
     "is_categorical", "is_numerical", "length", "numerical", "tokens",

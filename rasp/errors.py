@@ -39,6 +39,10 @@ class InputError(RaspError, ValueError):
     """Input to a compiled model is invalid (unknown token, too long, no BOS, ...)."""
 
 
+class ModelMismatchError(RaspError):
+    """A compiled model disagreed with the evaluator (raised by `apply(check=True)`)."""
+
+
 def _label_of(expr) -> str | None:
     if expr is None or isinstance(expr, str):
         return expr

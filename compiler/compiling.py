@@ -41,7 +41,7 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
         and a rewrite where one is known.
     """
     vocab = _check_arguments(program, vocab, max_seq_len, compiler_bos, compiler_pad)
-    graph = extract_graph(fuse_program(lower_program(program)))
+    graph = extract_graph(fuse_program(lower_program(program), max_seq_len))
     values = infer_value_sets(graph, vocab, max_seq_len)
     spaces = node_spaces(graph, values)
     blocks = build_blocks(graph, values, spaces, max_seq_len, causal)

@@ -9,6 +9,10 @@ Takes a lowered program and gives an equivalent one with fewer sublayers:
     predicate (W_QK), and one feeding an Aggregate into W_OV (annotation
     `value_map`).
 Every fused function keeps RASP's None rule: None in, None out.
+
+A numerical SelectorWidth output telescopes over up to N steps, and its float32
+error grows like ε·N²; where `output_error_bound` exceeds NUMERIC_BUDGET the
+width stays categorical and an exact lookup MLP turns it into a number.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from compiler.lowering import rebuilt, selector_terms
+from craft.numerical import output_error_bound
 from rasp import expr as rx
 from rasp.traverse import topological_order
 
@@ -30,22 +35,26 @@ class _Fused:
     fn: Callable[..., Any]
 
 
-def fuse_program(program: rx.SOp) -> rx.SOp:
+# Largest float32 error we accept in a numerical width (verification allows 1e-4).
+NUMERIC_BUDGET = 1e-5
+
+
+def fuse_program(program: rx.SOp, max_seq_len: int) -> rx.SOp:
     """The program with MLP chains fused and Maps folded into attention."""
     done: dict[int, rx.RASPExpr] = {}
     forms: dict[int, _Fused] = {}
     for expr in topological_order(program):
-        new = _fuse(expr, lambda e: done[e.unique_id], forms)
+        new = _fuse(expr, lambda e: done[e.unique_id], forms, max_seq_len)
         done[expr.unique_id] = new
         if isinstance(new, (rx.Map, rx.SequenceMap)) and not _is_linear(new):
             forms[new.unique_id] = _form_of(new)
     return done[program.unique_id]
 
 
-def _fuse(expr, fused, forms):
+def _fuse(expr, fused, forms, max_seq_len):
     match expr:
         case rx.Map() | rx.SequenceMap():
-            return _mlp_chain(expr, [fused(c) for c in expr.children], forms)
+            return _mlp_chain(expr, [fused(c) for c in expr.children], forms, max_seq_len)
         case rx.Aggregate():
             selector = _fold_selector(expr.selector, fused, forms)
             sop = fused(expr.sop)
@@ -56,8 +65,24 @@ def _fuse(expr, fused, forms):
                 return new.annotated(**{**expr.annotations, "name": expr.label, "value_map": fn})
             return rebuilt(expr, rx.Aggregate(selector, sop, expr.default))
         case rx.SelectorWidth():
-            return rebuilt(expr, rx.SelectorWidth(_fold_selector(expr.selector, fused, forms)))
+            width = rebuilt(expr, rx.SelectorWidth(_fold_selector(expr.selector, fused, forms)))
+            if rx.is_numerical(width) and not _width_is_precise(_identity, max_seq_len):
+                counted = rx.categorical(rx.SelectorWidth(width.selector))
+                counted = counted.named(f"{expr.label}.categorical")
+                return rx.Map(_identity, counted).annotated(**{**expr.annotations,
+                                                               "name": expr.label})
+            return width
     return expr
+
+
+def _width_is_precise(width_map, max_seq_len) -> bool:
+    """Whether a width's MLP can output width_map(w) as a number within NUMERIC_BUDGET."""
+    widths = range(max_seq_len + 1)
+    try:
+        outputs = [float(width_map(w)) for w in widths]
+    except Exception:  # noqa: BLE001  non-numeric or failing maps are checked elsewhere
+        return True
+    return output_error_bound([1 / (w + 1) for w in widths], outputs) <= NUMERIC_BUDGET
 
 
 def _is_linear(expr) -> bool:
@@ -70,7 +95,7 @@ def _form_of(expr) -> _Fused:
     return _Fused(tuple(expr.children), expr.f)
 
 
-def _mlp_chain(expr, children, forms):
+def _mlp_chain(expr, children, forms, max_seq_len):
     """`expr` over its children, expanded through child MLP chains where it fits."""
     child_forms = [forms.get(c.unique_id, _Fused((c,), _identity)) for c in children]
     for expand in ([True, True], [True, False], [False, True], [False, False])[:2 ** len(children)]:
@@ -78,7 +103,7 @@ def _mlp_chain(expr, children, forms):
                  for f, e, c in zip(child_forms, expand, children)]
         sources = tuple(dict.fromkeys(s for p in parts for s in p.sources))
         if _fits(sources):
-            return _emit(expr, sources, _compose(expr.f, parts, sources))
+            return _emit(expr, sources, _compose(expr.f, parts, sources), max_seq_len)
     if isinstance(expr, rx.LinearSequenceMap):
         return rebuilt(expr, rx.LinearSequenceMap(*children, expr.fst_fac, expr.snd_fac))
     return rebuilt(expr, type(expr)(expr.f, *children))
@@ -110,14 +135,16 @@ def _compose(f, parts: list[_Fused], sources: tuple[rx.SOp, ...]):
     return fused
 
 
-def _emit(expr, sources, fn):
+def _emit(expr, sources, fn, max_seq_len):
     """The fused node: a width-map, a Map or a SequenceMap over `sources`."""
     annotations = {**expr.annotations, "name": expr.label}
     if len(sources) == 1 and isinstance(sources[0], rx.SelectorWidth):
         width = sources[0]
         inner = width.annotations.get("width_map")
         mapped = fn if inner is None else (lambda w: _then(inner(w), fn))
-        return rx.SelectorWidth(width.selector).annotated(**{**annotations, "width_map": mapped})
+        if rx.is_categorical(expr) or _width_is_precise(mapped, max_seq_len):
+            return rx.SelectorWidth(width.selector).annotated(
+                **{**annotations, "width_map": mapped})
     if len(sources) == 1:
         new = rx.Map(fn, sources[0])
     else:

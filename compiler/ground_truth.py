@@ -24,6 +24,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import networkx as nx
 import numpy as np
 
@@ -49,8 +50,9 @@ def mlp_out_hook(layer: int) -> str:
 class Site:
     """Where a RASP expression is computed: a component (or embedding) and a hook.
 
-    role: "embed", "result" (a head's output), "mlp_out", or for a selector
-    "query" / "key" (the head's Q and K). head: the head index for attention hooks.
+    role: "embed", "result" (a head's output), "mlp_out", for a selector "query"
+    / "key" (the head's Q and K), or "fused": computed inside the component but
+    never written to the residual. head: the head index for attention hooks.
     """
 
     component: str
@@ -156,7 +158,7 @@ class GroundTruth:
                     mlp_out_hook(c.layer), hidden=None if c.hidden is None else tuple(c.hidden)))
 
         output = model.value_records[model.config.output_label]
-        alignment = _alignment(embeddings, components, model.program)
+        alignment = _alignment(embeddings, components, model.program, model.value_records)
         return cls(labels, len(model.config.layers), model.config.output_label,
                    dirs(output.dims), tuple(embeddings), tuple(components), alignment)
 
@@ -256,15 +258,12 @@ def _directions(pairs) -> Directions:
 
 
 def _component(data: dict[str, Any]) -> GTComponent:
-    fields = {f.name: f for f in dataclasses.fields(GTComponent)}
-    values = {}
-    for name, value in data.items():
+    def value(name, x):
         if name.endswith("reads") or name == "writes":
-            value = _directions(value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        values[name] = value
-    return GTComponent(**{k: v for k, v in values.items() if k in fields})
+            return _directions(x)
+        return tuple(x) if isinstance(x, list) else x
+
+    return GTComponent(**{name: value(name, x) for name, x in data.items()})
 
 
 def _head_reads(model, layer: int, head: int) -> tuple[list[int], list[int], list[int]]:
@@ -279,7 +278,7 @@ def _head_reads(model, layer: int, head: int) -> tuple[list[int], list[int], lis
     return tuple(out)
 
 
-def _alignment(embeddings, components, program) -> dict[str, tuple[Site, ...]]:
+def _alignment(embeddings, components, program, recorded) -> dict[str, tuple[Site, ...]]:
     sites: dict[str, list[Site]] = {}
     for e in embeddings:
         for label in e.exprs:
@@ -288,19 +287,28 @@ def _alignment(embeddings, components, program) -> dict[str, tuple[Site, ...]]:
         role = "result" if c.kind == "attn" else "mlp_out"
         for label in c.exprs:
             sites.setdefault(label, []).append(Site(c.id, c.hook, c.head, role))
-    for c, selector in _selectors(components, program):
-        for side, hook in (("query", "q"), ("key", "k")):
-            sites.setdefault(selector, []).append(Site(c.id, attn_hook(c.layer, hook), c.head,
-                                                       side))
+    materialized = set(recorded) | {x for c in components for x in c.exprs}
+    for c, label, role in _implicit(components, program, materialized):
+        if role == "fused":
+            sites.setdefault(label, []).append(Site(c.id, c.hook, c.head, role))
+        else:
+            sites.setdefault(label, []).extend(
+                Site(c.id, attn_hook(c.layer, hook), c.head, side)
+                for side, hook in (("query", "q"), ("key", "k")))
     return {label: tuple(s) for label, s in sites.items()}
 
 
-def _selectors(components, program):
-    """(head, selector label) for every selector of the original program a head computes.
+_EMBEDDED = (rx.TokensType, rx.IndicesType, rx.Full, rx.ConstantSOp)
 
-    A head computing Aggregate/SelectorWidth X computes X's selector and its
-    sub-selectors; a merged mean a·mean(x) + b·mean(y) over one selector computes
-    the selectors of both means.
+
+def _implicit(components, program, materialized):
+    """(component, label, role) for what a component computes without writing it out.
+
+    Walking the original program down from a component's expressions: a head
+    computes its selector and sub-selectors (role "selector"); an SOp that is in
+    no residual direction was fused into the component (role "fused": an MLP
+    chain link, a Map folded into W_QK/W_OV or a SelectorWidth's MLP, a mean
+    merged into another). An MLP stops at Aggregate/SelectorWidth (the head's part).
     """
     if program is None:
         return []
@@ -309,20 +317,24 @@ def _selectors(components, program):
     by_label = {labels[e.unique_id]: e for e in order}
     found = []
     for c in components:
-        expr = None
-        if c.kind == "attn":
-            expr = next((by_label[x] for x in c.exprs if x in by_label), None)
-        if expr is None:
-            continue
-        roots = [expr.selector] if isinstance(expr, (rx.Aggregate, rx.SelectorWidth)) else \
-            [e.selector for e in expr.children if isinstance(e, rx.Aggregate)]
-        seen = set()
-        while roots:  # the selector and its sub-selectors, not the SOps they read
-            node = roots.pop()
-            if node.unique_id not in seen:
-                seen.add(node.unique_id)
-                found.append((c, labels[node.unique_id]))
-                roots.extend(e for e in node.children if isinstance(e, rx.Selector))
+        seen: set[int] = set()
+        stack = [(by_label[x], True) for x in reversed(c.exprs) if x in by_label]
+        while stack:
+            node, top = stack.pop()
+            if node.unique_id in seen:
+                continue
+            seen.add(node.unique_id)
+            if isinstance(node, rx.Selector):
+                found.append((c, labels[node.unique_id], "selector"))
+            elif not top:
+                found.append((c, labels[node.unique_id], "fused"))
+            if c.kind == "mlp" and isinstance(node, (rx.Aggregate, rx.SelectorWidth)):
+                continue
+            for child in reversed(node.children):
+                if isinstance(child, rx.Selector) and c.kind == "attn" or \
+                        isinstance(child, rx.SOp) and not isinstance(child, _EMBEDDED) \
+                        and labels[child.unique_id] not in materialized:
+                    stack.append((child, False))
     return found
 
 
@@ -332,9 +344,35 @@ def decode_intermediates(model, tokens: Sequence[Any]) -> dict[str, list[Any]]:
     Each value is read from the residual just after the sublayer that writes it
     (`ValueRecord.decode` on `apply(tokens).residuals[sublayer + 1]`).
     """
-    residuals = model.apply(tokens).residuals
-    return {label: [record.decode(row) for row in residuals[record.sublayer + 1][1:]]
+    return _decode(model, model.apply(tokens).residuals, len(tokens))
+
+
+def decode_intermediates_batch(model, batch: Sequence[Sequence[Any]],
+                               params=None) -> list[dict[str, list[Any]]]:
+    """`decode_intermediates` of many inputs (each starting with BOS) in one forward pass."""
+    residuals = run_batch(model, batch, params)["residuals"]
+    return [_decode(model, [r[row] for r in residuals], len(tokens))
+            for row, tokens in enumerate(batch)]
+
+
+def _decode(model, residuals, length: int) -> dict[str, list[Any]]:
+    return {label: [record.decode(row) for row in residuals[record.sublayer + 1][1:length]]
             for label, record in model.value_records.items()}
+
+
+def run_batch(model, batch: Sequence[Sequence[Any]], params=None) -> dict[str, Any]:
+    """The raw forward outputs (numpy) of a batch of inputs, each starting with BOS.
+
+    `params` (default: the model's) may be e.g. `ablated_params(...)`; the model's
+    jitted function is reused, so equal batch sizes trace once.
+    """
+    encoded = [model._encode(tokens) for tokens in batch]  # validates each input
+    pad = model.input_encoder.encoding_map[model.config.pad]
+    ids = np.full((len(encoded), model.config.max_seq_len + 1), pad, np.int32)
+    for row, seq in enumerate(encoded):
+        ids[row, :len(seq)] = seq
+    out = model._jitted(model.params if params is None else params, ids, ids != pad)
+    return jax.tree_util.tree_map(np.asarray, out)  # None logits (no heads) stay None
 
 
 def ablated_params(model, component_ids: Sequence[str]):
@@ -360,6 +398,8 @@ def ablated_params(model, component_ids: Sequence[str]):
             zero(name, "w", (slice(None), cols))
             zero(name, "b", cols)
         else:
+            if c.hidden is None:
+                raise ValueError(f"{c.id}: its hidden-unit range was not recorded")
             units = slice(*c.hidden)
             zero(f"transformer/layer_{c.layer}/mlp/linear_1", "w", (slice(None), units))
             zero(f"transformer/layer_{c.layer}/mlp/linear_1", "b", units)

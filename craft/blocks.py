@@ -96,7 +96,7 @@ class AttentionHead:
                valid: np.ndarray | None = None, causal: bool = False) -> np.ndarray:
         """Attention logits (batch, query, key), with padding and causal masks applied."""
         qk = self.w_qk.in_spaces(residual_space, residual_space).astype(x.dtype)
-        logits = np.einsum("bqi,ij,bkj->bqk", x, qk, x)
+        logits = (x @ qk) @ np.swapaxes(x, 1, 2)  # O(seq·dim² + seq²·dim)
         seq = x.shape[1]
         allowed = np.ones((x.shape[0], seq, seq), dtype=bool)
         if valid is not None:

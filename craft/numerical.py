@@ -84,6 +84,19 @@ def rounding_bound(input_values: Sequence[float]) -> float:
     return worst
 
 
+def output_error_bound(input_values: Sequence[float], outputs: Sequence[float]) -> float:
+    """Float32 error bound of a numerical output f(x): the second layer adds up
+    Δf_j·(upper_j − lower_j) over active pairs whose units are as large as
+    s_j·(t_j − x_0) + ½, so it errs by about ε·Σ_j |Δf_j|·(2·that + 1)."""
+    pairs = sorted(zip((float(x) for x in input_values), outputs))
+    total = 0.0
+    for (x_prev, f_prev), (x, f) in zip(pairs, pairs[1:]):
+        slope = STEP_SLOPE / (x - x_prev)
+        magnitude = slope * ((x_prev + x) / 2 - pairs[0][0]) + 0.5
+        total += abs(f - f_prev) * (2 * magnitude + 1)
+    return FLOAT32_EPS * total
+
+
 def linear_mlp(terms: Sequence[tuple[BasisDirection, float]], output_direction: BasisDirection,
                hidden_name: str, info: BlockInfo) -> MLP:
     """out = Σ coeff·x over numerical inputs, via relu(x) − relu(−x). Exact."""

@@ -1,14 +1,9 @@
-"""raspc: compile, run and verify RASP programs from the command line.
+"""raspc: list, compile, run and verify RASP programs, and a demo of them all.
 
-    raspc list
-    raspc compile NAME|FILE.py:FUNC [--vocab a,b,c] [--max-seq-len N] [--causal] [-o model.npz]
-    raspc run NAME|FILE.py:FUNC|MODEL.npz TOKEN... [--trace]
-    raspc verify NAME|FILE.py:FUNC [--inputs 1000] [--max-seq-len N] [--seed S]
-    raspc demo
-
-Exit status: 0 on success, 1 when a program fails (compile error, mismatch with
-the evaluator, an exception in user code), 2 on bad usage (unknown example, bad
-vocabulary or input, unreadable model file).
+A program is an example name, path/to/file.py:function, or (for `run`) a model
+saved with `raspc compile -o model.npz`. Exit status: 0 on success; 1 when a
+program fails (compile error, mismatch with the evaluator, exception in user
+code); 2 on bad usage (unknown example, bad vocabulary or input, bad model file).
 """
 
 from __future__ import annotations
@@ -24,14 +19,15 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import rasp
-from compiler import CompiledModel, compile_rasp_to_model
-from compiler.serialize import ModelFileError, read_metadata
-from compiler.verify import Mismatch, find_mismatches
 from examples.library import EXAMPLES, uniform
-from rasp.errors import CompileError, InputError, RaspError
+from rasp.errors import InputError, RaspError
+
+if TYPE_CHECKING:  # the compiler imports jax (seconds); commands import it when they need it
+    from compiler import CompiledModel
+    from compiler.verify import Mismatch
 
 DEFAULT_VOCAB = ("a", "b", "c")  # for user program files
 DEFAULT_MAX_SEQ_LEN = 8
@@ -61,6 +57,8 @@ class Target:
 
     def compile(self) -> tuple[CompiledModel, float]:
         """The compiled model and the seconds compiling took."""
+        from compiler import compile_rasp_to_model
+
         start = time.perf_counter()
         model = compile_rasp_to_model(self.program, self.vocab, self.max_seq_len, self.causal)
         return model, time.perf_counter() - start
@@ -87,14 +85,10 @@ def parse_vocab(text: str) -> tuple[Any, ...]:
     return tuple(values)
 
 
-def is_model_file(spec: str) -> bool:
-    return spec.endswith(MODEL_SUFFIXES)
-
-
 def load_target(spec: str, vocab: str | None = None, max_seq_len: int | None = None,
                 causal: bool = False) -> Target:
     """An example name or `path/to/file.py:function`, with optional overrides."""
-    if is_model_file(spec):
+    if spec.endswith(MODEL_SUFFIXES):
         raise CliError(f"{spec} is a saved model; only `raspc run` takes a saved model")
     tokens = parse_vocab(vocab) if vocab is not None else None
     if spec.endswith(".py") or ".py:" in spec:
@@ -121,10 +115,8 @@ def _program_file_target(spec: str, vocab, max_seq_len: int, causal: bool) -> Ta
         raise CliError(f"no such program file: {file}")
     module = _import_file(path)
     if not hasattr(module, function):
-        found = [n for n, v in vars(module).items()
-                 if not n.startswith("_") and inspect.isfunction(v) and v.__module__ == module.__name__]
-        raise CliError(f"{file} defines no {function!r}; functions there: "
-                       f"{', '.join(found) or 'none'}")
+        found = [n for n, v in vars(module).items() if inspect.isfunction(v) and n[0] != "_"]
+        raise CliError(f"{file} defines no {function!r}; functions: {', '.join(found) or 'none'}")
     obj = getattr(module, function)
     program = obj
     if not isinstance(obj, rasp.RASPExpr) and callable(obj):
@@ -151,6 +143,7 @@ def _import_file(path: Path):
     if spec is None or spec.loader is None:
         raise CliError(f"cannot import {path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look modules up here
     folder = str(path.resolve().parent)
     sys.path.insert(0, folder)  # let the file import its neighbours
     try:
@@ -172,8 +165,14 @@ def _describe(error: BaseException, path: Path) -> str:
 
 def load_model_file(spec: str) -> tuple[CompiledModel, str]:
     """A saved model and its description, without recompiling."""
-    description = read_metadata(spec)["program"].get("description") or spec
-    return CompiledModel.load(spec), description
+    from compiler import CompiledModel
+    from compiler.serialize import ModelFileError, read_metadata
+
+    try:
+        description = read_metadata(spec)["program"].get("description") or spec
+        return CompiledModel.load(spec), description
+    except ModelFileError as error:
+        raise CliError(str(error)) from None
 
 
 # ------------------------------------------------------------------ formatting
@@ -207,11 +206,11 @@ def print_summary(model: CompiledModel, name: str, description: str, seconds: fl
     print(f"{name}: {description}")
     print(f"  vocab: {', '.join(map(fmt, config.vocab))}   max_seq_len: {config.max_seq_len}"
           f"   {'causal' if config.causal else 'non-causal'}   compiled in {seconds:.2f}s")
-    print(f"  layers:          {len(config.layers)}")
-    print(f"  heads per layer: {', '.join(str(l.num_heads) for l in config.layers)}")
-    print(f"  MLP widths:      {', '.join(str(l.mlp_hidden) for l in config.layers)}")
-    print(f"  d_model:         {config.d_model}")
-    print(f"  parameters:      {parameter_count(model):,}")
+    for key, value in [("layers", len(config.layers)),
+                       ("heads per layer", ", ".join(str(l.num_heads) for l in config.layers)),
+                       ("MLP widths", ", ".join(str(l.mlp_hidden) for l in config.layers)),
+                       ("d_model", config.d_model), ("parameters", f"{parameter_count(model):,}")]:
+        print(f"  {key + ':':16} {value}")
     owner = {model.residual_labels[d]: r.label
              for r in model.value_records.values() for d in r.dims}
     rows = []
@@ -251,7 +250,7 @@ def cmd_compile(args) -> int:
 
 def cmd_run(args) -> int:
     """Run a program (compiled on the fly or loaded) on the tokens; print its output."""
-    if is_model_file(args.target):
+    if args.target.endswith(MODEL_SUFFIXES):
         if args.vocab or args.max_seq_len or args.causal:
             raise CliError("--vocab, --max-seq-len and --causal apply when compiling, "
                            "not to a saved model")
@@ -271,9 +270,7 @@ def cmd_run(args) -> int:
 def parse_tokens(words: Sequence[str], model: CompiledModel) -> list[Any]:
     """Command-line words → vocabulary tokens (matched by their str), checked for length."""
     config = model.config
-    lookup: dict[str, Any] = {t: t for t in config.vocab if isinstance(t, str)}
-    for token in config.vocab:
-        lookup.setdefault(str(token), token)
+    lookup = {str(t): t for t in config.vocab} | {t: t for t in config.vocab if isinstance(t, str)}
     if len(words) > config.max_seq_len:
         raise CliError(f"the input has {len(words)} tokens, but this model accepts at most "
                        f"max_seq_len = {config.max_seq_len} (recompile with --max-seq-len)")
@@ -299,7 +296,9 @@ def print_trace(model: CompiledModel, tokens: Sequence[Any], residuals) -> None:
 def verify(model: CompiledModel, target: Target, inputs: int, seed: int,
            batch_size: int = 100, progress: bool = True) -> tuple[int, list[Mismatch]]:
     """(valid inputs checked, mismatches) on `inputs` random samples of `target`."""
-    from tqdm import tqdm  # imported lazily: only verify and demo show progress
+    from tqdm import tqdm
+
+    from compiler.verify import find_mismatches
 
     rng = random.Random(seed)
     checked, mismatches = 0, []
@@ -322,18 +321,12 @@ def cmd_verify(args) -> int:
           f"compiled in {seconds:.2f}s; checking {args.inputs} random inputs "
           f"(max_seq_len {target.max_seq_len}, seed {args.seed})")
     checked, mismatches = verify(model, target, args.inputs, args.seed)
-    if not checked:
-        print("✗ no sampled input was valid for the evaluator; nothing was checked")
+    if mismatches or not checked:
+        print(f"✗ {len(mismatches)} of {checked} valid inputs disagree with the evaluator"
+              + "".join(f"\n  {m}" for m in mismatches[:MAX_SHOWN_MISMATCHES]))
         return 1
-    if mismatches:
-        print(f"✗ {len(mismatches)} of {checked} inputs disagree with the evaluator; first "
-              f"{min(len(mismatches), MAX_SHOWN_MISMATCHES)}:")
-        for mismatch in mismatches[:MAX_SHOWN_MISMATCHES]:
-            print(f"  {mismatch}")
-        return 1
-    skipped = args.inputs - checked
-    print(f"✓ all {checked} inputs agree with the evaluator"
-          + (f" ({skipped} invalid samples skipped)" if skipped else ""))
+    skipped = f" ({args.inputs - checked} invalid samples skipped)" if args.inputs > checked else ""
+    print(f"✓ all {checked} inputs agree with the evaluator{skipped}")
     return 0
 
 
@@ -371,82 +364,59 @@ def cmd_demo(args) -> int:
 
 # ------------------------------------------------------------------ argument parsing
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
 
 
-def _compile_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--vocab", metavar="a,b,c",
-                        help="comma-separated tokens; all-integer lists give int tokens "
-                             "(default: the example's, or a,b,c for a program file)")
-    parser.add_argument("--max-seq-len", type=_positive_int, metavar="N",
-                        help="longest input, not counting BOS (default: the example's, or 8)")
-    parser.add_argument("--causal", action="store_true",
-                        help="compile a causal (decoder) model")
-
-
-TARGET_HELP = "an example name (see `raspc list`) or path/to/file.py:function"
+TARGET = "an example name (see `raspc list`) or path/to/file.py:function"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of `raspc` and its subcommands."""
     parser = argparse.ArgumentParser(
         prog="raspc", description="Compile RASP programs into transformer weights.",
         epilog="Run `raspc COMMAND --help` for each command's options.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("list", help="list the example programs",
-                        description="List the example programs with their descriptions."
-                        ).set_defaults(handler=cmd_list)
+    def command(name, handler, text, target=None, compiles=True, inputs=None, epilog=None):
+        p = commands.add_parser(name, help=text, description=text + ".", epilog=epilog)
+        p.set_defaults(handler=handler)
+        if target:
+            p.add_argument("target", help=target)
+        if compiles:
+            p.add_argument("--vocab", metavar="a,b,c",
+                           help="comma-separated tokens; all-integer lists give int tokens "
+                                "(default: the example's, or a,b,c for a program file)")
+            p.add_argument("--max-seq-len", type=_positive_int, metavar="N",
+                           help="longest input, not counting BOS (default: the example's, or 8)")
+            p.add_argument("--causal", action="store_true", help="compile a causal model")
+        if inputs:
+            p.add_argument("--inputs", type=_positive_int, default=inputs, metavar="N",
+                           help=f"random inputs per program (default {inputs})")
+            p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        return p
 
-    p = commands.add_parser(
-        "compile", help="compile a program and print the model's structure",
-        description="Compile a program and print its layers, sizes and which RASP "
-                    "operation each attention head and MLP implements.",
-        epilog="A program file's function returns a RASP SOp; if it takes a parameter it "
-               "is called with max_seq_len. Example: raspc compile my.py:make_program "
-               "--vocab 1,2,3 --max-seq-len 5 -o model.npz")
-    p.add_argument("target", help=TARGET_HELP)
-    _compile_options(p)
-    p.add_argument("-o", "--output", metavar="model.npz",
-                   help="save the parameters here, and the metadata as .json beside it")
-    p.set_defaults(handler=cmd_compile)
-
-    p = commands.add_parser(
-        "run", help="run a program on some tokens",
-        description="Run a compiled program on the given tokens and print the decoded output.",
-        epilog="Example: raspc run reverse a b c --trace")
-    p.add_argument("target", help=TARGET_HELP + ", or a saved model.npz")
-    p.add_argument("tokens", nargs="+", metavar="TOKEN", help="input tokens (without BOS)")
-    p.add_argument("--trace", action="store_true",
-                   help="also print every intermediate value, decoded from the residual stream")
-    _compile_options(p)
-    p.set_defaults(handler=cmd_run)
-
-    p = commands.add_parser(
-        "verify", help="check the compiled model against the evaluator",
-        description="Compile a program and compare it with the reference evaluator on random "
-                    "valid inputs; exit status 1 on any mismatch.")
-    p.add_argument("target", help=TARGET_HELP)
-    p.add_argument("--inputs", type=_positive_int, default=1000, metavar="N",
-                   help="number of random inputs (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    _compile_options(p)
-    p.set_defaults(handler=cmd_verify)
-
-    p = commands.add_parser(
-        "demo", help="compile and verify every example",
-        description="Compile every example at its default size, verify each against the "
-                    "evaluator, and print one table; exit status 1 if any fails.")
-    p.add_argument("--inputs", type=_positive_int, default=200, metavar="N",
-                   help="random inputs per example (default 200)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.set_defaults(handler=cmd_demo)
+    command("list", cmd_list, "list the example programs with their descriptions",
+            compiles=False)
+    command("compile", cmd_compile, "compile a program; print its layers, sizes and which "
+            "RASP operation each attention head and MLP implements", TARGET,
+            epilog="A program file's function returns a RASP SOp; if it takes a parameter, it "
+                   "is called with max_seq_len. Example: raspc compile my.py:make_program "
+                   "--vocab 1,2,3 --max-seq-len 5 -o model.npz"
+            ).add_argument("-o", "--output", metavar="model.npz",
+                           help="save the parameters here and the metadata as .json beside it")
+    run = command("run", cmd_run, "run a program on some tokens and print the decoded output",
+                  TARGET + ", or a saved model.npz", epilog="Example: raspc run reverse a b c")
+    run.add_argument("tokens", nargs="+", metavar="TOKEN", help="input tokens (without BOS)")
+    run.add_argument("--trace", action="store_true",
+                     help="also print every intermediate value, decoded from the residual stream")
+    command("verify", cmd_verify, "compare the compiled model with the reference evaluator on "
+            "random valid inputs; exit status 1 on any mismatch", TARGET, inputs=1000)
+    command("demo", cmd_demo, "compile every example at its default size, verify each on "
+            "random inputs and print one table; exit status 1 if any fails",
+            compiles=False, inputs=200)
     return parser
 
 
@@ -461,17 +431,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001  one clear line instead of a traceback
         if args.debug:
             raise
-        if isinstance(error, CliError):
-            code = error.status
-        else:
-            code = 2 if isinstance(error, (ModelFileError, InputError)) else 1
-        if isinstance(error, (CliError, RaspError)):
-            message = str(error)
-        else:
-            message = (f"internal error: {type(error).__name__}: {error} "
-                       "(run with --debug for the traceback)")
+        message = str(error) if isinstance(error, (CliError, RaspError)) else (
+            f"internal error: {type(error).__name__}: {error} (rerun with --debug for details)")
         print(f"raspc: error: {message}", file=sys.stderr)
-        return code
+        return getattr(error, "status", 2 if isinstance(error, InputError) else 1)
     except KeyboardInterrupt:
         print("raspc: interrupted", file=sys.stderr)
         return 130

@@ -289,6 +289,9 @@ class _Generator:
     def _emit(self, code, deps, *, values, none, numerical, depth, indices=False,
               prefix="v") -> Node:
         var = self._var(prefix)
+        values = list(values)
+        none = none or None in values
+        values = [v for v in values if v is not None]
         if numerical:
             code = f"rasp.numerical({code})"
         if self.c.chance(0.08):
@@ -585,7 +588,9 @@ class _Generator:
             [("select", 16), ("and", 3), ("or", 3), ("not", 3), ("constant", 1)]
             if level == 0 else [("select", 16), ("and", 2), ("or", 2), ("not", 2)])
         if kind == "select":
-            return self._select()
+            # Inside a composite, prefer SOps that are never None: a composite over
+            # several SOps that may be None is refused (by design).
+            return self._select(prefer_total=level > 0 and self.c.chance(0.8))
         if kind == "not":
             inner = self._selector(level + 1)
             return self._emit_selector(f"~{inner.var}", [inner.var], inner.depth)
@@ -597,9 +602,9 @@ class _Generator:
         return self._emit_selector(f"({a.var} {op} {b.var})", [a.var, b.var],
                                    max(a.depth, b.depth))
 
-    def _select(self) -> Sel:
-        keys = self._pick(lambda n: n.small)
-        queries = self._pick(lambda n: n.small)
+    def _select(self, prefer_total: bool = False) -> Sel:
+        keys = self._pick(lambda n: n.small and not (prefer_total and n.none))
+        queries = self._pick(lambda n: n.small and not (prefer_total and n.none))
         predicate = self.c.weighted([(name, 2) for name in COMPARISONS] + [("callable", 4)])
         if predicate in ORDERED and not comparable(keys, queries):
             predicate = "EQ"

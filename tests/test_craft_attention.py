@@ -1,10 +1,27 @@
 """craft.attention: predicate forms, Aggregate heads, default fill, masking.
 
 Layout of every residual batch: position 0 is BOS (`bos` = 1, nothing else);
-positions 1..N are real tokens (`one` = 1) with `indices` = 0..N-1; optional PAD
-positions follow. Expected outputs are computed here from the predicate itself
-(which keys are selected) and plain means, never from the construction.
-All sequence-level tests run in float32 at N = 5, 16, 64 and 256.
+positions 1..N are real tokens (`one` = 1); optional PAD positions follow.
+Expected outputs are computed here from the predicate itself (which keys are
+selected) and plain float64 means, never from the construction.
+
+Sequence tests run in float32 at N = 5, 16, 64 and 256. Two kinds of selector:
+
+* index selectors: predicate_form over an `indices` space (one direction per
+  position), for N = 5, 16, 64;
+* class selectors: every key has a small categorical "key class" and every
+  query a "query class"; one head then covers, in one pass, queries selecting
+  1 key, 2 keys, all N keys, nothing, a large subset and the None-valued keys,
+  plus a None-valued query. These run at every N including 256.
+  (AttentionHead.logits uses an unoptimised three-operand einsum whose cost is
+  seq² · dim², so an `indices` space of 256 directions makes one forward pass
+  take ~13 s; the class selectors keep the residual small.)
+
+Tolerances in float32: a mean over w keys sums w products in float32, so the
+error can reach about w · 2^-24 · max|value| from summation alone (observed
+1.07e-6 for a one-hot averaged over 78 keys). The bound used is
+1e-6 + 2 · w · 2^-24 · max|value|, i.e. 1e-6 for w ≤ 2 and ~3e-5 for a 0/1
+value at w = 256, which still rejects any leak from BOS or unselected keys.
 """
 
 from __future__ import annotations
@@ -19,7 +36,9 @@ from craft.blocks import BlockInfo
 
 INFO = BlockInfo(("agg",), "aggregate")
 SIZES = [5, 16, 64, 256]
+INDEX_SIZES = [5, 16, 64]
 F32 = np.float32
+EPS32 = 2.0 ** -24
 
 VOCAB = ["a", "b", "c", "d", "e"]
 TOKENS = VectorSpace.from_values("tokens", VOCAB)
@@ -27,45 +46,80 @@ AGG = VectorSpace.from_values("agg", list(reversed(VOCAB)) + ["dflt"])   # own o
 VAL = BasisDirection("val")
 MEAN = BasisDirection("mean")
 MASS = BasisDirection("agg.selected")
-GROUPS = 3
-GRP_VALUES = list(range(GROUPS))
+JUNK = BasisDirection("junk")
 NUMTOK_VALUES = [-2.5, 0.0, 1.0, 4.0, 10.0]
 NUMTOK = VectorSpace.from_values("numtok", NUMTOK_VALUES)
+
+# Class selector: key classes 0 (one key), 1 (two keys), 2 (the rest), None (some keys).
+KC = VectorSpace.from_values("kc", [2, 0, 1])
+QC_VALUES = ["one", "two", "all", "nothing", "rest", "nones"]
+QC = VectorSpace.from_values("qc", QC_VALUES)
+QUERY_CYCLE = QC_VALUES + [None]
+
+
+def class_pred(k, q):
+    """selected(key class, query class); None is a value on both sides."""
+    return {"one": k == 0, "two": k == 1, "all": True, "nothing": False, "rest": k == 2,
+            "nones": k is None, None: k in (1, None)}[q]
+
+
+def key_classes(n):
+    out = []
+    for j in range(n):
+        if j == 1:
+            out.append(0)
+        elif j in (0, 3):
+            out.append(1)
+        elif j % 5 == 4:
+            out.append(None)
+        else:
+            out.append(2)
+    return out
+
+
+def query_classes(n):
+    return [QUERY_CYCLE[i % len(QUERY_CYCLE)] for i in range(n)]
+
+
+def class_selection():
+    return predicate_form(QC, KC, class_pred)
 
 
 def indices_space(n):
     return VectorSpace.from_values("indices", range(n))
 
 
-def grp_space():
-    return VectorSpace.from_values("grp", GRP_VALUES)
-
-
-def residual_space(n):
-    return VectorSpace((BasisDirection("junk"), VAL)).join(
-        indices_space(n), VectorSpace((ONE,)), TOKENS, AGG, grp_space(), NUMTOK,
-        VectorSpace((MEAN, BOS, MASS)))
+def residual_space(n, with_indices):
+    base = VectorSpace((JUNK, VAL, ONE)).join(TOKENS, AGG, KC, QC, NUMTOK,
+                                              VectorSpace((MEAN, BOS, MASS)))
+    return indices_space(n).join(base) if with_indices else base
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def fill(residual, n, tokens=None, vals=None, grps=None, numtoks=None, pads=0, dtype=F32,
-         pad_garbage=None):
-    """Residual for BOS + n real positions (+ pads). Lists are per real position."""
+def fill(residual, n, tokens=None, vals=None, numtoks=None, classes=False, pads=0,
+         dtype=F32, pad_garbage=None):
+    """Residual (1, 1 + n + pads, dim): BOS, n real positions, pads. Lists are per real position."""
     x = np.zeros((1, 1 + n + pads, residual.dim), dtype=dtype)
     x[0, 0, residual.index[BOS]] = 1.0
-    x[0, :, residual.index[BasisDirection("junk")]] = 7.0   # an unrelated direction
+    x[0, :, residual.index[JUNK]] = 7.0   # an unrelated direction everywhere
+    kcs, qcs = key_classes(n), query_classes(n)
     for i in range(n):
         p = i + 1
         x[0, p, residual.index[ONE]] = 1.0
-        x[0, p, residual.index[BasisDirection("indices", i)]] = 1.0
+        index_dir = BasisDirection("indices", i)
+        if index_dir in residual:
+            x[0, p, residual.index[index_dir]] = 1.0
+        if classes:
+            if kcs[i] is not None:
+                x[0, p, residual.index[BasisDirection("kc", kcs[i])]] = 1.0
+            if qcs[i] is not None:
+                x[0, p, residual.index[BasisDirection("qc", qcs[i])]] = 1.0
         if tokens is not None and tokens[i] is not None:
             x[0, p, residual.index[BasisDirection("tokens", tokens[i])]] = 1.0
         if vals is not None:
             x[0, p, residual.index[VAL]] = vals[i]
-        if grps is not None and grps[i] is not None:
-            x[0, p, residual.index[BasisDirection("grp", grps[i])]] = 1.0
         if numtoks is not None and numtoks[i] is not None:
             x[0, p, residual.index[BasisDirection("numtok", numtoks[i])]] = 1.0
     if pads and pad_garbage is not None:
@@ -73,12 +127,12 @@ def fill(residual, n, tokens=None, vals=None, grps=None, numtoks=None, pads=0, d
     return x
 
 
-def col(residual, y, direction):
-    return y[0, :, residual.index[direction]].astype(np.float64)
+def col(residual, y, direction, b=0):
+    return y[b, :, residual.index[direction]].astype(np.float64)
 
 
-def cols(residual, y, space):
-    return y[0][:, [residual.index[d] for d in space.basis]].astype(np.float64)
+def cols(residual, y, space, b=0):
+    return y[b][:, [residual.index[d] for d in space.basis]].astype(np.float64)
 
 
 def onehot(space, value):
@@ -88,9 +142,13 @@ def onehot(space, value):
     return out
 
 
-def selected_keys(n, query_vals, key_vals, pred):
-    """For each real query i, the real key indices j with pred(key_val[j], query_val[i])."""
-    return [[j for j in range(n) if pred(key_vals[j], query_vals[i])] for i in range(n)]
+def tol(w, scale=1.0):
+    return 1e-6 + 2 * w * EPS32 * scale
+
+
+def selected_keys(query_vals, key_vals, pred):
+    """For each real query i, the real keys j with pred(key_val[j], query_val[i])."""
+    return [[j for j, k in enumerate(key_vals) if pred(k, q)] for q in query_vals]
 
 
 def idx_pred(fn):
@@ -112,6 +170,56 @@ PREDICATES = {
 def index_selection(n, name):
     space = indices_space(n)
     return predicate_form(space, space, PREDICATES[name])
+
+
+def index_selected(n, name):
+    return selected_keys(range(n), range(n), PREDICATES[name])
+
+
+def class_selected(n):
+    return selected_keys(query_classes(n), key_classes(n), class_pred)
+
+
+def mean_ov():
+    return numerical_ov(VectorSpace((VAL,)), MEAN, lambda d: 1.0)
+
+
+def random_vals(n, seed, scale=10.0):
+    rng = np.random.default_rng(seed)
+    return np.round(rng.uniform(-scale, scale, size=n), 2).astype(F32)
+
+
+def check_only_writes(residual, y, allowed):
+    keep = [i for i, d in enumerate(residual.basis) if d not in allowed]
+    assert np.all(y[..., keep] == 0.0)
+
+
+def check_means(got, vals, sel, default=0.0, label=""):
+    """got[1 + i] == mean of vals over sel[i] (default when empty); got[0] (BOS) ≈ 0."""
+    v64 = np.asarray(vals, dtype=np.float64)
+    assert abs(got[0]) < 1e-6, f"{label}: BOS position wrote {got[0]}"
+    scale = float(np.abs(v64).max())
+    for i, keys in enumerate(sel):
+        expected = float(v64[keys].mean()) if keys else default
+        assert abs(got[i + 1] - expected) <= tol(len(keys), scale), (
+            f"{label}: query {i} with {len(keys)} selected: got {got[i + 1]}, expected {expected}")
+
+
+def check_onehots(got, expected_values, counts, label=""):
+    assert np.all(np.abs(got[0]) < 1e-6), f"{label}: BOS position wrote {got[0]}"
+    for i, (value, w) in enumerate(zip(expected_values, counts)):
+        np.testing.assert_allclose(got[i + 1], onehot(AGG, value), atol=tol(w), rtol=0,
+                                   err_msg=f"{label}: query {i}, {w} selected")
+
+
+def test_class_layout_covers_the_cases():
+    """The class selector really gives 1, 2, N, 0 and None-related selections."""
+    for n in SIZES:
+        counts = {q: len(s) for q, s in zip(query_classes(n), class_selected(n))}
+        assert counts["one"] == 1 and counts["two"] == 2 and counts["all"] == n
+        assert counts["nothing"] == 0 and counts["rest"] >= 1
+        if n > 5:
+            assert counts["nones"] >= 1 and counts[None] >= 3
 
 
 # =========================================================================== predicate_form
@@ -188,221 +296,228 @@ def test_predicate_form_same_space_and_empty_spaces():
     np.testing.assert_array_equal(always.matrix, [[1.0]])
 
 
-# =========================================================================== Aggregate
+def test_class_predicate_scores():
+    form = class_selection()
+    for q in QC_VALUES + [None]:
+        for k in [0, 1, 2, None]:
+            assert score(form, QC, KC, q, k) == pytest.approx(float(class_pred(k, q)), abs=1e-12)
 
 
-def check_bos_silent(residual, y, dirs):
-    for d in dirs:
-        assert abs(y[0, 0, residual.index[d]]) < 1e-6, f"BOS position wrote {d}"
+# =========================================================================== Aggregate: categorical
 
 
-def check_only_writes(residual, y, allowed):
-    keep = [i for i, d in enumerate(residual.basis) if d not in allowed]
-    assert np.all(y[..., keep] == 0.0)
+INDEX_CATEGORICAL_CASES = ["eq", "pair", "all", "none", "next"]
 
 
-CATEGORICAL_CASES = ["eq", "pair", "all", "none", "next", "group"]
-
-
-def categorical_case(n, case):
-    """(selection form, tokens, expected value per query)."""
-    idx = list(range(n))
-    if case == "group":
-        grps = [i % GROUPS for i in idx]
-        tokens = [VOCAB[g] for g in grps]
-        form = predicate_form(grp_space(), grp_space(), lambda k, q: k == q)
-        sel = selected_keys(n, grps, grps, lambda k, q: k == q)
-        return form, tokens, grps, sel
+@pytest.mark.parametrize("n", INDEX_SIZES)
+@pytest.mark.parametrize("case", INDEX_CATEGORICAL_CASES)
+def test_categorical_aggregate_index_selectors(n, case):
+    residual = residual_space(n, with_indices=True)
     if case == "all":
         tokens = ["c"] * n
     elif case == "pair":
-        tokens = [VOCAB[(i // 2) % len(VOCAB)] for i in idx]
+        tokens = [VOCAB[(i // 2) % len(VOCAB)] for i in range(n)]
     else:
-        tokens = [VOCAB[(i * 3) % len(VOCAB)] for i in idx]
-    sel = selected_keys(n, idx, idx, PREDICATES[case])
-    return index_selection(n, case), tokens, None, sel
-
-
-@pytest.mark.parametrize("n", SIZES)
-@pytest.mark.parametrize("case", CATEGORICAL_CASES)
-def test_categorical_aggregate(n, case):
-    residual = residual_space(n)
-    form, tokens, grps, sel = categorical_case(n, case)
-    head = aggregate_head(form, 1, categorical_ov(TOKENS, AGG), INFO)
-    x = fill(residual, n, tokens=tokens, grps=grps)
-    y = head.forward(residual, x)
+        tokens = [VOCAB[(i * 3) % len(VOCAB)] for i in range(n)]
+    sel = index_selected(n, case)
+    head = aggregate_head(index_selection(n, case), 1, categorical_ov(TOKENS, AGG), INFO)
+    y = head.forward(residual, fill(residual, n, tokens=tokens))
     assert y.dtype == F32
-    got = cols(residual, y, AGG)
-    check_bos_silent(residual, y, AGG.basis)
     check_only_writes(residual, y, AGG)
-    counts = set()
-    for i in range(n):
-        values = {tokens[j] for j in sel[i]}
-        assert len(values) <= 1  # the cases select agreeing values only
-        expected = onehot(AGG, values.pop() if values else None)
-        counts.add(len(sel[i]))
-        np.testing.assert_allclose(got[i + 1], expected, atol=1e-6, rtol=0,
-                                   err_msg=f"query {i}, {len(sel[i])} selected")
-    expected_counts = {"eq": {1}, "pair": {1, 2} if n % 2 else {2}, "all": {n}, "none": {0},
-                       "next": {0, 1}, "group": None}[case]
-    if expected_counts is not None:
-        assert counts == expected_counts
-
-
-NUMERIC_CASES = ["eq", "pair", "all", "none", "leq", "lt", "group"]
-
-
-def numeric_case(n, case):
-    idx = list(range(n))
-    if case == "group":
-        grps = [None if i % 7 == 3 else i % GROUPS for i in idx]  # some None groups
-        form = predicate_form(grp_space(), grp_space(), lambda k, q: k == q)  # None == None too
-        return form, grps, selected_keys(n, grps, grps, lambda k, q: k == q)
-    return index_selection(n, case), None, selected_keys(n, idx, idx, PREDICATES[case])
+    expected = []
+    for keys in sel:
+        values = {tokens[j] for j in keys}
+        assert len(values) <= 1   # agreeing values only
+        expected.append(values.pop() if values else None)
+    check_onehots(cols(residual, y, AGG), expected, [len(s) for s in sel], case)
+    counts = {len(s) for s in sel}
+    assert counts == {"eq": {1}, "pair": {1, 2} if n % 2 else {2}, "all": {n}, "none": {0},
+                      "next": {0, 1}}[case]
 
 
 @pytest.mark.parametrize("n", SIZES)
-@pytest.mark.parametrize("case", NUMERIC_CASES)
-def test_numerical_aggregate_mean(n, case):
-    """Mean of arbitrary (signed, non-0/1) numbers in a numerical direction."""
-    residual = residual_space(n)
-    form, grps, sel = numeric_case(n, case)
-    rng = np.random.default_rng(n)
-    vals = np.round(rng.uniform(-10, 10, size=n), 2).astype(F32)
-    head = aggregate_head(form, 1, numerical_ov(VectorSpace((VAL,)), MEAN, lambda d: 1.0), INFO)
-    y = head.forward(residual, fill(residual, n, vals=vals, grps=grps))
-    got = col(residual, y, MEAN)
-    check_bos_silent(residual, y, [MEAN])
+def test_categorical_aggregate_class_selector(n):
+    """1, 2, N, 0, a large subset, None keys, None query: one head, two sequences.
+
+    Sequence 0: tokens by key class (agreeing within each selected class).
+    Sequence 1: every token 'e' (so the select-everything query agrees too)."""
+    residual = residual_space(n, with_indices=False)
+    by_class = {0: "a", 1: "b", 2: "c", None: "b"}
+    tokens = [by_class[k] for k in key_classes(n)]
+    x = np.concatenate([fill(residual, n, tokens=tokens, classes=True),
+                        fill(residual, n, tokens=["e"] * n, classes=True)])
+    head = aggregate_head(class_selection(), 1, categorical_ov(TOKENS, AGG), INFO)
+    y = head.forward(residual, x)
+    check_only_writes(residual, y, AGG)
+    sel = class_selected(n)
+    counts = [len(s) for s in sel]
+    agreeing = [i for i, s in enumerate(sel) if len({tokens[j] for j in s}) <= 1]
+    assert len(agreeing) >= n - (n + 6) // 7   # only the 'all' queries disagree
+    got0 = cols(residual, y, AGG, 0)
+    assert np.all(np.abs(got0[0]) < 1e-6)
+    for i in agreeing:
+        value = tokens[sel[i][0]] if sel[i] else None
+        np.testing.assert_allclose(got0[i + 1], onehot(AGG, value), atol=tol(counts[i]), rtol=0,
+                                   err_msg=f"query {i} ({query_classes(n)[i]}), {counts[i]} selected")
+    check_onehots(cols(residual, y, AGG, 1), ["e" if s else None for s in sel], counts, "all e")
+
+
+# =========================================================================== Aggregate: numerical
+
+
+INDEX_NUMERIC_CASES = ["eq", "pair", "all", "none", "leq", "lt"]
+
+
+@pytest.mark.parametrize("n", INDEX_SIZES)
+@pytest.mark.parametrize("case", INDEX_NUMERIC_CASES)
+def test_numerical_aggregate_index_selectors(n, case):
+    """Mean of arbitrary signed numbers for 1, 2, N, 0, prefix (1..N) and 0..N-1 keys."""
+    residual = residual_space(n, with_indices=True)
+    vals = random_vals(n, n)
+    head = aggregate_head(index_selection(n, case), 1, mean_ov(), INFO)
+    y = head.forward(residual, fill(residual, n, vals=vals))
     check_only_writes(residual, y, VectorSpace((MEAN,)))
-    v64 = vals.astype(np.float64)
-    for i in range(n):
-        expected = float(np.mean(v64[sel[i]])) if sel[i] else 0.0
-        assert abs(got[i + 1] - expected) <= 1e-5, (i, len(sel[i]), got[i + 1], expected)
+    check_means(col(residual, y, MEAN), vals, index_selected(n, case), label=case)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_numerical_aggregate_class_selector(n):
+    residual = residual_space(n, with_indices=False)
+    vals = random_vals(n, 10 + n)
+    head = aggregate_head(class_selection(), 1, mean_ov(), INFO)
+    y = head.forward(residual, fill(residual, n, vals=vals, classes=True))
+    check_only_writes(residual, y, VectorSpace((MEAN,)))
+    check_means(col(residual, y, MEAN), vals, class_selected(n), label="classes")
 
 
 @pytest.mark.parametrize("n", SIZES)
 def test_numerical_aggregate_of_categorical_numbers(n):
-    """numerical_ov over a categorical SOp whose values are numbers: the prefix mean."""
-    residual = residual_space(n)
+    """numerical_ov over a categorical SOp whose values are numbers (None counts as 0)."""
+    residual = residual_space(n, with_indices=False)
     numtoks = [NUMTOK_VALUES[(i * 7 + i // 3) % len(NUMTOK_VALUES)] for i in range(n)]
-    numtoks[n // 2] = None   # a None value counts as 0 in a numerical mean
-    head = aggregate_head(index_selection(n, "leq"), 1,
-                          numerical_ov(NUMTOK, MEAN, lambda d: d.value), INFO)
-    y = head.forward(residual, fill(residual, n, numtoks=numtoks))
-    got = col(residual, y, MEAN)
-    check_bos_silent(residual, y, [MEAN])
-    for i in range(n):
-        expected = sum(0.0 if v is None else v for v in numtoks[:i + 1]) / (i + 1)
-        assert abs(got[i + 1] - expected) <= 1e-5, (i, got[i + 1], expected)
+    numtoks[n // 2] = None
+    head = aggregate_head(class_selection(), 1, numerical_ov(NUMTOK, MEAN, lambda d: d.value), INFO)
+    y = head.forward(residual, fill(residual, n, numtoks=numtoks, classes=True))
+    as_numbers = [0.0 if v is None else v for v in numtoks]
+    check_means(col(residual, y, MEAN), as_numbers, class_selected(n), label="numtok")
 
 
 @pytest.mark.parametrize("n", SIZES)
 def test_aggregate_conjunction_level_two(n):
-    """Two predicate terms summed, selected at level 2: key ≤ query AND same group.
+    """Two predicate terms summed and selected at level 2: query class AND key parity.
 
-    A key satisfying only one term sits at level 1 and must not leak in, and a
-    query with no key satisfying both gets zero (BOS at level 1.5 wins)."""
-    residual = residual_space(n)
-    idx = list(range(n))
-    grps = [(i * i) % GROUPS for i in idx]
-    form = index_selection(n, "lt") + predicate_form(grp_space(), grp_space(), lambda k, q: k == q)
-    rng = np.random.default_rng(100 + n)
-    vals = np.round(rng.uniform(-5, 5, size=n), 3).astype(F32)
-    head = aggregate_head(form, 2, numerical_ov(VectorSpace((VAL,)), MEAN, lambda d: 1.0), INFO)
-    got = col(residual, head.forward(residual, fill(residual, n, vals=vals, grps=grps)), MEAN)
-    assert abs(got[0]) < 1e-6
-    v64 = vals.astype(np.float64)
-    empty = 0
-    for i in idx:
-        sel = [j for j in idx if j < i and grps[j] == grps[i]]
-        empty += not sel
-        expected = float(np.mean(v64[sel])) if sel else 0.0
-        assert abs(got[i + 1] - expected) <= 1e-5, (i, sel[:5], got[i + 1], expected)
-    assert empty >= 1
+    A key satisfying only one term sits at level 1 and must not leak in; a query
+    with no key satisfying both gets zero (BOS at level 1.5 wins)."""
+    residual = residual_space(n, with_indices=False)
+    parity = [j % 2 for j in range(n)]
+    numtoks = [0.0 if p == 0 else 4.0 for p in parity]           # parity as numtok 0 / 4
+    second = predicate_form(QC, NUMTOK, lambda k, q: k == 4.0 and q != "two")
+    form = class_selection() + second
+    vals = random_vals(n, 20 + n)
+    head = aggregate_head(form, 2, mean_ov(), INFO)
+    y = head.forward(residual, fill(residual, n, vals=vals, numtoks=numtoks, classes=True))
+    sel = [[j for j in keys if parity[j] == 1 and q != "two"]
+           for keys, q in zip(class_selected(n), query_classes(n))]
+    assert any(not s for s in sel) and any(len(s) > 2 for s in sel) or n < 16
+    check_means(col(residual, y, MEAN), vals, sel, label="conjunction")
 
 
 @pytest.mark.parametrize("n", SIZES)
 def test_aggregate_causal(n):
-    """Causal masking: the 'all' selector becomes a prefix mean; 'next' selects nothing."""
-    residual = residual_space(n)
-    rng = np.random.default_rng(200 + n)
-    vals = np.round(rng.uniform(-10, 10, size=n), 2).astype(F32)
-    v64 = vals.astype(np.float64)
+    """Causal masking: only keys at or before the query count."""
+    residual = residual_space(n, with_indices=False)
+    vals = random_vals(n, 30 + n)
+    head = aggregate_head(class_selection(), 1, mean_ov(), INFO)
+    y = head.forward(residual, fill(residual, n, vals=vals, classes=True), causal=True)
+    sel = [[j for j in keys if j <= i] for i, keys in enumerate(class_selected(n))]
+    check_means(col(residual, y, MEAN), vals, sel, label="causal")
+    # categorical, all tokens equal: one-hot exactly where something is selected
+    head_cat = aggregate_head(class_selection(), 1, categorical_ov(TOKENS, AGG), INFO)
+    y_cat = head_cat.forward(residual, fill(residual, n, tokens=["a"] * n, classes=True),
+                             causal=True)
+    check_onehots(cols(residual, y_cat, AGG), ["a" if s else None for s in sel],
+                  [len(s) for s in sel], "causal categorical")
+
+
+@pytest.mark.parametrize("n", INDEX_SIZES)
+def test_aggregate_causal_index_selector(n):
+    residual = residual_space(n, with_indices=True)
+    vals = random_vals(n, 40 + n)
     x = fill(residual, n, vals=vals)
-    ov = numerical_ov(VectorSpace((VAL,)), MEAN, lambda d: 1.0)
-    got = col(residual, aggregate_head(index_selection(n, "all"), 1, ov, INFO)
-              .forward(residual, x, causal=True), MEAN)
-    assert abs(got[0]) < 1e-6
-    for i in range(n):
-        assert abs(got[i + 1] - v64[:i + 1].mean()) <= 1e-5, i
-    got_next = col(residual, aggregate_head(index_selection(n, "next"), 1, ov, INFO)
-                   .forward(residual, x, causal=True), MEAN)
-    assert np.all(np.abs(got_next) <= 1e-6)
+    y = aggregate_head(index_selection(n, "all"), 1, mean_ov(), INFO).forward(residual, x, causal=True)
+    check_means(col(residual, y, MEAN), vals, [list(range(i + 1)) for i in range(n)], label="prefix")
+    y = aggregate_head(index_selection(n, "next"), 1, mean_ov(), INFO).forward(residual, x, causal=True)
+    check_means(col(residual, y, MEAN), vals, [[] for _ in range(n)], label="next, causal")
+
+
+def garbage_row(residual):
+    """A PAD row that would be selected by everything and carry large values."""
+    g = np.zeros(residual.dim, dtype=F32)
+    for d in (ONE, BOS, BasisDirection("kc", 0), BasisDirection("kc", 1), BasisDirection("kc", 2),
+              BasisDirection("tokens", "a"), BasisDirection("indices", 0)):
+        if d in residual:
+            g[residual.index[d]] = 1.0
+    g[residual.index[VAL]] = 1000.0
+    return g
 
 
 @pytest.mark.parametrize("n", SIZES)
 def test_aggregate_pad_masking(n):
     """PAD keys full of would-be-selected garbage change nothing when masked out."""
-    residual = residual_space(n)
+    residual = residual_space(n, with_indices=False)
     pads = 3
-    rng = np.random.default_rng(300 + n)
-    vals = np.round(rng.uniform(-10, 10, size=n), 2).astype(F32)
-    tokens = ["d"] * n
-    garbage = np.zeros(residual.dim, dtype=F32)
-    garbage[residual.index[ONE]] = 1.0
-    garbage[residual.index[BOS]] = 1.0
-    garbage[residual.index[BasisDirection("indices", 0)]] = 1.0
-    garbage[residual.index[BasisDirection("tokens", "a")]] = 1.0
-    garbage[residual.index[VAL]] = 1000.0
-    x = fill(residual, n, vals=vals, tokens=tokens, pads=pads, pad_garbage=garbage)
+    vals = random_vals(n, 50 + n)
+    x = fill(residual, n, vals=vals, tokens=["d"] * n, classes=True, pads=pads,
+             pad_garbage=garbage_row(residual))
+    x_clean = fill(residual, n, vals=vals, tokens=["d"] * n, classes=True)
     valid = np.ones((1, 1 + n + pads), dtype=bool)
     valid[0, 1 + n:] = False
-    x_clean = fill(residual, n, vals=vals, tokens=tokens)
-    v64 = vals.astype(np.float64)
-    for case in ("all", "leq", "none"):
-        sel = selected_keys(n, range(n), range(n), PREDICATES[case])
-        num = aggregate_head(index_selection(n, case), 1,
-                             numerical_ov(VectorSpace((VAL,)), MEAN, lambda d: 1.0), INFO)
-        got = col(residual, num.forward(residual, x, valid), MEAN)
-        clean = col(residual, num.forward(residual, x_clean), MEAN)
-        np.testing.assert_allclose(got[:n + 1], clean, atol=1e-6, rtol=0)
-        for i in range(n):
-            expected = float(np.mean(v64[sel[i]])) if sel[i] else 0.0
-            assert abs(got[i + 1] - expected) <= 1e-5
-        cat = aggregate_head(index_selection(n, case), 1, categorical_ov(TOKENS, AGG), INFO)
-        got_cat = cols(residual, cat.forward(residual, x, valid), AGG)
-        for i in range(n):
-            np.testing.assert_allclose(got_cat[i + 1], onehot(AGG, "d" if sel[i] else None),
-                                       atol=1e-6, rtol=0)
-        # the garbage would matter if it were not masked (sanity check of the test itself)
-        if case == "all":
-            unmasked = col(residual, num.forward(residual, x), MEAN)
-            assert abs(unmasked[1] - got[1]) > 1.0
+    sel = class_selected(n)
+    num = aggregate_head(class_selection(), 1, mean_ov(), INFO)
+    got = col(residual, num.forward(residual, x, valid), MEAN)
+    clean = col(residual, num.forward(residual, x_clean), MEAN)
+    np.testing.assert_allclose(got[:n + 1], clean, atol=1e-6, rtol=0)
+    check_means(got, vals, sel, label="padded")
+    cat = aggregate_head(class_selection(), 1, categorical_ov(TOKENS, AGG), INFO)
+    got_cat = cols(residual, cat.forward(residual, x, valid), AGG)
+    check_onehots(got_cat, ["d" if s else None for s in sel], [len(s) for s in sel], "padded")
+    # the garbage would matter if it were not masked (a check of the test itself)
+    unmasked = col(residual, num.forward(residual, x), MEAN)
+    assert abs(unmasked[1 + QUERY_CYCLE.index("all")] - got[1 + QUERY_CYCLE.index("all")]) > 1.0
+
+
+@pytest.mark.parametrize("n", INDEX_SIZES)
+def test_aggregate_pad_masking_index_selector(n):
+    residual = residual_space(n, with_indices=True)
+    pads = 2
+    vals = random_vals(n, 60 + n)
+    x = fill(residual, n, vals=vals, pads=pads, pad_garbage=garbage_row(residual))
+    valid = np.ones((1, 1 + n + pads), dtype=bool)
+    valid[0, 1 + n:] = False
+    for case in ("all", "leq", "none", "eq"):
+        head = aggregate_head(index_selection(n, case), 1, mean_ov(), INFO)
+        got = col(residual, head.forward(residual, x, valid), MEAN)
+        check_means(got, vals, index_selected(n, case), label=f"padded {case}")
 
 
 def test_aggregate_batched_sequences_of_different_lengths():
-    """Two sequences in one batch, the shorter padded: each matches its own run."""
+    """Two sequences in one batch, the shorter padded: each matches its own mean."""
     n_long, n_short = 16, 9
-    residual = residual_space(n_long)
-    rng = np.random.default_rng(7)
-    vals_long = np.round(rng.uniform(-3, 3, size=n_long), 2).astype(F32)
-    vals_short = np.round(rng.uniform(-3, 3, size=n_short), 2).astype(F32)
+    residual = residual_space(n_long, with_indices=True)
+    vals_long, vals_short = random_vals(n_long, 70), random_vals(n_short, 71)
     x = np.concatenate([fill(residual, n_long, vals=vals_long),
                         fill(residual, n_short, vals=vals_short, pads=n_long - n_short)])
     valid = np.ones((2, 1 + n_long), dtype=bool)
     valid[1, 1 + n_short:] = False
-    head = aggregate_head(index_selection(n_long, "all"), 1,
-                          numerical_ov(VectorSpace((VAL,)), MEAN, lambda d: 1.0), INFO)
+    head = aggregate_head(index_selection(n_long, "all"), 1, mean_ov(), INFO)
     y = head.forward(residual, x, valid)
-    got = y[:, :, residual.index[MEAN]].astype(np.float64)
-    np.testing.assert_allclose(got[0, 1:], vals_long.astype(np.float64).mean(), atol=1e-5)
-    np.testing.assert_allclose(got[1, 1:1 + n_short], vals_short.astype(np.float64).mean(), atol=1e-5)
-    assert abs(got[0, 0]) < 1e-6 and abs(got[1, 0]) < 1e-6
+    check_means(col(residual, y, MEAN, 0), vals_long, [list(range(n_long))] * n_long)
+    check_means(col(residual, y, MEAN, 1)[:1 + n_short], vals_short, [list(range(n_short))] * n_short)
 
 
 def test_aggregate_float64_also_exact():
     n = 64
-    residual = residual_space(n)
+    residual = residual_space(n, with_indices=True)
     tokens = [VOCAB[(i // 2) % len(VOCAB)] for i in range(n)]
     head = aggregate_head(index_selection(n, "pair"), 1, categorical_ov(TOKENS, AGG), INFO)
     got = cols(residual, head.forward(residual, fill(residual, n, tokens=tokens, dtype=np.float64)),
@@ -415,8 +530,7 @@ def test_aggregate_float64_also_exact():
 def test_categorical_ov_and_numerical_ov_maps():
     ov = categorical_ov(TOKENS, AGG)
     for d in TOKENS.basis:
-        row = ov.matrix[TOKENS.index[d]]
-        np.testing.assert_array_equal(row, onehot(AGG, d.value))
+        np.testing.assert_array_equal(ov.matrix[TOKENS.index[d]], onehot(AGG, d.value))
     nov = numerical_ov(NUMTOK, MEAN, lambda d: d.value)
     np.testing.assert_array_equal(nov.matrix[:, 0], NUMTOK_VALUES)
     assert nov.output_space == VectorSpace((MEAN,))
@@ -426,39 +540,50 @@ def test_categorical_ov_and_numerical_ov_maps():
 
 
 @pytest.mark.parametrize("n", SIZES)
-@pytest.mark.parametrize("case", ["next", "lt", "none", "all"])
-def test_default_fill_numerical(n, case):
-    residual = residual_space(n)
-    sel = selected_keys(n, range(n), range(n), PREDICATES[case])
-    rng = np.random.default_rng(400 + n)
-    vals = np.round(rng.uniform(-10, 10, size=n), 2).astype(F32)
-    head = aggregate_head(index_selection(n, case), 1,
-                          numerical_ov(VectorSpace((VAL,)), MEAN, lambda d: 1.0), INFO)
+def test_default_fill_numerical(n):
+    residual = residual_space(n, with_indices=False)
+    vals = random_vals(n, 80 + n)
+    head = aggregate_head(class_selection(), 1, mean_ov(), INFO)
     block = default_fill(head, MASS, {MEAN: -3.5}, "agg.default")
-    y = block.forward(residual, fill(residual, n, vals=vals))
-    got = col(residual, y, MEAN)
-    assert abs(got[0]) < 1e-6, "BOS position"
-    v64 = vals.astype(np.float64)
-    for i in range(n):
-        expected = float(np.mean(v64[sel[i]])) if sel[i] else -3.5
-        assert abs(got[i + 1] - expected) <= 1e-5, (i, len(sel[i]), got[i + 1], expected)
+    y = block.forward(residual, fill(residual, n, vals=vals, classes=True))
     check_only_writes(residual, y, VectorSpace((MEAN, MASS)))
+    sel = class_selected(n)
+    assert any(not s for s in sel) and any(s for s in sel)
+    check_means(col(residual, y, MEAN), vals, sel, default=-3.5, label="default fill")
 
 
 @pytest.mark.parametrize("n", SIZES)
-@pytest.mark.parametrize("case", ["next", "lt", "none", "eq"])
-def test_default_fill_categorical(n, case):
-    residual = residual_space(n)
-    sel = selected_keys(n, range(n), range(n), PREDICATES[case])
-    tokens = [VOCAB[(i * 2) % len(VOCAB)] for i in range(n)]
-    if case == "lt":
-        tokens = ["b"] * n   # agreeing values for multi-key selections
-    head = aggregate_head(index_selection(n, case), 1, categorical_ov(TOKENS, AGG), INFO)
+def test_default_fill_categorical(n):
+    residual = residual_space(n, with_indices=False)
+    head = aggregate_head(class_selection(), 1, categorical_ov(TOKENS, AGG), INFO)
     block = default_fill(head, MASS, {BasisDirection("agg", "dflt"): 1.0}, "agg.default")
-    y = block.forward(residual, fill(residual, n, tokens=tokens))
-    got = cols(residual, y, AGG)
-    assert np.all(np.abs(got[0]) < 1e-6), "BOS position"
-    for i in range(n):
-        expected = onehot(AGG, tokens[sel[i][0]] if sel[i] else "dflt")
-        np.testing.assert_allclose(got[i + 1], expected, atol=1e-6, rtol=0,
-                                   err_msg=f"query {i}, {len(sel[i])} selected")
+    y = block.forward(residual, fill(residual, n, tokens=["b"] * n, classes=True))
+    sel = class_selected(n)
+    check_onehots(cols(residual, y, AGG), ["b" if s else "dflt" for s in sel],
+                  [len(s) for s in sel], "default fill")
+
+
+@pytest.mark.parametrize("n", INDEX_SIZES)
+@pytest.mark.parametrize("case", ["next", "lt", "none", "all"])
+def test_default_fill_index_selectors(n, case):
+    residual = residual_space(n, with_indices=True)
+    vals = random_vals(n, 90 + n)
+    block = default_fill(aggregate_head(index_selection(n, case), 1, mean_ov(), INFO),
+                         MASS, {MEAN: 2.25}, "agg.default")
+    y = block.forward(residual, fill(residual, n, vals=vals))
+    check_means(col(residual, y, MEAN), vals, index_selected(n, case), default=2.25, label=case)
+
+
+@pytest.mark.parametrize("n", [16, 256])
+def test_default_fill_with_padding_and_causal(n):
+    residual = residual_space(n, with_indices=False)
+    vals = random_vals(n, 95 + n)
+    pads = 2
+    x = fill(residual, n, vals=vals, classes=True, pads=pads, pad_garbage=garbage_row(residual))
+    valid = np.ones((1, 1 + n + pads), dtype=bool)
+    valid[0, 1 + n:] = False
+    block = default_fill(aggregate_head(class_selection(), 1, mean_ov(), INFO),
+                         MASS, {MEAN: 5.0}, "agg.default")
+    y = block.forward(residual, x, valid, causal=True)
+    sel = [[j for j in keys if j <= i] for i, keys in enumerate(class_selected(n))]
+    check_means(col(residual, y, MEAN), vals, sel, default=5.0, label="default causal padded")

@@ -9,24 +9,24 @@ Every example is compiled once at max_seq_len ≤ 5; inputs are seeded.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 import re
 
-import jax
 import networkx as nx
 import numpy as np
 import pytest
 
 import rasp
 from compiler.compiling import compile_rasp_to_model
-from compiler.ground_truth import GroundTruth, ablated_params
+from compiler.ground_truth import (GroundTruth, ablated_params, decode_intermediates_batch,
+                                   run_batch)
 from compiler.verify import values_agree
 from examples.library import EXAMPLES
 
 MAX_LEN = 5
-DECODE_INPUTS = 100
-ABLATION_INPUTS = 300
+INPUTS = 200  # per example; one batch size, so each model's forward traces once
 NAMES = sorted(EXAMPLES)
 # Labels of expressions lowering introduces (discretisations, merged-mean summands,
 # tuple keys and queries of composite selectors).
@@ -65,10 +65,11 @@ def valid_inputs(name, count, seed):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_decode_intermediates_match_evaluator(name):
-    example, program, model = compiled(name)
+    _, _, model = compiled(name)
+    cases = valid_inputs(name, INPUTS, seed=1)
+    batch = [[model.config.bos, *xs] for xs, _ in cases]
     compared = set()
-    for xs, expected in valid_inputs(name, DECODE_INPUTS, seed=1):
-        decoded = model.decode_intermediates([model.config.bos, *xs])
+    for (xs, expected), decoded in zip(cases, decode_intermediates_batch(model, batch)):
         for label in decoded.keys() & expected.keys():
             want, got = expected[label], decoded[label]
             assert len(got) == len(want) and all(map(values_agree, want, got)), \
@@ -80,22 +81,16 @@ def test_decode_intermediates_match_evaluator(name):
     assert all(COMPILER_MADE.search(label) for label in skipped), skipped
 
 
+@pytest.mark.parametrize("name", ["reverse", "dyck2"])
+def test_decode_intermediates_one_input(name):
+    """CompiledModel.decode_intermediates (one apply) agrees with the batched decoder."""
+    _, _, model = compiled(name)
+    batch = [[model.config.bos, *xs] for xs, _ in valid_inputs(name, 5, seed=4)]
+    for tokens, expected in zip(batch, decode_intermediates_batch(model, batch)):
+        assert model.decode_intermediates(tokens) == expected
+
+
 # ---------------------------------------------------------------- ablation
-
-
-def runner(model):
-    """(params, inputs) -> the forward outputs for a batch, jitted once per model."""
-    forward = jax.jit(model.forward.apply)
-    width = model.config.max_seq_len + 1
-    pad = model.input_encoder.encoding_map[model.config.pad]
-
-    def run(params, inputs):
-        ids = np.full((len(inputs), width), pad, np.int32)
-        for row, xs in enumerate(inputs):
-            ids[row, :len(xs) + 1] = model.input_encoder.encode([model.config.bos, *xs])
-        return jax.tree_util.tree_map(np.asarray, forward(params, ids, ids != pad))
-
-    return run
 
 
 def decoded(model, out, inputs):
@@ -112,12 +107,11 @@ def test_ablation_follows_circuit_graph(name):
     _, _, model = compiled(name)
     truth = model.ground_truth
     on_graph = set(truth.circuit_graph().nodes)
-    inputs = [xs for xs, _ in valid_inputs(name, ABLATION_INPUTS, seed=2)]
-    run = runner(model)
-    base = decoded(model, run(model.params, inputs), inputs)
+    inputs = [xs for xs, _ in valid_inputs(name, INPUTS, seed=2)]
+    batch = [[model.config.bos, *xs] for xs in inputs]
+    base = decoded(model, run_batch(model, batch), inputs)
     for c in truth.components:
-        out = run(ablated_params(model, [c.id]), inputs)
-        after = decoded(model, out, inputs)
+        after = decoded(model, run_batch(model, batch, ablated_params(model, [c.id])), inputs)
         if c.id in on_graph:
             assert changed(base, after), f"{name}: ablating {c.id} ({c.exprs}) changes nothing"
         else:
@@ -129,13 +123,12 @@ def test_mlp_hidden_ranges_are_exactly_its_units(name):
     """Zeroing an MLP block's units removes its writes and leaves its neighbours' intact."""
     _, _, model = compiled(name)
     truth = model.ground_truth
-    inputs = [xs for xs, _ in valid_inputs(name, 50, seed=3)]
-    run = runner(model)
-    base = run(model.params, inputs)["layer_outputs"]
+    batch = [[model.config.bos, *xs] for xs, _ in valid_inputs(name, INPUTS, seed=3)]
+    base = run_batch(model, batch)["layer_outputs"]
     for c in truth.components:
         if c.kind != "mlp":
             continue
-        ablated = run(ablated_params(model, [c.id]), inputs)["layer_outputs"][c.sublayer]
+        ablated = run_batch(model, batch, ablated_params(model, [c.id]))["layer_outputs"][c.sublayer]
         own = [i for i, _ in c.writes]
         others = [i for i in range(model.config.d_model) if i not in own]
         np.testing.assert_array_equal(ablated[..., own], 0.0)
@@ -177,62 +170,83 @@ def test_graph_and_alignment_are_consistent(name):
         assert max(c.sublayer for c in sites) == record.sublayer, label
     hooks = truth.circuit_graph("hook")
     assert "output" in hooks and nx.is_directed_acyclic_graph(hooks)
+    # Every expression of the original program (SOp or selector) has a site.
+    (_, expected), = valid_inputs(name, 1, seed=5)
+    assert expected.keys() <= truth.alignment.keys(), expected.keys() - truth.alignment.keys()
 
 
-# Fixed TransformerLens names: component id -> (hook, head).
-EXPECTED_HOOKS = {
-    "reverse": {
-        "L0.H0": ("blocks.0.attn.hook_result", 0),
-        "L0.M0": ("blocks.0.hook_mlp_out", None),
-        "L1.M0": ("blocks.1.hook_mlp_out", None),
-        "L2.M0": ("blocks.2.hook_mlp_out", None),
-        "L3.H0": ("blocks.3.attn.hook_result", 0),
-    },
-    "shuffle_dyck2": {
-        "L0.H0": ("blocks.0.attn.hook_result", 0),
-        **{f"L0.M{i}": ("blocks.0.hook_mlp_out", None) for i in range(5)},
-        **{f"L1.M{i}": ("blocks.1.hook_mlp_out", None) for i in range(3)},
-        "L2.H0": ("blocks.2.attn.hook_result", 0),
-        "L2.H1": ("blocks.2.attn.hook_result", 1),
-        **{f"L2.M{i}": ("blocks.2.hook_mlp_out", None) for i in range(4)},
-        **{f"L3.M{i}": ("blocks.3.hook_mlp_out", None) for i in range(2)},
-        "L4.H0": ("blocks.4.attn.hook_result", 0),
-        "L4.M0": ("blocks.4.hook_mlp_out", None),
-        "L5.H0": ("blocks.5.attn.hook_result", 0),
-        "L5.M0": ("blocks.5.hook_mlp_out", None),
-        "L6.M0": ("blocks.6.hook_mlp_out", None),
-    },
+def test_circuit_graph_leaves_out_what_the_output_never_reads():
+    truth = compiled("reverse")[2].ground_truth
+    scratch = ((len(truth.residual_labels), "unused"),)
+    dead = dataclasses.replace(truth.components[0], id="L0.H9", head=9, writes=scratch)
+    reader = dataclasses.replace(truth.components[-1], id="L9.M0", layer=9, kind="mlp",
+                                 head=None, reads=scratch, writes=scratch, hook="x")
+    extended = dataclasses.replace(truth, components=truth.components + (dead, reader),
+                                   residual_labels=truth.residual_labels + ("unused",))
+    graph = extended.circuit_graph()
+    assert "L0.H9" not in graph and "L9.M0" not in graph
+    assert set(graph) == set(truth.circuit_graph())
+
+
+# TransformerLens names, spelled out: (layer, head) -> hooks; layer -> MLP hooks.
+HEAD_HOOKS = {
+    (0, 0): ("blocks.0.attn.hook_result", "blocks.0.attn.hook_q", "blocks.0.attn.hook_k"),
+    (0, 1): ("blocks.0.attn.hook_result", "blocks.0.attn.hook_q", "blocks.0.attn.hook_k"),
+    (1, 0): ("blocks.1.attn.hook_result", "blocks.1.attn.hook_q", "blocks.1.attn.hook_k"),
+    (2, 0): ("blocks.2.attn.hook_result", "blocks.2.attn.hook_q", "blocks.2.attn.hook_k"),
+    (2, 1): ("blocks.2.attn.hook_result", "blocks.2.attn.hook_q", "blocks.2.attn.hook_k"),
+    (3, 0): ("blocks.3.attn.hook_result", "blocks.3.attn.hook_q", "blocks.3.attn.hook_k"),
 }
+MLP_HOOKS = {0: ("blocks.0.hook_mlp_out", "blocks.0.mlp.hook_post"),
+             1: ("blocks.1.hook_mlp_out", "blocks.1.mlp.hook_post"),
+             2: ("blocks.2.hook_mlp_out", "blocks.2.mlp.hook_post"),
+             3: ("blocks.3.hook_mlp_out", "blocks.3.mlp.hook_post")}
+HOOK_NODES = {("attn", 0, 0): "blocks.0.attn.hook_result[0]",
+              ("attn", 2, 1): "blocks.2.attn.hook_result[1]",
+              ("mlp", 1, None): "blocks.1.hook_mlp_out"}
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED_HOOKS))
-def test_hook_names_follow_transformer_lens(name):
-    truth = compiled(name)[2].ground_truth
-    assert {c.id: (c.hook, c.head) for c in truth.components} == EXPECTED_HOOKS[name]
-    assert [e.hook for e in truth.embeddings] == ["hook_embed", "hook_pos_embed"]
-    head = truth.component("L2.H1" if name == "shuffle_dyck2" else "L3.H0")
-    layer = head.layer
-    assert head.hooks == {n: f"blocks.{layer}.attn.hook_{n}"
-                          for n in ("q", "k", "v", "z", "result", "pattern")}
-    assert truth.component("L0.M0").hooks == {"mlp_out": "blocks.0.hook_mlp_out",
-                                              "post": "blocks.0.mlp.hook_post"}
-    nodes = set(truth.circuit_graph("hook"))
-    assert {"hook_embed", "hook_pos_embed", "output", "blocks.0.attn.hook_result[0]",
-            "blocks.0.hook_mlp_out"} <= nodes
+def test_hook_names_follow_transformer_lens():
+    checked = set()
+    for name in NAMES:
+        truth = compiled(name)[2].ground_truth
+        assert [e.hook for e in truth.embeddings] == ["hook_embed", "hook_pos_embed"]
+        hook_graph = truth.circuit_graph("hook")
+        assert "hook_embed" in hook_graph and "output" in hook_graph
+        for c in truth.components:
+            key = (c.layer, c.head) if c.kind == "attn" else c.layer
+            table = HEAD_HOOKS if c.kind == "attn" else MLP_HOOKS
+            if key not in table:
+                continue
+            checked.add((c.kind, key))
+            if c.kind == "attn":
+                assert (c.hook, c.hooks["q"], c.hooks["k"]) == table[key]
+            else:
+                assert (c.hook, c.hooks["post"]) == table[key]
+            node = HOOK_NODES.get((c.kind, c.layer, c.head))
+            assert node is None or node in hook_graph and \
+                c.id in hook_graph.nodes[node]["components"]
+    assert ("attn", (2, 1)) in checked or ("attn", (0, 1)) in checked  # a second head
+    assert len(checked) >= 6
 
 
 def test_reverse_alignment():
     truth = compiled("reverse")[2].ground_truth
     sites = {label: [(s.component, s.hook, s.head, s.role) for s in v]
              for label, v in truth.alignment.items()}
-    assert sites["reverse"] == [("L3.H0", "blocks.3.attn.hook_result", 0, "result")]
-    assert sites["flip"] == [("L3.H0", "blocks.3.attn.hook_q", 0, "query"),
-                             ("L3.H0", "blocks.3.attn.hook_k", 0, "key")]
-    assert sites["length"] == [("L0.H0", "blocks.0.attn.hook_result", 0, "result"),
-                               ("L0.M0", "blocks.0.hook_mlp_out", None, "mlp_out")]
+    (head,) = [c for c in truth.components if c.exprs == ("reverse",)]
+    L, h = head.layer, head.head
+    assert sites["reverse"] == [(head.id, f"blocks.{L}.attn.hook_result", h, "result")]
+    assert sites["flip"] == [(head.id, f"blocks.{L}.attn.hook_q", h, "query"),
+                             (head.id, f"blocks.{L}.attn.hook_k", h, "key")]
+    width_head, width_mlp = [c for c in truth.components if c.exprs == ("length",)]
+    assert [s[1:] for s in sites["length"]] == [
+        (f"blocks.{width_head.layer}.attn.hook_result", width_head.head, "result"),
+        (f"blocks.{width_mlp.layer}.hook_mlp_out", None, "mlp_out")]
     assert sites["tokens"] == [("hook_embed", "hook_embed", None, "embed")]
     assert sites["indices"] == [("hook_pos_embed", "hook_pos_embed", None, "embed")]
-    edges = set(truth.circuit_graph().edges)
-    assert {("L0.H0", "L0.M0"), ("L0.M0", "L1.M0"), ("L1.M0", "L2.M0"), ("L2.M0", "L3.H0"),
-            ("L3.H0", "output"), ("hook_pos_embed", "L3.H0")} <= edges
-    assert truth.circuit_graph().edges["L2.M0", "L3.H0"]["inputs"] == ["q"]
+    graph = truth.circuit_graph()
+    assert (width_head.id, width_mlp.id) in graph.edges
+    assert (head.id, "output") in graph.edges and ("hook_pos_embed", head.id) in graph.edges
+    assert graph.edges["hook_pos_embed", head.id]["inputs"] == ["k"]
+    assert nx.has_path(graph, width_mlp.id, head.id)

@@ -1,0 +1,152 @@
+"""Benchmark every example: depth, width, parameters, compile time, throughput, exactness.
+
+    python benchmarks/run.py [--sizes 5,10,20,40] [--large 64,128,256] [--repeats 5]
+                             [--no-cold] [--out benchmarks/results]
+
+Writes `<out>/benchmark.md` (a Markdown table) and `<out>/benchmark.json`. Times are
+medians over repeats; the machines are shared, so compare ratios, not absolutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from compiler import compile_rasp_to_model  # noqa: E402
+from compiler.verify import find_mismatches  # noqa: E402
+from examples.library import EXAMPLES, unique  # noqa: E402
+
+# Parameter counts of the reference compiler (Tracr) at N = 40, vocab 5, as published
+# in the project's issue tracker; sort_unique uses vocab 40.
+REFERENCE_PARAMS_N40 = {"reverse": 3.70e6, "sort": 1.09e6, "sort_freq": 89.7e6,
+                        "shuffle_dyck1": 10.9e6, "shuffle_dyck2": 32.5e6, "hist": 21.9e3,
+                        "sort_unique": 124e3, "frac_prevs": 19.9e3}
+LARGE_EXAMPLES = ("length", "hist", "sort_unique", "sort")
+THROUGHPUT_BATCH = 256
+EXACTNESS_INPUTS = 200
+
+
+def vocab_for(example, max_len: int, size: int = 5):
+    """A vocabulary of `size` tokens of the example's kind (distinct-token examples: max_len)."""
+    if example.sampler is unique:
+        return tuple(range(1, max_len + 1))
+    if len(example.vocab) >= size or not all(isinstance(t, (str, int)) for t in example.vocab):
+        return example.vocab
+    if all(isinstance(t, int) for t in example.vocab):
+        return tuple(range(1, size + 1))
+    if all(len(t) == 1 and t.isalpha() for t in example.vocab):
+        return tuple("abcdefgh"[:size]) if "x" not in example.vocab else example.vocab
+    return example.vocab  # brackets and other structured vocabularies keep their own
+
+
+def parameter_count(model) -> int:
+    return sum(int(a.size) for module in model.params.values() for a in module.values())
+
+
+def measure(example, max_len: int, repeats: int, cold: bool) -> dict:
+    vocab = vocab_for(example, max_len)
+    program = example.build(max_len)
+    started = time.perf_counter()
+    model = compile_rasp_to_model(program, set(vocab), max_len)
+    first = time.perf_counter() - started
+    warm = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        compile_rasp_to_model(example.build(max_len), set(vocab), max_len)
+        warm.append(time.perf_counter() - started)
+    rng = random.Random(0)
+    inputs = [example.sample(rng, max_len, vocab) for _ in range(EXACTNESS_INPUTS)]
+    checked, mismatches = find_mismatches(model, program, inputs)
+    layers = model.config.layers
+    return {
+        "example": example.name, "max_seq_len": max_len, "vocab_size": len(vocab),
+        "layers": len(layers), "rasp_bound": example.rasp_layers,
+        "heads": sum(layer.num_heads for layer in layers),
+        "d_model": model.config.d_model,
+        "mlp_width": max((layer.mlp_hidden for layer in layers), default=0),
+        "params": parameter_count(model),
+        "reference_params": REFERENCE_PARAMS_N40.get(example.name) if max_len == 40 else None,
+        "compile_first_s": first,
+        "compile_warm_s": statistics.median(warm),
+        "compile_cold_s": cold_compile(example.name, max_len, vocab) if cold else None,
+        "throughput_seq_per_s": throughput(model, example, max_len, vocab, repeats),
+        "exact": not mismatches, "checked": checked,
+    }
+
+
+def cold_compile(name: str, max_len: int, vocab) -> float:
+    """Wall time of a fresh `raspc compile` process (interpreter and imports included)."""
+    command = [sys.executable, "-m", "examples.cli", "compile", name, "--max-seq-len",
+               str(max_len), "--vocab", ",".join(map(str, vocab))]
+    started = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, capture_output=True, check=True)
+    return time.perf_counter() - started
+
+
+def throughput(model, example, max_len: int, vocab, repeats: int) -> float:
+    """Sequences per second of apply_batch at batch 256 (median over repeats)."""
+    rng = random.Random(1)
+    batch = [[model.config.bos, *example.sample(rng, max_len, vocab)]
+             for _ in range(THROUGHPUT_BATCH)]
+    model.apply_batch(batch)  # jit once
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.apply_batch(batch)
+        times.append(time.perf_counter() - started)
+    return THROUGHPUT_BATCH / statistics.median(times)
+
+
+def markdown(rows: list[dict]) -> str:
+    header = ("| example | N | layers | RASP bound | heads | d_model | MLP width | params "
+              "| vs reference | warm compile ms | cold compile s | seq/s @256 | exact |")
+    lines = [header, "|" + "---|" * 13]
+    for r in rows:
+        ratio = f"{r['params'] / r['reference_params']:.3f}×" if r["reference_params"] else ""
+        cold = f"{r['compile_cold_s']:.2f}" if r["compile_cold_s"] is not None else ""
+        lines.append(
+            f"| {r['example']} | {r['max_seq_len']} | {r['layers']} | {r['rasp_bound'] or ''} "
+            f"| {r['heads']} | {r['d_model']} | {r['mlp_width']} | {r['params']:,} | {ratio} "
+            f"| {1000 * r['compile_warm_s']:.1f} | {cold} | {r['throughput_seq_per_s']:,.0f} "
+            f"| {'✓' if r['exact'] else '✗'} ({r['checked']}) |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="5,10,20,40")
+    parser.add_argument("--large", default="64,128,256")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--examples", default=",".join(EXAMPLES))
+    parser.add_argument("--no-cold", action="store_true", help="skip the raspc subprocess timing")
+    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    args = parser.parse_args(argv)
+    plan = [(name, int(n)) for n in args.sizes.split(",") for name in args.examples.split(",")]
+    plan += [(name, int(n)) for n in args.large.split(",") if n for name in LARGE_EXAMPLES]
+    rows = []
+    for name, max_len in plan:
+        row = measure(EXAMPLES[name], max_len, args.repeats, not args.no_cold)
+        rows.append(row)
+        print(f"{name:18s} N={max_len:<4d} layers={row['layers']} params={row['params']:>9,} "
+              f"warm={1000 * row['compile_warm_s']:.1f}ms exact={row['exact']}", flush=True)
+    os.makedirs(args.out, exist_ok=True)
+    table = markdown(rows)
+    with open(os.path.join(args.out, "benchmark.md"), "w") as f:
+        f.write(table)
+    with open(os.path.join(args.out, "benchmark.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    print(table)
+    return 0 if all(r["exact"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

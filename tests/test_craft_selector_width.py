@@ -1,0 +1,335 @@
+"""craft.selector_width: head + discretising MLP, every width 0..N in float32.
+
+Layout: position 0 is BOS (`bos` = 1 only), positions 1..N are real tokens
+(`one` = 1, `indices` = 0..N-1). The expected width at each query is counted
+here from the predicate; the expected output is the one-hot of that count (or
+the count itself for a numerical output).
+
+N = 8 and 64 use predicate_form over `indices`: key < query (widths 0..N-1),
+key <= query (1..N), everything (N) and nothing (0), through Series.forward.
+
+N = 256 uses a selector on small spaces, because AttentionHead.logits's
+unoptimised einsum costs seq² · dim² (one pass with a 256-direction `indices`
+space takes ~13 s). Keys carry a class c in 0..8 (class b < 8 on 2^b keys,
+class 8 on one key); queries carry nine 0/1 "bit" SOps. The selector is the sum
+of nine predicate forms, term i being "key class != i or bit_i = 1", selected at
+level 9: a key of class c is selected iff bit_c = 1, so a query whose bits spell
+w selects exactly w keys. Two sequences cover every w in 0..256. The numerical
+output runs through Series.forward; the categorical output (257 directions)
+runs the Series' head on the small residual and its MLP on the residual with the
+257 output directions, which is what Series.forward does with one residual.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from craft.attention import predicate_form
+from craft.numerical import output_error_bound
+from craft.bases import BOS, ONE, BasisDirection, VectorSpace
+from craft.blocks import MLP, AttentionHead, BlockInfo, Series
+from craft.selector_width import selector_width
+
+INFO = BlockInfo(("width",), "selector_width")
+F32 = np.float32
+SCRATCH = BasisDirection("width.scratch")
+NUM = BasisDirection("width_num")
+JUNK = BasisDirection("junk")
+
+
+def width_space(n):
+    return VectorSpace.from_values("width", range(n + 1))
+
+
+def categorical_of(n):
+    space = width_space(n)
+    return lambda w: {BasisDirection("width", w): 1.0}
+
+
+def numerical_of(w):
+    return {NUM: float(w)}
+
+
+def indices_space(n):
+    return VectorSpace.from_values("indices", range(n))
+
+
+def idx_pred(fn):
+    return lambda k, q: k is not None and q is not None and fn(k, q)
+
+
+PREDICATES = {
+    "lt": idx_pred(lambda k, q: k < q),
+    "leq": idx_pred(lambda k, q: k <= q),
+    "all": lambda k, q: True,
+    "none": lambda k, q: False,
+}
+
+
+def index_residual(n, categorical=True):
+    """The categorical output space is left out when unused: the head's cost grows as dim²."""
+    base = VectorSpace((JUNK, ONE)).join(indices_space(n), VectorSpace((SCRATCH, BOS, NUM)))
+    return base.join(width_space(n)) if categorical else base
+
+
+def index_x(residual, n, pads=0, pad_garbage=None):
+    x = np.zeros((1, 1 + n + pads, residual.dim), dtype=F32)
+    x[0, 0, residual.index[BOS]] = 1.0
+    x[0, :, residual.index[JUNK]] = 3.0
+    for i in range(n):
+        x[0, i + 1, residual.index[ONE]] = 1.0
+        x[0, i + 1, residual.index[BasisDirection("indices", i)]] = 1.0
+    if pads:
+        x[0, 1 + n:] = pad_garbage
+    return x
+
+
+def index_series(n, case, output_space, output_of):
+    space = indices_space(n)
+    form = predicate_form(space, space, PREDICATES[case])
+    return selector_width(form, 1, n, output_space, output_of, SCRATCH, "width.hidden", INFO)
+
+
+def check_categorical(got, widths, n, label):
+    """got: (1 + len(widths), n + 1) rows over width:0..n; row 0 is BOS."""
+    assert np.all(np.abs(got[0]) < 1e-6), f"{label}: BOS position wrote {got[0]}"
+    for i, w in enumerate(widths):
+        expected = np.zeros(n + 1)
+        expected[w] = 1.0
+        err = np.abs(got[i + 1] - expected).max()
+        assert err < 1e-3 and int(np.argmax(got[i + 1])) == w, (
+            f"{label}: query {i} width {w}: argmax {int(np.argmax(got[i + 1]))}, error {err}")
+
+
+def check_numerical(got, widths, label, tolerance=1e-3):
+    assert abs(got[0]) < 1e-6, f"{label}: BOS position wrote {got[0]}"
+    for i, w in enumerate(widths):
+        assert abs(got[i + 1] - w) < tolerance, f"{label}: query {i} width {w}: got {got[i + 1]}"
+
+
+def counted_widths(n, case):
+    pred = PREDICATES[case]
+    return [sum(bool(pred(k, q)) for k in range(n)) for q in range(n)]
+
+
+# =========================================================================== N = 8, 64 (indices)
+
+
+@pytest.mark.parametrize("n", [8, 64])
+def test_every_width_index_selectors(n):
+    residual = index_residual(n)
+    x = index_x(residual, n)
+    seen = set()
+    for case in ("lt", "leq", "all", "none"):
+        widths = counted_widths(n, case)
+        seen.update(widths)
+        cat = index_series(n, case, width_space(n), categorical_of(n))
+        y = cat.forward(residual, x)
+        assert y.dtype == F32
+        check_categorical(y[0][:, [residual.index[d] for d in width_space(n).basis]]
+                          .astype(np.float64), widths, n, f"{case} categorical")
+        # only the scratch and the output directions are written
+        keep = [i for i, d in enumerate(residual.basis) if d not in width_space(n) and d != SCRATCH]
+        assert np.all(y[..., keep] == 0.0)
+        num = index_series(n, case, VectorSpace((NUM,)), numerical_of)
+        small = index_residual(n, categorical=False)
+        y = num.forward(small, index_x(small, n))
+        check_numerical(y[0, :, small.index[NUM]].astype(np.float64), widths, f"{case} numerical")
+    assert seen == set(range(n + 1))
+
+
+@pytest.mark.parametrize("n", [8, 64])
+def test_width_zero_only_bos_selected(n):
+    """Nothing but BOS selected: width 0 at every query, also through the head's scratch."""
+    residual = index_residual(n)
+    series = index_series(n, "none", width_space(n), categorical_of(n))
+    y = series.forward(residual, index_x(residual, n))
+    np.testing.assert_allclose(y[0, :, residual.index[SCRATCH]], 1.0, atol=1e-6)
+    got = y[0][:, [residual.index[d] for d in width_space(n).basis]].astype(np.float64)
+    check_categorical(got, [0] * n, n, "none")
+
+
+@pytest.mark.parametrize("n", [8, 64])
+def test_head_writes_one_over_w_plus_one(n):
+    """The head alone: scratch = 1/(w+1) at real queries, 1 at BOS."""
+    residual = index_residual(n, categorical=False)
+    series = index_series(n, "lt", VectorSpace((NUM,)), numerical_of)
+    head = series.blocks[0]
+    assert isinstance(head, AttentionHead)
+    y = head.forward(residual, index_x(residual, n))
+    scratch = y[0, :, residual.index[SCRATCH]].astype(np.float64)
+    assert abs(scratch[0] - 1.0) < 1e-6
+    expected = [1.0 / (w + 1) for w in counted_widths(n, "lt")]
+    np.testing.assert_allclose(scratch[1:], expected, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("n", [8, 64])
+def test_width_pad_masking_and_causal(n):
+    residual = index_residual(n, categorical=False)
+    pads = 3
+    garbage = np.zeros(residual.dim, dtype=F32)
+    garbage[residual.index[ONE]] = 1.0
+    garbage[residual.index[BOS]] = 1.0
+    garbage[residual.index[BasisDirection("indices", 0)]] = 1.0
+    x = index_x(residual, n, pads, garbage)
+    valid = np.ones((1, 1 + n + pads), dtype=bool)
+    valid[0, 1 + n:] = False
+    for case in ("lt", "all"):
+        series = index_series(n, case, VectorSpace((NUM,)), numerical_of)
+        got = series.forward(residual, x, valid)[0, :, residual.index[NUM]].astype(np.float64)
+        check_numerical(got[:1 + n], counted_widths(n, case), f"padded {case}")
+        unmasked = series.forward(residual, x)[0, :, residual.index[NUM]]
+        assert np.abs(unmasked[1:1 + n] - got[1:1 + n]).max() > 0.5   # garbage matters unmasked
+    # causal: 'all' counts the keys at or before the query
+    residual = index_residual(n)
+    series = index_series(n, "all", width_space(n), categorical_of(n))
+    y = series.forward(residual, index_x(residual, n), causal=True)
+    got = y[0][:, [residual.index[d] for d in width_space(n).basis]].astype(np.float64)
+    check_categorical(got, [i + 1 for i in range(n)], n, "causal all")
+
+
+# =========================================================================== N = 256 (bit selector)
+
+N_BIG = 256
+BITS = 9
+KB = VectorSpace.from_values("kclass", range(BITS))
+QB = [VectorSpace.from_values(f"qbit{i}", [0, 1]) for i in range(BITS)]
+
+
+def bit_selection():
+    form = None
+    for i in range(BITS):
+        term = predicate_form(QB[i], KB, lambda k, q, i=i: k != i or q == 1)
+        form = term if form is None else form + term
+    return form
+
+
+def key_classes():
+    classes = [b for b in range(8) for _ in range(2 ** b)] + [8]
+    assert len(classes) == N_BIG
+    rng = np.random.default_rng(0)
+    return [classes[j] for j in rng.permutation(N_BIG)]
+
+
+def bits_for(w):
+    """Bits whose selected classes have exactly w keys in total."""
+    if w == N_BIG:
+        return [1] * BITS
+    return [(w >> b) & 1 for b in range(8)] + [0]
+
+
+SEQ_WIDTHS = [list(range(N_BIG)), [N_BIG] + [(N_BIG - 1 - p) for p in range(1, N_BIG)]]
+
+
+def bit_residual(extra=()):
+    base = VectorSpace((JUNK, ONE)).join(KB, *QB, VectorSpace((SCRATCH, BOS, NUM)))
+    return base.join(*extra)
+
+
+def bit_x(residual, pads=0):
+    classes = key_classes()
+    x = np.zeros((len(SEQ_WIDTHS), 1 + N_BIG + pads, residual.dim), dtype=F32)
+    x[:, 0, residual.index[BOS]] = 1.0
+    x[:, :, residual.index[JUNK]] = 2.0
+    for s, widths in enumerate(SEQ_WIDTHS):
+        for j in range(N_BIG):
+            x[s, j + 1, residual.index[ONE]] = 1.0
+            x[s, j + 1, residual.index[BasisDirection("kclass", classes[j])]] = 1.0
+            for i, bit in enumerate(bits_for(widths[j])):
+                x[s, j + 1, residual.index[BasisDirection(f"qbit{i}", bit)]] = 1.0
+        if pads:   # PAD rows that every query would select
+            x[s, 1 + N_BIG:, residual.index[ONE]] = 1.0
+            x[s, 1 + N_BIG:, residual.index[BasisDirection("kclass", 0)]] = 1.0
+    return x
+
+
+def test_bit_selector_counts():
+    """Independent check of the layout: each query's bits select exactly its width."""
+    classes = key_classes()
+    for widths in SEQ_WIDTHS:
+        for w in widths:
+            bits = bits_for(w)
+            assert sum(1 for c in classes if bits[c] == 1) == w
+    assert set(SEQ_WIDTHS[0]) | set(SEQ_WIDTHS[1]) == set(range(N_BIG + 1))
+
+
+def big_series(output_space, output_of):
+    return selector_width(bit_selection(), BITS, N_BIG, output_space, output_of, SCRATCH,
+                          "width.hidden", INFO)
+
+
+def test_every_width_256_numerical_within_its_documented_bound():
+    # A numerical width telescopes over N steps, so float32 error grows like eps·N²:
+    # the block meets `output_error_bound`, and the compiler keeps widths categorical
+    # (plus an exact lookup) wherever that bound exceeds its numeric budget.
+    bound = output_error_bound([1 / (w + 1) for w in range(N_BIG + 1)], list(range(N_BIG + 1)))
+    assert 1e-3 < bound < 0.05
+    residual = bit_residual()
+    y = big_series(VectorSpace((NUM,)), numerical_of).forward(residual, bit_x(residual))
+    for s, widths in enumerate(SEQ_WIDTHS):
+        check_numerical(y[s, :, residual.index[NUM]].astype(np.float64), widths,
+                        f"sequence {s}", tolerance=bound)
+
+
+def run_split(series, x_small, small, big_extra):
+    """Series.forward with one residual, done as head on `small` then MLP on `small + extra`."""
+    head, mlp = series.blocks
+    assert isinstance(head, AttentionHead) and isinstance(mlp, MLP)
+    after_head = x_small + head.forward(small, x_small)
+    big = small.join(big_extra)
+    x_big = np.zeros(after_head.shape[:2] + (big.dim,), dtype=x_small.dtype)
+    x_big[..., :small.dim] = after_head   # `big` starts with `small`'s directions
+    return big, x_big + mlp.forward(big, x_big) - np.pad(x_small, ((0, 0), (0, 0), (0, big.dim - small.dim)))
+
+
+def test_every_width_256_categorical():
+    small = bit_residual()
+    out = width_space(N_BIG)
+    series = big_series(out, categorical_of(N_BIG))
+    big, y = run_split(series, bit_x(small), small, out)
+    for s, widths in enumerate(SEQ_WIDTHS):
+        got = y[s][:, [big.index[d] for d in out.basis]].astype(np.float64)
+        check_categorical(got, widths, N_BIG, f"sequence {s}")
+
+
+def test_256_head_scratch_and_padding():
+    """Scratch = 1/(w+1) to float32 precision; masked PAD keys change nothing."""
+    residual = bit_residual()
+    series = big_series(VectorSpace((NUM,)), numerical_of)
+    pads = 4
+    x = bit_x(residual, pads)
+    valid = np.ones(x.shape[:2], dtype=bool)
+    valid[:, 1 + N_BIG:] = False
+    y = series.forward(residual, x, valid)
+    y_clean = series.forward(residual, bit_x(residual))
+    np.testing.assert_allclose(y[:, :1 + N_BIG, residual.index[SCRATCH]],
+                               y_clean[:, :, residual.index[SCRATCH]], atol=1e-7, rtol=0)
+    # the numerical decode itself is checked against 1e-3 in test_every_width_256_numerical;
+    # here only the masking matters, so allow its float32 summation noise (see module doc)
+    np.testing.assert_allclose(y[:, :1 + N_BIG, residual.index[NUM]],
+                               y_clean[:, :, residual.index[NUM]], atol=5e-3, rtol=0)
+    for s, widths in enumerate(SEQ_WIDTHS):
+        scratch = y[s, :, residual.index[SCRATCH]].astype(np.float64)
+        assert abs(scratch[0] - 1.0) < 1e-6
+        np.testing.assert_allclose(scratch[1:1 + N_BIG], [1.0 / (w + 1) for w in widths],
+                                   rtol=1e-6, atol=0)
+        assert abs(y[s, 0, residual.index[NUM]]) < 1e-6
+    # unmasked, the PAD keys (selected by every query with bit 0 set) would change the widths
+    y_unmasked = series.forward(residual, x)
+    assert np.abs(y_unmasked[0, 1:1 + N_BIG, residual.index[NUM]]
+                  - y[0, 1:1 + N_BIG, residual.index[NUM]]).max() > 0.5
+
+
+def test_width_series_structure_and_bos():
+    """Series of (head, MLP); at BOS alone nothing but the scratch is written."""
+    n = 8
+    residual = index_residual(n)
+    series = index_series(n, "all", width_space(n), categorical_of(n))
+    assert isinstance(series, Series) and len(series.blocks) == 2
+    x = np.zeros((1, 1, residual.dim), dtype=F32)
+    x[0, 0, residual.index[BOS]] = 1.0
+    y = series.forward(residual, x)
+    assert abs(y[0, 0, residual.index[SCRATCH]] - 1.0) < 1e-6
+    others = [i for i, d in enumerate(residual.basis) if d != SCRATCH]
+    assert np.all(np.abs(y[0, 0, others]) < 1e-6)

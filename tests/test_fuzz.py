@@ -1,0 +1,61 @@
+"""Fuzzing the compiler with random well-typed RASP programs (tests/fuzz_programs.py).
+
+For each of 200 derandomised programs: compiling either gives a model that
+agrees with `rasp.evaluate` on 50 random inputs (those the evaluator accepts),
+or raises a CompileError whose label names an expression of the program. Any
+other exception, or any disagreement, fails; hypothesis then shrinks the program.
+
+A final test checks that at least 90% of the fuzzed programs compile rather
+than being refused. The large campaign is `python benchmarks/fuzz.py`.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import jax
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from tests.fuzz_programs import check_case, programs, reason_group
+
+EXAMPLES = 200
+MIN_COMPILE_SHARE = 0.90
+
+OUTCOMES: collections.Counter[str] = collections.Counter()
+REFUSALS: collections.Counter[str] = collections.Counter()
+FEW_VALID_INPUTS = []  # compiled programs for which fewer than 10 of 50 inputs were valid
+
+
+@pytest.fixture(scope="module")
+def fast_xla():
+    """One XLA compilation per model dominates the run time; skipping XLA's
+    optimisation passes roughly halves it. Restored afterwards."""
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", previous)
+
+
+@settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck), print_blob=False)
+@given(case=programs())
+def test_fuzzed_program_compiles_exactly_or_is_refused_by_name(fast_xla, case):
+    outcome = check_case(case)
+    OUTCOMES[outcome.status] += 1
+    if outcome.status == "refused":
+        REFUSALS[reason_group(outcome.reason)] += 1
+    if outcome.status == "exact" and outcome.checked < 10:
+        FEW_VALID_INPUTS.append(outcome.checked)
+    assert outcome.ok, outcome.describe(case)
+
+
+def test_most_fuzzed_programs_compile():
+    total = sum(OUTCOMES.values())
+    if total < EXAMPLES:
+        pytest.skip("needs the fuzz test above to have run in this session")
+    share = OUTCOMES["exact"] / total
+    summary = (f"{OUTCOMES['exact']} of {total} compiled ({share:.0%}); refusals: "
+               f"{dict(REFUSALS.most_common())}; {len(FEW_VALID_INPUTS)} compiled programs "
+               f"had fewer than 10 valid inputs")
+    assert share >= MIN_COMPILE_SHARE, summary

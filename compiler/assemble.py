@@ -19,6 +19,7 @@ from compiler.graph import ProgramGraph
 from compiler.schedule import Schedule
 from craft.bases import BOS, ONE, BasisDirection, VectorSpace
 from craft.blocks import combine_mlps
+from craft.maps import embed_matrix
 from rasp import expr as rx
 
 Params = dict[str, dict[str, np.ndarray]]
@@ -95,11 +96,11 @@ def _attention(heads, residual: VectorSpace):
     for i, head in enumerate(heads):
         ks, qs = head.w_qk.key_space, head.w_qk.query_space
         cols = slice(i * key_size, i * key_size + ks.dim)
-        query[:, cols] = residual.project_matrix(qs) @ head.w_qk.matrix * math.sqrt(key_size)
+        query[:, cols] = embed_matrix(head.w_qk.matrix, qs, ks, residual, ks) * math.sqrt(key_size)
         key[:, cols] = residual.project_matrix(ks)
         out = head.w_ov.output_space
         vcols = slice(i * value_size, i * value_size + out.dim)
-        value[:, vcols] = residual.project_matrix(head.w_ov.input_space) @ head.w_ov.matrix
+        value[:, vcols] = head.w_ov.in_spaces(residual, out)
         linear[vcols, :] = out.project_matrix(residual)
     return {"query": _linear(query), "key": _linear(key), "value": _linear(value),
             "linear": _linear(linear)}, key_size, value_size

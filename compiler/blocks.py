@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from compiler.affine import affine_match
 from compiler.graph import ProgramGraph
 from compiler.selection import Selection, build_selection
 from compiler.values import ValueSet
@@ -51,11 +52,21 @@ class NodeBlock:
 def build_blocks(graph: ProgramGraph, values: dict[int, ValueSet],
                  spaces: dict[int, VectorSpace], max_seq_len: int,
                  causal: bool) -> list[NodeBlock]:
-    """A block for every SOp that is not embedded, in topological order."""
+    """A block for every SOp the output needs that is not embedded, in topological order.
+
+    Demand-driven: a node gets a block only if the output or another block reads
+    it, so an SOp that a block reads through its sources (see compiler.affine)
+    costs nothing.
+    """
     builder = _Builder(graph, values, spaces, max_seq_len, causal)
-    return [builder.build(node) for node in graph.order
-            if isinstance(graph.expr(node), rx.SOp)
-            and not isinstance(graph.expr(node), EMBEDDED)]
+    needed, blocks = {graph.output}, []
+    for node in reversed(graph.order):
+        expr = graph.expr(node)
+        if node in needed and isinstance(expr, rx.SOp) and not isinstance(expr, EMBEDDED):
+            block = builder.build(node)
+            needed.update(block.inputs)
+            blocks.append(block)
+    return blocks[::-1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,10 +174,17 @@ class _Builder:
                           predicate=selection.description)
 
     def _aggregate(self, node, expr) -> NodeBlock:
-        selection = self._selection(expr.selector)
         sop = expr.sop.unique_id
-        info = self._attention_info(node, "aggregate", selection, (self._label(sop),))
         w_ov = self._value_map(node, expr, sop)
+        match = affine_match(expr.selector, self.graph, self.spaces, self.max_seq_len, self.causal)
+        if match is not None:
+            info = self._info(node, "aggregate", query=tuple(map(self._label, match.inputs[1:])),
+                              key=(self._label(match.inputs[0]),), value=(self._label(sop),),
+                              predicate=match.description)
+            return NodeBlock(node, attention.match_head(match.form, w_ov, info),
+                             (sop,) + match.inputs)
+        selection = self._selection(expr.selector)
+        info = self._attention_info(node, "aggregate", selection, (self._label(sop),))
         head = attention.aggregate_head(selection.form, selection.level, w_ov, info)
         block = head
         default = self._output_of(node)(expr.default)

@@ -204,15 +204,20 @@ def _leaves(term):
 
 def _rewrite_term(term, key, key_fn, query, query_fn):
     match term:
+        case rx.Select() if key_fn is _identity and query_fn is _identity:
+            return rx.Select(key, query, term.predicate).annotated(
+                **{**term.annotations, "name": term.label})
         case rx.Select():
             predicate = term.predicate
+            if isinstance(predicate, rx.Comparison):
+                predicate = predicate.function
 
             def folded(k, q):
                 k, q = key_fn(k), query_fn(q)
                 return k is not None and q is not None and bool(predicate(k, q))
 
-            original = predicate.name if isinstance(predicate, rx.Comparison) else \
-                getattr(predicate, "__name__", "predicate")
+            original = term.predicate.name if isinstance(term.predicate, rx.Comparison) else \
+                getattr(term.predicate, "__name__", "predicate")
             folded.__name__ = f"{original}∘map"
 
             return rx.Select(key, query, folded).annotated(

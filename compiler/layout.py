@@ -26,7 +26,7 @@ def layout_residual(graph: ProgramGraph, spaces: dict[int, VectorSpace],
         space = spaces[node]
         if isinstance(graph.expr(node), (rx.TokensType, rx.IndicesType)):
             inputs.append(VectorSpace(tuple(d for d in space.basis if d in read)))
-        else:
+        elif node in writes or any(d in read for d in space.basis):
             middle.append(join_spaces(space, writes.get(node, VectorSpace(()))))
     output = spaces[graph.output]
     scratch = writes.get(graph.output, VectorSpace(()))

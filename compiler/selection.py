@@ -56,10 +56,21 @@ def build_selection(selector: rx.Selector, spaces: dict[int, VectorSpace],
 
 
 def _term_form(term, key, query, spaces) -> BilinearForm:
-    def selected(key_value, query_value):
-        try:
+    if isinstance(term, rx.Select):  # fast path: most terms are one Select
+        predicate = term.predicate
+        predicate = predicate.function if isinstance(predicate, rx.Comparison) else predicate
+
+        def evaluate(key_value, query_value):
+            return (key_value is not None and query_value is not None
+                    and bool(predicate(key_value, query_value)))
+    else:
+        def evaluate(key_value, query_value):
             return evaluate_term(term, {key.unique_id: key_value},
                                  {query.unique_id: query_value})
+
+    def selected(key_value, query_value):
+        try:
+            return evaluate(key_value, query_value)
         except CompileError:
             raise
         except Exception as error:

@@ -62,6 +62,16 @@ def aggregate_head(selection: BilinearForm, selected_level: int, w_ov: LinearMap
                          w_ov, info)
 
 
+def match_head(scores: BilinearForm, w_ov: LinearMap, info: BlockInfo,
+               hardness: float = HARDNESS) -> AttentionHead:
+    """A head whose best-scoring key is always the one to read (some key always matches).
+
+    `scores` puts the matching key at least one level above every other key and
+    at a level ≥ 0; BOS sits at −1 for real queries, so it is never read.
+    """
+    return AttentionHead(_with_bos(scores, 1, -1.0, hardness), w_ov, info)
+
+
 def selector_width_head(selection: BilinearForm, selected_level: int,
                         scratch: BasisDirection, info: BlockInfo,
                         hardness: float = HARDNESS) -> AttentionHead:

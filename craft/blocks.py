@@ -145,9 +145,7 @@ def combine_mlps(mlps: list[MLP]) -> MLP:
     ins = join_spaces(*(m.reads for m in mlps))
     hidden = VectorSpace(tuple(d for m in mlps for d in m.hidden_space))
     outs = join_spaces(*(m.writes for m in mlps))
-    first = sum((LinearMap(ins, hidden, m.first.in_spaces(ins, hidden)) for m in mlps[1:]),
-                LinearMap(ins, hidden, mlps[0].first.in_spaces(ins, hidden)))
-    second = sum((LinearMap(hidden, outs, m.second.in_spaces(hidden, outs)) for m in mlps[1:]),
-                 LinearMap(hidden, outs, mlps[0].second.in_spaces(hidden, outs)))
+    first = np.concatenate([m.first.in_spaces(ins, m.hidden_space) for m in mlps], axis=1)
+    second = np.concatenate([m.second.in_spaces(m.hidden_space, outs) for m in mlps], axis=0)
     info = BlockInfo(tuple(e for m in mlps for e in m.info.exprs), "mlp_layer")
-    return MLP(first, second, info)
+    return MLP(LinearMap(ins, hidden, first), LinearMap(hidden, outs, second), info)

@@ -45,8 +45,8 @@ class LinearMap:
 
     def in_spaces(self, input_space: VectorSpace, output_space: VectorSpace) -> np.ndarray:
         """This map's matrix embedded in larger input and output spaces."""
-        return (input_space.project_matrix(self.input_space) @ self.matrix
-                @ self.output_space.project_matrix(output_space))
+        return embed_matrix(self.matrix, self.input_space, self.output_space,
+                            input_space, output_space)
 
     def __add__(self, other: LinearMap) -> LinearMap:
         ins = join_spaces(self.input_space, other.input_space)
@@ -71,8 +71,7 @@ class BilinearForm:
 
     def in_spaces(self, query_space: VectorSpace, key_space: VectorSpace) -> np.ndarray:
         """This form's matrix embedded in larger query and key spaces."""
-        return (query_space.project_matrix(self.query_space) @ self.matrix
-                @ self.key_space.project_matrix(key_space))
+        return embed_matrix(self.matrix, self.query_space, self.key_space, query_space, key_space)
 
     def __add__(self, other: BilinearForm) -> BilinearForm:
         qs = join_spaces(self.query_space, other.query_space)
@@ -83,3 +82,20 @@ class BilinearForm:
         return BilinearForm(self.query_space, self.key_space, self.matrix * scalar)
 
     __rmul__ = __mul__
+
+
+def embed_matrix(matrix: np.ndarray, rows: VectorSpace, cols: VectorSpace,
+                 new_rows: VectorSpace, new_cols: VectorSpace) -> np.ndarray:
+    """`matrix` (indexed by rows × cols) re-indexed by new_rows × new_cols.
+
+    Directions missing from the new spaces are dropped; new ones get zeros.
+    Equivalent to projecting on both sides, in O(size) instead of a matmul.
+    """
+    row_pairs = [(new_rows.index[d], i) for i, d in enumerate(rows.basis) if d in new_rows]
+    col_pairs = [(new_cols.index[d], j) for j, d in enumerate(cols.basis) if d in new_cols]
+    out = np.zeros((new_rows.dim, new_cols.dim))
+    if row_pairs and col_pairs:
+        new_r, old_r = zip(*row_pairs)
+        new_c, old_c = zip(*col_pairs)
+        out[np.ix_(new_r, new_c)] = matrix[np.ix_(old_r, old_c)]
+    return out

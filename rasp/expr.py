@@ -317,6 +317,11 @@ class Comparison(enum.Enum):
     def __call__(self, key: Any, query: Any) -> bool:
         return _COMPARISONS[self](key, query)
 
+    @property
+    def function(self) -> Callable[[Any, Any], bool]:
+        """The plain function (key, query) -> bool, cheaper to call in bulk."""
+        return _COMPARISONS[self]
+
 
 _COMPARISONS: dict[Comparison, Callable[[Any, Any], bool]] = {
     Comparison.EQ: lambda key, query: key == query,

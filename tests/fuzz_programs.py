@@ -95,7 +95,9 @@ class DrawChooser(Chooser):
         self.draw = draw
 
     def integer(self, lo, hi):
-        return lo if lo == hi else self.draw(st.integers(lo, hi))
+        # Drawn from a wide range and reduced, so choices are about uniform (hypothesis
+        # favours the ends of a small range); still shrinks towards `lo`.
+        return lo if lo == hi else lo + self.draw(st.integers(0, 2**16 - 1)) % (hi - lo + 1)
 
 
 # ------------------------------------------------------------------ value sets
@@ -195,6 +197,9 @@ class FuzzCase:
     causal: bool
     lines: tuple[Line, ...]
     output: str
+    # each variable's expression, and the generator's (values, may_be_none) per SOp
+    exprs: dict = dataclasses.field(default_factory=dict, compare=False)
+    tracked: dict = dataclasses.field(default_factory=dict, compare=False)
 
     def __iter__(self):
         return iter((self.program, self.vocab, self.max_seq_len, self.causal))
@@ -223,7 +228,8 @@ class FuzzCase:
         return [l.var for l in self.lines if l.var in needed and l.var.startswith("v")]
 
     def with_output(self, var: str) -> FuzzCase:
-        return build_case(self.lines, var, self.vocab, self.max_seq_len, self.causal)
+        return build_case(self.lines, var, self.vocab, self.max_seq_len, self.causal,
+                          self.tracked)
 
     def with_max_seq_len(self, max_seq_len: int) -> FuzzCase:
         return dataclasses.replace(self, max_seq_len=max_seq_len)
@@ -231,6 +237,9 @@ class FuzzCase:
     def __repr__(self):
         return (f"FuzzCase(vocab={list(self.vocab)!r}, max_seq_len={self.max_seq_len}, "
                 f"causal={self.causal}):\n{self.program_source}")
+
+    def _repr_pretty_(self, printer, cycle):  # how hypothesis shows a falsifying example
+        printer.text(repr(self))
 
 
 def _closure(lines: Sequence[Line], output: str) -> set[str]:
@@ -244,12 +253,34 @@ def _closure(lines: Sequence[Line], output: str) -> set[str]:
     return needed
 
 
-def build_case(lines, output, vocab, max_seq_len, causal) -> FuzzCase:
+def build_case(lines, output, vocab, max_seq_len, causal, tracked=None) -> FuzzCase:
     needed = _closure(lines, output)
     lines = tuple(l for l in lines if l.var in needed)
     namespace = {"rasp": rasp, "bisect": bisect}
     exec("\n".join(f"{l.var} = {l.code}" for l in lines), namespace)  # noqa: S102
-    return FuzzCase(namespace[output], tuple(vocab), max_seq_len, causal, lines, output)
+    return FuzzCase(namespace[output], tuple(vocab), max_seq_len, causal, lines, output,
+                    {l.var: namespace[l.var] for l in lines},
+                    {v: t for v, t in (tracked or {}).items() if v in needed})
+
+
+def untracked_values(case: FuzzCase, xs) -> list[str]:
+    """Values the evaluator gives on `xs` that the generator did not expect (a
+    self-check of the value tracking that keeps lookup tables total)."""
+    try:
+        _, values = rasp.evaluate(case.program, xs, causal=case.causal,
+                                  return_intermediates=True)
+    except rasp.EvaluationError:
+        return []
+    labels = rasp.unique_labels(rasp.topological_order(case.program))
+    problems = []
+    for var, (known, none) in case.tracked.items():
+        for v in values[labels[case.exprs[var].unique_id]]:
+            if v is None and none:
+                continue
+            if v is None or not any(v == k or (is_number(v) and is_number(k)
+                                               and abs(v - k) <= 1e-9) for k in known):
+                problems.append(f"{var} = {v!r} not in {known!r} (None: {none})")
+    return problems
 
 
 # ------------------------------------------------------------------ the generator
@@ -260,6 +291,7 @@ class _Generator:
         self.c = c
         self.lines: list[Line] = []
         self.pool: list[Node] = []
+        self.tracked: dict[str, tuple[tuple, bool]] = {}
         self.counter = itertools.count()
         self.vocab = self._vocab()
         self.n = self._max_seq_len(max_len)
@@ -298,6 +330,7 @@ class _Generator:
             code += f".named({self._name()!r})"
         self.lines.append(Line(var, code, tuple(deps)))
         node = Node(var, distinct(values), none, numerical, depth, indices)
+        self.tracked[var] = (node.values, none)
         self.pool.append(node)
         return node
 
@@ -336,12 +369,16 @@ class _Generator:
 
     def _key(self, node: Node, name: str):
         """(code for the lookup key of `name`, key function, extra lambda arguments)."""
-        if has_fraction(node.values):
-            xs = sorted(float(v) for v in node.values)
-            cuts = midpoints(xs)
+        if not has_fraction(node.values):
+            return name, lambda v: v, ""
+        cuts = midpoints(sorted(float(v) for v in node.values if is_number(v)))
+        if all(is_number(v) for v in node.values):
             return (f"bisect.bisect(c{name}, {name})", lambda v: bisect.bisect(cuts, v),
                     f", c{name}={cuts!r}")
-        return name, lambda v: v, ""
+        # numbers and other values: only the numbers go through bisect
+        return (f"(bisect.bisect(c{name}, {name}) if isinstance({name}, (int, float)) "
+                f"else {name})",
+                lambda v: bisect.bisect(cuts, v) if is_number(v) else v, f", c{name}={cuts!r}")
 
     def _table(self, inputs, outputs, partial: bool) -> dict:
         table = {}
@@ -379,6 +416,8 @@ class _Generator:
         if self.c.chance(0.05):
             self._emit("rasp.indices", [], values=range(self.n), none=False, numerical=True,
                        depth=0)
+        for node in self.pool:
+            self.tracked.setdefault(node.var, (node.values, node.none))
         ops = [("map", 6), ("numerical_map", 3), ("sequence_map", 4), ("linear", 2),
                ("aggregate", 6), ("numerical_aggregate", 4), ("width", 3), ("mean_pair", 1),
                ("full", 1), ("constant_sop", 1)]
@@ -398,7 +437,8 @@ class _Generator:
         if unused and self.c.chance(0.6):
             self.pool = [output, self.c.choice(unused)]
             output = self._op_sequence_map()
-        return build_case(self.lines, output.var, self.vocab, self.n, self.causal)
+        return build_case(self.lines, output.var, self.vocab, self.n, self.causal,
+                          self.tracked)
 
     def _op_map(self):
         inner = self._pick(lambda n: n.small)

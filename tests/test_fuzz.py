@@ -3,7 +3,9 @@
 For each of 200 derandomised programs: compiling either gives a model that
 agrees with `rasp.evaluate` on 50 random inputs (those the evaluator accepts),
 or raises a CompileError whose label names an expression of the program. Any
-other exception, or any disagreement, fails; hypothesis then shrinks the program.
+other exception, or any disagreement, fails with a minimised standalone repro.
+Hypothesis shrinking is off by default because every shrink step compiles and
+jits a model (minutes per failure); set FUZZ_SHRINK=1 to turn it on.
 
 A final test checks that at least 90% of the fuzzed programs compile rather
 than being refused. The large campaign is `python benchmarks/fuzz.py`.
@@ -12,12 +14,17 @@ than being refused. The large campaign is `python benchmarks/fuzz.py`.
 from __future__ import annotations
 
 import collections
+import os
+import random
 
 import jax
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 
-from tests.fuzz_programs import check_case, programs, reason_group
+from tests.fuzz_programs import (
+    case_inputs, check_case, generate_case, minimise, programs, reason_group, repro,
+    untracked_values,
+)
 
 EXAMPLES = 200
 MIN_COMPILE_SHARE = 0.90
@@ -37,8 +44,12 @@ def fast_xla():
     jax.config.update("jax_disable_most_optimizations", previous)
 
 
+PHASES = tuple(Phase) if os.environ.get("FUZZ_SHRINK") else \
+    (Phase.explicit, Phase.reuse, Phase.generate)
+
+
 @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
-          suppress_health_check=list(HealthCheck), print_blob=False)
+          suppress_health_check=list(HealthCheck), print_blob=False, phases=PHASES)
 @given(case=programs())
 def test_fuzzed_program_compiles_exactly_or_is_refused_by_name(fast_xla, case):
     outcome = check_case(case)
@@ -47,7 +58,10 @@ def test_fuzzed_program_compiles_exactly_or_is_refused_by_name(fast_xla, case):
         REFUSALS[reason_group(outcome.reason)] += 1
     if outcome.status == "exact" and outcome.checked < 10:
         FEW_VALID_INPUTS.append(outcome.checked)
-    assert outcome.ok, outcome.describe(case)
+    if not outcome.ok:
+        small, small_outcome = minimise(case, outcome)
+        raise AssertionError(f"{outcome.describe(case)}\n\nminimised repro:\n"
+                             f"{repro(small, small_outcome)}")
 
 
 def test_most_fuzzed_programs_compile():
@@ -59,3 +73,12 @@ def test_most_fuzzed_programs_compile():
                f"{dict(REFUSALS.most_common())}; {len(FEW_VALID_INPUTS)} compiled programs "
                f"had fewer than 10 valid inputs")
     assert share >= MIN_COMPILE_SHARE, summary
+
+
+def test_generator_knows_every_value_its_programs_take():
+    """The generator's value sets (which make its lookup tables total) contain every
+    value the evaluator produces, so few inputs are rejected for a missing entry."""
+    for i in range(150):
+        case = generate_case(random.Random(f"tracking:{i}"))
+        for xs in case_inputs(case, 10):
+            assert not untracked_values(case, xs), (case, xs)

@@ -260,7 +260,7 @@ def cmd_run(args) -> int:
     tokens = parse_tokens(args.tokens, model)
     output = model.apply([model.config.bos, *tokens])
     if args.trace:
-        print_trace(model, tokens, output.residuals)
+        print_trace(model, tokens)
         print()
     print(f"input:  {' '.join(map(fmt, tokens))}")
     print(f"output: {' '.join(map(fmt, output.decoded[1:]))}")
@@ -281,13 +281,13 @@ def parse_tokens(words: Sequence[str], model: CompiledModel) -> list[Any]:
     return [lookup[w] for w in words]
 
 
-def print_trace(model: CompiledModel, tokens: Sequence[Any], residuals) -> None:
+def print_trace(model: CompiledModel, tokens: Sequence[Any]) -> None:
     """Every recorded value, decoded from the residual stream where it is written."""
     rows = []
+    decoded = model.decode_intermediates([model.config.bos, *tokens])
     records = sorted(model.value_records.values(), key=lambda r: r.sublayer)  # stable
     for record in records:
-        residual = residuals[record.sublayer + 1]
-        values = [record.decode(residual[p]) for p in range(1, len(tokens) + 1)]
+        values = decoded[record.label]
         mark = " (output)" if record.label == model.config.output_label else ""
         rows.append((sublayer_name(record.sublayer), record.label + mark, *map(fmt, values)))
     print_table(("written by", "value", *map(str, range(len(tokens)))), rows)

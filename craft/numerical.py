@@ -41,31 +41,57 @@ def discretising_mlp(input_direction: BasisDirection, input_values: Sequence[flo
     categorical output, a scaled direction for a numerical one).
     Hidden width: 2·(number of distinct values − 1) + 1.
     """
+    return gated_discretising_mlp(input_direction, input_values, VectorSpace(()), output_space,
+                                  lambda x, gate: output_of(x), hidden_name, info)
+
+
+def gated_discretising_mlp(input_direction: BasisDirection, input_values: Sequence[float],
+                           gate_space: VectorSpace, output_space: VectorSpace,
+                           output_of: Callable[[float, object], Output], hidden_name: str,
+                           info: BlockInfo) -> MLP:
+    """f(x, c) of a numerical x and a categorical c: one discretiser of x per value of c.
+
+    Each copy's units get G_j·(x_c − one) added, with G_j above any pre-activation
+    they can reach, so only the copy of the present value of c is active (and
+    none when c is None). An empty `gate_space` means no gate: f(x, None), with
+    `one` as the only copy. Hidden width: |C|·(2·(values − 1) + 1).
+    """
     xs = sorted(set(float(x) for x in input_values))
     if not xs:
         raise ValueError("discretising_mlp needs at least one input value")
-    reads = VectorSpace((ONE, input_direction))
-    units = 1 + 2 * (len(xs) - 1)
-    hidden = VectorSpace.from_values(hidden_name, range(units))
-    first = np.zeros((reads.dim, units))
-    second = np.zeros((units, output_space.dim))
+    gates = gate_space.basis or (None,)
+    reads = VectorSpace((ONE, input_direction) + gate_space.basis)
+    per_gate = 1 + 2 * (len(xs) - 1)
+    hidden = VectorSpace.from_values(hidden_name, range(per_gate * len(gates)))
+    first = np.zeros((reads.dim, hidden.dim))
+    second = np.zeros((hidden.dim, output_space.dim))
 
     def add_output(unit, components, scale):
         for target, x in components.items():
             second[unit, output_space.index[target]] += scale * x
 
-    first[0, 0] = 1.0  # the base unit relu(one) carries f(x_m)
-    add_output(0, output_of(xs[-1]), 1.0)
-    for j in range(1, len(xs)):
-        threshold, slope = (xs[j - 1] + xs[j]) / 2, STEP_SLOPE / (xs[j] - xs[j - 1])
-        upper, lower = 2 * j - 1, 2 * j
-        for unit, offset in ((upper, 0.5), (lower, -0.5)):
-            first[0, unit] = slope * threshold + offset
-            first[1, unit] = -slope
-        delta = _difference(output_of(xs[j - 1]), output_of(xs[j]))
-        add_output(upper, delta, 1.0)
-        add_output(lower, delta, -1.0)
+    for g, gate in enumerate(gates):
+        base, value = g * per_gate, None if gate is None else gate.value
+        first[reads.index[gate or ONE], base] = 1.0  # the base unit carries f(x_m)
+        add_output(base, output_of(xs[-1], value), 1.0)
+        for j in range(1, len(xs)):
+            threshold, slope = (xs[j - 1] + xs[j]) / 2, STEP_SLOPE / (xs[j] - xs[j - 1])
+            closed = 0.0 if gate is None else gate_strength(xs, j)
+            for unit, offset in ((base + 2 * j - 1, 0.5), (base + 2 * j, -0.5)):
+                first[0, unit] = slope * threshold + offset - closed
+                first[1, unit] = -slope
+                if gate is not None:
+                    first[reads.index[gate], unit] = closed
+            delta = _difference(output_of(xs[j - 1], value), output_of(xs[j], value))
+            add_output(base + 2 * j - 1, delta, 1.0)
+            add_output(base + 2 * j, delta, -1.0)
     return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output_space, second), info)
+
+
+def gate_strength(xs: Sequence[float], j: int) -> float:
+    """G_j: one more than the largest pre-activation of threshold j's units on x ≥ x_0."""
+    slope = STEP_SLOPE / (xs[j] - xs[j - 1])
+    return slope * ((xs[j - 1] + xs[j]) / 2 - xs[0]) + 1.5
 
 
 def rounding_bound(input_values: Sequence[float]) -> float:

@@ -18,7 +18,7 @@ from craft.bases import BOS, ONE, BasisDirection, VectorSpace
 from craft.blocks import BlockInfo
 from craft.categorical import (categorical_output, lookup_mlp, numerical_output, pair_lookup_mlp,
                                values_of)
-from craft.numerical import discretising_mlp, linear_mlp
+from craft.numerical import discretising_mlp, gated_discretising_mlp, linear_mlp
 
 INFO = BlockInfo(("f",), "map")
 DTYPES = [np.float64, np.float32]
@@ -471,3 +471,32 @@ def test_linear_mlp_single_term_negative_coefficient():
     got = read(residual, mlp.forward(residual, build(residual, [{a: v} for v in vals], np.float64)),
                VectorSpace((out,)))[:, 0]
     np.testing.assert_array_equal(got, [0.0] + [-0.25 * v for v in vals])
+
+
+def test_gated_discretising_mlp_is_exact_on_every_pair_and_silent_without_a_gate():
+    x_dir = BasisDirection("x")
+    gate_space = VectorSpace.from_values("c", ["p", "q", "r"])
+    out_space = VectorSpace.from_values("out", range(-20, 40))
+    xs = [0.0, 0.001, 0.5, 1.0, 7.0]
+    table = {(x, c): int(round(10 * x)) % 7 - (3 if c == "q" else 0) + (5 if c == "r" else 0)
+             for x in xs for c in "pqr"}
+    mlp = gated_discretising_mlp(x_dir, xs, gate_space, out_space,
+                                 lambda x, c: {BasisDirection("out", table[(x, c)]): 1.0},
+                                 "h", BlockInfo(("f",), "sequence_map"))
+    residual = VectorSpace((ONE, BOS, x_dir)).join(gate_space, out_space)
+    for dtype in (np.float32, np.float64):
+        for x in xs:
+            for c in [None, "p", "q", "r"]:
+                row = np.zeros((1, 1, residual.dim), dtype)
+                row[..., residual.index[ONE]] = 1
+                row[..., residual.index[x_dir]] = x
+                if c is not None:
+                    row[..., residual.index[BasisDirection("c", c)]] = 1
+                got = mlp.forward(residual, row)[0, 0]
+                expected = np.zeros(residual.dim)
+                if c is not None:
+                    expected[residual.index[BasisDirection("out", table[(x, c)])]] = 1
+                assert np.abs(got - expected).max() < 1e-3, (x, c, dtype)
+    bos = np.zeros((1, 1, residual.dim))
+    bos[..., residual.index[BOS]] = 1
+    assert not mlp.forward(residual, bos).any()

@@ -10,6 +10,9 @@ composites of one key and one query SOp cost nothing extra.
 from __future__ import annotations
 
 import dataclasses
+import numbers
+
+import numpy as np
 
 from compiler.graph import ProgramGraph
 from compiler.lowering import evaluate_term, selector_terms, term_sops
@@ -56,6 +59,9 @@ def build_selection(selector: rx.Selector, spaces: dict[int, VectorSpace],
 
 
 def _term_form(term, key, query, spaces) -> BilinearForm:
+    table = _comparison_table(term, spaces[key.unique_id], spaces[query.unique_id])
+    if table is not None:
+        return predicate_form(spaces[query.unique_id], spaces[key.unique_id], table=table)
     if isinstance(term, rx.Select):  # fast path: most terms are one Select
         predicate = term.predicate
         predicate = predicate.function if isinstance(predicate, rx.Comparison) else predicate
@@ -80,6 +86,27 @@ def _term_form(term, key, query, spaces) -> BilinearForm:
                                "and queries can take") from error
 
     return predicate_form(spaces[query.unique_id], spaces[key.unique_id], selected)
+
+
+_NUMPY_COMPARISONS = {
+    rx.Comparison.EQ: np.equal, rx.Comparison.LT: np.less, rx.Comparison.LEQ: np.less_equal,
+    rx.Comparison.GT: np.greater, rx.Comparison.GEQ: np.greater_equal,
+    rx.Comparison.NEQ: np.not_equal,
+}
+
+
+def _comparison_table(term, key_space, query_space):
+    """The predicate table of a built-in comparison between numbers, vectorised."""
+    if not isinstance(term, rx.Select) or term.predicate not in _NUMPY_COMPARISONS:
+        return None
+    keys = [d.value for d in key_space.basis]
+    queries = [d.value for d in query_space.basis]
+    if not all(isinstance(v, numbers.Real) for v in keys + queries):
+        return None
+    table = np.zeros((len(queries) + 1, len(keys) + 1))  # row/column 0: None, never selected
+    compare = _NUMPY_COMPARISONS[term.predicate]
+    table[1:, 1:] = compare(np.array(keys, float)[None, :], np.array(queries, float)[:, None])
+    return table
 
 
 def describe(selector: rx.Selector, graph: ProgramGraph | None = None) -> str:

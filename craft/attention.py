@@ -33,15 +33,19 @@ HARDNESS = 100.0
 
 
 def predicate_form(query_space: VectorSpace, key_space: VectorSpace,
-                   selected: Callable[[Any, Any], bool]) -> BilinearForm:
+                   selected: Callable[[Any, Any], bool] | None = None,
+                   table: np.ndarray | None = None) -> BilinearForm:
     """Score 1 where `selected(key_value, query_value)`, else 0, on one-hot inputs.
 
     Both sides are extended with `one`, so a None value (the zero vector) is a
     value of its own: `selected` is also asked about None keys and queries.
+    Instead of `selected`, a precomputed 0/1 `table` may be given, indexed
+    [None, query values…] × [None, key values…].
     """
     q_values = [None] + [d.value for d in query_space.basis]
     k_values = [None] + [d.value for d in key_space.basis]
-    table = np.array([[float(bool(selected(k, q))) for k in k_values] for q in q_values])
+    if table is None:
+        table = np.array([[float(bool(selected(k, q))) for k in k_values] for q in q_values])
     q_read = VectorSpace((ONE,) + query_space.basis)
     k_read = VectorSpace((ONE,) + key_space.basis)
     matrix = _indicator_functionals(len(q_values)).T @ table @ _indicator_functionals(len(k_values))

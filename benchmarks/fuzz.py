@@ -103,7 +103,9 @@ def main(argv=None):
         statuses[outcome.status] += 1
         if outcome.status == "exact":
             kinds_compiled.update(kinds)
-            bucket = ("0" if outcome.checked == 0 else "1-9" if outcome.checked < 10
+            bucket = ("all (input space < 10)" if outcome.tried < 10 and
+                      outcome.checked == outcome.tried else
+                      "0" if outcome.checked == 0 else "1-9" if outcome.checked < 10
                       else "10-24" if outcome.checked < 25 else "25+")
             valid_inputs[bucket] += 1
         elif outcome.status == "refused":

@@ -28,6 +28,11 @@ EMBEDDED = (rx.TokensType, rx.IndicesType, rx.Full, rx.ConstantSOp)
 MAX_STEP_ROUNDING = 0.05
 # Inputs closer than this (relative) are one value to a float32 model.
 INDISTINGUISHABLE = 1e-6
+# A gated discretiser tolerates gate error × gate strength up to this (margin is ½).
+MAX_GATE_LEAK = 0.1
+# One-hot error bound of lookups and aggregates (products of exact 0/1 weights,
+# attention leaks below 1e-19, float32 averaging error ~1e-7 relative).
+LOOKUP_NOISE = 1e-5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,14 +152,64 @@ class _Builder:
 
         def result(a, b):
             try:
-                return out(expr.f(a.value, b.value))
+                return out(expr.f(a, b))
             except Exception:  # noqa: BLE001  the evaluator rejects such inputs
                 return {}
 
-        block = categorical.pair_lookup_mlp(self.spaces[fst], self.spaces[snd], self.spaces[node],
-                                            result, f"{self._label(node)}.hidden",
-                                            self._info(node, "sequence_map"))
+        info, label = self._info(node, "sequence_map"), self._label(node)
+        if rx.is_numerical(expr.fst) or rx.is_numerical(expr.snd):
+            return NodeBlock(node, self._gated(node, expr, result, info), (fst, snd))
+        block = categorical.pair_lookup_mlp(
+            self.spaces[fst], self.spaces[snd], self.spaces[node],
+            lambda a, b: result(a.value, b.value), f"{label}.hidden", info)
         return NodeBlock(node, block, (fst, snd))
+
+    def _gated(self, node, expr, result, info) -> MLP | Series:
+        """f(numerical x, categorical c): one MLP whose discretiser of x is gated by c,
+        or, where c's float32 noise could open a gate, first discretise x into the
+        classes f tells apart (two MLPs)."""
+        numeric_first = rx.is_numerical(expr.fst)
+        x, c = (expr.fst, expr.snd) if numeric_first else (expr.snd, expr.fst)
+
+        def ordered(x_value, c_value):
+            return result(x_value, c_value) if numeric_first else result(c_value, x_value)
+
+        x_dir, c_space = self.spaces[x.unique_id].basis[0], self.spaces[c.unique_id]
+        gate_values = [d.value for d in c_space.basis]
+
+        def row(x_value):  # f(x, ·): what x means to this SequenceMap
+            return [ordered(x_value, c_value) for c_value in gate_values]
+
+        xs = _merge_indistinguishable(
+            expr, self.values[x.unique_id].require(expr, "a SequenceMap"), row)
+        self._check_rounding(expr, xs)
+        label = self._label(node)
+        rows = [row(v) for v in xs]
+        used = [j for j in range(1, len(xs)) if rows[j - 1] != rows[j]]
+        strength = max((numerical.gate_strength(xs, j) for j in used), default=0.0)
+        if strength * self._noise(c) <= MAX_GATE_LEAK:
+            return numerical.gated_discretising_mlp(x_dir, xs, c_space, self.spaces[node],
+                                                    ordered, f"{label}.hidden", info)
+        classes = list(dict.fromkeys(map(repr, rows)))
+        representative = {classes.index(repr(r)): v for v, r in zip(xs, rows)}
+        steps = VectorSpace.from_values(f"{label}.{self._label(x)}", range(len(classes)))
+        discretise = numerical.discretising_mlp(
+            x_dir, xs, steps, lambda v: {steps.basis[classes.index(repr(row(v)))]: 1.0},
+            f"{label}.discretise", info)
+        lookup = categorical.pair_lookup_mlp(
+            steps, c_space, self.spaces[node],
+            lambda a, b: ordered(representative[a.value], b.value), f"{label}.hidden", info)
+        return Series((discretise, lookup))
+
+    def _noise(self, sop) -> float:
+        """A bound on the float32 error of a categorical SOp's one-hot."""
+        if isinstance(sop, EMBEDDED):
+            return 0.0
+        if isinstance(sop, rx.Map) and rx.is_numerical(sop.inner):
+            return numerical.rounding_bound(self.values[sop.inner.unique_id].values)
+        if isinstance(sop, rx.SelectorWidth):
+            return numerical.rounding_bound([1 / (w + 1) for w in range(self.max_seq_len + 1)])
+        return LOOKUP_NOISE
 
     def _linear(self, node, expr) -> NodeBlock:
         fst, snd = expr.fst.unique_id, expr.snd.unique_id

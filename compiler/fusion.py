@@ -111,7 +111,7 @@ def _mlp_chain(expr, children, forms, max_seq_len):
 
 def _fits(sources) -> bool:
     numerical = sum(rx.is_numerical(s) for s in sources)
-    return len(sources) == 1 or (len(sources) == 2 and numerical == 0)
+    return len(sources) == 1 or (len(sources) == 2 and numerical <= 1)
 
 
 def _identity(x):

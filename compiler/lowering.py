@@ -5,8 +5,8 @@ which:
   - every selector is a conjunction of terms, each term reading one key SOp
     and one query SOp (composites over several SOps read tuple-valued SOps
     built by a pair-lookup MLP);
-  - keys, queries and SequenceMap inputs are categorical (a numerical one is
-    discretised by an identity Map first);
+  - keys and queries are categorical, and so is at least one SequenceMap input
+    (a numerical one is discretised by an identity Map first);
   - a SequenceMap of one SOp with itself is a Map;
   - a linear combination of two numerical means over the same selector is one
     mean of the linear combination (exact, one layer less, and a value set of
@@ -58,9 +58,24 @@ def _lower(expr, lowered: Callable[[rx.RASPExpr], rx.RASPExpr]):
 
 
 def _sequence_map(expr, f, fst, snd):
+    """At most one numerical input (the block builder gates a discretiser of it by the
+    other); of two numerical inputs the shallower is discretised on its own."""
     if fst is snd:
         return rebuilt(expr, rx.Map(lambda x: f(x, x), fst))
-    return rebuilt(expr, rx.SequenceMap(f, as_categorical(fst), as_categorical(snd)))
+    if rx.is_numerical(fst) and rx.is_numerical(snd):
+        if _depth(fst) <= _depth(snd):
+            fst = as_categorical(fst)
+        else:
+            snd = as_categorical(snd)
+    return rebuilt(expr, rx.SequenceMap(f, fst, snd))
+
+
+def _depth(expr) -> int:
+    """Longest path to a primitive, counted in expressions (a proxy for readiness)."""
+    depths: dict[int, int] = {}
+    for node in rasp.topological_order(expr):
+        depths[node.unique_id] = 1 + max((depths[c.unique_id] for c in node.children), default=0)
+    return depths[expr.unique_id]
 
 
 def _same_mean(fst, snd) -> bool:

@@ -36,12 +36,13 @@ def schedule_layers(blocks: list[NodeBlock]) -> Schedule:
     ready: dict[int, int] = {}
     placed: list[tuple[int, MLP | AttentionHead]] = []
     for nb in blocks:
-        start = max((ready.get(i, -1) for i in nb.inputs), default=-1) + 1
-        if start % 2 != _PARITY[nb.sublayers[0]]:
-            start += 1
-        for offset, part in enumerate(nb.parts()):
-            placed.append((start + offset, part))
-        ready[nb.node] = start + len(nb.sublayers) - 1
+        sublayer = max((ready.get(i, -1) for i in nb.inputs), default=-1) + 1
+        for kind, part in zip(nb.sublayers, nb.parts()):  # each part at its next sublayer
+            if sublayer % 2 != _PARITY[kind]:
+                sublayer += 1
+            placed.append((sublayer, part))
+            sublayer += 1
+        ready[nb.node] = sublayer - 1
     depth = max((s for s, _ in placed), default=-1) + 1
     layers = []
     for i in range((depth + 1) // 2):

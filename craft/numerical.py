@@ -39,7 +39,7 @@ def discretising_mlp(input_direction: BasisDirection, input_values: Sequence[flo
 
     `output_of(x)` gives f(x) as components in `output_space` (one-hot for a
     categorical output, a scaled direction for a numerical one).
-    Hidden width: 2·(number of distinct values − 1) + 1.
+    Hidden width: at most 2·(number of distinct values − 1) + 1.
     """
     return gated_discretising_mlp(input_direction, input_values, VectorSpace(()), output_space,
                                   lambda x, gate: output_of(x), hidden_name, info)
@@ -54,37 +54,44 @@ def gated_discretising_mlp(input_direction: BasisDirection, input_values: Sequen
     Each copy's units get G_j·(x_c − one) added, with G_j above any pre-activation
     they can reach, so only the copy of the present value of c is active (and
     none when c is None). An empty `gate_space` means no gate: f(x, None), with
-    `one` as the only copy. Hidden width: |C|·(2·(values − 1) + 1).
+    `one` as the only copy. Thresholds where f does not change get no units, so
+    the hidden width is Σ_c (1 + 2·(changes of f(·, c))) ≤ |C|·(2·(values − 1) + 1).
     """
     xs = sorted(set(float(x) for x in input_values))
     if not xs:
         raise ValueError("discretising_mlp needs at least one input value")
     gates = gate_space.basis or (None,)
     reads = VectorSpace((ONE, input_direction) + gate_space.basis)
-    per_gate = 1 + 2 * (len(xs) - 1)
-    hidden = VectorSpace.from_values(hidden_name, range(per_gate * len(gates)))
-    first = np.zeros((reads.dim, hidden.dim))
-    second = np.zeros((hidden.dim, output_space.dim))
+    columns: list[np.ndarray] = []   # first-layer weights, one per hidden unit
+    rows: list[Output] = []          # second-layer outputs, one per hidden unit
 
-    def add_output(unit, components, scale):
-        for target, x in components.items():
-            second[unit, output_space.index[target]] += scale * x
+    def unit(weights: dict[BasisDirection, float], output: Output, scale: float):
+        column = np.zeros(reads.dim)
+        for direction, w in weights.items():
+            column[reads.index[direction]] += w
+        columns.append(column)
+        rows.append({k: scale * v for k, v in output.items()})
 
-    for g, gate in enumerate(gates):
-        base, value = g * per_gate, None if gate is None else gate.value
-        first[reads.index[gate or ONE], base] = 1.0  # the base unit carries f(x_m)
-        add_output(base, output_of(xs[-1], value), 1.0)
+    for gate in gates:
+        value = None if gate is None else gate.value
+        unit({gate or ONE: 1.0}, output_of(xs[-1], value), 1.0)  # base unit: f(x_m)
         for j in range(1, len(xs)):
+            delta = _difference(output_of(xs[j - 1], value), output_of(xs[j], value))
+            if not any(delta.values()):
+                continue  # f does not change here: no step needed
             threshold, slope = (xs[j - 1] + xs[j]) / 2, STEP_SLOPE / (xs[j] - xs[j - 1])
             closed = 0.0 if gate is None else gate_strength(xs, j)
-            for unit, offset in ((base + 2 * j - 1, 0.5), (base + 2 * j, -0.5)):
-                first[0, unit] = slope * threshold + offset - closed
-                first[1, unit] = -slope
+            for offset, scale in ((0.5, 1.0), (-0.5, -1.0)):
+                weights = {ONE: slope * threshold + offset - closed, input_direction: -slope}
                 if gate is not None:
-                    first[reads.index[gate], unit] = closed
-            delta = _difference(output_of(xs[j - 1], value), output_of(xs[j], value))
-            add_output(base + 2 * j - 1, delta, 1.0)
-            add_output(base + 2 * j, delta, -1.0)
+                    weights[gate] = closed
+                unit(weights, delta, scale)
+    hidden = VectorSpace.from_values(hidden_name, range(len(columns)))
+    second = np.zeros((hidden.dim, output_space.dim))
+    for i, output in enumerate(rows):
+        for target, x in output.items():
+            second[i, output_space.index[target]] += x
+    first = np.stack(columns, axis=1) if columns else np.zeros((reads.dim, 0))
     return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output_space, second), info)
 
 

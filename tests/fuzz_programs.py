@@ -766,6 +766,7 @@ class Outcome:
 
     status: str                  # exact | refused | mismatch | error | bad_label
     checked: int = 0             # inputs the evaluator accepted
+    tried: int = 0               # inputs offered (all of them when there are few)
     reason: str = ""             # CompileError reason or exception text
     label: str | None = None
     mismatches: list = dataclasses.field(default_factory=list)
@@ -811,7 +812,7 @@ def check_case(case: FuzzCase, inputs: list[list] | None = None) -> Outcome:
                        compile_seconds=compiled - start,
                        verify_seconds=time.perf_counter() - compiled)
     outcome = Outcome("mismatch" if mismatches else "exact", checked=checked,
-                      mismatches=mismatches, compile_seconds=compiled - start,
+                      tried=len(inputs), mismatches=mismatches, compile_seconds=compiled - start,
                       verify_seconds=time.perf_counter() - compiled)
     if mismatches:
         outcome.reason = f"{len(mismatches)} of {checked} inputs disagree"

@@ -248,5 +248,7 @@ def test_reverse_alignment():
     graph = truth.circuit_graph()
     assert (width_head.id, width_mlp.id) in graph.edges
     assert (head.id, "output") in graph.edges and ("hook_pos_embed", head.id) in graph.edges
-    assert graph.edges["hook_pos_embed", head.id]["inputs"] == ["k"]
-    assert nx.has_path(graph, width_mlp.id, head.id)
+    # The flip head scores 2·(length − i − 1)·k − k² from the one-hots of length and
+    # indices (queries) and indices (keys): opp_idx itself is never computed.
+    assert graph.edges["hook_pos_embed", head.id]["inputs"] == ["q", "k"]
+    assert graph.edges[width_mlp.id, head.id]["inputs"] == ["q"]

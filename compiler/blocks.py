@@ -12,6 +12,7 @@ import dataclasses
 
 from compiler.affine import affine_match
 from compiler.graph import ProgramGraph
+from compiler.internal import WidthWith
 from compiler.selection import Selection, build_selection
 from compiler.values import ValueSet
 from craft import attention, categorical, numerical
@@ -97,6 +98,8 @@ class _Builder:
                 return self._aggregate(node, expr)
             case rx.SelectorWidth():
                 return self._selector_width(node, expr)
+            case WidthWith():
+                return self._width_with(node, expr)
         raise CompileError(expr, f"no block implements {type(expr).__name__}")
 
     # ------------------------------------------------------------------ helpers
@@ -279,6 +282,25 @@ class _Builder:
         return self._width_block(node, selection.form, selection.level,
                                  self._attention_info(node, "selector_width", selection),
                                  selection.keys + selection.queries)
+
+    def _width_with(self, node, expr) -> NodeBlock:
+        selection = self._selection(expr.selector)
+        side = expr.side.unique_id
+        out, known = self._output_of(node), set(self.values[node].values)
+
+        def output_of(width, side_value):
+            try:
+                value = expr.f(width, side_value)
+            except Exception:  # noqa: BLE001  the evaluator rejects such inputs
+                return {}
+            return out(value) if value in known else {}
+
+        label = self._label(node)
+        info = self._attention_info(node, "selector_width", selection)
+        block = selector_width(selection.form, selection.level, self.max_seq_len,
+                               self.spaces[node], output_of, BasisDirection(f"{label}.width"),
+                               f"{label}.hidden", info, side_space=self.spaces[side])
+        return NodeBlock(node, block, selection.keys + selection.queries + (side,))
 
     def _length(self, node, expr) -> NodeBlock:
         if self.causal:

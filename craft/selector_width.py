@@ -18,16 +18,26 @@ from craft.bases import BasisDirection, VectorSpace
 from craft.blocks import BlockInfo, Series
 from craft.categorical import Output
 from craft.maps import BilinearForm
-from craft.numerical import discretising_mlp
+from craft.numerical import discretising_mlp, gated_discretising_mlp
 
 
 def selector_width(selection: BilinearForm, selected_level: int, max_seq_len: int,
-                   output_space: VectorSpace, output_of: Callable[[int], Output],
+                   output_space: VectorSpace, output_of: Callable[..., Output],
                    scratch: BasisDirection, hidden_name: str, info: BlockInfo,
-                   hardness: float = HARDNESS) -> Series:
-    """Head + MLP writing `output_of(w)` for every width w in 0..max_seq_len."""
+                   hardness: float = HARDNESS,
+                   side_space: VectorSpace = VectorSpace(())) -> Series:
+    """Head + MLP writing `output_of(w)` for every width w in 0..max_seq_len.
+
+    With a categorical `side_space` (exact one-hots, e.g. tokens or indices) the
+    MLP writes `output_of(w, side_value)` instead, gating one discretiser per value.
+    """
     head = selector_width_head(selection, selected_level, scratch, info, hardness)
     inverse = {1.0 / (w + 1): w for w in range(max_seq_len + 1)}
-    mlp = discretising_mlp(scratch, list(inverse), output_space,
-                           lambda x: output_of(inverse[x]), hidden_name, info)
+    if side_space.dim:
+        mlp = gated_discretising_mlp(scratch, list(inverse), side_space, output_space,
+                                     lambda x, side: output_of(inverse[x], side),
+                                     hidden_name, info)
+    else:
+        mlp = discretising_mlp(scratch, list(inverse), output_space,
+                               lambda x: output_of(inverse[x]), hidden_name, info)
     return Series((head, mlp))

@@ -26,5 +26,8 @@ test: $(VENV)/.installed-test
 test-slow: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m slow
 
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/run.py --readme
+
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -121,6 +121,20 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+README_MARKERS = ("<!-- benchmark:start -->", "<!-- benchmark:end -->")
+
+
+def update_readme(table: str) -> None:
+    """Put `table` between the benchmark markers of README.md."""
+    path = os.path.join(ROOT, "README.md")
+    with open(path) as f:
+        text = f.read()
+    start, end = (text.index(m) for m in README_MARKERS)
+    text = text[:start + len(README_MARKERS[0])] + "\n" + table + text[end:]
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="5,10,20,40")
@@ -129,6 +143,8 @@ def main(argv=None) -> int:
     parser.add_argument("--examples", default=",".join(EXAMPLES))
     parser.add_argument("--no-cold", action="store_true", help="skip the raspc subprocess timing")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument("--readme", action="store_true",
+                        help="also replace the table between the benchmark markers in README.md")
     args = parser.parse_args(argv)
     plan = [(name, int(n)) for n in args.sizes.split(",") for name in args.examples.split(",")]
     plan += [(name, int(n)) for n in args.large.split(",") if n for name in LARGE_EXAMPLES]
@@ -145,6 +161,8 @@ def main(argv=None) -> int:
     with open(os.path.join(args.out, "benchmark.json"), "w") as f:
         json.dump(rows, f, indent=1)
     print(table)
+    if args.readme:
+        update_readme(table)
     return 0 if all(r["exact"] for r in rows) else 1
 
 

@@ -29,6 +29,8 @@ EMBEDDED = (rx.TokensType, rx.IndicesType, rx.Full, rx.ConstantSOp)
 MAX_STEP_ROUNDING = 0.05
 # Inputs closer than this (relative) are one value to a float32 model.
 INDISTINGUISHABLE = 1e-6
+# Widest MLP block we build (beyond this, weights run to gigabytes).
+MAX_MLP_WIDTH = 100_000
 # A gated discretiser tolerates gate error × gate strength up to this (margin is ½).
 MAX_GATE_LEAK = 0.1
 # One-hot error bound of lookups and aggregates (products of exact 0/1 weights,
@@ -70,6 +72,7 @@ def build_blocks(graph: ProgramGraph, values: dict[int, ValueSet],
         expr = graph.expr(node)
         if node in needed and isinstance(expr, rx.SOp) and not isinstance(expr, EMBEDDED):
             block = builder.build(node)
+            _check_width(expr, block)
             needed.update(block.inputs)
             blocks.append(block)
     return blocks[::-1]
@@ -326,6 +329,15 @@ class _Builder:
         block = selector_width(form, level, self.max_seq_len, self.spaces[node], output_of,
                                BasisDirection(f"{label}.width"), f"{label}.hidden", info)
         return NodeBlock(node, block, inputs)
+
+
+def _check_width(expr, block: NodeBlock):
+    width = sum(part.hidden_space.dim for part in block.parts() if isinstance(part, MLP))
+    if width > MAX_MLP_WIDTH:
+        raise CompileError(expr, f"it needs an MLP with {width:,} hidden units "
+                           f"(more than {MAX_MLP_WIDTH:,})",
+                           "reduce the number of distinct values of its inputs, e.g. map "
+                           "them to the few classes the function tells apart first")
 
 
 def _merge_indistinguishable(expr, xs, result) -> list[float]:

@@ -24,11 +24,7 @@ class LinearMap:
     matrix: np.ndarray
 
     def __post_init__(self):
-        matrix = np.asarray(self.matrix, dtype=np.float64)
-        if matrix.shape != (self.input_space.dim, self.output_space.dim):
-            raise ValueError(f"matrix shape {matrix.shape} does not match spaces "
-                             f"({self.input_space.dim}, {self.output_space.dim})")
-        object.__setattr__(self, "matrix", matrix)
+        object.__setattr__(self, "matrix", _checked(self.matrix, self.input_space, self.output_space))
 
     @classmethod
     def from_action(cls, input_space: VectorSpace, output_space: VectorSpace,
@@ -63,11 +59,7 @@ class BilinearForm:
     matrix: np.ndarray
 
     def __post_init__(self):
-        matrix = np.asarray(self.matrix, dtype=np.float64)
-        if matrix.shape != (self.query_space.dim, self.key_space.dim):
-            raise ValueError(f"matrix shape {matrix.shape} does not match spaces "
-                             f"({self.query_space.dim}, {self.key_space.dim})")
-        object.__setattr__(self, "matrix", matrix)
+        object.__setattr__(self, "matrix", _checked(self.matrix, self.query_space, self.key_space))
 
     def in_spaces(self, query_space: VectorSpace, key_space: VectorSpace) -> np.ndarray:
         """This form's matrix embedded in larger query and key spaces."""
@@ -82,6 +74,15 @@ class BilinearForm:
         return BilinearForm(self.query_space, self.key_space, self.matrix * scalar)
 
     __rmul__ = __mul__
+
+
+def _checked(matrix, rows: VectorSpace, cols: VectorSpace) -> np.ndarray:
+    """`matrix` as float64, after checking it is rows × cols."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if matrix.shape != (rows.dim, cols.dim):
+        raise ValueError(f"matrix shape {matrix.shape} does not match spaces "
+                         f"({rows.dim}, {cols.dim})")
+    return matrix
 
 
 def embed_matrix(matrix: np.ndarray, rows: VectorSpace, cols: VectorSpace,

@@ -12,7 +12,6 @@ import dataclasses
 
 from compiler.affine import affine_match
 from compiler.graph import ProgramGraph
-from compiler.internal import WidthWith
 from compiler.selection import Selection, build_selection
 from compiler.values import ValueSet
 from craft import attention, categorical, numerical
@@ -101,8 +100,6 @@ class _Builder:
                 return self._aggregate(node, expr)
             case rx.SelectorWidth():
                 return self._selector_width(node, expr)
-            case WidthWith():
-                return self._width_with(node, expr)
         raise CompileError(expr, f"no block implements {type(expr).__name__}")
 
     # ------------------------------------------------------------------ helpers
@@ -163,6 +160,9 @@ class _Builder:
                 return {}
 
         info, label = self._info(node, "sequence_map"), self._label(node)
+        width_first = _width_with_side(expr.fst, expr.snd)
+        if width_first or _width_with_side(expr.snd, expr.fst):
+            return self._width_with(node, expr, width_first)
         if rx.is_numerical(expr.fst) or rx.is_numerical(expr.snd):
             return NodeBlock(node, self._gated(node, expr, result, info), (fst, snd))
         block = categorical.pair_lookup_mlp(
@@ -286,14 +286,19 @@ class _Builder:
                                  self._attention_info(node, "selector_width", selection),
                                  selection.keys + selection.queries)
 
-    def _width_with(self, node, expr) -> NodeBlock:
-        selection = self._selection(expr.selector)
-        side = expr.side.unique_id
+    def _width_with(self, node, expr, width_first: bool) -> NodeBlock:
+        """f(SelectorWidth, tokens or indices) in the width's own head and MLP: the
+        width's discretiser is gated by the token or index, so no layer is added."""
+        width, side = (expr.fst, expr.snd) if width_first else (expr.snd, expr.fst)
+        width_map = width.annotations.get("width_map", lambda w: w)
+        selection = self._selection(width.selector)
         out, known = self._output_of(node), set(self.values[node].values)
 
-        def output_of(width, side_value):
+        def output_of(count, side_value):
             try:
-                value = expr.f(width, side_value)
+                value = width_map(count)
+                if value is not None:
+                    value = expr.f(value, side_value) if width_first else expr.f(side_value, value)
             except Exception:  # noqa: BLE001  the evaluator rejects such inputs
                 return {}
             return out(value) if value in known else {}
@@ -302,8 +307,8 @@ class _Builder:
         info = self._attention_info(node, "selector_width", selection)
         block = selector_width(selection.form, selection.level, self.max_seq_len,
                                self.spaces[node], output_of, BasisDirection(f"{label}.width"),
-                               f"{label}.hidden", info, side_space=self.spaces[side])
-        return NodeBlock(node, block, selection.keys + selection.queries + (side,))
+                               f"{label}.hidden", info, side_space=self.spaces[side.unique_id])
+        return NodeBlock(node, block, selection.keys + selection.queries + (side.unique_id,))
 
     def _length(self, node, expr) -> NodeBlock:
         if self.causal:
@@ -329,6 +334,12 @@ class _Builder:
         block = selector_width(form, level, self.max_seq_len, self.spaces[node], output_of,
                                BasisDirection(f"{label}.width"), f"{label}.hidden", info)
         return NodeBlock(node, block, inputs)
+
+
+def _width_with_side(width, side) -> bool:
+    """Whether a SequenceMap of `width` and `side` can run in the width's own MLP."""
+    return (isinstance(width, rx.SelectorWidth) and rx.is_categorical(width)
+            and isinstance(side, (rx.TokensType, rx.IndicesType)))
 
 
 def _check_width(expr, block: NodeBlock):

@@ -4,8 +4,8 @@ Takes a lowered program and gives an equivalent one with fewer sublayers:
   - Map/SequenceMap chains over at most two source SOps (at most one numerical)
     become one Map or SequenceMap: one MLP instead of one per link;
   - a Map of a SelectorWidth is computed by the SelectorWidth's own MLP
-    (annotation `width_map`), and so is a SequenceMap of a width and tokens or
-    indices (`WidthWith`, one gated discretiser per token or index);
+    (annotation `width_map`); a SequenceMap of a width and tokens or indices
+    is too (compiler.blocks gates the width's discretiser by the token or index);
   - a Map of one categorical SOp feeding a Select is folded into the
     predicate (W_QK), and one feeding an Aggregate into W_OV (annotation
     `value_map`).
@@ -22,7 +22,6 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from compiler.internal import WidthWith
 from compiler.lowering import rebuilt, selector_terms
 from craft.numerical import output_error_bound
 from rasp import expr as rx
@@ -147,18 +146,6 @@ def _emit(expr, sources, fn, max_seq_len):
         if rx.is_categorical(expr) or _width_is_precise(mapped, max_seq_len):
             return rx.SelectorWidth(width.selector).annotated(
                 **{**annotations, "width_map": mapped})
-    widths = [s for s in sources if isinstance(s, rx.SelectorWidth) and rx.is_categorical(s)]
-    if len(sources) == 2 and len(widths) == 1 and rx.is_categorical(expr):
-        width, side = widths[0], sources[1 - sources.index(widths[0])]
-        if isinstance(side, (rx.TokensType, rx.IndicesType)) and rx.is_categorical(side):
-            inner = width.annotations.get("width_map", _identity)
-            first = sources[0] is width
-
-            def with_side(w, s):
-                value = inner(w)
-                return None if value is None else (fn(value, s) if first else fn(s, value))
-
-            return WidthWith(width.selector, side, with_side).annotated(**annotations)
     if len(sources) == 1:
         new = rx.Map(fn, sources[0])
     else:

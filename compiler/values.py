@@ -14,7 +14,6 @@ from fractions import Fraction
 from typing import Any
 
 from compiler.graph import ProgramGraph
-from compiler.internal import WidthWith
 from rasp import expr as rx
 from rasp.errors import CompileError
 
@@ -94,10 +93,6 @@ def _infer(expr, sets, vocab, n) -> ValueSet:
             if width_map is None:
                 return ValueSet(tuple(range(n + 1)))
             return _apply(expr, width_map, [(w,) for w in range(n + 1)], False)
-        case WidthWith():
-            side = of(expr.side)
-            pairs = [(w, s) for w in range(n + 1) for s in side.require(expr, "a width")]
-            return _apply(expr, expr.f, pairs, side.may_be_none)
         case rx.Aggregate():
             sop = of(expr.sop)
             value_map = expr.annotations.get("value_map")

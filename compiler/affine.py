@@ -53,13 +53,14 @@ def affine_match(selector: rx.Selector, graph: ProgramGraph, spaces: dict[int, V
 
 
 def _role(source) -> str | None:
-    """'length' or 'index' for a source f may read; None for anything else."""
+    """'length' or 'index' for a categorical source f may read; None for anything else."""
+    if not rx.is_categorical(source):
+        return None
     if isinstance(source, rx.IndicesType):
         return "index"
     if isinstance(source, rx.LengthType):
         return "length"
-    if isinstance(source, rx.SelectorWidth) and "width_map" not in source.annotations \
-            and rx.is_categorical(source):
+    if isinstance(source, rx.SelectorWidth) and "width_map" not in source.annotations:
         select = source.selector
         if isinstance(select, rx.Select) and select.predicate is rx.Comparison.TRUE and all(
                 isinstance(s, (rx.TokensType, rx.IndicesType))

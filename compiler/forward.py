@@ -49,8 +49,8 @@ def make_forward(config: ModelConfig):
                     x = x + out
                     residuals.append(x)
                     layer_outputs.append(out)
-        unembedded = hk.Linear(len(config.output_values) or 1, with_bias=False,
-                               name="unembed")(x)
+        width = 1 if config.output_numerical else len(config.output_values)
+        unembedded = hk.Linear(width, with_bias=False, name="unembed")(x)
         return {"output": unembedded, "residuals": residuals,
                 "layer_outputs": layer_outputs, "attn_logits": attn_logits}
 

@@ -58,6 +58,8 @@ class OutputEncoder:
     def decode(self, row: np.ndarray) -> Any:
         if self.numerical:
             return float(row[0])
+        if not len(row):  # no value is possible: always None
+            return None
         best = int(np.argmax(row))
         return self.values[best] if row[best] > DECODE_THRESHOLD else None
 

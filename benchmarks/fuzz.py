@@ -25,9 +25,10 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import rasp  # noqa: E402
-from tests.fuzz_programs import (  # noqa: E402
-    case_inputs, check_case, generate_case, minimise, reason_group, repro,
+from tests.fuzz_checks import (  # noqa: E402
+    case_inputs, check_case, minimise, reason_group, repro,
 )
+from tests.fuzz_programs import generate_case  # noqa: E402
 
 MINIMISE_PER_GROUP = 3
 

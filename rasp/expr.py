@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from rasp.comparison import Comparison
+
 _next_id = itertools.count(1)
 
 
@@ -300,39 +302,6 @@ class Aggregate(SOp):
 
 
 # ------------------------------------------------------------------------ selectors
-
-
-class Comparison(enum.Enum):
-    """Built-in predicates, called as `predicate(key, query)`."""
-
-    EQ = "EQ"
-    LT = "LT"
-    LEQ = "LEQ"
-    GT = "GT"
-    GEQ = "GEQ"
-    NEQ = "NEQ"
-    TRUE = "TRUE"
-    FALSE = "FALSE"
-
-    def __call__(self, key: Any, query: Any) -> bool:
-        return _COMPARISONS[self](key, query)
-
-    @property
-    def function(self) -> Callable[[Any, Any], bool]:
-        """The plain function (key, query) -> bool, cheaper to call in bulk."""
-        return _COMPARISONS[self]
-
-
-_COMPARISONS: dict[Comparison, Callable[[Any, Any], bool]] = {
-    Comparison.EQ: lambda key, query: key == query,
-    Comparison.LT: lambda key, query: key < query,
-    Comparison.LEQ: lambda key, query: key <= query,
-    Comparison.GT: lambda key, query: key > query,
-    Comparison.GEQ: lambda key, query: key >= query,
-    Comparison.NEQ: lambda key, query: key != query,
-    Comparison.TRUE: lambda key, query: True,
-    Comparison.FALSE: lambda key, query: False,
-}
 
 
 class Selector(RASPExpr):

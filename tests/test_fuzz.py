@@ -23,10 +23,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from rasp import CompileError
-from tests.fuzz_programs import (
-    case_inputs, check_case, generate_case, minimise, programs, reason_group, repro,
-    untracked_values,
-)
+from tests.fuzz_checks import case_inputs, check_case, minimise, reason_group, repro
+from tests.fuzz_model import untracked_values
+from tests.fuzz_programs import generate_case, programs
 
 EXAMPLES = 200
 MIN_COMPILE_SHARE = 0.90

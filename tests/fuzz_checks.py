@@ -1,0 +1,165 @@
+"""The fuzz property: a case compiles exactly or is refused by name; and minimising."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+import re
+import time
+import zlib
+
+
+import rasp
+
+MAX_DEPTH = 8          # longest chain of SOps from an input to the output
+TABLE_LIMIT = 24       # most values an SOp may take to feed a lookup table
+
+from tests.fuzz_model import (
+    INPUTS_PER_PROGRAM, FuzzCase,
+)
+
+# ------------------------------------------------------------------ the property
+
+
+def make_inputs(vocab, max_seq_len: int, rng: random.Random,
+                count: int = INPUTS_PER_PROGRAM) -> list[list]:
+    """Every input if there are at most `count`, else `count` random ones."""
+    vocab = list(vocab)
+    total = sum(len(vocab) ** n for n in range(1, max_seq_len + 1))
+    if total <= count:
+        return [list(xs) for n in range(1, max_seq_len + 1)
+                for xs in itertools.product(vocab, repeat=n)]
+    return [[rng.choice(vocab) for _ in range(rng.randint(1, max_seq_len))]
+            for _ in range(count)]
+
+
+def case_inputs(case: FuzzCase, count: int = INPUTS_PER_PROGRAM) -> list[list]:
+    """Inputs for a case, seeded by its source (deterministic)."""
+    seed = zlib.crc32(f"{case.program_source}|{case.vocab}|{case.max_seq_len}".encode())
+    return make_inputs(case.vocab, case.max_seq_len, random.Random(seed), count)
+
+
+def program_labels(program) -> set[str]:
+    order = rasp.topological_order(program)
+    return {e.label for e in order} | set(rasp.unique_labels(order).values())
+
+
+def label_in_program(label, labels: set[str]) -> bool:
+    if not isinstance(label, str):
+        return False
+    return label in labels or any(label.startswith(l + ".") for l in labels)
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What happened to one case. `ok` unless the property failed."""
+
+    status: str                  # exact | refused | mismatch | error | bad_label
+    checked: int = 0             # inputs the evaluator accepted
+    tried: int = 0               # inputs offered (all of them when there are few)
+    reason: str = ""             # CompileError reason or exception text
+    label: str | None = None
+    mismatches: list = dataclasses.field(default_factory=list)
+    compile_seconds: float = 0.0
+    verify_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("exact", "refused")
+
+    def describe(self, case: FuzzCase) -> str:
+        text = f"{self.status}: {self.reason}\n{case!r}"
+        for m in self.mismatches[:3]:
+            text += f"\n  input {m.input}: evaluator {m.expected}, model {m.got}"
+        return text
+
+
+def check_case(case: FuzzCase, inputs: list[list] | None = None) -> Outcome:
+    """Compile the case; a refusal must name a program expression, a model must be exact."""
+    from compiler.compiling import compile_rasp_to_model
+    from compiler.verify import find_mismatches
+
+    program, vocab, max_seq_len, causal = case
+    inputs = case_inputs(case) if inputs is None else inputs
+    start = time.perf_counter()
+    try:
+        model = compile_rasp_to_model(program, vocab, max_seq_len, causal=causal)
+    except rasp.CompileError as error:
+        elapsed = time.perf_counter() - start
+        if label_in_program(error.label, program_labels(program)):
+            return Outcome("refused", reason=error.reason, label=error.label,
+                           compile_seconds=elapsed)
+        return Outcome("bad_label", reason=f"label {error.label!r} names no expression "
+                       f"of the program: {error}", label=error.label, compile_seconds=elapsed)
+    except Exception as error:  # noqa: BLE001  any other exception is a failure
+        return Outcome("error", reason=f"compile raised {type(error).__name__}: {error}",
+                       compile_seconds=time.perf_counter() - start)
+    compiled = time.perf_counter()
+    try:
+        checked, mismatches = find_mismatches(model, program, inputs)
+    except Exception as error:  # noqa: BLE001
+        return Outcome("error", reason=f"running raised {type(error).__name__}: {error}",
+                       compile_seconds=compiled - start,
+                       verify_seconds=time.perf_counter() - compiled)
+    outcome = Outcome("mismatch" if mismatches else "exact", checked=checked,
+                      tried=len(inputs), mismatches=mismatches, compile_seconds=compiled - start,
+                      verify_seconds=time.perf_counter() - compiled)
+    if mismatches:
+        outcome.reason = f"{len(mismatches)} of {checked} inputs disagree"
+    return outcome
+
+
+def reason_group(reason: str) -> str:
+    """A refusal reason with its specifics (names, values, numbers) blanked out."""
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", reason.splitlines()[0] if reason else "")
+    text = re.sub(r"\[[^\]]*\]|\([^)]*\)", "(…)", text)
+    return re.sub(r"-?\d+(\.\d+)?", "N", text)
+
+
+# ------------------------------------------------------------------ minimising
+
+
+def minimise(case: FuzzCase, outcome: Outcome, inputs: list[list] | None = None):
+    """A smaller failing case: the smallest failing sub-program, the smallest
+    max_seq_len, and the shortest failing input. Returns (case, outcome)."""
+    def fails(c: FuzzCase):
+        o = check_case(c, case_inputs(c, 200) if inputs is None else
+                       [xs for xs in inputs if len(xs) <= c.max_seq_len])
+        return o if not o.ok else None
+
+    best, best_outcome = case, outcome
+    for var in sorted(case.sop_vars(), key=lambda v: case.with_output(v).size()):
+        if var == case.output:
+            break
+        sub = case.with_output(var)
+        if sub.size() >= best.size():
+            continue
+        o = fails(sub)
+        if o is not None:
+            best, best_outcome = sub, o
+            break
+    for n in range(1, best.max_seq_len):
+        o = fails(best.with_max_seq_len(n))
+        if o is not None:
+            best, best_outcome = best.with_max_seq_len(n), o
+            break
+    if best_outcome.mismatches:
+        best_outcome.mismatches.sort(key=lambda m: (len(m.input), repr(m.input)))
+    return best, best_outcome
+
+
+def repro(case: FuzzCase, outcome: Outcome) -> str:
+    """A standalone script reproducing a failure."""
+    text = case.source
+    if outcome.mismatches:
+        m = outcome.mismatches[0]
+        text += (f"\nxs = {m.input!r}\n"
+                 f"print('evaluator', rasp.evaluate(program, xs, causal=causal))  "
+                 f"# {m.expected!r}\n"
+                 f"print('model    ', model.apply([model.config.bos, *xs]).decoded[1:])  "
+                 f"# {m.got!r}\n")
+    else:
+        text = f"# {outcome.status}: {outcome.reason}\n" + text
+    return text
+

@@ -339,7 +339,7 @@ class _Builder:
 def _width_with_side(width, side) -> bool:
     """Whether a SequenceMap of `width` and `side` can run in the width's own MLP."""
     return (isinstance(width, rx.SelectorWidth) and rx.is_categorical(width)
-            and isinstance(side, (rx.TokensType, rx.IndicesType)))
+            and isinstance(side, (rx.TokensType, rx.IndicesType)) and rx.is_categorical(side))
 
 
 def _check_width(expr, block: NodeBlock):

@@ -32,3 +32,16 @@ def test_sequence_map_of_a_width_and_indices():
     width = rasp.SelectorWidth(rasp.Select(rasp.tokens, rasp.tokens, rasp.EQ))
     program = rasp.SequenceMap(lambda w, i: (w, i % 2), width, rasp.indices)
     assert_exact_on_all_inputs(program, ["a", "b", "c"], 4)
+
+
+def test_linear_map_of_numerical_indices_and_a_causal_width():
+    # numerical(indices) is one direction, not a one-hot: it cannot gate the width's MLP.
+    v0 = rasp.numerical(rasp.indices)
+    not_near = ~rasp.Select(v0, rasp.indices, lambda k, q: abs(k - q) <= 1 or (k, q) == (0, 2))
+    marker = rasp.Aggregate(not_near, rasp.Full(False), default="f")
+    width = rasp.SelectorWidth(rasp.Select(marker, v0, rasp.EQ)).named("x.keys")
+    program = rasp.numerical(rasp.LinearSequenceMap(v0, width, 1, -1))
+    model = compile_rasp_to_model(program, ["d", "x", "y"], 3, causal=True)
+    inputs = [list(xs) for n in range(1, 4) for xs in itertools.product("dxy", repeat=n)]
+    checked, mismatches = find_mismatches(model, program, inputs)
+    assert checked == len(inputs) and not mismatches, mismatches[:1]

@@ -40,11 +40,3 @@ def _check_numerical(expr, value_set: ValueSet):
         raise CompileError(expr, f"a numerical SOp must hold numbers, but it can be {bad[0]!r}",
                            "annotate it categorical(...) instead")
 
-
-def numeric_value(direction: BasisDirection) -> float:
-    """The number a direction stands for: its value (categorical) or 1 (numerical)."""
-    if direction.value is None:
-        return 1.0
-    if not isinstance(direction.value, numbers.Real):
-        raise TypeError(direction)
-    return float(direction.value)

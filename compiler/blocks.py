@@ -9,6 +9,7 @@ with a non-zero default). Each block records the SOps it reads.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from compiler.affine import affine_match
 from compiler.graph import ProgramGraph
@@ -177,6 +178,7 @@ class _Builder:
         numeric_first = rx.is_numerical(expr.fst)
         x, c = (expr.fst, expr.snd) if numeric_first else (expr.snd, expr.fst)
 
+        @functools.cache  # each (x, c) is asked several times below
         def ordered(x_value, c_value):
             return result(x_value, c_value) if numeric_first else result(c_value, x_value)
 

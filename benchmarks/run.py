@@ -1,6 +1,6 @@
 """Benchmark every example: depth, width, parameters, compile time, throughput, exactness.
 
-    python benchmarks/run.py [--sizes 5,10,20,40] [--large 64,128,256] [--repeats 5]
+    python benchmarks/run.py [--sizes 5,10,16,20,40] [--large 64,128,256] [--repeats 5]
                              [--no-cold] [--out benchmarks/results]
 
 Writes `<out>/benchmark.md` (a Markdown table) and `<out>/benchmark.json`. Times are
@@ -137,7 +137,7 @@ def update_readme(table: str) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="5,10,20,40")
+    parser.add_argument("--sizes", default="5,10,16,20,40")
     parser.add_argument("--large", default="64,128,256")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--examples", default=",".join(EXAMPLES))

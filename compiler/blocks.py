@@ -29,6 +29,8 @@ EMBEDDED = (rx.TokensType, rx.IndicesType, rx.Full, rx.ConstantSOp)
 MAX_STEP_ROUNDING = 0.05
 # Inputs closer than this (relative) are one value to a float32 model.
 INDISTINGUISHABLE = 1e-6
+# Largest float32 error we accept in a numerical MLP output (verification allows 1e-4).
+NUMERIC_BUDGET = 1e-5
 # Widest MLP block we build (beyond this, weights run to gigabytes).
 MAX_MLP_WIDTH = 100_000
 # A gated discretiser tolerates gate error × gate strength up to this (margin is ½).
@@ -125,8 +127,6 @@ class _Builder:
         def result(value):
             try:
                 return out(expr.f(value))
-            except KeyError:  # value outside the inferred set: f raised there
-                return {}
             except Exception:  # noqa: BLE001  the evaluator rejects such inputs
                 return {}
 
@@ -136,8 +136,13 @@ class _Builder:
             xs = _merge_indistinguishable(expr, self.values[inner].require(expr, "a numerical Map"),
                                           result)
             self._check_rounding(expr, xs)
-            block = numerical.discretising_mlp(self.spaces[inner].basis[0], xs,
-                                               self.spaces[node], result, hidden, info)
+            x_dir = self.spaces[inner].basis[0]
+            if self._numeric_output_is_precise(node, xs, [result]):
+                block = numerical.discretising_mlp(x_dir, xs, self.spaces[node], result, hidden,
+                                                   info)
+            else:
+                block = self._classes_then_lookup(node, expr.inner, xs, VectorSpace(()),
+                                                  lambda x, c: result(x), info)
         else:
             block = categorical.lookup_mlp(self.spaces[inner], self.spaces[node],
                                            lambda d: result(d.value), hidden, info)
@@ -195,19 +200,44 @@ class _Builder:
         rows = [row(v) for v in xs]
         used = [j for j in range(1, len(xs)) if rows[j - 1] != rows[j]]
         strength = max((numerical.gate_strength(xs, j) for j in used), default=0.0)
-        if strength * self._noise(c) <= MAX_GATE_LEAK:
+        precise = self._numeric_output_is_precise(
+            node, xs, [functools.partial(lambda v, x: ordered(x, v), v) for v in gate_values])
+        if strength * self._noise(c) <= MAX_GATE_LEAK and precise:
             return numerical.gated_discretising_mlp(x_dir, xs, c_space, self.spaces[node],
                                                     ordered, f"{label}.hidden", info)
-        classes = list(dict.fromkeys(map(repr, rows)))
-        representative = {classes.index(repr(r)): v for v, r in zip(xs, rows)}
+        return self._classes_then_lookup(node, x, xs, c_space, ordered, info)
+
+    def _classes_then_lookup(self, node, x, xs, c_space, ordered, info) -> Series:
+        """Two MLPs, each exact: x into the classes f tells apart (one-hot), then a lookup
+        from (class, c) — or the class alone when `c_space` is empty — to the output."""
+        gate_values = [d.value for d in c_space.basis] or [None]
+        rows = [repr([ordered(v, c) for c in gate_values]) for v in xs]
+        classes = list(dict.fromkeys(rows))
+        representative = {classes.index(r): v for v, r in zip(xs, rows)}
+        label = self._label(node)
         steps = VectorSpace.from_values(f"{label}.{self._label(x)}", range(len(classes)))
         discretise = numerical.discretising_mlp(
-            x_dir, xs, steps, lambda v: {steps.basis[classes.index(repr(row(v)))]: 1.0},
+            self.spaces[x.unique_id].basis[0], xs, steps,
+            lambda v: {steps.basis[classes.index(rows[xs.index(v)])]: 1.0},
             f"{label}.discretise", info)
-        lookup = categorical.pair_lookup_mlp(
-            steps, c_space, self.spaces[node],
-            lambda a, b: ordered(representative[a.value], b.value), f"{label}.hidden", info)
+        if c_space.dim:
+            lookup = categorical.pair_lookup_mlp(
+                steps, c_space, self.spaces[node],
+                lambda a, b: ordered(representative[a.value], b.value), f"{label}.hidden", info)
+        else:
+            lookup = categorical.lookup_mlp(
+                steps, self.spaces[node], lambda a: ordered(representative[a.value], None),
+                f"{label}.hidden", info)
         return Series((discretise, lookup))
+
+    def _numeric_output_is_precise(self, node, xs, functions) -> bool:
+        """Whether a discretiser's numerical output stays within NUMERIC_BUDGET in float32
+        for each of `functions` (x ↦ output components); categorical outputs always do."""
+        if not rx.is_numerical(self.graph.expr(node)):
+            return True
+        direction = self.spaces[node].basis[0]
+        return all(numerical.output_error_bound(xs, [f(x).get(direction, 0.0) for x in xs])
+                   <= NUMERIC_BUDGET for f in functions)
 
     def _noise(self, sop) -> float:
         """A bound on the float32 error of a categorical SOp's one-hot."""

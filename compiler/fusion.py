@@ -187,8 +187,11 @@ def _fold_term(term, fused, forms):
     if len(keys) != 1 or len(queries) != 1:
         return term
     (key,), (query,) = keys, queries
-    key_fold = _single_categorical_source(key, forms)
-    query_fold = _single_categorical_source(query, forms)
+    if any(leaf.annotations.get("product") for leaf in leaves):
+        key_fold = query_fold = None  # tuples must be built: a None part has to be seen
+    else:
+        key_fold = _single_categorical_source(key, forms)
+        query_fold = _single_categorical_source(query, forms)
     new_key, key_fn = key_fold if key_fold else (key, _identity)
     new_query, query_fn = query_fold if query_fold else (query, _identity)
     if new_key is key and new_query is query and all(

@@ -47,7 +47,8 @@ def build_selection(selector: rx.Selector, spaces: dict[int, VectorSpace],
                 if values[sop.unique_id].may_be_none:
                     raise CompileError(term, f"a composite selector over several SOps reads "
                                        f"{graph.label(sop.unique_id)!r}, which can be None",
-                                       "give the Aggregates it depends on a default")
+                                       "make sure the SOps it reads are never None (give "
+                                       "Aggregates a default, or map None to a value)")
         forms.append(_term_form(term, key, query, spaces))
         keys.append(key.unique_id)
         queries.append(query.unique_id)

@@ -1,6 +1,7 @@
 """Failures the fuzzer found, kept as regression tests (exhaustive at small sizes)."""
 
 import itertools
+import random
 
 import rasp
 from compiler import compile_rasp_to_model
@@ -45,3 +46,45 @@ def test_linear_map_of_numerical_indices_and_a_causal_width():
     inputs = [list(xs) for n in range(1, 4) for xs in itertools.product("dxy", repeat=n)]
     checked, mismatches = find_mismatches(model, program, inputs)
     assert checked == len(inputs) and not mismatches, mismatches[:1]
+
+
+
+def compiles_exactly_or_is_refused(program, vocab, max_len, inputs):
+    """The fuzz property on given inputs: a refusal names the program, a model is exact."""
+    try:
+        model = compile_rasp_to_model(program, vocab, max_len)
+    except rasp.CompileError as error:
+        labels = set(rasp.unique_labels(rasp.topological_order(program)).values())
+        return any(error.label == l or error.label.startswith(l + ".") for l in labels)
+    checked, mismatches = find_mismatches(model, program, inputs)
+    return checked > 0 and not mismatches
+
+
+def test_product_selector_whose_part_is_always_none():
+    # Fuzz case 3336: folding the tuple keys into the predicate hid a None part and
+    # gave a selector that never selects; now the tuple is built and refused.
+    full = rasp.Full("a")
+    v0 = rasp.numerical(rasp.Map(lambda x: 1, rasp.length))
+    always = rasp.Map(lambda x: "a", full)
+    never = rasp.Map(lambda x: None, full)
+    selector = rasp.Select(always, always, rasp.LEQ) | rasp.Select(never, rasp.length, rasp.GT)
+    program = rasp.numerical(rasp.Aggregate(selector, v0, default=0))
+    assert compiles_exactly_or_is_refused(program, ["a", "b", "d", "y", "z"], 1, [["a"], ["b"]])
+
+
+def test_numerical_output_of_a_gated_mean_stays_within_tolerance():
+    # Fuzz case 3331: a mean of {-2, 0, 6} plus a bool through one gated MLP erred by
+    # 1.2e-4; numerical outputs now stay within their float32 budget or go via classes.
+    t0 = {1: 2, 2: 2, 3: 6, 4: 6, 5: 4, 6: 2, 7: 2, 8: 4, 9: 6}
+    true_pairs = {(1, 2), (1, 6), (2, 4), (3, 4), (4, 4), (5, 6), (6, 4), (8, 2), (8, 6),
+                  (9, 6), (9, 4)}
+    t1 = {(n, m): (n, m) in true_pairs for n in range(1, 10) for m in (2, 4, 6)}
+    v0 = rasp.Map(lambda x: t0[x], rasp.length)
+    v1 = rasp.SequenceMap(lambda x, y: t1[x, y], rasp.length, v0)
+    mean = rasp.numerical(rasp.Aggregate(rasp.Select(v1, rasp.length, rasp.NEQ), rasp.tokens,
+                                         default=0))
+    program = rasp.numerical(rasp.LinearSequenceMap(mean, v1, 1, 1))
+    rng = random.Random(0)
+    inputs = [[rng.choice([-2, 0, 6]) for _ in range(rng.randint(1, 9))] for _ in range(300)]
+    inputs.append([-2, 0, -2, -2, 0, 0, -2, -2])
+    assert compiles_exactly_or_is_refused(program, [-2, 0, 6], 9, inputs)

@@ -95,7 +95,7 @@ def main(argv=None):
         t0 = time.perf_counter()
         case = case_for(args.seed, index, args.max_len)
         timing["generate"] += time.perf_counter() - t0
-        kinds = expression_kinds(case.program)
+        kinds = set(expression_kinds(case.program))  # counted once per program
         kinds_seen.update(kinds)
         causal_count += case.causal
         outcome = check_case(case, case_inputs(case, args.inputs))

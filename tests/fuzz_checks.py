@@ -9,15 +9,8 @@ import re
 import time
 import zlib
 
-
 import rasp
-
-MAX_DEPTH = 8          # longest chain of SOps from an input to the output
-TABLE_LIMIT = 24       # most values an SOp may take to feed a lookup table
-
-from tests.fuzz_model import (
-    INPUTS_PER_PROGRAM, FuzzCase,
-)
+from tests.fuzz_model import INPUTS_PER_PROGRAM, FuzzCase
 
 # ------------------------------------------------------------------ the property
 

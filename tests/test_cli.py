@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import rasp
-from examples import cli
+from examples import cli, targets
 from examples.library import EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,7 +164,7 @@ def test_every_command_has_help(command, capsys):
     ("1,a", ("1", "a")), ("(,)", ("(", ")")),
 ])
 def test_parse_vocab(text, expected):
-    vocab = cli.parse_vocab(text)
+    vocab = targets.parse_vocab(text)
     assert vocab == expected and [type(t) for t in vocab] == [type(t) for t in expected]
 
 

@@ -43,7 +43,7 @@ def width_space(n):
 
 
 def categorical_of(n):
-    space = width_space(n)
+    """The expected one-hot width output (n only mirrors width_space's signature)."""
     return lambda w: {BasisDirection("width", w): 1.0}
 
 

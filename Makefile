@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-slow bench clean
+.PHONY: demo test test-slow bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test-slow: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/run.py --readme
+
+# The 5,000-program fuzz campaign on both cores (needs hypothesis: the test extras).
+fuzz: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/fuzz.py --programs 5000 --seed 11 --jobs 2 --fast-xla
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,6 +1,6 @@
 """The large fuzz campaign: many random RASP programs, compiled and checked.
 
-    python benchmarks/fuzz.py --programs 5000 [--seed S] [--inputs 50] [--fast-xla]
+    python benchmarks/fuzz.py --programs 5000 [--seed S] [--jobs 2] [--fast-xla]
     python benchmarks/fuzz.py --seed S --only I      # re-run program I of seed S
 
 Program i of seed S is `generate_case(random.Random(f"{S}:{i}"))` (the same
@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import argparse
 import collections
+import concurrent.futures
+import functools
 import json
+import multiprocessing
 import pathlib
 import random
 import sys
@@ -52,6 +55,115 @@ def expression_kinds(program) -> list[str]:
     return kinds
 
 
+def check_program(seed, index: int, max_len: int, inputs: int) -> dict:
+    """One program's result as a plain (picklable) record."""
+    case = case_for(seed, index, max_len)
+    outcome = check_case(case, case_inputs(case, inputs))
+    record = {"index": index, "status": outcome.status, "reason": outcome.reason,
+              "label": outcome.label, "kinds": sorted(set(expression_kinds(case.program))),
+              "causal": case.causal, "checked": outcome.checked, "tried": outcome.tried,
+              "compile_seconds": outcome.compile_seconds,
+              "verify_seconds": outcome.verify_seconds}
+    if not outcome.ok:
+        record.update(program=case.program_source, vocab=list(case.vocab),
+                      max_seq_len=case.max_seq_len, source=case.source,
+                      mismatches=[[m.input, m.expected, m.got] for m in outcome.mismatches[:3]])
+    return record
+
+
+def _start_worker(fast_xla: bool) -> None:
+    if fast_xla:
+        import jax
+        jax.config.update("jax_disable_most_optimizations", True)
+
+
+def check_programs(args, indices):
+    """Records of every program, in index order, from `args.jobs` processes."""
+    task = functools.partial(check_program, args.seed, max_len=args.max_len, inputs=args.inputs)
+    if args.jobs == 1:
+        _start_worker(args.fast_xla)
+        yield from map(task, indices)
+        return
+    context = multiprocessing.get_context("spawn")  # jax does not survive fork
+    with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=context,
+                                                initializer=_start_worker,
+                                                initargs=(args.fast_xla,)) as pool:
+        yield from pool.map(task, indices, chunksize=4)
+
+
+def valid_input_bucket(record: dict) -> str:
+    if record["tried"] < 10 and record["checked"] == record["tried"]:
+        return "all (input space < 10)"
+    checked = record["checked"]
+    return ("0" if checked == 0 else "1-9" if checked < 10 else "10-24" if checked < 25
+            else "25+")
+
+
+def summarise(args, records: list[dict], seconds: float) -> dict:
+    statuses = collections.Counter(r["status"] for r in records)
+    refusals: dict[str, dict] = {}
+    for r in records:
+        if r["status"] == "refused":
+            entry = refusals.setdefault(reason_group(r["reason"]), {"count": 0, "examples": []})
+            entry["count"] += 1
+            if len(entry["examples"]) < 3:
+                entry["examples"].append({k: r[k] for k in ("index", "label", "reason")})
+    failures = [r for r in records if r["status"] not in ("exact", "refused")]
+    for r in failures:
+        r["group"] = f"{r['status']}: {reason_group(r['reason'])}"
+    seen = collections.Counter(k for r in records for k in r["kinds"])
+    compiled = collections.Counter(k for r in records if r["status"] == "exact"
+                                   for k in r["kinds"])
+    total = len(records)
+    return {
+        "seed": args.seed, "start": args.start, "programs": total, "inputs": args.inputs,
+        "max_len": args.max_len, "fast_xla": args.fast_xla, "jobs": args.jobs,
+        "seconds": round(seconds, 1),
+        "causal_programs": sum(r["causal"] for r in records),
+        "statuses": dict(statuses),
+        "compile_share": (statuses["exact"] + statuses["mismatch"]) / total if total else 0.0,
+        "exact_share": statuses["exact"] / total if total else 0.0,
+        "valid_inputs_of_exact_programs": dict(collections.Counter(
+            valid_input_bucket(r) for r in records if r["status"] == "exact")),
+        "refusals": dict(sorted(refusals.items(), key=lambda kv: -kv[1]["count"])),
+        "failure_groups": dict(collections.Counter(r["group"] for r in failures).most_common()),
+        "failures": failures,
+        "expression_kinds": {k: {"programs_seen": seen[k], "programs_compiled": compiled[k]}
+                             for k in sorted(seen)},
+        "timing_seconds": {
+            "compile": round(sum(r["compile_seconds"] for r in records), 1),
+            "verify": round(sum(r["verify_seconds"] for r in records), 1)},
+    }
+
+
+def add_repros(args, failures: list[dict]) -> None:
+    """Minimised standalone repros for the first few failures of each group."""
+    per_group: collections.Counter[str] = collections.Counter()
+    for record in failures:
+        per_group[record["group"]] += 1
+        if per_group[record["group"]] <= MINIMISE_PER_GROUP:
+            case = case_for(args.seed, record["index"], args.max_len)
+            outcome = check_case(case, case_inputs(case, args.inputs))
+            if not outcome.ok:
+                record["repro"] = repro(*minimise(case, outcome))
+
+
+def print_summary(summary: dict) -> None:
+    total, statuses = summary["programs"], summary["statuses"]
+    print(f"\n{total} programs (seed {summary['seed']}) in {summary['seconds']:.0f}s")
+    print(f"  compiled and exact: {statuses.get('exact', 0)} ({summary['exact_share']:.1%})")
+    print(f"  refused (CompileError naming an expression): {statuses.get('refused', 0)}")
+    for group, entry in summary["refusals"].items():
+        print(f"    {entry['count']:5d}  {group}")
+    print(f"  failures: {len(summary['failures'])}")
+    for group, count in summary["failure_groups"].items():
+        print(f"    {count:5d}  {group}")
+    for record in summary["failures"]:
+        print(f"\n[{record['index']}] {record['status']}: {record['reason']}\n"
+              f"{record.get('repro') or record['source']}")
+    print(f"  valid inputs per exact program: {summary['valid_inputs_of_exact_programs']}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--programs", type=int, default=5000)
@@ -60,17 +172,15 @@ def main(argv=None):
     parser.add_argument("--only", type=int, help="run just this program index, verbosely")
     parser.add_argument("--inputs", type=int, default=50, help="random inputs per program")
     parser.add_argument("--max-len", type=int, default=12)
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--fast-xla", action="store_true",
                         help="skip XLA optimisation passes (about 2x faster jit)")
     parser.add_argument("--no-minimise", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fuzz.json"))
     args = parser.parse_args(argv)
 
-    if args.fast_xla:
-        import jax
-        jax.config.update("jax_disable_most_optimizations", True)
-
     if args.only is not None:
+        _start_worker(args.fast_xla)
         case = case_for(args.seed, args.only, args.max_len)
         outcome = check_case(case, case_inputs(case, args.inputs))
         print(f"program {args.only} of seed {args.seed}: {outcome.status} "
@@ -79,96 +189,26 @@ def main(argv=None):
             print(f"input {m.input}: evaluator {m.expected}, model {m.got}")
         return 0 if outcome.ok else 1
 
-    indices = range(args.start, args.start + args.programs)
-    statuses: collections.Counter[str] = collections.Counter()
-    refusals: dict[str, dict] = {}
-    failures: list[dict] = []
-    failure_groups: collections.Counter[str] = collections.Counter()
-    kinds_seen: collections.Counter[str] = collections.Counter()
-    kinds_compiled: collections.Counter[str] = collections.Counter()
-    valid_inputs = collections.Counter()
-    causal_count = 0
-    timing = collections.Counter()
     started = time.perf_counter()
-
-    for done, index in enumerate(indices, 1):
-        t0 = time.perf_counter()
-        case = case_for(args.seed, index, args.max_len)
-        timing["generate"] += time.perf_counter() - t0
-        kinds = set(expression_kinds(case.program))  # counted once per program
-        kinds_seen.update(kinds)
-        causal_count += case.causal
-        outcome = check_case(case, case_inputs(case, args.inputs))
-        timing["compile"] += outcome.compile_seconds
-        timing["verify"] += outcome.verify_seconds
-        statuses[outcome.status] += 1
-        if outcome.status == "exact":
-            kinds_compiled.update(kinds)
-            bucket = ("all (input space < 10)" if outcome.tried < 10 and
-                      outcome.checked == outcome.tried else
-                      "0" if outcome.checked == 0 else "1-9" if outcome.checked < 10
-                      else "10-24" if outcome.checked < 25 else "25+")
-            valid_inputs[bucket] += 1
-        elif outcome.status == "refused":
-            group = reason_group(outcome.reason)
-            entry = refusals.setdefault(group, {"count": 0, "examples": []})
-            entry["count"] += 1
-            if len(entry["examples"]) < 3:
-                entry["examples"].append({"index": index, "label": outcome.label,
-                                          "reason": outcome.reason})
-        else:
-            group = f"{outcome.status}: {reason_group(outcome.reason)}"
-            failure_groups[group] += 1
-            record = {"index": index, "status": outcome.status, "reason": outcome.reason,
-                      "group": group, "program": case.program_source, "vocab": list(case.vocab),
-                      "max_seq_len": case.max_seq_len, "causal": case.causal,
-                      "mismatches": [[m.input, m.expected, m.got]
-                                     for m in outcome.mismatches[:3]]}
-            if not args.no_minimise and failure_groups[group] <= MINIMISE_PER_GROUP:
-                small, small_outcome = minimise(case, outcome)
-                record["repro"] = repro(small, small_outcome)
-            failures.append(record)
-            print(f"\n[{index}] {outcome.status}: {outcome.reason}\n"
-                  f"{record.get('repro') or case.source}", flush=True)
+    records = []
+    indices = range(args.start, args.start + args.programs)
+    for done, record in enumerate(check_programs(args, indices), 1):
+        records.append(record)
+        if record["status"] not in ("exact", "refused"):
+            print(f"\n[{record['index']}] {record['status']}: {record['reason']}", flush=True)
         if done % 100 == 0:
-            elapsed = time.perf_counter() - started
-            print(f"{done}/{args.programs} programs, {elapsed:.0f}s: {dict(statuses)}", flush=True)
-
-    total = sum(statuses.values())
-    elapsed = time.perf_counter() - started
-    compiled = statuses["exact"] + statuses["mismatch"]
-    summary = {
-        "seed": args.seed, "start": args.start, "programs": total, "inputs": args.inputs,
-        "max_len": args.max_len, "fast_xla": args.fast_xla, "seconds": round(elapsed, 1),
-        "causal_programs": causal_count,
-        "statuses": dict(statuses),
-        "compile_share": compiled / total if total else 0.0,
-        "exact_share": statuses["exact"] / total if total else 0.0,
-        "valid_inputs_of_exact_programs": dict(valid_inputs),
-        "refusals": dict(sorted(refusals.items(), key=lambda kv: -kv[1]["count"])),
-        "failure_groups": dict(failure_groups.most_common()),
-        "failures": failures,
-        "expression_kinds": {k: {"programs_seen": kinds_seen[k],
-                                 "programs_compiled": kinds_compiled[k]}
-                             for k in sorted(kinds_seen)},
-        "timing_seconds": {k: round(v, 1) for k, v in timing.items()},
-    }
-
-    print(f"\n{total} programs (seed {args.seed}) in {elapsed:.0f}s")
-    print(f"  compiled and exact: {statuses['exact']} ({summary['exact_share']:.1%})")
-    print(f"  refused (CompileError naming an expression): {statuses['refused']}")
-    for group, entry in summary["refusals"].items():
-        print(f"    {entry['count']:5d}  {group}")
-    bad = total - statuses["exact"] - statuses["refused"]
-    print(f"  failures: {bad}")
-    for group, count in failure_groups.most_common():
-        print(f"    {count:5d}  {group}")
-    print(f"  valid inputs per exact program: {dict(valid_inputs)}")
+            counts = dict(collections.Counter(r["status"] for r in records))
+            print(f"{done}/{args.programs} programs, {time.perf_counter() - started:.0f}s: "
+                  f"{counts}", flush=True)
+    summary = summarise(args, records, time.perf_counter() - started)
+    if not args.no_minimise:
+        add_repros(args, summary["failures"])
+    print_summary(summary)
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=1, default=repr))
     print(f"  wrote {out}")
-    return 1 if bad else 0
+    return 1 if summary["failures"] else 0
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import itertools
 import numpy as np
 
 from compiler.graph import ProgramGraph
-from craft.bases import ONE, VectorSpace
+from craft.bases import ONE, VectorSpace, zeros_matrix
 from craft.maps import BilinearForm
 from rasp import expr as rx
 
@@ -96,7 +96,7 @@ def _score_form(coefficients, roles, source_spaces, key_space) -> BilinearForm:
     a, b, c = coefficients
     query_space = VectorSpace((ONE,) + tuple(d for s in source_spaces for d in s.basis))
     keys = np.array([float(d.value) for d in key_space.basis])
-    matrix = np.zeros((query_space.dim, key_space.dim))
+    matrix = zeros_matrix(query_space.dim, key_space.dim)
     matrix[0] = 2 * c * keys - keys ** 2
     for role, space in zip(roles, source_spaces):
         coefficient = a if role == "length" else b

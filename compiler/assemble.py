@@ -17,7 +17,7 @@ import numpy as np
 
 from compiler.graph import ProgramGraph
 from compiler.schedule import Schedule
-from craft.bases import BOS, ONE, BasisDirection, VectorSpace
+from craft.bases import BOS, ONE, BasisDirection, VectorSpace, zeros_matrix
 from craft.blocks import combine_mlps
 from craft.maps import embed_matrix
 from rasp import expr as rx
@@ -89,10 +89,10 @@ def _attention(heads, residual: VectorSpace):
     key_size = max(max(h.w_qk.key_space.dim for h in heads), 1)
     value_size = max(max(h.w_ov.output_space.dim for h in heads), 1)
     d, n = residual.dim, len(heads)
-    query = np.zeros((d, n * key_size))
-    key = np.zeros((d, n * key_size))
-    value = np.zeros((d, n * value_size))
-    linear = np.zeros((n * value_size, d))
+    query = zeros_matrix(d, n * key_size)
+    key = zeros_matrix(d, n * key_size)
+    value = zeros_matrix(d, n * value_size)
+    linear = zeros_matrix(n * value_size, d)
     for i, head in enumerate(heads):
         ks, qs = head.w_qk.key_space, head.w_qk.query_space
         cols = slice(i * key_size, i * key_size + ks.dim)

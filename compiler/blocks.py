@@ -16,7 +16,7 @@ from compiler.graph import ProgramGraph
 from compiler.selection import Selection, build_selection
 from compiler.values import ValueSet
 from craft import attention, categorical, numerical
-from craft.bases import BasisDirection, VectorSpace
+from craft.bases import BasisDirection, MatrixTooLarge, VectorSpace
 from craft.blocks import MLP, AttentionHead, BlockInfo, Series
 from craft.maps import BilinearForm, LinearMap
 from craft.selector_width import selector_width
@@ -33,6 +33,8 @@ INDISTINGUISHABLE = 1e-6
 NUMERIC_BUDGET = 1e-5
 # Widest MLP block we build (beyond this, weights run to gigabytes).
 MAX_MLP_WIDTH = 100_000
+REDUCE_VALUES_HINT = ("reduce the number of distinct values of its inputs, e.g. map them "
+                      "to the few classes the function tells apart first")
 # A gated discretiser tolerates gate error × gate strength up to this (margin is ½).
 MAX_GATE_LEAK = 0.1
 # One-hot error bound of lookups and aggregates (products of exact 0/1 weights,
@@ -73,7 +75,10 @@ def build_blocks(graph: ProgramGraph, values: dict[int, ValueSet],
     for node in reversed(graph.order):
         expr = graph.expr(node)
         if node in needed and isinstance(expr, rx.SOp) and not isinstance(expr, EMBEDDED):
-            block = builder.build(node)
+            try:
+                block = builder.build(node)
+            except MatrixTooLarge as error:
+                raise CompileError(expr, f"it needs {error}", REDUCE_VALUES_HINT) from None
             _check_width(expr, block)
             needed.update(block.inputs)
             blocks.append(block)
@@ -378,9 +383,7 @@ def _check_width(expr, block: NodeBlock):
     width = sum(part.hidden_space.dim for part in block.parts() if isinstance(part, MLP))
     if width > MAX_MLP_WIDTH:
         raise CompileError(expr, f"it needs an MLP with {width:,} hidden units "
-                           f"(more than {MAX_MLP_WIDTH:,})",
-                           "reduce the number of distinct values of its inputs, e.g. map "
-                           "them to the few classes the function tells apart first")
+                           f"(more than {MAX_MLP_WIDTH:,})", REDUCE_VALUES_HINT)
 
 
 def _merge_indistinguishable(expr, xs, result) -> list[float]:

@@ -20,6 +20,7 @@ from compiler.record import record_components, record_values
 from compiler.schedule import schedule_layers
 from compiler.spaces import node_spaces
 from compiler.values import infer_value_sets, sort_values
+from craft.bases import MatrixTooLarge
 from rasp import expr as rx
 from rasp.errors import CompileError
 
@@ -47,8 +48,16 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
     blocks = build_blocks(graph, values, spaces, max_seq_len, causal)
     schedule = schedule_layers(blocks)
     residual = layout_residual(graph, spaces, blocks)
-    params, layers = assemble_params(graph, spaces, residual, schedule, vocab, max_seq_len)
     output = graph.expr(graph.output)
+    try:
+        params, layers = assemble_params(graph, spaces, residual, schedule, vocab, max_seq_len)
+    except MatrixTooLarge as error:
+        widest = sorted(spaces, key=lambda node: -spaces[node].dim)[:3]
+        raise CompileError(output, f"the assembled model needs {error}: the residual stream "
+                           f"has {residual.dim:,} dimensions",
+                           "reduce the number of distinct values of the widest SOps: " +
+                           ", ".join(f"{graph.label(n)!r} ({spaces[n].dim:,})"
+                                     for n in widest)) from None
     config = ModelConfig(
         vocab=vocab, max_seq_len=max_seq_len, causal=causal, bos=compiler_bos,
         pad=compiler_pad, d_model=residual.dim, layers=layers,

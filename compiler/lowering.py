@@ -2,6 +2,7 @@
 
 Takes an SOp and gives an equivalent SOp (same value at every position) in
 which:
+  - a ConstantSelector is a Select of indices against indices;
   - every selector is a conjunction of terms, each term reading one key SOp
     and one query SOp (composites over several SOps read tuple-valued SOps
     built by a pair-lookup MLP);
@@ -25,7 +26,7 @@ from rasp.errors import CompileError
 
 def lower_program(program: rx.SOp) -> rx.SOp:
     """The rewritten program (the input is not modified)."""
-    done: dict[int, rx.RASPExpr] = {}
+    done: dict[int, rx.RASPExpr] = {rx.indices.unique_id: rx.indices}  # for ConstantSelector
     for expr in rasp.topological_order(program):
         done[expr.unique_id] = _lower(expr, lambda e: done[e.unique_id])
     return done[program.unique_id]
@@ -188,7 +189,7 @@ def _leaves(term):
 def _selector(selector, lowered):
     """A selector whose terms each read one categorical key SOp and one query SOp."""
     terms = []
-    for term in selector_terms(selector):
+    for term in selector_terms(_constants_as_selects(selector)):
         keys, queries = term_sops(term)
         if len(keys) == 1 and len(queries) == 1:
             terms.append(_with_sops(term, {keys[0].unique_id: as_categorical(lowered(keys[0]))},
@@ -199,6 +200,27 @@ def _selector(selector, lowered):
     for term in terms[1:]:
         result = rx.SelectorAnd(result, term)
     return result
+
+
+def _constants_as_selects(selector):
+    """The selector tree with each ConstantSelector replaced by a Select on indices
+    whose predicate reads the matrix (outside the matrix: not selected, as in
+    the evaluator)."""
+    match selector:
+        case rx.ConstantSelector():
+            matrix = selector.value
+
+            def in_constant_matrix(key, query):
+                return query < len(matrix) and key < len(matrix[query]) and matrix[query][key]
+
+            return rx.Select(rx.indices, rx.indices, in_constant_matrix).annotated(
+                name=selector.label)
+        case rx.SelectorNot():
+            return rebuilt(selector, rx.SelectorNot(_constants_as_selects(selector.inner)))
+        case rx.SelectorAnd():  # also SelectorOr
+            return rebuilt(selector, type(selector)(_constants_as_selects(selector.fst),
+                                                    _constants_as_selects(selector.snd)))
+    return selector
 
 
 def _with_sops(term, key_map, query_map):
@@ -231,7 +253,8 @@ def _product_select(term, keys, queries, lowered):
 
     # A tuple is None when any part is, which loses which part: the block builder
     # refuses a product whose parts may be None (annotation `product`).
-    return rx.Select(key_tuple, query_tuple, predicate).annotated(name=term.label, product=True)
+    parts = tuple(dict.fromkeys(sop.label for sop in keys + queries))
+    return rx.Select(key_tuple, query_tuple, predicate).annotated(name=term.label, product=parts)
 
 
 def _tuple_sop(sops, label):

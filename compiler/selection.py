@@ -18,7 +18,7 @@ from compiler.graph import ProgramGraph
 from compiler.lowering import evaluate_term, selector_terms, term_sops
 from compiler.values import ValueSet
 from craft.attention import predicate_form
-from craft.bases import VectorSpace
+from craft.bases import VectorSpace, zeros_matrix
 from craft.maps import BilinearForm
 from rasp import expr as rx
 from rasp.errors import CompileError
@@ -45,8 +45,9 @@ def build_selection(selector: rx.Selector, spaces: dict[int, VectorSpace],
         if term.annotations.get("product"):
             for sop in (key, query):
                 if values[sop.unique_id].may_be_none:
-                    raise CompileError(term, f"a composite selector over several SOps reads "
-                                       f"{graph.label(sop.unique_id)!r}, which can be None",
+                    parts = ", ".join(map(repr, term.annotations["product"]))
+                    raise CompileError(term, f"a composite selector over several SOps "
+                                       f"({parts}) reads one that can be None",
                                        "make sure the SOps it reads are never None (give "
                                        "Aggregates a default, or map None to a value)")
         forms.append(_term_form(term, key, query, spaces))
@@ -104,7 +105,7 @@ def _comparison_table(term, key_space, query_space):
     queries = [d.value for d in query_space.basis]
     if not all(isinstance(v, numbers.Real) for v in keys + queries):
         return None
-    table = np.zeros((len(queries) + 1, len(keys) + 1))  # row/column 0: None, never selected
+    table = zeros_matrix(len(queries) + 1, len(keys) + 1)  # row/column 0: None, never selected
     compare = _NUMPY_COMPARISONS[term.predicate]
     table[1:, 1:] = compare(np.array(keys, float)[None, :], np.array(queries, float)[:, None])
     return table

@@ -19,6 +19,8 @@ from rasp.errors import CompileError
 
 # Largest value set we enumerate (a discretising MLP is 2 units per value).
 MAX_VALUES = 20_000
+# Most predicate calls spent proving that a selector picks at most one key.
+MAX_PREDICATE_CALLS = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +101,7 @@ def _infer(expr, sets, vocab, n) -> ValueSet:
             if value_map is not None:
                 sop = _apply(expr, value_map, [(v,) for v in sop.require(expr, "a folded Map")],
                              sop.may_be_none)
-            return _aggregate(expr, sop, n)
+            return _aggregate(expr, sop, sets, n)
     raise CompileError(expr, f"unsupported expression type {type(expr).__name__}")
 
 
@@ -127,7 +129,7 @@ def _with_none(values: ValueSet) -> ValueSet:
     return dataclasses.replace(values, may_be_none=True)
 
 
-def _aggregate(expr, sop: ValueSet, n: int) -> ValueSet:
+def _aggregate(expr, sop: ValueSet, sets: dict[int, ValueSet], n: int) -> ValueSet:
     default = [expr.default]
     if not rx.is_numerical(expr):
         result = _from_values(list(sop.values) + default)
@@ -136,7 +138,7 @@ def _aggregate(expr, sop: ValueSet, n: int) -> ValueSet:
         return ValueSet((), expr.default is None, f"the averaged values are too many "
                                                   f"({sop.too_large})")
     numbers = [Fraction(v) for v in sop.values if isinstance(v, (int, float))]
-    if at_most_one_selected(expr.selector):
+    if at_most_one_selected(expr.selector, sets, n):
         return _from_values(list(sop.values) + default)
     means = _means(numbers, n)
     if means is None:
@@ -163,9 +165,25 @@ def _means(numbers: list[Fraction], n: int) -> set[Fraction] | None:
     return means
 
 
-def at_most_one_selected(selector: rx.Selector) -> bool:
-    """True when each query selects at most one key: keys are `indices` and every
-    query value matches at most one index (e.g. Select(indices, f(x), EQ))."""
+def at_most_one_selected(selector: rx.Selector, sets: dict[int, ValueSet], n: int) -> bool:
+    """True when each query selects at most one key: some conjunct reads `indices` as
+    keys and, for every query value, its predicate holds for at most one index."""
+    if isinstance(selector, rx.SelectorAnd) and not isinstance(selector, rx.SelectorOr):
+        return (at_most_one_selected(selector.fst, sets, n)
+                or at_most_one_selected(selector.snd, sets, n))
     if not isinstance(selector, rx.Select) or not isinstance(selector.keys, rx.IndicesType):
         return False
-    return selector.predicate is rx.Comparison.EQ
+    if selector.predicate is rx.Comparison.EQ:
+        return True
+    queries = sets.get(selector.queries.unique_id)
+    if queries is None or queries.too_large or len(queries.values) * n > MAX_PREDICATE_CALLS:
+        return False
+    return all(sum(_holds(selector.predicate, k, q) for k in range(n)) <= 1
+               for q in queries.values)
+
+
+def _holds(predicate, key, query) -> bool:
+    try:
+        return bool(predicate(key, query))
+    except Exception:  # noqa: BLE001  the evaluator rejects inputs where it raises
+        return False

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from craft.bases import BOS, ONE, BasisDirection, VectorSpace
+from craft.bases import BOS, ONE, BasisDirection, VectorSpace, zeros_matrix
 from craft.blocks import MLP, AttentionHead, BlockInfo, Series
 from craft.maps import BilinearForm, LinearMap
 
@@ -45,18 +45,21 @@ def predicate_form(query_space: VectorSpace, key_space: VectorSpace,
     q_values = [None] + [d.value for d in query_space.basis]
     k_values = [None] + [d.value for d in key_space.basis]
     if table is None:
-        table = np.array([[float(bool(selected(k, q))) for k in k_values] for q in q_values])
+        table = zeros_matrix(len(q_values), len(k_values))
+        for i, q in enumerate(q_values):
+            table[i] = [float(bool(selected(k, q))) for k in k_values]
     q_read = VectorSpace((ONE,) + query_space.basis)
     k_read = VectorSpace((ONE,) + key_space.basis)
-    matrix = _indicator_functionals(len(q_values)).T @ table @ _indicator_functionals(len(k_values))
-    return BilinearForm(q_read, k_read, matrix)
+    return BilinearForm(q_read, k_read, _in_read_coordinates(table))
 
 
-def _indicator_functionals(n_values: int) -> np.ndarray:
-    """Rows: indicator of [None, v_1, …] as functionals of (one, e_1, …)."""
-    functionals = np.eye(n_values)
-    functionals[0, 1:] = -1.0  # None = one − Σ e_i
-    return functionals
+def _in_read_coordinates(table: np.ndarray) -> np.ndarray:
+    """F_qᵀ · table · F_k, where F maps (one, e_1, …) to the indicators of
+    [None, v_1, …] (None = one − Σ e_i); in O(size) rather than a matmul."""
+    matrix = np.array(table, dtype=np.float64)
+    matrix[:, 1:] -= matrix[:, :1]
+    matrix[1:, :] -= matrix[:1, :]
+    return matrix
 
 
 def aggregate_head(selection: BilinearForm, selected_level: int, w_ov: LinearMap,

@@ -14,6 +14,26 @@ from typing import Any
 
 import numpy as np
 
+# Largest weight matrix a block may allocate: 400 MB in float64. Beyond this a
+# compile would exhaust memory instead of failing with a reason.
+MAX_MATRIX_ENTRIES = 50_000_000
+
+
+class MatrixTooLarge(ValueError):
+    """A weight matrix over MAX_MATRIX_ENTRIES; the compiler reports it as a CompileError."""
+
+    def __init__(self, rows: int, cols: int):
+        super().__init__(f"a {rows:,} × {cols:,} weight matrix (more than "
+                         f"{MAX_MATRIX_ENTRIES:,} entries)")
+        self.shape = (rows, cols)
+
+
+def zeros_matrix(rows: int, cols: int) -> np.ndarray:
+    """np.zeros((rows, cols)), refusing sizes that would exhaust memory."""
+    if rows * cols > MAX_MATRIX_ENTRIES:
+        raise MatrixTooLarge(rows, cols)
+    return np.zeros((rows, cols))
+
 
 @dataclasses.dataclass(frozen=True)
 class BasisDirection:
@@ -77,7 +97,7 @@ class VectorSpace:
 
     def project_matrix(self, target: VectorSpace) -> np.ndarray:
         """The (self.dim, target.dim) 0/1 matrix keeping the shared directions."""
-        matrix = np.zeros((self.dim, target.dim))
+        matrix = zeros_matrix(self.dim, target.dim)
         for d, i in self.index.items():
             j = target.index.get(d)
             if j is not None:

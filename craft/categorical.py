@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
-from craft.bases import ONE, BasisDirection, VectorSpace
+from craft.bases import ONE, BasisDirection, VectorSpace, zeros_matrix
 from craft.blocks import MLP, BlockInfo
 from craft.maps import LinearMap
 
@@ -31,8 +29,8 @@ def lookup_mlp(input_space: VectorSpace, output_space: VectorSpace,
     used = [d for d in input_space.basis if any(output_of(d).values())]
     hidden = VectorSpace.from_values(hidden_name, range(len(used)))
     reads = VectorSpace((ONE,) + input_space.basis)
-    first = np.zeros((reads.dim, hidden.dim))
-    second = np.zeros((hidden.dim, output_space.dim))
+    first = zeros_matrix(reads.dim, hidden.dim)
+    second = zeros_matrix(hidden.dim, output_space.dim)
     for unit, d in enumerate(used):
         first[reads.index[d], unit] = 2.0
         first[reads.index[ONE], unit] = -1.0
@@ -57,8 +55,8 @@ def pair_lookup_mlp(fst_space: VectorSpace, snd_space: VectorSpace, output_space
              if any(output_of(a, b).values())]
     hidden = VectorSpace.from_values(hidden_name, range(len(pairs)))
     reads = VectorSpace((ONE,) + fst_space.basis + snd_space.basis)
-    first = np.zeros((reads.dim, hidden.dim))
-    second = np.zeros((hidden.dim, output_space.dim))
+    first = zeros_matrix(reads.dim, hidden.dim)
+    second = zeros_matrix(hidden.dim, output_space.dim)
     for unit, (a, b) in enumerate(pairs):
         first[reads.index[a], unit] = 2.0
         first[reads.index[b], unit] = 2.0

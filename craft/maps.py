@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from craft.bases import BasisDirection, Vector, VectorSpace, join_spaces
+from craft.bases import BasisDirection, Vector, VectorSpace, join_spaces, zeros_matrix
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -30,7 +30,7 @@ class LinearMap:
     def from_action(cls, input_space: VectorSpace, output_space: VectorSpace,
                     action: Callable[[BasisDirection], dict[BasisDirection, float]]) -> LinearMap:
         """The map sending each input direction d to the components `action(d)`."""
-        matrix = np.zeros((input_space.dim, output_space.dim))
+        matrix = zeros_matrix(input_space.dim, output_space.dim)
         for i, direction in enumerate(input_space.basis):
             for target, x in action(direction).items():
                 matrix[i, output_space.index[target]] += x
@@ -94,7 +94,7 @@ def embed_matrix(matrix: np.ndarray, rows: VectorSpace, cols: VectorSpace,
     """
     row_pairs = [(new_rows.index[d], i) for i, d in enumerate(rows.basis) if d in new_rows]
     col_pairs = [(new_cols.index[d], j) for j, d in enumerate(cols.basis) if d in new_cols]
-    out = np.zeros((new_rows.dim, new_cols.dim))
+    out = zeros_matrix(new_rows.dim, new_cols.dim)
     if row_pairs and col_pairs:
         new_r, old_r = zip(*row_pairs)
         new_c, old_c = zip(*col_pairs)

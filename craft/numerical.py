@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from craft.bases import ONE, BasisDirection, VectorSpace
+from craft.bases import ONE, BasisDirection, VectorSpace, zeros_matrix
 from craft.blocks import MLP, BlockInfo
 from craft.categorical import Output
 from craft.maps import LinearMap
@@ -62,14 +62,11 @@ def gated_discretising_mlp(input_direction: BasisDirection, input_values: Sequen
         raise ValueError("discretising_mlp needs at least one input value")
     gates = gate_space.basis or (None,)
     reads = VectorSpace((ONE, input_direction) + gate_space.basis)
-    columns: list[np.ndarray] = []   # first-layer weights, one per hidden unit
-    rows: list[Output] = []          # second-layer outputs, one per hidden unit
+    columns: list[dict] = []   # first-layer weights, one per hidden unit
+    rows: list[Output] = []    # second-layer outputs, one per hidden unit
 
     def unit(weights: dict[BasisDirection, float], output: Output, scale: float):
-        column = np.zeros(reads.dim)
-        for direction, w in weights.items():
-            column[reads.index[direction]] += w
-        columns.append(column)
+        columns.append(weights)
         rows.append({k: scale * v for k, v in output.items()})
 
     for gate in gates:
@@ -87,11 +84,13 @@ def gated_discretising_mlp(input_direction: BasisDirection, input_values: Sequen
                     weights[gate] = closed
                 unit(weights, delta, scale)
     hidden = VectorSpace.from_values(hidden_name, range(len(columns)))
-    second = np.zeros((hidden.dim, output_space.dim))
-    for i, output in enumerate(rows):
+    first = zeros_matrix(reads.dim, hidden.dim)
+    second = zeros_matrix(hidden.dim, output_space.dim)
+    for i, (weights, output) in enumerate(zip(columns, rows)):
+        for direction, w in weights.items():
+            first[reads.index[direction], i] += w
         for target, x in output.items():
             second[i, output_space.index[target]] += x
-    first = np.stack(columns, axis=1) if columns else np.zeros((reads.dim, 0))
     return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output_space, second), info)
 
 
@@ -139,7 +138,7 @@ def linear_mlp(terms: Sequence[tuple[BasisDirection, float]], output_direction: 
     reads = VectorSpace(tuple(coefficients))
     hidden = VectorSpace.from_values(hidden_name, range(2 * reads.dim))
     output = VectorSpace((output_direction,))
-    first = np.zeros((reads.dim, hidden.dim))
+    first = zeros_matrix(reads.dim, hidden.dim)
     second = np.zeros((hidden.dim, 1))
     for i, coeff in enumerate(coefficients.values()):
         first[i, 2 * i], first[i, 2 * i + 1] = 1.0, -1.0

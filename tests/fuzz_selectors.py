@@ -20,7 +20,8 @@ class SelectorChoices:
     def _selector(self, level: int = 0) -> Sel:
         kind = "select" if level >= 2 else self.c.weighted(
             [("select", 16), ("and", 3), ("or", 3), ("not", 3), ("constant", 1)]
-            if level == 0 else [("select", 16), ("and", 2), ("or", 2), ("not", 2)])
+            if level == 0 else [("select", 16), ("and", 2), ("or", 2), ("not", 2),
+                                ("constant", 1)])
         if kind == "select":
             # Inside a composite, prefer SOps that are never None: a composite over
             # several SOps that may be None is refused (by design).
@@ -29,12 +30,21 @@ class SelectorChoices:
             inner = self._selector(level + 1)
             return self._emit_selector(f"~{inner.var}", [inner.var], inner.depth)
         if kind == "constant":
-            matrix = [[self.c.chance(0.5) for _ in range(self.n)] for _ in range(self.n)]
-            return self._emit_selector(f"rasp.ConstantSelector({matrix!r})", [], 0)
+            return self._constant_selector()
         a, b = self._selector(level + 1), self._selector(level + 1)
         op = "&" if kind == "and" else "|"
         return self._emit_selector(f"({a.var} {op} {b.var})", [a.var, b.var],
                                    max(a.depth, b.depth))
+
+    def _constant_selector(self) -> Sel:
+        """n × n (only inputs of length n are valid), or ragged and checked at no length."""
+        if self.c.chance(0.5):
+            matrix = [[self.c.chance(0.5) for _ in range(self.n)] for _ in range(self.n)]
+            return self._emit_selector(f"rasp.ConstantSelector({matrix!r})", [], 0)
+        matrix = [[self.c.chance(0.5) for _ in range(self.c.integer(0, self.n))]
+                  for _ in range(self.c.integer(1, self.n))]
+        return self._emit_selector(f"rasp.ConstantSelector({matrix!r}, check_length=False)",
+                                   [], 0)
 
     def _select(self, prefer_total: bool = False) -> Sel:
         keys = self._pick(lambda n: n.small and not (prefer_total and n.none))

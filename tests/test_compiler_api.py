@@ -173,3 +173,21 @@ def test_exact_at_256_positions(program_name):
     decoded = model.apply_batch([["BOS", *xs] for xs in batch])
     for xs, out in zip(batch, decoded):
         assert out[1:] == rasp.evaluate(program, xs)
+
+
+def test_a_block_too_large_to_build_is_refused_by_name():
+    # 140 tokens × 140 positions: a lookup with 19,600 units and 19,600 outputs.
+    pair = rasp.SequenceMap(lambda x, i: x * 140 + i, rasp.tokens, rasp.indices).named("pair")
+    with pytest.raises(CompileError, match="weight matrix") as caught:
+        compile_rasp_to_model(pair, range(140), 140)
+    assert caught.value.label == "pair" and "distinct values" in caught.value.hint
+
+
+def test_a_model_too_large_to_assemble_is_refused(monkeypatch):
+    import craft.bases
+    # The lookup's own matrices are 31 × 30 and 30 × 30; the residual stream is wider.
+    monkeypatch.setattr(craft.bases, "MAX_MATRIX_ENTRIES", 1000)
+    program = rasp.Map(lambda t: (t + 1) % 30, rasp.tokens).named("next")
+    with pytest.raises(CompileError, match="assembled model") as caught:
+        compile_rasp_to_model(program, range(30), 2)
+    assert caught.value.label == "next" and "'tokens' (30)" in caught.value.hint

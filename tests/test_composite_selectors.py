@@ -106,3 +106,46 @@ def test_apply_check_compares_with_the_evaluator():
     model.params["unembed"]["w"] = np.roll(model.params["unembed"]["w"], 1, axis=1)
     with pytest.raises(rasp.ModelMismatchError, match="disagree"):
         model.apply(["BOS", "a", "b", "a"], check=True)
+
+
+# A fixed [query][key] matrix; the compiler reads it as a Select of indices.
+MATRIX = [[True, False, True, False],
+          [False, True, True, False],
+          [True, True, False, True],
+          [False, False, False, True]]
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_constant_selector_in_width_and_mean(causal):
+    selector = rasp.ConstantSelector(MATRIX)
+    width = rasp.SelectorWidth(selector)
+    model = assert_exact(width, ["a", "b", "c"], 4, causal=causal)
+    row_sums = [sum(row[: q + 1]) if causal else sum(row) for q, row in enumerate(MATRIX)]
+    assert model.apply(["BOS", "a", "b", "c", "a"]).decoded[1:] == row_sums
+    is_a = rasp.numerical(rasp.Map(lambda t: 1 if t == "a" else 0, tokens))
+    assert_exact(rasp.numerical(rasp.Aggregate(selector, is_a, default=0)), ["a", "b", "c"], 4,
+                 causal=causal)
+
+
+def test_constant_selector_shorter_than_the_input_inside_composites():
+    # check_length=False: pairs outside the matrix are not selected.
+    small = rasp.ConstantSelector([[False, True], [True, False, True]], check_length=False)
+    width = rasp.SelectorWidth(small | rasp.Select(tokens, tokens, EQ))
+    model = assert_exact(width, ["a", "b"], 5)
+    # query 0 ("a"): key 1 and the "a"s at 0, 3, 4; query 1 ("b"): keys 0, 2 and the
+    # "b"s at 1, 2; queries 2-4 (outside the matrix): their own token's positions
+    assert model.apply(["BOS", "a", "b", "b", "a", "a"]).decoded[1:] == [4, 3, 2, 3, 3]
+    previous = rasp.Aggregate(~small & rasp.Select(indices, indices, lambda k, q: k == q - 1),
+                              tokens)
+    assert_exact(previous, ["a", "b"], 5)
+
+
+def test_composite_over_an_sop_that_can_be_none_is_refused_by_name():
+    previous = rasp.Aggregate(rasp.Select(indices, indices, lambda k, q: k == q - 1),
+                              tokens).named("previous")
+    either = (rasp.Select(previous, tokens, EQ) | rasp.Select(indices, indices, LT)).named("either")
+    with pytest.raises(rasp.CompileError) as caught:
+        compile_rasp_to_model(rasp.SelectorWidth(either), {"a", "b"}, 4)
+    assert caught.value.label == "either"
+    assert "'previous'" in caught.value.reason and "None" in caught.value.reason
+    assert "default" in caught.value.hint

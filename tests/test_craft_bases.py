@@ -11,7 +11,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from craft.bases import BOS, ONE, BasisDirection, Vector, VectorSpace, join_spaces
+from craft.bases import (
+    BOS, MAX_MATRIX_ENTRIES, ONE, BasisDirection, MatrixTooLarge, Vector, VectorSpace, join_spaces,
+    zeros_matrix,
+)
 from craft.maps import BilinearForm, LinearMap
 
 A, B, C, D = (BasisDirection(n) for n in "abcd")
@@ -336,3 +339,10 @@ def test_bilinear_form_add_and_mul():
     assert scaled.query_space == total.query_space and scaled.key_space == total.key_space
     np.testing.assert_array_equal((0.5 * total).matrix, [[2.5, 2.5], [1.0, 1.5]])
     np.testing.assert_array_equal(total.matrix, [[5.0, 5.0], [2.0, 3.0]])  # unchanged
+
+
+def test_zeros_matrix_refuses_sizes_that_would_exhaust_memory():
+    assert zeros_matrix(3, 4).shape == (3, 4) and not zeros_matrix(3, 4).any()
+    with pytest.raises(MatrixTooLarge, match="weight matrix") as caught:
+        zeros_matrix(MAX_MATRIX_ENTRIES // 1000 + 1, 1000)
+    assert caught.value.shape == (MAX_MATRIX_ENTRIES // 1000 + 1, 1000)

@@ -88,3 +88,22 @@ def test_numerical_output_of_a_gated_mean_stays_within_tolerance():
     inputs = [[rng.choice([-2, 0, 6]) for _ in range(rng.randint(1, 9))] for _ in range(300)]
     inputs.append([-2, 0, -2, -2, 0, 0, -2, -2])
     assert compiles_exactly_or_is_refused(program, [-2, 0, 6], 9, inputs)
+
+
+def test_mean_under_a_folded_index_match_takes_only_the_selected_values():
+    # Fuzz case 11:2386 exhausted 24 GB: the Map of length folded into the index
+    # match hid that at most one key is selected, so the means took 204 values
+    # and a later gated MLP needed an 83,000 × 14,040 matrix. Value sets now see
+    # that the folded predicate matches at most one index for every query value.
+    table = {1: -2, 2: -2, 3: 5, 4: 5, 5: -2, 6: -2, 7: 0, 8: -2, 9: 1, 10: -2}
+    target = rasp.Map(lambda x: table[x], rasp.length)
+    picked = rasp.numerical(rasp.Aggregate(rasp.Select(rasp.indices, target, rasp.EQ), target,
+                                           default=0))
+    as_category = rasp.Aggregate(rasp.Select(rasp.indices, target, rasp.EQ), picked, default=3)
+    program = rasp.numerical(rasp.LinearSequenceMap(picked, as_category, 2, -0.5))
+    rng = random.Random(0)
+    inputs = [[rng.choice("cdex") for _ in range(rng.randint(1, 10))] for _ in range(100)]
+    model = compile_rasp_to_model(program, ["c", "d", "e", "x"], 10)
+    assert model.config.d_model < 100
+    checked, mismatches = find_mismatches(model, program, inputs)
+    assert checked == len(inputs) and not mismatches, mismatches[:1]

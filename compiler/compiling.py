@@ -6,7 +6,8 @@ build_blocks → schedule_layers → layout_residual → assemble_params → Com
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from compiler.assemble import ModelConfig, assemble_params
@@ -42,7 +43,8 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
         and a rewrite where one is known.
     """
     vocab = _check_arguments(program, vocab, max_seq_len, compiler_bos, compiler_pad)
-    graph = extract_graph(fuse_program(lower_program(program), max_seq_len))
+    lowered = lower_program(program, _none_oracle(program, vocab, max_seq_len))
+    graph = extract_graph(fuse_program(lowered, max_seq_len))
     values = infer_value_sets(graph, vocab, max_seq_len)
     spaces = node_spaces(graph, values)
     blocks = build_blocks(graph, values, spaces, max_seq_len, causal)
@@ -65,6 +67,23 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
         output_values=() if rx.is_numerical(output) else values[graph.output].values)
     return CompiledModel(params, config, residual.labels(), record_components(schedule, residual),
                          record_values(graph, spaces, residual, schedule), program)
+
+
+def _none_oracle(program: rx.SOp, vocab, max_seq_len: int) -> Callable[[rx.SOp], bool]:
+    """Whether an SOp of `program` can be None, from the value sets of the program as
+    written (computed only if asked; True where they cannot be inferred)."""
+    @functools.cache
+    def value_sets():
+        try:
+            return infer_value_sets(extract_graph(program), vocab, max_seq_len)
+        except CompileError:
+            return {}
+
+    def may_be_none(sop: rx.SOp) -> bool:
+        values = value_sets().get(sop.unique_id)
+        return values is None or values.may_be_none
+
+    return may_be_none
 
 
 def _check_arguments(program, vocab, max_seq_len, bos, pad) -> tuple[Any, ...]:

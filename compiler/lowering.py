@@ -17,6 +17,7 @@ Rebuilt expressions keep the label of the expression they replace.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import rasp
@@ -24,12 +25,49 @@ from rasp import expr as rx
 from rasp.errors import CompileError
 
 
-def lower_program(program: rx.SOp) -> rx.SOp:
-    """The rewritten program (the input is not modified)."""
-    done: dict[int, rx.RASPExpr] = {rx.indices.unique_id: rx.indices}  # for ConstantSelector
+def lower_program(program: rx.SOp,
+                  may_be_none: Callable[[rx.SOp], bool] = lambda sop: True) -> rx.SOp:
+    """The rewritten program (the input is not modified).
+
+    `may_be_none(sop)` says whether an SOp of `program` can be None; a product
+    selector reads such an SOp through a never-None copy (see `_Lowered.part`).
+    """
+    lowered = _Lowered({rx.indices.unique_id: rx.indices}, may_be_none)  # for ConstantSelector
     for expr in rasp.topological_order(program):
-        done[expr.unique_id] = _lower(expr, lambda e: done[e.unique_id])
-    return done[program.unique_id]
+        lowered.done[expr.unique_id] = _lower(expr, lowered)
+    return lowered(program)
+
+
+@dataclasses.dataclass
+class _Lowered:
+    """The lowered form of each expression by id, and never-None copies of SOps."""
+
+    done: dict[int, rx.RASPExpr]
+    may_be_none: Callable[[rx.SOp], bool]
+    copies: dict[int, rx.SOp] = dataclasses.field(default_factory=dict)
+
+    def __call__(self, expr: rx.RASPExpr) -> rx.RASPExpr:
+        return self.done[expr.unique_id]
+
+    def part(self, sop: rx.SOp) -> tuple[rx.SOp, bool]:
+        """The categorical SOp a product tuple holds for `sop`, and whether it is wrapped.
+
+        A tuple is None when any part is, which loses which part was None. So an
+        SOp that may be None is read as 1-tuples `(v,)`, with `()` where it is
+        None: it aggregates itself at its own position (one head; at most one key).
+        """
+        part = as_categorical(self(sop))
+        if isinstance(sop, (rx.TokensType, rx.IndicesType, rx.LengthType)) or \
+                not self.may_be_none(sop):
+            return part, False
+        if sop.unique_id not in self.copies:
+            here = (rx.Select(rx.indices, rx.indices, rx.Comparison.EQ)
+                    & rx.Select(part, part, rx.Comparison.TRUE))
+            # `selects_no_none`: the value sets may drop None (`here` never selects it)
+            self.copies[sop.unique_id] = rx.Aggregate(
+                here, rx.Map(lambda v: (v,), part), default=()).annotated(
+                    name=f"{sop.label}.or_none", selects_no_none=True)
+        return self.copies[sop.unique_id], True
 
 
 def _lower(expr, lowered: Callable[[rx.RASPExpr], rx.RASPExpr]):
@@ -240,29 +278,39 @@ def _with_sops(term, key_map, query_map):
     return term
 
 
-def _product_select(term, keys, queries, lowered):
+def _product_select(term, keys, queries, lowered: _Lowered):
     """One Select over tuple-valued key and query SOps, equivalent to `term`."""
     key_ids = [k.unique_id for k in keys]
     query_ids = [q.unique_id for q in queries]
-    key_tuple = _tuple_sop([lowered(k) for k in keys], f"{term.label}.keys")
-    query_tuple = _tuple_sop([lowered(q) for q in queries], f"{term.label}.queries")
+    key_parts = [lowered.part(k) for k in keys]
+    query_parts = [lowered.part(q) for q in queries]
+    key_tuple = _tuple_sop([sop for sop, _ in key_parts], f"{term.label}.keys")
+    query_tuple = _tuple_sop([sop for sop, _ in query_parts], f"{term.label}.queries")
+    key_wrapped = [wrapped for _, wrapped in key_parts]
+    query_wrapped = [wrapped for _, wrapped in query_parts]
 
     def predicate(key, query):
-        return evaluate_term(term, dict(zip(key_ids, _flatten(key, len(keys)))),
-                             dict(zip(query_ids, _flatten(query, len(queries)))))
+        return evaluate_term(term, dict(zip(key_ids, _parts(key, key_wrapped))),
+                             dict(zip(query_ids, _parts(query, query_wrapped))))
 
-    # A tuple is None when any part is, which loses which part: the block builder
-    # refuses a product whose parts may be None (annotation `product`).
+    # A part that is not wrapped must never be None: the block builder checks it
+    # (annotation `product`, the labels of the parts) against the value sets.
     parts = tuple(dict.fromkeys(sop.label for sop in keys + queries))
     return rx.Select(key_tuple, query_tuple, predicate).annotated(name=term.label, product=parts)
 
 
 def _tuple_sop(sops, label):
-    """Nested pairs ((a, b), c) ... of several SOps; a single SOp is left alone."""
-    result = as_categorical(sops[0])
+    """Nested pairs ((a, b), c) ... of several categorical SOps; one SOp is left alone."""
+    result = sops[0]
     for sop in sops[1:]:
-        result = rx.SequenceMap(lambda a, b: (a, b), result, as_categorical(sop)).named(label)
+        result = rx.SequenceMap(lambda a, b: (a, b), result, sop).named(label)
     return result
+
+
+def _parts(value, wrapped: list[bool]) -> list:
+    """The part values of a tuple, unwrapping 1-tuples (`()` is None)."""
+    parts = _flatten(value, len(wrapped))
+    return [(p[0] if p else None) if w else p for p, w in zip(parts, wrapped)]
 
 
 def _flatten(value, count):

@@ -133,7 +133,8 @@ def _aggregate(expr, sop: ValueSet, sets: dict[int, ValueSet], n: int) -> ValueS
     default = [expr.default]
     if not rx.is_numerical(expr):
         result = _from_values(list(sop.values) + default)
-        return _with_none(result) if sop.may_be_none else result
+        skips_none = expr.annotations.get("selects_no_none", False)
+        return _with_none(result) if sop.may_be_none and not skips_none else result
     if sop.too_large:
         return ValueSet((), expr.default is None, f"the averaged values are too many "
                                                   f"({sop.too_large})")

@@ -23,9 +23,9 @@ class SelectorChoices:
             if level == 0 else [("select", 16), ("and", 2), ("or", 2), ("not", 2),
                                 ("constant", 1)])
         if kind == "select":
-            # Inside a composite, prefer SOps that are never None: a composite over
-            # several SOps that may be None is refused (by design).
-            return self._select(prefer_total=level > 0 and self.c.chance(0.8))
+            # Inside a composite, often SOps that are never None (a composite reads one
+            # that may be None through a never-None copy: both forms get tested).
+            return self._select(prefer_total=level > 0 and self.c.chance(0.5))
         if kind == "not":
             inner = self._selector(level + 1)
             return self._emit_selector(f"~{inner.var}", [inner.var], inner.depth)

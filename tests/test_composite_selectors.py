@@ -140,12 +140,24 @@ def test_constant_selector_shorter_than_the_input_inside_composites():
     assert_exact(previous, ["a", "b"], 5)
 
 
-def test_composite_over_an_sop_that_can_be_none_is_refused_by_name():
+@pytest.mark.parametrize("causal", [False, True])
+def test_composite_over_an_sop_that_can_be_none(causal):
+    # `previous` is None at position 0: the composite reads it through a never-None copy.
     previous = rasp.Aggregate(rasp.Select(indices, indices, lambda k, q: k == q - 1),
                               tokens).named("previous")
-    either = (rasp.Select(previous, tokens, EQ) | rasp.Select(indices, indices, LT)).named("either")
-    with pytest.raises(rasp.CompileError) as caught:
-        compile_rasp_to_model(rasp.SelectorWidth(either), {"a", "b"}, 4)
-    assert caught.value.label == "either"
-    assert "'previous'" in caught.value.reason and "None" in caught.value.reason
-    assert "default" in caught.value.hint
+    either = rasp.Select(previous, tokens, EQ) | rasp.Select(indices, indices, LT)
+    model = assert_exact(rasp.SelectorWidth(either), ["a", "b"], 5, causal=causal)
+    assert any(label.startswith("previous.or_none") for label in model.residual_labels)
+    # previous = [None, b, a, a]; query q selects keys k < q and keys whose previous is
+    # q's token: query 0 ("b") key 1; query 2 ("a") keys 0, 1 and 2, 3. Causal: k ≤ q.
+    expected = [0, 1, 3, 3] if causal else [1, 3, 4, 3]
+    assert model.apply(["BOS", "b", "a", "a", "b"]).decoded[1:] == expected
+    is_a = rasp.numerical(rasp.Map(lambda t: 1 if t == "a" else 0, tokens))
+    assert_exact(rasp.numerical(rasp.Aggregate(~either, is_a, default=0)), ["a", "b"], 5,
+                 causal=causal)
+
+
+def test_composite_over_sops_never_none_reads_them_directly():
+    either = rasp.Select(tokens, tokens, EQ) | rasp.Select(indices, indices, LT)
+    model = assert_exact(rasp.SelectorWidth(either), ["a", "b"], 4)
+    assert not any(".or_none" in label for label in model.residual_labels)

@@ -282,12 +282,10 @@ def _product_select(term, keys, queries, lowered: _Lowered):
     """One Select over tuple-valued key and query SOps, equivalent to `term`."""
     key_ids = [k.unique_id for k in keys]
     query_ids = [q.unique_id for q in queries]
-    key_parts = [lowered.part(k) for k in keys]
-    query_parts = [lowered.part(q) for q in queries]
-    key_tuple = _tuple_sop([sop for sop, _ in key_parts], f"{term.label}.keys")
-    query_tuple = _tuple_sop([sop for sop, _ in query_parts], f"{term.label}.queries")
-    key_wrapped = [wrapped for _, wrapped in key_parts]
-    query_wrapped = [wrapped for _, wrapped in query_parts]
+    key_sops, key_wrapped = zip(*map(lowered.part, keys))
+    query_sops, query_wrapped = zip(*map(lowered.part, queries))
+    key_tuple = _tuple_sop(key_sops, f"{term.label}.keys")
+    query_tuple = _tuple_sop(query_sops, f"{term.label}.queries")
 
     def predicate(key, query):
         return evaluate_term(term, dict(zip(key_ids, _parts(key, key_wrapped))),
@@ -307,7 +305,7 @@ def _tuple_sop(sops, label):
     return result
 
 
-def _parts(value, wrapped: list[bool]) -> list:
+def _parts(value, wrapped: tuple[bool, ...]) -> list:
     """The part values of a tuple, unwrapping 1-tuples (`()` is None)."""
     parts = _flatten(value, len(wrapped))
     return [(p[0] if p else None) if w else p for p, w in zip(parts, wrapped)]

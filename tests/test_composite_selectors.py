@@ -161,3 +161,17 @@ def test_composite_over_sops_never_none_reads_them_directly():
     either = rasp.Select(tokens, tokens, EQ) | rasp.Select(indices, indices, LT)
     model = assert_exact(rasp.SelectorWidth(either), ["a", "b"], 4)
     assert not any(".or_none" in label for label in model.residual_labels)
+
+
+def test_a_part_wrongly_judged_never_none_is_still_refused(monkeypatch):
+    # The block builder re-checks the value sets: if the lowering read a None-able SOp
+    # directly, the model would be wrong, so it must refuse instead.
+    import compiler.compiling
+    monkeypatch.setattr(compiler.compiling, "_none_oracle",
+                        lambda program, vocab, n: lambda sop: False)
+    previous = rasp.Aggregate(rasp.Select(indices, indices, lambda k, q: k == q - 1),
+                              tokens).named("previous")
+    either = (rasp.Select(previous, tokens, EQ) | rasp.Select(indices, indices, LT)).named("either")
+    with pytest.raises(rasp.CompileError, match="can be None") as caught:
+        compile_rasp_to_model(rasp.SelectorWidth(either), {"a", "b"}, 4)
+    assert caught.value.label == "either" and "'previous'" in caught.value.reason

@@ -42,9 +42,9 @@ def width_space(n):
     return VectorSpace.from_values("width", range(n + 1))
 
 
-def categorical_of(n):
-    """The expected one-hot width output (n only mirrors width_space's signature)."""
-    return lambda w: {BasisDirection("width", w): 1.0}
+def one_hot_width(w):
+    """The expected categorical width output."""
+    return {BasisDirection("width", w): 1.0}
 
 
 def numerical_of(w):
@@ -124,7 +124,7 @@ def test_every_width_index_selectors(n):
     for case in ("lt", "leq", "all", "none"):
         widths = counted_widths(n, case)
         seen.update(widths)
-        cat = index_series(n, case, width_space(n), categorical_of(n))
+        cat = index_series(n, case, width_space(n), one_hot_width)
         y = cat.forward(residual, x)
         assert y.dtype == F32
         check_categorical(y[0][:, [residual.index[d] for d in width_space(n).basis]]
@@ -143,7 +143,7 @@ def test_every_width_index_selectors(n):
 def test_width_zero_only_bos_selected(n):
     """Nothing but BOS selected: width 0 at every query, also through the head's scratch."""
     residual = index_residual(n)
-    series = index_series(n, "none", width_space(n), categorical_of(n))
+    series = index_series(n, "none", width_space(n), one_hot_width)
     y = series.forward(residual, index_x(residual, n))
     np.testing.assert_allclose(y[0, :, residual.index[SCRATCH]], 1.0, atol=1e-6)
     got = y[0][:, [residual.index[d] for d in width_space(n).basis]].astype(np.float64)
@@ -183,7 +183,7 @@ def test_width_pad_masking_and_causal(n):
         assert np.abs(unmasked[1:1 + n] - got[1:1 + n]).max() > 0.5   # garbage matters unmasked
     # causal: 'all' counts the keys at or before the query
     residual = index_residual(n)
-    series = index_series(n, "all", width_space(n), categorical_of(n))
+    series = index_series(n, "all", width_space(n), one_hot_width)
     y = series.forward(residual, index_x(residual, n), causal=True)
     got = y[0][:, [residual.index[d] for d in width_space(n).basis]].astype(np.float64)
     check_categorical(got, [i + 1 for i in range(n)], n, "causal all")
@@ -286,7 +286,7 @@ def run_split(series, x_small, small, big_extra):
 def test_every_width_256_categorical():
     small = bit_residual()
     out = width_space(N_BIG)
-    series = big_series(out, categorical_of(N_BIG))
+    series = big_series(out, one_hot_width)
     big, y = run_split(series, bit_x(small), small, out)
     for s, widths in enumerate(SEQ_WIDTHS):
         got = y[s][:, [big.index[d] for d in out.basis]].astype(np.float64)
@@ -325,7 +325,7 @@ def test_width_series_structure_and_bos():
     """Series of (head, MLP); at BOS alone nothing but the scratch is written."""
     n = 8
     residual = index_residual(n)
-    series = index_series(n, "all", width_space(n), categorical_of(n))
+    series = index_series(n, "all", width_space(n), one_hot_width)
     assert isinstance(series, Series) and len(series.blocks) == 2
     x = np.zeros((1, 1, residual.dim), dtype=F32)
     x[0, 0, residual.index[BOS]] = 1.0

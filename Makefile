@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Every install is pinned by constraints.txt: the versions the suite last passed with.
+PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
+TEST_EXTRAS := test,transformer-lens,plots,compress,notebook
 
 .PHONY: demo test test-slow bench fuzz clean
 
@@ -9,12 +12,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP_INSTALL) -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP_INSTALL) -e '.[$(TEST_EXTRAS)]'
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed

@@ -85,7 +85,7 @@ def measure(example, max_len: int, repeats: int, cold: bool) -> dict:
 
 def cold_compile(name: str, max_len: int, vocab) -> float:
     """Wall time of a fresh `raspc compile` process (interpreter and imports included)."""
-    command = [sys.executable, "-m", "examples.cli", "compile", name, "--max-seq-len",
+    command = [sys.executable, "-m", "raspc", "compile", name, "--max-seq-len",
                str(max_len), "--vocab", ",".join(map(str, vocab))]
     started = time.perf_counter()
     subprocess.run(command, cwd=ROOT, capture_output=True, check=True)

@@ -1,4 +1,4 @@
-"""The `raspc` command line, run through its real entry point (`python -m examples.cli`).
+"""The `raspc` command line, run through its real entry point (`python -m raspc`).
 
 Each subprocess pays for importing jax, so the subprocess tests are few and
 share a saved model; cheaper checks (help, vocab parsing, mismatch reporting,
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import rasp
-from examples import cli, targets
+from raspc import checking, cli, formatting, targets
 from examples.library import EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ def raspc(*args) -> subprocess.CompletedProcess:
     """Run `raspc ARGS` in a fresh interpreter; stdout and stderr as text."""
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path, "PYTHONIOENCODING": "utf-8"}
-    return subprocess.run([sys.executable, "-m", "examples.cli", *map(str, args)], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "raspc", *map(str, args)], cwd=ROOT,
                           env=env, capture_output=True, text=True, encoding="utf-8", timeout=300)
 
 
@@ -105,7 +105,7 @@ def test_run_example_and_trace_match_saved_model(saved_reverse):
     compared = {label for label in rows if label in expected}
     assert {"tokens", "indices", "length", "reverse"} <= compared
     for label in compared:  # every traced value is the evaluator's intermediate value
-        assert rows[label] == [cli.fmt(v) for v in expected[label]], label
+        assert rows[label] == [formatting.fmt(v) for v in expected[label]], label
 
     loaded = raspc("run", path, "a", "b", "c", "a", "--trace")
     assert loaded.returncode == 0, loaded.stderr
@@ -201,7 +201,7 @@ def test_verify_reports_mismatches(monkeypatch, capsys):
 
 def test_demo_table(monkeypatch, capsys):
     subset = {name: EXAMPLES[name] for name in ("length", "count")}
-    monkeypatch.setattr(cli, "EXAMPLES", subset)
+    monkeypatch.setattr(checking, "EXAMPLES", subset)
     assert cli.main(["demo", "--inputs", "20"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["example", "layers", "heads", "d_model", "params",

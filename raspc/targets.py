@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the compiler imports jax (seconds); import it only when com
 DEFAULT_VOCAB = ("a", "b", "c")  # for user program files
 DEFAULT_MAX_SEQ_LEN = 8
 MODEL_SUFFIXES = (".npz", ".json")
+TARGET_HELP = "an example name (see `raspc list`) or path/to/file.py:function"
 
 
 class CliError(Exception):

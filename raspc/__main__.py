@@ -1,0 +1,7 @@
+"""`python -m raspc`."""
+
+import sys
+
+from raspc.cli import main
+
+sys.exit(main())

@@ -1,0 +1,94 @@
+"""`raspc verify` and `raspc demo`: compiled models against the reference evaluator."""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+from examples.library import EXAMPLES
+from raspc.formatting import parameter_count, print_table
+from raspc.targets import TARGET_HELP, Target, load_target
+
+if TYPE_CHECKING:
+    from compiler import CompiledModel
+    from compiler.verify import Mismatch
+
+MAX_SHOWN_MISMATCHES = 5
+
+
+def verify(model: CompiledModel, target: Target, inputs: int, seed: int,
+           batch_size: int = 100, progress: bool = True) -> tuple[int, list[Mismatch]]:
+    """(valid inputs checked, mismatches) on `inputs` random samples of `target`."""
+    from tqdm import tqdm
+
+    from compiler.verify import find_mismatches
+
+    rng = random.Random(seed)
+    checked, mismatches = 0, []
+    with tqdm(total=inputs, desc=f"verify {target.name}", unit="input", leave=False,
+              disable=not progress) as bar:
+        for start in range(0, inputs, batch_size):
+            batch = [target.sample(rng) for _ in range(min(batch_size, inputs - start))]
+            n, found = find_mismatches(model, target.program, batch, batch_size)
+            checked += n
+            mismatches += found
+            bar.update(len(batch))
+    return checked, mismatches
+
+
+def cmd_verify(args) -> int:
+    """Compare the compiled model with the evaluator; exit 1 on any mismatch."""
+    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
+    model, seconds = target.compile()
+    print(f"{target.name}: {len(model.config.layers)} layers, d_model {model.config.d_model}, "
+          f"compiled in {seconds:.2f}s; checking {args.inputs} random inputs "
+          f"(max_seq_len {target.max_seq_len}, seed {args.seed})")
+    checked, mismatches = verify(model, target, args.inputs, args.seed)
+    if mismatches or not checked:
+        print(f"✗ {len(mismatches)} of {checked} valid inputs disagree with the evaluator"
+              + "".join(f"\n  {m}" for m in mismatches[:MAX_SHOWN_MISMATCHES]))
+        return 1
+    skipped = f" ({args.inputs - checked} invalid samples skipped)" if args.inputs > checked else ""
+    print(f"✓ all {checked} inputs agree with the evaluator{skipped}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Compile and verify every example; print one table; exit 1 if any fails."""
+    from tqdm import tqdm
+
+    rows, failures = [], []
+    bar = tqdm(list(EXAMPLES.values()), desc="demo", unit="example", leave=False)
+    for example in bar:
+        bar.set_postfix_str(example.name)
+        target = load_target(example.name)
+        try:
+            model, seconds = target.compile()
+            checked, mismatches = verify(model, target, args.inputs, args.seed, progress=False)
+        except Exception as error:  # noqa: BLE001  report it in the table, go on
+            failures.append(f"{example.name}: {type(error).__name__}: {error}")
+            rows.append((example.name, "-", "-", "-", "-", "-", "✗"))
+            continue
+        ok = checked > 0 and not mismatches
+        if not ok:
+            failures.append(f"{example.name}: {len(mismatches)} of {checked} inputs disagree"
+                            + (f", e.g. {mismatches[0]}" if mismatches else ""))
+        config = model.config
+        rows.append((example.name, len(config.layers), sum(l.num_heads for l in config.layers),
+                     config.d_model, f"{parameter_count(model):,}", f"{seconds:.2f}s",
+                     "✓" if ok else "✗"))
+    print_table(("example", "layers", "heads", "d_model", "params", "compile", "verified"), rows)
+    print(f"\n{len(rows) - len(failures)}/{len(rows)} examples verified on {args.inputs} "
+          f"random inputs each (seed {args.seed})")
+    for failure in failures:
+        print(f"✗ {failure}")
+    return 1 if failures else 0
+
+
+def register(command) -> None:
+    """Add `verify` and `demo` to the parser (`command` is raspc.cli's helper)."""
+    command("verify", cmd_verify, "compare the compiled model with the reference evaluator on "
+            "random valid inputs; exit status 1 on any mismatch", TARGET_HELP, inputs=1000)
+    command("demo", cmd_demo, "compile every example at its default size, verify each on "
+            "random inputs and print one table; exit status 1 if any fails",
+            compiles=False, inputs=200)

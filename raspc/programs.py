@@ -1,0 +1,72 @@
+"""`raspc list` and `raspc compile`: the example library, and a model's summary."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from examples.library import EXAMPLES
+from raspc.formatting import fmt, parameter_count, print_table
+from raspc.targets import TARGET_HELP, load_target
+
+if TYPE_CHECKING:
+    from compiler import CompiledModel
+
+
+def print_summary(model: CompiledModel, name: str, description: str, seconds: float) -> None:
+    """Sizes of the compiled model and which RASP operation each block implements."""
+    config = model.config
+    print(f"{name}: {description}")
+    print(f"  vocab: {', '.join(map(fmt, config.vocab))}   max_seq_len: {config.max_seq_len}"
+          f"   {'causal' if config.causal else 'non-causal'}   compiled in {seconds:.2f}s")
+    for key, value in [("layers", len(config.layers)),
+                       ("heads per layer", ", ".join(str(l.num_heads) for l in config.layers)),
+                       ("MLP widths", ", ".join(str(l.mlp_hidden) for l in config.layers)),
+                       ("d_model", config.d_model), ("parameters", f"{parameter_count(model):,}")]:
+        print(f"  {key + ':':16} {value}")
+    owner = {model.residual_labels[d]: r.label
+             for r in model.value_records.values() for d in r.dims}
+    rows = []
+    for c in model.components:
+        info = c.info
+        if c.kind == "attn":
+            block, details = f"attn head {c.head}", info.predicate or ""
+            if info.value:
+                details += f"; value: {', '.join(info.value)}"
+        else:
+            reads = dict.fromkeys(owner.get(l, l) for l in c.reads if l not in ("one", "bos"))
+            block, details = "mlp", f"reads: {', '.join(reads)}"
+        rows.append((c.layer, block, info.op, ", ".join(info.exprs), details))
+    print()
+    print_table(("layer", "block", "operation", "computes", "details"), rows, "  ")
+
+
+def cmd_list(args) -> int:
+    """Print every example with its description and default settings."""
+    rows = [(e.name, e.description, f"vocab {' '.join(map(fmt, e.vocab))}; n={e.max_seq_len}")
+            for e in EXAMPLES.values()]
+    print_table(("example", "description", "defaults"), rows)
+    return 0
+
+
+def cmd_compile(args) -> int:
+    """Compile an example or a user program, print its summary, optionally save it."""
+    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
+    model, seconds = target.compile()
+    print_summary(model, target.name, target.description, seconds)
+    if args.output:
+        npz, meta = model.save(args.output, f"{target.name}: {target.description}")
+        print(f"\nsaved {npz} and {meta}")
+    return 0
+
+
+def register(command) -> None:
+    """Add `list` and `compile` to the parser (`command` is raspc.cli's helper)."""
+    command("list", cmd_list, "list the example programs with their descriptions",
+            compiles=False)
+    command("compile", cmd_compile, "compile a program; print its layers, sizes and which "
+            "RASP operation each attention head and MLP implements", TARGET_HELP,
+            epilog="A program file's function returns a RASP SOp; if it takes a parameter, it "
+                   "is called with max_seq_len. Example: raspc compile my.py:make_program "
+                   "--vocab 1,2,3 --max-seq-len 5 -o model.npz"
+            ).add_argument("-o", "--output", metavar="model.npz",
+                           help="save the parameters here and the metadata as .json beside it")

@@ -1,0 +1,66 @@
+"""`raspc run`: a program on some tokens, with an optional trace of every value."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from raspc.formatting import fmt, print_table, sublayer_name
+from raspc.targets import MODEL_SUFFIXES, TARGET_HELP, CliError, load_model_file, load_target
+
+if TYPE_CHECKING:
+    from compiler import CompiledModel
+
+
+def cmd_run(args) -> int:
+    """Run a program (compiled on the fly or loaded) on the tokens; print its output."""
+    if args.target.endswith(MODEL_SUFFIXES):
+        if args.vocab or args.max_seq_len or args.causal:
+            raise CliError("--vocab, --max-seq-len and --causal apply when compiling, "
+                           "not to a saved model")
+        model, _ = load_model_file(args.target)
+    else:
+        model, _ = load_target(args.target, args.vocab, args.max_seq_len, args.causal).compile()
+    tokens = parse_tokens(args.tokens, model)
+    output = model.apply([model.config.bos, *tokens])
+    if args.trace:
+        print_trace(model, tokens)
+        print()
+    print(f"input:  {' '.join(map(fmt, tokens))}")
+    print(f"output: {' '.join(map(fmt, output.decoded[1:]))}")
+    return 0
+
+
+def parse_tokens(words: Sequence[str], model: CompiledModel) -> list[Any]:
+    """Command-line words → vocabulary tokens (matched by their str), checked for length."""
+    config = model.config
+    lookup = {str(t): t for t in config.vocab} | {t: t for t in config.vocab if isinstance(t, str)}
+    if len(words) > config.max_seq_len:
+        raise CliError(f"the input has {len(words)} tokens, but this model accepts at most "
+                       f"max_seq_len = {config.max_seq_len} (recompile with --max-seq-len)")
+    for position, word in enumerate(words):
+        if word not in lookup:
+            raise CliError(f"token {word!r} at position {position} is not in the vocabulary "
+                           f"{{{', '.join(map(fmt, config.vocab))}}}")
+    return [lookup[w] for w in words]
+
+
+def print_trace(model: CompiledModel, tokens: Sequence[Any]) -> None:
+    """Every recorded value, decoded from the residual stream where it is written."""
+    rows = []
+    decoded = model.decode_intermediates([model.config.bos, *tokens])
+    records = sorted(model.value_records.values(), key=lambda r: r.sublayer)  # stable
+    for record in records:
+        values = decoded[record.label]
+        mark = " (output)" if record.label == model.config.output_label else ""
+        rows.append((sublayer_name(record.sublayer), record.label + mark, *map(fmt, values)))
+    print_table(("written by", "value", *map(str, range(len(tokens)))), rows)
+
+
+def register(command) -> None:
+    """Add `run` to the parser (`command` is raspc.cli's helper)."""
+    run = command("run", cmd_run, "run a program on some tokens and print the decoded output",
+                  TARGET_HELP + ", or a saved model.npz", epilog="Example: raspc run reverse a b c")
+    run.add_argument("tokens", nargs="+", metavar="TOKEN", help="input tokens (without BOS)")
+    run.add_argument("--trace", action="store_true",
+                     help="also print every intermediate value, decoded from the residual stream")

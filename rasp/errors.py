@@ -47,3 +47,25 @@ def _label_of(expr) -> str | None:
     if expr is None or isinstance(expr, str):
         return expr
     return getattr(expr, "label", repr(expr))
+
+
+class RaspSyntaxError(RaspError):
+    """RASP source text that cannot be parsed or given a meaning.
+
+    Attributes:
+      file, line, column: where the fault is (line and column count from 1).
+      source_line: that line of the source; the message shows a caret under the column.
+      expected: what would have been accepted there, when known.
+    """
+
+    def __init__(self, message: str, file: str = "<rasp>", line: int = 1, column: int = 1,
+                 source_line: str = "", expected: str | None = None):
+        self.reason, self.file, self.line, self.column = message, file, line, column
+        self.source_line, self.expected = source_line, expected
+        text = f"{file}:{line}:{column}: {message}"
+        if expected:
+            text += f"; expected {expected}"
+        if source_line:  # tabs expanded alike in the line and under it, so the caret lines up
+            offset = len(source_line[:column - 1].expandtabs(4))
+            text += f"\n    {source_line.expandtabs(4)}\n    {' ' * offset}^"
+        super().__init__(text)

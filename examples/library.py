@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import rasp
@@ -140,6 +141,8 @@ _EXAMPLES = [
             _tokens(paper.make_dyck1), ("(", ")"), 8, brackets, rasp_layers=2),
     Example("dyck2", "per prefix over '()' and '{}': T balanced, P completable, F broken",
             _tokens(paper.make_dyck2), ("(", ")", "{", "}"), 8, brackets, rasp_layers=4),
+    Example("dyck3", "per prefix over '()', '{}' and '[]': T balanced, P completable, F broken",
+            _tokens(paper.make_dyck3), ("(", ")", "{", "}", "[", "]"), 8, brackets),
     # Interpretability classics.
     Example("previous_token", "copy of the previous token", _tokens(paper.make_previous_token),
             _ALPHA, 8),
@@ -148,6 +151,28 @@ _EXAMPLES = [
     Example("first_occurrence", "True at the first occurrence of each token",
             _tokens(paper.make_first_occurrence), _ALPHA, 8),
 ]
+
+RASP_DIR = Path(__file__).parent / "rasp"
+# The RASP paper's programs written in RASP syntax (examples/rasp/), each with the
+# Python twin whose layer count it must match: name → (file, twin).
+RASP_TWINS = {"rasp_reverse": ("reverse", "paper_reverse"), "rasp_hist": ("hist", "paper_hist"),
+              "rasp_double_hist": ("double_hist", "double_hist"),
+              "rasp_sort": ("sort", "paper_sort"), "rasp_most_freq": ("most_freq", "most_freq"),
+              "rasp_dyck1": ("dyck1", "dyck1"), "rasp_dyck2": ("dyck2", "dyck2"),
+              "rasp_dyck3": ("dyck3", "dyck3")}
+
+
+def _from_rasp_file(file: str) -> Callable[[int], rasp.SOp]:
+    def build(max_seq_len: int) -> rasp.SOp:
+        from rasp.syntax import parse_file
+        return parse_file(RASP_DIR / f"{file}.rasp")[file]
+    return build
+
+
+_TWINS = {e.name: e for e in _EXAMPLES}
+_EXAMPLES += [dataclasses.replace(_TWINS[twin], name=name, build=_from_rasp_file(file),
+                                  description=f"examples/rasp/{file}.rasp, twin of {twin}")
+              for name, (file, twin) in RASP_TWINS.items()]
 
 EXAMPLES: dict[str, Example] = {e.name: e for e in _EXAMPLES}
 

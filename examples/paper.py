@@ -74,15 +74,27 @@ def make_dyck1() -> rasp.SOp:
 
 
 def make_dyck2() -> rasp.SOp:
-    """Dyck-2 over "()" and "{}": per prefix "T", "P" or "F", as in `make_dyck1`.
+    """Dyck-2 over "()" and "{}": per prefix "T", "P" or "F", as in `make_dyck1`."""
+    return make_dyck_k(("()", "{}")).named("dyck2")
+
+
+def make_dyck3() -> rasp.SOp:
+    """Dyck-3 over "()", "{}" and "[]": per prefix "T", "P" or "F"."""
+    return make_dyck_k(("()", "{}", "[]")).named("dyck3")
+
+
+def make_dyck_k(pairs) -> rasp.SOp:
+    """Dyck-k over bracket `pairs` such as ("()", "{}"): per prefix "T", "P" or "F".
 
     A closer at position q matches the latest opener p < q whose depth after it
     equals the depth before q. It is the opener at the latest such p: we find p
     as the only opener there with no opener or closer of that depth in between,
     i.e. the one whose depth-level index is maximal, read off a SelectorWidth.
     """
-    opens = rasp.Map(lambda t: t in "({", rasp.tokens).named("is_open")
-    delta = rasp.numerical(rasp.Map(lambda t: 1 if t in "({" else -1, rasp.tokens))
+    openers = "".join(p[0] for p in pairs)
+    closer_of = {p[1]: p[0] for p in pairs}
+    opens = rasp.Map(lambda t: t in openers, rasp.tokens).named("is_open")
+    delta = rasp.numerical(rasp.Map(lambda t: 1 if t in openers else -1, rasp.tokens))
     prefix = rasp.Select(rasp.indices, rasp.indices, LEQ).named("prefix")
     mean = rasp.numerical(rasp.Aggregate(prefix, delta.named("delta"), default=0))
     depth = rasp.SequenceMap(lambda m, i: round(m * (i + 1)), mean.named("mean_delta"),
@@ -96,14 +108,11 @@ def make_dyck2() -> rasp.SOp:
     partner = (rasp.Select(level, level, EQ)
                & rasp.Select(rank, rank, lambda k, q: k == q - 1)).named("partner")
     partner_token = rasp.Aggregate(partner, rasp.tokens, default="-").named("partner_token")
-    mismatch = rasp.numerical(rasp.SequenceMap(_closes_wrongly, rasp.tokens, partner_token))
+    mismatch = rasp.numerical(rasp.SequenceMap(
+        lambda token, partner: int(token in closer_of and partner != closer_of[token]),
+        rasp.tokens, partner_token))
     ever = rasp.numerical(rasp.Aggregate(prefix, mismatch.named("mismatch"), default=0))
-    return rasp.SequenceMap(_dyck_verdict, ever.named("ever_bad"), depth).named("dyck2")
-
-
-def _closes_wrongly(token, partner) -> int:
-    pairs = {")": "(", "}": "{"}
-    return int(token in pairs and partner != pairs[token])
+    return rasp.SequenceMap(_dyck_verdict, ever.named("ever_bad"), depth).named("dyck_k")
 
 
 def _dyck_verdict(ever_bad, depth) -> str:

@@ -77,12 +77,22 @@ def cmd_demo(args) -> int:
         rows.append((example.name, len(config.layers), sum(l.num_heads for l in config.layers),
                      config.d_model, f"{parameter_count(model):,}", f"{seconds:.2f}s",
                      "✓" if ok else "✗"))
+    failures += _twin_mismatches({row[0]: row[1] for row in rows})
     print_table(("example", "layers", "heads", "d_model", "params", "compile", "verified"), rows)
     print(f"\n{len(rows) - len(failures)}/{len(rows)} examples verified on {args.inputs} "
           f"random inputs each (seed {args.seed})")
     for failure in failures:
         print(f"✗ {failure}")
     return 1 if failures else 0
+
+
+def _twin_mismatches(layers: dict) -> list[str]:
+    """A RASP-syntax example must compile to as many layers as its Python twin."""
+    from examples.library import RASP_TWINS
+
+    return [f"{name}: {layers[name]} layers, but its Python twin {twin} has {layers[twin]}"
+            for name, (_, twin) in RASP_TWINS.items()
+            if name in layers and twin in layers and layers[name] != layers[twin]]
 
 
 def register(command) -> None:

@@ -27,7 +27,8 @@ if TYPE_CHECKING:  # the compiler imports jax (seconds); import it only when com
 DEFAULT_VOCAB = ("a", "b", "c")  # for user program files
 DEFAULT_MAX_SEQ_LEN = 8
 MODEL_SUFFIXES = (".npz", ".json")
-TARGET_HELP = "an example name (see `raspc list`) or path/to/file.py:function"
+TARGET_HELP = ("an example name (see `raspc list`), path/to/file.py:function or "
+               "path/to/file.rasp:name")
 
 
 class CliError(Exception):
@@ -84,6 +85,8 @@ def load_target(spec: str, vocab: str | None = None, max_seq_len: int | None = N
     """An example name or `path/to/file.py:function`, with optional overrides."""
     if spec.endswith(MODEL_SUFFIXES):
         raise CliError(f"{spec} is a saved model; only `raspc run` takes a saved model")
+    if spec.endswith(".rasp") or ".rasp:" in spec:
+        return rasp_file_target(spec, vocab, max_seq_len or DEFAULT_MAX_SEQ_LEN, causal)
     tokens = parse_vocab(vocab) if vocab is not None else None
     if spec.endswith(".py") or ".py:" in spec:
         return _program_file_target(spec, tokens or DEFAULT_VOCAB,
@@ -129,6 +132,44 @@ def _program_file_target(spec: str, vocab, max_seq_len: int, causal: bool) -> Ta
     description = doc[0] if doc else f"{function} from {path.name}"
     return Target(spec, description, program, tuple(vocab), max_seq_len, causal,
                   lambda rng: uniform(rng, list(vocab), rng.randint(1, max_seq_len)))
+
+
+def rasp_file_target(spec: str, vocab: str | None, max_seq_len: int, causal: bool) -> Target:
+    """`file.rasp:name`: the SOp a RASP-syntax file binds to `name`, with the
+    vocabulary read as the type the program reads its tokens as (tokens_int: ints)."""
+    from rasp.syntax import parse_file
+
+    file, _, name = spec.rpartition(":") if ".rasp:" in spec else (spec, "", "")
+    if not Path(file).is_file():
+        raise CliError(f"no such RASP file: {file}")
+    definitions = parse_file(file)
+    sops = [n for n, v in definitions.items() if isinstance(v, rasp.SOp)]
+    if not name and len(sops) == 1:
+        name = sops[0]
+    if name not in sops:
+        raise CliError(f"{file} binds no s-op {name!r}; name one: {file}:NAME with NAME in "
+                       f"{', '.join(sops) or 'none'}" if name else
+                       f"name the s-op to compile: {file}:NAME with NAME in {', '.join(sops)}")
+    kind = definitions.input_type
+    tokens = tuple(_as_input_type(t, kind, vocab) for t in parse_vocab(
+        vocab if vocab is not None else _DEFAULT_RASP_VOCAB[kind]))
+    return Target(f"{Path(file).name}:{name}", f"{name} from {Path(file).name}",
+                  definitions[name], tokens, max_seq_len, causal,
+                  lambda rng: uniform(rng, list(tokens), rng.randint(1, max_seq_len)))
+
+
+_DEFAULT_RASP_VOCAB = {"str": "a,b,c", "int": "1,2,3", "float": "0.5,1,2", "bool": "False,True"}
+
+
+def _as_input_type(token, kind: str, vocab: str | None):
+    text = str(token)
+    try:
+        if kind == "bool":
+            return {"true": True, "1": True, "false": False, "0": False}[text.lower()]
+        return {"str": str, "int": int, "float": float}[kind](text)
+    except (KeyError, ValueError):
+        raise CliError(f"bad --vocab {vocab!r}: the program reads tokens_{kind}, and "
+                       f"{text!r} is not a {kind}") from None
 
 
 def _import_file(path: Path):

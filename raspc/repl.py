@@ -1,0 +1,189 @@
+"""`raspc repl`: RASP statements read line by line and shown on an example input.
+
+As in the RASP interpreter's REPL, each s-op is shown evaluated on the running
+example (`set example "abc"` or `set example [1, 2]` changes it), and each
+selector as a matrix. `compile NAME` compiles a named s-op and runs the model on
+the example. A statement ends with `;` (or a closing `}` for def and for).
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from typing import Any
+
+import rasp
+from rasp.errors import EvaluationError, RaspError
+from rasp.syntax import parse_tree
+from rasp.syntax_build import Function, Interpreter
+from raspc.formatting import fmt
+
+HELP = """commands: RASP statements ending in ';'
+  set example "hello" | set example [1, 2, 3]   the input s-ops are shown on
+  show example                                  print the running example
+  compile NAME                                  compile the s-op NAME, run it on the example
+  names                                         list the names defined so far
+  exit | quit                                   leave (so does end of input)"""
+
+
+class Session:
+    """One REPL: the interpreter state, the running example and compile settings."""
+
+    def __init__(self, example: list[Any], vocab, max_seq_len: int | None, out=sys.stdout):
+        self.interpreter = Interpreter("", "<repl>")
+        self.example = example
+        self.vocab, self.max_seq_len, self.out = vocab, max_seq_len, out
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out)
+
+    def command(self, line: str) -> bool:
+        """Handle a REPL command; False if `line` is not one (it is RASP then)."""
+        words = line.strip().rstrip(";").split(None, 2)
+        if not words:
+            return True
+        if words[0] in ("help", "?"):
+            self.say(HELP)
+        elif words[:2] == ["set", "example"] and len(words) == 3:
+            self.set_example(words[2])
+        elif words[:2] == ["show", "example"]:
+            self.say(f"example: {self.example!r}")
+        elif words[0] == "names" and len(words) == 1:
+            self.say(", ".join(dict.fromkeys(self.interpreter.assigned)) or "(none)")
+        elif words[0] == "compile" and len(words) == 2:
+            self.compile(words[1])
+        else:
+            return False
+        return True
+
+    def set_example(self, text: str) -> None:
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            self.say(f"error: give the example as \"text\" or [1, 2, 3], got {text}")
+            return
+        if not isinstance(value, (str, list)) or not value:
+            self.say("error: the example must be a non-empty string or list")
+            return
+        self.example = list(value)
+        self.say(f"example: {self.example!r}")
+
+    def statement(self, text: str) -> None:
+        """Run RASP source and show every name it binds and every expression's value."""
+        self.interpreter.lines = text.splitlines()
+        before = len(self.interpreter.assigned)
+        try:
+            shown = self.interpreter.run(parse_tree(text, "<repl>").children)
+        except RaspError as error:
+            self.say(f"error: {error}")
+            return
+        for name in dict.fromkeys(self.interpreter.assigned[before:]):
+            self.show(name, self.interpreter.top.names[name])
+        for what, value in shown:
+            self.show(what, value)
+
+    def show(self, name: str, value) -> None:
+        if isinstance(value, rasp.Selector):
+            self.say(f"selector: {name}")
+            self.say(self.matrix(value))
+        elif isinstance(value, rasp.SOp):
+            self.say(f"s-op: {name}({_shown(self.example)}) = {self.evaluate(value)}")
+        elif isinstance(value, Function):
+            self.say(f"function: {value.name}({', '.join(value.parameters)})")
+        else:
+            self.say(f"{name} = {value!r}")
+
+    def evaluate(self, value) -> str:
+        try:
+            values = rasp.evaluate(value, self.example)
+        except EvaluationError as error:
+            return f"(no value on this example: {error})"
+        return "[" + ", ".join(fmt(v) for v in values) + "]"
+
+    def matrix(self, selector) -> str:
+        try:
+            rows = rasp.evaluate(selector, self.example)
+        except EvaluationError as error:
+            return f"  (no value on this example: {error})"
+        width = max(len(str(t)) for t in self.example)
+        head = " " * (width + 5) + " ".join(str(t).rjust(width) for t in self.example)
+        lines = [head] + [f"  {str(q).rjust(width)} | " + " ".join(
+            ("1" if s else " ").rjust(width) for s in row) for q, row in zip(self.example, rows)]
+        return "\n".join(line.rstrip() for line in lines)
+
+    def compile(self, name: str) -> None:
+        from compiler import compile_rasp_to_model
+
+        value = self.interpreter.top.names.get(name)
+        if not isinstance(value, rasp.SOp):
+            self.say(f"error: {name!r} is not an s-op defined here")
+            return
+        vocab = self.vocab or sorted(set(self.example), key=repr)
+        n = self.max_seq_len or len(self.example)
+        try:
+            model = compile_rasp_to_model(value, vocab, n)
+            output = model.apply(["BOS", *self.example]).decoded[1:]
+        except RaspError as error:
+            self.say(f"error: {error}")
+            return
+        expected = self.evaluate(value)
+        shown = "[" + ", ".join(fmt(v) for v in output) + "]"
+        verdict = "agrees with" if shown == expected else "DISAGREES with"
+        self.say(f"compiled {name}: {len(model.config.layers)} layers, d_model "
+                 f"{model.config.d_model} (vocab {', '.join(map(fmt, vocab))}; max_seq_len {n})")
+        self.say(f"model({_shown(self.example)}) = {shown}  ({verdict} the evaluator)")
+
+
+def _shown(example: list) -> str:
+    if all(isinstance(t, str) and len(t) == 1 for t in example):
+        return repr("".join(example))
+    return repr(example)
+
+
+def _complete(text: str) -> bool:
+    """Whether buffered lines end a statement: `;` or `}` outside any open brace."""
+    stripped = "\n".join(line.split("#")[0] for line in text.splitlines()).strip()
+    return bool(stripped) and stripped.count("{") <= stripped.count("}") and \
+        stripped[-1] in ";}"
+
+
+def run_repl(session: Session, stream=sys.stdin) -> int:
+    """Read lines from `stream` until end of input or `exit`."""
+    interactive = stream.isatty()
+    buffer = ""
+    while True:
+        if interactive:
+            print(".. " if buffer else ">> ", end="", flush=True)
+        line = stream.readline()
+        if not line:
+            break
+        if not buffer and line.strip() in ("exit", "quit", "exit()", "quit()"):
+            break
+        if not buffer and session.command(line):
+            continue
+        buffer += line
+        if _complete(buffer):
+            session.statement(buffer)
+            buffer = ""
+    if buffer.strip():
+        session.statement(buffer)
+    return 0
+
+
+def cmd_repl(args) -> int:
+    """Start the REPL on standard input."""
+    from raspc.targets import parse_vocab
+
+    vocab = parse_vocab(args.vocab) if args.vocab else None
+    session = Session(list(args.example), vocab, args.max_seq_len)
+    session.say(f"RASP REPL; example: {session.example!r}. Type `help` for commands.")
+    return run_repl(session)
+
+
+def register(command) -> None:
+    """Add `repl` to the parser (`command` is raspc.cli's helper)."""
+    command("repl", cmd_repl, "read RASP statements and show each value on an example "
+            "input, as the RASP interpreter's REPL does; `compile NAME` compiles one",
+            epilog="Example: echo 'rev = aggregate(select(indices, length - indices - 1, "
+                   "==), tokens);' | raspc repl").add_argument(
+        "--example", default="hello", help="the running example input (default: hello)")

@@ -1,0 +1,189 @@
+"""Print a RASP program, parsed or built in Python, in RASP syntax.
+
+Takes an SOp or selector and gives source text that `rasp.parse` turns back into
+an equivalent program, one assignment per expression. Expressions parsed from
+RASP print as they were written; a Python function (a Map's, a SequenceMap's or a
+Select's predicate) prints as a table over the values it can receive, which needs
+the vocabulary and maximum length to enumerate.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rasp import expr as rx
+from rasp.errors import RaspError
+from rasp.syntax_build import BUILTINS, KEYWORDS, base_scope
+from rasp.syntax_ops import Fault, literal
+
+_OPERATORS = {rx.Comparison.EQ: "==", rx.Comparison.NEQ: "!=", rx.Comparison.LT: "<",
+              rx.Comparison.GT: ">", rx.Comparison.LEQ: "<=", rx.Comparison.GEQ: ">="}
+_PRIMITIVES = {rx.TokensType: "tokens", rx.IndicesType: "indices", rx.LengthType: "length"}
+
+
+def to_source(program: rx.RASPExpr, vocab=None, max_seq_len: int | None = None,
+              name: str | None = None) -> str:
+    """RASP source whose `parse(...)[name]` is equivalent to `program`.
+
+    Args:
+      program: an SOp or a selector.
+      vocab, max_seq_len: the inputs to tabulate Python functions over (needed
+        only when the program has some).
+      name: the name the program is bound to (default: its label, made an identifier).
+
+    Raises:
+      RaspError: for an expression with no RASP form (a ConstantSelector), or a
+        Python function when vocab and max_seq_len are not given.
+    """
+    printer = _Printer(program, vocab, max_seq_len)
+    order = _dependency_order(program)
+    names = _names(order, program, name)
+    lines = ["# printed by rasp.to_source"]
+    for node in order:
+        if isinstance(node, (*_PRIMITIVES, rx.Full)):
+            continue
+        try:
+            lines.append(f"{names[node.unique_id]} = {printer.render(node, names)};")
+        except Fault as fault:
+            raise RaspError(f"cannot print {node.label!r} in RASP syntax: {fault.message}") \
+                from None
+    if isinstance(program, (*_PRIMITIVES, rx.Full)):
+        raise RaspError(f"{program.label!r} is a primitive; there is nothing to print")
+    return "\n".join(lines) + "\n"
+
+
+def _arguments(node) -> tuple[rx.RASPExpr, ...]:
+    """What `node` is printed in terms of: its source arguments if parsed, else children."""
+    return node.annotations.get("rasp_args") or node.children
+
+
+def _dependency_order(program) -> list[rx.RASPExpr]:
+    order, seen, stack = [], set(), [(program, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+        elif node.unique_id not in seen:
+            seen.add(node.unique_id)
+            stack.append((node, True))
+            stack.extend((child, False) for child in reversed(_arguments(node))
+                         if child.unique_id not in seen)
+    return order
+
+
+def _names(order, program, name) -> dict[int, str]:
+    taken = set(KEYWORDS) | set(BUILTINS) | set(base_scope().names)
+    names = {}
+    for node in order:
+        if isinstance(node, tuple(_PRIMITIVES)):
+            names[node.unique_id] = _PRIMITIVES[type(node)]
+            continue
+        wanted = name if node is program and name else node.label
+        base = re.sub(r"\W", "_", wanted).strip("_") or "value"
+        base = base if not base[0].isdigit() else f"v_{base}"
+        candidate, k = base, 1
+        while candidate in taken:
+            k += 1
+            candidate = f"{base}_{k}"
+        taken.add(candidate)
+        names[node.unique_id] = candidate
+    return names
+
+
+class _Printer:
+    """Renders one expression at a time; value sets are inferred once, when needed."""
+
+    def __init__(self, program, vocab, max_seq_len):
+        self.program, self.vocab, self.max_seq_len = program, vocab, max_seq_len
+        self._values = None
+
+    def values_of(self, sop) -> tuple:
+        if self.vocab is None or self.max_seq_len is None:
+            raise Fault("it applies a Python function; give vocab= and max_seq_len= to "
+                        "print it as a table")
+        if self._values is None:
+            from compiler.graph import extract_graph  # the compiler infers value sets
+            from compiler.values import infer_value_sets
+
+            graph = extract_graph(self.program)
+            self._values = infer_value_sets(graph, self.vocab, self.max_seq_len)
+        found = self._values[sop.unique_id]
+        if found.too_large:
+            raise Fault(f"the values of {sop.label!r} are too many to tabulate")
+        return found.values
+
+    def render(self, node, names) -> str:
+        def ref(expr):
+            return literal(expr.fill) if isinstance(expr, rx.Full) else names[expr.unique_id]
+
+        text = self._expression(node, ref)
+        if isinstance(node, rx.SOp) and not isinstance(node, rx.Aggregate):
+            return f"numerical({text})" if rx.is_numerical(node) else text
+        return text
+
+    def _expression(self, node, ref) -> str:
+        source = node.annotations.get("rasp_source")
+        if source:
+            return source.format(*[ref(a) for a in node.annotations["rasp_args"]])
+        match node:
+            case rx.Aggregate():
+                call = f"aggregate({ref(node.selector)}, {ref(node.sop)}, {literal(node.default)})"
+                return f"{'numerical' if rx.is_numerical(node) else 'categorical'}({call})"
+            case rx.SelectorWidth():
+                return f"selector_width({ref(node.selector)})"
+            case rx.LinearSequenceMap():
+                a, b = node.fst_fac, node.snd_fac
+                return f"{literal(a)} * {ref(node.fst)} + {literal(b)} * {ref(node.snd)}"
+            case rx.SequenceMap():
+                table = {}
+                for x in self.values_of(node.fst):
+                    for y in self.values_of(node.snd):
+                        _try_put(table, (x, y), node.f, x, y)
+                pairs = ", ".join(f"{literal(k)}: {literal(v)}" for k, v in table.items())
+                return f"{{{pairs}}}[{ref(node.fst)}, {ref(node.snd)}]"
+            case rx.Map():
+                table = {}
+                for x in self.values_of(node.inner):
+                    _try_put(table, x, node.f, x)
+                return f"{literal(table)}[{ref(node.inner)}]"
+            case rx.ConstantSOp():
+                return f"{literal(list(node.value))}[indices]"
+            case rx.Select():
+                keys, queries, op = ref(node.keys), ref(node.queries), self._predicate(node)
+                if node.predicate in (rx.Comparison.TRUE, rx.Comparison.FALSE) and op[0] != "[":
+                    keys = queries = "1"  # never None: everything or nothing is selected
+                return f"select({keys}, {queries}, {op})"
+            case rx.SelectorOr():
+                return f"{ref(node.fst)} or {ref(node.snd)}"
+            case rx.SelectorAnd():
+                return f"{ref(node.fst)} and {ref(node.snd)}"
+            case rx.SelectorNot():
+                return f"not {ref(node.inner)}"
+        raise Fault(f"{type(node).__name__} has no RASP form")
+
+    def _predicate(self, node) -> str:
+        predicate = node.predicate
+        if predicate in _OPERATORS:
+            return _OPERATORS[predicate]
+        if predicate in (rx.Comparison.TRUE, rx.Comparison.FALSE) and all(
+                isinstance(s, tuple(_PRIMITIVES)) for s in (node.keys, node.queries)):
+            return "==" if predicate is rx.Comparison.TRUE else "!="  # of select(1, 1, ...)
+        pairs = getattr(predicate, "rasp_pairs", None)
+        if pairs is None:  # a Python predicate (or TRUE/FALSE): the pairs that select
+            pairs = [(k, q) for k in self.values_of(node.keys) for q in self.values_of(node.queries)
+                     if _holds(predicate, k, q)]
+        return literal([list(p) for p in pairs])
+
+
+def _try_put(table, key, f, *args):
+    try:
+        table[key] = f(*args)
+    except Exception:  # noqa: BLE001  the evaluator rejects this input; so does the table
+        pass
+
+
+def _holds(predicate, key, query) -> bool:
+    try:
+        return bool(predicate(key, query))
+    except Exception:  # noqa: BLE001  the evaluator rejects inputs where it raises
+        return False

@@ -1,11 +1,12 @@
 """RASP embedded in Python, with its reference evaluator.
 
 Programs written for DeepMind's Tracr (`from tracr.rasp import rasp`) run
-unchanged after `import rasp`.
+unchanged after `import rasp`; programs in the RASP paper's own syntax are read
+by `rasp.parse` and printed by `rasp.to_source`.
 """
 
 from rasp.errors import (CompileError, EvaluationError, InputError, ModelMismatchError,
-                         RaspError)
+                         RaspError, RaspSyntaxError)
 from rasp.evaluate import evaluate
 from rasp.expr import (
     Aggregate, Comparison, ConstantSelector, ConstantSOp, Encoding, Full, IndicesType,
@@ -14,6 +15,8 @@ from rasp.expr import (
     categorical, get_encoding, indices, is_categorical, is_numerical, length, numerical,
     tokens,
 )
+from rasp.syntax import parse, parse_file
+from rasp.to_source import to_source
 from rasp.traverse import topological_order, unique_labels
 
 EQ, LT, LEQ, GT, GEQ, NEQ, TRUE, FALSE = (
@@ -27,6 +30,6 @@ __all__ = [
     "SelectorAnd", "SelectorNot", "SelectorOr", "SelectorWidth", "SequenceMap",
     "TokensType", "annotate", "categorical", "evaluate", "get_encoding", "indices",
     "is_categorical", "is_numerical", "length", "numerical", "tokens",
-    "topological_order", "unique_labels",
+    "topological_order", "unique_labels", "RaspSyntaxError", "parse", "parse_file", "to_source",
     "EQ", "LT", "LEQ", "GT", "GEQ", "NEQ", "TRUE", "FALSE",
 ]

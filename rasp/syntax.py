@@ -12,7 +12,9 @@ from importlib import resources
 from pathlib import Path
 
 from rasp.errors import RaspSyntaxError
-from rasp.expr import RASPExpr
+from rasp.expr import IndicesType, LengthType, RASPExpr, TokensType
+
+_PRIMITIVES = (TokensType, IndicesType, LengthType)  # `tokens = tokens_int;` binds no new s-op
 
 # Readable names of the grammar's terminals, for "expected ..." in messages.
 _TERMINAL_NAMES = {"NAME": "a name", "INT": "a number", "FLOAT": "a number",
@@ -63,7 +65,7 @@ def parse(source: str, filename: str = "<rasp>") -> dict[str, RASPExpr]:
     found = Definitions()
     for name in dict.fromkeys(interpreter.assigned):
         value = interpreter.top.names[name]
-        if isinstance(value, RASPExpr):
+        if isinstance(value, RASPExpr) and not isinstance(value, _PRIMITIVES):
             found[name] = value
     found.input_type = interpreter.input_type or "str"
     return found

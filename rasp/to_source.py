@@ -13,7 +13,6 @@ import re
 
 from rasp import expr as rx
 from rasp.errors import RaspError
-from rasp.syntax_build import BUILTINS, KEYWORDS, base_scope
 from rasp.syntax_ops import Fault, literal
 
 _OPERATORS = {rx.Comparison.EQ: "==", rx.Comparison.NEQ: "!=", rx.Comparison.LT: "<",
@@ -72,6 +71,8 @@ def _dependency_order(program) -> list[rx.RASPExpr]:
 
 
 def _names(order, program, name) -> dict[int, str]:
+    from rasp.syntax_build import BUILTINS, KEYWORDS, base_scope  # imports lark
+
     taken = set(KEYWORDS) | set(BUILTINS) | set(base_scope().names)
     names = {}
     for node in order:

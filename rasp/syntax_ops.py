@@ -198,6 +198,10 @@ class Operations:
 
     def binary(self, op: str, a, b):
         """`a op b` for the arithmetic, comparison and logic operators."""
+        for value in (a, b):
+            if isinstance(value, tuple):
+                raise Fault(f"{type_name(value)} used as one value", "one value (unpack "
+                            "several with `a, b = f(...);`)")
         if op in LOGIC:
             return self._logic(op, a, b)
         if op in COMPARE:

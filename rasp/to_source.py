@@ -71,7 +71,7 @@ def _dependency_order(program) -> list[rx.RASPExpr]:
 
 
 def _names(order, program, name) -> dict[int, str]:
-    from rasp.syntax_build import BUILTINS, KEYWORDS, base_scope  # imports lark
+    from rasp.syntax_scope import BUILTINS, KEYWORDS, base_scope  # imports lark
 
     taken = set(KEYWORDS) | set(BUILTINS) | set(base_scope().names)
     names = {}

@@ -15,7 +15,8 @@ from typing import Any
 import rasp
 from rasp.errors import EvaluationError, RaspError
 from rasp.syntax import parse_tree
-from rasp.syntax_build import Function, Interpreter
+from rasp.syntax_build import Interpreter
+from rasp.syntax_scope import Function
 from raspc.formatting import fmt
 
 HELP = """commands: RASP statements ending in ';'

@@ -123,3 +123,15 @@ def test_repl_compiles_a_named_value_and_stops_at_quit(repl_output):
     assert "compiled reverse: 2 layers" in repl_output
     assert "model('abc') = [c, b, a]  (agrees with the evaluator)" in repl_output
     assert repl_output.count("s-op: reverse(") == 1  # nothing after `quit` ran
+
+
+def test_demo_verifies_a_rasp_example_beside_its_twin(monkeypatch, capsys):
+    from examples.library import EXAMPLES
+    from raspc import checking
+
+    subset = {name: EXAMPLES[name] for name in ("paper_hist", "rasp_hist")}
+    monkeypatch.setattr(checking, "EXAMPLES", subset)
+    status, out, _ = run_main(capsys, "demo", "--inputs", "20")
+    assert status == 0 and "2/2 examples verified" in out
+    assert checking._twin_mismatches({"rasp_hist": 2, "paper_hist": 1}) == [
+        "rasp_hist: 2 layers, but its Python twin paper_hist has 1"]

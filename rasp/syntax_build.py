@@ -50,6 +50,7 @@ class Interpreter(Operations):
         return shown
 
     def statement(self, node: Tree, scope: Scope) -> list[tuple[str, Any]]:
+        """Execute one statement; an expression statement gives its (text, value)."""
         kind = node.data
         if kind == "expr_statement":
             return [(_text(node.children[0], self.lines), self.expr(node.children[0], scope))]
@@ -58,7 +59,8 @@ class Interpreter(Operations):
         elif kind == "funcdef":
             name, parameters, *body, returns = node.children
             params = [str(p) for p in parameters.children] if parameters else []
-            self.bind(scope, name, Function(str(name), params, body, returns, scope))
+            self.bind(scope, name, Function(str(name), params, body, returns, scope,
+                                            self.filename, self.lines))
         elif kind == "forloop":
             self.loop(node, scope)
         elif kind == "load":
@@ -66,6 +68,7 @@ class Interpreter(Operations):
         return []
 
     def assign(self, node: Tree, scope: Scope):
+        """`a = x;` and `a, b = x, y;` (or `a, b = f(...);` of a function returning two)."""
         names, values = node.children
         targets = names.children
         results = [self.expr(v, scope) for v in values.children]
@@ -81,6 +84,7 @@ class Interpreter(Operations):
             self.bind(scope, target, value)
 
     def bind(self, scope: Scope, name: Token, value):
+        """Bind `name` in `scope`; an expression is labelled with the name, as in RASP."""
         if str(name) in KEYWORDS:
             raise self.error(name, f"{name} is a keyword", "another name")
         if isinstance(value, rx.RASPExpr) and not isinstance(
@@ -91,6 +95,7 @@ class Interpreter(Operations):
             self.assigned.append(str(name))
 
     def loop(self, node: Tree, scope: Scope):
+        """`for x in items { ... }`, unrolled: the body runs once per item, now."""
         names, iterable, *body = node.children
         items = self.expr(iterable, scope)
         if isinstance(items, dict):
@@ -98,11 +103,12 @@ class Interpreter(Operations):
         if not isinstance(items, list):
             raise self.error(iterable, f"a for loop runs over a list or dict, got "
                              f"{type_name(items)}", "a list, range(...) or a dict")
-        for item in items:  # unrolled: the body runs once per item, now
+        for item in items:
             self.unpack(names, item, scope, iterable)
             self.run(body, scope)
 
     def unpack(self, names: Tree, item, scope: Scope, where):
+        """Bind the loop names to one item (a list of as many values for several names)."""
         targets = names.children
         if len(targets) == 1:
             self.bind(scope, targets[0], item)
@@ -114,6 +120,7 @@ class Interpreter(Operations):
             self.bind(scope, target, value)
 
     def load(self, node: Tree, scope: Scope):
+        """`load "lib";`: the names lib.rasp (beside this file) binds, as in RASP."""
         from rasp.syntax import parse_tree  # the parser module imports this one
 
         name = _string(node.children[0])
@@ -127,7 +134,7 @@ class Interpreter(Operations):
         self._use_input(loaded.input_type, node)
         for key in loaded.assigned:  # names starting with _ stay private, as in RASP
             if not key.startswith("_"):
-                scope.names[key] = loaded.top.names[key]
+                self.bind(scope, key, loaded.top.names[key])
 
     # ------------------------------------------------------- expressions
 
@@ -191,6 +198,7 @@ class Interpreter(Operations):
         return key
 
     def name(self, token: Token, scope: Scope):
+        """The value a name refers to; the input tokens record the type they are read as."""
         try:
             value = scope.lookup(str(token))
         except KeyError:
@@ -213,6 +221,7 @@ class Interpreter(Operations):
         self.input_type = kind
 
     def comprehension(self, node: Tree, scope: Scope):
+        """`[e for x in items]` and `{k: v for x in items}`."""
         *body, names, iterable = node.children
         items = self.expr(iterable, scope)
         if isinstance(items, dict):
@@ -232,6 +241,7 @@ class Interpreter(Operations):
     # ------------------------------------------------------------- calls
 
     def call(self, node: Tree, scope: Scope):
+        """A built-in, a `def`, or an s-op applied to an input."""
         callee, arguments = node.children
         args = [self.expr(a, scope) for a in (arguments.children if arguments else [])]
         name = str(callee.children[0]) if callee.data == "name" else None
@@ -249,6 +259,7 @@ class Interpreter(Operations):
         raise Fault(f"{type_name(function)} cannot be called", "a function or an s-op")
 
     def call_function(self, node: Tree, function: Function, args: list):
+        """Run a `def` in a new scope inside the one it closes over."""
         if len(args) != len(function.parameters):
             raise self.error(node, f"{function.name} takes {len(function.parameters)} "
                              f"argument(s), got {len(args)}",
@@ -257,14 +268,18 @@ class Interpreter(Operations):
             raise self.error(node, f"calls nest deeper than {MAX_CALL_DEPTH} (recursion?)")
         local = Scope(dict(zip(function.parameters, args)), function.scope)
         self.depth += 1
+        caller = self.filename, self.lines
+        self.filename, self.lines = function.filename, function.lines  # faults in its body
         try:
             self.run(function.body, local)
             results = [self.expr(e, local) for e in function.returns.children[0].children]
         finally:
             self.depth -= 1
+            self.filename, self.lines = caller
         return results[0] if len(results) == 1 else tuple(results)
 
     def apply(self, program: rx.RASPExpr, args: list):
+        """RASP's `program(input)`: the program evaluated on one input."""
         from rasp.evaluate import evaluate
 
         if len(args) != 1 or not isinstance(args[0], (list, str)):

@@ -156,10 +156,10 @@ class Elementwise:
             if isinstance(arg, rx.Selector):
                 raise Fault(f"{template.format(*['_'] * len(args))}: a selector has no "
                             "elementwise value", "an s-op or an atom")
-            if isinstance(arg, (dict, tuple)):
+            if isinstance(arg, (dict, tuple)) and unique_sops(args):
                 raise Fault(f"an elementwise operation cannot take {type_name(arg)}",
                             "an s-op or an atom")
-        unique = _unique(a for a in args if isinstance(a, rx.SOp))
+        unique = unique_sops(args)
         if not unique:
             try:
                 return f(*args)
@@ -205,6 +205,8 @@ class Elementwise:
                             "several with `a, b = f(...);`)")
         if op in LOGIC:
             return self._logic(op, a, b)
+        if not any(isinstance(v, rx.RASPExpr) for v in (a, b)):  # atoms, lists: as Python
+            return self.elementwise({**COMPARE, **ARITHMETIC}[op], (a, b), None, "")
         if op in COMPARE:
             result = self._comparison_type(op, a, b)
             return self.elementwise(COMPARE[op], (a, b), result, "{0} %s {1}" % op)
@@ -289,6 +291,7 @@ class Elementwise:
             raise Fault(f"indicator takes an s-op, got {type_name(value)}", "an s-op")
         return self.elementwise(lambda a: 1 if a else 0, (value,), "int", "indicator({0})")
 
+
 def _elementwise_inputs(sop) -> tuple[rx.SOp, ...] | None:
     """The inputs of a categorical Map or SequenceMap (None for anything else)."""
     if isinstance(sop, (rx.Map, rx.SequenceMap)) and rx.is_categorical(sop):
@@ -311,6 +314,11 @@ def _common_sources(sops) -> list[rx.SOp]:
                     current, shrinking = candidate, True
                     break
     return current
+
+
+def unique_sops(values) -> list[rx.SOp]:
+    """The s-ops among `values`, each once, in order."""
+    return _unique(v for v in values if isinstance(v, rx.SOp))
 
 
 def _unique(sops) -> list[rx.SOp]:

@@ -38,6 +38,7 @@ class Scope:
     parent: Scope | None = None
 
     def lookup(self, name: str):
+        """The value bound to `name` here or in an enclosing scope (KeyError if none)."""
         scope = self
         while scope is not None:
             if name in scope.names:
@@ -46,6 +47,7 @@ class Scope:
         raise KeyError(name)
 
     def visible(self) -> list[str]:
+        """Every name visible from this scope (for did-you-mean hints)."""
         scope, found = self, []
         while scope is not None:
             found += list(scope.names)
@@ -55,13 +57,16 @@ class Scope:
 
 @dataclasses.dataclass
 class Function:
-    """A RASP `def`: its parameters, body and the scope it closes over."""
+    """A RASP `def`: its parameters, body and the scope it closes over, and the
+    source it was written in (for the location of faults in its body)."""
 
     name: str
     parameters: list[str]
     body: list[Tree]
     returns: Tree
     scope: Scope
+    filename: str = "<rasp>"
+    lines: list[str] = dataclasses.field(default_factory=list, repr=False)
 
 
 def base_scope() -> Scope:

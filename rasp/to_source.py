@@ -99,6 +99,7 @@ class _Printer:
         self._values = None
 
     def values_of(self, sop) -> tuple:
+        """The values `sop` can take (the compiler's exact value sets)."""
         if self.vocab is None or self.max_seq_len is None:
             raise Fault("it applies a Python function; give vocab= and max_seq_len= to "
                         "print it as a table")
@@ -114,6 +115,7 @@ class _Printer:
         return found.values
 
     def render(self, node, names) -> str:
+        """The right-hand side printing `node`; `names` gives each expression's name."""
         def ref(expr):
             return literal(expr.fill) if isinstance(expr, rx.Full) else names[expr.unique_id]
 

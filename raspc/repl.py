@@ -36,6 +36,7 @@ class Session:
         self.vocab, self.max_seq_len, self.out = vocab, max_seq_len, out
 
     def say(self, text: str) -> None:
+        """Print one line of output."""
         print(text, file=self.out)
 
     def command(self, line: str) -> bool:
@@ -58,6 +59,7 @@ class Session:
         return True
 
     def set_example(self, text: str) -> None:
+        """`set example "abc"` or `set example [1, 2]`."""
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
@@ -84,6 +86,7 @@ class Session:
             self.show(what, value)
 
     def show(self, name: str, value) -> None:
+        """Print a bound value: an s-op on the example, a selector as a matrix."""
         if isinstance(value, rasp.Selector):
             self.say(f"selector: {name}")
             self.say(self.matrix(value))
@@ -95,6 +98,7 @@ class Session:
             self.say(f"{name} = {value!r}")
 
     def evaluate(self, value) -> str:
+        """The s-op's values on the running example, as shown."""
         try:
             values = rasp.evaluate(value, self.example)
         except EvaluationError as error:
@@ -102,6 +106,7 @@ class Session:
         return "[" + ", ".join(fmt(v) for v in values) + "]"
 
     def matrix(self, selector) -> str:
+        """The selector on the running example: queries down, keys across."""
         try:
             rows = rasp.evaluate(selector, self.example)
         except EvaluationError as error:
@@ -113,6 +118,7 @@ class Session:
         return "\n".join(line.rstrip() for line in lines)
 
     def compile(self, name: str) -> None:
+        """`compile NAME`: compile the s-op and run the model on the example."""
         from compiler import compile_rasp_to_model
 
         value = self.interpreter.top.names.get(name)

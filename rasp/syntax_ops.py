@@ -191,10 +191,11 @@ class Elementwise:
             expr = rx.SequenceMap(lambda acc, x: f(*acc, x), packed, sops[-1])
         return self.typed(expr, result_type, source, sops)
 
-    @staticmethod
-    def typed(expr, rasp_type, source=None, args=()):
-        """`expr` annotated with its RASP type and source form."""
+    def typed(self, expr, rasp_type, source=None, args=()):
+        """`expr` annotated with its RASP type, source form and the program's input type."""
         extra = {"rasp_source": source, "rasp_args": tuple(args)} if source else {}
+        if self.input_type:
+            extra["rasp_input"] = self.input_type
         return expr.annotated(rasp_type=rasp_type, **extra)
 
     def binary(self, op: str, a, b):

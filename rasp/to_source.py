@@ -37,7 +37,7 @@ def to_source(program: rx.RASPExpr, vocab=None, max_seq_len: int | None = None,
     printer = _Printer(program, vocab, max_seq_len)
     order = _dependency_order(program)
     names = _names(order, program, name)
-    lines = ["# printed by rasp.to_source"]
+    lines = ["# printed by rasp.to_source", *_input_type_line(order, vocab)]
     for node in order:
         if isinstance(node, (*_PRIMITIVES, rx.Full)):
             continue
@@ -71,16 +71,19 @@ def _dependency_order(program) -> list[rx.RASPExpr]:
 
 
 def _names(order, program, name) -> dict[int, str]:
+    """A distinct identifier per expression; the program's comes first, so it is exact."""
     from rasp.syntax_scope import BUILTINS, KEYWORDS, base_scope  # imports lark
 
     taken = set(KEYWORDS) | set(BUILTINS) | set(base_scope().names)
     names = {}
-    for node in order:
+    for node in [program] + order:
+        if node.unique_id in names:
+            continue
         if isinstance(node, tuple(_PRIMITIVES)):
             names[node.unique_id] = _PRIMITIVES[type(node)]
             continue
-        wanted = name if node is program and name else node.label
-        base = re.sub(r"\W", "_", wanted).strip("_") or "value"
+        base = re.sub(r"\W", "_", name if node is program and name else node.label)
+        base = base.strip("_") or "value"
         base = base if not base[0].isdigit() else f"v_{base}"
         candidate, k = base, 1
         while candidate in taken:
@@ -89,6 +92,25 @@ def _names(order, program, name) -> dict[int, str]:
         taken.add(candidate)
         names[node.unique_id] = candidate
     return names
+
+
+def _input_type_line(order, vocab) -> list[str]:
+    """`tokens = tokens_int;` (or float, bool) for a program parsed with that input
+    type, or else one whose vocabulary is not strings."""
+    parsed = {n.annotations.get("rasp_input") for n in order} - {None}
+    if parsed:
+        return [f"tokens = tokens_{parsed.pop()};"] if parsed != {"str"} else []
+    if not vocab or all(isinstance(t, str) for t in vocab):
+        return []
+    if all(isinstance(t, bool) for t in vocab):
+        kind = "bool"
+    elif all(isinstance(t, int) and not isinstance(t, bool) for t in vocab):
+        kind = "int"
+    elif all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in vocab):
+        kind = "float"
+    else:
+        return []
+    return [f"tokens = tokens_{kind};"]
 
 
 class _Printer:

@@ -85,3 +85,35 @@ def test_to_source_round_trip(name):
     layers = [len(compile_rasp_to_model(p, example.vocab, n, example.causal).config.layers)
               for p in (program, again)]
     assert layers[0] == layers[1]
+
+
+def test_to_source_round_trip_of_parsed_programs():
+    """Programs parsed from RASP print as written and parse back to the same values."""
+    from tests.test_rasp_syntax_semantics import CASES, _inputs
+
+    for name, source, vocab, _, *prelude in CASES:
+        program = rasp.parse("".join(prelude) + source)["y"]
+        again = rasp.parse(rasp.to_source(program, vocab, 5, name="y"))["y"]
+        for xs in _inputs(vocab)[:40]:
+            assert _value_or_error(program, xs) == _value_or_error(again, xs), (name, xs)
+
+
+def _value_or_error(program, xs):
+    try:
+        return rasp.evaluate(program, xs)
+    except rasp.EvaluationError:
+        return "outside the domain"
+
+
+def test_to_source_prints_parsed_text_back():
+    program = rasp.parse("tokens = tokens_int; y = round(tokens / 2) if tokens > 1 "
+                         "else -tokens;")["y"]
+    source = rasp.to_source(program)  # no Python function inside: no vocab needed
+    assert "tokens = tokens_int;" in source and "round(" in source and "-tokens" in source
+    again = rasp.parse(source)["y"]
+    assert rasp.evaluate(again, [1, 2, 3, 4]) == rasp.evaluate(program, [1, 2, 3, 4]) == \
+        [-1, 1, 2, 2]
+    with pytest.raises(rasp.RaspError, match="give vocab= and max_seq_len="):
+        rasp.to_source(rasp.Map(lambda x: x, rasp.tokens))
+    with pytest.raises(rasp.RaspError, match="ConstantSelector has no RASP form"):
+        rasp.to_source(rasp.SelectorWidth(rasp.ConstantSelector([[True]])))

@@ -8,7 +8,7 @@ forward function, built once per model.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import haiku as hk
@@ -65,6 +65,55 @@ class OutputEncoder:
 
 
 @dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+    """The model's shape under the names of Tracr's `TransformerConfig`.
+
+    Tracr pads every layer to the same number of heads, key size and MLP width;
+    here layers differ (`config.layers`), and these are the maxima over layers
+    (0 when no layer has heads, or none has MLP units). No dropout, no layer
+    norm, ReLU MLPs.
+    """
+
+    num_heads: int
+    num_layers: int
+    key_size: int
+    mlp_hidden_size: int
+    dropout_rate: float = 0.0
+    activation_function: Callable[[Any], Any] = jax.nn.relu
+    layer_norm: bool = False
+    causal: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerOutput:
+    """One forward pass in the shapes of Tracr's `TransformerOutput` (batch of 1).
+
+    layer_outputs, residuals: per sublayer (attention, MLP, attention, ...), each
+    [1, seq, d_model]; residuals[i] is the residual after sublayer i.
+    attn_logits: per layer, [1, heads, seq, seq] (heads = 0 for a layer without).
+    output: the final residual; input_embeddings: token + position embeddings.
+    Tracr's `AssembledTransformerModel.apply` names the final residual itself
+    `transformer_output`, so this object also acts as that array.
+    """
+
+    layer_outputs: list[np.ndarray]
+    residuals: list[np.ndarray]
+    attn_logits: list[np.ndarray]
+    output: np.ndarray
+    input_embeddings: np.ndarray
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.output, dtype=dtype)
+
+    def __getitem__(self, index):
+        return self.output[index]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.output.shape
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelOutput:
     """One sequence's forward pass.
 
@@ -72,12 +121,16 @@ class ModelOutput:
     residuals: the residual (seq, d_model) after the embedding and every sublayer.
     layer_outputs: what each sublayer added (attention, MLP, attention, ...).
     attn_logits: per layer, (heads, seq, seq) logits, or None if it has no heads.
+    input_embeddings, transformer_output: Tracr's names and shapes (batch
+    dimension first, see TransformerOutput).
     """
 
     decoded: list[Any]
     residuals: list[np.ndarray]
     layer_outputs: list[np.ndarray]
     attn_logits: list[np.ndarray | None]
+    input_embeddings: np.ndarray | None = None
+    transformer_output: TransformerOutput | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,10 +198,16 @@ class CompiledModel:
         ids = self._encode(tokens)
         out = self._run([ids])
         n = len(ids)  # drop the padding the jitted function runs with
-        logits = [None if x is None else x[0, :, :n, :n] for x in out["attn_logits"]]
-        result = ModelOutput(self._decode(out["output"][0], n),
-                             [r[0, :n] for r in out["residuals"]],
-                             [r[0, :n] for r in out["layer_outputs"]], logits)
+        residuals = [r[:, :n] for r in out["residuals"]]
+        layer_outputs = [r[:, :n] for r in out["layer_outputs"]]
+        logits = [x if x is None else x[:, :, :n, :n] for x in out["attn_logits"]]
+        tracr = TransformerOutput(
+            layer_outputs, residuals[1:],
+            [np.zeros((1, 0, n, n), np.float32) if x is None else x for x in logits],
+            residuals[-1], residuals[0])
+        result = ModelOutput(self._decode(out["output"][0], n), [r[0] for r in residuals],
+                             [r[0] for r in layer_outputs],
+                             [x if x is None else x[0] for x in logits], residuals[0], tracr)
         if check:
             self._check(list(tokens[1:]), result.decoded[1:])
         return result
@@ -203,6 +262,16 @@ class CompiledModel:
                 raise InputError(f"token {token!r} at position {position} is not in the "
                                  f"vocabulary {sorted(map(repr, self.config.vocab))}")
         return [ids[t] for t in tokens]
+
+    @property
+    def model_config(self) -> TransformerConfig:
+        """The model's shape under Tracr's `TransformerConfig` names."""
+        layers = self.config.layers
+        return TransformerConfig(
+            num_heads=max((l.num_heads for l in layers), default=0), num_layers=len(layers),
+            key_size=max((l.key_size for l in layers if l.num_heads), default=0),
+            mlp_hidden_size=max((l.mlp_hidden for l in layers), default=0),
+            causal=self.config.causal)
 
     # ------------------------------------------------------------------ files
     def save(self, path, description: str | None = None):

@@ -176,13 +176,19 @@ class CompiledModel:
 
     def __init__(self, params: Params, config: ModelConfig, residual_labels: Sequence[str],
                  components: Sequence[Component] = (), value_records: Sequence[ValueRecord] = (),
-                 program=None):
+                 program=None, saved_alignment=None):
         self.params = params
         self.config = config
         self.residual_labels = list(residual_labels)
         self.components = list(components)
         self.value_records = {r.label: r for r in value_records}
         self.program = program
+        # A loaded model has no program to find its fused/query/key sites in,
+        # so the ground-truth alignment is saved and given back here.
+        self.saved_alignment = saved_alignment
+        # Where the program came from, e.g. {"kind": "example", "name": "reverse",
+        # "args": [8]}; set by raspc, saved, and used to re-import the program.
+        self.source: dict[str, Any] | None = None
         self.input_encoder = InputEncoder(config.vocab, config.bos, config.pad)
         self.output_encoder = OutputEncoder(config.output_values, config.output_numerical)
         self.forward = hk.without_apply_rng(hk.transform(make_forward(config)))

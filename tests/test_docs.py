@@ -26,8 +26,10 @@ import ast
 import contextlib
 import io
 import re
+import sys
 import textwrap
 import tokenize
+import types
 from pathlib import Path
 
 import pytest
@@ -98,24 +100,32 @@ def run_statement(statement: ast.stmt, code: str, notes: dict, namespace: dict,
             "\n".join(expected)
 
 
+def run_blocks(blocks: list[tuple[int, str]], name: str) -> None:
+    """Run (first line, code) blocks in order in one fresh module named after `name`."""
+    module = types.ModuleType("docs_" + re.sub(r"\W", "_", name.lower()))
+    sys.modules[module.__name__] = module  # a real module, so dataclasses and pickle work
+    try:
+        for first_line, code in blocks:
+            notes = comments(code)
+            for statement in ast.parse(code, f"{name}, block at line {first_line}").body:
+                where = f"{name}:{first_line + statement.lineno - 1}"
+                run_statement(statement, code, notes, module.__dict__, where)
+    finally:
+        del sys.modules[module.__name__]
+
+
 @pytest.mark.parametrize("path", DOC_FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_python_blocks_run_and_show_their_output(path):
-    text = path.read_text(encoding="utf-8")
-    namespace: dict = {"__name__": f"docs_{path.stem}"}
-    for first_line, code in python_blocks(text):
-        notes = comments(code)
-        for statement in ast.parse(code, f"{path.name}, block at line {first_line}").body:
-            where = f"{path.name}:{first_line + statement.lineno - 1}"
-            run_statement(statement, code, notes, namespace, where)
+    run_blocks(python_blocks(path.read_text(encoding="utf-8")), path.name)
 
 
 def test_the_rules_catch_wrong_values_and_output():
     """The checker itself: a wrong value or a wrong printed line fails."""
     def check(code: str) -> None:
-        namespace: dict = {}
-        for statement in ast.parse(code).body:
-            run_statement(statement, code, comments(code), namespace, "example")
+        run_blocks([(1, code)], "example")
 
+    check("import dataclasses\n@dataclasses.dataclass\nclass P:\n    x: int = 1\n"
+          "P()  # P(x=1)\n")
     check("x = [1, 2]\nx  # [1, 2]\nlen(x)  # 2: its length\nx\n# [1,\n#  2]\n"
           "for v in x:\n    print(v, '')\n# 1\n# 2\nprint('hi')  # hi\ny = 3\n# prose\n")
     for wrong in ("x = 1\nx  # 2\n", "x = 1\nx  # 2: no\n", "x = 1\nx\n# 2\n",

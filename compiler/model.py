@@ -1,8 +1,8 @@
 """CompiledModel: the haiku parameters plus everything needed to use them.
 
 `apply` runs one sequence and returns decoded outputs with residuals and
-attention logits; `apply_batch` pads a batch with PAD and runs one jitted
-forward function, built once per model.
+attention logits; `apply_batch` runs many (token lists or an id array) through
+compiler.batch: chunked, jitted once per batch-size bucket, decoded on the device.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from compiler.assemble import ModelConfig, Params
+from compiler.batch import make_decoder_outputs, run_batch
 from compiler.forward import make_forward
 from craft.blocks import BlockInfo
 from rasp.errors import InputError, ModelMismatchError
@@ -40,8 +41,23 @@ class InputEncoder:
                 self.pad: len(self.vocab) + 1}
 
     def encode(self, tokens: Sequence[Any]) -> list[int]:
+        """One token list (BOS first) → its ids."""
         ids = self.encoding_map
         return [ids[t] for t in tokens]
+
+    def encode_batch(self, batch: Sequence[Sequence[Any]], width: int | None = None) -> np.ndarray:
+        """Token lists → an int32 id array (batch, width), padded with the PAD id; `width`
+        defaults to the longest list. `CompiledModel.apply_batch` takes this array."""
+        ids = self.encoding_map
+        width = max(map(len, batch), default=1) if width is None else width
+        out = np.full((len(batch), width), ids[self.pad], np.int32)
+        for row, tokens in enumerate(batch):
+            try:
+                out[row, :len(tokens)] = [ids[t] for t in tokens]
+            except (KeyError, TypeError, ValueError):
+                raise InputError(f"row {row} has a token outside the vocabulary or is longer "
+                                 f"than {width}: {list(tokens)[:8]!r}") from None
+        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,6 +209,8 @@ class CompiledModel:
         self.output_encoder = OutputEncoder(config.output_values, config.output_numerical)
         self.forward = hk.without_apply_rng(hk.transform(make_forward(config)))
         self._jitted = jax.jit(self.forward.apply)
+        self._jitted_outputs = make_decoder_outputs(self.forward.apply, config.output_numerical,
+                                                    DECODE_THRESHOLD)
 
     # ------------------------------------------------------------------ running
     def apply(self, tokens: Sequence[Any], check: bool = False) -> ModelOutput:
@@ -228,13 +246,15 @@ class CompiledModel:
             raise ModelMismatchError(f"model and evaluator disagree on {xs!r}: "
                                      f"evaluator {expected!r}, model {decoded!r}")
 
-    def apply_batch(self, batch: Sequence[Sequence[Any]]) -> list[list[Any]]:
-        """Decoded outputs of many sequences (each starting with BOS) in one forward pass."""
-        encoded = [self._encode(tokens) for tokens in batch]
-        if not encoded:
-            return []
-        out = self._run(encoded)
-        return [self._decode(row, len(ids)) for row, ids in zip(out["output"], encoded)]
+    def apply_batch(self, batch, return_residuals: bool = False):
+        """Decoded outputs of many sequences, each a list starting with BOS.
+
+        `batch` is a list of token lists, or an int array of ids (batch, length ≤
+        max_seq_len + 1) as `input_encoder.encode_batch` gives: BOS id first, PAD ids
+        only at the end. Large batches run in chunks of bounded memory. With
+        `return_residuals=True`, returns a `BatchOutput` with the residuals as well.
+        """
+        return run_batch(self, batch, return_residuals)
 
     def _run(self, encoded: list[list[int]]):
         width = self.config.max_seq_len + 1  # one shape per batch size: jit traces once

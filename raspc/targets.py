@@ -1,7 +1,9 @@
 """What raspc compiles: an example name or path/to/file.py:function, or a saved model.
 
 Parsing a target reports every user mistake (unknown example, bad vocabulary,
-missing function, exception in user code) as a one-line CliError.
+missing function, exception in user code) as a one-line CliError. A saved
+model is a target when the source of its program, recorded at save time, can
+be re-imported.
 """
 
 from __future__ import annotations
@@ -50,13 +52,18 @@ class Target:
     max_seq_len: int
     causal: bool
     sample: Callable[[random.Random], list[Any]]
+    source: dict[str, Any] | None = None  # how to rebuild the program; saved with the model
+    loaded: tuple[CompiledModel, float] | None = None  # a saved model, seconds to load it
 
     def compile(self) -> tuple[CompiledModel, float]:
-        """The compiled model and the seconds compiling took."""
+        """The compiled (or loaded) model and the seconds that took."""
         from compiler import compile_rasp_to_model
 
+        if self.loaded is not None:
+            return self.loaded
         start = time.perf_counter()
         model = compile_rasp_to_model(self.program, self.vocab, self.max_seq_len, self.causal)
+        model.source = self.source
         return model, time.perf_counter() - start
 
 
@@ -84,7 +91,7 @@ def load_target(spec: str, vocab: str | None = None, max_seq_len: int | None = N
                 causal: bool = False) -> Target:
     """An example name or `path/to/file.py:function`, with optional overrides."""
     if spec.endswith(MODEL_SUFFIXES):
-        raise CliError(f"{spec} is a saved model; only `raspc run` takes a saved model")
+        return saved_model_target(spec, vocab, max_seq_len, causal)
     if spec.endswith(".rasp") or ".rasp:" in spec:
         return rasp_file_target(spec, vocab, max_seq_len or DEFAULT_MAX_SEQ_LEN, causal)
     tokens = parse_vocab(vocab) if vocab is not None else None
@@ -100,7 +107,8 @@ def load_target(spec: str, vocab: str | None = None, max_seq_len: int | None = N
     tokens = tokens or example.vocab
     n = max_seq_len or example.max_seq_len
     return Target(spec, example.description, example.build(n), tokens, n,
-                  causal or example.causal, lambda rng: example.sample(rng, n, tokens))
+                  causal or example.causal, lambda rng: example.sample(rng, n, tokens),
+                  {"kind": "example", "name": spec, "args": [n]})
 
 
 def _program_file_target(spec: str, vocab, max_seq_len: int, causal: bool) -> Target:
@@ -116,13 +124,14 @@ def _program_file_target(spec: str, vocab, max_seq_len: int, causal: bool) -> Ta
         raise CliError(f"{file} defines no {function!r}; functions: {', '.join(found) or 'none'}")
     obj = getattr(module, function)
     program = obj
+    args = None
     if not isinstance(obj, rasp.RASPExpr) and callable(obj):
         try:
-            takes_length = bool(inspect.signature(obj).parameters)
+            args = [max_seq_len] if inspect.signature(obj).parameters else []
         except (TypeError, ValueError):
-            takes_length = False
+            args = []
         try:
-            program = obj(max_seq_len) if takes_length else obj()
+            program = obj(*args)
         except Exception as error:  # noqa: BLE001  user code: report, don't crash
             raise CliError(f"{spec} raised {_describe(error, path)}", 1) from None
     if not isinstance(program, rasp.SOp):
@@ -130,8 +139,10 @@ def _program_file_target(spec: str, vocab, max_seq_len: int, causal: bool) -> Ta
                        f"got {type(program).__name__}")
     doc = (inspect.getdoc(obj) or "").strip().splitlines() if callable(obj) else []
     description = doc[0] if doc else f"{function} from {path.name}"
+    source = {"kind": "file", "file": str(path.resolve()), "function": function,
+              "args": args}
     return Target(spec, description, program, tuple(vocab), max_seq_len, causal,
-                  lambda rng: uniform(rng, list(vocab), rng.randint(1, max_seq_len)))
+                  lambda rng: uniform(rng, list(vocab), rng.randint(1, max_seq_len)), source)
 
 
 def rasp_file_target(spec: str, vocab: str | None, max_seq_len: int, causal: bool) -> Target:
@@ -153,9 +164,10 @@ def rasp_file_target(spec: str, vocab: str | None, max_seq_len: int, causal: boo
     kind = definitions.input_type
     tokens = tuple(_as_input_type(t, kind, vocab) for t in parse_vocab(
         vocab if vocab is not None else _DEFAULT_RASP_VOCAB[kind]))
+    source = {"kind": "rasp", "file": str(Path(file).resolve()), "name": name}
     return Target(f"{Path(file).name}:{name}", f"{name} from {Path(file).name}",
                   definitions[name], tokens, max_seq_len, causal,
-                  lambda rng: uniform(rng, list(tokens), rng.randint(1, max_seq_len)))
+                  lambda rng: uniform(rng, list(tokens), rng.randint(1, max_seq_len)), source)
 
 
 _DEFAULT_RASP_VOCAB = {"str": "a,b,c", "int": "1,2,3", "float": "0.5,1,2", "bool": "False,True"}
@@ -208,3 +220,49 @@ def load_model_file(spec: str) -> tuple[CompiledModel, str]:
         return CompiledModel.load(spec), description
     except ModelFileError as error:
         raise CliError(str(error)) from None
+
+
+def saved_model_target(spec: str, vocab: str | None = None, max_seq_len: int | None = None,
+                       causal: bool = False) -> Target:
+    """A saved model, with its program re-imported from the source recorded at save time."""
+    from compiler.serialize import describe_program, program_structure, read_metadata
+
+    if vocab is not None or max_seq_len or causal:
+        raise CliError("--vocab, --max-seq-len and --causal apply when compiling, "
+                       "not to a saved model")
+    start = time.perf_counter()
+    model, description = load_model_file(spec)
+    seconds = time.perf_counter() - start
+    source, config = model.source, model.config
+    if not isinstance(source, dict) or source.get("kind") not in ("example", "file", "rasp"):
+        raise CliError(f"{spec} does not record where its program came from (only models "
+                       "saved by `raspc compile -o` do), so its program cannot be "
+                       "re-imported; give the program instead of the model")
+    example = source["kind"] == "example"
+    where = source.get("name") if example else \
+        f"{source.get('file')}:{source.get('function') or source.get('name')}"
+    if source["kind"] == "rasp":
+        target = rasp_file_target(where, ",".join(map(str, config.vocab)), config.max_seq_len,
+                                  config.causal)
+    elif example:
+        if where not in EXAMPLES:
+            raise CliError(f"{spec} was compiled from the example {where!r}, "
+                           "which no longer exists; recompile the model")
+        target = load_target(where, max_seq_len=config.max_seq_len)
+        target.sample = lambda rng: EXAMPLES[where].sample(rng, config.max_seq_len,
+                                                           config.vocab)
+    else:
+        try:
+            target = _program_file_target(where, config.vocab, config.max_seq_len,
+                                          config.causal)
+        except CliError as error:
+            raise CliError(f"{spec} was compiled from {where}, which cannot be re-imported: "
+                           f"{error}", error.status) from None
+    expressions = read_metadata(spec)["program"].get("expressions")
+    if expressions and program_structure(describe_program(target.program)) != \
+            program_structure(expressions):
+        raise CliError(f"the program {where} no longer matches the one {spec} was compiled "
+                       "from; recompile the model")
+    return dataclasses.replace(target, name=spec, description=description,
+                               vocab=config.vocab, causal=config.causal, source=source,
+                               loaded=(model, seconds))

@@ -135,3 +135,12 @@ def test_demo_verifies_a_rasp_example_beside_its_twin(monkeypatch, capsys):
     assert status == 0 and "2/2 examples verified" in out
     assert checking._twin_mismatches({"rasp_hist": 2, "paper_hist": 1}) == [
         "rasp_hist: 2 layers, but its Python twin paper_hist has 1"]
+
+
+def test_a_model_saved_from_a_rasp_file_reloads_with_its_program(tmp_path, capsys):
+    saved = tmp_path / "sort.npz"
+    status, _, _ = run_main(capsys, "compile", f"{SORT}:sort", "--vocab", "1,2,3",
+                            "--max-seq-len", "4", "-o", saved)
+    assert status == 0
+    status, out, _ = run_main(capsys, "verify", saved, "--inputs", "20")
+    assert status == 0 and "all 20 inputs agree" in out

@@ -30,10 +30,11 @@ HELP = """commands: RASP statements ending in ';'
 class Session:
     """One REPL: the interpreter state, the running example and compile settings."""
 
-    def __init__(self, example: list[Any], vocab, max_seq_len: int | None, out=sys.stdout):
+    def __init__(self, example: list[Any], vocab, max_seq_len: int | None,
+                 causal: bool = False, out=sys.stdout):
         self.interpreter = Interpreter("", "<repl>")
         self.example = example
-        self.vocab, self.max_seq_len, self.out = vocab, max_seq_len, out
+        self.vocab, self.max_seq_len, self.causal, self.out = vocab, max_seq_len, causal, out
 
     def say(self, text: str) -> None:
         """Print one line of output."""
@@ -100,7 +101,7 @@ class Session:
     def evaluate(self, value) -> str:
         """The s-op's values on the running example, as shown."""
         try:
-            values = rasp.evaluate(value, self.example)
+            values = rasp.evaluate(value, self.example, causal=self.causal)
         except EvaluationError as error:
             return f"(no value on this example: {error})"
         return "[" + ", ".join(fmt(v) for v in values) + "]"
@@ -108,7 +109,7 @@ class Session:
     def matrix(self, selector) -> str:
         """The selector on the running example: queries down, keys across."""
         try:
-            rows = rasp.evaluate(selector, self.example)
+            rows = rasp.evaluate(selector, self.example, causal=self.causal)
         except EvaluationError as error:
             return f"  (no value on this example: {error})"
         width = max(len(str(t)) for t in self.example)
@@ -128,7 +129,7 @@ class Session:
         vocab = self.vocab or sorted(set(self.example), key=repr)
         n = self.max_seq_len or len(self.example)
         try:
-            model = compile_rasp_to_model(value, vocab, n)
+            model = compile_rasp_to_model(value, vocab, n, self.causal)
             output = model.apply(["BOS", *self.example]).decoded[1:]
         except RaspError as error:
             self.say(f"error: {error}")
@@ -182,7 +183,7 @@ def cmd_repl(args) -> int:
     from raspc.targets import parse_vocab
 
     vocab = parse_vocab(args.vocab) if args.vocab else None
-    session = Session(list(args.example), vocab, args.max_seq_len)
+    session = Session(list(args.example), vocab, args.max_seq_len, args.causal)
     session.say(f"RASP REPL; example: {session.example!r}. Type `help` for commands.")
     return run_repl(session)
 

@@ -180,10 +180,16 @@ def run_repl(session: Session, stream=sys.stdin) -> int:
 
 def cmd_repl(args) -> int:
     """Start the REPL on standard input."""
-    from raspc.targets import parse_vocab
+    from raspc.targets import CliError, parse_vocab
 
     vocab = parse_vocab(args.vocab) if args.vocab else None
-    session = Session(list(args.example), vocab, args.max_seq_len, args.causal)
+    example = args.example
+    if example.startswith("["):  # a list such as [1, 2, 3]
+        try:
+            example = ast.literal_eval(example)
+        except (ValueError, SyntaxError):
+            raise CliError(f"bad --example {example}: give text or a list like [1, 2]") from None
+    session = Session(list(example), vocab, args.max_seq_len, args.causal)
     session.say(f"RASP REPL; example: {session.example!r}. Type `help` for commands.")
     return run_repl(session)
 
@@ -194,4 +200,5 @@ def register(command) -> None:
             "input, as the RASP interpreter's REPL does; `compile NAME` compiles one",
             epilog="Example: echo 'rev = aggregate(select(indices, length - indices - 1, "
                    "==), tokens);' | raspc repl").add_argument(
-        "--example", default="hello", help="the running example input (default: hello)")
+        "--example", default="hello",
+        help="the running example: text, or a list such as [1,2,3] (default: hello)")

@@ -58,7 +58,8 @@ class Operations(Elementwise):
     @staticmethod
     def _pair_table(pairs):
         if not isinstance(pairs, list) or not all(
-                isinstance(p, list) and len(p) == 2 and all(map(_is_atom, p)) for p in pairs):
+                isinstance(p, list) and len(p) == 2
+                and all(_is_atom(v) or isinstance(v, list) for v in p) for p in pairs):
             raise Fault("select's third argument must be a comparison or a list of "
                         "[key, query] pairs", "one of == != < > <= >=")
         table = frozenset(frozen(p) for p in pairs)

@@ -93,6 +93,9 @@ class Operations(Elementwise):
         declared = values._annotations.get("encoding")  # noqa: SLF001  explicit numerical()
         if rx.is_numerical(values) or (declared is None and
                                        self.type_of(values) in ("int", "float")):
+            if isinstance(default, str):
+                raise Fault(f"the default {default!r} of a mean of numbers must be a number",
+                            "a number")
             mean = rx.Aggregate(selector, self.numerical(values), default)
             return self.typed(rx.numerical(mean), "float").annotated(
                 rasp_aggregate_args=(selector, values, default))

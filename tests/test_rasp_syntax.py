@@ -206,6 +206,7 @@ def test_wrong_arity(source, message):
     ("y = round(tokens);", "cannot round a string", 5),
     ("y = indicator(1);", "indicator takes an s-op", 5),
     ("for x in 3 { y = x; }", "a for loop runs over a list or dict", 10),
+    ('y = aggregate(select(indices, indices, <), indices, "-");', "of a mean of numbers", 5),
 ])
 def test_type_errors(source, message, column):
     error = error_of(source)

@@ -9,6 +9,7 @@ the example. A statement ends with `;` (or a closing `}` for def and for).
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from typing import Any
 
@@ -150,7 +151,8 @@ def _shown(example: list) -> str:
 
 def _complete(text: str) -> bool:
     """Whether buffered lines end a statement: `;` or `}` outside any open brace."""
-    stripped = "\n".join(line.split("#")[0] for line in text.splitlines()).strip()
+    code = re.sub(r"\"[^\"\n]*\"|'[^'\n]*'", '""', text)  # braces in strings do not count
+    stripped = "\n".join(line.split("#")[0] for line in code.splitlines()).strip()
     return bool(stripped) and stripped.count("{") <= stripped.count("}") and \
         stripped[-1] in ";}"
 

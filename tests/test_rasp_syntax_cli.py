@@ -75,6 +75,7 @@ def test_rasp_target_mistakes_are_one_line(tmp_path, capsys):
 
 
 REPL_SESSION = """\
+brace = tokens == "{"; # a brace and a # inside strings: "}"
 flip = select(indices, length - indices - 1, ==);
 reverse = aggregate(flip,
                     tokens);
@@ -104,6 +105,7 @@ def repl_output() -> str:
 
 def test_repl_shows_values_on_the_running_example(repl_output):
     lines = repl_output.splitlines()
+    assert "s-op: brace('hello') = [False, False, False, False, False]" in lines
     assert "selector: flip" in lines
     assert "s-op: reverse('hello') = [o, l, l, e, h]" in lines
     assert "example: ['a', 'b', 'c']" in lines

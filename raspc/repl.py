@@ -16,8 +16,6 @@ from typing import Any
 import rasp
 from rasp.errors import EvaluationError, RaspError
 from rasp.syntax import parse_tree
-from rasp.syntax_build import Interpreter
-from rasp.syntax_scope import Function
 from raspc.formatting import fmt
 
 HELP = """commands: RASP statements ending in ';'
@@ -33,6 +31,8 @@ class Session:
 
     def __init__(self, example: list[Any], vocab, max_seq_len: int | None,
                  causal: bool = False, out=sys.stdout):
+        from rasp.syntax_build import Interpreter  # imports lark
+
         self.interpreter = Interpreter("", "<repl>")
         self.example = example
         self.vocab, self.max_seq_len, self.causal, self.out = vocab, max_seq_len, causal, out
@@ -89,6 +89,7 @@ class Session:
 
     def show(self, name: str, value) -> None:
         """Print a bound value: an s-op on the example, a selector as a matrix."""
+        from rasp.syntax_scope import Function
         if isinstance(value, rasp.Selector):
             self.say(f"selector: {name}")
             self.say(self.matrix(value))

@@ -245,6 +245,9 @@ class Interpreter(Operations):
         callee, arguments = node.children
         args = [self.expr(a, scope) for a in (arguments.children if arguments else [])]
         name = str(callee.children[0]) if callee.data == "name" else None
+        if name == "draw" and unshadowed(scope, name):
+            raise Fault("draw (the RASP interpreter's drawing of a computation flow) is not "
+                        "supported", "`raspc run file.rasp:name --trace` to see each layer")
         if name in BUILTINS and unshadowed(scope, name):
             builtin, arities = BUILTINS[name]
             if len(args) not in arities:

@@ -218,6 +218,7 @@ def test_type_errors(source, message, column):
     ("a = tokens_str; b = tokens_int + 1;", "cannot also read them as int"),
     ("def f(x) { return f(x); } y = f(1);", "calls nest deeper than 100"),
     ('load "no_such_file";', "no RASP file"),
+    ("draw(indices);", "draw (the RASP interpreter's drawing of a computation flow)"),
     ("def = 3;", "syntax error"),
 ])
 def test_unsupported_constructs(source, message):

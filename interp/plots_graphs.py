@@ -101,8 +101,9 @@ def _draw(ax, graph: nx.DiGraph, pos, texts, kinds, dashed=frozenset(), edge_lab
                                edge_color="#bbbbbb" if (u, v) in faint else "#777777",
                                style=":" if (u, v) in faint else "-", width=0.8,
                                connectionstyle=style)
-        if (u, v) in edge_labels:
+        if (u, v) in edge_labels:  # a long edge's label sits nearer its reader
             nx.draw_networkx_edge_labels(graph, pos, {(u, v): edge_labels[u, v]}, ax=ax,
+                                         label_pos=0.5 if skip <= 1 else 0.85 - 0.1 / skip,
                                          font_size=6, rotate=False, connectionstyle=style,
                                          node_size=1800, bbox=dict(facecolor="white",
                                                                    edgecolor="none", alpha=0.8,
@@ -178,9 +179,9 @@ def plot_program(program, model: CompiledModel | None = None) -> Figure:
     ax = fig.add_subplot()
     _draw(ax, graph, pos, texts, kinds, dashed, select_sides)
     _legend(ax, kinds.values(), "op kind")
-    note = "; dashed: fused into the component named" if dashed else ""
+    note = "; dashed: fused" if dashed else ""
     ax.set_title(f"RASP program {labels[program.unique_id]!r}" +
-                 (f"\nLℓ.Hh: head h of layer ℓ; Lℓ.Mi: MLP block i of layer ℓ{note}"
+                 (f"\nLℓ.Hh: layer ℓ head h; Lℓ.Mi: layer ℓ MLP block i{note}"
                   if model is not None else ""), fontsize=8)
     return fig
 
@@ -251,6 +252,6 @@ def plot_circuit(model: CompiledModel, granularity: str = "component") -> Figure
         name = "output" if level == 2 * truth.n_layers else sublayer_title(level)
         ax.text(left, level, name, fontsize=7, color="#666666", ha="left", va="center")
     _legend(ax, kinds.values(), "component")
-    ax.set_title(f"ground-truth circuit of {truth.output_label!r}\nedge labels: q k v ← "
-                 "directions read; dotted: only the constant one/bos directions", fontsize=8)
+    ax.set_title(f"ground-truth circuit of {truth.output_label!r}\nedges: q k v ← "
+                 "directions read; dotted: one/bos only", fontsize=8)
     return fig

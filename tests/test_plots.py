@@ -50,10 +50,11 @@ def rendered_texts(fig) -> list[str]:
     return [t.get_text() for t in texts if t.get_text()]
 
 
-def tick_labels(fig, axis: str) -> set[str]:
+def tick_labels(fig) -> tuple[set[str], set[str]]:
+    """The x and y tick labels of every axes, after drawing."""
     fig.savefig(io.BytesIO(), format="png", dpi=30)
-    return {t.get_text() for ax in fig.axes
-            for t in getattr(ax, f"get_{axis}ticklabels")()}
+    return tuple({t.get_text() for ax in fig.axes for t in getattr(ax, f"get_{axis}ticklabels")()}
+                 for axis in "xy")
 
 
 def squashed(text: str) -> str:
@@ -77,7 +78,8 @@ def test_attention_titles_are_the_selectors_and_axes_the_tokens(compiled, name):
         for moved in head.info.value:
             assert any(moved in t for t in titles)
     expected = {BOS, *map(str, tokens)}
-    assert expected <= tick_labels(fig, "x") and expected <= tick_labels(fig, "y")
+    xs, ys = tick_labels(fig)
+    assert expected <= xs and expected <= ys
 
 
 def test_attention_of_one_head():
@@ -94,8 +96,9 @@ def test_attention_of_one_head():
 def test_residuals_label_every_direction_and_position(compiled, name):
     model, tokens = compiled(name)
     fig = plot_residuals(model, tokens)
-    assert set(model.residual_labels) <= tick_labels(fig, "y")
-    assert {BOS, *map(str, tokens)} <= tick_labels(fig, "x")
+    xs, ys = tick_labels(fig)
+    assert set(model.residual_labels) <= ys
+    assert {BOS, *map(str, tokens)} <= xs
     titles = {ax.get_title() for ax in fig.axes}
     layers = len(model.config.layers)
     assert {"embedding", f"L{layers - 1} attn", f"L{layers - 1} mlp"} <= titles
@@ -197,3 +200,27 @@ def test_importing_the_packages_does_not_import_matplotlib():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_raspc_plot_writes_each_kind_and_refuses_mistakes(tmp_path, capsys):
+    from raspc.cli import main
+
+    for kind, suffix in (("attention", "png"), ("program", "svg"), ("decoding", "png")):
+        out = tmp_path / f"{kind}.{suffix}"
+        assert main(["plot", "reverse", "--max-seq-len", "4", "--kind", kind,
+                     "--input", "a", "b", "-o", str(out)]) == 0
+        assert out.stat().st_size > 1000
+    assert "input a b" in capsys.readouterr().out
+    assert main(["plot", "reverse", "--kind", "circuit", "-o", str(tmp_path / "c.txt")]) == 2
+    assert main(["plot", "reverse", "--kind", "attention", "--layer", "5",
+                 "-o", str(tmp_path / "a.png")]) == 1
+    assert main(["compile", "reverse", "--max-seq-len", "4", "-o",
+                 str(tmp_path / "reverse.npz")]) == 0
+    assert main(["plot", str(tmp_path / "reverse.npz"), "--kind", "program",
+                 "-o", str(tmp_path / "p.png")]) == 2
+    assert main(["plot", str(tmp_path / "reverse.npz"), "--kind", "residuals",
+                 "-o", str(tmp_path / "r.png")]) == 0
+    errors = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(errors) == 3 and all(e.startswith("raspc: error: ") for e in errors), errors
+    assert "must end in .png" in errors[0] and "L0.H0, L1.H0" in errors[1]
+    assert "saved without its RASP program" in errors[2]

@@ -127,6 +127,8 @@ def plot_residuals(model: CompiledModel, tokens: Sequence[Any]) -> Figure:
             ax.set_yticks(range(d), model.residual_labels, fontsize=6)
         else:
             ax.set_yticks([])
+    for row in range(rows):  # SOp names right of each row's last panel
+        _name_groups(axes[row, min(cols, len(residuals) - row * cols) - 1], model, n)
     for ax in list(axes.flat)[len(residuals):]:
         ax.set_axis_off()
     fig.colorbar(image, ax=axes, shrink=0.5, label="value (boxed: written by this sublayer)")
@@ -148,6 +150,15 @@ def _group_boundaries(model: CompiledModel) -> list[int]:
     """Residual indices where a new SOp's directions begin."""
     owners = [sop for sop, _ in direction_owners(model)]
     return [i for i in range(1, len(owners)) if owners[i] != owners[i - 1]]
+
+
+def _name_groups(ax, model: CompiledModel, width: int) -> None:
+    """Each SOp's name beside its rows, right of the panel."""
+    owners = [sop for sop, _ in direction_owners(model)]
+    starts = [0, *_group_boundaries(model)]
+    for start, stop in zip(starts, [*starts[1:], len(owners)]):
+        ax.text(width - 0.3, (start + stop - 1) / 2, owners[start], fontsize=6,
+                va="center", ha="left", clip_on=False)
 
 
 def _runs(indices: set[int]) -> list[tuple[int, int]]:

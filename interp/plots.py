@@ -54,7 +54,7 @@ def plot_attention(model: CompiledModel, tokens: Sequence[Any], layer: int | Non
     n = len(tokens)
     cols = min(PANELS_PER_ROW, len(chosen))
     rows = math.ceil(len(chosen) / cols)
-    fig = new_figure(cols * (CELL * n + 2.2), rows * (CELL * n + 1.6))
+    fig = new_figure(cols * (CELL * n + 2.2) + 1.0, rows * (CELL * n + 1.6))
     axes = fig.subplots(rows, cols, squeeze=False)
     labels = [fmt(t) for t in tokens]
     for ax, c in zip(axes.flat, chosen):
@@ -66,7 +66,7 @@ def plot_attention(model: CompiledModel, tokens: Sequence[Any], layer: int | Non
         ax.set_title(_head_title(c), fontsize=7, loc="left")
     for ax in list(axes.flat)[len(chosen):]:
         ax.set_axis_off()
-    fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
+    fig.colorbar(image, ax=axes, shrink=0.6).set_label("attention weight", fontsize=8)
     return fig
 
 
@@ -131,7 +131,8 @@ def plot_residuals(model: CompiledModel, tokens: Sequence[Any]) -> Figure:
         _name_groups(axes[row, min(cols, len(residuals) - row * cols) - 1], model, n)
     for ax in list(axes.flat)[len(residuals):]:
         ax.set_axis_off()
-    fig.colorbar(image, ax=axes, shrink=0.5, label="value (boxed: written by this sublayer)")
+    fig.colorbar(image, ax=axes, shrink=0.5).set_label(
+        "value (boxed: written by this sublayer)", fontsize=8)
     return fig
 
 

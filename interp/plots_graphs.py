@@ -101,13 +101,8 @@ def _draw(ax, graph: nx.DiGraph, pos, texts, kinds, dashed=frozenset(), edge_lab
                                edge_color="#bbbbbb" if (u, v) in faint else "#777777",
                                style=":" if (u, v) in faint else "-", width=0.8,
                                connectionstyle=style)
-        if (u, v) in edge_labels:  # a long edge's label sits nearer its reader
-            nx.draw_networkx_edge_labels(graph, pos, {(u, v): edge_labels[u, v]}, ax=ax,
-                                         label_pos=0.5 if skip <= 1 else 0.85 - 0.1 / skip,
-                                         font_size=6, rotate=False, connectionstyle=style,
-                                         node_size=1800, bbox=dict(facecolor="white",
-                                                                   edgecolor="none", alpha=0.8,
-                                                                   pad=0.5))
+        if (u, v) in edge_labels:
+            _edge_label(ax, graph, pos, (u, v), edge_labels[u, v], style, skip)
     for node, (x, y) in pos.items():
         ax.text(x, y, texts[node], ha="center", va="center", fontsize=7, zorder=3,
                 bbox=dict(boxstyle="round,pad=0.35", facecolor=KIND_COLORS[kinds[node]],
@@ -117,6 +112,22 @@ def _draw(ax, graph: nx.DiGraph, pos, texts, kinds, dashed=frozenset(), edge_lab
     ax.set_xlim(min(xs) - 1.1, max(xs) + 1.1)
     ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
     ax.set_axis_off()
+
+
+def _edge_label(ax, graph, pos, edge, text: str, style: str, skip: float) -> None:
+    """The label of one edge, drawn over the nodes so that none hides it.
+
+    A long edge's label sits near its reader, on the side the edge comes from,
+    so that two long edges into one node do not print over each other.
+    """
+    dx = pos[edge[0]][0] - pos[edge[1]][0]
+    side = "center" if abs(dx) < 0.01 or skip <= 1 else "right" if dx < 0 else "left"
+    drawn = nx.draw_networkx_edge_labels(
+        graph, pos, {edge: text}, ax=ax, label_pos=0.5 if skip <= 1 else 0.85 - 0.1 / skip,
+        horizontalalignment=side, font_size=6, rotate=False, connectionstyle=style,
+        node_size=1800, bbox=dict(facecolor="white", edgecolor="none", alpha=0.85, pad=0.5))
+    for label in drawn.values():
+        label.set_zorder(4)
 
 
 def _legend(ax, kinds: Sequence[str], title: str):

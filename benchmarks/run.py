@@ -1,10 +1,13 @@
 """Benchmark every example: depth, width, parameters, compile time, throughput, exactness.
 
     python benchmarks/run.py [--sizes 5,10,16,20,40] [--large 64,128,256] [--repeats 5]
-                             [--no-cold] [--out benchmarks/results]
+                             [--batch 256] [--no-cold] [--no-reference] [--out benchmarks/results]
 
-Writes `<out>/benchmark.md` (a Markdown table) and `<out>/benchmark.json`. Times are
-medians over repeats; the machines are shared, so compare ratios, not absolutes.
+Writes `<out>/benchmark.md` (Markdown tables) and `<out>/benchmark.json`. Times are
+medians over repeats; the machines are shared, so compare ratios, not absolutes. The
+matmul rate is measured at the start and the end of the same run; each model's GFLOP/s
+is its forward FLOPs × sequences/s through `apply_batch`. With the `bench` extra
+(tracr-pypi) installed, the reference compiler's warm compile is timed beside ours.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import measures  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+import reference  # noqa: E402
 from compiler import compile_rasp_to_model  # noqa: E402
 from compiler.verify import find_mismatches  # noqa: E402
 from examples.library import EXAMPLES, unique  # noqa: E402
@@ -31,7 +36,6 @@ REFERENCE_PARAMS_N40 = {"reverse": 3.70e6, "sort": 1.09e6, "sort_freq": 89.7e6,
                         "shuffle_dyck1": 10.9e6, "shuffle_dyck2": 32.5e6, "hist": 21.9e3,
                         "sort_unique": 124e3, "frac_prevs": 19.9e3}
 LARGE_EXAMPLES = ("length", "hist", "sort_unique", "sort")
-THROUGHPUT_BATCH = 256
 EXACTNESS_INPUTS = 200
 
 
@@ -52,7 +56,8 @@ def parameter_count(model) -> int:
     return sum(int(a.size) for module in model.params.values() for a in module.values())
 
 
-def measure(example, max_len: int, repeats: int, cold: bool) -> dict:
+def measure(example, max_len: int, repeats: int, cold: bool, batch_size: int,
+            tracr_examples: dict | None) -> dict:
     vocab = vocab_for(example, max_len)
     program = example.build(max_len)
     started = time.perf_counter()
@@ -67,6 +72,8 @@ def measure(example, max_len: int, repeats: int, cold: bool) -> dict:
     inputs = [example.sample(rng, max_len, vocab) for _ in range(EXACTNESS_INPUTS)]
     checked, mismatches = find_mismatches(model, program, inputs)
     layers = model.config.layers
+    throughput = measures.batch_throughput(model, example, max_len, vocab, batch_size, repeats)
+    tracr = tracr_examples.get(example.name) if tracr_examples else None
     return {
         "example": example.name, "max_seq_len": max_len, "vocab_size": len(vocab),
         "layers": len(layers), "rasp_bound": example.rasp_layers,
@@ -78,7 +85,10 @@ def measure(example, max_len: int, repeats: int, cold: bool) -> dict:
         "compile_first_s": first,
         "compile_warm_s": statistics.median(warm),
         "compile_cold_s": cold_compile(example.name, max_len, vocab) if cold else None,
-        "throughput_seq_per_s": throughput(model, example, max_len, vocab, repeats),
+        "reference_compile_warm_s": (reference.tracr_compile_seconds(tracr, max_len, vocab,
+                                                                      repeats) if tracr else None),
+        "batch": batch_size, "throughput_seq_per_s": throughput,
+        "gflops": measures.forward_flops(model.config) * throughput / 1e9,
         "exact": not mismatches, "checked": checked,
     }
 
@@ -92,32 +102,39 @@ def cold_compile(name: str, max_len: int, vocab) -> float:
     return time.perf_counter() - started
 
 
-def throughput(model, example, max_len: int, vocab, repeats: int) -> float:
-    """Sequences per second of apply_batch at batch 256 (median over repeats)."""
-    rng = random.Random(1)
-    batch = [[model.config.bos, *example.sample(rng, max_len, vocab)]
-             for _ in range(THROUGHPUT_BATCH)]
-    model.apply_batch(batch)  # jit once
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        model.apply_batch(batch)
-        times.append(time.perf_counter() - started)
-    return THROUGHPUT_BATCH / statistics.median(times)
-
-
-def markdown(rows: list[dict]) -> str:
+def markdown(rows: list[dict], matmul: float) -> str:
+    """The main table: one row per (example, N)."""
+    batch = rows[0]["batch"] if rows else 0
     header = ("| example | N | layers | RASP bound | heads | d_model | MLP width | params "
-              "| vs reference | warm compile ms | cold compile s | seq/s @256 | exact |")
-    lines = [header, "|" + "---|" * 13]
+              "| vs reference | warm compile ms | reference ms | speed-up | cold compile s "
+              f"| seq/s @{batch} | GFLOP/s | % of matmul | exact |")
+    lines = [header, "|" + "---|" * 17]
     for r in rows:
         ratio = f"{r['params'] / r['reference_params']:.3f}×" if r["reference_params"] else ""
         cold = f"{r['compile_cold_s']:.2f}" if r["compile_cold_s"] is not None else ""
+        ref = r["reference_compile_warm_s"]
+        ref_cells = (f"{1000 * ref:.1f} | {ref / r['compile_warm_s']:.1f}×" if ref else " | ")
         lines.append(
             f"| {r['example']} | {r['max_seq_len']} | {r['layers']} | {r['rasp_bound'] or ''} "
             f"| {r['heads']} | {r['d_model']} | {r['mlp_width']} | {r['params']:,} | {ratio} "
-            f"| {1000 * r['compile_warm_s']:.1f} | {cold} | {r['throughput_seq_per_s']:,.0f} "
-            f"| {'✓' if r['exact'] else '✗'} ({r['checked']}) |")
+            f"| {1000 * r['compile_warm_s']:.1f} | {ref_cells} | {cold} "
+            f"| {r['throughput_seq_per_s']:,.0f} | {r['gflops']:.1f} "
+            f"| {100 * r['gflops'] / matmul:.0f}% | {'✓' if r['exact'] else '✗'} ({r['checked']}) |")
+    return "\n".join(lines) + "\n"
+
+
+def growth_markdown(rows: list[dict]) -> str:
+    """Per example, the fitted exponent a of params ∝ N^a and warm compile ∝ N^a."""
+    lines = ["| example | sizes | params exponent | compile exponent |", "|---|---|---|---|"]
+    for name in dict.fromkeys(r["example"] for r in rows):
+        mine = [r for r in rows if r["example"] == name]
+        sizes = [r["max_seq_len"] for r in mine]
+        if len(sizes) < 2:
+            continue
+        fits = [measures.growth_exponent(sizes, [r[key] for r in mine])
+                for key in ("params", "compile_warm_s")]
+        lines.append(f"| {name} | {min(sizes)}–{max(sizes)} | "
+                     + " | ".join("" if f is None else f"{f:.2f}" for f in fits) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -142,25 +159,34 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--examples", default=",".join(EXAMPLES))
     parser.add_argument("--no-cold", action="store_true", help="skip the raspc subprocess timing")
+    parser.add_argument("--batch", type=int, default=256, help="apply_batch size for throughput")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the reference compiler even if tracr-pypi is installed")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     parser.add_argument("--readme", action="store_true",
                         help="also replace the table between the benchmark markers in README.md")
     args = parser.parse_args(argv)
     plan = [(name, int(n)) for n in args.sizes.split(",") for name in args.examples.split(",")]
     plan += [(name, int(n)) for n in args.large.split(",") if n for name in LARGE_EXAMPLES]
+    tracr = None if args.no_reference or not reference.available() else reference.tracr_examples()
+    matmul_before = measures.matmul_gflops()
     rows = []
     for name, max_len in plan:
-        row = measure(EXAMPLES[name], max_len, args.repeats, not args.no_cold)
+        row = measure(EXAMPLES[name], max_len, args.repeats, not args.no_cold, args.batch, tracr)
         rows.append(row)
         print(f"{name:18s} N={max_len:<4d} layers={row['layers']} params={row['params']:>9,} "
               f"warm={1000 * row['compile_warm_s']:.1f}ms exact={row['exact']}", flush=True)
+    matmul = (matmul_before + measures.matmul_gflops()) / 2
     os.makedirs(args.out, exist_ok=True)
-    table = markdown(rows)
+    table = markdown(rows, matmul)
+    summary = (f"Matmul rate ({measures.MATMUL_SIZE}² float32, mean of the run's start and end): "
+               f"{matmul:.0f} GFLOP/s.\n\n")
+    growth = growth_markdown(rows)
     with open(os.path.join(args.out, "benchmark.md"), "w") as f:
-        f.write(table)
+        f.write(summary + table + "\n" + growth)
     with open(os.path.join(args.out, "benchmark.json"), "w") as f:
-        json.dump(rows, f, indent=1)
-    print(table)
+        json.dump({"matmul_gflops": matmul, "rows": rows}, f, indent=1)
+    print(summary + table + "\n" + growth)
     if args.readme:
         update_readme(table)
     return 0 if all(r["exact"] for r in rows) else 1

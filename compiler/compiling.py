@@ -28,7 +28,7 @@ from rasp.errors import CompileError
 
 def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: int,
                           causal: bool = False, compiler_bos: str = "BOS",
-                          compiler_pad: str = "PAD") -> CompiledModel:
+                          compiler_pad: str = "PAD", mlp_exactness: float = 100) -> CompiledModel:
     """Compile a RASP program into a transformer that agrees with `rasp.evaluate`.
 
     Args:
@@ -37,12 +37,17 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
       max_seq_len: the longest input (not counting BOS).
       causal: build a decoder whose positions see only earlier positions.
       compiler_bos, compiler_pad: the BOS and PAD tokens; not in `vocab`.
+      mlp_exactness: accepted for Tracr compatibility (any positive number) and
+        changes nothing. Tracr uses one slope for every MLP threshold, so its
+        exactness is a knob; here each threshold's slope is sized to its own gap
+        between consecutive values, so every MLP is exact without one.
 
     Raises:
       CompileError: naming the expression that cannot be compiled exactly, why,
         and a rewrite where one is known.
     """
     vocab = _check_arguments(program, vocab, max_seq_len, compiler_bos, compiler_pad)
+    _check_mlp_exactness(mlp_exactness)
     lowered = lower_program(program, _none_oracle(program, vocab, max_seq_len))
     graph = extract_graph(fuse_program(lowered, max_seq_len))
     values = infer_value_sets(graph, vocab, max_seq_len)
@@ -104,3 +109,11 @@ def _check_arguments(program, vocab, max_seq_len, bos, pad) -> tuple[Any, ...]:
     if isinstance(max_seq_len, bool) or not isinstance(max_seq_len, int) or max_seq_len < 1:
         raise CompileError(None, f"max_seq_len must be a positive int, got {max_seq_len!r}")
     return vocab
+
+
+def _check_mlp_exactness(mlp_exactness) -> None:
+    if isinstance(mlp_exactness, bool) or not isinstance(mlp_exactness, (int, float)) \
+            or not mlp_exactness > 0:
+        raise CompileError(None, f"mlp_exactness must be a positive number, got "
+                           f"{mlp_exactness!r}", "leave it out: every MLP is exact here; "
+                           "the argument exists only so that Tracr calls run unchanged")

@@ -8,7 +8,8 @@ and `.value_records`) plus the embedding tables. It gives
     TransformerLens hook names;
   - `alignment`: RASP label -> the sites (component + hook) that compute it;
   - `circuit_graph()`: the true data flow, embeddings -> components -> output;
-  - `to_json()` / `from_json()`.
+  - `to_json()` / `from_json()`; `alignment_to_json` / `alignment_from_json`
+    (a saved model keeps its alignment, since a loaded one has no program).
 
 Component ids are "L{layer}.H{head}" for a head and "L{layer}.M{i}" for the
 i-th MLP block of a layer (TransformerLens has one MLP per layer: all MLP blocks
@@ -158,7 +159,9 @@ class GroundTruth:
                     mlp_out_hook(c.layer), hidden=None if c.hidden is None else tuple(c.hidden)))
 
         output = model.value_records[model.config.output_label]
-        alignment = _alignment(embeddings, components, model.program, model.value_records)
+        alignment = model.saved_alignment if model.program is None else None
+        if alignment is None:
+            alignment = _alignment(embeddings, components, model.program, model.value_records)
         return cls(labels, len(model.config.layers), model.config.output_label,
                    dirs(output.dims), tuple(embeddings), tuple(components), alignment)
 
@@ -249,8 +252,18 @@ class GroundTruth:
                    tuple(Embedding(e["hook"], _directions(e["writes"]), tuple(e["exprs"]))
                          for e in data["embeddings"]),
                    tuple(_component(c) for c in data["components"]),
-                   {label: tuple(Site(**s) for s in sites)
-                    for label, sites in data["alignment"].items()})
+                   alignment_from_json(data["alignment"]))
+
+
+def alignment_to_json(alignment: dict[str, tuple[Site, ...]]) -> dict[str, list[dict]]:
+    """The alignment as JSON-able data: label -> list of Site fields."""
+    return {label: [dataclasses.asdict(site) for site in sites]
+            for label, sites in alignment.items()}
+
+
+def alignment_from_json(data: dict[str, list[dict]]) -> dict[str, tuple[Site, ...]]:
+    """The inverse of `alignment_to_json`."""
+    return {label: tuple(Site(**site) for site in sites) for label, sites in data.items()}
 
 
 def _directions(pairs) -> Directions:

@@ -1,14 +1,14 @@
 """CompiledModel: the haiku parameters plus everything needed to use them.
 
 `apply` runs one sequence and returns decoded outputs with residuals and
-attention logits; `apply_batch` pads a batch with PAD and runs one jitted
-forward function, built once per model.
+attention logits; `apply_batch` runs many (token lists or an id array) through
+compiler.batch: chunked, jitted once per batch-size bucket, decoded on the device.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import haiku as hk
@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from compiler.assemble import ModelConfig, Params
+from compiler.batch import make_decoder_outputs, run_batch
 from compiler.forward import make_forward
 from craft.blocks import BlockInfo
 from rasp.errors import InputError, ModelMismatchError
@@ -40,8 +41,23 @@ class InputEncoder:
                 self.pad: len(self.vocab) + 1}
 
     def encode(self, tokens: Sequence[Any]) -> list[int]:
+        """One token list (BOS first) → its ids."""
         ids = self.encoding_map
         return [ids[t] for t in tokens]
+
+    def encode_batch(self, batch: Sequence[Sequence[Any]], width: int | None = None) -> np.ndarray:
+        """Token lists → an int32 id array (batch, width), padded with the PAD id; `width`
+        defaults to the longest list. `CompiledModel.apply_batch` takes this array."""
+        ids = self.encoding_map
+        width = max(map(len, batch), default=1) if width is None else width
+        out = np.full((len(batch), width), ids[self.pad], np.int32)
+        for row, tokens in enumerate(batch):
+            try:
+                out[row, :len(tokens)] = [ids[t] for t in tokens]
+            except (KeyError, TypeError, ValueError):
+                raise InputError(f"row {row} has a token outside the vocabulary or is longer "
+                                 f"than {width}: {list(tokens)[:8]!r}") from None
+        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +81,55 @@ class OutputEncoder:
 
 
 @dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+    """The model's shape under the names of Tracr's `TransformerConfig`.
+
+    Tracr pads every layer to the same number of heads, key size and MLP width;
+    here layers differ (`config.layers`), and these are the maxima over layers
+    (0 when no layer has heads, or none has MLP units). No dropout, no layer
+    norm, ReLU MLPs.
+    """
+
+    num_heads: int
+    num_layers: int
+    key_size: int
+    mlp_hidden_size: int
+    dropout_rate: float = 0.0
+    activation_function: Callable[[Any], Any] = jax.nn.relu
+    layer_norm: bool = False
+    causal: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerOutput:
+    """One forward pass in the shapes of Tracr's `TransformerOutput` (batch of 1).
+
+    layer_outputs, residuals: per sublayer (attention, MLP, attention, ...), each
+    [1, seq, d_model]; residuals[i] is the residual after sublayer i.
+    attn_logits: per layer, [1, heads, seq, seq] (heads = 0 for a layer without).
+    output: the final residual; input_embeddings: token + position embeddings.
+    Tracr's `AssembledTransformerModel.apply` names the final residual itself
+    `transformer_output`, so this object also acts as that array.
+    """
+
+    layer_outputs: list[np.ndarray]
+    residuals: list[np.ndarray]
+    attn_logits: list[np.ndarray]
+    output: np.ndarray
+    input_embeddings: np.ndarray
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.output, dtype=dtype)
+
+    def __getitem__(self, index):
+        return self.output[index]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.output.shape
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelOutput:
     """One sequence's forward pass.
 
@@ -72,12 +137,16 @@ class ModelOutput:
     residuals: the residual (seq, d_model) after the embedding and every sublayer.
     layer_outputs: what each sublayer added (attention, MLP, attention, ...).
     attn_logits: per layer, (heads, seq, seq) logits, or None if it has no heads.
+    input_embeddings, transformer_output: Tracr's names and shapes (batch
+    dimension first, see TransformerOutput).
     """
 
     decoded: list[Any]
     residuals: list[np.ndarray]
     layer_outputs: list[np.ndarray]
     attn_logits: list[np.ndarray | None]
+    input_embeddings: np.ndarray | None = None
+    transformer_output: TransformerOutput | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,17 +192,25 @@ class CompiledModel:
 
     def __init__(self, params: Params, config: ModelConfig, residual_labels: Sequence[str],
                  components: Sequence[Component] = (), value_records: Sequence[ValueRecord] = (),
-                 program=None):
+                 program=None, saved_alignment=None):
         self.params = params
         self.config = config
         self.residual_labels = list(residual_labels)
         self.components = list(components)
         self.value_records = {r.label: r for r in value_records}
         self.program = program
+        # A loaded model has no program to find its fused/query/key sites in,
+        # so the ground-truth alignment is saved and given back here.
+        self.saved_alignment = saved_alignment
+        # Where the program came from, e.g. {"kind": "example", "name": "reverse",
+        # "args": [8]}; set by raspc, saved, and used to re-import the program.
+        self.source: dict[str, Any] | None = None
         self.input_encoder = InputEncoder(config.vocab, config.bos, config.pad)
         self.output_encoder = OutputEncoder(config.output_values, config.output_numerical)
         self.forward = hk.without_apply_rng(hk.transform(make_forward(config)))
         self._jitted = jax.jit(self.forward.apply)
+        self._jitted_outputs = make_decoder_outputs(self.forward.apply, config.output_numerical,
+                                                    DECODE_THRESHOLD)
 
     # ------------------------------------------------------------------ running
     def apply(self, tokens: Sequence[Any], check: bool = False) -> ModelOutput:
@@ -145,10 +222,16 @@ class CompiledModel:
         ids = self._encode(tokens)
         out = self._run([ids])
         n = len(ids)  # drop the padding the jitted function runs with
-        logits = [None if x is None else x[0, :, :n, :n] for x in out["attn_logits"]]
-        result = ModelOutput(self._decode(out["output"][0], n),
-                             [r[0, :n] for r in out["residuals"]],
-                             [r[0, :n] for r in out["layer_outputs"]], logits)
+        residuals = [r[:, :n] for r in out["residuals"]]
+        layer_outputs = [r[:, :n] for r in out["layer_outputs"]]
+        logits = [x if x is None else x[:, :, :n, :n] for x in out["attn_logits"]]
+        tracr = TransformerOutput(
+            layer_outputs, residuals[1:],
+            [np.zeros((1, 0, n, n), np.float32) if x is None else x for x in logits],
+            residuals[-1], residuals[0])
+        result = ModelOutput(self._decode(out["output"][0], n), [r[0] for r in residuals],
+                             [r[0] for r in layer_outputs],
+                             [x if x is None else x[0] for x in logits], residuals[0], tracr)
         if check:
             self._check(list(tokens[1:]), result.decoded[1:])
         return result
@@ -163,13 +246,15 @@ class CompiledModel:
             raise ModelMismatchError(f"model and evaluator disagree on {xs!r}: "
                                      f"evaluator {expected!r}, model {decoded!r}")
 
-    def apply_batch(self, batch: Sequence[Sequence[Any]]) -> list[list[Any]]:
-        """Decoded outputs of many sequences (each starting with BOS) in one forward pass."""
-        encoded = [self._encode(tokens) for tokens in batch]
-        if not encoded:
-            return []
-        out = self._run(encoded)
-        return [self._decode(row, len(ids)) for row, ids in zip(out["output"], encoded)]
+    def apply_batch(self, batch, return_residuals: bool = False):
+        """Decoded outputs of many sequences, each a list starting with BOS.
+
+        `batch` is a list of token lists, or an int array of ids (batch, length ≤
+        max_seq_len + 1) as `input_encoder.encode_batch` gives: BOS id first, PAD ids
+        only at the end. Large batches run in chunks of bounded memory. With
+        `return_residuals=True`, returns a `BatchOutput` with the residuals as well.
+        """
+        return run_batch(self, batch, return_residuals)
 
     def _run(self, encoded: list[list[int]]):
         width = self.config.max_seq_len + 1  # one shape per batch size: jit traces once
@@ -203,6 +288,16 @@ class CompiledModel:
                 raise InputError(f"token {token!r} at position {position} is not in the "
                                  f"vocabulary {sorted(map(repr, self.config.vocab))}")
         return [ids[t] for t in tokens]
+
+    @property
+    def model_config(self) -> TransformerConfig:
+        """The model's shape under Tracr's `TransformerConfig` names."""
+        layers = self.config.layers
+        return TransformerConfig(
+            num_heads=max((l.num_heads for l in layers), default=0), num_layers=len(layers),
+            key_size=max((l.key_size for l in layers if l.num_heads), default=0),
+            mlp_hidden_size=max((l.mlp_hidden for l in layers), default=0),
+            causal=self.config.causal)
 
     # ------------------------------------------------------------------ files
     def save(self, path, description: str | None = None):

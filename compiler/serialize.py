@@ -3,10 +3,12 @@
 `save_model(model, "out/model.npz")` writes `out/model.npz` (the haiku
 parameters, float32, no pickles) and `out/model.json` next to it: the config,
 the input and output encoders, the residual labels, a description of the
-program, the components (which head or MLP implements what) and the value
-records. `load_model` rebuilds an identical `CompiledModel` from the two files
-without recompiling; the loaded model has no `program` (functions inside a
-RASP program cannot be stored).
+program and where it came from (`model.source`), the components (which head or
+MLP implements what), the value records and the ground-truth alignment.
+`load_model` rebuilds an identical `CompiledModel` from the two files without
+recompiling. The loaded model has no `program` (functions inside a RASP
+program cannot be stored), but its ground truth is complete: the alignment,
+with its fused, query and key sites, comes from the file.
 
 Token and value types are tagged in the JSON so they come back exactly:
 ints stay ints, bools stay bools, tuples stay tuples, floats are stored by
@@ -25,6 +27,7 @@ import numpy as np
 
 import rasp
 from compiler.assemble import LayerConfig, ModelConfig
+from compiler.ground_truth import alignment_from_json, alignment_to_json
 from compiler.model import CompiledModel, Component, ValueRecord
 from craft.blocks import BlockInfo
 from rasp.errors import RaspError
@@ -149,17 +152,30 @@ def _record_from_json(data: dict[str, Any]) -> ValueRecord:
                        tuple(data["dims"]), int(data["sublayer"]))
 
 
-def _program_to_json(model: CompiledModel, description: str | None) -> dict[str, Any]:
-    """A readable summary of the program: the expressions, children first."""
-    program: dict[str, Any] = {"description": description, "output": model.config.output_label}
-    if model.program is not None:
-        order = rasp.topological_order(model.program)
-        labels = rasp.unique_labels(order)
-        program["expressions"] = [
-            {"label": labels[e.unique_id], "type": type(e).__name__,
+def describe_program(program: rasp.SOp) -> list[dict[str, Any]]:
+    """The program's expressions, children first: label, type, encoding, children's labels."""
+    order = rasp.topological_order(program)
+    labels = rasp.unique_labels(order)
+    return [{"label": labels[e.unique_id], "type": type(e).__name__,
              "encoding": rasp.get_encoding(e).value if isinstance(e, rasp.SOp) else None,
              "children": [labels[c.unique_id] for c in e.children]}
             for e in order]
+
+
+def program_structure(expressions: list[dict[str, Any]]) -> list[tuple]:
+    """`describe_program`'s list without labels (which hold ids that differ between
+    imports): (type, encoding, positions of the children) per expression."""
+    position = {e["label"]: i for i, e in enumerate(expressions)}
+    return [(e["type"], e["encoding"], tuple(position[c] for c in e["children"]))
+            for e in expressions]
+
+
+def _program_to_json(model: CompiledModel, description: str | None) -> dict[str, Any]:
+    """A readable summary of the program, and where it came from."""
+    program: dict[str, Any] = {"description": description, "output": model.config.output_label,
+                               "source": model.source}
+    if model.program is not None:
+        program["expressions"] = describe_program(model.program)
     return program
 
 
@@ -180,6 +196,7 @@ def model_metadata(model: CompiledModel, description: str | None = None) -> dict
         "program": _program_to_json(model, description),
         "components": [_component_to_json(c) for c in model.components],
         "value_records": [_record_to_json(r) for r in model.value_records.values()],
+        "alignment": alignment_to_json(model.ground_truth.alignment),
         "params": {module: {name: {"shape": list(a.shape), "dtype": str(a.dtype)}
                             for name, a in weights.items()}
                    for module, weights in model.params.items()},
@@ -236,7 +253,7 @@ def load_model(path: str | os.PathLike) -> CompiledModel:
         raise ModelFileError(f"cannot read {npz_path}: {e}") from None
     try:
         return _build(metadata, arrays)
-    except (KeyError, TypeError, ValueError) as e:
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
         if isinstance(e, ModelFileError):
             raise
         raise ModelFileError(f"{json_path} is malformed or does not match {npz_path}: "
@@ -256,9 +273,13 @@ def _build(metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -> CompiledM
     if arrays:
         raise ModelFileError(f"unexpected parameters in the .npz: {sorted(arrays)}")
     config = _config_from_json(metadata["config"])
+    alignment = metadata.get("alignment")  # absent from files saved before it was kept
     model = CompiledModel(params, config, metadata["residual_labels"],
                           [_component_from_json(c) for c in metadata["components"]],
-                          [_record_from_json(r) for r in metadata["value_records"]])
+                          [_record_from_json(r) for r in metadata["value_records"]],
+                          saved_alignment=None if alignment is None
+                          else alignment_from_json(alignment))
+    model.source = metadata["program"].get("source")
     ids = {decode_value(t): i for t, i in metadata["encoders"]["input"]["ids"]}
     if ids != model.input_encoder.encoding_map:
         raise ModelFileError("the saved input encoder does not match the config's vocabulary")

@@ -1,18 +1,25 @@
 """RASP embedded in Python, with its reference evaluator.
 
 Programs written for DeepMind's Tracr (`from tracr.rasp import rasp`) run
-unchanged after `import rasp`.
+unchanged after `import rasp`: every public name of Tracr's rasp module is
+exported here (tests/test_tracr_dropin.py checks the list).
 """
 
+from rasp.annotations import (DEFAULT_ANNOTATORS, Annotator, Encoding, default_encoding,
+                              default_name)
 from rasp.errors import (CompileError, EvaluationError, InputError, ModelMismatchError,
                          RaspError)
 from rasp.evaluate import evaluate
 from rasp.expr import (
-    Aggregate, Comparison, ConstantSelector, ConstantSOp, Encoding, Full, IndicesType,
+    Aggregate, Comparison, ConstantSelector, ConstantSOp, Full, IndicesType,
     LengthType, LinearSequenceMap, Map, RASPExpr, Select, Selector, SelectorAnd,
     SelectorNot, SelectorOr, SelectorWidth, SequenceMap, SOp, TokensType, annotate,
     categorical, get_encoding, indices, is_categorical, is_numerical, length, numerical,
     tokens,
+)
+from rasp.tracr_compat import (
+    VT, DefaultRASPEvaluator, NumericValue, Predicate, RASPEvaluator, RASPExprT,
+    SelectorValue, SOpT, T, Value, selector_and, selector_not, selector_or, sop_not,
 )
 from rasp.traverse import topological_order, unique_labels
 
@@ -29,4 +36,9 @@ __all__ = [
     "is_categorical", "is_numerical", "length", "numerical", "tokens",
     "topological_order", "unique_labels",
     "EQ", "LT", "LEQ", "GT", "GEQ", "NEQ", "TRUE", "FALSE",
+    # the rest of Tracr's rasp module
+    "DEFAULT_ANNOTATORS", "Annotator", "DefaultRASPEvaluator", "NumericValue", "Predicate",
+    "RASPEvaluator", "RASPExprT", "SOpT", "SelectorValue", "T", "VT", "Value",
+    "default_encoding", "default_name", "selector_and", "selector_not", "selector_or",
+    "sop_not",
 ]

@@ -8,22 +8,15 @@ DeepMind's Tracr so that its programs port by changing the import.
 
 from __future__ import annotations
 
-import enum
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from rasp.annotations import DEFAULT_ANNOTATORS, Annotations, Encoding  # noqa: F401
 from rasp.comparison import Comparison
 
 _next_id = itertools.count(1)
-
-
-class Encoding(enum.Enum):
-    """How an SOp's value is laid out in the residual stream."""
-
-    CATEGORICAL = "categorical"
-    NUMERICAL = "numerical"
 
 
 class RASPExpr:
@@ -56,7 +49,8 @@ class RASPExpr:
 
     @property
     def annotations(self) -> Mapping[str, Any]:
-        return self._annotations
+        """Read-only annotations; a missing key falls back to DEFAULT_ANNOTATORS."""
+        return Annotations(self, self._annotations)
 
     @property
     def name(self) -> str:
@@ -154,7 +148,7 @@ class SOp(RASPExpr):
     @property
     def annotations(self) -> Mapping[str, Any]:
         """Annotations, with the default encoding (categorical) filled in."""
-        return MappingProxyType({"encoding": Encoding.CATEGORICAL, **self._annotations})
+        return Annotations(self, {"encoding": Encoding.CATEGORICAL, **self._annotations})
 
     def __bool__(self):
         raise TypeError("an SOp has no truth value; comparisons on SOps build new SOps "
@@ -408,7 +402,7 @@ def categorical(sop: SOp) -> SOp:
 
 def get_encoding(sop: SOp) -> Encoding:
     """The SOp's encoding; categorical unless annotated otherwise."""
-    return sop.annotations.get("encoding", Encoding.CATEGORICAL)
+    return sop._annotations.get("encoding", Encoding.CATEGORICAL)
 
 
 def is_numerical(sop: SOp) -> bool:

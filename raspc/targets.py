@@ -1,7 +1,9 @@
 """What raspc compiles: an example name or path/to/file.py:function, or a saved model.
 
 Parsing a target reports every user mistake (unknown example, bad vocabulary,
-missing function, exception in user code) as a one-line CliError.
+missing function, exception in user code) as a one-line CliError. A saved
+model is a target when the source of its program, recorded at save time, can
+be re-imported.
 """
 
 from __future__ import annotations
@@ -49,13 +51,18 @@ class Target:
     max_seq_len: int
     causal: bool
     sample: Callable[[random.Random], list[Any]]
+    source: dict[str, Any] | None = None  # how to rebuild the program; saved with the model
+    loaded: tuple[CompiledModel, float] | None = None  # a saved model, seconds to load it
 
     def compile(self) -> tuple[CompiledModel, float]:
-        """The compiled model and the seconds compiling took."""
+        """The compiled (or loaded) model and the seconds that took."""
         from compiler import compile_rasp_to_model
 
+        if self.loaded is not None:
+            return self.loaded
         start = time.perf_counter()
         model = compile_rasp_to_model(self.program, self.vocab, self.max_seq_len, self.causal)
+        model.source = self.source
         return model, time.perf_counter() - start
 
 
@@ -83,7 +90,7 @@ def load_target(spec: str, vocab: str | None = None, max_seq_len: int | None = N
                 causal: bool = False) -> Target:
     """An example name or `path/to/file.py:function`, with optional overrides."""
     if spec.endswith(MODEL_SUFFIXES):
-        raise CliError(f"{spec} is a saved model; only `raspc run` takes a saved model")
+        return saved_model_target(spec, vocab, max_seq_len, causal)
     tokens = parse_vocab(vocab) if vocab is not None else None
     if spec.endswith(".py") or ".py:" in spec:
         return _program_file_target(spec, tokens or DEFAULT_VOCAB,
@@ -97,7 +104,8 @@ def load_target(spec: str, vocab: str | None = None, max_seq_len: int | None = N
     tokens = tokens or example.vocab
     n = max_seq_len or example.max_seq_len
     return Target(spec, example.description, example.build(n), tokens, n,
-                  causal or example.causal, lambda rng: example.sample(rng, n, tokens))
+                  causal or example.causal, lambda rng: example.sample(rng, n, tokens),
+                  {"kind": "example", "name": spec, "args": [n]})
 
 
 def _program_file_target(spec: str, vocab, max_seq_len: int, causal: bool) -> Target:
@@ -113,13 +121,14 @@ def _program_file_target(spec: str, vocab, max_seq_len: int, causal: bool) -> Ta
         raise CliError(f"{file} defines no {function!r}; functions: {', '.join(found) or 'none'}")
     obj = getattr(module, function)
     program = obj
+    args = None
     if not isinstance(obj, rasp.RASPExpr) and callable(obj):
         try:
-            takes_length = bool(inspect.signature(obj).parameters)
+            args = [max_seq_len] if inspect.signature(obj).parameters else []
         except (TypeError, ValueError):
-            takes_length = False
+            args = []
         try:
-            program = obj(max_seq_len) if takes_length else obj()
+            program = obj(*args)
         except Exception as error:  # noqa: BLE001  user code: report, don't crash
             raise CliError(f"{spec} raised {_describe(error, path)}", 1) from None
     if not isinstance(program, rasp.SOp):
@@ -127,8 +136,10 @@ def _program_file_target(spec: str, vocab, max_seq_len: int, causal: bool) -> Ta
                        f"got {type(program).__name__}")
     doc = (inspect.getdoc(obj) or "").strip().splitlines() if callable(obj) else []
     description = doc[0] if doc else f"{function} from {path.name}"
+    source = {"kind": "file", "file": str(path.resolve()), "function": function,
+              "args": args}
     return Target(spec, description, program, tuple(vocab), max_seq_len, causal,
-                  lambda rng: uniform(rng, list(vocab), rng.randint(1, max_seq_len)))
+                  lambda rng: uniform(rng, list(vocab), rng.randint(1, max_seq_len)), source)
 
 
 def _import_file(path: Path):
@@ -167,3 +178,45 @@ def load_model_file(spec: str) -> tuple[CompiledModel, str]:
         return CompiledModel.load(spec), description
     except ModelFileError as error:
         raise CliError(str(error)) from None
+
+
+def saved_model_target(spec: str, vocab: str | None = None, max_seq_len: int | None = None,
+                       causal: bool = False) -> Target:
+    """A saved model, with its program re-imported from the source recorded at save time."""
+    from compiler.serialize import describe_program, program_structure, read_metadata
+
+    if vocab is not None or max_seq_len or causal:
+        raise CliError("--vocab, --max-seq-len and --causal apply when compiling, "
+                       "not to a saved model")
+    start = time.perf_counter()
+    model, description = load_model_file(spec)
+    seconds = time.perf_counter() - start
+    source, config = model.source, model.config
+    if not isinstance(source, dict) or source.get("kind") not in ("example", "file"):
+        raise CliError(f"{spec} does not record where its program came from (only models "
+                       "saved by `raspc compile -o` do), so its program cannot be "
+                       "re-imported; give the program instead of the model")
+    example = source["kind"] == "example"
+    where = source.get("name") if example else f"{source.get('file')}:{source.get('function')}"
+    if example:
+        if where not in EXAMPLES:
+            raise CliError(f"{spec} was compiled from the example {where!r}, "
+                           "which no longer exists; recompile the model")
+        target = load_target(where, max_seq_len=config.max_seq_len)
+        target.sample = lambda rng: EXAMPLES[where].sample(rng, config.max_seq_len,
+                                                           config.vocab)
+    else:
+        try:
+            target = _program_file_target(where, config.vocab, config.max_seq_len,
+                                          config.causal)
+        except CliError as error:
+            raise CliError(f"{spec} was compiled from {where}, which cannot be re-imported: "
+                           f"{error}", error.status) from None
+    expressions = read_metadata(spec)["program"].get("expressions")
+    if expressions and program_structure(describe_program(target.program)) != \
+            program_structure(expressions):
+        raise CliError(f"the program {where} no longer matches the one {spec} was compiled "
+                       "from; recompile the model")
+    return dataclasses.replace(target, name=spec, description=description,
+                               vocab=config.vocab, causal=config.causal, source=source,
+                               loaded=(model, seconds))

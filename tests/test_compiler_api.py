@@ -67,9 +67,9 @@ def test_apply_batch_agrees_with_apply_on_mixed_lengths(reverse_model):
 def test_apply_batch_is_jitted_once_per_model(reverse_model):
     batch = [["BOS", "a"], ["BOS", "b", "c"]]
     reverse_model.apply_batch(batch)
-    before = reverse_model._jitted._cache_size()
+    before = reverse_model._jitted_outputs._cache_size()
     reverse_model.apply_batch([["BOS", "c", "c"], ["BOS", "a", "b", "a"]])
-    assert reverse_model._jitted._cache_size() == before
+    assert reverse_model._jitted_outputs._cache_size() == before
 
 
 @pytest.mark.parametrize("tokens, message", [

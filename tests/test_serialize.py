@@ -159,3 +159,106 @@ def test_bad_files_give_model_file_errors(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="version"):
         CompiledModel.load(tmp_path / "m.npz")
+
+
+# ------------------------------------------------------------------ ground truth and source
+
+
+@pytest.mark.parametrize("name", ["reverse", "sort", "shuffle_dyck1"])
+def test_saved_model_keeps_its_full_ground_truth(name, tmp_path):
+    model = compile_example(name)
+    model.save(tmp_path / "m.npz")
+    loaded = CompiledModel.load(tmp_path / "m.npz")
+    assert loaded.program is None
+    alignment = model.ground_truth.alignment
+    roles = {site.role for sites in alignment.values() for site in sites}
+    assert {"query", "key"} <= roles and (name != "reverse" or "fused" in roles)
+    assert loaded.ground_truth.alignment == alignment
+    assert loaded.ground_truth == model.ground_truth
+
+
+def test_reverse_keeps_its_fused_sites(tmp_path):
+    model = compile_example("reverse")
+    model.save(tmp_path / "rev.npz")
+    fused = {label for label, sites in CompiledModel.load(tmp_path / "rev.npz")
+             .ground_truth.alignment.items() if any(s.role == "fused" for s in sites)}
+    assert fused == {"opp_idx", "opp_idx-1"}  # computed inside the flip head, never written
+
+
+def test_a_file_without_the_alignment_still_loads(tmp_path):
+    model = compile_example("reverse")
+    model.save(tmp_path / "rev.npz")
+    meta = json.loads((tmp_path / "rev.json").read_text())
+    del meta["alignment"]
+    (tmp_path / "rev.json").write_text(json.dumps(meta))
+    alignment = CompiledModel.load(tmp_path / "rev.npz").ground_truth.alignment
+    roles = {site.role for sites in alignment.values() for site in sites}
+    assert roles == {"embed", "result", "mlp_out"}  # what the components alone say
+
+
+def test_the_source_is_saved_and_loaded(tmp_path):
+    model = compile_example("hist")
+    assert model.source is None  # compiled from Python: nothing to record
+    model.source = {"kind": "example", "name": "hist", "args": [8]}
+    model.save(tmp_path / "hist.npz")
+    assert json.loads((tmp_path / "hist.json").read_text())["program"]["source"] == model.source
+    assert CompiledModel.load(tmp_path / "hist.npz").source == model.source
+
+
+# ------------------------------------------------------------------ raspc verify model.npz
+
+USER_PROGRAM = '''
+import rasp
+
+def make_doubled(max_seq_len):
+    """Each token twice."""
+    return rasp.Map(lambda x: x + x, rasp.tokens).named("doubled")
+'''
+
+
+def raspc(capsys, *args) -> tuple[int, str, str]:
+    from raspc import cli
+
+    status = cli.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_verify_takes_a_saved_example_model(tmp_path, capsys):
+    path = tmp_path / "reverse.npz"
+    assert raspc(capsys, "compile", "reverse", "-o", path)[0] == 0
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["program"]["source"] == {"kind": "example", "name": "reverse", "args": [8]}
+    status, out, err = raspc(capsys, "verify", path, "--inputs", "50")
+    assert status == 0 and "error" not in err
+    assert "✓ all" in out and "agree with the evaluator" in out
+
+
+def test_verify_takes_a_saved_program_file_model_until_the_file_changes(tmp_path, capsys):
+    program = tmp_path / "prog.py"
+    program.write_text(USER_PROGRAM)
+    path = tmp_path / "doubled.npz"
+    assert raspc(capsys, "compile", f"{program}:make_doubled", "-o", path)[0] == 0
+    source = json.loads(path.with_suffix(".json").read_text())["program"]["source"]
+    assert source == {"kind": "file", "file": str(program.resolve()),
+                      "function": "make_doubled", "args": [8]}
+    status, out, _ = raspc(capsys, "verify", path, "--inputs", "30")
+    assert status == 0 and "✓ all 30 inputs agree" in out
+
+    program.write_text(USER_PROGRAM.replace("rasp.Map(lambda x: x + x, rasp.tokens)",
+                                            "rasp.SelectorWidth(rasp.Select(rasp.tokens, "
+                                            "rasp.tokens, rasp.EQ))"))
+    status, _, err = raspc(capsys, "verify", path)
+    assert status == 2 and "no longer matches" in err and err.count("\n") == 1
+    program.unlink()
+    status, _, err = raspc(capsys, "verify", path)
+    assert status == 2 and "cannot be re-imported: no such program file" in err
+
+
+def test_verify_says_why_a_model_saved_from_python_cannot_be_verified(tmp_path, capsys):
+    compile_example("hist").save(tmp_path / "hist.npz")
+    status, _, err = raspc(capsys, "verify", tmp_path / "hist.npz")
+    assert status == 2 and err.count("\n") == 1
+    assert "does not record where its program came from" in err
+    status, _, err = raspc(capsys, "verify", tmp_path / "hist.npz", "--vocab", "a,b")
+    assert status == 2 and "not to a saved model" in err

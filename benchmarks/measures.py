@@ -1,0 +1,68 @@
+"""Measurements the benchmark tables share: model FLOPs, the machine's matmul rate,
+throughput of the public batched path, and growth exponents in N."""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+import time
+
+MATMUL_SIZE = 1024  # square float32 matmul: near the peak of XLA's CPU kernels here
+
+
+def forward_flops(config) -> int:
+    """Multiply-adds ×2 of one sequence of max_seq_len + 1 positions (matmuls and
+    attention products; embeddings are lookups and cost none)."""
+    seq, d = config.max_seq_len + 1, config.d_model
+    total = 0
+    for layer in config.layers:
+        h, k, v, m = layer.num_heads, layer.key_size, layer.value_size, layer.mlp_hidden
+        total += 2 * seq * d * h * (2 * k + v) + 2 * seq * h * v * d  # q, k, v; output
+        total += 2 * h * seq * seq * (k + v)                         # logits; mixing
+        total += 4 * seq * d * m                                     # linear_1, linear_2
+    width = 1 if config.output_numerical else len(config.output_values)
+    return total + 2 * seq * d * width
+
+
+def matmul_gflops(repeats: int = 7) -> float:
+    """GFLOP/s of a jitted square float32 matmul (median), measured now."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jnp.asarray(random.Random(0).random() + jnp.zeros((MATMUL_SIZE, MATMUL_SIZE)),
+                    jnp.float32)
+    product = jax.jit(lambda x: x @ x)
+    product(a).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        product(a).block_until_ready()
+        times.append(time.perf_counter() - started)
+    return 2 * MATMUL_SIZE ** 3 / statistics.median(times) / 1e9
+
+
+def batch_throughput(model, example, max_len: int, vocab, batch_size: int,
+                     repeats: int) -> float:
+    """Sequences per second of `apply_batch` on token lists (median over repeats)."""
+    rng = random.Random(1)
+    batch = [[model.config.bos, *example.sample(rng, max_len, vocab)]
+             for _ in range(batch_size)]
+    model.apply_batch(batch)  # jit once
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.apply_batch(batch)
+        times.append(time.perf_counter() - started)
+    return batch_size / statistics.median(times)
+
+
+def growth_exponent(sizes, values) -> float | None:
+    """The least-squares slope of log(value) against log(N): value ∝ N^slope."""
+    points = [(math.log(n), math.log(v)) for n, v in zip(sizes, values) if v and v > 0]
+    if len(points) < 2:
+        return None
+    mx = statistics.fmean(x for x, _ in points)
+    my = statistics.fmean(y for _, y in points)
+    var = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / var if var else None

@@ -1,0 +1,152 @@
+"""The fast batched path: token lists or id arrays → decoded outputs, in bounded chunks.
+
+Encoding checks every token once with one dict lookup; the jitted function returns
+only what decoding needs (the best column and whether it clears the threshold, or
+the number), so the residuals never leave XLA; decoding indexes an object array.
+Batch sizes are rounded up to powers of two, so jit traces at most log2(chunk) times.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rasp.errors import InputError
+
+if TYPE_CHECKING:
+    from compiler.model import CompiledModel
+
+# Floats of activation memory one chunk may use (about 1 GiB in float32), and the most
+# rows per chunk: beyond that throughput no longer grows on a CPU.
+CHUNK_FLOATS = 2**28
+MAX_CHUNK_ROWS = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchOutput:
+    """`apply_batch(..., return_residuals=True)`: the decoded outputs and, per sublayer,
+    the residual stream of every sequence (batch, max_seq_len + 1, d_model), PAD included."""
+
+    decoded: list[list[Any]]
+    residuals: list[np.ndarray]
+
+
+def encode_batch(model: CompiledModel, batch) -> np.ndarray:
+    """Token lists (each starting with BOS) or an int array of ids → (batch, max_seq_len + 1)
+    int32 ids padded with PAD. Raises InputError naming the first bad sequence."""
+    config = model.config
+    width = config.max_seq_len + 1
+    pad = len(config.vocab) + 1
+    if isinstance(batch, np.ndarray) or hasattr(batch, "__array__"):
+        return _checked_ids(np.asarray(batch), width, pad)
+    if isinstance(batch, (str, bytes)) or not isinstance(batch, Sequence):
+        raise InputError(f"apply_batch takes a list of token lists or an int array of ids, "
+                         f"got {type(batch).__name__}")
+    ids = np.full((len(batch), width), pad, np.int32)
+    lookup = {token: i for i, token in enumerate(config.vocab, 1)}
+    for row, tokens in enumerate(batch):
+        try:
+            if isinstance(tokens, (str, bytes)) or tokens[0] != config.bos or len(tokens) > width:
+                raise KeyError
+            ids[row, 1:len(tokens)] = [lookup[t] for t in tokens[1:]]
+        except (KeyError, TypeError, IndexError):  # say exactly what is wrong with it
+            model._encode(tokens)
+            raise  # _encode accepted what the fast path refused: a bug, not user input
+    ids[:, 0] = 0
+    return ids
+
+
+def _checked_ids(ids: np.ndarray, width: int, pad: int) -> np.ndarray:
+    if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
+        raise InputError(f"an id array must be 2-D integers (batch, length), got shape "
+                         f"{ids.shape} of {ids.dtype}; see model.input_encoder.encoding_map")
+    if ids.shape[1] > width:
+        raise InputError(f"the id array has {ids.shape[1]} columns, more than max_seq_len + 1 "
+                         f"= {width} this model was compiled for")
+    if ids.size and (ids.min() < 0 or ids.max() > pad):
+        raise InputError(f"ids must lie in 0..{pad} (BOS = 0, PAD = {pad})")
+    if len(ids) and np.any(ids[:, 0] != 0):
+        raise InputError("every row of the id array must start with the BOS id 0")
+    body = ids[:, 1:]
+    if np.any(body == 0):
+        raise InputError("the BOS id 0 may appear only in the first column")
+    is_pad = body == pad
+    if np.any(is_pad[:, :-1] & ~is_pad[:, 1:]):
+        raise InputError(f"PAD ({pad}) may only end a row: a token follows a PAD")
+    out = np.full((len(ids), width), pad, np.int32)
+    out[:, :ids.shape[1]] = ids
+    return out
+
+
+def chunk_rows(model: CompiledModel) -> int:
+    """Rows per chunk: a power of two whose activations fit in CHUNK_FLOATS."""
+    config = model.config
+    seq = config.max_seq_len + 1
+    widest = max([config.d_model] + [max(l.mlp_hidden, l.num_heads * seq,
+                                         l.num_heads * max(l.key_size, l.value_size))
+                                     for l in config.layers])
+    rows = max(1, min(MAX_CHUNK_ROWS, CHUNK_FLOATS // (4 * seq * widest)))
+    return 1 << (rows.bit_length() - 1)
+
+
+def make_decoder_outputs(forward_apply, numerical: bool, threshold: float):
+    """A jitted (params, ids, valid) → (index, is_set) or numbers; nothing else leaves XLA."""
+    def outputs(params, ids, valid):
+        out = forward_apply(params, ids, valid)["output"]
+        if numerical:
+            return out[..., 0]
+        if out.shape[-1] == 0:
+            return jnp.zeros(out.shape[:-1], jnp.int32), jnp.zeros(out.shape[:-1], bool)
+        return jnp.argmax(out, axis=-1).astype(jnp.int32), jnp.max(out, axis=-1) > threshold
+    return jax.jit(outputs)
+
+
+def run_batch(model: CompiledModel, batch, return_residuals: bool = False):
+    """Decoded outputs of a batch (BOS first in each row), chunked; see CompiledModel.apply_batch."""
+    ids = encode_batch(model, batch)
+    pad = len(model.config.vocab) + 1
+    lengths = (ids != pad).sum(axis=1)
+    decoded: list[list[Any]] = []
+    residuals: list[list[np.ndarray]] = []
+    step = chunk_rows(model)
+    for start in range(0, len(ids), step):
+        chunk = ids[start:start + step]
+        bucket = 1 << max(0, (len(chunk) - 1).bit_length())  # few shapes: few traces
+        padded = np.full((bucket, ids.shape[1]), pad, np.int32)
+        padded[:, 0] = 0
+        padded[:len(chunk)] = chunk
+        if return_residuals:
+            out = model._jitted(model.params, padded, padded != pad)
+            values = _decode_rows(model, np.asarray(out["output"])[:len(chunk)])
+            residuals.append([np.asarray(r)[:len(chunk)] for r in out["residuals"]])
+        else:
+            values = _table_values(model, model._jitted_outputs(model.params, padded,
+                                                                padded != pad), len(chunk))
+        bos = model.config.bos
+        decoded += [[bos] + row[1:n] for row, n in zip(values, lengths[start:start + step])]
+    if not return_residuals:
+        return decoded
+    stacked = [np.concatenate(parts) for parts in zip(*residuals)] if residuals else []
+    return BatchOutput(decoded, stacked)
+
+
+def _table_values(model: CompiledModel, out, rows: int) -> list[list[Any]]:
+    """Device outputs → per-row lists of Python values, by indexing an object table."""
+    if model.config.output_numerical:
+        return np.asarray(out)[:rows].tolist()
+    best, is_set = (np.asarray(x)[:rows] for x in out)
+    values = model.config.output_values
+    table = np.empty(len(values) + 1, object)  # filled one by one: values may be tuples
+    for i, value in enumerate(values):
+        table[i] = value
+    return table[np.where(is_set, best, len(values))].tolist()
+
+
+def _decode_rows(model: CompiledModel, logits: np.ndarray) -> list[list[Any]]:
+    decode = model.output_encoder.decode
+    return [[decode(position) for position in row] for row in logits]

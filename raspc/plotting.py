@@ -48,6 +48,7 @@ def load_for_plotting(args) -> tuple[CompiledModel, str, list[Any]]:
 
 def _plots():
     try:
+        import matplotlib  # noqa: F401  interp.plots imports it only when drawing
         from interp import plots
     except ImportError as error:
         raise CliError(f"plots need matplotlib ({error}): pip install 'rasp-compiler[plots]'") \

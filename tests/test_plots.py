@@ -237,3 +237,13 @@ def test_raspc_plot_writes_each_kind_and_refuses_mistakes(tmp_path, capsys):
     assert len(errors) == 3 and all(e.startswith("raspc: error: ") for e in errors), errors
     assert "must end in .png" in errors[0] and "L0.H0, L1.H0" in errors[1]
     assert "saved without its RASP program" in errors[2]
+
+
+def test_raspc_plot_without_matplotlib_says_what_to_install(monkeypatch, capsys, tmp_path):
+    from raspc.cli import main
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails
+    assert main(["plot", "reverse", "--kind", "program", "-o", str(tmp_path / "p.png")]) == 2
+    assert main(["report", "reverse", "-o", str(tmp_path / "r.html")]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 2 and all("pip install 'rasp-compiler[plots]'" in e for e in errors)

@@ -47,7 +47,7 @@ def _function_name(f) -> str:
 
 
 def describe_expr(expr: rx.RASPExpr, labels: dict[int, str]) -> str:
-    """The expression as one RASP call over its children's labels, e.g. `Select(indices, opp_idx, EQ)`."""
+    """The expression as one RASP call over its children's labels: `Select(indices, k, EQ)`."""
     args = [labels[c.unique_id] for c in expr.children]
     match expr:
         case rx.TokensType() | rx.IndicesType() | rx.LengthType():

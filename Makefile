@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
 TEST_EXTRAS := test,transformer-lens,plots,compress,notebook
 
-.PHONY: demo test test-slow bench fuzz clean
+.PHONY: demo test test-slow bench fuzz docs-images clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ bench: $(VENV)/.installed
 # The 5,000-program fuzz campaign on both cores (needs hypothesis: the test extras).
 fuzz: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/fuzz.py --programs 5000 --seed 11 --jobs 2 --fast-xla
+
+# The README's pictures, one per plot kind (docs/images/*.png; needs matplotlib: the plots extra).
+docs-images: $(VENV)/.installed-test
+	$(BIN)/python docs/make_images.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -81,6 +81,8 @@ def add_result_hooks(bridge):
     z_h · W_O[h] from what enters the output projection, passes the
     [batch, pos, n_heads, d_model] tensor through hook_result (so caching and
     patching it work) and returns their sum plus b_O as the attention output.
+    It also turns on `cfg.use_attn_result`, without which `run_with_hooks`
+    refuses hook_result.
     """
     if getattr(bridge, _RESULT_HOOKED, False):
         return bridge
@@ -98,6 +100,9 @@ def add_result_hooks(bridge):
             return summed if module.bias is None else summed + module.bias
 
         projection.register_forward_hook(per_head)
+    # The bridge refuses hooks on hook_result while cfg.use_attn_result is off, and its
+    # public setter refuses native attention; set the flag the way that setter does.
+    bridge.cfg._set_bridge_managed_hook_flag("use_attn_result", True)
     setattr(bridge, _RESULT_HOOKED, True)
     return bridge
 

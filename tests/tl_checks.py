@@ -158,7 +158,8 @@ def _check_pattern(bridge, cache, block, ours, real, heads):
     """
     q = cache[f"{block}.attn.hook_q"].numpy()[:, :, :heads].astype(np.float64)
     k = cache[f"{block}.attn.hook_k"].numpy()[:, :, :heads].astype(np.float64)
-    scale = bridge.cfg.attn_scale
+    cfg = bridge.cfg  # the native attention's divisor: attn_scale if set, else √d_head
+    scale = cfg.attn_scale if cfg.use_attn_scale and cfg.attn_scale > 0 else np.sqrt(cfg.d_head)
     scores = np.einsum("bqhd,bkhd->bhqk", q, k) / scale
     rounding = 2 * _gamma(q.shape[-1] + 2) * np.einsum("bqhd,bkhd->bhqk", abs(q), abs(k)) / scale
     visible = (ours > -1e29) & real[:, None, :, None] & real[:, None, None, :]

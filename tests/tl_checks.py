@@ -19,6 +19,10 @@ from compiler.ground_truth import run_batch
 from compiler.verify import outputs_agree
 from interp.transformer_lens import decode_logits, to_tokens
 
+# The models are tiny: one thread is fastest, and on a shared, overloaded machine
+# torch's spinning worker threads can slow a test by orders of magnitude.
+torch.set_num_threads(1)
+
 RELATIVE = 1e-5
 PATTERN = 1e-6
 # Free-running, torch's and XLA's float32 rounding differ and compound through

@@ -17,6 +17,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+from compiler.model import DECODE_THRESHOLD
 from compiler.serialize import EXPORT_MODEL_NAME, ModelFileError, save_model
 from interp import tl_weights
 
@@ -29,8 +30,6 @@ def export_model(model, directory: str | os.PathLike, format: str = "safetensors
     if format not in FORMATS:
         raise ModelFileError(f"unknown export format {format!r}; choose one of "
                              f"{', '.join(FORMATS)}")
-    from safetensors.numpy import save_file
-
     directory = Path(directory)
     if directory.suffix in (".npz", ".json") or directory.is_file():
         raise ModelFileError(f"{directory} must be a directory for format {format!r} "
@@ -40,8 +39,8 @@ def export_model(model, directory: str | os.PathLike, format: str = "safetensors
     files = {name: directory / name for name in
              ("model.safetensors", "config.json", "tokenizer.json", "ground_truth.json",
               "edges.json")}
-    save_file(tl_weights.native_arrays(model.params, model.config), files["model.safetensors"],
-              metadata={"format": "pt", "producer": "rasp-compiler"})
+    _write_safetensors(files["model.safetensors"],
+                       tl_weights.native_arrays(model.params, model.config))
     _write_json(files["config.json"], tl_weights.bridge_config(model.config))
     _write_json(files["tokenizer.json"], tokenizer_table(model))
     files["ground_truth.json"].write_text(truth.to_json(indent=1) + "\n", encoding="utf-8")
@@ -49,8 +48,7 @@ def export_model(model, directory: str | os.PathLike, format: str = "safetensors
     written = list(files.values()) + list(save_model(model, directory / EXPORT_MODEL_NAME, description))
     if format == "transformer-lens":
         legacy = directory / "legacy.safetensors"
-        save_file(tl_weights.legacy_arrays(model.params, model.config), legacy,
-                  metadata={"format": "pt", "producer": "rasp-compiler"})
+        _write_safetensors(legacy, tl_weights.legacy_arrays(model.params, model.config))
         _write_json(directory / "legacy_config.json", tl_weights.legacy_config(model.config))
         written += [legacy, directory / "legacy_config.json"]
     if format == "interpbench":
@@ -69,7 +67,8 @@ def tokenizer_table(model) -> dict[str, Any]:
         "output": [] if output.numerical else [{"column": c, "value": _plain(v)}
                                                for c, v in enumerate(output.values)],
         "decode": "numerical: logits[..., 0] is the value" if output.numerical else
-                  "categorical: the argmax column's value if its logit > 0.5, else None",
+                  "categorical: the argmax column's value if its logit > "
+                  f"{DECODE_THRESHOLD}, else None",
     }
 
 
@@ -141,6 +140,13 @@ def _plain(value):
     if isinstance(value, (tuple, list, frozenset)):
         return [_plain(v) for v in value]
     return str(value)
+
+
+def _write_safetensors(path: Path, arrays) -> None:
+    """Like safetensors' save_file, but with the usual file permissions (it writes 0600)."""
+    from safetensors.numpy import save
+
+    path.write_bytes(save(arrays, metadata={"format": "pt", "producer": "rasp-compiler"}))
 
 
 def _write_json(path: Path, data) -> None:

@@ -161,7 +161,8 @@ def _readme_loader() -> str:
 def test_raspc_export_then_the_readme_loader_without_rasp_compiler(tmp_path, capsys):
     directory = tmp_path / "reverse_tl"
     loader = _readme_loader().strip().splitlines()  # its last line is the decoded values
-    assert cli.main(["export", "reverse", "--max-seq-len", "5", "-o", str(directory)]) == 0
+    assert cli.main(["export", "reverse", "--max-seq-len", "5", "--format", "safetensors",
+                     "-o", str(directory)]) == 0
     assert "model.safetensors" in capsys.readouterr().out
     # -I -S: no PYTHONPATH, no cwd, no site hooks (so no editable install of ours);
     # only the site-packages directory, for torch, safetensors and transformer_lens.
@@ -193,6 +194,9 @@ def test_raspc_export_reports_mistakes_in_one_line(tmp_path, capsys):
     assert err.startswith("raspc: error: ") and "directory" in err and "Traceback" not in err
     with pytest.raises(SystemExit):
         cli.main(["export", "reverse", "--format", "onnx", "-o", str(tmp_path / "x")])
+    from interp.tl_export import FORMATS
+    from raspc.export import FORMATS as CLI_FORMATS
+    assert CLI_FORMATS == FORMATS
     model_path = tmp_path / "saved" / "reverse.npz"
     assert cli.main(["compile", "reverse", "-o", str(model_path)]) == 0
     assert cli.main(["export", str(model_path), "--format", "interpbench",

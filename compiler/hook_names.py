@@ -50,6 +50,6 @@ def bridge_hook(legacy: str) -> str:
 
 
 def split_index(hook: str) -> tuple[str, int | None]:
-    """("blocks.0.attn.hook_result", 1) for "blocks.0.attn.hook_result[1]"; (hook, None) if unindexed."""
+    """(name, head index) of "blocks.0.attn.hook_result[1]"; (hook, None) if unindexed."""
     name, index = _INDEX.match(hook).groups()
     return name, None if index is None else int(index[1:-1])

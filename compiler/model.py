@@ -226,13 +226,13 @@ class CompiledModel:
 
     @classmethod
     def load(cls, path) -> CompiledModel:
-        """A model saved with `save` (its .npz, .json or export directory), without recompiling."""
+        """A model saved with `save` (.npz, .json or export directory), without recompiling."""
         from compiler.serialize import load_model
         return load_model(path)
 
     # ------------------------------------------------------------ TransformerLens
     def to_transformer_lens(self):
-        """This model as a TransformerLens 4 TransformerBridge (needs the transformer-lens extra)."""
+        """This model as a TransformerLens 4 TransformerBridge (the transformer-lens extra)."""
         from interp.transformer_lens import to_transformer_lens
         return to_transformer_lens(self)
 

@@ -20,6 +20,7 @@ from typing import Any
 from compiler.model import DECODE_THRESHOLD
 from compiler.serialize import EXPORT_MODEL_NAME, ModelFileError, save_model
 from interp import tl_weights
+from interp.extras import import_extra
 
 FORMATS = ("safetensors", "transformer-lens", "interpbench")
 
@@ -30,6 +31,9 @@ def export_model(model, directory: str | os.PathLike, format: str = "safetensors
     if format not in FORMATS:
         raise ModelFileError(f"unknown export format {format!r}; choose one of "
                              f"{', '.join(FORMATS)}")
+    import_extra("safetensors.numpy")  # before anything is written
+    if format == "interpbench":
+        import_extra("torch")
     directory = Path(directory)
     if directory.suffix in (".npz", ".json") or directory.is_file():
         raise ModelFileError(f"{directory} must be a directory for format {format!r} "
@@ -45,7 +49,8 @@ def export_model(model, directory: str | os.PathLike, format: str = "safetensors
     _write_json(files["tokenizer.json"], tokenizer_table(model))
     files["ground_truth.json"].write_text(truth.to_json(indent=1) + "\n", encoding="utf-8")
     _write_json(files["edges.json"], circuit_edges(truth))
-    written = list(files.values()) + list(save_model(model, directory / EXPORT_MODEL_NAME, description))
+    ours = save_model(model, directory / EXPORT_MODEL_NAME, description)
+    written = list(files.values()) + list(ours)
     if format == "transformer-lens":
         legacy = directory / "legacy.safetensors"
         _write_safetensors(legacy, tl_weights.legacy_arrays(model.params, model.config))
@@ -144,7 +149,7 @@ def _plain(value):
 
 def _write_safetensors(path: Path, arrays) -> None:
     """Like safetensors' save_file, but with the usual file permissions (it writes 0600)."""
-    from safetensors.numpy import save
+    save = import_extra("safetensors.numpy").save
 
     path.write_bytes(save(arrays, metadata={"format": "pt", "producer": "rasp-compiler"}))
 

@@ -13,9 +13,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from interp import tl_weights
+from interp.extras import import_extra
+
+torch = import_extra("torch")
+import_extra("transformer_lens")
 
 _RESULT_HOOKED = "_rasp_compiler_result_hooks"
 
@@ -24,8 +27,8 @@ def transformer_lens_state_dict(model, legacy: bool = False):
     """The model's weights for TransformerLens, as torch float32 tensors.
 
     legacy=False: the TransformerBridge state dict (`blocks.0.attn.q.weight`, ...),
-    which `boot_native(TransformerBridgeConfig(**bridge_config)).load_state_dict`
-    takes. legacy=True: `(state_dict, config_dict)` in HookedTransformer's layout
+    which a bridge booted from `TransformerBridgeConfig.from_dict(tl_weights.bridge_config(...))`
+    loads. legacy=True: `(state_dict, config_dict)` in HookedTransformer's layout
     (`blocks.0.attn.W_Q` as [n_heads, d_model, d_head], ...), which InterpBench and
     TransformerLens < 4 load, and TransformerLens 4 converts with
     `convert_tl_checkpoint`.
@@ -126,7 +129,7 @@ def to_tokens(model, batch: Sequence[Sequence[Any]]) -> tuple[torch.Tensor, torc
 
 
 def decode_logits(model, logits, lengths: Sequence[int] | None = None) -> list[list[Any]]:
-    """Decoded outputs (BOS first, like `apply(...).decoded`) of bridge logits [batch, seq, d_vocab_out].
+    """Decoded outputs (BOS first, as `apply(...).decoded`) of logits [batch, seq, d_vocab_out].
 
     `lengths` (with BOS) drops the padded positions of each row.
     """

@@ -18,13 +18,6 @@ def cmd_export(args) -> int:
         target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
         model, _ = target.compile()
         description = f"{target.name}: {target.description}"
-    try:
-        import safetensors  # noqa: F401
-        import torch  # noqa: F401
-        import transformer_lens  # noqa: F401
-    except ImportError as error:
-        raise CliError(f"export needs the transformer-lens extra ({error.name} is missing): "
-                       "pip install 'rasp-compiler[transformer-lens]'") from None
     written = model.save(args.output, description, format=args.format)
     print(f"wrote {len(written)} files to {args.output}/: "
           f"{', '.join(sorted(p.name for p in written))}")

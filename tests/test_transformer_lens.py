@@ -12,13 +12,12 @@ import random
 
 import pytest
 
-pytest.importorskip("transformer_lens")  # the transformer-lens extra; `make test` installs it
-
-from compiler import compile_rasp_to_model  # noqa: E402
-from examples.library import EXAMPLES  # noqa: E402
-from interp.transformer_lens import (bridge_from_legacy, to_tokens,  # noqa: E402
-                                     to_transformer_lens, transformer_lens_state_dict)
-from tests.tl_checks import compare, ground_truth_hooks, sample_batch  # noqa: E402
+from compiler import compile_rasp_to_model
+from examples.library import EXAMPLES
+# These need the transformer-lens extra, which `make test` installs.
+from interp.transformer_lens import (bridge_from_legacy, to_tokens, to_transformer_lens,
+                                     transformer_lens_state_dict)
+from tests.tl_checks import compare, ground_truth_hooks, sample_batch
 
 # (example, causal): categorical 2-layer with a no-MLP layer; numerical with an MLP;
 # a layer with no heads; causal, numerical and attention-only; 3 heads beside a 0-head layer.

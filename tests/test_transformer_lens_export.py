@@ -17,19 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch  # the transformer-lens extra, which `make test` installs
 
-torch = pytest.importorskip("torch")  # the transformer-lens extra; `make test` installs it
-pytest.importorskip("transformer_lens")
-
-import rasp  # noqa: E402
-from compiler import CompiledModel, compile_rasp_to_model  # noqa: E402
-from compiler.ground_truth import ablated_params, run_batch  # noqa: E402
-from compiler.hook_names import bridge_hook, split_index  # noqa: E402
-from examples.library import EXAMPLES  # noqa: E402
-from interp.transformer_lens import (add_result_hooks, bridge_from_legacy,  # noqa: E402
-                                     bridge_from_state_dict, to_tokens, to_transformer_lens)
-from raspc import cli  # noqa: E402
-from tests.tl_checks import compare, ground_truth_hooks, sample_batch  # noqa: E402
+import rasp
+from compiler import CompiledModel, compile_rasp_to_model
+from compiler.ground_truth import ablated_params, run_batch
+from compiler.hook_names import bridge_hook, split_index
+from examples.library import EXAMPLES
+from interp.transformer_lens import (add_result_hooks, bridge_from_legacy, bridge_from_state_dict,
+                                     to_tokens, to_transformer_lens)
+from raspc import cli
+from tests.tl_checks import compare, ground_truth_hooks, sample_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE_PACKAGES = Path(torch.__file__).resolve().parents[1]
@@ -202,6 +200,14 @@ def test_raspc_export_reports_mistakes_in_one_line(tmp_path, capsys):
     assert cli.main(["export", str(model_path), "--format", "interpbench",
                      "-o", str(tmp_path / "ib")]) == 0
     assert (tmp_path / "ib" / "ll_model.pth").is_file()
+
+
+def test_a_missing_extra_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "safetensors.numpy", None)  # as if not installed
+    assert cli.main(["export", "reverse", "-o", str(tmp_path / "out")]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'rasp-compiler[transformer-lens]'" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_tracr_converter_of_transformer_lens_reads_our_model(reverse):

@@ -29,6 +29,7 @@ import jax
 import networkx as nx
 import numpy as np
 
+from compiler.hook_names import bridge_hook
 from rasp import expr as rx
 from rasp.traverse import topological_order, unique_labels
 
@@ -54,12 +55,23 @@ class Site:
     role: "embed", "result" (a head's output), "mlp_out", for a selector "query"
     / "key" (the head's Q and K), or "fused": computed inside the component but
     never written to the residual. head: the head index for attention hooks.
+    hook is the legacy (HookedTransformer) name, which the TransformerLens 4
+    bridge keeps as an alias; tl_bridge_hook is the bridge's own name for it.
     """
 
     component: str
     hook: str
     head: int | None
     role: str
+    tl_bridge_hook: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "tl_bridge_hook", bridge_hook(self.hook))
+
+    @property
+    def tl_legacy_hook(self) -> str:
+        """The HookedTransformer name of the hook (the same as `hook`)."""
+        return self.hook
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +81,8 @@ class GTComponent:
     reads/writes: the residual directions (index, label) it reads and writes.
     For a head, query_reads/key_reads/value_reads split `reads` by side (the
     nonzero rows of its W_Q, W_K, W_V columns). hidden: an MLP block's
-    [start, stop) units within its layer's MLP.
+    [start, stop) units within its layer's MLP. hook is the legacy
+    (HookedTransformer) name; tl_bridge_hook the TransformerLens 4 bridge's.
     """
 
     id: str
@@ -89,6 +102,15 @@ class GTComponent:
     key_reads: Directions = ()
     value_reads: Directions = ()
     hidden: tuple[int, int] | None = None
+    tl_bridge_hook: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "tl_bridge_hook", bridge_hook(self.hook))
+
+    @property
+    def tl_legacy_hook(self) -> str:
+        """The HookedTransformer name of its hook (the same as `hook`)."""
+        return self.hook
 
     @property
     def sublayer(self) -> int:
@@ -101,6 +123,11 @@ class GTComponent:
         if self.kind == "attn":
             return {n: attn_hook(self.layer, n) for n in ("q", "k", "v", "z", "result", "pattern")}
         return {"mlp_out": self.hook, "post": f"blocks.{self.layer}.mlp.hook_post"}
+
+    @property
+    def bridge_hooks(self) -> dict[str, str]:
+        """`hooks` under the TransformerLens 4 bridge's own names."""
+        return {n: bridge_hook(h) for n, h in self.hooks.items()}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -71,6 +71,13 @@ class OutputEncoder:
     def decoding_map(self) -> dict[int, Any]:
         return dict(enumerate(self.values))
 
+    @property
+    def encoding_map(self) -> dict[Any, int]:
+        """Value -> unembedding column (categorical only, as Tracr's output encoder has)."""
+        if self.numerical:
+            raise AttributeError("a numerical output has no encoding_map")
+        return {v: i for i, v in enumerate(self.values)}
+
     def decode(self, row: np.ndarray) -> Any:
         if self.numerical:
             return float(row[0])
@@ -300,16 +307,34 @@ class CompiledModel:
             causal=self.config.causal)
 
     # ------------------------------------------------------------------ files
-    def save(self, path, description: str | None = None):
-        """Save to `path` (.npz parameters) and a .json beside it; see compiler.serialize."""
+    def save(self, path, description: str | None = None, format: str = "npz"):
+        """Save to `path` (.npz parameters) and a .json beside it; see compiler.serialize.
+
+        format="safetensors" (or "transformer-lens", "interpbench") writes a
+        directory TransformerLens loads instead; see interp.tl_export.
+        """
+        if format != "npz":
+            from interp.tl_export import export_model  # torch-free, but interp stays optional
+            return export_model(self, path, format, description)
         from compiler.serialize import save_model
         return save_model(self, path, description)
 
     @classmethod
     def load(cls, path) -> CompiledModel:
-        """A model saved with `save` (path to its .npz or .json), without recompiling."""
+        """A model saved with `save` (.npz, .json or export directory), without recompiling."""
         from compiler.serialize import load_model
         return load_model(path)
+
+    # ------------------------------------------------------------ TransformerLens
+    def to_transformer_lens(self):
+        """This model as a TransformerLens 4 TransformerBridge (the transformer-lens extra)."""
+        from interp.transformer_lens import to_transformer_lens
+        return to_transformer_lens(self)
+
+    def transformer_lens_state_dict(self, legacy: bool = False):
+        """TransformerLens weights (legacy=True: HookedTransformer state dict and config)."""
+        from interp.transformer_lens import transformer_lens_state_dict
+        return transformer_lens_state_dict(self, legacy)
 
     # ------------------------------------------------------------ ground truth
     @property

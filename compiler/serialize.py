@@ -35,6 +35,7 @@ from rasp.errors import RaspError
 FORMAT = "rasp-compiler-model"
 VERSION = 1
 _KEY_SEP = "::"  # npz entry name = module + _KEY_SEP + parameter name
+EXPORT_MODEL_NAME = "rasp_model.npz"  # our own files inside an export directory
 
 
 class ModelFileError(RaspError, ValueError):
@@ -43,8 +44,14 @@ class ModelFileError(RaspError, ValueError):
 
 # ------------------------------------------------------------------ paths
 def model_paths(path: str | os.PathLike) -> tuple[Path, Path]:
-    """(parameters .npz, metadata .json) for `path` ending in .npz, .json or neither."""
+    """(parameters .npz, metadata .json) for `path` ending in .npz, .json or neither.
+
+    A directory (an export, see `CompiledModel.save(..., format=...)`) holds them
+    as EXPORT_MODEL_NAME (.npz and .json).
+    """
     path = Path(path)
+    if path.is_dir():
+        path = path / EXPORT_MODEL_NAME
     stem = path.with_suffix("") if path.suffix in (".npz", ".json") else path
     return stem.with_name(stem.name + ".npz"), stem.with_name(stem.name + ".json")
 

@@ -1,0 +1,37 @@
+"""`raspc export`: a program or saved model as a TransformerLens / InterpBench directory."""
+
+from __future__ import annotations
+
+from raspc.targets import MODEL_SUFFIXES, TARGET_HELP, CliError, load_model_file, load_target
+
+FORMATS = ("safetensors", "transformer-lens", "interpbench")  # = interp.tl_export.FORMATS
+
+
+def cmd_export(args) -> int:
+    """Compile (or load) the target and write it to the output directory in the format."""
+    if args.target.endswith(MODEL_SUFFIXES):
+        if args.vocab or args.max_seq_len or args.causal:
+            raise CliError("--vocab, --max-seq-len and --causal apply when compiling, "
+                           "not to a saved model")
+        model, description = load_model_file(args.target)
+    else:
+        target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
+        model, _ = target.compile()
+        description = f"{target.name}: {target.description}"
+    written = model.save(args.output, description, format=args.format)
+    print(f"wrote {len(written)} files to {args.output}/: "
+          f"{', '.join(sorted(p.name for p in written))}")
+    return 0
+
+
+def register(command) -> None:
+    """Add `export` to the parser (`command` is raspc.cli's helper)."""
+    p = command("export", cmd_export, "write a program or saved model as TransformerLens "
+                "weights (safetensors), with its tokenizer, ground truth and circuit edges",
+                TARGET_HELP + ", or a saved model.npz",
+                epilog="Example: raspc export reverse --format interpbench -o reverse_tl/")
+    p.add_argument("--format", choices=FORMATS, default="safetensors",
+                   help="safetensors: TransformerBridge weights + config/tokenizer/ground "
+                        "truth/edges JSON; transformer-lens: also the HookedTransformer layout; "
+                        "interpbench: also ll_model.pth, ll_model_cfg.pkl, edges.pkl")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")

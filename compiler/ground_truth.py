@@ -7,7 +7,9 @@ and `.value_records`) plus the embedding tables. It gives
     operation, the residual directions it reads and writes, and its
     TransformerLens hook names;
   - `alignment`: RASP label -> the sites (component + hook) that compute it;
-  - `circuit_graph()`: the true data flow, embeddings -> components -> output;
+  - `circuit_graph()`: the true data flow, embeddings -> components -> output,
+    also at InterpBench's granularities (compiler/granularity.py);
+  - `constant_directions`: embedding directions equal on every input (`one`, BOS);
   - `to_json()` / `from_json()`.
 
 Component ids are "L{layer}.H{head}" for a head and "L{layer}.M{i}" for the
@@ -122,6 +124,9 @@ class GroundTruth:
     embeddings: tuple[Embedding, ...]
     components: tuple[GTComponent, ...]
     alignment: dict[str, tuple[Site, ...]]
+    # Embedding directions no input can change: same column for every token and
+    # every position after BOS (`one`, `bos`, constants), and written by no component.
+    constant_directions: Directions = ()
 
     # ---------------------------------------------------------------- building
     @classmethod
@@ -160,7 +165,8 @@ class GroundTruth:
         output = model.value_records[model.config.output_label]
         alignment = _alignment(embeddings, components, model.program, model.value_records)
         return cls(labels, len(model.config.layers), model.config.output_label,
-                   dirs(output.dims), tuple(embeddings), tuple(components), alignment)
+                   dirs(output.dims), tuple(embeddings), tuple(components), alignment,
+                   dirs(_constant_directions(model, components)))
 
     def component(self, component_id: str) -> GTComponent:
         """The component with this id ("L0.H1", "L2.M0", ...)."""
@@ -171,19 +177,25 @@ class GroundTruth:
                        f"{', '.join(c.id for c in self.components)}")
 
     # ---------------------------------------------------------------- circuit
-    def circuit_graph(self, granularity: str = "component") -> nx.DiGraph:
+    def circuit_graph(self, granularity: str = "ids") -> nx.DiGraph:
         """The true data flow from the embeddings to the output, as a DiGraph.
 
-        Nodes: "hook_embed", "hook_pos_embed", the component ids (granularity
-        "component") or hook names (granularity "hook": a head is
+        Granularities "component", "acdc_hooks", "sp_hooks" are InterpBench's,
+        edge by edge (see `compiler.granularity.edge_graph`). Otherwise nodes:
+        "hook_embed", "hook_pos_embed", the component ids (granularity
+        "ids") or hook names (granularity "hook": a head is
         "blocks.L.attn.hook_result[h]", the MLP blocks of a layer merge into
         "blocks.L.hook_mlp_out"), and "output". An edge u -> v means v reads a
         residual direction u wrote in an earlier sublayer; its attributes are
         `directions` (labels) and, into a head, `inputs` (which of q, k, v read
         them). Nodes with no path to the output are left out.
         """
-        if granularity not in ("component", "hook"):
-            raise ValueError(f"granularity must be 'component' or 'hook', got {granularity!r}")
+        from compiler import granularity as interpbench
+        if granularity in interpbench.GRANULARITIES:
+            return interpbench.edge_graph(self, granularity)
+        if granularity not in ("ids", "hook"):
+            raise ValueError(f"granularity must be 'ids', 'hook' or one of "
+                             f"{', '.join(interpbench.GRANULARITIES)}, got {granularity!r}")
         graph = nx.DiGraph()
         writers = [(-1, e.hook, dict(e.writes)) for e in self.embeddings]
         for e in self.embeddings:
@@ -207,7 +219,23 @@ class GroundTruth:
                 graph.add_edge(writer, reader, directions=[reads[i] for i in shared],
                                inputs=inputs)
         graph = graph.subgraph(nx.ancestors(graph, OUTPUT) | {OUTPUT}).copy()
-        return graph if granularity == "component" else self._by_hook(graph)
+        return graph if granularity == "ids" else self._by_hook(graph)
+
+    def full_graph(self, granularity: str = "component") -> nx.DiGraph:
+        """Every edge a method can score at an InterpBench granularity (true or not)."""
+        from compiler.granularity import edge_graph
+        return edge_graph(self, granularity, everything=True)
+
+    def inert(self, dataset, granularity: str = "component") -> set[tuple[str, str]]:
+        """True edges whose carried values are identical on every clean/corrupt pair.
+
+        `dataset` is anything with `differs(writer, indices) -> bool` (e.g.
+        `interp.circuits.Dataset`): whether that writer's values on those residual
+        indices differ on some pair. Edges into a reader all of whose outgoing
+        edges are inert are inert too: that reader's output never differs.
+        """
+        from compiler.granularity import inert_edges
+        return inert_edges(self.circuit_graph(granularity), dataset.differs)
 
     def _by_hook(self, graph: nx.DiGraph) -> nx.DiGraph:
         def name(node):
@@ -250,7 +278,8 @@ class GroundTruth:
                          for e in data["embeddings"]),
                    tuple(_component(c) for c in data["components"]),
                    {label: tuple(Site(**s) for s in sites)
-                    for label, sites in data["alignment"].items()})
+                    for label, sites in data["alignment"].items()},
+                   _directions(data.get("constant_directions", ())))
 
 
 def _directions(pairs) -> Directions:
@@ -266,16 +295,54 @@ def _component(data: dict[str, Any]) -> GTComponent:
     return GTComponent(**{name: value(name, x) for name, x in data.items()})
 
 
+def _constant_directions(model, components) -> list[int]:
+    """Embedding columns equal on every token and every position after BOS."""
+    tokens = np.asarray(model.params["token_embed"]["embeddings"])[1:len(model.config.vocab) + 1]
+    positions = np.asarray(model.params["pos_embed"]["embeddings"])[1:]
+    written = set(np.flatnonzero(np.any(tokens != 0, axis=0) | np.any(positions != 0, axis=0)))
+    written |= set(np.flatnonzero(np.asarray(model.params["token_embed"]["embeddings"])[0] != 0))
+    by_components = {i for c in components for i, _ in c.writes}
+    return [int(i) for i in sorted(written - by_components)
+            if np.all(tokens[:, i] == tokens[0, i]) and np.all(positions[:, i] == positions[0, i])]
+
+
 def _head_reads(model, layer: int, head: int) -> tuple[list[int], list[int], list[int]]:
-    """Residual indices read by one head's W_Q, W_K and W_V (nonzero rows of its columns)."""
+    """Residual indices read by one head's W_Q, W_K and W_V (nonzero rows of its columns).
+
+    A categorical SOp that is never None and whose rows are all equal is left
+    out: exactly one of its directions is 1 at every position, so that side sees
+    the same vector whatever the value (e.g. the query of Select(tokens, tokens,
+    lambda k, q: k == "a")).
+    """
     config = model.config.layers[layer]
     prefix = f"transformer/layer_{layer}/attn"
     out = []
     for name, size in (("query", config.key_size), ("key", config.key_size),
                        ("value", config.value_size)):
         w = model.params[f"{prefix}/{name}"]["w"][:, head * size:(head + 1) * size]
-        out.append(np.flatnonzero(np.any(w != 0, axis=1)).tolist())
+        rows = set(np.flatnonzero(np.any(w != 0, axis=1)).tolist())
+        for record in model.value_records.values():
+            dims = list(record.dims)
+            if not record.numerical and set(dims) <= rows and np.all(w[dims] == w[dims[0]]) \
+                    and record.label in _never_none(model):
+                rows -= set(dims)
+        out.append(sorted(rows))
     return tuple(out)
+
+
+def _never_none(model) -> set[str]:
+    """Labels of the program's SOps that can never be None (none without the program)."""
+    if model.program is None:
+        return set()
+    cached = getattr(model, "_never_none_labels", None)
+    if cached is None:
+        from compiler.graph import extract_graph
+        from compiler.values import infer_value_sets
+        graph = extract_graph(model.program)
+        sets = infer_value_sets(graph, model.config.vocab, model.config.max_seq_len)
+        cached = {graph.label(node) for node, v in sets.items() if not v.may_be_none}
+        model._never_none_labels = cached
+    return cached
 
 
 def _alignment(embeddings, components, program, recorded) -> dict[str, tuple[Site, ...]]:

@@ -12,12 +12,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from raspc import checking, programs, running
+from raspc import checking, programs, running, scoring
 from raspc.targets import CliError
 from rasp.errors import InputError, RaspError
 
 # Each family module has `register(command)`; a new command family adds itself here.
-COMMAND_FAMILIES = (programs, running, checking)
+COMMAND_FAMILIES = (programs, running, checking, scoring)
 
 
 def _positive_int(text: str) -> int:

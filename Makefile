@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
 TEST_EXTRAS := test,transformer-lens,plots,compress,notebook
 
-.PHONY: demo test test-slow bench fuzz clean
+.PHONY: demo test test-slow bench fuzz circuits clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ bench: $(VENV)/.installed
 # The 5,000-program fuzz campaign on both cores (needs hypothesis: the test extras).
 fuzz: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/fuzz.py --programs 5000 --seed 11 --jobs 2 --fast-xla
+
+# Every circuit-discovery baseline on every example, scored against the exact truth.
+circuits: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/circuits.py --readme
 
 clean:
 	rm -rf $(VENV) build *.egg-info

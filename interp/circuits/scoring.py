@@ -41,6 +41,7 @@ class Curve:
     fpr: tuple[float, ...]
     precision_at_size: float | None
     lowest_true: tuple[tuple[str, float, int], ...]  # (item, score, rank), lowest first
+    missed: tuple[tuple[str, float, int], ...]  # true items not above every false one
 
     def summary(self) -> str:
         """One line: AUROC (or why not), counts, precision at the circuit's size."""
@@ -171,9 +172,13 @@ def _curve(scores: dict, label: dict, name) -> Curve:
                                                [scores[k] for k in neg])
     precision = sum(label[k] for k in ranked[:len(pos)]) / len(pos) if pos else None
     rank = {k: i + 1 for i, k in enumerate(ranked)}
-    lowest = sorted(pos, key=lambda k: (scores[k], -rank[k]))[:SHOWN_LOWEST]
+    lowest = sorted(pos, key=lambda k: (scores[k], -rank[k]))
+    top_negative = max((scores[k] for k in neg), default=-math.inf)
+    missed = [k for k in lowest if scores[k] <= top_negative]
     return Curve(len(pos), len(neg), excluded, auroc, why, tuple(thresholds), tuple(tpr),
-                 tuple(fpr), precision, tuple((name(k), scores[k], rank[k]) for k in lowest))
+                 tuple(fpr), precision,
+                 tuple((name(k), scores[k], rank[k]) for k in lowest[:SHOWN_LOWEST]),
+                 tuple((name(k), scores[k], rank[k]) for k in missed))
 
 
 def pessimistic_auroc(positive_scores, negative_scores) -> float:

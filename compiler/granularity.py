@@ -4,7 +4,8 @@ Takes a `GroundTruth` and gives networkx graphs named as InterpBench names them
 (`component`, `acdc_hooks`, `sp_hooks`), the graph of every possible edge (the
 negatives), InterpBench's canonicalisation, and which edges are constant or inert.
 Every edge records the writer and the reader slots it stands for, so a patching
-method can intervene on exactly that edge.
+method can intervene on exactly that edge. Also what the ground truth derives
+from the weights for it: constant directions and value-blind reads.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 import networkx as nx
+import numpy as np
 
 GRANULARITIES = ("component", "acdc_hooks", "sp_hooks")
 EMBED_WRITERS = {"hook_embed": "embed", "hook_pos_embed": "pos_embed"}
@@ -227,3 +229,49 @@ def inert_edges(graph: nx.DiGraph, differs) -> set[tuple[str, str]]:
                                                                      attrs["indices"])):
                 inert.add((u, v))
     return inert
+
+
+def constant_directions(model, components) -> list[int]:
+    """Embedding columns equal on every token and every position after BOS.
+
+    Directions a component writes are never constant, whatever the tables say.
+    """
+    table = np.asarray(model.params["token_embed"]["embeddings"])
+    tokens = table[1:len(model.config.vocab) + 1]  # BOS is row 0, PAD the last
+    positions = np.asarray(model.params["pos_embed"]["embeddings"])[1:]
+    written = set(np.flatnonzero(np.any(tokens != 0, axis=0) | np.any(positions != 0, axis=0)
+                                 | (table[0] != 0)))
+    by_components = {i for c in components for i, _ in c.writes}
+    return [int(i) for i in sorted(written - by_components)
+            if np.all(tokens[:, i] == tokens[0, i]) and np.all(positions[:, i] == positions[0, i])]
+
+
+def value_blind_rows(model, w, rows: set[int]) -> set[int]:
+    """Rows of `w` (a head side's columns) that read a value without telling values apart.
+
+    A categorical SOp that is never None has exactly one direction equal to 1 at
+    every position; when all its rows of `w` are equal, that side sees the same
+    vector whatever the value (the query of Select(tokens, tokens, lambda k, q: k == "a")).
+    """
+    blind: set[int] = set()
+    for record in model.value_records.values():
+        dims = list(record.dims)
+        if not record.numerical and set(dims) <= rows and np.all(w[dims] == w[dims[0]]) \
+                and record.label in _never_none(model):
+            blind |= set(dims)
+    return blind
+
+
+def _never_none(model) -> set[str]:
+    """Labels of the program's SOps that can never be None (none without the program)."""
+    if model.program is None:
+        return set()
+    cached = getattr(model, "_never_none_labels", None)
+    if cached is None:
+        from compiler.graph import extract_graph
+        from compiler.values import infer_value_sets
+        graph = extract_graph(model.program)
+        sets = infer_value_sets(graph, model.config.vocab, model.config.max_seq_len)
+        cached = {graph.label(node) for node, v in sets.items() if not v.may_be_none}
+        model._never_none_labels = cached
+    return cached

@@ -30,6 +30,7 @@ import jax
 import networkx as nx
 import numpy as np
 
+from compiler.granularity import constant_directions, value_blind_rows
 from rasp import expr as rx
 from rasp.traverse import topological_order, unique_labels
 
@@ -166,7 +167,7 @@ class GroundTruth:
         alignment = _alignment(embeddings, components, model.program, model.value_records)
         return cls(labels, len(model.config.layers), model.config.output_label,
                    dirs(output.dims), tuple(embeddings), tuple(components), alignment,
-                   dirs(_constant_directions(model, components)))
+                   dirs(constant_directions(model, components)))
 
     def component(self, component_id: str) -> GTComponent:
         """The component with this id ("L0.H1", "L2.M0", ...)."""
@@ -295,25 +296,9 @@ def _component(data: dict[str, Any]) -> GTComponent:
     return GTComponent(**{name: value(name, x) for name, x in data.items()})
 
 
-def _constant_directions(model, components) -> list[int]:
-    """Embedding columns equal on every token and every position after BOS."""
-    tokens = np.asarray(model.params["token_embed"]["embeddings"])[1:len(model.config.vocab) + 1]
-    positions = np.asarray(model.params["pos_embed"]["embeddings"])[1:]
-    written = set(np.flatnonzero(np.any(tokens != 0, axis=0) | np.any(positions != 0, axis=0)))
-    written |= set(np.flatnonzero(np.asarray(model.params["token_embed"]["embeddings"])[0] != 0))
-    by_components = {i for c in components for i, _ in c.writes}
-    return [int(i) for i in sorted(written - by_components)
-            if np.all(tokens[:, i] == tokens[0, i]) and np.all(positions[:, i] == positions[0, i])]
-
-
 def _head_reads(model, layer: int, head: int) -> tuple[list[int], list[int], list[int]]:
-    """Residual indices read by one head's W_Q, W_K and W_V (nonzero rows of its columns).
-
-    A categorical SOp that is never None and whose rows are all equal is left
-    out: exactly one of its directions is 1 at every position, so that side sees
-    the same vector whatever the value (e.g. the query of Select(tokens, tokens,
-    lambda k, q: k == "a")).
-    """
+    """Residual indices read by one head's W_Q, W_K and W_V: nonzero rows of its
+    columns, without value-blind reads (compiler.granularity.value_blind_rows)."""
     config = model.config.layers[layer]
     prefix = f"transformer/layer_{layer}/attn"
     out = []
@@ -321,28 +306,8 @@ def _head_reads(model, layer: int, head: int) -> tuple[list[int], list[int], lis
                        ("value", config.value_size)):
         w = model.params[f"{prefix}/{name}"]["w"][:, head * size:(head + 1) * size]
         rows = set(np.flatnonzero(np.any(w != 0, axis=1)).tolist())
-        for record in model.value_records.values():
-            dims = list(record.dims)
-            if not record.numerical and set(dims) <= rows and np.all(w[dims] == w[dims[0]]) \
-                    and record.label in _never_none(model):
-                rows -= set(dims)
-        out.append(sorted(rows))
+        out.append(sorted(rows - value_blind_rows(model, w, rows)))
     return tuple(out)
-
-
-def _never_none(model) -> set[str]:
-    """Labels of the program's SOps that can never be None (none without the program)."""
-    if model.program is None:
-        return set()
-    cached = getattr(model, "_never_none_labels", None)
-    if cached is None:
-        from compiler.graph import extract_graph
-        from compiler.values import infer_value_sets
-        graph = extract_graph(model.program)
-        sets = infer_value_sets(graph, model.config.vocab, model.config.max_seq_len)
-        cached = {graph.label(node) for node, v in sets.items() if not v.may_be_none}
-        model._never_none_labels = cached
-    return cached
 
 
 def _alignment(embeddings, components, program, recorded) -> dict[str, tuple[Site, ...]]:

@@ -1,10 +1,11 @@
 """Circuit-discovery baselines scored against the exact ground truth of every example.
 
     python benchmarks/circuits.py [--pairs 32] [--max-len 5] [--seed 0] [--only a,b]
-                                  [--out benchmarks/results] [--readme]
+                                  [--granularity component] [--out benchmarks/results]
+                                  [--readme]
 
 Each example is compiled at max_seq_len ≤ --max-len; each method runs on --pairs
-seeded clean/corrupted pairs of equal length, at component granularity, and is
+seeded clean/corrupted pairs of equal length, at --granularity, and is
 scored with interp.circuits.score_edges (constant and inert edges left out).
 Writes <out>/circuits.md (the table and the true edges each method missed),
 <out>/circuits.json and ROC plots <out>/circuits/roc_<example>.png.
@@ -25,7 +26,7 @@ from examples.library import EXAMPLES  # noqa: E402
 from interp.circuits import (METHODS, example_model, make_dataset, path_patching,  # noqa: E402
                              score_edges)
 
-GRANULARITY = "component"
+GRANULARITY = "component"  # the default; --granularity acdc_hooks scores canonical hooks
 # Path patching of single edges is how the truth is falsified; it is listed as
 # the reference every method is measured against, not as a baseline.
 ALL_METHODS = {**METHODS, "path_patching (reference)": path_patching}
@@ -36,7 +37,8 @@ README_MARKERS = ("<!-- circuits:start -->", "<!-- circuits:end -->")
 NOISE_FLOOR = 1e-4
 
 
-def run_example(name: str, pairs: int, max_len: int, seed: int) -> list[dict]:
+def run_example(name: str, pairs: int, max_len: int, seed: int,
+                granularity: str = GRANULARITY) -> list[dict]:
     """One row per method: AUROCs, seconds, the true edges it missed, the ROC points."""
     model = example_model(name, max_len)
     dataset = make_dataset(EXAMPLES[name], model, pairs, seed)
@@ -45,13 +47,13 @@ def run_example(name: str, pairs: int, max_len: int, seed: int) -> list[dict]:
     rows = []
     for method, run in ALL_METHODS.items():
         start = time.perf_counter()
-        scores = run(dataset, GRANULARITY)
+        scores = run(dataset, granularity)
         seconds = time.perf_counter() - start
-        result = score_edges(truth, scores, GRANULARITY, dataset=dataset)
+        result = score_edges(truth, scores, granularity, dataset=dataset)
         edges, nodes = result.edges, result.nodes
         top = max(scores.values(), default=0.0)
         floored = score_edges(truth, {k: s if s >= NOISE_FLOOR * top else 0.0
-                                      for k, s in scores.items()}, GRANULARITY, dataset=dataset)
+                                      for k, s in scores.items()}, granularity, dataset=dataset)
         rows.append({"example": name, "method": method, "seconds": seconds,
                      "edge_auroc": edges.auroc, "edge_why": edges.why,
                      "edge_auroc_above_noise": floored.edges.auroc,
@@ -146,7 +148,7 @@ def missed_report(rows: list[dict], key: str = "missed") -> str:
     return "\n".join(lines) or "- none"
 
 
-def plot(rows: list[dict], out_dir: str) -> list[str]:
+def plot(rows: list[dict], out_dir: str, granularity: str = GRANULARITY) -> list[str]:
     """One PNG per example: every method's edge ROC (matplotlib, imported here)."""
     import matplotlib
     matplotlib.use("Agg")
@@ -160,7 +162,7 @@ def plot(rows: list[dict], out_dir: str) -> list[str]:
             fpr, tpr = [0.0] + r["roc"]["fpr"] + [1.0], [0.0] + r["roc"]["tpr"] + [1.0]
             ax.step(fpr, tpr, where="post", label=f"{r['method']} ({r['edge_auroc']:.2f})")
         ax.plot([0, 1], [0, 1], color="0.8", lw=0.8)
-        ax.set(title=f"{name}: edges ({GRANULARITY})", xlabel="FPR", ylabel="TPR")
+        ax.set(title=f"{name}: edges ({granularity})", xlabel="FPR", ylabel="TPR")
         ax.legend(fontsize=6, loc="lower right")
         path = os.path.join(out_dir, f"roc_{name}.png")
         fig.savefig(path, dpi=100, bbox_inches="tight")
@@ -175,6 +177,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-len", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", help="comma-separated example names")
+    parser.add_argument("--granularity", default=GRANULARITY,
+                        choices=("component", "acdc_hooks", "sp_hooks"))
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     parser.add_argument("--readme", action="store_true",
                         help="also replace the table between the circuits markers in README.md")
@@ -182,11 +186,11 @@ def main(argv=None) -> int:
     names = args.only.split(",") if args.only else list(EXAMPLES)
     start, rows = time.perf_counter(), []
     for name in names:
-        rows += run_example(name, args.pairs, args.max_len, args.seed)
+        rows += run_example(name, args.pairs, args.max_len, args.seed, args.granularity)
         print(f"{name}: done ({time.perf_counter() - start:.0f}s)", file=sys.stderr)
     total = time.perf_counter() - start
     os.makedirs(args.out, exist_ok=True)
-    report = (f"Edge scores at {GRANULARITY} granularity, {args.pairs} pairs per example "
+    report = (f"Edge scores at {args.granularity} granularity, {args.pairs} pairs per example "
               f"(max_seq_len ≤ {args.max_len}, seed {args.seed}); pessimistic AUROC; "
               f"constant and inert edges left out. Total {total:.0f}s.\n\n"
               f"{summary(rows)}\n\n{table(rows)}\n\nTrue edges (nodes, for activation patching) "
@@ -198,8 +202,8 @@ def main(argv=None) -> int:
         f.write(report)
     with open(os.path.join(args.out, "circuits.json"), "w") as f:
         json.dump({"pairs": args.pairs, "max_len": args.max_len, "seed": args.seed,
-                   "granularity": GRANULARITY, "seconds": total, "rows": rows}, f, indent=1)
-    plot(rows, os.path.join(args.out, "circuits"))
+                   "granularity": args.granularity, "seconds": total, "rows": rows}, f, indent=1)
+    plot(rows, os.path.join(args.out, "circuits"), args.granularity)
     print(report)
     if args.readme:
         path = os.path.join(ROOT, "README.md")

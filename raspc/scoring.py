@@ -15,6 +15,8 @@ def cmd_score(args) -> int:
     from examples.library import EXAMPLES, Example
     from interp.circuits import make_dataset, score_edges, scores_from_json
 
+    if args.pairs < 1:
+        raise CliError(f"--pairs must be at least 1, got {args.pairs}")
     path = Path(args.scores)
     try:
         scores, granularity = scores_from_json(path.read_text())

@@ -131,7 +131,9 @@ def make_dataset(example, model, pairs: int = 32, seed: int = 0, hooked=None) ->
         return all(t in model.config.vocab for t in xs)
 
     clean, corrupt = [], []
-    while len(clean) < pairs:
+    for _ in range(MAX_DRAWS * pairs):
+        if len(clean) == pairs:
+            break
         xs = example.sample(rng, max_len, vocab)
         if not valid(xs):
             continue
@@ -143,6 +145,9 @@ def make_dataset(example, model, pairs: int = 32, seed: int = 0, hooked=None) ->
             ys = xs
         clean.append(tuple(xs))
         corrupt.append(tuple(ys))
+    if len(clean) < pairs:
+        raise ValueError(f"only {len(clean)} of {MAX_DRAWS * pairs} sampled inputs are valid "
+                         f"for the evaluator; give a sampler of valid inputs")
     return Dataset(hooked or HookedModel(model), tuple(clean), tuple(corrupt))
 
 

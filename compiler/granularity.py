@@ -263,9 +263,13 @@ def value_blind_rows(model, w, rows: set[int]) -> set[int]:
 
 
 def _never_none(model) -> set[str]:
-    """Labels of the program's SOps that can never be None (none without the program)."""
+    """Labels of the program's SOps that can never be None.
+
+    A model loaded without its program knows this only of tokens and indices, so
+    its other value-blind reads stay edges (a superset of the truth).
+    """
     if model.program is None:
-        return set()
+        return {"tokens", "indices"}
     cached = getattr(model, "_never_none_labels", None)
     if cached is None:
         from compiler.graph import extract_graph

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
 TEST_EXTRAS := test,transformer-lens,plots,compress,notebook
 
-.PHONY: demo test test-slow bench fuzz docs-images clean
+.PHONY: demo test test-slow bench fuzz circuits docs-images clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ fuzz: $(VENV)/.installed-test
 # The README's pictures, one per plot kind (docs/images/*.png; needs matplotlib: the plots extra).
 docs-images: $(VENV)/.installed-test
 	$(BIN)/python docs/make_images.py
+
+# Every circuit-discovery baseline on every example, scored against the exact truth.
+circuits: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/circuits.py --readme
 
 clean:
 	rm -rf $(VENV) build *.egg-info

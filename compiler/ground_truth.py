@@ -7,7 +7,9 @@ and `.value_records`) plus the embedding tables. It gives
     operation, the residual directions it reads and writes, and its
     TransformerLens hook names;
   - `alignment`: RASP label -> the sites (component + hook) that compute it;
-  - `circuit_graph()`: the true data flow, embeddings -> components -> output;
+  - `circuit_graph()`: the true data flow, embeddings -> components -> output,
+    also at InterpBench's granularities (compiler/granularity.py);
+  - `constant_directions`: embedding directions equal on every input (`one`, BOS);
   - `to_json()` / `from_json()`; `alignment_to_json` / `alignment_from_json`
     (a saved model keeps its alignment, since a loaded one has no program).
 
@@ -29,6 +31,7 @@ import jax
 import networkx as nx
 import numpy as np
 
+from compiler.granularity import constant_directions, value_blind_rows
 from compiler.hook_names import bridge_hook
 from rasp import expr as rx
 from rasp.traverse import topological_order, unique_labels
@@ -150,6 +153,9 @@ class GroundTruth:
     embeddings: tuple[Embedding, ...]
     components: tuple[GTComponent, ...]
     alignment: dict[str, tuple[Site, ...]]
+    # Embedding directions no input can change: same column for every token and
+    # every position after BOS (`one`, `bos`, constants), and written by no component.
+    constant_directions: Directions = ()
 
     # ---------------------------------------------------------------- building
     @classmethod
@@ -190,7 +196,8 @@ class GroundTruth:
         if alignment is None:
             alignment = _alignment(embeddings, components, model.program, model.value_records)
         return cls(labels, len(model.config.layers), model.config.output_label,
-                   dirs(output.dims), tuple(embeddings), tuple(components), alignment)
+                   dirs(output.dims), tuple(embeddings), tuple(components), alignment,
+                   dirs(constant_directions(model, components)))
 
     def component(self, component_id: str) -> GTComponent:
         """The component with this id ("L0.H1", "L2.M0", ...)."""
@@ -201,19 +208,25 @@ class GroundTruth:
                        f"{', '.join(c.id for c in self.components)}")
 
     # ---------------------------------------------------------------- circuit
-    def circuit_graph(self, granularity: str = "component") -> nx.DiGraph:
+    def circuit_graph(self, granularity: str = "ids") -> nx.DiGraph:
         """The true data flow from the embeddings to the output, as a DiGraph.
 
-        Nodes: "hook_embed", "hook_pos_embed", the component ids (granularity
-        "component") or hook names (granularity "hook": a head is
+        Granularities "component", "acdc_hooks", "sp_hooks" are InterpBench's,
+        edge by edge (see `compiler.granularity.edge_graph`). Otherwise nodes:
+        "hook_embed", "hook_pos_embed", the component ids (granularity
+        "ids") or hook names (granularity "hook": a head is
         "blocks.L.attn.hook_result[h]", the MLP blocks of a layer merge into
         "blocks.L.hook_mlp_out"), and "output". An edge u -> v means v reads a
         residual direction u wrote in an earlier sublayer; its attributes are
         `directions` (labels) and, into a head, `inputs` (which of q, k, v read
         them). Nodes with no path to the output are left out.
         """
-        if granularity not in ("component", "hook"):
-            raise ValueError(f"granularity must be 'component' or 'hook', got {granularity!r}")
+        from compiler import granularity as interpbench
+        if granularity in interpbench.GRANULARITIES:
+            return interpbench.edge_graph(self, granularity)
+        if granularity not in ("ids", "hook"):
+            raise ValueError(f"granularity must be 'ids', 'hook' or one of "
+                             f"{', '.join(interpbench.GRANULARITIES)}, got {granularity!r}")
         graph = nx.DiGraph()
         writers = [(-1, e.hook, dict(e.writes)) for e in self.embeddings]
         for e in self.embeddings:
@@ -237,7 +250,23 @@ class GroundTruth:
                 graph.add_edge(writer, reader, directions=[reads[i] for i in shared],
                                inputs=inputs)
         graph = graph.subgraph(nx.ancestors(graph, OUTPUT) | {OUTPUT}).copy()
-        return graph if granularity == "component" else self._by_hook(graph)
+        return graph if granularity == "ids" else self._by_hook(graph)
+
+    def full_graph(self, granularity: str = "component") -> nx.DiGraph:
+        """Every edge a method can score at an InterpBench granularity (true or not)."""
+        from compiler.granularity import edge_graph
+        return edge_graph(self, granularity, everything=True)
+
+    def inert(self, dataset, granularity: str = "component") -> set[tuple[str, str]]:
+        """True edges whose carried values are identical on every clean/corrupt pair.
+
+        `dataset` is anything with `differs(writer, indices) -> bool` (e.g.
+        `interp.circuits.Dataset`): whether that writer's values on those residual
+        indices differ on some pair. Edges into a reader all of whose outgoing
+        edges are inert are inert too: that reader's output never differs.
+        """
+        from compiler.granularity import inert_edges
+        return inert_edges(self.circuit_graph(granularity), dataset.differs)
 
     def _by_hook(self, graph: nx.DiGraph) -> nx.DiGraph:
         def name(node):
@@ -279,7 +308,8 @@ class GroundTruth:
                    tuple(Embedding(e["hook"], _directions(e["writes"]), tuple(e["exprs"]))
                          for e in data["embeddings"]),
                    tuple(_component(c) for c in data["components"]),
-                   alignment_from_json(data["alignment"]))
+                   alignment_from_json(data["alignment"]),
+                   _directions(data.get("constant_directions", ())))
 
 
 def alignment_to_json(alignment: dict[str, tuple[Site, ...]]) -> dict[str, list[dict]]:
@@ -307,14 +337,16 @@ def _component(data: dict[str, Any]) -> GTComponent:
 
 
 def _head_reads(model, layer: int, head: int) -> tuple[list[int], list[int], list[int]]:
-    """Residual indices read by one head's W_Q, W_K and W_V (nonzero rows of its columns)."""
+    """Residual indices read by one head's W_Q, W_K and W_V: nonzero rows of its
+    columns, without value-blind reads (compiler.granularity.value_blind_rows)."""
     config = model.config.layers[layer]
     prefix = f"transformer/layer_{layer}/attn"
     out = []
     for name, size in (("query", config.key_size), ("key", config.key_size),
                        ("value", config.value_size)):
         w = model.params[f"{prefix}/{name}"]["w"][:, head * size:(head + 1) * size]
-        out.append(np.flatnonzero(np.any(w != 0, axis=1)).tolist())
+        rows = set(np.flatnonzero(np.any(w != 0, axis=1)).tolist())
+        out.append(sorted(rows - value_blind_rows(model, w, rows)))
     return tuple(out)
 
 

@@ -1,0 +1,71 @@
+"""`raspc score`: a circuit-discovery method's scores against the exact true circuit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from raspc.targets import MODEL_SUFFIXES, TARGET_HELP, CliError, load_model_file, load_target
+
+DEFAULT_PAIRS = 64
+
+
+def cmd_score(args) -> int:
+    """Read scores.json, score it against the model's truth, print the summary."""
+    from examples.library import EXAMPLES, Example
+    from interp.circuits import make_dataset, score_edges, scores_from_json
+
+    if args.pairs < 1:
+        raise CliError(f"--pairs must be at least 1, got {args.pairs}")
+    path = Path(args.scores)
+    try:
+        scores, granularity = scores_from_json(path.read_text())
+    except OSError as error:
+        raise CliError(f"cannot read {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise CliError(f"{path}: {error}") from None
+    dataset = None
+    if args.target.endswith(MODEL_SUFFIXES):
+        model, _ = load_model_file(args.target)
+        note = "constant edges left out (a saved model has no sampler: inert edges kept)"
+    else:
+        target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
+        model, _ = target.compile()
+        example = EXAMPLES.get(args.target) or Example(
+            target.name, target.description, lambda n: target.program, target.vocab,
+            target.max_seq_len)
+        dataset = make_dataset(example, model, args.pairs, args.seed)
+        note = (f"constant edges and edges inert on {args.pairs} resampled pairs "
+                f"(seed {args.seed}) left out")
+    if args.keep_excluded:
+        note = "constant and inert edges kept as positives"
+    try:
+        result = score_edges(model.ground_truth, scores, args.granularity or granularity,
+                             dataset=dataset, keep_excluded=args.keep_excluded)
+    except ValueError as error:
+        raise CliError(f"{path}: {error}") from None
+    print(f"{args.target}: {note}")
+    print(result.format())
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
+        print(f"full result written to {args.json}")
+    return 0
+
+
+def register(command) -> None:
+    """Add `score` to the parser (`command` is raspc.cli's helper)."""
+    p = command("score", cmd_score, "score a circuit-discovery method's edge or node scores "
+                "(JSON, see docs/circuits.md) against the compiled model's exact circuit: "
+                "TPR/FPR, pessimistic AUROC, precision at the circuit's size",
+                TARGET_HELP + ", or a saved model (.npz/.json)")
+    p.add_argument("scores", help="scores.json: {\"granularity\": ..., \"edges\": [{\"upstream\","
+                                  " \"downstream\", \"score\"}, ...]} or \"nodes\"")
+    p.add_argument("--granularity", choices=("component", "acdc_hooks", "sp_hooks"),
+                   help="override the file's granularity")
+    p.add_argument("--keep-excluded", action="store_true",
+                   help="count constant and inert true edges as positives")
+    p.add_argument("--pairs", type=int, default=DEFAULT_PAIRS, metavar="N",
+                   help=f"clean/corrupted pairs deciding which edges are inert "
+                        f"(default {DEFAULT_PAIRS})")
+    p.add_argument("--seed", type=int, default=0, help="seed of those pairs (default 0)")
+    p.add_argument("--json", metavar="PATH", help="also write the full result (ROC curves) here")

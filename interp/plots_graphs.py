@@ -234,7 +234,9 @@ def plot_circuit(model: CompiledModel, granularity: str = "component") -> Figure
     if granularity not in ("component", "hook"):
         raise PlotError(f"granularity must be 'component' or 'hook', got {granularity!r}")
     truth = model.ground_truth
-    graph = truth.circuit_graph(granularity)
+    # "component": one node per head and MLP block, i.e. the ground truth's id graph, which
+    # keeps the q/k/v labels that InterpBench's edge-level "component" graph folds away.
+    graph = truth.circuit_graph("ids" if granularity == "component" else granularity)
     levels, texts, kinds = {}, {}, {}
     for node, attrs in graph.nodes(data=True):
         kind = kinds[node] = attrs["kind"]

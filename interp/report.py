@@ -105,7 +105,7 @@ def _decoding_table(model: CompiledModel, tokens: list[Any]) -> str:
 
 def _circuit_table(model: CompiledModel) -> str:
     rows = [(u, v, " ".join(a["inputs"]), summarize_directions(model, a["directions"]))
-            for u, v, a in model.ground_truth.circuit_graph().edges(data=True)]
+            for u, v, a in model.ground_truth.circuit_graph("ids").edges(data=True)]
     return _table(("from", "to", "read by", "directions"), rows)
 
 

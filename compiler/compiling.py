@@ -6,12 +6,13 @@ build_blocks → schedule_layers → layout_residual → assemble_params → Com
 
 from __future__ import annotations
 
-import functools
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from compiler.assemble import ModelConfig, assemble_params
 from compiler.blocks import build_blocks
+from compiler.domain import Domain, analyse_domain
 from compiler.fusion import fuse_program
 from compiler.graph import extract_graph
 from compiler.layout import layout_residual
@@ -20,15 +21,15 @@ from compiler.model import CompiledModel
 from compiler.record import record_components, record_values
 from compiler.schedule import schedule_layers
 from compiler.spaces import node_spaces
-from compiler.values import infer_value_sets, sort_values
+from compiler.values import ValueSet, infer_value_sets, sort_values
 from craft.bases import MatrixTooLarge
 from rasp import expr as rx
-from rasp.errors import CompileError
+from rasp.errors import CompileError, CompileWarning
 
 
 def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: int,
                           causal: bool = False, compiler_bos: str = "BOS",
-                          compiler_pad: str = "PAD") -> CompiledModel:
+                          compiler_pad: str = "PAD", strict: bool = False) -> CompiledModel:
     """Compile a RASP program into a transformer that agrees with `rasp.evaluate`.
 
     Args:
@@ -37,13 +38,22 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
       max_seq_len: the longest input (not counting BOS).
       causal: build a decoder whose positions see only earlier positions.
       compiler_bos, compiler_pad: the BOS and PAD tokens; not in `vocab`.
+      strict: refuse a program whose domain is not total (see below).
+
+    The model's `domain` lists every way an input can make the reference evaluator
+    raise (a function raising on some value, a categorical Aggregate that may select
+    differing values); on such inputs the model's output means nothing. A program
+    whose domain is not total compiles with one `rasp.CompileWarning` listing them.
 
     Raises:
       CompileError: naming the expression that cannot be compiled exactly, why,
-        and a rewrite where one is known.
+        and a rewrite where one is known; with `strict`, naming the first expression
+        outside whose domain some input falls.
     """
     vocab = _check_arguments(program, vocab, max_seq_len, compiler_bos, compiler_pad)
-    lowered = lower_program(program, _none_oracle(program, vocab, max_seq_len))
+    source_values, domain = analyse_domain(program, vocab, max_seq_len, causal)
+    _enforce(domain, strict)
+    lowered = lower_program(program, _none_oracle(source_values))
     graph = extract_graph(fuse_program(lowered, max_seq_len))
     values = infer_value_sets(graph, vocab, max_seq_len)
     spaces = node_spaces(graph, values)
@@ -65,22 +75,27 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
         pad=compiler_pad, d_model=residual.dim, layers=layers,
         output_label=graph.label(graph.output), output_numerical=rx.is_numerical(output),
         output_values=() if rx.is_numerical(output) else values[graph.output].values)
-    return CompiledModel(params, config, residual.labels(), record_components(schedule, residual),
-                         record_values(graph, spaces, residual, schedule), program)
+    model = CompiledModel(params, config, residual.labels(),
+                          record_components(schedule, residual),
+                          record_values(graph, spaces, residual, schedule), program,
+                          domain=domain)
+    if not domain.total:
+        warnings.warn(CompileWarning(domain.message()), stacklevel=2)
+    return model
 
 
-def _none_oracle(program: rx.SOp, vocab, max_seq_len: int) -> Callable[[rx.SOp], bool]:
-    """Whether an SOp of `program` can be None, from the value sets of the program as
-    written (computed only if asked; True where they cannot be inferred)."""
-    @functools.cache
-    def value_sets():
-        try:
-            return infer_value_sets(extract_graph(program), vocab, max_seq_len)
-        except CompileError:
-            return {}
+def _enforce(domain: Domain, strict: bool) -> None:
+    if strict and not domain.total:
+        label = domain.conditions[0].label if domain.conditions else None
+        raise CompileError(label, "strict=True, and the program is partial: "
+                           + "; ".join(domain.lines()), domain.hint())
 
+
+def _none_oracle(source_values: dict[int, ValueSet]) -> Callable[[rx.SOp], bool]:
+    """Whether an SOp of the program as written can be None (True where its value
+    sets could not be inferred)."""
     def may_be_none(sop: rx.SOp) -> bool:
-        values = value_sets().get(sop.unique_id)
+        values = source_values.get(sop.unique_id)
         return values is None or values.may_be_none
 
     return may_be_none
@@ -92,6 +107,12 @@ def _check_arguments(program, vocab, max_seq_len, bos, pad) -> tuple[Any, ...]:
                            "pass an expression built from rasp.tokens, rasp.indices, ...")
     if isinstance(vocab, (str, bytes)) or not isinstance(vocab, Iterable):
         raise CompileError(None, f"vocab must be a set or list of tokens, got {vocab!r}")
+    vocab = list(vocab)
+    unhashable = [t for t in vocab if not _hashable(t)]
+    if unhashable:
+        raise CompileError(None, f"vocab tokens must be hashable, but {unhashable[0]!r} is a "
+                           f"{type(unhashable[0]).__name__}",
+                           "use tuples instead of lists (or str, int, float tokens)")
     vocab = sort_values(vocab)
     if not vocab:
         raise CompileError(None, "the vocabulary is empty")
@@ -104,3 +125,11 @@ def _check_arguments(program, vocab, max_seq_len, bos, pad) -> tuple[Any, ...]:
     if isinstance(max_seq_len, bool) or not isinstance(max_seq_len, int) or max_seq_len < 1:
         raise CompileError(None, f"max_seq_len must be a positive int, got {max_seq_len!r}")
     return vocab
+
+
+def _hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import numpy as np
 
 import rasp
 from compiler.assemble import LayerConfig, ModelConfig
+from compiler.domain import Domain, DomainCondition
 from compiler.model import CompiledModel, Component, ValueRecord
 from craft.blocks import BlockInfo
 from rasp.errors import RaspError
@@ -149,6 +151,28 @@ def _record_from_json(data: dict[str, Any]) -> ValueRecord:
                        tuple(data["dims"]), int(data["sublayer"]))
 
 
+def _domain_to_json(domain: Domain) -> dict[str, Any]:
+    return {"unknown": domain.unknown,
+            "conditions": [{"label": c.label, "kind": c.kind, "detail": c.detail,
+                            "examples": _examples(c.examples), "certain": c.certain}
+                           for c in domain.conditions]}
+
+
+def _examples(values) -> list[Any]:
+    try:
+        return _values(values)
+    except ModelFileError:  # an exotic value: keep what it looks like
+        return [encode_value(repr(v)) for v in values]
+
+
+def _domain_from_json(data: dict[str, Any] | None) -> Domain | None:
+    if data is None:  # saved before domains were recorded
+        return None
+    return Domain(tuple(DomainCondition(c["label"], c["kind"], c["detail"],
+                                        _unvalues(c["examples"]), bool(c["certain"]))
+                        for c in data["conditions"]), data["unknown"])
+
+
 def _program_to_json(model: CompiledModel, description: str | None) -> dict[str, Any]:
     """A readable summary of the program: the expressions, children first."""
     program: dict[str, Any] = {"description": description, "output": model.config.output_label}
@@ -180,6 +204,7 @@ def model_metadata(model: CompiledModel, description: str | None = None) -> dict
         "program": _program_to_json(model, description),
         "components": [_component_to_json(c) for c in model.components],
         "value_records": [_record_to_json(r) for r in model.value_records.values()],
+        "domain": _domain_to_json(model.domain),
         "params": {module: {name: {"shape": list(a.shape), "dtype": str(a.dtype)}
                             for name, a in weights.items()}
                    for module, weights in model.params.items()},
@@ -232,8 +257,10 @@ def load_model(path: str | os.PathLike) -> CompiledModel:
             arrays = {key: npz[key] for key in npz.files}
     except FileNotFoundError:
         raise ModelFileError(f"no saved model at {path}: {npz_path} does not exist") from None
-    except (OSError, ValueError) as e:
-        raise ModelFileError(f"cannot read {npz_path}: {e}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        raise ModelFileError(f"{npz_path} is not a parameter file saved by rasp-compiler (it "
+                             "is corrupt or of another format); save the model again with "
+                             "model.save(path) or `raspc compile PROGRAM -o path`") from None
     try:
         return _build(metadata, arrays)
     except (KeyError, TypeError, ValueError) as e:
@@ -258,7 +285,8 @@ def _build(metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -> CompiledM
     config = _config_from_json(metadata["config"])
     model = CompiledModel(params, config, metadata["residual_labels"],
                           [_component_from_json(c) for c in metadata["components"]],
-                          [_record_from_json(r) for r in metadata["value_records"]])
+                          [_record_from_json(r) for r in metadata["value_records"]],
+                          domain=_domain_from_json(metadata.get("domain")))
     ids = {decode_value(t): i for t, i in metadata["encoders"]["input"]["ids"]}
     if ids != model.input_encoder.encoding_map:
         raise ModelFileError("the saved input encoder does not match the config's vocabulary")

@@ -4,8 +4,8 @@ Programs written for DeepMind's Tracr (`from tracr.rasp import rasp`) run
 unchanged after `import rasp`.
 """
 
-from rasp.errors import (CompileError, EvaluationError, InputError, ModelMismatchError,
-                         RaspError)
+from rasp.errors import (CompileError, CompileWarning, DomainError, EvaluationError, InputError,
+                         ModelMismatchError, RaspError)
 from rasp.evaluate import evaluate
 from rasp.expr import (
     Aggregate, Comparison, ConstantSelector, ConstantSOp, Encoding, Full, IndicesType,
@@ -21,7 +21,7 @@ EQ, LT, LEQ, GT, GEQ, NEQ, TRUE, FALSE = (
     Comparison.NEQ, Comparison.TRUE, Comparison.FALSE)
 
 __all__ = [
-    "Aggregate", "Comparison", "CompileError", "ConstantSOp", "ConstantSelector",
+    "Aggregate", "Comparison", "CompileError", "CompileWarning", "ConstantSOp", "DomainError", "ConstantSelector",
     "Encoding", "EvaluationError", "Full", "IndicesType", "InputError", "LengthType",
     "LinearSequenceMap", "Map", "ModelMismatchError", "RASPExpr", "RaspError", "SOp", "Select", "Selector",
     "SelectorAnd", "SelectorNot", "SelectorOr", "SelectorWidth", "SequenceMap",

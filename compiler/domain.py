@@ -22,6 +22,7 @@ from rasp.errors import CompileError, EvaluationError
 
 RAISES = "raises"          # a Map or SequenceMap whose function raises
 AMBIGUOUS = "ambiguous"    # a categorical Aggregate that may select differing values
+LENGTH = "length"          # a constant (check_length=True) that fixes the input length
 MAX_EXAMPLES = 3
 
 
@@ -31,8 +32,9 @@ class DomainCondition:
 
     Attributes:
       label: the expression that fails on such inputs.
-      kind: RAISES or AMBIGUOUS.
-      detail: the exception raised (RAISES) or the selector, described (AMBIGUOUS).
+      kind: RAISES, AMBIGUOUS or LENGTH.
+      detail: the exception raised (RAISES), the selector, described (AMBIGUOUS), or the
+        one input length the constant allows (LENGTH).
       examples: input values of the function on which it raised (RAISES only).
       certain: True when some input of allowed length is known to reach it (a function
         raising on a value its input surely takes); False when it is possible, not proven.
@@ -48,13 +50,16 @@ class DomainCondition:
         if self.kind == RAISES:
             shown = ", ".join(map(repr, self.examples))
             return f"{self.label!r} raises {self.detail} on {shown}"
+        if self.kind == LENGTH:
+            return f"{self.label!r} is a constant that only inputs of length {self.detail} fit"
         return (f"{self.label!r} is a categorical Aggregate whose selector {self.detail} may "
                 "select several keys with differing values")
 
     @property
     def reason(self) -> str:
         """The condition in a few words, for counts by reason."""
-        verb = "raises" if self.kind == RAISES else "selects differing values"
+        verb = {RAISES: "raises", LENGTH: "fixes the length"}.get(self.kind,
+                                                                  "selects differing values")
         return f"{self.label!r} {verb}"
 
 
@@ -102,6 +107,8 @@ class Domain:
             if text.startswith(f"{condition.label}:"):
                 return condition.reason
         label, _, rest = text.partition(":")
+        if "constant has length" in rest:
+            return f"{label!r} fixes the length"
         if "differing values" in rest:
             return f"{label!r} selects differing values"
         return f"{label!r} raises" if "raised" in rest else f"{label!r} fails"
@@ -121,6 +128,10 @@ def analyse_domain(program: rx.SOp, vocab, max_seq_len: int,
     conditions = [_raising(expr, group, facts) for expr, group in _by_expr(failures)]
     conditions += [c for node in graph.order
                    if (c := _ambiguity(graph.expr(node), facts)) is not None]
+    conditions += [DomainCondition(e.label, LENGTH, str(len(e.value)), certain=True)
+                   for e in map(graph.expr, graph.order)
+                   if isinstance(e, (rx.ConstantSOp, rx.ConstantSelector)) and e.check_length
+                   and not max_seq_len == len(e.value) == 1]
     return sets, Domain(tuple(conditions))
 
 

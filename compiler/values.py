@@ -146,7 +146,10 @@ def _with_none(values: ValueSet) -> ValueSet:
 
 
 def _aggregate(expr, sop: ValueSet, sets: dict[int, ValueSet], n: int) -> ValueSet:
-    default = [] if never_empty(expr.selector, sets) else [expr.default]
+    # A None default never shows if the selector is never empty; another default stays
+    # in the set (harmless: the block builder encodes it).
+    default = [] if expr.default is None and never_empty(expr.selector, sets) else \
+        [expr.default]
     if not rx.is_numerical(expr):
         result = _from_values(list(sop.values) + default)
         skips_none = expr.annotations.get("selects_no_none", False)

@@ -153,7 +153,8 @@ def _raising(expr, failures: list[Failure], facts: _Facts) -> DomainCondition:
 def _ambiguity(expr, facts: _Facts) -> DomainCondition | None:
     if not isinstance(expr, rx.Aggregate) or rx.is_numerical(expr) or facts.unique(expr):
         return None
-    return DomainCondition(expr.label, AMBIGUOUS, describe(expr.selector))
+    return DomainCondition(expr.label, AMBIGUOUS,
+                           f"{expr.selector.label!r} = {describe(expr.selector)}")
 
 
 @dataclasses.dataclass

@@ -1,18 +1,19 @@
 """compile_rasp_to_model: the whole pipeline, one stage after another.
 
-program → lower_program → fuse_program → extract_graph → infer_value_sets → node_spaces →
+program → lower_program (→ infer_domain) → fuse_program → extract_graph → infer_value_sets → node_spaces →
 build_blocks → schedule_layers → layout_residual → assemble_params → CompiledModel
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from compiler.assemble import ModelConfig, assemble_params
 from compiler.blocks import build_blocks
-from compiler.domain import Domain, analyse_domain
+from compiler.domain import Domain, infer_domain
 from compiler.fusion import fuse_program
 from compiler.graph import extract_graph
 from compiler.layout import layout_residual
@@ -21,7 +22,7 @@ from compiler.model import CompiledModel
 from compiler.record import record_components, record_values
 from compiler.schedule import schedule_layers
 from compiler.spaces import node_spaces
-from compiler.values import ValueSet, infer_value_sets, sort_values
+from compiler.values import infer_value_sets, sort_values
 from craft.bases import MatrixTooLarge
 from rasp import expr as rx
 from rasp.errors import CompileError, CompileWarning
@@ -51,9 +52,9 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
         outside whose domain some input falls.
     """
     vocab = _check_arguments(program, vocab, max_seq_len, compiler_bos, compiler_pad)
-    source_values, domain = analyse_domain(program, vocab, max_seq_len, causal)
+    lowered = lower_program(program, _none_oracle(program, vocab, max_seq_len))
+    domain = infer_domain(program, lowered, vocab, max_seq_len, causal)
     _enforce(domain, strict)
-    lowered = lower_program(program, _none_oracle(source_values))
     graph = extract_graph(fuse_program(lowered, max_seq_len))
     values = infer_value_sets(graph, vocab, max_seq_len)
     spaces = node_spaces(graph, values)
@@ -91,11 +92,18 @@ def _enforce(domain: Domain, strict: bool) -> None:
                            + "; ".join(domain.lines()), domain.hint())
 
 
-def _none_oracle(source_values: dict[int, ValueSet]) -> Callable[[rx.SOp], bool]:
-    """Whether an SOp of the program as written can be None (True where its value
-    sets could not be inferred)."""
+def _none_oracle(program: rx.SOp, vocab, max_seq_len: int) -> Callable[[rx.SOp], bool]:
+    """Whether an SOp of `program` can be None, from the value sets of the program as
+    written (computed only if asked; True where they cannot be inferred)."""
+    @functools.cache
+    def value_sets():
+        try:
+            return infer_value_sets(extract_graph(program), vocab, max_seq_len)
+        except CompileError:
+            return {}
+
     def may_be_none(sop: rx.SOp) -> bool:
-        values = source_values.get(sop.unique_id)
+        values = value_sets().get(sop.unique_id)
         return values is None or values.may_be_none
 
     return may_be_none

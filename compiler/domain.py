@@ -9,14 +9,16 @@ receive, and a categorical Aggregate not proven to select one value per query.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from typing import Any
 
+import numpy as np
+
 from compiler.graph import ProgramGraph, extract_graph
-from compiler.lowering import evaluate_term, selector_terms, term_sops
+from compiler.lowering import lower_program, selector_terms, term_sops
 from compiler.selection import describe
 from compiler.values import (MAX_PREDICATE_CALLS, Failure, ValueSet, at_most_one_selected,
                              infer_value_sets, predicate_holds)
+import rasp
 from rasp import expr as rx
 from rasp.errors import CompileError, EvaluationError
 
@@ -24,6 +26,7 @@ RAISES = "raises"          # a Map or SequenceMap whose function raises
 AMBIGUOUS = "ambiguous"    # a categorical Aggregate that may select differing values
 LENGTH = "length"          # a constant (check_length=True) that fixes the input length
 MAX_EXAMPLES = 3
+MAX_RECORDS = 2_000  # records compared pairwise when proving a rank injective
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,25 +117,33 @@ class Domain:
         return f"{label!r} raises" if "raised" in rest else f"{label!r} fails"
 
 
-def analyse_domain(program: rx.SOp, vocab, max_seq_len: int,
-                   causal: bool) -> tuple[dict[int, ValueSet], Domain]:
-    """The value sets of `program` as written (empty if they cannot be inferred) and its
-    domain."""
-    graph = extract_graph(program)
+def infer_domain(program: rx.SOp, lowered: rx.SOp, vocab, max_seq_len: int,
+                 causal: bool) -> Domain:
+    """The domain of `program`, analysed on its lowered form `lowered` (same values at
+    every position, same labels, and value sets cheap to enumerate)."""
+    graph = extract_graph(lowered)
     failures: list[Failure] = []
     try:
         sets = infer_value_sets(graph, vocab, max_seq_len, failures)
     except CompileError as error:
-        return {}, Domain(unknown=error.reason)
+        return Domain(unknown=error.reason)
     facts = _Facts(graph, sets, max_seq_len, causal)
+    written = rasp.topological_order(program)
+    # Lowering rebuilds selectors; a condition names the selector as written.
+    selectors = {e.label: e.selector for e in written if isinstance(e, rx.Aggregate)}
     conditions = [_raising(expr, group, facts) for expr, group in _by_expr(failures)]
     conditions += [c for node in graph.order
-                   if (c := _ambiguity(graph.expr(node), facts)) is not None]
+                   if (c := _ambiguity(graph.expr(node), facts, selectors)) is not None]
     conditions += [DomainCondition(e.label, LENGTH, str(len(e.value)), certain=True)
-                   for e in map(graph.expr, graph.order)
+                   for e in written  # lowering drops ConstantSelector
                    if isinstance(e, (rx.ConstantSOp, rx.ConstantSelector)) and e.check_length
                    and not max_seq_len == len(e.value) == 1]
-    return sets, Domain(tuple(conditions))
+    return Domain(tuple(conditions))
+
+
+def program_domain(program: rx.SOp, vocab, max_seq_len: int, causal: bool = False) -> Domain:
+    """The domain of `program` on its own, without compiling it."""
+    return infer_domain(program, lower_program(program), vocab, max_seq_len, causal)
 
 
 def _by_expr(failures: list[Failure]):
@@ -150,11 +161,11 @@ def _raising(expr, failures: list[Failure], facts: _Facts) -> DomainCondition:
                            certain)
 
 
-def _ambiguity(expr, facts: _Facts) -> DomainCondition | None:
+def _ambiguity(expr, facts: _Facts, selectors: dict) -> DomainCondition | None:
     if not isinstance(expr, rx.Aggregate) or rx.is_numerical(expr) or facts.unique(expr):
         return None
-    return DomainCondition(expr.label, AMBIGUOUS,
-                           f"{expr.selector.label!r} = {describe(expr.selector)}")
+    selector = selectors.get(expr.label, expr.selector)
+    return DomainCondition(expr.label, AMBIGUOUS, f"{selector.label!r} = {describe(selector)}")
 
 
 @dataclasses.dataclass
@@ -271,9 +282,9 @@ class _Facts:
         """Whether the conjunction of `order` terms is a strict total order on the
         positions (so the width it counts, its rank, differs between positions).
 
-        Each term must compare an SOp with itself; a position's record is the tuple of
-        the SOps read, one of them injective. The relation must be a tournament on all
-        records whose scores all differ, which is exactly a transitive one.
+        Each leaf must compare an SOp with itself; a position's record is the tuple of
+        the SOps read, one of them injective. The relation must be a strict total order
+        on every record the value sets allow (a superset of those that occur).
         """
         sops = {}
         for term in order:
@@ -287,22 +298,40 @@ class _Facts:
         value_sets = [self.values(s) for s in sops.values()]
         if any(v is None for v in value_sets) or not any(map(self.injective, sops.values())):
             return False
-        records = [dict(zip(sops, r)) for r in itertools.product(*value_sets)]
-        if len(records) ** 2 * len(order) > MAX_PREDICATE_CALLS:
+        if len(order) == 1 and isinstance(order[0], rx.Select) and \
+                order[0].predicate in (rx.Comparison.LT, rx.Comparison.GT):
+            return _totally_ordered(value_sets[0])  # < on distinct values of one SOp
+        sizes = [len(v) for v in value_sets]
+        if np.prod(sizes) > MAX_RECORDS or sum(n * n for n in sizes) > MAX_PREDICATE_CALLS:
             return False
+        # Record r holds value coords[i][r] of the i-th SOp; tables are [query, key].
+        coords = [c.ravel() for c in np.meshgrid(*map(np.arange, sizes), indexing="ij")]
+        position = {sop_id: i for i, sop_id in enumerate(sops)}
 
-        def before(key, query) -> bool:
-            try:
-                return all(evaluate_term(t, key, query) for t in order)
-            except Exception:  # noqa: BLE001  a raising predicate is refused elsewhere
-                return False
+        def table(term) -> np.ndarray:
+            match term:
+                case rx.Select():
+                    i = position[term.keys.unique_id]
+                    values = value_sets[i]
+                    leaf = np.array([[predicate_holds(term.predicate, k, q) for k in values]
+                                     for q in values], bool)
+                    return leaf[coords[i][:, None], coords[i][None, :]]
+                case rx.SelectorNot():
+                    return ~table(term.inner)
+                case rx.SelectorOr():
+                    return table(term.fst) | table(term.snd)
+                case rx.SelectorAnd():
+                    return table(term.fst) & table(term.snd)
+            raise CompileError(term, "unreachable: selector trees hold only these")
 
-        relation = [[before(k, q) for k in records] for q in records]
-        for i, j in itertools.combinations_with_replacement(range(len(records)), 2):
-            if relation[i][j] + relation[j][i] != (i != j):
-                return False
-        scores = [sum(row) for row in relation]
-        return len(set(scores)) == len(scores)
+        relation = np.logical_and.reduce([table(t) for t in order])
+        # A tournament (exactly one of r<s, s<r for r ≠ s; never r<r) is transitive
+        # exactly when its scores (here: the width at each record) all differ.
+        if (relation & relation.T).any() or not (relation | relation.T
+                                                  | np.eye(len(relation), dtype=bool)).all():
+            return False
+        scores = relation.sum(axis=1)
+        return len(np.unique(scores)) == len(scores)
 
     def _same_select(self, a, b) -> bool:
         """Whether two Selects compare the same SOps with the same truth table."""
@@ -316,6 +345,17 @@ class _Facts:
             return False
         return all(predicate_holds(a.predicate, k, q) == predicate_holds(b.predicate, k, q)
                    for k in keys for q in queries)
+
+
+def _totally_ordered(values) -> bool:
+    """Whether `<` is a strict total order on `values` (one type, sortable, no NaN)."""
+    if len({type(v) for v in values}) > 1 or any(v != v for v in values):
+        return False
+    try:
+        ordered = sorted(values)
+    except TypeError:
+        return False
+    return all(a < b for a, b in zip(ordered, ordered[1:]))
 
 
 def _results(f, argument_tuples) -> set | None:

@@ -13,7 +13,7 @@ import pytest
 
 import rasp
 from compiler import compile_rasp_to_model
-from compiler.domain import AMBIGUOUS, LENGTH, RAISES, analyse_domain
+from compiler.domain import AMBIGUOUS, LENGTH, RAISES, program_domain
 from compiler.model import CompiledModel
 from compiler.verify import find_mismatches, verify_inputs
 from examples import programs as classic
@@ -92,7 +92,7 @@ def test_total_programs_compile_without_a_warning(name):
 @pytest.mark.parametrize("name", sorted(PARTIAL_EXAMPLES))
 def test_partial_examples_warn_naming_their_selector_and_sample_inside(name):
     example = EXAMPLES[name]
-    _, domain = analyse_domain(example.build(6), example.vocab, 6, False)
+    domain = program_domain(example.build(6), example.vocab, 6, False)
     (condition,) = domain.conditions
     assert condition.kind == AMBIGUOUS and condition.detail.startswith(PARTIAL_EXAMPLES[name])
     rng = random.Random(0)
@@ -105,7 +105,7 @@ def test_every_other_example_is_total_and_the_proofs_hold_on_any_input():
     rng = random.Random(1)
     for example in EXAMPLES.values():
         program = example.build(example.max_seq_len)
-        _, domain = analyse_domain(program, example.vocab, example.max_seq_len, example.causal)
+        domain = program_domain(program, example.vocab, example.max_seq_len, example.causal)
         assert domain.total == (example.name not in PARTIAL_EXAMPLES), (example.name, domain)
         if domain.total:
             for _ in range(100):
@@ -122,13 +122,13 @@ def test_every_other_example_is_total_and_the_proofs_hold_on_any_input():
 ])
 def test_ambiguity_is_not_proven_away_where_inputs_select_differing_values(program, vocab,
                                                                             causal):
-    _, domain = analyse_domain(program, vocab, 8, causal)
+    domain = program_domain(program, vocab, 8, causal)
     assert [c.kind for c in domain.conditions] == [AMBIGUOUS]
 
 
 def test_a_constant_of_fixed_length_limits_the_domain():
     program = rasp.ConstantSOp([1, 2, 3]).named("three")
-    _, domain = analyse_domain(program, {"a"}, 5, False)
+    domain = program_domain(program, {"a"}, 5, False)
     assert [(c.label, c.kind, c.detail) for c in domain.conditions] == [("three", LENGTH, "3")]
 
 

@@ -1,7 +1,7 @@
 """compile_rasp_to_model: the whole pipeline, one stage after another.
 
-program → lower_program (→ infer_domain) → fuse_program → extract_graph → infer_value_sets → node_spaces →
-build_blocks → schedule_layers → layout_residual → assemble_params → CompiledModel
+program → lower_program (→ infer_domain) → fuse_program → extract_graph → infer_value_sets →
+node_spaces → build_blocks → schedule_layers → layout_residual → assemble_params → CompiledModel
 """
 
 from __future__ import annotations

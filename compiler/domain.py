@@ -220,7 +220,8 @@ class _Facts:
         keys, queries = self.values(select.keys), self.values(select.queries)
         if keys is None or queries is None or len(keys) * len(queries) > MAX_PREDICATE_CALLS:
             return False
-        return all(sum(predicate_holds(select.predicate, k, q) for k in keys) <= 1 for q in queries)
+        return all(sum(predicate_holds(select.predicate, k, q) for k in keys) <= 1
+                   for q in queries)
 
     def _injective_among(self, sop, terms) -> bool:
         """Whether two keys that all of `terms` select for one query differ in `sop`."""
@@ -276,7 +277,8 @@ class _Facts:
         keys, queries = self.values(select.keys), self.values(select.queries)
         if keys is None or queries is None or len(keys) * len(queries) > MAX_PREDICATE_CALLS:
             return False
-        return all(len({predicate_holds(select.predicate, k, q) for q in queries}) == 1 for k in keys)
+        return all(len({predicate_holds(select.predicate, k, q) for q in queries}) == 1
+                   for k in keys)
 
     def _ranks(self, order) -> bool:
         """Whether the conjunction of `order` terms is a strict total order on the
@@ -288,12 +290,9 @@ class _Facts:
         """
         sops = {}
         for term in order:
-            try:
-                keys, queries = term_sops(term)
-            except CompileError:  # a ConstantSelector: no records to compare
+            if not _compares_with_itself(term):
                 return False
-            if [k.unique_id for k in keys] != [q.unique_id for q in queries]:
-                return False
+            keys, _ = term_sops(term)
             sops.update((k.unique_id, k) for k in keys)
         value_sets = [self.values(s) for s in sops.values()]
         if any(v is None for v in value_sets) or not any(map(self.injective, sops.values())):
@@ -345,6 +344,18 @@ class _Facts:
             return False
         return all(predicate_holds(a.predicate, k, q) == predicate_holds(b.predicate, k, q)
                    for k in keys for q in queries)
+
+
+def _compares_with_itself(selector) -> bool:
+    """Whether every Select in a selector tree reads one SOp as both keys and queries."""
+    match selector:
+        case rx.Select():
+            return selector.keys is selector.queries
+        case rx.SelectorNot():
+            return _compares_with_itself(selector.inner)
+        case rx.SelectorAnd():  # also SelectorOr
+            return _compares_with_itself(selector.fst) and _compares_with_itself(selector.snd)
+    return False
 
 
 def _totally_ordered(values) -> bool:

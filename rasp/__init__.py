@@ -21,8 +21,8 @@ EQ, LT, LEQ, GT, GEQ, NEQ, TRUE, FALSE = (
     Comparison.NEQ, Comparison.TRUE, Comparison.FALSE)
 
 __all__ = [
-    "Aggregate", "Comparison", "CompileError", "CompileWarning", "ConstantSOp", "DomainError", "ConstantSelector",
-    "Encoding", "EvaluationError", "Full", "IndicesType", "InputError", "LengthType",
+    "Aggregate", "Comparison", "CompileError", "CompileWarning", "ConstantSOp",
+    "ConstantSelector", "DomainError", "Encoding", "EvaluationError", "Full", "IndicesType", "InputError", "LengthType",
     "LinearSequenceMap", "Map", "ModelMismatchError", "RASPExpr", "RaspError", "SOp", "Select", "Selector",
     "SelectorAnd", "SelectorNot", "SelectorOr", "SelectorWidth", "SequenceMap",
     "TokensType", "annotate", "categorical", "evaluate", "get_encoding", "indices",

@@ -16,6 +16,7 @@ from compiler import compile_rasp_to_model
 from compiler.domain import AMBIGUOUS, LENGTH, RAISES, program_domain
 from compiler.model import CompiledModel
 from compiler.verify import find_mismatches, verify_inputs
+from examples import paper
 from examples import programs as classic
 from examples.library import EXAMPLES, uniform
 
@@ -124,6 +125,21 @@ def test_ambiguity_is_not_proven_away_where_inputs_select_differing_values(progr
                                                                             causal):
     domain = program_domain(program, vocab, 8, causal)
     assert [c.kind for c in domain.conditions] == [AMBIGUOUS]
+
+
+def test_a_rank_within_groups_needs_the_same_grouping_in_the_aggregate():
+    """most_freq's `move` keeps only first occurrences, as its rank counts; without that
+    conjunct two positions share a rank, and the evaluator rejects "aabb"."""
+    hist, first = classic.make_hist(), paper.make_is_first()
+    rank_key = rasp.SequenceMap(lambda h, i: (-h, i), hist, rasp.indices)
+    firsts = rasp.Select(first, first, lambda k, q: k is True)
+    target = rasp.SelectorWidth(rasp.Select(rank_key, rank_key, rasp.LT) & firsts)
+    move = rasp.Select(target, rasp.indices, rasp.EQ)
+    for selector, total in ((move & firsts, True), (move, False)):
+        program = rasp.Aggregate(selector, rasp.tokens)
+        assert program_domain(program, ("a", "b"), 6).total == total
+    with pytest.raises(rasp.EvaluationError, match="differing values"):
+        rasp.evaluate(program, list("aabb"))
 
 
 def test_a_constant_of_fixed_length_limits_the_domain():

@@ -155,3 +155,16 @@ def test_the_python_warning_is_one_compile_warning():
         compile_rasp_to_model(rasp.Map(lambda x: 1 / x, rasp.tokens), {0, 1}, 2)
     assert [w.category for w in caught] == [rasp.CompileWarning]
     assert issubclass(rasp.CompileWarning, UserWarning)
+
+
+def test_a_saved_partial_model_says_its_input_cannot_be_checked(tmp_path, capsys):
+    assert cli.main(["compile", "sort_unique", "--max-seq-len", "3", "-o",
+                     str(tmp_path / "s.npz")]) == 0
+    capsys.readouterr()
+    assert cli.main(["run", str(tmp_path / "s.npz"), "3", "1", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "output: 1 2 3" in captured.out
+    assert "'sel_new' = Select(target_pos, indices, EQ)" in captured.err
+    assert "no program to check the input against" in captured.err
+    assert cli.main(["run", str(tmp_path / "s.npz"), "--strict", "3"]) == 1
+    assert "--strict" in one_line_error(capsys)

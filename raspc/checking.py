@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from typing import TYPE_CHECKING
 
 from examples.library import EXAMPLES
@@ -73,6 +74,9 @@ def cmd_demo(args) -> int:
     """Compile and verify every example; print one table; exit 1 if any fails."""
     from tqdm import tqdm
 
+    start = time.perf_counter()
+    import compiler  # noqa: F401  loading jax once, so each row times its compile alone
+    loading = time.perf_counter() - start
     rows, failures = [], []
     bar = tqdm(list(EXAMPLES.values()), desc="demo", unit="example", leave=False)
     for example in bar:
@@ -96,7 +100,8 @@ def cmd_demo(args) -> int:
                      "✓" if ok else "✗"))
     print_table(("example", "layers", "heads", "d_model", "params", "compile", "verified"), rows)
     print(f"\n{len(rows) - len(failures)}/{len(rows)} examples verified on {args.inputs} "
-          f"random inputs each (seed {args.seed})")
+          f"random inputs each (seed {args.seed}); loading the compiler and jax took "
+          f"{loading:.2f}s, wall time {time.perf_counter() - start:.1f}s")
     for failure in failures:
         print(f"✗ {failure}")
     return 1 if failures else 0

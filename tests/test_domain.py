@@ -192,6 +192,9 @@ def test_the_domain_survives_save_and_load(tmp_path):
     (rasp.Select(rasp.indices, rasp.indices, rasp.GEQ), True),
     (rasp.Select(rasp.indices, rasp.indices, rasp.LT) | rasp.Select(rasp.indices, rasp.indices,
                                                                      rasp.EQ), True),
+    # a composite over two SOps: one product tuple read as keys and queries
+    (rasp.Select(rasp.indices, rasp.indices, rasp.LT) | rasp.Select(rasp.tokens, rasp.tokens,
+                                                                     rasp.EQ), False),
 ])
 def test_a_mean_over_a_never_empty_selector_needs_no_default(selector, causal):
     values = rasp.numerical(rasp.Map(lambda x: x, rasp.tokens))

@@ -1,17 +1,19 @@
 """compile_rasp_to_model: the whole pipeline, one stage after another.
 
-program → lower_program → fuse_program → extract_graph → infer_value_sets → node_spaces →
-build_blocks → schedule_layers → layout_residual → assemble_params → CompiledModel
+program → lower_program (→ infer_domain) → fuse_program → extract_graph → infer_value_sets →
+node_spaces → build_blocks → schedule_layers → layout_residual → assemble_params → CompiledModel
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from compiler.assemble import ModelConfig, assemble_params
 from compiler.blocks import build_blocks
+from compiler.domain import Domain, infer_domain
 from compiler.fusion import fuse_program
 from compiler.graph import extract_graph
 from compiler.layout import layout_residual
@@ -23,12 +25,13 @@ from compiler.spaces import node_spaces
 from compiler.values import infer_value_sets, sort_values
 from craft.bases import MatrixTooLarge
 from rasp import expr as rx
-from rasp.errors import CompileError
+from rasp.errors import CompileError, CompileWarning
 
 
 def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: int,
                           causal: bool = False, compiler_bos: str = "BOS",
-                          compiler_pad: str = "PAD", mlp_exactness: float = 100) -> CompiledModel:
+                          compiler_pad: str = "PAD", mlp_exactness: float = 100,
+                          strict: bool = False) -> CompiledModel:
     """Compile a RASP program into a transformer that agrees with `rasp.evaluate`.
 
     Args:
@@ -41,14 +44,23 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
         changes nothing. Tracr uses one slope for every MLP threshold, so its
         exactness is a knob; here each threshold's slope is sized to its own gap
         between consecutive values, so every MLP is exact without one.
+      strict: refuse a program whose domain is not total (see below).
+
+    The model's `domain` lists every way an input can make the reference evaluator
+    raise (a function raising on some value, a categorical Aggregate that may select
+    differing values); on such inputs the model's output means nothing. A program
+    whose domain is not total compiles with one `rasp.CompileWarning` listing them.
 
     Raises:
       CompileError: naming the expression that cannot be compiled exactly, why,
-        and a rewrite where one is known.
+        and a rewrite where one is known; with `strict`, naming the first expression
+        outside whose domain some input falls.
     """
     vocab = _check_arguments(program, vocab, max_seq_len, compiler_bos, compiler_pad)
     _check_mlp_exactness(mlp_exactness)
     lowered = lower_program(program, _none_oracle(program, vocab, max_seq_len))
+    domain = infer_domain(program, lowered, vocab, max_seq_len, causal)
+    _enforce(domain, strict)
     graph = extract_graph(fuse_program(lowered, max_seq_len))
     values = infer_value_sets(graph, vocab, max_seq_len)
     spaces = node_spaces(graph, values)
@@ -70,8 +82,20 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
         pad=compiler_pad, d_model=residual.dim, layers=layers,
         output_label=graph.label(graph.output), output_numerical=rx.is_numerical(output),
         output_values=() if rx.is_numerical(output) else values[graph.output].values)
-    return CompiledModel(params, config, residual.labels(), record_components(schedule, residual),
-                         record_values(graph, spaces, residual, schedule), program)
+    model = CompiledModel(params, config, residual.labels(),
+                          record_components(schedule, residual),
+                          record_values(graph, spaces, residual, schedule), program,
+                          domain=domain)
+    if not domain.total:
+        warnings.warn(CompileWarning(domain.message()), stacklevel=2)
+    return model
+
+
+def _enforce(domain: Domain, strict: bool) -> None:
+    if strict and not domain.total:
+        label = domain.conditions[0].label if domain.conditions else None
+        raise CompileError(label, "strict=True, and the program is partial: "
+                           + "; ".join(domain.lines()), domain.hint())
 
 
 def _none_oracle(program: rx.SOp, vocab, max_seq_len: int) -> Callable[[rx.SOp], bool]:
@@ -97,6 +121,12 @@ def _check_arguments(program, vocab, max_seq_len, bos, pad) -> tuple[Any, ...]:
                            "pass an expression built from rasp.tokens, rasp.indices, ...")
     if isinstance(vocab, (str, bytes)) or not isinstance(vocab, Iterable):
         raise CompileError(None, f"vocab must be a set or list of tokens, got {vocab!r}")
+    vocab = list(vocab)
+    unhashable = [t for t in vocab if not _hashable(t)]
+    if unhashable:
+        raise CompileError(None, f"vocab tokens must be hashable, but {unhashable[0]!r} is a "
+                           f"{type(unhashable[0]).__name__}",
+                           "use tuples instead of lists (or str, int, float tokens)")
     vocab = sort_values(vocab)
     if not vocab:
         raise CompileError(None, "the vocabulary is empty")
@@ -117,3 +147,11 @@ def _check_mlp_exactness(mlp_exactness) -> None:
         raise CompileError(None, f"mlp_exactness must be a positive number, got "
                            f"{mlp_exactness!r}", "leave it out: every MLP is exact here; "
                            "the argument exists only so that Tracr calls run unchanged")
+
+
+def _hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True

@@ -285,7 +285,11 @@ def _product_select(term, keys, queries, lowered: _Lowered):
     key_sops, key_wrapped = zip(*map(lowered.part, keys))
     query_sops, query_wrapped = zip(*map(lowered.part, queries))
     key_tuple = _tuple_sop(key_sops, f"{term.label}.keys")
-    query_tuple = _tuple_sop(query_sops, f"{term.label}.queries")
+    # Keys and queries read the same SOps (e.g. tokens and indices): one tuple SOp, so
+    # one pair-lookup MLP, and the selector visibly compares a position with itself.
+    same = query_wrapped == key_wrapped and len(query_sops) == len(key_sops) and \
+        all(q is k for q, k in zip(query_sops, key_sops))
+    query_tuple = key_tuple if same else _tuple_sop(query_sops, f"{term.label}.queries")
 
     def predicate(key, query):
         return evaluate_term(term, dict(zip(key_ids, _parts(key, key_wrapped))),

@@ -17,9 +17,10 @@ import numpy as np
 
 from compiler.assemble import ModelConfig, Params
 from compiler.batch import make_decoder_outputs, run_batch
+from compiler.domain import Domain
 from compiler.forward import make_forward
 from craft.blocks import BlockInfo
-from rasp.errors import InputError, ModelMismatchError
+from rasp.errors import DomainError, EvaluationError, InputError, ModelMismatchError
 from rasp.evaluate import evaluate
 
 # A categorical output direction must exceed this to decode as its value;
@@ -199,7 +200,7 @@ class CompiledModel:
 
     def __init__(self, params: Params, config: ModelConfig, residual_labels: Sequence[str],
                  components: Sequence[Component] = (), value_records: Sequence[ValueRecord] = (),
-                 program=None, saved_alignment=None):
+                 program=None, saved_alignment=None, domain: Domain | None = None):
         self.params = params
         self.config = config
         self.residual_labels = list(residual_labels)
@@ -212,6 +213,8 @@ class CompiledModel:
         # Where the program came from, e.g. {"kind": "example", "name": "reverse",
         # "args": [8]}; set by raspc, saved, and used to re-import the program.
         self.source: dict[str, Any] | None = None
+        # Where the program has a value; unknown (not total) for models saved without it.
+        self.domain = domain if domain is not None else Domain(unknown="not recorded")
         self.input_encoder = InputEncoder(config.vocab, config.bos, config.pad)
         self.output_encoder = OutputEncoder(config.output_values, config.output_numerical)
         self.forward = hk.without_apply_rng(hk.transform(make_forward(config)))
@@ -223,8 +226,12 @@ class CompiledModel:
     def apply(self, tokens: Sequence[Any], check: bool = False) -> ModelOutput:
         """Run one sequence, which must start with BOS.
 
-        With `check=True`, also evaluate the program with the reference evaluator
-        and raise ModelMismatchError if the decoded output differs.
+        With `check=True`, also evaluate the program with the reference evaluator:
+        raise DomainError (naming the expression) if the input is outside the
+        program's domain, and ModelMismatchError if the decoded output differs.
+        Without it, nothing is checked: on an input outside `self.domain` the decoded
+        output is whatever the weights compute (often None, or one of several
+        selected values), so check inputs whenever `self.domain.total` is False.
         """
         ids = self._encode(tokens)
         out = self._run([ids])
@@ -248,7 +255,12 @@ class CompiledModel:
         if self.program is None:
             raise ModelMismatchError("check=True needs the program; this model was loaded "
                                      "without one")
-        expected = evaluate(self.program, xs, causal=self.config.causal)
+        try:
+            expected = evaluate(self.program, xs, causal=self.config.causal)
+        except EvaluationError as error:
+            raise DomainError(f"input {xs!r} is outside the program's domain "
+                              f"({self.domain.reason_of(error)}): {error}; the model's "
+                              f"output {decoded!r} is not an answer") from None
         if not outputs_agree(expected, decoded):
             raise ModelMismatchError(f"model and evaluator disagree on {xs!r}: "
                                      f"evaluator {expected!r}, model {decoded!r}")
@@ -293,7 +305,8 @@ class CompiledModel:
             if not _hashable(token) or token not in vocab or token in (self.config.bos,
                                                                         self.config.pad):
                 raise InputError(f"token {token!r} at position {position} is not in the "
-                                 f"vocabulary {sorted(map(repr, self.config.vocab))}")
+                                 f"vocabulary {{{', '.join(map(repr, self.config.vocab))}}}"
+                                 + _type_hint(token, self.config.vocab))
         return [ids[t] for t in tokens]
 
     @property
@@ -347,6 +360,15 @@ class CompiledModel:
         """Each recorded RASP expression's values at positions 1..n, read from the residuals."""
         from compiler.ground_truth import decode_intermediates
         return decode_intermediates(self, tokens)
+
+
+def _type_hint(token, vocab) -> str:
+    """'; expected an int token ...' when a token of another type has a matching str."""
+    for known in vocab:
+        if type(known) is not type(token) and str(known) == str(token):
+            return (f"; the vocabulary holds {type(known).__name__} tokens, and this is a "
+                    f"{type(token).__name__}: pass {known!r}, not {token!r}")
+    return ""
 
 
 def _hashable(value) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import numpy as np
 
 import rasp
 from compiler.assemble import LayerConfig, ModelConfig
+from compiler.domain import Domain, DomainCondition
 from compiler.ground_truth import alignment_from_json, alignment_to_json
 from compiler.model import CompiledModel, Component, ValueRecord
 from craft.blocks import BlockInfo
@@ -159,6 +161,28 @@ def _record_from_json(data: dict[str, Any]) -> ValueRecord:
                        tuple(data["dims"]), int(data["sublayer"]))
 
 
+def _domain_to_json(domain: Domain) -> dict[str, Any]:
+    return {"unknown": domain.unknown,
+            "conditions": [{"label": c.label, "kind": c.kind, "detail": c.detail,
+                            "examples": _examples(c.examples), "certain": c.certain}
+                           for c in domain.conditions]}
+
+
+def _examples(values) -> list[Any]:
+    try:
+        return _values(values)
+    except ModelFileError:  # an exotic value: keep what it looks like
+        return [encode_value(repr(v)) for v in values]
+
+
+def _domain_from_json(data: dict[str, Any] | None) -> Domain | None:
+    if data is None:  # saved before domains were recorded
+        return None
+    return Domain(tuple(DomainCondition(c["label"], c["kind"], c["detail"],
+                                        _unvalues(c["examples"]), bool(c["certain"]))
+                        for c in data["conditions"]), data["unknown"])
+
+
 def describe_program(program: rasp.SOp) -> list[dict[str, Any]]:
     """The program's expressions, children first: label, type, encoding, children's labels."""
     order = rasp.topological_order(program)
@@ -204,6 +228,7 @@ def model_metadata(model: CompiledModel, description: str | None = None) -> dict
         "components": [_component_to_json(c) for c in model.components],
         "value_records": [_record_to_json(r) for r in model.value_records.values()],
         "alignment": alignment_to_json(model.ground_truth.alignment),
+        "domain": _domain_to_json(model.domain),
         "params": {module: {name: {"shape": list(a.shape), "dtype": str(a.dtype)}
                             for name, a in weights.items()}
                    for module, weights in model.params.items()},
@@ -256,8 +281,10 @@ def load_model(path: str | os.PathLike) -> CompiledModel:
             arrays = {key: npz[key] for key in npz.files}
     except FileNotFoundError:
         raise ModelFileError(f"no saved model at {path}: {npz_path} does not exist") from None
-    except (OSError, ValueError) as e:
-        raise ModelFileError(f"cannot read {npz_path}: {e}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        raise ModelFileError(f"{npz_path} is not a parameter file saved by rasp-compiler (it "
+                             "is corrupt or of another format); save the model again with "
+                             "model.save(path) or `raspc compile PROGRAM -o path`") from None
     try:
         return _build(metadata, arrays)
     except (AttributeError, KeyError, TypeError, ValueError) as e:
@@ -285,7 +312,8 @@ def _build(metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -> CompiledM
                           [_component_from_json(c) for c in metadata["components"]],
                           [_record_from_json(r) for r in metadata["value_records"]],
                           saved_alignment=None if alignment is None
-                          else alignment_from_json(alignment))
+                          else alignment_from_json(alignment),
+                          domain=_domain_from_json(metadata.get("domain")))
     model.source = metadata["program"].get("source")
     ids = {decode_value(t): i for t, i in metadata["encoders"]["input"]["ids"]}
     if ids != model.input_encoder.encoding_map:

@@ -55,18 +55,32 @@ def sort_values(values: Iterable[Any]) -> tuple[Any, ...]:
         return tuple(sorted(unique, key=lambda v: (type(v).__name__, repr(v))))
 
 
-def infer_value_sets(graph: ProgramGraph, vocab: Iterable[Any],
-                     max_seq_len: int) -> dict[int, ValueSet]:
-    """A ValueSet for every SOp node of `graph` (selectors are skipped)."""
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """A user function that raised on values its inputs can take (outside the domain)."""
+
+    expr: rx.SOp
+    args: tuple[Any, ...]
+    error: Exception
+
+
+def infer_value_sets(graph: ProgramGraph, vocab: Iterable[Any], max_seq_len: int,
+                     failures: list[Failure] | None = None) -> dict[int, ValueSet]:
+    """A ValueSet for every SOp node of `graph` (selectors are skipped).
+
+    A Map or SequenceMap whose function raises on some values contributes no value
+    for them; each such call is appended to `failures` when it is given.
+    """
     sets: dict[int, ValueSet] = {}
     for node in graph.order:
         expr = graph.expr(node)
         if isinstance(expr, rx.SOp):
-            sets[node] = _infer(expr, sets, vocab, max_seq_len)
+            sets[node] = _infer(expr, sets, vocab, max_seq_len,
+                                [] if failures is None else failures)
     return sets
 
 
-def _infer(expr, sets, vocab, n) -> ValueSet:
+def _infer(expr, sets, vocab, n, failures) -> ValueSet:
     def of(child):
         return sets[child.unique_id]
 
@@ -80,12 +94,13 @@ def _infer(expr, sets, vocab, n) -> ValueSet:
         case rx.Map():
             inner = of(expr.inner)
             inner.require(expr, "a Map")
-            return _apply(expr, expr.f, [(x,) for x in inner.values], inner.may_be_none)
+            return _apply(expr, expr.f, [(x,) for x in inner.values], inner.may_be_none,
+                          failures)
         case rx.SequenceMap():
             fst, snd = of(expr.fst), of(expr.snd)
             pairs = [(x, y) for x in fst.require(expr, "a SequenceMap")
                      for y in snd.require(expr, "a SequenceMap")]
-            return _apply(expr, expr.f, pairs, fst.may_be_none or snd.may_be_none)
+            return _apply(expr, expr.f, pairs, fst.may_be_none or snd.may_be_none, failures)
         case rx.Full():
             return _from_values([expr.fill])
         case rx.ConstantSOp():
@@ -110,13 +125,14 @@ def _from_values(values) -> ValueSet:
                     may_be_none=any(v is None for v in values))
 
 
-def _apply(expr, f, argument_tuples, may_be_none) -> ValueSet:
+def _apply(expr, f, argument_tuples, may_be_none, failures=()) -> ValueSet:
     results = []
     for args in argument_tuples:
         try:
             results.append(f(*args))
-        except Exception:  # noqa: BLE001  the evaluator rejects such inputs; no value here
-            continue
+        except Exception as error:  # noqa: BLE001  the evaluator rejects such inputs
+            if isinstance(failures, list):
+                failures.append(Failure(expr, args, error))
     try:
         result = _from_values(results)
     except TypeError as error:
@@ -130,20 +146,23 @@ def _with_none(values: ValueSet) -> ValueSet:
 
 
 def _aggregate(expr, sop: ValueSet, sets: dict[int, ValueSet], n: int) -> ValueSet:
-    default = [expr.default]
+    # A None default never shows if the selector is never empty; another default stays
+    # in the set (harmless: the block builder encodes it).
+    default = [] if expr.default is None and never_empty(expr.selector, sets) else \
+        [expr.default]
     if not rx.is_numerical(expr):
         result = _from_values(list(sop.values) + default)
         skips_none = expr.annotations.get("selects_no_none", False)
         return _with_none(result) if sop.may_be_none and not skips_none else result
     if sop.too_large:
-        return ValueSet((), expr.default is None, f"the averaged values are too many "
+        return ValueSet((), None in default, f"the averaged values are too many "
                                                   f"({sop.too_large})")
     numbers = [Fraction(v) for v in sop.values if isinstance(v, (int, float))]
     if at_most_one_selected(expr.selector, sets, n):
         return _from_values(list(sop.values) + default)
     means = _means(numbers, n)
     if means is None:
-        return ValueSet((), expr.default is None,
+        return ValueSet((), None in default,
                         f"the means of up to {n} of {len(numbers)} distinct values exceed "
                         f"{MAX_VALUES} values")
     return _from_values([float(m) for m in means] + default)
@@ -179,11 +198,39 @@ def at_most_one_selected(selector: rx.Selector, sets: dict[int, ValueSet], n: in
     queries = sets.get(selector.queries.unique_id)
     if queries is None or queries.too_large or len(queries.values) * n > MAX_PREDICATE_CALLS:
         return False
-    return all(sum(_holds(selector.predicate, k, q) for k in range(n)) <= 1
+    return all(sum(predicate_holds(selector.predicate, k, q) for k in range(n)) <= 1
                for q in queries.values)
 
 
-def _holds(predicate, key, query) -> bool:
+def never_empty(selector: rx.Selector, sets: dict[int, ValueSet]) -> bool:
+    """True when every query selects at least one key, so an Aggregate never falls back
+    to its default: its own position, also under causal masking (a query sees itself)."""
+    match selector:
+        case rx.SelectorOr():
+            return never_empty(selector.fst, sets) or never_empty(selector.snd, sets)
+    return _selects_itself(selector, sets)
+
+
+def _selects_itself(selector: rx.Selector, sets: dict[int, ValueSet]) -> bool:
+    """Whether every query position selects its own key position."""
+    match selector:
+        case rx.SelectorOr():
+            return _selects_itself(selector.fst, sets) or _selects_itself(selector.snd, sets)
+        case rx.SelectorAnd():
+            return _selects_itself(selector.fst, sets) and _selects_itself(selector.snd, sets)
+        case rx.Select():
+            keys, queries = sets.get(selector.keys.unique_id), sets.get(selector.queries.unique_id)
+            if keys is None or queries is None or keys.may_be_none or queries.may_be_none:
+                return False  # a None key or query is never selected
+            if selector.predicate is rx.Comparison.TRUE:
+                return True
+            if selector.keys is not selector.queries or keys.too_large:
+                return False
+            return all(predicate_holds(selector.predicate, v, v) for v in keys.values)
+    return False
+
+
+def predicate_holds(predicate, key, query) -> bool:
     try:
         return bool(predicate(key, query))
     except Exception:  # noqa: BLE001  the evaluator rejects inputs where it raises

@@ -1,12 +1,14 @@
 """Compare a compiled model with the reference evaluator.
 
 Categorical values must be equal; numerical values within NUMERIC_TOLERANCE.
+Inputs outside the program's domain (the evaluator raises) are counted by reason.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import numbers
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -39,28 +41,57 @@ def outputs_agree(expected: Sequence[Any], got: Sequence[Any]) -> bool:
     return len(expected) == len(got) and all(map(values_agree, expected, got))
 
 
-def find_mismatches(model: CompiledModel, program: rasp.SOp, inputs: Iterable[Sequence[Any]],
-                    batch_size: int = 256) -> tuple[int, list[Mismatch]]:
-    """(number of valid inputs checked, mismatches). Inputs the evaluator rejects are skipped."""
+@dataclasses.dataclass
+class Verification:
+    """What comparing a model with the evaluator on some inputs found.
+
+    checked: inputs inside the program's domain, compared.
+    outside: for inputs outside the domain (the evaluator raises), their count by
+      reason, e.g. {"'map_3' raises": 12}.
+    """
+
+    checked: int = 0
+    mismatches: list[Mismatch] = dataclasses.field(default_factory=list)
+    outside: Counter[str] = dataclasses.field(default_factory=Counter)
+
+    def __iadd__(self, other: Verification) -> Verification:
+        self.checked += other.checked
+        self.mismatches += other.mismatches
+        self.outside += other.outside
+        return self
+
+
+def verify_inputs(model: CompiledModel, program: rasp.SOp, inputs: Iterable[Sequence[Any]],
+                  batch_size: int = 256) -> Verification:
+    """Compare `model` with the evaluator on every input inside the program's domain,
+    counting the others by reason."""
     causal = model.config.causal
-    checked, mismatches, pending = 0, [], []
+    result, pending = Verification(), []
 
     def flush():
         outputs = model.apply_batch([[model.config.bos, *xs] for xs, _ in pending])
         for (xs, expected), decoded in zip(pending, outputs):
             if not outputs_agree(expected, decoded[1:]):
-                mismatches.append(Mismatch(list(xs), list(expected), decoded[1:]))
+                result.mismatches.append(Mismatch(list(xs), list(expected), decoded[1:]))
         pending.clear()
 
     for xs in inputs:
         try:
             expected = rasp.evaluate(program, xs, causal=causal)
-        except rasp.EvaluationError:
+        except rasp.EvaluationError as error:
+            result.outside[model.domain.reason_of(error)] += 1
             continue
-        checked += 1
+        result.checked += 1
         pending.append((list(xs), expected))
         if len(pending) == batch_size:
             flush()
     if pending:
         flush()
-    return checked, mismatches
+    return result
+
+
+def find_mismatches(model: CompiledModel, program: rasp.SOp, inputs: Iterable[Sequence[Any]],
+                    batch_size: int = 256) -> tuple[int, list[Mismatch]]:
+    """(number of valid inputs checked, mismatches). Inputs the evaluator rejects are skipped."""
+    result = verify_inputs(model, program, inputs, batch_size)
+    return result.checked, result.mismatches

@@ -8,8 +8,8 @@ paper's own syntax are read by `rasp.parse` and printed by `rasp.to_source`.
 
 from rasp.annotations import (DEFAULT_ANNOTATORS, Annotator, Encoding, default_encoding,
                               default_name)
-from rasp.errors import (CompileError, EvaluationError, InputError, ModelMismatchError,
-                         RaspError, RaspSyntaxError)
+from rasp.errors import (CompileError, CompileWarning, DomainError, EvaluationError, InputError,
+                         ModelMismatchError, RaspError, RaspSyntaxError)
 from rasp.evaluate import evaluate
 from rasp.expr import (
     Aggregate, Comparison, ConstantSelector, ConstantSOp, Full, IndicesType,
@@ -31,8 +31,8 @@ EQ, LT, LEQ, GT, GEQ, NEQ, TRUE, FALSE = (
     Comparison.NEQ, Comparison.TRUE, Comparison.FALSE)
 
 __all__ = [
-    "Aggregate", "Comparison", "CompileError", "ConstantSOp", "ConstantSelector",
-    "Encoding", "EvaluationError", "Full", "IndicesType", "InputError", "LengthType",
+    "Aggregate", "Comparison", "CompileError", "CompileWarning", "ConstantSOp",
+    "ConstantSelector", "DomainError", "Encoding", "EvaluationError", "Full", "IndicesType", "InputError", "LengthType",
     "LinearSequenceMap", "Map", "ModelMismatchError", "RASPExpr", "RaspError", "SOp", "Select", "Selector",
     "SelectorAnd", "SelectorNot", "SelectorOr", "SelectorWidth", "SequenceMap",
     "TokensType", "annotate", "categorical", "evaluate", "get_encoding", "indices",

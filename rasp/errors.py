@@ -2,7 +2,8 @@
 
 `RaspError` is the root. `EvaluationError` comes from the reference evaluator,
 `CompileError` from the compiler, and `InputError` from running a compiled model
-on bad input.
+on bad input (`DomainError` for an input outside the program's domain).
+`CompileWarning` flags a program that compiles but is partial.
 """
 
 from __future__ import annotations
@@ -37,6 +38,16 @@ class CompileError(RaspError):
 
 class InputError(RaspError, ValueError):
     """Input to a compiled model is invalid (unknown token, too long, no BOS, ...)."""
+
+
+class DomainError(InputError):
+    """An input is outside the program's domain: the reference evaluator raises on it
+    (a function raised, or a categorical Aggregate selected differing values), so the
+    compiled model's output for it means nothing. Names the expression."""
+
+
+class CompileWarning(UserWarning):
+    """A program compiles, but its domain is not total (see `CompiledModel.domain`)."""
 
 
 class ModelMismatchError(RaspError):

@@ -26,6 +26,23 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+# Options whose value may start with "-" (e.g. --vocab -1,2,3), which argparse would
+# otherwise read as an option of its own.
+DASHED_VALUE_OPTIONS = ("--vocab",)
+
+
+def _joined_values(argv: Sequence[str]) -> list[str]:
+    """argv with `--vocab -1,2` rewritten as `--vocab=-1,2`."""
+    out, words = [], list(argv)
+    while words:
+        word = words.pop(0)
+        if word in DASHED_VALUE_OPTIONS and words and words[0].startswith("-") \
+                and words[0] not in ("-h", "--help"):
+            word = f"{word}={words.pop(0)}"
+        out.append(word)
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of `raspc` and its subcommands."""
     from raspc import __version__
@@ -45,11 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("target", help=target)
         if compiles:
             p.add_argument("--vocab", metavar="a,b,c",
-                           help="comma-separated tokens; all-integer lists give int tokens "
-                                "(default: the example's, or a,b,c for a program file)")
+                           help="comma-separated tokens; if all are numbers they are ints, or "
+                                "floats if one is not an int (-1,2,3 and 1.5,2,3 work); "
+                                "default: the example's, or a,b,c for a program file")
             p.add_argument("--max-seq-len", type=_positive_int, metavar="N",
                            help="longest input, not counting BOS (default: the example's, or 8)")
             p.add_argument("--causal", action="store_true", help="compile a causal model")
+            p.add_argument("--strict", action="store_true",
+                           help="refuse a program whose domain is not total (some input "
+                                "makes a function raise or an Aggregate ambiguous)")
         if inputs:
             p.add_argument("--inputs", type=_positive_int, default=inputs, metavar="N",
                            help=f"random inputs per program (default {inputs})")
@@ -66,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # never die printing ✓ on a non-UTF-8 terminal
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_joined_values(sys.argv[1:] if argv is None else argv))
     try:
         return args.handler(args)
     except BrokenPipeError:  # `raspc list | head`: the reader left; that is not an error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -34,3 +35,11 @@ def sublayer_name(sublayer: int) -> str:
     if sublayer < 0:
         return "embedding"
     return f"layer {sublayer // 2} {'attn' if sublayer % 2 == 0 else 'mlp'}"
+
+
+def print_warnings(lines: Sequence[str]) -> None:
+    """Warnings on stderr, one line each (flushed first, so they come before the output)."""
+    sys.stdout.flush()
+    for line in lines:
+        print(line, file=sys.stderr)
+    sys.stderr.flush()

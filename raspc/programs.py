@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from examples.library import EXAMPLES
 from raspc.formatting import fmt, parameter_count, print_table
-from raspc.targets import TARGET_HELP, load_target
+from raspc.formatting import print_warnings
+from raspc.targets import TARGET_HELP, domain_warnings, load_target
 
 if TYPE_CHECKING:
     from compiler import CompiledModel
@@ -17,7 +18,8 @@ def print_summary(model: CompiledModel, name: str, description: str, seconds: fl
     config = model.config
     print(f"{name}: {description}")
     print(f"  vocab: {', '.join(map(fmt, config.vocab))}   max_seq_len: {config.max_seq_len}"
-          f"   {'causal' if config.causal else 'non-causal'}   compiled in {seconds:.2f}s")
+          f"   {'causal' if config.causal else 'non-causal'}")
+    print(f"  compiled in {seconds:.2f}s (wall time, loading the compiler and jax included)")
     for key, value in [("layers", len(config.layers)),
                        ("heads per layer", ", ".join(str(l.num_heads) for l in config.layers)),
                        ("MLP widths", ", ".join(str(l.mlp_hidden) for l in config.layers)),
@@ -51,7 +53,8 @@ def cmd_list(args) -> int:
 def cmd_compile(args) -> int:
     """Compile an example or a user program, print its summary, optionally save it."""
     target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
-    model, seconds = target.compile()
+    model, seconds = target.compile(args.strict)
+    print_warnings(domain_warnings(model))
     print_summary(model, target.name, target.description, seconds)
     if args.output:
         npz, meta = model.save(args.output, f"{target.name}: {target.description}")

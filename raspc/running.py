@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from raspc.formatting import fmt, print_table, sublayer_name
-from raspc.targets import MODEL_SUFFIXES, TARGET_HELP, CliError, load_model_file, load_target
+from raspc.formatting import fmt, print_table, print_warnings, sublayer_name
+from raspc.targets import (MODEL_SUFFIXES, TARGET_HELP, CliError, domain_warnings,
+                           load_model_file, load_target, parse_number)
 
 if TYPE_CHECKING:
     from compiler import CompiledModel
@@ -20,12 +21,23 @@ def cmd_run(args) -> int:
                            "not to a saved model")
         model, _ = load_model_file(args.target)
     else:
-        model, _ = load_target(args.target, args.vocab, args.max_seq_len, args.causal).compile()
+        target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
+        model, _ = target.compile(args.strict)
+    warnings = domain_warnings(model)
+    if model.program is None and not model.domain.total:
+        if args.strict:
+            raise CliError(f"--strict: the domain of {args.target} is not total: "
+                           + "; ".join(model.domain.lines()), 1)
+        warnings.append("raspc: warning: this saved model has no program to check the input "
+                        "against, so an output here may not be an answer")
+    print_warnings(warnings)
     tokens = parse_tokens(args.tokens, model)
-    output = model.apply([model.config.bos, *tokens])
     if args.trace:
         print_trace(model, tokens)
         print()
+    # With the program, the evaluator checks the input: outside the domain is an error
+    # (DomainError, exit status 2), never an output.
+    output = model.apply([model.config.bos, *tokens], check=model.program is not None)
     print(f"input:  {' '.join(map(fmt, tokens))}")
     print(f"output: {' '.join(map(fmt, output.decoded[1:]))}")
     return 0
@@ -38,11 +50,23 @@ def parse_tokens(words: Sequence[str], model: CompiledModel) -> list[Any]:
     if len(words) > config.max_seq_len:
         raise CliError(f"the input has {len(words)} tokens, but this model accepts at most "
                        f"max_seq_len = {config.max_seq_len} (recompile with --max-seq-len)")
+    tokens = []
     for position, word in enumerate(words):
-        if word not in lookup:
+        token = lookup.get(word, _numeric_token(word, config.vocab))
+        if token is None:
             raise CliError(f"token {word!r} at position {position} is not in the vocabulary "
                            f"{{{', '.join(map(fmt, config.vocab))}}}")
-    return [lookup[w] for w in words]
+        tokens.append(token)
+    return tokens
+
+
+def _numeric_token(word: str, vocab) -> Any:
+    """The number token equal to `word` read as a number (3 matches 3.0), else None."""
+    number = parse_number(word)
+    if number is None:
+        return None
+    return next((t for t in vocab if isinstance(t, (int, float)) and not isinstance(t, bool)
+                 and t == number), None)
 
 
 def print_trace(model: CompiledModel, tokens: Sequence[Any]) -> None:

@@ -13,9 +13,11 @@ import difflib
 import importlib.util
 import inspect
 import random
+import re
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,28 +57,53 @@ class Target:
     source: dict[str, Any] | None = None  # how to rebuild the program; saved with the model
     loaded: tuple[CompiledModel, float] | None = None  # a saved model, seconds to load it
 
-    def compile(self) -> tuple[CompiledModel, float]:
-        """The compiled (or loaded) model and the seconds that took."""
-        from compiler import compile_rasp_to_model
-
+    def compile(self, strict: bool = False) -> tuple[CompiledModel, float]:
+        """The compiled (or loaded) model and the wall time in seconds it took, importing
+        the compiler (and with it jax) included; the domain warning is left to the caller
+        (see `domain_warnings`)."""
         if self.loaded is not None:
             return self.loaded
         start = time.perf_counter()
-        model = compile_rasp_to_model(self.program, self.vocab, self.max_seq_len, self.causal)
+        from compiler import compile_rasp_to_model  # the first import loads jax: a wait too
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasp.CompileWarning)
+            model = compile_rasp_to_model(self.program, self.vocab, self.max_seq_len,
+                                          self.causal, strict=strict)
         model.source = self.source
         return model, time.perf_counter() - start
 
 
+def domain_warnings(model: CompiledModel) -> list[str]:
+    """One `raspc: warning: ...` line per condition of a domain that is not total."""
+    if model.domain.total:
+        return []
+    return [f"raspc: warning: the program is partial: {line}" for line in model.domain.lines()]
+
+
+_INT = re.compile(r"[+-]?\d+")
+_FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?")
+
+
+def parse_number(text: str) -> int | float | None:
+    """An int or float written in decimal (e.g. -1, 1.5, 2e3), else None."""
+    if _INT.fullmatch(text):
+        return int(text)
+    return float(text) if _FLOAT.fullmatch(text) else None
+
+
 def parse_vocab(text: str) -> tuple[Any, ...]:
-    """Comma-separated tokens; ints if every token parses as an int, else strings."""
+    """Comma-separated tokens: numbers if every token is one (all floats if any is not
+    an int), else strings."""
     tokens = [t.strip() for t in text.split(",")]
     if not text.strip() or any(not t for t in tokens):
         raise CliError(f"bad --vocab {text!r}: give comma-separated non-empty tokens, "
                        "e.g. --vocab a,b,c or --vocab 1,2,3")
-    try:
-        values: list[Any] = [int(t) for t in tokens]
-    except ValueError:
-        values = tokens
+    numbers = [parse_number(t) for t in tokens]
+    values: list[Any] = tokens
+    if all(n is not None for n in numbers):
+        values = numbers if all(isinstance(n, int) for n in numbers) else \
+            [float(n) for n in numbers]
     duplicates = sorted({str(t) for t in values if values.count(t) > 1})
     if duplicates:
         raise CliError(f"bad --vocab {text!r}: repeated token(s) {', '.join(duplicates)}")
@@ -114,7 +141,7 @@ def load_target(spec: str, vocab: str | None = None, max_seq_len: int | None = N
 def _program_file_target(spec: str, vocab, max_seq_len: int, causal: bool) -> Target:
     file, _, function = spec.rpartition(":") if ".py:" in spec else (spec, "", "")
     if not function:
-        raise CliError(f"name the function that builds the program: {spec}:FUNCTION")
+        raise CliError(f"name the function that builds the program: {file}:FUNCTION")
     path = Path(file)
     if not path.is_file():
         raise CliError(f"no such program file: {file}")

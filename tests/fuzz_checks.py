@@ -7,6 +7,7 @@ import itertools
 import random
 import re
 import time
+import warnings
 import zlib
 
 import rasp
@@ -48,7 +49,7 @@ def label_in_program(label, labels: set[str]) -> bool:
 class Outcome:
     """What happened to one case. `ok` unless the property failed."""
 
-    status: str                  # exact | refused | mismatch | error | bad_label
+    status: str                  # exact | refused | mismatch | error | bad_label | unsound_domain
     checked: int = 0             # inputs the evaluator accepted
     tried: int = 0               # inputs offered (all of them when there are few)
     reason: str = ""             # CompileError reason or exception text
@@ -71,13 +72,15 @@ class Outcome:
 def check_case(case: FuzzCase, inputs: list[list] | None = None) -> Outcome:
     """Compile the case; a refusal must name a program expression, a model must be exact."""
     from compiler.compiling import compile_rasp_to_model
-    from compiler.verify import find_mismatches
+    from compiler.verify import verify_inputs
 
     program, vocab, max_seq_len, causal = case
     inputs = case_inputs(case) if inputs is None else inputs
     start = time.perf_counter()
     try:
-        model = compile_rasp_to_model(program, vocab, max_seq_len, causal=causal)
+        with warnings.catch_warnings():  # a partial domain is checked below, not warned
+            warnings.simplefilter("ignore", rasp.CompileWarning)
+            model = compile_rasp_to_model(program, vocab, max_seq_len, causal=causal)
     except rasp.CompileError as error:
         elapsed = time.perf_counter() - start
         if label_in_program(error.label, program_labels(program)):
@@ -90,11 +93,18 @@ def check_case(case: FuzzCase, inputs: list[list] | None = None) -> Outcome:
                        compile_seconds=time.perf_counter() - start)
     compiled = time.perf_counter()
     try:
-        checked, mismatches = find_mismatches(model, program, inputs)
+        result = verify_inputs(model, program, inputs)
     except Exception as error:  # noqa: BLE001
         return Outcome("error", reason=f"running raised {type(error).__name__}: {error}",
                        compile_seconds=compiled - start,
                        verify_seconds=time.perf_counter() - compiled)
+    checked, mismatches = result.checked, result.mismatches
+    # Soundness of model.domain: every input the evaluator rejects falls under a condition.
+    unforeseen = set(result.outside) - {c.reason for c in model.domain.conditions}
+    if unforeseen:
+        return Outcome("unsound_domain", checked=checked, tried=len(inputs),
+                       reason=f"inputs outside the domain that model.domain does not list: "
+                              f"{sorted(unforeseen)}", compile_seconds=compiled - start)
     outcome = Outcome("mismatch" if mismatches else "exact", checked=checked,
                       tried=len(inputs), mismatches=mismatches, compile_seconds=compiled - start,
                       verify_seconds=time.perf_counter() - compiled)

@@ -161,7 +161,8 @@ def test_every_command_has_help(command, capsys):
 
 @pytest.mark.parametrize("text, expected", [
     ("a,b,c", ("a", "b", "c")), ("1, 2,3", (1, 2, 3)), ("-1,0", (-1, 0)),
-    ("1,a", ("1", "a")), ("(,)", ("(", ")")),
+    ("1,a", ("1", "a")), ("(,)", ("(", ")")), ("1.5,2,-3", (1.5, 2.0, -3.0)),
+    ("-0.5,.5,1e2", (-0.5, 0.5, 100.0)), ("nan,1", ("nan", "1")), ("1.5,x", ("1.5", "x")),
 ])
 def test_parse_vocab(text, expected):
     vocab = targets.parse_vocab(text)

@@ -30,7 +30,9 @@ def test_causal_compiles_are_exact(name, max_len):
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_every_example_is_exact_at_its_default_size(name):
     example = EXAMPLES[name]
-    assert_compiles_exactly(example, example.max_seq_len, random_count=200)
+    model, _ = assert_compiles_exactly(example, example.max_seq_len, random_count=200)
+    # Partial by design (repeated keys; inconsistent successors): the rest is total.
+    assert model.domain.total == (name not in ("sort_unique", "induction")), model.domain
 
 
 @pytest.mark.slow

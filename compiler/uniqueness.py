@@ -1,0 +1,250 @@
+"""Proofs that a categorical Aggregate selects one value per query, from value sets.
+
+Takes a program's graph and value sets and answers `ProgramFacts.unique(aggregate)`:
+True only when proven (one value; at most one key; keys that differ between any two
+selectable positions, such as indices or a rank). "Not proven" is always safe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from compiler.graph import ProgramGraph
+from compiler.lowering import selector_terms, term_sops
+from compiler.values import (MAX_PREDICATE_CALLS, ValueSet, at_most_one_selected,
+                             predicate_holds)
+from rasp import expr as rx
+from rasp.errors import CompileError
+
+MAX_RECORDS = 2_000  # records compared pairwise when proving a rank injective
+
+
+@dataclasses.dataclass
+class ProgramFacts:
+    """Proofs about a program's SOps and selectors, from its value sets.
+
+    Every proof enumerates value sets and gives up (returns False) past
+    MAX_PREDICATE_CALLS calls: "not proven" is always a safe answer.
+    """
+
+    graph: ProgramGraph
+    sets: dict[int, ValueSet]
+    n: int
+    causal: bool
+    _injective: dict[int, bool] = dataclasses.field(default_factory=dict)
+
+    def values(self, sop) -> tuple[Any, ...] | None:
+        """The value set of a never-None SOp, or None if it may be None or is too large."""
+        values = self.sets.get(sop.unique_id)
+        if values is None or values.may_be_none or values.too_large:
+            return None
+        return values.values
+
+    def exact(self, sop) -> bool:
+        """Whether every value in the SOp's value set occurs on some input."""
+        if isinstance(sop, (rx.TokensType, rx.IndicesType, rx.LengthType, rx.Full)):
+            return True
+        return isinstance(sop, rx.Map) and self.exact(sop.inner)
+
+    # ------------------------------------------------------------ aggregates
+    def unique(self, aggregate: rx.Aggregate) -> bool:
+        """Whether every query of a categorical Aggregate selects one value (or none)."""
+        sop = self.sets.get(aggregate.sop.unique_id)
+        if sop is not None and not sop.too_large and len(sop.values) + sop.may_be_none <= 1:
+            return True
+        if at_most_one_selected(aggregate.selector, self.sets, self.n):
+            return True
+        terms = selector_terms(aggregate.selector)
+        for term in terms:
+            if not isinstance(term, rx.Select):
+                continue
+            if term.predicate is rx.Comparison.EQ and term.keys is aggregate.sop:
+                return True  # every selected value equals the query's
+            if self._functional(term) and self._injective_among(term.keys, terms):
+                return True
+        return False
+
+    def _functional(self, select: rx.Select) -> bool:
+        """Whether, for each query value, at most one key value satisfies the predicate."""
+        if select.predicate is rx.Comparison.EQ:
+            return True
+        keys, queries = self.values(select.keys), self.values(select.queries)
+        if keys is None or queries is None or len(keys) * len(queries) > MAX_PREDICATE_CALLS:
+            return False
+        return all(sum(predicate_holds(select.predicate, k, q) for k in keys) <= 1
+                   for q in queries)
+
+    def _injective_among(self, sop, terms) -> bool:
+        """Whether two keys that all of `terms` select for one query differ in `sop`."""
+        if self.injective(sop):
+            return True
+        if not isinstance(sop, rx.SelectorWidth) or self.causal:
+            return False
+        classes, order = self._split(selector_terms(sop.selector))
+        return (bool(order) and self._ranks(order)
+                and all(any(self._same_select(c, t) for t in terms) for c in classes))
+
+    # ------------------------------------------------------------ injectivity
+    def injective(self, sop) -> bool:
+        """Whether `sop` is never None and differs between any two positions."""
+        if sop.unique_id not in self._injective:
+            self._injective[sop.unique_id] = self._prove_injective(sop)
+        return self._injective[sop.unique_id]
+
+    def _prove_injective(self, sop) -> bool:
+        match sop:
+            case rx.IndicesType():
+                return True
+            case rx.Map():
+                inner = self.values(sop.inner)
+                return (inner is not None and self.injective(sop.inner)
+                        and _disjoint([_results(sop.f, [(x,)]) for x in inner]))
+            case rx.SequenceMap():
+                fst, snd = self.values(sop.fst), self.values(sop.snd)
+                if fst is None or snd is None or len(fst) * len(snd) > MAX_PREDICATE_CALLS:
+                    return False
+                if self.injective(sop.fst) and _disjoint(
+                        [_results(sop.f, [(x, y) for y in snd]) for x in fst]):
+                    return True
+                return self.injective(sop.snd) and _disjoint(
+                    [_results(sop.f, [(x, y) for x in fst]) for y in snd])
+            case rx.SelectorWidth():
+                classes, order = self._split(selector_terms(sop.selector))
+                return not self.causal and not classes and bool(order) and self._ranks(order)
+        return False
+
+    def _split(self, terms) -> tuple[list, list]:
+        """Width terms that only group keys (EQ of one SOp with itself, or a test of the
+        key alone) and the rest, which must order the keys of a group."""
+        classes, order = [], []
+        for term in terms:
+            grouping = isinstance(term, rx.Select) and (
+                (term.predicate is rx.Comparison.EQ and term.keys is term.queries)
+                or self._key_only(term))
+            (classes if grouping else order).append(term)
+        return classes, order
+
+    def _key_only(self, select: rx.Select) -> bool:
+        keys, queries = self.values(select.keys), self.values(select.queries)
+        if keys is None or queries is None or len(keys) * len(queries) > MAX_PREDICATE_CALLS:
+            return False
+        return all(len({predicate_holds(select.predicate, k, q) for q in queries}) == 1
+                   for k in keys)
+
+    def _ranks(self, order) -> bool:
+        """Whether the conjunction of `order` terms is a strict total order on the
+        positions (so the width it counts, its rank, differs between positions).
+
+        Each leaf must compare an SOp with itself; a position's record is the tuple of
+        the SOps read, one of them injective. The relation must be a strict total order
+        on every record the value sets allow (a superset of those that occur).
+        """
+        sops = {}
+        for term in order:
+            if not _compares_with_itself(term):
+                return False
+            keys, _ = term_sops(term)
+            sops.update((k.unique_id, k) for k in keys)
+        value_sets = [self.values(s) for s in sops.values()]
+        if any(v is None for v in value_sets) or not any(map(self.injective, sops.values())):
+            return False
+        if len(order) == 1 and isinstance(order[0], rx.Select) and \
+                order[0].predicate in (rx.Comparison.LT, rx.Comparison.GT):
+            return _totally_ordered(value_sets[0])  # < on distinct values of one SOp
+        sizes = [len(v) for v in value_sets]
+        if np.prod(sizes) > MAX_RECORDS or sum(n * n for n in sizes) > MAX_PREDICATE_CALLS:
+            return False
+        # Record r holds value coords[i][r] of the i-th SOp; tables are [query, key].
+        coords = [c.ravel() for c in np.meshgrid(*map(np.arange, sizes), indexing="ij")]
+        position = {sop_id: i for i, sop_id in enumerate(sops)}
+
+        def table(term) -> np.ndarray:
+            match term:
+                case rx.Select():
+                    i = position[term.keys.unique_id]
+                    values = value_sets[i]
+                    leaf = np.array([[predicate_holds(term.predicate, k, q) for k in values]
+                                     for q in values], bool)
+                    return leaf[coords[i][:, None], coords[i][None, :]]
+                case rx.SelectorNot():
+                    return ~table(term.inner)
+                case rx.SelectorOr():
+                    return table(term.fst) | table(term.snd)
+                case rx.SelectorAnd():
+                    return table(term.fst) & table(term.snd)
+            raise CompileError(term, "unreachable: selector trees hold only these")
+
+        relation = np.logical_and.reduce([table(t) for t in order])
+        # A tournament (exactly one of r<s, s<r for r ≠ s; never r<r) is transitive
+        # exactly when its scores (here: the width at each record) all differ.
+        if (relation & relation.T).any() or not (relation | relation.T
+                                                  | np.eye(len(relation), dtype=bool)).all():
+            return False
+        scores = relation.sum(axis=1)
+        return len(np.unique(scores)) == len(scores)
+
+    def _same_select(self, a, b) -> bool:
+        """Whether two Selects compare the same SOps with the same truth table."""
+        if not (isinstance(a, rx.Select) and isinstance(b, rx.Select)) or \
+                a.keys is not b.keys or a.queries is not b.queries:
+            return False
+        if a.predicate is b.predicate:
+            return True
+        keys, queries = self.values(a.keys), self.values(a.queries)
+        if keys is None or queries is None or len(keys) * len(queries) > MAX_PREDICATE_CALLS:
+            return False
+        return all(predicate_holds(a.predicate, k, q) == predicate_holds(b.predicate, k, q)
+                   for k in keys for q in queries)
+
+
+def _compares_with_itself(selector) -> bool:
+    """Whether every Select in a selector tree reads one SOp as both keys and queries."""
+    match selector:
+        case rx.Select():
+            return selector.keys is selector.queries
+        case rx.SelectorNot():
+            return _compares_with_itself(selector.inner)
+        case rx.SelectorAnd():  # also SelectorOr
+            return _compares_with_itself(selector.fst) and _compares_with_itself(selector.snd)
+    return False
+
+
+def _totally_ordered(values) -> bool:
+    """Whether `<` is a strict total order on `values` (one type, sortable, no NaN)."""
+    if len({type(v) for v in values}) > 1 or any(v != v for v in values):
+        return False
+    try:
+        ordered = sorted(values)
+    except TypeError:
+        return False
+    return all(a < b for a, b in zip(ordered, ordered[1:]))
+
+
+def _results(f, argument_tuples) -> set | None:
+    """f's values on the arguments (those it raises on are outside the domain), or None
+    if one is None or unhashable."""
+    results = set()
+    for args in argument_tuples:
+        try:
+            value = f(*args)
+        except Exception:  # noqa: BLE001
+            continue
+        try:
+            if value is None:
+                return None
+            results.add(value)
+        except TypeError:
+            return None
+    return results
+
+
+def _disjoint(groups: list[set | None]) -> bool:
+    seen: set = set()
+    for group in groups:
+        if group is None or seen & group:
+            return False
+        seen |= group
+    return True

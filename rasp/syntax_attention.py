@@ -74,7 +74,13 @@ class Operations(Elementwise):
         """An atom broadcast to a constant s-op; an s-op as it is."""
         if isinstance(value, rx.SOp):
             return value
-        return self.typed(rx.Full(frozen(value)), self.type_of(value))
+        # One s-op per constant: two `select(is_first, True, ==)` then read the same
+        # SOps, which is what lets the compiler see they group keys alike.
+        constants = self.__dict__.setdefault("_broadcast_constants", {})
+        key = (type(value), frozen(value))
+        if key not in constants:
+            constants[key] = self.typed(rx.Full(frozen(value)), self.type_of(value))
+        return constants[key]
 
     # -------------------------------------------------------------- aggregate
 

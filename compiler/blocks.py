@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
+
+import numpy as np
 
 from compiler.affine import affine_match
 from compiler.graph import ProgramGraph
@@ -37,6 +40,9 @@ REDUCE_VALUES_HINT = ("reduce the number of distinct values of its inputs, e.g. 
                       "to the few classes the function tells apart first")
 # A gated discretiser tolerates gate error × gate strength up to this (margin is ½).
 MAX_GATE_LEAK = 0.1
+# Largest float32 error (any summation order) we accept on a discretiser's one-hot:
+# lookups threshold one-hots at ½ and double what is left on the set direction.
+MAX_ONE_HOT_ERROR = 1e-3
 # One-hot error bound of lookups and aggregates (products of exact 0/1 weights,
 # attention leaks below 1e-19, float32 averaging error ~1e-7 relative).
 LOOKUP_NOISE = 1e-5
@@ -142,7 +148,7 @@ class _Builder:
                                           result)
             self._check_rounding(expr, xs)
             x_dir = self.spaces[inner].basis[0]
-            if self._numeric_output_is_precise(node, xs, [result]):
+            if self._discretiser_is_exact(node, xs, [result]):
                 block = numerical.discretising_mlp(x_dir, xs, self.spaces[node], result, hidden,
                                                    info)
             else:
@@ -205,9 +211,10 @@ class _Builder:
         rows = [row(v) for v in xs]
         used = [j for j in range(1, len(xs)) if rows[j - 1] != rows[j]]
         strength = max((numerical.gate_strength(xs, j) for j in used), default=0.0)
-        precise = self._numeric_output_is_precise(
-            node, xs, [functools.partial(lambda v, x: ordered(x, v), v) for v in gate_values])
-        if strength * self._noise(c) <= MAX_GATE_LEAK and precise:
+        exact = self._discretiser_is_exact(
+            node, xs, [functools.partial(lambda v, x: ordered(x, v), v) for v in gate_values],
+            gated=True)
+        if strength * self._noise(c) <= MAX_GATE_LEAK and exact:
             return numerical.gated_discretising_mlp(x_dir, xs, c_space, self.spaces[node],
                                                     ordered, f"{label}.hidden", info)
         return self._classes_then_lookup(node, x, xs, c_space, ordered, info)
@@ -217,14 +224,19 @@ class _Builder:
         from (class, c) — or the class alone when `c_space` is empty — to the output."""
         gate_values = [d.value for d in c_space.basis] or [None]
         rows = [repr([ordered(v, c) for c in gate_values]) for v in xs]
-        classes = list(dict.fromkeys(rows))
-        representative = {classes.index(r): v for v, r in zip(xs, rows)}
+        class_of = _classes(rows)
+        if numerical.one_hot_error_bound(xs, _one_hots(class_of)) > MAX_ONE_HOT_ERROR:
+            class_of = _runs(rows)  # each class toggles at two thresholds at most
+        if numerical.one_hot_error_bound(xs, _one_hots(class_of)) > MAX_ONE_HOT_ERROR:
+            raise CompileError(self.graph.expr(node), "float32 rounding could garble its "
+                               "discretised input in some summation order",
+                               REDUCE_VALUES_HINT)
+        representative = {c: v for v, c in zip(xs, class_of)}
         label = self._label(node)
-        steps = VectorSpace.from_values(f"{label}.{self._label(x)}", range(len(classes)))
+        steps = VectorSpace.from_values(f"{label}.{self._label(x)}", range(max(class_of) + 1))
         discretise = numerical.discretising_mlp(
             self.spaces[x.unique_id].basis[0], xs, steps,
-            lambda v: {steps.basis[classes.index(rows[xs.index(v)])]: 1.0},
-            f"{label}.discretise", info)
+            lambda v: {steps.basis[class_of[xs.index(v)]]: 1.0}, f"{label}.discretise", info)
         if c_space.dim:
             lookup = categorical.pair_lookup_mlp(
                 steps, c_space, self.spaces[node],
@@ -235,23 +247,40 @@ class _Builder:
                 f"{label}.hidden", info)
         return Series((discretise, lookup))
 
-    def _numeric_output_is_precise(self, node, xs, functions) -> bool:
-        """Whether a discretiser's numerical output stays within NUMERIC_BUDGET in float32
-        for each of `functions` (x ↦ output components); categorical outputs always do."""
-        if not rx.is_numerical(self.graph.expr(node)):
-            return True
-        direction = self.spaces[node].basis[0]
-        return all(numerical.output_error_bound(xs, [f(x).get(direction, 0.0) for x in xs])
-                   <= NUMERIC_BUDGET for f in functions)
+    def _discretiser_is_exact(self, node, xs, functions, gated: bool = False) -> bool:
+        """Whether a discretiser of x computing each of `functions` (x ↦ output components,
+        one per gate value when `gated`) is within budget in float32, in any summation
+        order: NUMERIC_BUDGET for a number, MAX_ONE_HOT_ERROR for a one-hot."""
+        if gated and numerical.rounding_bound(xs, gated=True) > MAX_STEP_ROUNDING:
+            return False
+        numeric = rx.is_numerical(self.graph.expr(node))
+        budget = NUMERIC_BUDGET if numeric else MAX_ONE_HOT_ERROR
+        return all(numerical.discretiser_error_bounds(
+            xs, self._rows(node, f, xs), gated).max(initial=0.0) <= budget for f in functions)
+
+    def _rows(self, node, output_of, xs) -> np.ndarray:
+        """The output vectors output_of(x) in the node's space, one row per x."""
+        space = self.spaces[node]
+        rows = np.zeros((len(xs), space.dim))
+        for i, x in enumerate(xs):
+            for direction, value in output_of(x).items():
+                rows[i, space.index[direction]] += value
+        return rows
 
     def _noise(self, sop) -> float:
         """A bound on the float32 error of a categorical SOp's one-hot."""
         if isinstance(sop, EMBEDDED):
             return 0.0
         if isinstance(sop, rx.Map) and rx.is_numerical(sop.inner):
-            return numerical.rounding_bound(self.values[sop.inner.unique_id].values)
+            out = self._output_of(sop.unique_id)
+            result = lambda x: _quiet(lambda: out(sop.f(x)))  # noqa: E731
+            xs = _merge_indistinguishable(sop, self.values[sop.inner.unique_id].values, result)
+            bound = numerical.one_hot_error_bound(xs, self._rows(sop.unique_id, result, xs))
+            # beyond budget it was built as classes then lookup, which doubles the error
+            return bound if bound <= MAX_ONE_HOT_ERROR else 2 * MAX_ONE_HOT_ERROR + LOOKUP_NOISE
         if isinstance(sop, rx.SelectorWidth):
-            return numerical.rounding_bound([1 / (w + 1) for w in range(self.max_seq_len + 1)])
+            widths = range(self.max_seq_len + 1)
+            return numerical.one_hot_error_bound([1 / (w + 1) for w in widths], np.eye(len(widths)))
         return LOOKUP_NOISE
 
     def _linear(self, node, expr) -> NodeBlock:
@@ -384,6 +413,29 @@ def _check_width(expr, block: NodeBlock):
     if width > MAX_MLP_WIDTH:
         raise CompileError(expr, f"it needs an MLP with {width:,} hidden units "
                            f"(more than {MAX_MLP_WIDTH:,})", REDUCE_VALUES_HINT)
+
+
+def _classes(rows) -> list[int]:
+    """Class index of each value: one class per distinct row."""
+    index = {row: i for i, row in enumerate(dict.fromkeys(rows))}
+    return [index[row] for row in rows]
+
+
+def _runs(rows) -> list[int]:
+    """Class index of each sorted value: one class per run of equal consecutive rows."""
+    return list(itertools.accumulate((int(a != b) for a, b in zip(rows, rows[1:])), initial=0))
+
+
+def _one_hots(class_of: list[int]) -> np.ndarray:
+    return np.eye(max(class_of) + 1)[class_of]
+
+
+def _quiet(thunk):
+    """thunk(), or None (no output) where the program's function raises."""
+    try:
+        return thunk()
+    except Exception:  # noqa: BLE001  the evaluator rejects such inputs
+        return {}
 
 
 def _merge_indistinguishable(expr, xs, result) -> list[float]:

@@ -12,8 +12,9 @@ Takes a lowered program and gives an equivalent one with fewer sublayers:
 Every fused function keeps RASP's None rule: None in, None out.
 
 A numerical SelectorWidth output telescopes over up to N steps, and its float32
-error grows like ε·N²; where `output_error_bound` exceeds NUMERIC_BUDGET the
-width stays categorical and an exact lookup MLP turns it into a number.
+error bound (any summation order, craft.float_bounds) grows like u·N³; where
+`output_error_bound` exceeds NUMERIC_BUDGET the width stays categorical and a
+lookup MLP turns it into a number.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from compiler.blocks import NUMERIC_BUDGET
 from compiler.lowering import rebuilt, selector_terms
 from craft.numerical import output_error_bound
 from rasp import expr as rx
@@ -36,8 +38,6 @@ class _Fused:
     fn: Callable[..., Any]
 
 
-# Largest float32 error we accept in a numerical width (verification allows 1e-4).
-NUMERIC_BUDGET = 1e-5
 
 
 def fuse_program(program: rx.SOp, max_seq_len: int) -> rx.SOp:

@@ -18,7 +18,7 @@ from compiler.affine import affine_match
 from compiler.graph import ProgramGraph
 from compiler.selection import Selection, build_selection
 from compiler.values import ValueSet
-from craft import attention, categorical, numerical
+from craft import attention, categorical, float_bounds, numerical
 from craft.bases import BasisDirection, MatrixTooLarge, VectorSpace
 from craft.blocks import MLP, AttentionHead, BlockInfo, Series
 from craft.maps import BilinearForm, LinearMap
@@ -32,8 +32,11 @@ EMBEDDED = (rx.TokensType, rx.IndicesType, rx.Full, rx.ConstantSOp)
 MAX_STEP_ROUNDING = 0.05
 # Inputs closer than this (relative) are one value to a float32 model.
 INDISTINGUISHABLE = 1e-6
-# Largest float32 error we accept in a numerical MLP output (verification allows 1e-4).
+# Float32 error a numerical SOp may carry (any summation order) when no consumer says
+# what it tolerates; consumers that do (discretisers, means, linear maps) set their own.
 NUMERIC_BUDGET = 1e-5
+# ... and for the program's output: half of compiler.verify's NUMERIC_TOLERANCE (1e-4).
+OUTPUT_BUDGET = 5e-5
 # Widest MLP block we build (beyond this, weights run to gigabytes).
 MAX_MLP_WIDTH = 100_000
 REDUCE_VALUES_HINT = ("reduce the number of distinct values of its inputs, e.g. map them "
@@ -42,7 +45,7 @@ REDUCE_VALUES_HINT = ("reduce the number of distinct values of its inputs, e.g. 
 MAX_GATE_LEAK = 0.1
 # Largest float32 error (any summation order) we accept on a discretiser's one-hot:
 # lookups threshold one-hots at ½ and double what is left on the set direction.
-MAX_ONE_HOT_ERROR = 1e-3
+MAX_ONE_HOT_ERROR = 0.05
 # One-hot error bound of lookups and aggregates (products of exact 0/1 weights,
 # attention leaks below 1e-19, float32 averaging error ~1e-7 relative).
 LOOKUP_NOISE = 1e-5
@@ -86,6 +89,7 @@ def build_blocks(graph: ProgramGraph, values: dict[int, ValueSet],
             except MatrixTooLarge as error:
                 raise CompileError(expr, f"it needs {error}", REDUCE_VALUES_HINT) from None
             _check_width(expr, block)
+            builder.tolerate_by_default(node, block.inputs)
             needed.update(block.inputs)
             blocks.append(block)
     return blocks[::-1]
@@ -98,6 +102,8 @@ class _Builder:
     spaces: dict[int, VectorSpace]
     max_seq_len: int
     causal: bool
+    # numerical SOp → the float32 errors its consumers (built first) tolerate
+    tolerances: dict[int, dict[int, float]] = dataclasses.field(default_factory=dict)
 
     def build(self, node: int) -> NodeBlock:
         expr = self.graph.expr(node)
@@ -115,6 +121,24 @@ class _Builder:
             case rx.SelectorWidth():
                 return self._selector_width(node, expr)
         raise CompileError(expr, f"no block implements {type(expr).__name__}")
+
+    # ------------------------------------------------------------------ error budgets
+    def _tolerate(self, consumer: int, sop: int, error: float):
+        """Record that `consumer` stays exact while numerical `sop` errs by at most `error`."""
+        self.tolerances.setdefault(sop, {})[consumer] = error
+
+    def tolerate_by_default(self, consumer: int, inputs):
+        """NUMERIC_BUDGET for each numerical input `consumer` has not stated a tolerance for."""
+        for sop in inputs:
+            if rx.is_numerical(self.graph.expr(sop)):
+                self.tolerances.setdefault(sop, {}).setdefault(consumer, NUMERIC_BUDGET)
+
+    def _budget(self, node: int) -> float:
+        """The float32 error numerical SOp `node` may carry: the least any consumer tolerates."""
+        tolerated = list(self.tolerances.get(node, {}).values())
+        if node == self.graph.output:
+            tolerated.append(OUTPUT_BUDGET)
+        return min(tolerated, default=NUMERIC_BUDGET)
 
     # ------------------------------------------------------------------ helpers
     def _label(self, node_or_expr) -> str:
@@ -147,6 +171,7 @@ class _Builder:
             xs = _merge_indistinguishable(expr, self.values[inner].require(expr, "a numerical Map"),
                                           result)
             self._check_rounding(expr, xs)
+            self._tolerate(node, inner, numerical.input_tolerance(xs))
             x_dir = self.spaces[inner].basis[0]
             if self._discretiser_is_exact(node, xs, [result]):
                 block = numerical.discretising_mlp(x_dir, xs, self.spaces[node], result, hidden,
@@ -207,6 +232,7 @@ class _Builder:
         xs = _merge_indistinguishable(
             expr, self.values[x.unique_id].require(expr, "a SequenceMap"), row)
         self._check_rounding(expr, xs)
+        self._tolerate(node, x.unique_id, numerical.input_tolerance(xs))
         label = self._label(node)
         rows = [row(v) for v in xs]
         used = [j for j in range(1, len(xs)) if rows[j - 1] != rows[j]]
@@ -250,11 +276,11 @@ class _Builder:
     def _discretiser_is_exact(self, node, xs, functions, gated: bool = False) -> bool:
         """Whether a discretiser of x computing each of `functions` (x ↦ output components,
         one per gate value when `gated`) is within budget in float32, in any summation
-        order: NUMERIC_BUDGET for a number, MAX_ONE_HOT_ERROR for a one-hot."""
+        order: the node's `_budget` for a number, MAX_ONE_HOT_ERROR for a one-hot."""
         if gated and numerical.rounding_bound(xs, gated=True) > MAX_STEP_ROUNDING:
             return False
         numeric = rx.is_numerical(self.graph.expr(node))
-        budget = NUMERIC_BUDGET if numeric else MAX_ONE_HOT_ERROR
+        budget = self._budget(node) if numeric else MAX_ONE_HOT_ERROR
         return all(numerical.discretiser_error_bounds(
             xs, self._rows(node, f, xs), gated).max(initial=0.0) <= budget for f in functions)
 
@@ -289,7 +315,33 @@ class _Builder:
         block = numerical.linear_mlp(terms, self.spaces[node].basis[0],
                                      f"{self._label(node)}.hidden",
                                      self._info(node, "linear_sequence_map"))
+        # relu(±x) is exact; the second layer adds 4 terms |a|·|x| + |b|·|y| (twice each)
+        factors = abs(expr.fst_fac) + abs(expr.snd_fac)
+        terms = abs(expr.fst_fac) * self._largest(fst) + abs(expr.snd_fac) * self._largest(snd)
+        # error ≤ factors·e + γ_5·(terms + factors·e) (float_bounds.matmul_error)
+        per_input_error = factors * (1 + float_bounds.gamma(5))
+        for sop in (fst, snd):
+            self._tolerate(node, sop, (self._budget(node) - float_bounds.matmul_error(terms, 4))
+                           / max(per_input_error, 1e-300))
         return NodeBlock(node, block, (fst, snd))
+
+    def _largest(self, node) -> float:
+        """The largest magnitude of a numerical SOp's values (0 if they are not known)."""
+        return max((abs(float(v)) for v in self.values[node].values), default=0.0)
+
+    def _mean_tolerance(self, node, expr, sop) -> None:
+        """Refuse a numerical mean whose float32 averaging error alone exceeds its budget;
+        otherwise record what error its numerical input may carry."""
+        count, budget = self.max_seq_len + 1, self._budget(node)
+        own = float_bounds.mean_error(count, self._largest(node))
+        if own > budget:
+            raise CompileError(expr, f"averaging over up to {count} positions in float32 "
+                               f"may err by {own:.2g}, more than what reads it tolerates "
+                               f"({budget:.2g})", "compile for a shorter max_seq_len, or "
+                               "space the values that later Maps tell apart further apart")
+        if rx.is_numerical(expr.sop):
+            per_input_error = float_bounds.mean_error(count, 0.0, 1.0)  # linear in it
+            self._tolerate(node, sop, (budget - own) / per_input_error)
 
     # ------------------------------------------------------------------ attention
     def _selection(self, selector) -> Selection:
@@ -303,6 +355,8 @@ class _Builder:
     def _aggregate(self, node, expr) -> NodeBlock:
         sop = expr.sop.unique_id
         w_ov = self._value_map(node, expr, sop)
+        if rx.is_numerical(expr):
+            self._mean_tolerance(node, expr, sop)
         match = affine_match(expr.selector, self.graph, self.spaces, self.max_seq_len, self.causal)
         if match is not None:
             info = self._info(node, "aggregate", query=tuple(map(self._label, match.inputs[1:])),

@@ -60,15 +60,24 @@ def add_error(magnitude):
     return UNIT_ROUNDOFF * magnitude
 
 
-def mean_error(count, max_abs_value):
-    """Error bound of an attention average of `count` values of magnitude ≤ `max_abs_value`.
+def mean_weight_error(count):
+    """Relative error bound ρ of each softmax weight of an attention over `count` keys.
 
-    Softmax: each weight exp(ℓᵢ − max)/Σ exp carries the exp's and the division's
-    rounding (a library exp is within a few ulps; we allow 4u) plus γ_count from
-    the sum, so the weights have relative error ≤ ρ = γ_count + 6u. The weighted
-    sum Σ pᵢvᵢ then adds γ_count·Σ pᵢ|vᵢ| with Σ pᵢ ≤ 1 + ρ:
-
-        error ≤ (ρ + γ_count·(1 + ρ)) · max|v|.
+    Each weight exp(ℓᵢ − max)/Σ exp carries the exp's rounding (a library exp is
+    within a few ulps; we allow 4u), the division's (u), the subtraction's (u) and
+    γ_count from the sum of the exps: ρ = γ_count + 6u.
     """
-    relative = gamma(count) + 6 * UNIT_ROUNDOFF
-    return (relative + gamma(count) * (1 + relative)) * max_abs_value
+    return gamma(count) + 6 * UNIT_ROUNDOFF
+
+
+def mean_error(count, max_abs_value, input_error=0.0):
+    """Error bound of an attention average of `count` values of magnitude ≤ `max_abs_value`
+    that each carry an error ≤ `input_error`, for any summation order.
+
+    The weights sum to at most 1 + ρ (`mean_weight_error`), the weighted sum adds
+    γ_count·Σ pᵢ|vᵢ|, and each weight's error ρ·pᵢ multiplies |vᵢ|:
+
+        error ≤ (1 + ρ)·input_error + (ρ + γ_count·(1 + ρ))·(max|v| + input_error).
+    """
+    rho = mean_weight_error(count)
+    return (1 + rho) * input_error + (rho + gamma(count) * (1 + rho)) * (max_abs_value + input_error)

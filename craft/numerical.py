@@ -192,6 +192,13 @@ def one_hot_error_bound(input_values: Sequence[float], rows, gated: bool = False
     return float(discretiser_error_bounds(input_values, rows, gated).max(initial=0.0))
 
 
+def input_tolerance(input_values: Sequence[float]) -> float:
+    """An input error under which a discretiser of these values stays exact: half its
+    quarter-gap windows (the other half covers values merged as indistinguishable)."""
+    xs = _sorted_values(input_values)
+    return QUARTER_GAP * min(np.diff(xs)) / 2 if len(xs) > 1 else np.inf
+
+
 def _sorted_values(input_values) -> list[float]:
     return sorted(set(float(x) for x in input_values))
 

@@ -22,7 +22,7 @@ from craft import attention, categorical, float_bounds, numerical
 from craft.bases import BasisDirection, MatrixTooLarge, VectorSpace
 from craft.blocks import MLP, AttentionHead, BlockInfo, Series
 from craft.maps import BilinearForm, LinearMap
-from craft.selector_width import selector_width
+from craft.selector_width import scratch_error, scratch_tolerance, selector_width
 from rasp import expr as rx
 from rasp.errors import CompileError
 
@@ -428,6 +428,7 @@ class _Builder:
         block = selector_width(selection.form, selection.level, self.max_seq_len,
                                self.spaces[node], output_of, BasisDirection(f"{label}.width"),
                                f"{label}.hidden", info, side_space=self.spaces[side.unique_id])
+        self._check_scratch(node, block)
         return NodeBlock(node, block, selection.keys + selection.queries + (side.unique_id,))
 
     def _length(self, node, expr) -> NodeBlock:
@@ -453,7 +454,19 @@ class _Builder:
         label = self._label(node)
         block = selector_width(form, level, self.max_seq_len, self.spaces[node], output_of,
                                BasisDirection(f"{label}.width"), f"{label}.hidden", info)
+        self._check_scratch(node, block)
         return NodeBlock(node, block, inputs)
+
+
+    def _check_scratch(self, node, block: Series):
+        """Refuse a width whose head's float32 error could move 1/(w+1) out of its window."""
+        error = scratch_error(block.blocks[0], self.max_seq_len)
+        if error > scratch_tolerance(self.max_seq_len):
+            raise CompileError(self.graph.expr(node), f"its head may count up to "
+                               f"{self.max_seq_len} keys with a float32 error of {error:.2g} "
+                               f"(relative), more than the {scratch_tolerance(self.max_seq_len):.2g} "
+                               "that tells w from w + 1", "compile for a shorter max_seq_len or "
+                               "split the selector into simpler ones")
 
 
 def _width_with_side(width, side) -> bool:

@@ -18,7 +18,7 @@ from compiler.affine import affine_match
 from compiler.graph import ProgramGraph
 from compiler.selection import Selection, build_selection
 from compiler.values import ValueSet
-from craft import attention, categorical, float_bounds, numerical
+from craft import attention, categorical, clean_lookup, float_bounds, numerical
 from craft.bases import BasisDirection, MatrixTooLarge, VectorSpace
 from craft.blocks import MLP, AttentionHead, BlockInfo, Series
 from craft.maps import BilinearForm, LinearMap
@@ -243,20 +243,29 @@ class _Builder:
         if strength * self._noise(c) <= MAX_GATE_LEAK and exact:
             return numerical.gated_discretising_mlp(x_dir, xs, c_space, self.spaces[node],
                                                     ordered, f"{label}.hidden", info)
-        return self._classes_then_lookup(node, x, xs, c_space, ordered, info)
+        return self._classes_then_lookup(node, x, xs, c_space, ordered, info, c)
 
-    def _classes_then_lookup(self, node, x, xs, c_space, ordered, info) -> Series:
-        """Two MLPs, each exact: x into the classes f tells apart (one-hot), then a lookup
-        from (class, c) — or the class alone when `c_space` is empty — to the output."""
+    def _classes_then_lookup(self, node, x, xs, c_space, ordered, info, c=None) -> Series:
+        """Two MLPs: x into the classes f tells apart (one-hot), then a clean lookup from
+        (class, c) — or the class alone when `c_space` is empty — to the output, exact
+        while the classes and c err by less than clean_lookup.INPUT_TOLERANCE."""
+        expr = self.graph.expr(node)
         gate_values = [d.value for d in c_space.basis] or [None]
         rows = [repr([ordered(v, c) for c in gate_values]) for v in xs]
         class_of = _classes(rows)
-        if numerical.one_hot_error_bound(xs, _one_hots(class_of)) > MAX_ONE_HOT_ERROR:
+        if numerical.one_hot_error_bound(xs, _one_hots(class_of)) > clean_lookup.INPUT_TOLERANCE:
             class_of = _runs(rows)  # each class toggles at two thresholds at most
-        if numerical.one_hot_error_bound(xs, _one_hots(class_of)) > MAX_ONE_HOT_ERROR:
-            raise CompileError(self.graph.expr(node), "float32 rounding could garble its "
-                               "discretised input in some summation order",
-                               REDUCE_VALUES_HINT)
+        noisy = numerical.one_hot_error_bound(xs, _one_hots(class_of))
+        if max(noisy, 0.0 if c is None else self._noise(c)) > clean_lookup.INPUT_TOLERANCE:
+            raise CompileError(expr, "float32 rounding could garble its discretised input "
+                               "in some summation order", REDUCE_VALUES_HINT)
+        if rx.is_numerical(expr):
+            largest = max(float(np.abs(self._rows(node, functools.partial(
+                lambda c_value, v: ordered(v, c_value), c_value), xs)).max(initial=0.0))
+                for c_value in gate_values)
+            if clean_lookup.error_bound(largest, bool(c_space.dim)) > self._budget(node):
+                raise CompileError(expr, f"float32 cannot write values as large as {largest} "
+                                   f"within {self._budget(node):.2g}", "rescale the values")
         representative = {c: v for v, c in zip(xs, class_of)}
         label = self._label(node)
         steps = VectorSpace.from_values(f"{label}.{self._label(x)}", range(max(class_of) + 1))
@@ -264,11 +273,11 @@ class _Builder:
             self.spaces[x.unique_id].basis[0], xs, steps,
             lambda v: {steps.basis[class_of[xs.index(v)]]: 1.0}, f"{label}.discretise", info)
         if c_space.dim:
-            lookup = categorical.pair_lookup_mlp(
+            lookup = clean_lookup.clean_pair_lookup_mlp(
                 steps, c_space, self.spaces[node],
                 lambda a, b: ordered(representative[a.value], b.value), f"{label}.hidden", info)
         else:
-            lookup = categorical.lookup_mlp(
+            lookup = clean_lookup.clean_lookup_mlp(
                 steps, self.spaces[node], lambda a: ordered(representative[a.value], None),
                 f"{label}.hidden", info)
         return Series((discretise, lookup))
@@ -302,8 +311,8 @@ class _Builder:
             result = lambda x: _quiet(lambda: out(sop.f(x)))  # noqa: E731
             xs = _merge_indistinguishable(sop, self.values[sop.inner.unique_id].values, result)
             bound = numerical.one_hot_error_bound(xs, self._rows(sop.unique_id, result, xs))
-            # beyond budget it was built as classes then lookup, which doubles the error
-            return bound if bound <= MAX_ONE_HOT_ERROR else 2 * MAX_ONE_HOT_ERROR + LOOKUP_NOISE
+            # beyond budget it was built as classes then a clean lookup
+            return bound if bound <= MAX_ONE_HOT_ERROR else clean_lookup.error_bound(1.0)
         if isinstance(sop, rx.SelectorWidth):
             widths = range(self.max_seq_len + 1)
             return numerical.one_hot_error_bound([1 / (w + 1) for w in widths], np.eye(len(widths)))

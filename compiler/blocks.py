@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import itertools
 
 import numpy as np
 
 from compiler.affine import affine_match
+from compiler.budgets import Budgets, check_scratch, class_indices, one_hots
 from compiler.graph import ProgramGraph
 from compiler.selection import Selection, build_selection
 from compiler.values import ValueSet
-from craft import attention, categorical, clean_lookup, float_bounds, numerical
+from craft import attention, categorical, clean_lookup, numerical
 from craft.bases import BasisDirection, MatrixTooLarge, VectorSpace
 from craft.blocks import MLP, AttentionHead, BlockInfo, Series
 from craft.maps import BilinearForm, LinearMap
-from craft.selector_width import scratch_error, scratch_tolerance, selector_width
+from craft.selector_width import selector_width
 from rasp import expr as rx
 from rasp.errors import CompileError
 
@@ -32,11 +32,6 @@ EMBEDDED = (rx.TokensType, rx.IndicesType, rx.Full, rx.ConstantSOp)
 MAX_STEP_ROUNDING = 0.05
 # Inputs closer than this (relative) are one value to a float32 model.
 INDISTINGUISHABLE = 1e-6
-# Float32 error a numerical SOp may carry (any summation order) when no consumer says
-# what it tolerates; consumers that do (discretisers, means, linear maps) set their own.
-NUMERIC_BUDGET = 1e-5
-# ... and for the program's output: half of compiler.verify's NUMERIC_TOLERANCE (1e-4).
-OUTPUT_BUDGET = 5e-5
 # Widest MLP block we build (beyond this, weights run to gigabytes).
 MAX_MLP_WIDTH = 100_000
 REDUCE_VALUES_HINT = ("reduce the number of distinct values of its inputs, e.g. map them "
@@ -79,7 +74,8 @@ def build_blocks(graph: ProgramGraph, values: dict[int, ValueSet],
     it, so an SOp that a block reads through its sources (see compiler.affine)
     costs nothing.
     """
-    builder = _Builder(graph, values, spaces, max_seq_len, causal)
+    budgets = Budgets(graph.output, lambda node: rx.is_numerical(graph.expr(node)))
+    builder = _Builder(graph, values, spaces, max_seq_len, causal, budgets)
     needed, blocks = {graph.output}, []
     for node in reversed(graph.order):
         expr = graph.expr(node)
@@ -89,7 +85,7 @@ def build_blocks(graph: ProgramGraph, values: dict[int, ValueSet],
             except MatrixTooLarge as error:
                 raise CompileError(expr, f"it needs {error}", REDUCE_VALUES_HINT) from None
             _check_width(expr, block)
-            builder.tolerate_by_default(node, block.inputs)
+            builder.budgets.tolerate_by_default(node, block.inputs)
             needed.update(block.inputs)
             blocks.append(block)
     return blocks[::-1]
@@ -102,8 +98,7 @@ class _Builder:
     spaces: dict[int, VectorSpace]
     max_seq_len: int
     causal: bool
-    # numerical SOp → the float32 errors its consumers (built first) tolerate
-    tolerances: dict[int, dict[int, float]] = dataclasses.field(default_factory=dict)
+    budgets: Budgets
 
     def build(self, node: int) -> NodeBlock:
         expr = self.graph.expr(node)
@@ -121,24 +116,6 @@ class _Builder:
             case rx.SelectorWidth():
                 return self._selector_width(node, expr)
         raise CompileError(expr, f"no block implements {type(expr).__name__}")
-
-    # ------------------------------------------------------------------ error budgets
-    def _tolerate(self, consumer: int, sop: int, error: float):
-        """Record that `consumer` stays exact while numerical `sop` errs by at most `error`."""
-        self.tolerances.setdefault(sop, {})[consumer] = error
-
-    def tolerate_by_default(self, consumer: int, inputs):
-        """NUMERIC_BUDGET for each numerical input `consumer` has not stated a tolerance for."""
-        for sop in inputs:
-            if rx.is_numerical(self.graph.expr(sop)):
-                self.tolerances.setdefault(sop, {}).setdefault(consumer, NUMERIC_BUDGET)
-
-    def _budget(self, node: int) -> float:
-        """The float32 error numerical SOp `node` may carry: the least any consumer tolerates."""
-        tolerated = list(self.tolerances.get(node, {}).values())
-        if node == self.graph.output:
-            tolerated.append(OUTPUT_BUDGET)
-        return min(tolerated, default=NUMERIC_BUDGET)
 
     # ------------------------------------------------------------------ helpers
     def _label(self, node_or_expr) -> str:
@@ -171,7 +148,7 @@ class _Builder:
             xs = _merge_indistinguishable(expr, self.values[inner].require(expr, "a numerical Map"),
                                           result)
             self._check_rounding(expr, xs)
-            self._tolerate(node, inner, numerical.input_tolerance(xs))
+            self.budgets.tolerate(node, inner, numerical.input_tolerance(xs))
             x_dir = self.spaces[inner].basis[0]
             if self._discretiser_is_exact(node, xs, [result]):
                 block = numerical.discretising_mlp(x_dir, xs, self.spaces[node], result, hidden,
@@ -232,7 +209,7 @@ class _Builder:
         xs = _merge_indistinguishable(
             expr, self.values[x.unique_id].require(expr, "a SequenceMap"), row)
         self._check_rounding(expr, xs)
-        self._tolerate(node, x.unique_id, numerical.input_tolerance(xs))
+        self.budgets.tolerate(node, x.unique_id, numerical.input_tolerance(xs))
         label = self._label(node)
         rows = [row(v) for v in xs]
         used = [j for j in range(1, len(xs)) if rows[j - 1] != rows[j]]
@@ -252,10 +229,10 @@ class _Builder:
         expr = self.graph.expr(node)
         gate_values = [d.value for d in c_space.basis] or [None]
         rows = [repr([ordered(v, c) for c in gate_values]) for v in xs]
-        class_of = _classes(rows)
-        if numerical.one_hot_error_bound(xs, _one_hots(class_of)) > clean_lookup.INPUT_TOLERANCE:
-            class_of = _runs(rows)  # each class toggles at two thresholds at most
-        noisy = numerical.one_hot_error_bound(xs, _one_hots(class_of))
+        class_of = class_indices(rows, runs=False)
+        if numerical.one_hot_error_bound(xs, one_hots(class_of)) > clean_lookup.INPUT_TOLERANCE:
+            class_of = class_indices(rows, runs=True)
+        noisy = numerical.one_hot_error_bound(xs, one_hots(class_of))
         if max(noisy, 0.0 if c is None else self._noise(c)) > clean_lookup.INPUT_TOLERANCE:
             raise CompileError(expr, "float32 rounding could garble its discretised input "
                                "in some summation order", REDUCE_VALUES_HINT)
@@ -263,9 +240,9 @@ class _Builder:
             largest = max(float(np.abs(self._rows(node, functools.partial(
                 lambda c_value, v: ordered(v, c_value), c_value), xs)).max(initial=0.0))
                 for c_value in gate_values)
-            if clean_lookup.error_bound(largest, bool(c_space.dim)) > self._budget(node):
+            if clean_lookup.error_bound(largest, bool(c_space.dim)) > self.budgets.budget(node):
                 raise CompileError(expr, f"float32 cannot write values as large as {largest} "
-                                   f"within {self._budget(node):.2g}", "rescale the values")
+                                   f"within {self.budgets.budget(node):.2g}", "rescale the values")
         representative = {c: v for v, c in zip(xs, class_of)}
         label = self._label(node)
         steps = VectorSpace.from_values(f"{label}.{self._label(x)}", range(max(class_of) + 1))
@@ -285,11 +262,12 @@ class _Builder:
     def _discretiser_is_exact(self, node, xs, functions, gated: bool = False) -> bool:
         """Whether a discretiser of x computing each of `functions` (x ↦ output components,
         one per gate value when `gated`) is within budget in float32, in any summation
-        order: the node's `_budget` for a number, MAX_ONE_HOT_ERROR for a one-hot."""
+        order: the node's budget (compiler.budgets) for a number, MAX_ONE_HOT_ERROR for
+        a one-hot."""
         if gated and numerical.rounding_bound(xs, gated=True) > MAX_STEP_ROUNDING:
             return False
         numeric = rx.is_numerical(self.graph.expr(node))
-        budget = self._budget(node) if numeric else MAX_ONE_HOT_ERROR
+        budget = self.budgets.budget(node) if numeric else MAX_ONE_HOT_ERROR
         return all(numerical.discretiser_error_bounds(
             xs, self._rows(node, f, xs), gated).max(initial=0.0) <= budget for f in functions)
 
@@ -324,33 +302,13 @@ class _Builder:
         block = numerical.linear_mlp(terms, self.spaces[node].basis[0],
                                      f"{self._label(node)}.hidden",
                                      self._info(node, "linear_sequence_map"))
-        # relu(±x) is exact; the second layer adds 4 terms |a|·|x| + |b|·|y| (twice each)
-        factors = abs(expr.fst_fac) + abs(expr.snd_fac)
-        terms = abs(expr.fst_fac) * self._largest(fst) + abs(expr.snd_fac) * self._largest(snd)
-        # error ≤ factors·e + γ_5·(terms + factors·e) (float_bounds.matmul_error)
-        per_input_error = factors * (1 + float_bounds.gamma(5))
-        for sop in (fst, snd):
-            self._tolerate(node, sop, (self._budget(node) - float_bounds.matmul_error(terms, 4))
-                           / max(per_input_error, 1e-300))
+        self.budgets.linear(node, [(fst, expr.fst_fac, self._largest(fst)),
+                                   (snd, expr.snd_fac, self._largest(snd))])
         return NodeBlock(node, block, (fst, snd))
 
     def _largest(self, node) -> float:
         """The largest magnitude of a numerical SOp's values (0 if they are not known)."""
         return max((abs(float(v)) for v in self.values[node].values), default=0.0)
-
-    def _mean_tolerance(self, node, expr, sop) -> None:
-        """Refuse a numerical mean whose float32 averaging error alone exceeds its budget;
-        otherwise record what error its numerical input may carry."""
-        count, budget = self.max_seq_len + 1, self._budget(node)
-        own = float_bounds.mean_error(count, self._largest(node))
-        if own > budget:
-            raise CompileError(expr, f"averaging over up to {count} positions in float32 "
-                               f"may err by {own:.2g}, more than what reads it tolerates "
-                               f"({budget:.2g})", "compile for a shorter max_seq_len, or "
-                               "space the values that later Maps tell apart further apart")
-        if rx.is_numerical(expr.sop):
-            per_input_error = float_bounds.mean_error(count, 0.0, 1.0)  # linear in it
-            self._tolerate(node, sop, (budget - own) / per_input_error)
 
     # ------------------------------------------------------------------ attention
     def _selection(self, selector) -> Selection:
@@ -365,7 +323,8 @@ class _Builder:
         sop = expr.sop.unique_id
         w_ov = self._value_map(node, expr, sop)
         if rx.is_numerical(expr):
-            self._mean_tolerance(node, expr, sop)
+            self.budgets.mean(node, expr, sop if rx.is_numerical(expr.sop) else None,
+                              self.max_seq_len + 1, self._largest(node))
         match = affine_match(expr.selector, self.graph, self.spaces, self.max_seq_len, self.causal)
         if match is not None:
             info = self._info(node, "aggregate", query=tuple(map(self._label, match.inputs[1:])),
@@ -437,7 +396,7 @@ class _Builder:
         block = selector_width(selection.form, selection.level, self.max_seq_len,
                                self.spaces[node], output_of, BasisDirection(f"{label}.width"),
                                f"{label}.hidden", info, side_space=self.spaces[side.unique_id])
-        self._check_scratch(node, block)
+        check_scratch(self.graph.expr(node), block, self.max_seq_len)
         return NodeBlock(node, block, selection.keys + selection.queries + (side.unique_id,))
 
     def _length(self, node, expr) -> NodeBlock:
@@ -463,19 +422,8 @@ class _Builder:
         label = self._label(node)
         block = selector_width(form, level, self.max_seq_len, self.spaces[node], output_of,
                                BasisDirection(f"{label}.width"), f"{label}.hidden", info)
-        self._check_scratch(node, block)
+        check_scratch(self.graph.expr(node), block, self.max_seq_len)
         return NodeBlock(node, block, inputs)
-
-
-    def _check_scratch(self, node, block: Series):
-        """Refuse a width whose head's float32 error could move 1/(w+1) out of its window."""
-        error = scratch_error(block.blocks[0], self.max_seq_len)
-        if error > scratch_tolerance(self.max_seq_len):
-            raise CompileError(self.graph.expr(node), f"its head may count up to "
-                               f"{self.max_seq_len} keys with a float32 error of {error:.2g} "
-                               f"(relative), more than the {scratch_tolerance(self.max_seq_len):.2g} "
-                               "that tells w from w + 1", "compile for a shorter max_seq_len or "
-                               "split the selector into simpler ones")
 
 
 def _width_with_side(width, side) -> bool:
@@ -489,21 +437,6 @@ def _check_width(expr, block: NodeBlock):
     if width > MAX_MLP_WIDTH:
         raise CompileError(expr, f"it needs an MLP with {width:,} hidden units "
                            f"(more than {MAX_MLP_WIDTH:,})", REDUCE_VALUES_HINT)
-
-
-def _classes(rows) -> list[int]:
-    """Class index of each value: one class per distinct row."""
-    index = {row: i for i, row in enumerate(dict.fromkeys(rows))}
-    return [index[row] for row in rows]
-
-
-def _runs(rows) -> list[int]:
-    """Class index of each sorted value: one class per run of equal consecutive rows."""
-    return list(itertools.accumulate((int(a != b) for a, b in zip(rows, rows[1:])), initial=0))
-
-
-def _one_hots(class_of: list[int]) -> np.ndarray:
-    return np.eye(max(class_of) + 1)[class_of]
 
 
 def _quiet(thunk):

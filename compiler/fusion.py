@@ -23,7 +23,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from compiler.blocks import NUMERIC_BUDGET, OUTPUT_BUDGET
+from compiler.budgets import NUMERIC_BUDGET, OUTPUT_BUDGET
 from compiler.lowering import rebuilt, selector_terms
 from craft.numerical import output_error_bound
 from rasp import expr as rx

@@ -80,4 +80,5 @@ def mean_error(count, max_abs_value, input_error=0.0):
         error ≤ (1 + ρ)·input_error + (ρ + γ_count·(1 + ρ))·(max|v| + input_error).
     """
     rho = mean_weight_error(count)
-    return (1 + rho) * input_error + (rho + gamma(count) * (1 + rho)) * (max_abs_value + input_error)
+    summation = rho + gamma(count) * (1 + rho)
+    return (1 + rho) * input_error + summation * (max_abs_value + input_error)

@@ -19,7 +19,7 @@ from compiler.graph import ProgramGraph
 from compiler.selection import Selection, build_selection
 from compiler.values import ValueSet
 from craft import attention, categorical, clean_lookup, numerical
-from craft.bases import BasisDirection, MatrixTooLarge, VectorSpace
+from craft.bases import BasisDirection, MatrixTooLarge, VectorSpace, zeros_matrix
 from craft.blocks import MLP, AttentionHead, BlockInfo, Series
 from craft.maps import BilinearForm, LinearMap
 from craft.selector_width import selector_width
@@ -274,7 +274,7 @@ class _Builder:
     def _rows(self, node, output_of, xs) -> np.ndarray:
         """The output vectors output_of(x) in the node's space, one row per x."""
         space = self.spaces[node]
-        rows = np.zeros((len(xs), space.dim))
+        rows = zeros_matrix(len(xs), space.dim)
         for i, x in enumerate(xs):
             for direction, value in output_of(x).items():
                 rows[i, space.index[direction]] += value

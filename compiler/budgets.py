@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from craft import float_bounds
+from craft.bases import zeros_matrix
 from craft.blocks import Series
 from craft.selector_width import scratch_error, scratch_tolerance
 from rasp.errors import CompileError
@@ -100,4 +101,6 @@ def class_indices(rows: list, runs: bool) -> list[int]:
 
 def one_hots(class_of: list[int]) -> np.ndarray:
     """The one-hot rows of `class_of` (values × classes)."""
-    return np.eye(max(class_of) + 1)[class_of]
+    rows = zeros_matrix(len(class_of), max(class_of) + 1)  # refuses sizes beyond memory
+    rows[np.arange(len(class_of)), class_of] = 1.0
+    return rows

@@ -33,6 +33,8 @@ from craft.maps import LinearMap
 STEP_SLOPE = 2.0
 # So every input within 1/(2·STEP_SLOPE) of a gap from a value decodes exactly.
 QUARTER_GAP = 1 / (2 * STEP_SLOPE)
+# Output components whose error bounds are computed at once (values × components ≤ this).
+BOUND_CHUNK = 1_000_000
 
 
 def discretising_mlp(input_direction: BasisDirection, input_values: Sequence[float],
@@ -101,7 +103,8 @@ def gate_strength(xs: Sequence[float], j: int) -> float:
     """G_j: one more than the largest pre-activation of threshold j's units on any
     input the discretiser decodes (x ≥ x_0 − g_1/4)."""
     slope = STEP_SLOPE / (xs[j] - xs[j - 1])
-    return slope * ((xs[j - 1] + xs[j]) / 2 - _windows(xs)[0][0]) + 1.5
+    lowest = xs[0] - QUARTER_GAP * (xs[1] - xs[0])  # the bottom of x_0's window
+    return slope * ((xs[j - 1] + xs[j]) / 2 - lowest) + 1.5
 
 
 # ---------------------------------------------------------------- float32 error bounds
@@ -122,15 +125,19 @@ def rounding_bound(input_values: Sequence[float], gated: bool = False) -> float:
     if len(xs) < 2:
         return 0.0
     lo, hi = _windows(xs)
-    largest_input = max(abs(lo[0]), abs(hi[-1]))
-    worst = 0.0
-    for j in range(1, len(xs)):
-        slope, threshold = STEP_SLOPE / (xs[j] - xs[j - 1]), (xs[j - 1] + xs[j]) / 2
-        strength = gate_strength(xs, j) if gated else 0.0
-        for offset in (0.5, -0.5):
-            terms = abs(slope * threshold + offset - strength) + slope * largest_input + strength
-            worst = max(worst, float_bounds.matmul_error(terms, 2 + gated))
-    return worst
+    x = np.asarray(xs)
+    slope, threshold = STEP_SLOPE / np.diff(x), (x[:-1] + x[1:]) / 2
+    strength = _strengths(xs) if gated else np.zeros_like(slope)
+    spread = slope * max(abs(lo[0]), abs(hi[-1])) + strength
+    terms = np.maximum(*(np.abs(slope * threshold + o - strength) for o in (0.5, -0.5))) + spread
+    return float(float_bounds.matmul_error(terms, 2 + gated).max())
+
+
+def _strengths(xs: Sequence[float]) -> np.ndarray:
+    """`gate_strength` of every threshold j = 1..m, as one array."""
+    x = np.asarray(xs)
+    lowest = x[0] - QUARTER_GAP * (x[1] - x[0])
+    return STEP_SLOPE / np.diff(x) * ((x[:-1] + x[1:]) / 2 - lowest) + 1.5
 
 
 def discretiser_error_bounds(input_values: Sequence[float], outputs, gated: bool = False
@@ -158,25 +165,31 @@ def discretiser_error_bounds(input_values: Sequence[float], outputs, gated: bool
     x = np.asarray(xs)
     slope = STEP_SLOPE / np.diff(x)
     threshold = (x[:-1] + x[1:]) / 2
-    strength = np.array([gate_strength(xs, j) if gated else 0.0 for j in range(1, len(xs))])
+    strength = _strengths(xs) if gated else np.zeros_like(slope)
     offsets = [np.abs(slope * threshold + o - strength) + strength for o in (0.5, -0.5)]
-    delta = np.abs(np.diff(f, axis=0))  # |Δf_j|, rows j = 1..m
     unit_gamma = float_bounds.gamma(3 + gated)  # matmul_error's factor for 2 (3) terms
 
     def after(i_terms):  # Σ over pairs j > i, for every window i (zero for i = m)
-        return np.concatenate([np.cumsum(i_terms[::-1], axis=0)[::-1], np.zeros_like(f[:1])])
+        suffix_sums = np.cumsum(i_terms[::-1], axis=0)[::-1]
+        return np.concatenate([suffix_sums, np.zeros_like(i_terms[:1])])
 
-    pair_error = after(delta * ((offsets[0] + offsets[1]))[:, None]) \
-        + largest * after(delta * 2 * slope[:, None])
-    kink = np.zeros_like(f)  # threshold i's "+" unit, at its kink in window i
-    kink[1:] = delta * (offsets[0][:, None] + slope[:, None] * largest[1:])
-    unit_error = unit_gamma * (pair_error + kink)
-    hidden = 2 * (after(delta * (slope * threshold)[:, None])
-                  - lo[:, None] * after(delta * slope[:, None])) + np.abs(f[-1])
-    count = 2 * after((delta > 0).astype(float)) + (np.abs(f[-1]) > 0)
-    count[1:] += delta > 0
-    second = float_bounds.matmul_error(hidden, count, unit_error)
-    return second + float_bounds.add_error(np.abs(f) + second)
+    def bounds(f):  # one block of output components
+        delta = np.abs(np.diff(f, axis=0))  # |Δf_j|, rows j = 1..m
+        pair_error = after(delta * ((offsets[0] + offsets[1]))[:, None]) \
+            + largest * after(delta * 2 * slope[:, None])
+        kink = np.zeros_like(f)  # threshold i's "+" unit, at its kink in window i
+        kink[1:] = delta * (offsets[0][:, None] + slope[:, None] * largest[1:])
+        unit_error = unit_gamma * (pair_error + kink)
+        hidden = 2 * (after(delta * (slope * threshold)[:, None])
+                      - lo[:, None] * after(delta * slope[:, None])) + np.abs(f[-1])
+        count = 2 * after((delta > 0).astype(float)) + (np.abs(f[-1]) > 0)
+        count[1:] += delta > 0
+        second = float_bounds.matmul_error(hidden, count, unit_error)
+        return second + float_bounds.add_error(np.abs(f) + second)
+
+    step = max(1, BOUND_CHUNK // len(xs))  # bounded temporaries for wide one-hots
+    return np.concatenate([bounds(f[:, c:c + step]) for c in range(0, f.shape[1], step)]
+                          or [np.zeros(f.shape)], axis=1)
 
 
 def output_error_bound(input_values: Sequence[float], outputs: Sequence[float],

@@ -136,6 +136,8 @@ def rounding_bound(input_values: Sequence[float], gated: bool = False) -> float:
 def _strengths(xs: Sequence[float]) -> np.ndarray:
     """`gate_strength` of every threshold j = 1..m, as one array."""
     x = np.asarray(xs)
+    if len(x) < 2:
+        return np.zeros(0)
     lowest = x[0] - QUARTER_GAP * (x[1] - x[0])
     return STEP_SLOPE / np.diff(x) * ((x[:-1] + x[1:]) / 2 - lowest) + 1.5
 
@@ -171,7 +173,7 @@ def discretiser_error_bounds(input_values: Sequence[float], outputs, gated: bool
 
     def after(i_terms):  # Σ over pairs j > i, for every window i (zero for i = m)
         suffix_sums = np.cumsum(i_terms[::-1], axis=0)[::-1]
-        return np.concatenate([suffix_sums, np.zeros_like(i_terms[:1])])
+        return np.concatenate([suffix_sums, np.zeros((1,) + i_terms.shape[1:])])
 
     def bounds(f):  # one block of output components
         delta = np.abs(np.diff(f, axis=0))  # |Δf_j|, rows j = 1..m

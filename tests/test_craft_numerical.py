@@ -250,3 +250,10 @@ def test_gated_discretising_mlp_is_exact_on_every_pair_and_silent_without_a_gate
     bos = np.zeros((1, 1, residual.dim))
     bos[..., residual.index[BOS]] = 1
     assert not mlp.forward(residual, bos).any()
+
+
+def test_single_value_bounds_gated_and_not():
+    """One input value: no thresholds, only the base unit (a fuzzer-found crash when gated)."""
+    for gated in (False, True):
+        bounds = discretiser_error_bounds([0.0], [[1.0, -2.0]], gated)
+        assert bounds.shape == (1, 2) and np.all(bounds < 1e-6)

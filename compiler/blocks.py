@@ -156,6 +156,10 @@ class _Builder:
             else:
                 block = self._classes_then_lookup(node, expr.inner, xs, VectorSpace(()),
                                                   lambda x, c: result(x), info)
+        elif rx.is_numerical(expr) and self._noise(expr.inner) > LOOKUP_NOISE:
+            # a plain lookup would double a discretiser's one-hot noise into the number
+            block = clean_lookup.clean_lookup_mlp(self.spaces[inner], self.spaces[node],
+                                                  lambda d: result(d.value), hidden, info)
         else:
             block = categorical.lookup_mlp(self.spaces[inner], self.spaces[node],
                                            lambda d: result(d.value), hidden, info)

@@ -11,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+import numpy as np
+
 from compiler.affine import affine_match
+from compiler.budgets import Budgets, check_scratch, class_indices, one_hots
 from compiler.graph import ProgramGraph
 from compiler.selection import Selection, build_selection
 from compiler.values import ValueSet
-from craft import attention, categorical, numerical
-from craft.bases import BasisDirection, MatrixTooLarge, VectorSpace
+from craft import attention, categorical, clean_lookup, numerical
+from craft.bases import BasisDirection, MatrixTooLarge, VectorSpace, zeros_matrix
 from craft.blocks import MLP, AttentionHead, BlockInfo, Series
 from craft.maps import BilinearForm, LinearMap
 from craft.selector_width import selector_width
@@ -29,14 +32,15 @@ EMBEDDED = (rx.TokensType, rx.IndicesType, rx.Full, rx.ConstantSOp)
 MAX_STEP_ROUNDING = 0.05
 # Inputs closer than this (relative) are one value to a float32 model.
 INDISTINGUISHABLE = 1e-6
-# Largest float32 error we accept in a numerical MLP output (verification allows 1e-4).
-NUMERIC_BUDGET = 1e-5
 # Widest MLP block we build (beyond this, weights run to gigabytes).
 MAX_MLP_WIDTH = 100_000
 REDUCE_VALUES_HINT = ("reduce the number of distinct values of its inputs, e.g. map them "
                       "to the few classes the function tells apart first")
 # A gated discretiser tolerates gate error × gate strength up to this (margin is ½).
 MAX_GATE_LEAK = 0.1
+# Largest float32 error (any summation order) we accept on a discretiser's one-hot:
+# lookups threshold one-hots at ½ and double what is left on the set direction.
+MAX_ONE_HOT_ERROR = 0.05
 # One-hot error bound of lookups and aggregates (products of exact 0/1 weights,
 # attention leaks below 1e-19, float32 averaging error ~1e-7 relative).
 LOOKUP_NOISE = 1e-5
@@ -70,7 +74,8 @@ def build_blocks(graph: ProgramGraph, values: dict[int, ValueSet],
     it, so an SOp that a block reads through its sources (see compiler.affine)
     costs nothing.
     """
-    builder = _Builder(graph, values, spaces, max_seq_len, causal)
+    budgets = Budgets(graph.output, lambda node: rx.is_numerical(graph.expr(node)))
+    builder = _Builder(graph, values, spaces, max_seq_len, causal, budgets)
     needed, blocks = {graph.output}, []
     for node in reversed(graph.order):
         expr = graph.expr(node)
@@ -80,6 +85,7 @@ def build_blocks(graph: ProgramGraph, values: dict[int, ValueSet],
             except MatrixTooLarge as error:
                 raise CompileError(expr, f"it needs {error}", REDUCE_VALUES_HINT) from None
             _check_width(expr, block)
+            builder.budgets.tolerate_by_default(node, block.inputs)
             needed.update(block.inputs)
             blocks.append(block)
     return blocks[::-1]
@@ -92,6 +98,7 @@ class _Builder:
     spaces: dict[int, VectorSpace]
     max_seq_len: int
     causal: bool
+    budgets: Budgets
 
     def build(self, node: int) -> NodeBlock:
         expr = self.graph.expr(node)
@@ -141,13 +148,18 @@ class _Builder:
             xs = _merge_indistinguishable(expr, self.values[inner].require(expr, "a numerical Map"),
                                           result)
             self._check_rounding(expr, xs)
+            self.budgets.tolerate(node, inner, numerical.input_tolerance(xs))
             x_dir = self.spaces[inner].basis[0]
-            if self._numeric_output_is_precise(node, xs, [result]):
+            if self._discretiser_is_exact(node, xs, [result]):
                 block = numerical.discretising_mlp(x_dir, xs, self.spaces[node], result, hidden,
                                                    info)
             else:
                 block = self._classes_then_lookup(node, expr.inner, xs, VectorSpace(()),
                                                   lambda x, c: result(x), info)
+        elif rx.is_numerical(expr) and self._noise(expr.inner) > LOOKUP_NOISE:
+            # a plain lookup would double a discretiser's one-hot noise into the number
+            block = clean_lookup.clean_lookup_mlp(self.spaces[inner], self.spaces[node],
+                                                  lambda d: result(d.value), hidden, info)
         else:
             block = categorical.lookup_mlp(self.spaces[inner], self.spaces[node],
                                            lambda d: result(d.value), hidden, info)
@@ -201,57 +213,91 @@ class _Builder:
         xs = _merge_indistinguishable(
             expr, self.values[x.unique_id].require(expr, "a SequenceMap"), row)
         self._check_rounding(expr, xs)
+        self.budgets.tolerate(node, x.unique_id, numerical.input_tolerance(xs))
         label = self._label(node)
         rows = [row(v) for v in xs]
         used = [j for j in range(1, len(xs)) if rows[j - 1] != rows[j]]
         strength = max((numerical.gate_strength(xs, j) for j in used), default=0.0)
-        precise = self._numeric_output_is_precise(
-            node, xs, [functools.partial(lambda v, x: ordered(x, v), v) for v in gate_values])
-        if strength * self._noise(c) <= MAX_GATE_LEAK and precise:
+        exact = self._discretiser_is_exact(
+            node, xs, [functools.partial(lambda v, x: ordered(x, v), v) for v in gate_values],
+            gated=True)
+        if strength * self._noise(c) <= MAX_GATE_LEAK and exact:
             return numerical.gated_discretising_mlp(x_dir, xs, c_space, self.spaces[node],
                                                     ordered, f"{label}.hidden", info)
-        return self._classes_then_lookup(node, x, xs, c_space, ordered, info)
+        return self._classes_then_lookup(node, x, xs, c_space, ordered, info, c)
 
-    def _classes_then_lookup(self, node, x, xs, c_space, ordered, info) -> Series:
-        """Two MLPs, each exact: x into the classes f tells apart (one-hot), then a lookup
-        from (class, c) — or the class alone when `c_space` is empty — to the output."""
+    def _classes_then_lookup(self, node, x, xs, c_space, ordered, info, c=None) -> Series:
+        """Two MLPs: x into the classes f tells apart (one-hot), then a clean lookup from
+        (class, c) — or the class alone when `c_space` is empty — to the output, exact
+        while the classes and c err by less than clean_lookup.INPUT_TOLERANCE."""
+        expr = self.graph.expr(node)
         gate_values = [d.value for d in c_space.basis] or [None]
         rows = [repr([ordered(v, c) for c in gate_values]) for v in xs]
-        classes = list(dict.fromkeys(rows))
-        representative = {classes.index(r): v for v, r in zip(xs, rows)}
+        class_of = class_indices(rows, runs=False)
+        if numerical.one_hot_error_bound(xs, one_hots(class_of)) > clean_lookup.INPUT_TOLERANCE:
+            class_of = class_indices(rows, runs=True)
+        noisy = numerical.one_hot_error_bound(xs, one_hots(class_of))
+        if max(noisy, 0.0 if c is None else self._noise(c)) > clean_lookup.INPUT_TOLERANCE:
+            raise CompileError(expr, "float32 rounding could garble its discretised input "
+                               "in some summation order", REDUCE_VALUES_HINT)
+        if rx.is_numerical(expr):
+            largest = max(float(np.abs(self._rows(node, functools.partial(
+                lambda c_value, v: ordered(v, c_value), c_value), xs)).max(initial=0.0))
+                for c_value in gate_values)
+            if clean_lookup.error_bound(largest, bool(c_space.dim)) > self.budgets.budget(node):
+                raise CompileError(expr, f"float32 cannot write values as large as {largest} "
+                                   f"within {self.budgets.budget(node):.2g}", "rescale the values")
+        representative = {c: v for v, c in zip(xs, class_of)}
         label = self._label(node)
-        steps = VectorSpace.from_values(f"{label}.{self._label(x)}", range(len(classes)))
+        steps = VectorSpace.from_values(f"{label}.{self._label(x)}", range(max(class_of) + 1))
         discretise = numerical.discretising_mlp(
             self.spaces[x.unique_id].basis[0], xs, steps,
-            lambda v: {steps.basis[classes.index(rows[xs.index(v)])]: 1.0},
-            f"{label}.discretise", info)
+            lambda v: {steps.basis[class_of[xs.index(v)]]: 1.0}, f"{label}.discretise", info)
         if c_space.dim:
-            lookup = categorical.pair_lookup_mlp(
+            lookup = clean_lookup.clean_pair_lookup_mlp(
                 steps, c_space, self.spaces[node],
                 lambda a, b: ordered(representative[a.value], b.value), f"{label}.hidden", info)
         else:
-            lookup = categorical.lookup_mlp(
+            lookup = clean_lookup.clean_lookup_mlp(
                 steps, self.spaces[node], lambda a: ordered(representative[a.value], None),
                 f"{label}.hidden", info)
         return Series((discretise, lookup))
 
-    def _numeric_output_is_precise(self, node, xs, functions) -> bool:
-        """Whether a discretiser's numerical output stays within NUMERIC_BUDGET in float32
-        for each of `functions` (x ↦ output components); categorical outputs always do."""
-        if not rx.is_numerical(self.graph.expr(node)):
-            return True
-        direction = self.spaces[node].basis[0]
-        return all(numerical.output_error_bound(xs, [f(x).get(direction, 0.0) for x in xs])
-                   <= NUMERIC_BUDGET for f in functions)
+    def _discretiser_is_exact(self, node, xs, functions, gated: bool = False) -> bool:
+        """Whether a discretiser of x computing each of `functions` (x ↦ output components,
+        one per gate value when `gated`) is within budget in float32, in any summation
+        order: the node's budget (compiler.budgets) for a number, MAX_ONE_HOT_ERROR for
+        a one-hot."""
+        if gated and numerical.rounding_bound(xs, gated=True) > MAX_STEP_ROUNDING:
+            return False
+        numeric = rx.is_numerical(self.graph.expr(node))
+        budget = self.budgets.budget(node) if numeric else MAX_ONE_HOT_ERROR
+        return all(numerical.discretiser_error_bounds(
+            xs, self._rows(node, f, xs), gated).max(initial=0.0) <= budget for f in functions)
+
+    def _rows(self, node, output_of, xs) -> np.ndarray:
+        """The output vectors output_of(x) in the node's space, one row per x."""
+        space = self.spaces[node]
+        rows = zeros_matrix(len(xs), space.dim)
+        for i, x in enumerate(xs):
+            for direction, value in output_of(x).items():
+                rows[i, space.index[direction]] += value
+        return rows
 
     def _noise(self, sop) -> float:
         """A bound on the float32 error of a categorical SOp's one-hot."""
         if isinstance(sop, EMBEDDED):
             return 0.0
         if isinstance(sop, rx.Map) and rx.is_numerical(sop.inner):
-            return numerical.rounding_bound(self.values[sop.inner.unique_id].values)
+            out = self._output_of(sop.unique_id)
+            result = lambda x: _quiet(lambda: out(sop.f(x)))  # noqa: E731
+            xs = _merge_indistinguishable(sop, self.values[sop.inner.unique_id].values, result)
+            bound = numerical.one_hot_error_bound(xs, self._rows(sop.unique_id, result, xs))
+            # beyond budget it was built as classes then a clean lookup
+            return bound if bound <= MAX_ONE_HOT_ERROR else clean_lookup.error_bound(1.0)
         if isinstance(sop, rx.SelectorWidth):
-            return numerical.rounding_bound([1 / (w + 1) for w in range(self.max_seq_len + 1)])
+            widths = range(self.max_seq_len + 1)
+            return numerical.one_hot_error_bound([1 / (w + 1) for w in widths], np.eye(len(widths)))
         return LOOKUP_NOISE
 
     def _linear(self, node, expr) -> NodeBlock:
@@ -260,7 +306,13 @@ class _Builder:
         block = numerical.linear_mlp(terms, self.spaces[node].basis[0],
                                      f"{self._label(node)}.hidden",
                                      self._info(node, "linear_sequence_map"))
+        self.budgets.linear(node, [(fst, expr.fst_fac, self._largest(fst)),
+                                   (snd, expr.snd_fac, self._largest(snd))])
         return NodeBlock(node, block, (fst, snd))
+
+    def _largest(self, node) -> float:
+        """The largest magnitude of a numerical SOp's values (0 if they are not known)."""
+        return max((abs(float(v)) for v in self.values[node].values), default=0.0)
 
     # ------------------------------------------------------------------ attention
     def _selection(self, selector) -> Selection:
@@ -274,6 +326,9 @@ class _Builder:
     def _aggregate(self, node, expr) -> NodeBlock:
         sop = expr.sop.unique_id
         w_ov = self._value_map(node, expr, sop)
+        if rx.is_numerical(expr):
+            self.budgets.mean(node, expr, sop if rx.is_numerical(expr.sop) else None,
+                              self.max_seq_len + 1, self._largest(node))
         match = affine_match(expr.selector, self.graph, self.spaces, self.max_seq_len, self.causal)
         if match is not None:
             info = self._info(node, "aggregate", query=tuple(map(self._label, match.inputs[1:])),
@@ -345,6 +400,7 @@ class _Builder:
         block = selector_width(selection.form, selection.level, self.max_seq_len,
                                self.spaces[node], output_of, BasisDirection(f"{label}.width"),
                                f"{label}.hidden", info, side_space=self.spaces[side.unique_id])
+        check_scratch(self.graph.expr(node), block, self.max_seq_len)
         return NodeBlock(node, block, selection.keys + selection.queries + (side.unique_id,))
 
     def _length(self, node, expr) -> NodeBlock:
@@ -370,6 +426,7 @@ class _Builder:
         label = self._label(node)
         block = selector_width(form, level, self.max_seq_len, self.spaces[node], output_of,
                                BasisDirection(f"{label}.width"), f"{label}.hidden", info)
+        check_scratch(self.graph.expr(node), block, self.max_seq_len)
         return NodeBlock(node, block, inputs)
 
 
@@ -384,6 +441,14 @@ def _check_width(expr, block: NodeBlock):
     if width > MAX_MLP_WIDTH:
         raise CompileError(expr, f"it needs an MLP with {width:,} hidden units "
                            f"(more than {MAX_MLP_WIDTH:,})", REDUCE_VALUES_HINT)
+
+
+def _quiet(thunk):
+    """thunk(), or None (no output) where the program's function raises."""
+    try:
+        return thunk()
+    except Exception:  # noqa: BLE001  the evaluator rejects such inputs
+        return {}
 
 
 def _merge_indistinguishable(expr, xs, result) -> list[float]:

@@ -3,6 +3,8 @@
 Attention is standard multi-head attention with logits q·k/√key_size, PAD keys
 masked out (and later keys too when causal), no layer norm, ReLU MLPs.
 Returns the final residual, the residual after every sublayer, and the logits.
+Every matmul runs at full float32 precision (`PRECISION`), whatever the backend's
+default (TF32 or bfloat16 passes on GPUs would break exactness).
 """
 
 from __future__ import annotations
@@ -16,6 +18,14 @@ import jax.numpy as jnp
 from compiler.assemble import ModelConfig
 
 MASKED_LOGIT = -1e30
+# Pinned on every dot: the exactness bounds (craft.float_bounds) assume float32 products.
+PRECISION = jax.lax.Precision.HIGHEST
+
+
+def _linear(size: int, name: str, with_bias: bool = True):
+    """hk.Linear at full float32 precision."""
+    layer = hk.Linear(size, with_bias=with_bias, name=name)
+    return lambda x: layer(x, precision=PRECISION)
 
 
 def make_forward(config: ModelConfig):
@@ -44,13 +54,13 @@ def make_forward(config: ModelConfig):
                     out = jnp.zeros_like(x)
                     if layer.mlp_hidden:
                         with hk.name_scope("mlp"):
-                            hidden = jax.nn.relu(hk.Linear(layer.mlp_hidden, name="linear_1")(x))
-                            out = hk.Linear(d, name="linear_2")(hidden)
+                            hidden = jax.nn.relu(_linear(layer.mlp_hidden, "linear_1")(x))
+                            out = _linear(d, "linear_2")(hidden)
                     x = x + out
                     residuals.append(x)
                     layer_outputs.append(out)
         width = 1 if config.output_numerical else len(config.output_values)
-        unembedded = hk.Linear(width, with_bias=False, name="unembed")(x)
+        unembedded = _linear(width, "unembed", with_bias=False)(x)
         return {"output": unembedded, "residuals": residuals,
                 "layer_outputs": layer_outputs, "attn_logits": attn_logits}
 
@@ -60,11 +70,12 @@ def make_forward(config: ModelConfig):
 def _attention(x, layer, allowed, d):
     batch, seq, _ = x.shape
     heads, key_size, value_size = layer.num_heads, layer.key_size, layer.value_size
-    q = hk.Linear(heads * key_size, name="query")(x).reshape(batch, seq, heads, key_size)
-    k = hk.Linear(heads * key_size, name="key")(x).reshape(batch, seq, heads, key_size)
-    v = hk.Linear(heads * value_size, name="value")(x).reshape(batch, seq, heads, value_size)
-    logits = jnp.einsum("bqhk,bshk->bhqs", q, k) / math.sqrt(key_size)
+    q = _linear(heads * key_size, "query")(x).reshape(batch, seq, heads, key_size)
+    k = _linear(heads * key_size, "key")(x).reshape(batch, seq, heads, key_size)
+    v = _linear(heads * value_size, "value")(x).reshape(batch, seq, heads, value_size)
+    logits = jnp.einsum("bqhk,bshk->bhqs", q, k, precision=PRECISION) / math.sqrt(key_size)
     logits = jnp.where(allowed, logits, MASKED_LOGIT)
     weights = jax.nn.softmax(logits, axis=-1)
-    mixed = jnp.einsum("bhqs,bshv->bqhv", weights, v).reshape(batch, seq, heads * value_size)
-    return hk.Linear(d, name="linear")(mixed), logits
+    mixed = jnp.einsum("bhqs,bshv->bqhv", weights, v, precision=PRECISION)
+    mixed = mixed.reshape(batch, seq, heads * value_size)
+    return _linear(d, "linear")(mixed), logits

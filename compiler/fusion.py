@@ -12,8 +12,9 @@ Takes a lowered program and gives an equivalent one with fewer sublayers:
 Every fused function keeps RASP's None rule: None in, None out.
 
 A numerical SelectorWidth output telescopes over up to N steps, and its float32
-error grows like ε·N²; where `output_error_bound` exceeds NUMERIC_BUDGET the
-width stays categorical and an exact lookup MLP turns it into a number.
+error bound (any summation order, craft.float_bounds) grows like u·N³; where
+`output_error_bound` exceeds NUMERIC_BUDGET the width stays categorical and a
+lookup MLP turns it into a number.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from compiler.budgets import NUMERIC_BUDGET, OUTPUT_BUDGET
 from compiler.lowering import rebuilt, selector_terms
 from craft.numerical import output_error_bound
 from rasp import expr as rx
@@ -36,8 +38,6 @@ class _Fused:
     fn: Callable[..., Any]
 
 
-# Largest float32 error we accept in a numerical width (verification allows 1e-4).
-NUMERIC_BUDGET = 1e-5
 
 
 def fuse_program(program: rx.SOp, max_seq_len: int) -> rx.SOp:
@@ -45,17 +45,19 @@ def fuse_program(program: rx.SOp, max_seq_len: int) -> rx.SOp:
     done: dict[int, rx.RASPExpr] = {}
     forms: dict[int, _Fused] = {}
     for expr in topological_order(program):
-        new = _fuse(expr, lambda e: done[e.unique_id], forms, max_seq_len)
+        budget = OUTPUT_BUDGET if expr is program else NUMERIC_BUDGET
+        new = _fuse(expr, lambda e: done[e.unique_id], forms, max_seq_len, budget)
         done[expr.unique_id] = new
         if isinstance(new, (rx.Map, rx.SequenceMap)) and not _is_linear(new):
             forms[new.unique_id] = _form_of(new)
     return done[program.unique_id]
 
 
-def _fuse(expr, fused, forms, max_seq_len):
+def _fuse(expr, fused, forms, max_seq_len, budget):
     match expr:
         case rx.Map() | rx.SequenceMap():
-            return _mlp_chain(expr, [fused(c) for c in expr.children], forms, max_seq_len)
+            return _mlp_chain(expr, [fused(c) for c in expr.children], forms, max_seq_len,
+                              budget)
         case rx.Aggregate():
             selector = _fold_selector(expr.selector, fused, forms)
             sop = fused(expr.sop)
@@ -67,7 +69,7 @@ def _fuse(expr, fused, forms, max_seq_len):
             return rebuilt(expr, rx.Aggregate(selector, sop, expr.default))
         case rx.SelectorWidth():
             width = rebuilt(expr, rx.SelectorWidth(_fold_selector(expr.selector, fused, forms)))
-            if rx.is_numerical(width) and not _width_is_precise(_identity, max_seq_len):
+            if rx.is_numerical(width) and not _width_is_precise(_identity, max_seq_len, budget):
                 counted = rx.categorical(rx.SelectorWidth(width.selector))
                 counted = counted.named(f"{expr.label}.categorical")
                 return rx.Map(_identity, counted).annotated(**{**expr.annotations,
@@ -76,14 +78,15 @@ def _fuse(expr, fused, forms, max_seq_len):
     return expr
 
 
-def _width_is_precise(width_map, max_seq_len) -> bool:
-    """Whether a width's MLP can output width_map(w) as a number within NUMERIC_BUDGET."""
+def _width_is_precise(width_map, max_seq_len, budget) -> bool:
+    """Whether a width's MLP can output width_map(w) as a number within `budget`, in
+    float32 and any summation order (NUMERIC_BUDGET, or OUTPUT_BUDGET for the output)."""
     widths = range(max_seq_len + 1)
     try:
         outputs = [float(width_map(w)) for w in widths]
     except Exception:  # noqa: BLE001  non-numeric or failing maps are checked elsewhere
         return True
-    return output_error_bound([1 / (w + 1) for w in widths], outputs) <= NUMERIC_BUDGET
+    return output_error_bound([1 / (w + 1) for w in widths], outputs) <= budget
 
 
 def _is_linear(expr) -> bool:
@@ -96,7 +99,7 @@ def _form_of(expr) -> _Fused:
     return _Fused(tuple(expr.children), expr.f)
 
 
-def _mlp_chain(expr, children, forms, max_seq_len):
+def _mlp_chain(expr, children, forms, max_seq_len, budget):
     """`expr` over its children, expanded through child MLP chains where it fits."""
     child_forms = [forms.get(c.unique_id, _Fused((c,), _identity)) for c in children]
     for expand in ([True, True], [True, False], [False, True], [False, False])[:2 ** len(children)]:
@@ -104,7 +107,7 @@ def _mlp_chain(expr, children, forms, max_seq_len):
                  for f, e, c in zip(child_forms, expand, children)]
         sources = tuple(dict.fromkeys(s for p in parts for s in p.sources))
         if _fits(sources):
-            return _emit(expr, sources, _compose(expr.f, parts, sources), max_seq_len)
+            return _emit(expr, sources, _compose(expr.f, parts, sources), max_seq_len, budget)
     if isinstance(expr, rx.LinearSequenceMap):
         return rebuilt(expr, rx.LinearSequenceMap(*children, expr.fst_fac, expr.snd_fac))
     return rebuilt(expr, type(expr)(expr.f, *children))
@@ -136,14 +139,14 @@ def _compose(f, parts: list[_Fused], sources: tuple[rx.SOp, ...]):
     return fused
 
 
-def _emit(expr, sources, fn, max_seq_len):
+def _emit(expr, sources, fn, max_seq_len, budget):
     """The fused node: a width-map, a Map or a SequenceMap over `sources`."""
     annotations = {**expr.annotations, "name": expr.label}
     if len(sources) == 1 and isinstance(sources[0], rx.SelectorWidth):
         width = sources[0]
         inner = width.annotations.get("width_map")
         mapped = fn if inner is None else (lambda w: _then(inner(w), fn))
-        if rx.is_categorical(expr) or _width_is_precise(mapped, max_seq_len):
+        if rx.is_categorical(expr) or _width_is_precise(mapped, max_seq_len, budget):
             return rx.SelectorWidth(width.selector).annotated(
                 **{**annotations, "width_map": mapped})
     if len(sources) == 1:

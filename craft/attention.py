@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from craft import float_bounds
 from craft.bases import BOS, ONE, BasisDirection, VectorSpace, zeros_matrix
 from craft.blocks import MLP, AttentionHead, BlockInfo, Series
 from craft.maps import BilinearForm, LinearMap
@@ -126,3 +127,32 @@ def default_fill(head: AttentionHead, mass: BasisDirection, default: dict[BasisD
     info = BlockInfo(head.info.exprs, "aggregate_default")
     return Series((head, MLP(first, second, info)))
 
+
+
+def logit_error_bound(scores: BilinearForm) -> float:
+    """Float32 error bound of any logit of a head scoring with `scores`, for any order.
+
+    Query and key inputs are one-hot per SOp (directions grouped by name, `one`
+    and `bos` each a group of their own), so a logit Σ xᵢMᵢⱼyⱼ has at most one
+    active direction per group on each side and Σ|xᵢMᵢⱼyⱼ| ≤ S, the sum over query
+    groups of the largest row sum, over key groups, of the largest |Mᵢⱼ|. The model
+    computes (x @ M·√d)·y / √d: the weight and √d roundings, the query sum over
+    a groups and the key sum over b groups give error ≤ γ_{a+b+4}·S
+    (craft.float_bounds). The inputs' own noise is not included.
+    """
+    matrix = np.abs(scores.matrix)
+    key_groups = _groups(scores.key_space)
+    query_groups = _groups(scores.query_space)
+    if not key_groups or not query_groups:
+        return 0.0
+    per_row = sum(matrix[:, cols].max(axis=1) for cols in key_groups)
+    total = sum(per_row[rows].max() for rows in query_groups)
+    return float_bounds.gamma(len(query_groups) + len(key_groups) + 4) * float(total)
+
+
+def _groups(space: VectorSpace) -> list[list[int]]:
+    """Indices of the directions of each name: one group per SOp."""
+    groups: dict[str, list[int]] = {}
+    for i, direction in enumerate(space.basis):
+        groups.setdefault(direction.name, []).append(i)
+    return list(groups.values())

@@ -12,7 +12,8 @@ The output telescopes: f(x_m) + Σ_j (f(x_{j-1}) − f(x_j))·below_j(x).
 
 Counting "below" rather than "above" keeps the active pre-activations small:
 a unit is non-zero only when x < t_j + g_j/4, where |s_j(t_j − x)| ≤ s_j·(t_j − x_0),
-so float32 rounding stays far below the ½ margin (see `rounding_bound`).
+so float32 rounding stays far below the ½ margin (see `rounding_bound`). The
+error bounds below hold for any summation order (craft.float_bounds).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from craft import float_bounds
 from craft.bases import ONE, BasisDirection, VectorSpace, zeros_matrix
 from craft.blocks import MLP, BlockInfo
 from craft.categorical import Output
@@ -29,7 +31,10 @@ from craft.maps import LinearMap
 # Slope × gap. With 2 the ramp spans the middle half of each gap, leaving a
 # quarter-gap tolerance for upstream error on each side of every value.
 STEP_SLOPE = 2.0
-FLOAT32_EPS = float(np.finfo(np.float32).eps)
+# So every input within 1/(2·STEP_SLOPE) of a gap from a value decodes exactly.
+QUARTER_GAP = 1 / (2 * STEP_SLOPE)
+# Output components whose error bounds are computed at once (values × components ≤ this).
+BOUND_CHUNK = 1_000_000
 
 
 def discretising_mlp(input_direction: BasisDirection, input_values: Sequence[float],
@@ -95,38 +100,133 @@ def gated_discretising_mlp(input_direction: BasisDirection, input_values: Sequen
 
 
 def gate_strength(xs: Sequence[float], j: int) -> float:
-    """G_j: one more than the largest pre-activation of threshold j's units on x ≥ x_0."""
+    """G_j: one more than the largest pre-activation of threshold j's units on any
+    input the discretiser decodes (x ≥ x_0 − g_1/4)."""
     slope = STEP_SLOPE / (xs[j] - xs[j - 1])
-    return slope * ((xs[j - 1] + xs[j]) / 2 - xs[0]) + 1.5
+    lowest = xs[0] - QUARTER_GAP * (xs[1] - xs[0])  # the bottom of x_0's window
+    return slope * ((xs[j - 1] + xs[j]) / 2 - lowest) + 1.5
 
 
-def rounding_bound(input_values: Sequence[float]) -> float:
-    """Worst float32 error of one `below_j` unit pair over the value set.
+# ---------------------------------------------------------------- float32 error bounds
+#
+# Hidden unit (j, ±) computes relu(a·one + b·x + G·gate) with a = s_j·t_j ± ½ − G_j,
+# b = −s_j (G = 0 without a gate): a dot product of 2 (3) non-zero terms. Its error
+# is bounded by craft.float_bounds.matmul_error of |a| + s_j·|x| + G, for any order.
+# Inputs decode exactly within a quarter gap of a value (the window of x_i). There,
+# pairs j > i are active, threshold i's "+" unit is at its kink (exactly 0 but for
+# rounding), and every other unit has pre-activation ≤ −½, so it is exactly 0 while
+# `rounding_bound` < ½: exact zeros add nothing and do not count towards γ_n.
 
-    Active units have pre-activation magnitude ≤ s_j·(t_j − x_0) + ½; a float32
-    matmul of two terms errs by a few ulps of the larger term.
+
+def rounding_bound(input_values: Sequence[float], gated: bool = False) -> float:
+    """Worst float32 error of one hidden unit's pre-activation, over every input the
+    discretiser decodes and any summation order (the ½ margin must exceed it)."""
+    xs = _sorted_values(input_values)
+    if len(xs) < 2:
+        return 0.0
+    lo, hi = _windows(xs)
+    x = np.asarray(xs)
+    slope, threshold = STEP_SLOPE / np.diff(x), (x[:-1] + x[1:]) / 2
+    strength = _strengths(xs) if gated else np.zeros_like(slope)
+    spread = slope * max(abs(lo[0]), abs(hi[-1])) + strength
+    terms = np.maximum(*(np.abs(slope * threshold + o - strength) for o in (0.5, -0.5))) + spread
+    return float(float_bounds.matmul_error(terms, 2 + gated).max())
+
+
+def _strengths(xs: Sequence[float]) -> np.ndarray:
+    """`gate_strength` of every threshold j = 1..m, as one array."""
+    x = np.asarray(xs)
+    if len(x) < 2:
+        return np.zeros(0)
+    lowest = x[0] - QUARTER_GAP * (x[1] - x[0])
+    return STEP_SLOPE / np.diff(x) * ((x[:-1] + x[1:]) / 2 - lowest) + 1.5
+
+
+def discretiser_error_bounds(input_values: Sequence[float], outputs, gated: bool = False
+                             ) -> np.ndarray:
+    """Float32 error bound of every output component, for inputs near each value.
+
+    `outputs[i]` is f(input_values[i]) as a vector (a number for one component).
+    Gives an array (values in sorted order × components): for any input within a
+    quarter gap of x_i and any summation order, the computed component k differs
+    from f(x_i)_k by at most entry [i, k]. The second layer sums, per component,
+    Δf_jk·(h⁺_j − h⁻_j) over active pairs and the base unit f(x_m)·one:
+
+        error ≤ Σ|Δf_jk|·e_unit + γ_{n+1}·Σ|Δf_jk|·(h + e_unit)   (float_bounds.matmul_error)
+
+    plus the rounding of the residual add. Infinite when `rounding_bound` ≥ ½.
     """
-    xs = sorted(set(float(x) for x in input_values))
-    worst = 0.0
-    for j in range(1, len(xs)):
-        slope = STEP_SLOPE / (xs[j] - xs[j - 1])
-        threshold = (xs[j - 1] + xs[j]) / 2
-        magnitude = slope * max(abs(threshold), abs(xs[0]), abs(xs[-1])) + 1
-        worst = max(worst, 4 * FLOAT32_EPS * magnitude)
-    return worst
+    pairs = sorted({float(x): np.atleast_1d(np.asarray(y, np.float64))
+                    for x, y in zip(input_values, outputs)}.items())
+    xs = [x for x, _ in pairs]
+    f = np.array([y for _, y in pairs])
+    if rounding_bound(xs, gated) >= 0.5:
+        return np.full(f.shape, np.inf)
+    lo, hi = _windows(xs)
+    largest = np.maximum(np.abs(lo), np.abs(hi))[:, None]  # |x| over each window
+    x = np.asarray(xs)
+    slope = STEP_SLOPE / np.diff(x)
+    threshold = (x[:-1] + x[1:]) / 2
+    strength = _strengths(xs) if gated else np.zeros_like(slope)
+    offsets = [np.abs(slope * threshold + o - strength) + strength for o in (0.5, -0.5)]
+    unit_gamma = float_bounds.gamma(3 + gated)  # matmul_error's factor for 2 (3) terms
+
+    def after(i_terms):  # Σ over pairs j > i, for every window i (zero for i = m)
+        suffix_sums = np.cumsum(i_terms[::-1], axis=0)[::-1]
+        return np.concatenate([suffix_sums, np.zeros((1,) + i_terms.shape[1:])])
+
+    def bounds(f):  # one block of output components
+        delta = np.abs(np.diff(f, axis=0))  # |Δf_j|, rows j = 1..m
+        pair_error = after(delta * ((offsets[0] + offsets[1]))[:, None]) \
+            + largest * after(delta * 2 * slope[:, None])
+        kink = np.zeros_like(f)  # threshold i's "+" unit, at its kink in window i
+        kink[1:] = delta * (offsets[0][:, None] + slope[:, None] * largest[1:])
+        unit_error = unit_gamma * (pair_error + kink)
+        hidden = 2 * (after(delta * (slope * threshold)[:, None])
+                      - lo[:, None] * after(delta * slope[:, None])) + np.abs(f[-1])
+        count = 2 * after((delta > 0).astype(float)) + (np.abs(f[-1]) > 0)
+        count[1:] += delta > 0
+        second = float_bounds.matmul_error(hidden, count, unit_error)
+        return second + float_bounds.add_error(np.abs(f) + second)
+
+    step = max(1, BOUND_CHUNK // len(xs))  # bounded temporaries for wide one-hots
+    return np.concatenate([bounds(f[:, c:c + step]) for c in range(0, f.shape[1], step)]
+                          or [np.zeros(f.shape)], axis=1)
 
 
-def output_error_bound(input_values: Sequence[float], outputs: Sequence[float]) -> float:
-    """Float32 error bound of a numerical output f(x): the second layer adds up
-    Δf_j·(upper_j − lower_j) over active pairs whose units are as large as
-    s_j·(t_j − x_0) + ½, so it errs by about ε·Σ_j |Δf_j|·(2·that + 1)."""
-    pairs = sorted(zip((float(x) for x in input_values), outputs))
-    total = 0.0
-    for (x_prev, f_prev), (x, f) in zip(pairs, pairs[1:]):
-        slope = STEP_SLOPE / (x - x_prev)
-        magnitude = slope * ((x_prev + x) / 2 - pairs[0][0]) + 0.5
-        total += abs(f - f_prev) * (2 * magnitude + 1)
-    return FLOAT32_EPS * total
+def output_error_bound(input_values: Sequence[float], outputs: Sequence[float],
+                       gated: bool = False) -> float:
+    """Float32 error bound of a numerical output f(x), for any input the discretiser
+    decodes and any summation order (see `discretiser_error_bounds`)."""
+    return float(discretiser_error_bounds(input_values, outputs, gated).max(initial=0.0))
+
+
+def one_hot_error_bound(input_values: Sequence[float], rows, gated: bool = False) -> float:
+    """Float32 error bound of every component of a categorical output (rows: f(x)'s
+    one-hot vectors), for any input the discretiser decodes and any summation order."""
+    return float(discretiser_error_bounds(input_values, rows, gated).max(initial=0.0))
+
+
+def input_tolerance(input_values: Sequence[float]) -> float:
+    """An input error under which a discretiser of these values stays exact: half its
+    quarter-gap windows (the other half covers values merged as indistinguishable)."""
+    xs = _sorted_values(input_values)
+    return QUARTER_GAP * min(np.diff(xs)) / 2 if len(xs) > 1 else np.inf
+
+
+def _sorted_values(input_values) -> list[float]:
+    return sorted(set(float(x) for x in input_values))
+
+
+def _windows(xs: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi): the inputs around each sorted value that decode to it exactly,
+    a quarter of the gap on each side (the outer values mirror their inner gap)."""
+    x = np.asarray(xs, np.float64)
+    gaps = np.diff(x)
+    if not len(gaps):
+        return x.copy(), x.copy()
+    margin = np.concatenate([gaps[:1], gaps, gaps[-1:]]) * QUARTER_GAP
+    return x - margin[:-1], x + margin[1:]
 
 
 def linear_mlp(terms: Sequence[tuple[BasisDirection, float]], output_direction: BasisDirection,

@@ -7,18 +7,22 @@ The MLP decodes w from 1/(w+1) with one threshold per gap: the gap between
 its own gap (craft.numerical), so it is exact for every w in 0..N, N ≤ 256, in
 float32 — a single global slope is what fails from N ≈ 10.
 At BOS the scratch holds 1 and `one` is 0, so every MLP unit is off there.
+`scratch_error` bounds the head's float32 error for any summation order; the
+compiler refuses a width whose bound exceeds `SCRATCH_TOLERANCE(N)`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
-from craft.attention import HARDNESS, selector_width_head
+from craft import float_bounds
+from craft.attention import HARDNESS, logit_error_bound, selector_width_head
 from craft.bases import BasisDirection, VectorSpace
-from craft.blocks import BlockInfo, Series
+from craft.blocks import AttentionHead, BlockInfo, Series
 from craft.categorical import Output
 from craft.maps import BilinearForm
-from craft.numerical import discretising_mlp, gated_discretising_mlp
+from craft.numerical import QUARTER_GAP, discretising_mlp, gated_discretising_mlp
 
 
 def selector_width(selection: BilinearForm, selected_level: int, max_seq_len: int,
@@ -41,3 +45,26 @@ def selector_width(selection: BilinearForm, selected_level: int, max_seq_len: in
         mlp = discretising_mlp(scratch, list(inverse), output_space,
                                lambda x: output_of(inverse[x]), hidden_name, info)
     return Series((head, mlp))
+
+
+def scratch_error(head: AttentionHead, max_seq_len: int, hardness: float = HARDNESS) -> float:
+    """Relative float32 error bound of the scratch 1/(w+1), for every w ≤ N and any order.
+
+    BOS and the w selected keys share one exact logit, unselected keys sit at least
+    `hardness` lower, and each logit errs by at most δ (`logit_error_bound`). The
+    BOS weight 1/(1 + Σ e^(ℓᵢ − ℓ_BOS)) is then within a factor e^{2δ}·(1 + N·e^{2δ−λ})
+    of 1/(w+1); the softmax's rounding adds ρ (float_bounds.mean_weight_error). Only
+    BOS carries the copied `bos` component, so the weighted sum adds exact zeros:
+
+        relative error ≤ (1 + ρ)·e^{2δ}·(1 + N·e^{2δ−λ}) − 1.
+    """
+    spread = 2 * logit_error_bound(head.w_qk)
+    leak = max_seq_len * math.exp(spread - hardness)
+    rho = float_bounds.mean_weight_error(max_seq_len + 1)
+    return (1 + rho) * math.exp(spread) * (1 + leak) - 1
+
+
+def scratch_tolerance(max_seq_len: int) -> float:
+    """The relative scratch error every width's discretiser window absorbs: a quarter of
+    the gap from 1/(w+1) to 1/(w+2), relative to 1/(w+1), is 1/(4(w+2)); smallest at w = N."""
+    return QUARTER_GAP / (max_seq_len + 2)

@@ -1,0 +1,86 @@
+"""Lookups that turn noisy one-hots back into exact outputs.
+
+Takes one categorical space (or two) whose one-hots may err by up to
+INPUT_TOLERANCE and gives an MLP writing output_of(value) as exactly as float32
+allows (`error_bound`), in any summation order. Used after a discretiser, whose
+one-hot classes carry float32 noise that a plain lookup would pass on (doubled).
+
+Each (pair of) input direction(s) gets a clamp of two units with a slope of 2:
+  single:  relu(2x − ½·one) − relu(2x − 1½·one)                = 1 for x ≥ ¾, 0 for x ≤ ¼
+  pair:    relu(2(x + y) − 2½·one) − relu(2(x + y) − 3½·one)   = 1 for x + y ≥ 1¾, 0 for ≤ 1¼
+With errors up to 1/16 on every input direction, every unit stays at least ¼ from
+its kink, so the clamp is exactly 0 or 1 and unset units are exactly 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from craft import float_bounds
+from craft.bases import ONE, BasisDirection, VectorSpace, zeros_matrix
+from craft.blocks import MLP, BlockInfo
+from craft.categorical import Output
+from craft.maps import LinearMap
+
+# Largest error on any input direction that keeps every unit ¼ from its kink (see above).
+INPUT_TOLERANCE = 1 / 16
+_SINGLE = (2.0, (0.5, 1.5))   # input slope, the two units' offsets
+_PAIR = (2.0, (2.5, 3.5))
+
+
+def clean_lookup_mlp(input_space: VectorSpace, output_space: VectorSpace,
+                     output_of: Callable[[BasisDirection], Output], hidden_name: str,
+                     info: BlockInfo) -> MLP:
+    """Categorical Map d ↦ output_of(d), exact for inputs within INPUT_TOLERANCE."""
+    used = [(d,) for d in input_space.basis if any(output_of(d).values())]
+    return _clamps(VectorSpace((ONE,) + input_space.basis), used, output_space,
+                   lambda ds: output_of(*ds), _SINGLE, hidden_name, info)
+
+
+def clean_pair_lookup_mlp(fst_space: VectorSpace, snd_space: VectorSpace,
+                          output_space: VectorSpace,
+                          output_of: Callable[[BasisDirection, BasisDirection], Output],
+                          hidden_name: str, info: BlockInfo) -> MLP:
+    """Categorical SequenceMap (a, b) ↦ output_of(a, b) of two disjoint spaces, exact for
+    inputs within INPUT_TOLERANCE."""
+    if set(fst_space.basis) & set(snd_space.basis):
+        raise ValueError("clean_pair_lookup_mlp needs two disjoint input spaces")
+    used = [(a, b) for a in fst_space.basis for b in snd_space.basis
+            if any(output_of(a, b).values())]
+    return _clamps(VectorSpace((ONE,) + fst_space.basis + snd_space.basis), used, output_space,
+                   lambda ds: output_of(*ds), _PAIR, hidden_name, info)
+
+
+def _clamps(reads, keys, output_space, output_of, shape, hidden_name, info) -> MLP:
+    slope, offsets = shape
+    hidden = VectorSpace.from_values(hidden_name, range(2 * len(keys)))
+    first = zeros_matrix(reads.dim, hidden.dim)
+    second = zeros_matrix(hidden.dim, output_space.dim)
+    for k, directions in enumerate(keys):
+        output = output_of(directions)
+        for unit, (offset, sign) in enumerate(zip(offsets, (1.0, -1.0)), start=2 * k):
+            for d in directions:
+                first[reads.index[d], unit] = slope
+            first[reads.index[ONE], unit] = -offset
+            for target, x in output.items():
+                second[unit, output_space.index[target]] += sign * x
+    return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output_space, second), info)
+
+
+def error_bound(max_abs_output: float, pair: bool = False) -> float:
+    """Float32 error bound of every output component, for inputs within INPUT_TOLERANCE
+    and any summation order.
+
+    A unit adds `one` and 1 (2) input directions of magnitude ≤ 1 + 1/16, so its
+    error is e = matmul_error(slope·Σ|x| + offset). Only the clamp of the set value
+    (pair) is non-zero — every other unit sits at least ¼ below its kink, and e ≪ ¼ —
+    so an output component adds 2 terms, each |value| times a unit of at most
+    slope·Σ|x| − offset (+ e).
+    """
+    slope, offsets = _PAIR if pair else _SINGLE
+    inputs = 2 if pair else 1
+    largest = slope * inputs * (1 + INPUT_TOLERANCE)  # |slope·Σx| at most
+    unit = max(float_bounds.matmul_error(largest + offset, inputs + 1) for offset in offsets)
+    hidden = sum(largest - offset for offset in offsets) + 2 * unit
+    second = float_bounds.matmul_error(max_abs_output * hidden, 2, 2 * unit * max_abs_output)
+    return second + float_bounds.add_error(max_abs_output + second)

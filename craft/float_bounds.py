@@ -1,0 +1,84 @@
+"""Worst-case float32 rounding bounds that hold for any order of summation.
+
+Takes the magnitudes of what a block's matmuls add up and gives bounds on the
+float32 error of the result that hold whatever order, blocking or FMA use a
+BLAS kernel or an XLA backend picks. The compiler accepts a construction only
+when these bounds fit its margins (craft.numerical, compiler.blocks).
+
+Derivation (standard model of floating point, round to nearest, no overflow or
+underflow): every operation gives fl(a ∘ b) = (a ∘ b)(1 + δ) with |δ| ≤ u = 2⁻²⁴.
+A sum of n products computed along any binary tree of additions gives
+ŝ = Σ aᵢbᵢ(1 + θᵢ), where θᵢ collects at most one product rounding and one
+rounding per addition on term i's path, so |θᵢ| ≤ γ_n = n·u/(1 − n·u) and
+
+    |ŝ − Σ aᵢbᵢ| ≤ γ_n · Σ |aᵢbᵢ|.
+
+An FMA rounds once where a multiply-add rounds twice, so it stays inside the
+bound. Terms with a zero weight are exactly zero, and adding an exact zero is
+exact, so n counts only the non-zero terms. Weights are rounded from float64 to
+float32 once, one more factor (1 + δ), hence γ_{n+1} (`matmul_error`). Errors eᵢ
+already present in the inputs add Σ|bᵢ|·eᵢ, inflated by the same factor. ReLU
+is exact and 1-Lipschitz, so it passes an error through unchanged; a bias or
+residual add rounds once more (`add_error`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Unit roundoff of float32 (round to nearest): half the gap between 1 and the next float.
+UNIT_ROUNDOFF = 2.0 ** -24
+
+
+def gamma(n):
+    """γ_n = n·u/(1 − n·u): the relative error of n rounded operations in a row.
+
+    Accepts an int or an array of counts. Raises for n·u ≥ 1 (no bound exists).
+    """
+    nu = np.asarray(n, dtype=np.float64) * UNIT_ROUNDOFF
+    if np.any(nu >= 1):
+        raise ValueError(f"γ_n needs n·u < 1, got n = {np.max(n)}")
+    result = nu / (1 - nu)
+    return float(result) if np.ndim(result) == 0 else result
+
+
+def matmul_error(terms, count, input_error=0.0):
+    """Error bound of one output of x @ W in float32, for any summation order.
+
+    `terms` bounds Σ|wᵢ|·|xᵢ| over the `count` non-zero weights (inputs taken
+    with their errors), `input_error` bounds Σ|wᵢ|·eᵢ, the error the inputs
+    already carry. Weights are float64 values rounded to float32 once:
+
+        error ≤ input_error + γ_{count+1} · (terms + input_error).
+    Broadcasts over numpy arrays.
+    """
+    return input_error + gamma(np.asarray(count) + 1) * (terms + input_error)
+
+
+def add_error(magnitude):
+    """Error bound of one float32 addition whose exact result is at most `magnitude`."""
+    return UNIT_ROUNDOFF * magnitude
+
+
+def mean_weight_error(count):
+    """Relative error bound ρ of each softmax weight of an attention over `count` keys.
+
+    Each weight exp(ℓᵢ − max)/Σ exp carries the exp's rounding (a library exp is
+    within a few ulps; we allow 4u), the division's (u), the subtraction's (u) and
+    γ_count from the sum of the exps: ρ = γ_count + 6u.
+    """
+    return gamma(count) + 6 * UNIT_ROUNDOFF
+
+
+def mean_error(count, max_abs_value, input_error=0.0):
+    """Error bound of an attention average of `count` values of magnitude ≤ `max_abs_value`
+    that each carry an error ≤ `input_error`, for any summation order.
+
+    The weights sum to at most 1 + ρ (`mean_weight_error`), the weighted sum adds
+    γ_count·Σ pᵢ|vᵢ|, and each weight's error ρ·pᵢ multiplies |vᵢ|:
+
+        error ≤ (1 + ρ)·input_error + (ρ + γ_count·(1 + ρ))·(max|v| + input_error).
+    """
+    rho = mean_weight_error(count)
+    summation = rho + gamma(count) * (1 + rho)
+    return (1 + rho) * input_error + summation * (max_abs_value + input_error)

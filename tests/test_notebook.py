@@ -1,4 +1,4 @@
-"""docs/tour.ipynb runs top to bottom in a real Jupyter kernel, with no errors.
+"""docs/tour.ipynb runs top to bottom in a real Jupyter kernel and shows what it claims.
 
 The kernel is this interpreter (a kernelspec written to a temporary folder), so
 it sees the same packages as the tests, wherever Jupyter's own specs point.
@@ -53,4 +53,17 @@ def test_the_tour_runs_top_to_bottom(tmp_path):
     texts = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
                       for o in outputs)
     assert "Select(indices, opp_idx-1, EQ)" in texts and "['BOS', 1, 1, 2, 3, 4]" in texts
+    # TransformerLens: the bridge decodes a b c c reversed, equal to model.apply; the
+    # length MLP's legacy hook is an alias of the bridge's, and reads length 4 everywhere.
+    assert "['BOS', 'c', 'c', 'b', 'a'] True" in texts
+    assert "blocks.0.hook_mlp_out = blocks.0.mlp.hook_out True" in texts
+    assert "['length:4', 'length:4', 'length:4', 'length:4']" in texts
+    # Circuit scoring on reverse: 2 live true edges, 7 false ones, 5 constant or inert
+    # (length never changes under same-length corruption). ACDC and the oracle rank both
+    # true edges first; activation patching ties one false edge (embed -> output, between
+    # two true nodes) with them: 6 of 7 false edges below, 6/7 = 0.857.
+    counts = "(2 true, 7 false, 5 left out)"
+    assert f"acdc: edge AUROC 1.000 {counts}" in texts
+    assert f"activation_patching: edge AUROC 0.857 {counts}" in texts
+    assert f"oracle: edge AUROC 1.000 {counts}" in texts
     assert seconds < TIME_LIMIT, f"the tour took {seconds:.0f}s"

@@ -148,10 +148,13 @@ def _plain(value):
 
 
 def _write_safetensors(path: Path, arrays) -> None:
-    """Like safetensors' save_file, but with the usual file permissions (it writes 0600)."""
+    """Like safetensors' save_file, but with the usual file permissions (it writes 0600).
+
+    One metadata key only: safetensors writes the metadata map in hash order, so two
+    keys could swap between runs and the bytes would differ."""
     save = import_extra("safetensors.numpy").save
 
-    path.write_bytes(save(arrays, metadata={"format": "pt", "producer": "rasp-compiler"}))
+    path.write_bytes(save(arrays, metadata={"format": "pt"}))
 
 
 def _write_json(path: Path, data) -> None:

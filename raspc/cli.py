@@ -12,12 +12,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from raspc import checking, programs, running
+from raspc import checking, compressing, programs, running
 from raspc.targets import CliError
 from rasp.errors import InputError, RaspError
 
 # Each family module has `register(command)`; a new command family adds itself here.
-COMMAND_FAMILIES = (programs, running, checking)
+COMMAND_FAMILIES = (programs, running, checking, compressing)
 
 
 def _positive_int(text: str) -> int:

@@ -83,7 +83,8 @@ def make_narrow_apply(model: CompiledModel, dim: int):
     return jax.jit(lambda w, ids, valid: forward.apply(fold(frozen, w), ids, valid))
 
 
-def _loss_function(model: CompiledModel, dim: int, residual_weight: float):
+def make_loss(model: CompiledModel, dim: int, residual_weight: float):
+    """The training loss (W, ids, valid) -> scalar; see `interp.compress.compress`."""
     narrow = hk.without_apply_rng(hk.transform(make_forward(narrow_config(model.config, dim))))
     frozen = jax.tree_util.tree_map(jnp.asarray, model.params)
     numerical = model.config.output_numerical
@@ -179,7 +180,7 @@ def train_projection(model: CompiledModel, settings: TrainingSettings, sampler: 
     schedule = optax.cosine_decay_schedule(s.learning_rate, max(s.steps, 1), alpha=0.01)
     optimizer = optax.chain(optax.clip_by_global_norm(GRADIENT_CLIP), optax.adam(schedule))
     state = optimizer.init(w)
-    value_and_grad = jax.value_and_grad(_loss_function(model, s.dim, s.residual_weight))
+    value_and_grad = jax.value_and_grad(make_loss(model, s.dim, s.residual_weight))
 
     @jax.jit
     def step(w, state, ids, valid):

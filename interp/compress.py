@@ -130,15 +130,18 @@ def sampler_for(model: CompiledModel, example: str | None = None) -> Sampler:
 
 def compress(model: CompiledModel, dim: int, *, steps: int = 2000, batch_size: int = 64,
              learning_rate: float = 3e-3, seed: int = 0, residual_weight: float = 1.0,
-             sampler: Sampler | None = None, example: str | None = None,
-             validation_size: int = 256, eval_every: int = 50,
+             residual_metric: str = "reads", sampler: Sampler | None = None,
+             example: str | None = None, validation_size: int = 256, eval_every: int = 50,
              numeric_tolerance: float = 1e-2, progress: bool = True) -> CompressedModel:
     """Learn W (dim × d_model) so that the folded narrow model matches `model`.
 
     Loss per batch: output loss (cross-entropy on categorical outputs, with None
     as one more class; squared error on numerical ones) + `residual_weight` ×
-    the mean over residuals (after the embeddings and every sublayer) of
-    ‖z·W − x‖², z the narrow residual and x the original's. Adam on W only.
+    the mean over residuals (after the embeddings and every sublayer) of the
+    reconstruction error e = z·W − x (z narrow, x the original's), measured as
+    e·M·eᵀ: M = I for `residual_metric="euclidean"`, and by default ("reads")
+    the readers' metric ΣR·Rᵀ of `interp.compress_train.residual_metric`.
+    Adam on W only (gradient clipping, cosine-decayed learning rate).
     Inputs come from `sampler(rng)` (default: the `example`'s sampler, else
     uniform). Training stops early once all `validation_size` validation inputs
     agree with the evaluator (numbers within `numeric_tolerance`); the W with
@@ -147,7 +150,8 @@ def compress(model: CompiledModel, dim: int, *, steps: int = 2000, batch_size: i
     if not isinstance(dim, int) or dim < 1:
         raise ValueError(f"dim must be a positive integer, got {dim!r}")
     settings = TrainingSettings(dim, steps, batch_size, learning_rate, seed, residual_weight,
-                                validation_size, eval_every, numeric_tolerance, progress)
+                                residual_metric, validation_size, eval_every,
+                                numeric_tolerance, progress)
     sampler = sampler or sampler_for(model, example)
     rng = random.Random(seed + VALIDATION_SEED_OFFSET)
     inputs, expected = reference_outputs(model, [sampler(rng) for _ in range(validation_size)])

@@ -23,7 +23,7 @@ import rasp
 
 from compiler.forward import make_forward
 from compiler.model import DECODE_THRESHOLD, CompiledModel
-from interp.compress_fold import fold, initial_projection, narrow_config
+from interp.compress_fold import READERS, fold, initial_projection, narrow_config
 
 Sampler = Callable[[random.Random], list[Any]]
 
@@ -44,6 +44,7 @@ class TrainingSettings:
     learning_rate: float = 3e-3
     seed: int = 0
     residual_weight: float = 1.0
+    residual_metric: str = "reads"
     validation_size: int = 256
     eval_every: int = 50
     numeric_tolerance: float = 1e-2
@@ -83,10 +84,32 @@ def make_narrow_apply(model: CompiledModel, dim: int):
     return jax.jit(lambda w, ids, valid: forward.apply(fold(frozen, w), ids, valid))
 
 
-def make_loss(model: CompiledModel, dim: int, residual_weight: float):
+def residual_metric(model: CompiledModel, kind: str) -> np.ndarray:
+    """The d_model × d_model metric M in which residual errors e are measured, e·M·eᵀ.
+
+    "euclidean": M = I, plain reconstruction. "reads": M = Σ R·Rᵀ over every
+    residual reader R (W_Q, W_K, W_V, W_in, the unembedding), scaled to trace
+    d_model: an error counts as much as the readers see of it, so directions
+    nothing reads cost nothing and the sharp W_Q/W_K of hard attention dominate.
+    """
+    d = model.config.d_model
+    if kind == "euclidean":
+        return np.eye(d, dtype=np.float32)
+    if kind != "reads":
+        raise ValueError(f"residual_metric must be 'reads' or 'euclidean', got {kind!r}")
+    reads = [np.asarray(weights["w"], np.float64) for module, weights in model.params.items()
+             if module.rsplit("/", 1)[-1] in READERS]
+    metric = sum((r @ r.T for r in reads), np.zeros((d, d)))
+    trace = np.trace(metric)
+    return (metric * (d / trace) if trace > 0 else np.eye(d)).astype(np.float32)
+
+
+def make_loss(model: CompiledModel, dim: int, residual_weight: float,
+              metric_kind: str = "reads"):
     """The training loss (W, ids, valid) -> scalar; see `interp.compress.compress`."""
     narrow = hk.without_apply_rng(hk.transform(make_forward(narrow_config(model.config, dim))))
     frozen = jax.tree_util.tree_map(jnp.asarray, model.params)
+    metric = jnp.asarray(residual_metric(model, metric_kind))
     numerical = model.config.output_numerical
 
     def loss(w, ids, valid):
@@ -105,9 +128,9 @@ def make_loss(model: CompiledModel, dim: int, residual_weight: float):
             log_p = jax.nn.log_softmax(LOGIT_SCALE * logits, -1)
             per_position = -jnp.take_along_axis(log_p, target_index[..., None], -1)[..., 0]
         output_loss = (per_position * tokens).sum() / jnp.maximum(tokens.sum(), 1.0)
-        errors = [((z @ w - x) ** 2).sum(-1) for z, x in zip(out["residuals"],
-                                                             reference["residuals"])]
-        residual_loss = sum((e * mask).sum() for e in errors) / (len(errors) * mask.sum())
+        errors = [z @ w - x for z, x in zip(out["residuals"], reference["residuals"])]
+        squared = [((e @ metric) * e).sum(-1) for e in errors]
+        residual_loss = sum((e * mask).sum() for e in squared) / (len(squared) * mask.sum())
         return output_loss + residual_weight * residual_loss
 
     return loss
@@ -180,7 +203,8 @@ def train_projection(model: CompiledModel, settings: TrainingSettings, sampler: 
     schedule = optax.cosine_decay_schedule(s.learning_rate, max(s.steps, 1), alpha=0.01)
     optimizer = optax.chain(optax.clip_by_global_norm(GRADIENT_CLIP), optax.adam(schedule))
     state = optimizer.init(w)
-    value_and_grad = jax.value_and_grad(make_loss(model, s.dim, s.residual_weight))
+    value_and_grad = jax.value_and_grad(make_loss(model, s.dim, s.residual_weight,
+                                                 s.residual_metric))
 
     @jax.jit
     def step(w, state, ids, valid):

@@ -130,7 +130,8 @@ def sampler_for(model: CompiledModel, example: str | None = None) -> Sampler:
 
 def compress(model: CompiledModel, dim: int, *, steps: int = 2000, batch_size: int = 64,
              learning_rate: float = 3e-3, seed: int = 0, residual_weight: float = 1.0,
-             residual_metric: str = "reads", sampler: Sampler | None = None,
+             residual_metric: str = "reads", init: str = "random",
+             sampler: Sampler | None = None,
              example: str | None = None, validation_size: int = 256, eval_every: int = 50,
              numeric_tolerance: float = 1e-2, progress: bool = True) -> CompressedModel:
     """Learn W (dim × d_model) so that the folded narrow model matches `model`.
@@ -141,7 +142,10 @@ def compress(model: CompiledModel, dim: int, *, steps: int = 2000, batch_size: i
     reconstruction error e = z·W − x (z narrow, x the original's), measured as
     e·M·eᵀ: M = I for `residual_metric="euclidean"`, and by default ("reads")
     the readers' metric ΣR·Rᵀ of `interp.compress_train.residual_metric`.
-    Adam on W only (gradient clipping, cosine-decayed learning rate).
+    Adam on W only (gradient clipping, cosine-decayed learning rate). W starts
+    with random orthonormal rows (`init="random"`, drawn from `seed`) or
+    (`init="pca"`) the top principal directions of the original residuals,
+    which is exact at once whenever dim ≥ the rank those residuals span.
     Inputs come from `sampler(rng)` (default: the `example`'s sampler, else
     uniform). Training stops early once all `validation_size` validation inputs
     agree with the evaluator (numbers within `numeric_tolerance`); the W with
@@ -149,8 +153,10 @@ def compress(model: CompiledModel, dim: int, *, steps: int = 2000, batch_size: i
     """
     if not isinstance(dim, int) or dim < 1:
         raise ValueError(f"dim must be a positive integer, got {dim!r}")
+    if init not in ("random", "pca"):
+        raise ValueError(f"init must be 'random' or 'pca', got {init!r}")
     settings = TrainingSettings(dim, steps, batch_size, learning_rate, seed, residual_weight,
-                                residual_metric, validation_size, eval_every,
+                                residual_metric, init, validation_size, eval_every,
                                 numeric_tolerance, progress)
     sampler = sampler or sampler_for(model, example)
     rng = random.Random(seed + VALIDATION_SEED_OFFSET)

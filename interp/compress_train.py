@@ -32,6 +32,7 @@ Sampler = Callable[[random.Random], list[Any]]
 # exact output already has a loss below 0.01.
 LOGIT_SCALE = 10.0
 GRADIENT_CLIP = 1.0
+PCA_INPUTS = 512
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +46,7 @@ class TrainingSettings:
     seed: int = 0
     residual_weight: float = 1.0
     residual_metric: str = "reads"
+    init: str = "random"
     validation_size: int = 256
     eval_every: int = 50
     numeric_tolerance: float = 1e-2
@@ -189,6 +191,27 @@ def _value_matches(want: Any, got: Any, tolerance: float) -> bool:
     return want == got
 
 
+def pca_projection(model: CompiledModel, inputs: Sequence[Sequence[Any]], dim: int,
+                   metric: np.ndarray) -> np.ndarray:
+    """W whose rows span the top-`dim` principal directions of the original residuals
+    (every layer, uncentered) as the metric M sees them: PCA of x·M^½, mapped back by
+    the pseudo-inverse root. Their span is then the data's image in the read
+    directions, so W is exact at once when dim ≥ that image's rank."""
+    ids, valid = encode_batch(model, inputs)
+    out = model._jitted(model.params, ids, valid)
+    stacked = np.concatenate([np.asarray(r)[valid] for r in out["residuals"]]).astype(np.float64)
+    values, vectors = np.linalg.eigh(metric.astype(np.float64))
+    kept = values > values.max() * 1e-13
+    root = (vectors[:, kept] * np.sqrt(values[kept])) @ vectors[:, kept].T
+    inverse_root = (vectors[:, kept] / np.sqrt(values[kept])) @ vectors[:, kept].T
+    _, _, vt = np.linalg.svd(stacked @ root, full_matrices=False)
+    directions = inverse_root @ vt[:dim].T
+    basis, _ = np.linalg.qr(directions)  # orthonormal rows for W
+    w = np.zeros((dim, model.config.d_model))
+    w[:basis.shape[1]] = basis.T[:dim]
+    return w.astype(np.float32)
+
+
 def train_projection(model: CompiledModel, settings: TrainingSettings, sampler: Sampler,
                      validator: Validator) -> TrainingResult:
     """Train W by Adam on fresh sampled batches; stop once validation agrees fully."""
@@ -197,7 +220,12 @@ def train_projection(model: CompiledModel, settings: TrainingSettings, sampler: 
 
     s = settings
     rng = random.Random(s.seed)
-    w = initial_projection(jax.random.PRNGKey(s.seed), s.dim, model.config.d_model)
+    if s.init == "pca":
+        inputs = [sampler(rng) for _ in range(PCA_INPUTS)]
+        w = jnp.asarray(pca_projection(model, inputs, s.dim,
+                                       residual_metric(model, s.residual_metric)))
+    else:
+        w = initial_projection(jax.random.PRNGKey(s.seed), s.dim, model.config.d_model)
     # Clipping tames the steep directions (large compiled weights); the decaying rate
     # lets W settle to the precision an exact model needs.
     schedule = optax.cosine_decay_schedule(s.learning_rate, max(s.steps, 1), alpha=0.01)

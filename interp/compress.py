@@ -130,7 +130,7 @@ def sampler_for(model: CompiledModel, example: str | None = None) -> Sampler:
 
 def compress(model: CompiledModel, dim: int, *, steps: int = 2000, batch_size: int = 64,
              learning_rate: float = 3e-3, seed: int = 0, residual_weight: float = 1.0,
-             residual_metric: str = "reads", init: str = "random",
+             residual_metric: str = "reads", init: str = "pca",
              sampler: Sampler | None = None,
              example: str | None = None, validation_size: int = 256, eval_every: int = 50,
              numeric_tolerance: float = 1e-2, progress: bool = True) -> CompressedModel:
@@ -143,9 +143,9 @@ def compress(model: CompiledModel, dim: int, *, steps: int = 2000, batch_size: i
     e·M·eᵀ: M = I for `residual_metric="euclidean"`, and by default ("reads")
     the readers' metric ΣR·Rᵀ of `interp.compress_train.residual_metric`.
     Adam on W only (gradient clipping, cosine-decayed learning rate). W starts
-    with random orthonormal rows (`init="random"`, drawn from `seed`) or
-    (`init="pca"`) the top principal directions of the original residuals,
-    which is exact at once whenever dim ≥ the rank those residuals span.
+    (`init="pca"`) from the top principal directions of the original residuals
+    as the readers see them, exact at once whenever dim ≥ the rank of that
+    image, or (`init="random"`) from random orthonormal rows drawn from `seed`.
     Inputs come from `sampler(rng)` (default: the `example`'s sampler, else
     uniform). Training stops early once all `validation_size` validation inputs
     agree with the evaluator (numbers within `numeric_tolerance`); the W with

@@ -46,7 +46,7 @@ class TrainingSettings:
     seed: int = 0
     residual_weight: float = 1.0
     residual_metric: str = "reads"
-    init: str = "random"
+    init: str = "pca"
     validation_size: int = 256
     eval_every: int = 50
     numeric_tolerance: float = 1e-2

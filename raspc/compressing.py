@@ -22,10 +22,11 @@ def cmd_compress(args) -> int:
         raise CliError(f"--dim {args.dim} is wider than the model (d_model {d_model}); "
                        f"give a width 1..{d_model}")
     print(f"{target.name}: d_model {d_model} → dim {args.dim} "
-          f"(up to {args.steps} steps, seed {args.seed})")
+          f"(up to {args.steps} steps, {args.init} start, seed {args.seed})")
     compressed = compress(model, args.dim, steps=args.steps, batch_size=args.batch_size,
                           learning_rate=args.learning_rate, seed=args.seed,
-                          residual_weight=args.residual_weight, sampler=target.sample)
+                          residual_weight=args.residual_weight, init=args.init,
+                          sampler=target.sample)
     rng = random.Random(args.seed + TEST_SEED_OFFSET)
     inputs = [target.sample(rng) for _ in range(args.inputs)]
     accuracy = exact_match(compressed, inputs, args.tolerance)
@@ -68,7 +69,11 @@ def register(command) -> None:
     p.add_argument("--steps", type=_positive(int), default=3000, help="training steps "
                    "(default 3000; stops early once validation inputs agree)")
     p.add_argument("--batch-size", type=_positive(int), default=64, help="default 64")
-    p.add_argument("--learning-rate", type=_positive(float), default=1e-2, help="default 0.01")
+    p.add_argument("--learning-rate", type=_positive(float), default=3e-3,
+                   help="default 0.003")
+    p.add_argument("--init", choices=("pca", "random"), default="pca",
+                   help="start W from the residuals' principal directions as the readers "
+                        "see them (default) or from random orthonormal rows")
     p.add_argument("--residual-weight", type=_positive(float), default=1.0,
                    help="weight of the per-layer residual loss (default 1)")
     p.add_argument("--tolerance", type=_positive(float), default=1e-2,

@@ -120,18 +120,33 @@ def test_identity_projection_reproduces_the_original(sort_unique):
     assert layer_cosines(same, inputs) == pytest.approx([1.0] * 5, abs=1e-6)
 
 
-def test_full_width_compression_is_exact_at_once(frac_prevs):
+@pytest.mark.parametrize("init", ["random", "pca"])
+def test_full_width_compression_is_exact_at_once(frac_prevs, init):
     # orthonormal rows at dim = d_model: WᵀW = I, so validation agrees before any step
     full = compress(frac_prevs, frac_prevs.config.d_model, steps=50, progress=False,
-                    example="frac_prevs")
+                    example="frac_prevs", init=init)
     assert full.training["steps_run"] == 0 and full.training["stopped_early"]
     np.testing.assert_allclose(full.projection @ full.projection.T,
                                np.eye(full.dim), atol=1e-5)
 
 
+def test_pca_start_is_exact_down_to_the_rank_the_readers_see():
+    # hist: 15 residual directions, but one-hot values sum to `one`, so the residuals
+    # span 12; a PCA start of that width agrees on validation before any step. (It
+    # spans what the sampler produced: a value too rare to be sampled, hist = 8 from
+    # eight equal tokens, may be lost, hence ≥ 99% on fresh inputs, not 100%.)
+    model = compiled("hist")
+    narrow = compress(model, 12, steps=10, example="hist", progress=False)
+    assert narrow.training["steps_run"] == 0
+    rng = random.Random(8)
+    assert exact_match(narrow, [EXAMPLES["hist"].sample(rng) for _ in range(300)]) >= 0.99
+    assert narrow.apply(["BOS", "a", "b", "a"]).decoded == ["BOS", 2, 1, 2]
+
+
 def test_training_lowers_the_loss_and_is_deterministic(sort_unique):
     dim, seed = 24, 3
     kwargs = dict(steps=120, batch_size=32, learning_rate=1e-2, seed=seed, eval_every=1000,
+                  init="random",
                   validation_size=16, progress=False, example="sort_unique")
     first = compress(sort_unique, dim, **kwargs)
     again = compress(sort_unique, dim, **kwargs)

@@ -157,6 +157,26 @@ def acceptance(steps: int, start_dim: int) -> dict:
             "smallest_exact_dim_all_seeds": min(passing) if passing else None}
 
 
+def summary(results: dict, accept: dict) -> str:
+    """One row per example: the smallest ≥ 99%-exact width and what it looks like."""
+    lines = ["| example | d_model | read rank | smallest ≥ 99% dim | exact | per-layer cosine "
+             "there | SAE MMCS (recovered; random) |", "|---|---|---|---|---|---|---|"]
+    for name, result in results.items():
+        dim = result["smallest_exact_dim"]
+        row = next((r for r in result["rows"] if r["dim"] == dim), None)
+        sae = result.get("sae")
+        lines.append(
+            f"| {name} | {result['d_model']} | {result['read_rank']} | {dim} | "
+            + (f"{row['accuracy']:.1%} | {' '.join(f'{c:.2f}' for c in row['cosines'])} | "
+               if row else "- | - | ")
+            + (f"{sae['mean_max_cosine']:.2f} ({sae['recovered']:.0%}; "
+               f"{sae['random_mean_max_cosine']:.2f}) |" if sae else "- |"))
+    passing = accept["smallest_exact_dim_all_seeds"]
+    lines.append(f"| frac_prevs, N = 5, a–e (3 seeds) | {accept['d_model']} | - | {passing} "
+                 "| | | |")
+    return "\n".join(lines)
+
+
 def markdown(results: dict, accept: dict) -> str:
     lines = ["| example | d_model | dim | init | exact match | per-layer cosine | SAE MMCS "
              "(recovered; random) |", "|---|---|---|---|---|---|---|"]
@@ -230,7 +250,7 @@ def main() -> None:
                                       example.max_seq_len, example.causal)
         results[name] = sweep(name, model, sampler_for(model, name), args.steps)
     accept = acceptance(args.acceptance_steps, args.acceptance_from)
-    table = markdown(results, accept)
+    table = summary(results, accept) + "\n\n" + markdown(results, accept)
     print(table)
     minutes = (time.perf_counter() - start) / 60
     print(f"\n{minutes:.1f} min, {args.steps} steps per width at most")

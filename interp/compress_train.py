@@ -20,7 +20,6 @@ import jax.numpy as jnp
 import numpy as np
 
 import rasp
-
 from compiler.forward import make_forward
 from compiler.model import DECODE_THRESHOLD, CompiledModel
 from interp.compress_fold import READERS, fold, initial_projection, narrow_config
@@ -198,18 +197,15 @@ def pca_projection(model: CompiledModel, inputs: Sequence[Sequence[Any]], dim: i
     the pseudo-inverse root. Their span is then the data's image in the read
     directions, so W is exact at once when dim ≥ that image's rank."""
     ids, valid = encode_batch(model, inputs)
-    out = model._jitted(model.params, ids, valid)
+    out = model.forward.apply(model.params, ids, valid)
     stacked = np.concatenate([np.asarray(r)[valid] for r in out["residuals"]]).astype(np.float64)
     values, vectors = np.linalg.eigh(metric.astype(np.float64))
     kept = values > values.max() * 1e-13
     root = (vectors[:, kept] * np.sqrt(values[kept])) @ vectors[:, kept].T
     inverse_root = (vectors[:, kept] / np.sqrt(values[kept])) @ vectors[:, kept].T
     _, _, vt = np.linalg.svd(stacked @ root, full_matrices=False)
-    directions = inverse_root @ vt[:dim].T
-    basis, _ = np.linalg.qr(directions)  # orthonormal rows for W
-    w = np.zeros((dim, model.config.d_model))
-    w[:basis.shape[1]] = basis.T[:dim]
-    return w.astype(np.float32)
+    basis, _ = np.linalg.qr(inverse_root @ vt[:dim].T)  # orthonormal rows for W
+    return basis.T.astype(np.float32)
 
 
 def train_projection(model: CompiledModel, settings: TrainingSettings, sampler: Sampler,

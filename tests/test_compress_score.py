@@ -132,3 +132,19 @@ def test_raspc_compress_errors_are_one_line(capsys):
     assert main(["compress", "frac_prevs", "--dim", "500"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("raspc: error: --dim 500 is wider") and err.count("\n") == 1
+
+
+def test_ablation_commutes_with_folding(squeezed):
+    # ablating a component of the compressed model = compressing the ablated original
+    from compiler import CompiledModel
+    from compiler.ground_truth import ablated_params, run_batch
+    original, batch = squeezed.original, [["BOS", 3, 1, 2], ["BOS", 5, 8]]
+    for component in ("L0.M0", "L1.H0"):
+        ablated_original = CompiledModel(ablated_params(original, [component]),
+                                         original.config, original.residual_labels,
+                                         original.components,
+                                         list(original.value_records.values()))
+        expected = run_batch(CompressedModel(ablated_original, squeezed.projection), batch)
+        got = run_batch(squeezed, batch, ablated_params(squeezed, [component]))
+        np.testing.assert_allclose(got["output"], expected["output"], atol=1e-5)
+        assert not np.allclose(got["output"], run_batch(squeezed, batch)["output"])

@@ -1,7 +1,7 @@
 """Superposition sweep: compress compiled models from d_model down to d_model/8.
 
-    python benchmarks/superposition.py [--steps 2500] [--examples a,b] [--out benchmarks/results]
-                                       [--acceptance-steps 10000] [--acceptance-from 9]
+    python benchmarks/superposition.py [--steps 4000] [--examples a,b] [--out benchmarks/results]
+                                       [--acceptance-steps 10000] [--acceptance-from 8]
 
 For each example and width: exact-match accuracy against the evaluator on 1,000
 inputs and per-layer cosine similarity; at the smallest ≥ 99%-exact width, a
@@ -29,7 +29,8 @@ from examples import programs as classic  # noqa: E402
 from examples.library import EXAMPLES  # noqa: E402
 from interp.compress import compress, exact_match, layer_cosines, sampler_for  # noqa: E402
 from compiler.ground_truth import run_batch  # noqa: E402
-from interp.compress_train import PCA_INPUTS, encode_batch, residual_metric  # noqa: E402
+from interp.compress_train import (PCA_INPUTS, encode_batch, read_basis,  # noqa: E402
+                                   residual_metric)
 from interp.compress_truth import expected_random_max_cosine, score_dictionary  # noqa: E402
 from interp.sae import narrow_activations, train_sae  # noqa: E402
 
@@ -61,8 +62,7 @@ def read_rank(model, sampler) -> int:
     inputs = test_inputs(sampler, seed=4242)[:PCA_INPUTS]
     _, valid = encode_batch(model, inputs)
     residuals = run_batch(model, [[model.config.bos, *xs] for xs in inputs])["residuals"]
-    values, vectors = np.linalg.eigh(residual_metric(model, "reads").astype(np.float64))
-    read = vectors[:, values > values.max() * 1e-13]  # an orthonormal basis of what is read
+    read = read_basis(residual_metric(model, "reads"))
     singular = np.linalg.svd(np.concatenate([r[valid] for r in residuals]) @ read,
                              compute_uv=False)
     return int((singular > singular[0] * 1e-4).sum())
@@ -138,13 +138,14 @@ def sweep(name: str, model, sampler, steps: int) -> dict:
 
 def acceptance(steps: int, start_dim: int) -> dict:
     """frac_prevs (N = 5, vocab a–e) from `start_dim` down until a seed fails; 3 seeds
-    each, from random orthonormal starts (a PCA start would not depend on the seed)."""
+    each, as in the sweep (a PCA start; if it is not exact, also a random start; the
+    seed draws the batches and the random start)."""
     model, sampler = frac_prevs_a()
     inputs = test_inputs(sampler)
     half = model.config.d_model // 2
     runs = []
     for dim in range(start_dim, 0, -1):
-        rows = [run_one(model, sampler, dim, steps, seed, inputs, inits=("random",))[0]
+        rows = [run_one(model, sampler, dim, steps, seed, inputs)[0]
                 for seed in ACCEPTANCE_SEEDS]
         runs.extend(rows)
         shown = ", ".join(f"{r['accuracy']:.3f}" for r in rows)
@@ -194,10 +195,11 @@ def markdown(results: dict, accept: dict) -> str:
     lines += ["", "← the smallest width that stays ≥ 99% exact.", "",
               f"frac_prevs, N = 5, vocab a–e (d_model {accept['d_model']}), seeds "
               f"{', '.join(map(str, ACCEPTANCE_SEEDS))}:", "",
-              "| dim | exact match per seed |", "|---|---|"]
+              "| dim | exact match per seed (init) |", "|---|---|"]
     for dim in sorted({r["dim"] for r in accept["runs"]}, reverse=True):
-        accuracies = [r["accuracy"] for r in accept["runs"] if r["dim"] == dim]
-        lines.append(f"| {dim} | {' '.join(f'{a:.1%}' for a in accuracies)} |")
+        runs = [r for r in accept["runs"] if r["dim"] == dim]
+        cells = " ".join(f"{r['accuracy']:.1%} ({r['init']})" for r in runs)
+        lines.append(f"| {dim} | {cells} |")
     lines.append(f"\nsmallest width ≥ 99% exact for every seed: "
                  f"{accept['smallest_exact_dim_all_seeds']} (half of d_model: {accept['half']})")
     return "\n".join(lines)
@@ -234,10 +236,10 @@ def plot(results: dict, out: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2500, help="training steps per width")
+    parser.add_argument("--steps", type=int, default=4000, help="training steps per width")
     parser.add_argument("--examples", default=",".join(SWEPT))
     parser.add_argument("--acceptance-steps", type=int, default=10000)
-    parser.add_argument("--acceptance-from", type=int, default=9,
+    parser.add_argument("--acceptance-from", type=int, default=8,
                         help="first width of the frac_prevs N = 5 acceptance runs")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     args = parser.parse_args()

@@ -32,6 +32,7 @@ Sampler = Callable[[random.Random], list[Any]]
 LOGIT_SCALE = 10.0
 GRADIENT_CLIP = 1.0
 PCA_INPUTS = 512
+READ_CUTOFF = 1e-13  # metric eigenvalues below this share of the largest read nothing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,14 +96,14 @@ def residual_metric(model: CompiledModel, kind: str) -> np.ndarray:
     """
     d = model.config.d_model
     if kind == "euclidean":
-        return np.eye(d, dtype=np.float32)
+        return np.eye(d)
     if kind != "reads":
         raise ValueError(f"residual_metric must be 'reads' or 'euclidean', got {kind!r}")
     reads = [np.asarray(weights["w"], np.float64) for module, weights in model.params.items()
              if module.rsplit("/", 1)[-1] in READERS]
     metric = sum((r @ r.T for r in reads), np.zeros((d, d)))
     trace = np.trace(metric)
-    return (metric * (d / trace) if trace > 0 else np.eye(d)).astype(np.float32)
+    return metric * (d / trace) if trace > 0 else np.eye(d)  # float64: see read_basis
 
 
 def make_loss(model: CompiledModel, dim: int, residual_weight: float,
@@ -110,7 +111,7 @@ def make_loss(model: CompiledModel, dim: int, residual_weight: float,
     """The training loss (W, ids, valid) -> scalar; see `interp.compress.compress`."""
     narrow = hk.without_apply_rng(hk.transform(make_forward(narrow_config(model.config, dim))))
     frozen = jax.tree_util.tree_map(jnp.asarray, model.params)
-    metric = jnp.asarray(residual_metric(model, metric_kind))
+    metric = jnp.asarray(residual_metric(model, metric_kind), jnp.float32)
     numerical = model.config.output_numerical
 
     def loss(w, ids, valid):
@@ -190,22 +191,26 @@ def _value_matches(want: Any, got: Any, tolerance: float) -> bool:
     return want == got
 
 
+def read_basis(metric: np.ndarray) -> np.ndarray:
+    """An orthonormal basis (d_model × r) of the directions the metric reads: its range."""
+    values, vectors = np.linalg.eigh(np.asarray(metric, np.float64))  # float64: the
+    return vectors[:, values > values.max() * READ_CUTOFF]  # eigenvalues span ~1e9
+
+
 def pca_projection(model: CompiledModel, inputs: Sequence[Sequence[Any]], dim: int,
                    metric: np.ndarray) -> np.ndarray:
-    """W whose rows span the top-`dim` principal directions of the original residuals
-    (every layer, uncentered) as the metric M sees them: PCA of x·M^½, mapped back by
-    the pseudo-inverse root. Their span is then the data's image in the read
-    directions, so W is exact at once when dim ≥ that image's rank."""
+    """W whose rows are the top-`dim` principal directions (uncentered, every layer) of
+    the original residuals projected onto what the metric M reads (its range).
+    Their span is the data's image in the read directions, so W is exact at once
+    when dim ≥ that image's rank. (Unweighted within the range: M's eigenvalues
+    span many orders of magnitude, and weighting by them would drown the gentle
+    readers; the loss weighs them during training.)"""
     ids, valid = encode_batch(model, inputs)
     out = model.forward.apply(model.params, ids, valid)
     stacked = np.concatenate([np.asarray(r)[valid] for r in out["residuals"]]).astype(np.float64)
-    values, vectors = np.linalg.eigh(metric.astype(np.float64))
-    kept = values > values.max() * 1e-13
-    root = (vectors[:, kept] * np.sqrt(values[kept])) @ vectors[:, kept].T
-    inverse_root = (vectors[:, kept] / np.sqrt(values[kept])) @ vectors[:, kept].T
-    _, _, vt = np.linalg.svd(stacked @ root, full_matrices=False)
-    basis, _ = np.linalg.qr(inverse_root @ vt[:dim].T)  # orthonormal rows for W
-    return basis.T.astype(np.float32)
+    read = read_basis(metric)
+    _, _, vt = np.linalg.svd(stacked @ read @ read.T, full_matrices=False)
+    return vt[:dim].astype(np.float32)  # orthonormal rows
 
 
 def train_projection(model: CompiledModel, settings: TrainingSettings, sampler: Sampler,

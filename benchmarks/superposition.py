@@ -223,14 +223,18 @@ def plot(results: dict, out: str) -> None:
     grams = {n: r for n, r in results.items() if r.get("gram")}
     if not grams:
         return
-    fig, axes = plt.subplots(1, len(grams), figsize=(4 * len(grams), 4), squeeze=False)
-    for ax, (name, result) in zip(axes[0], grams.items()):
+    cols = min(3, len(grams))
+    rows = -(-len(grams) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 4.5 * rows), squeeze=False)
+    for ax in axes.flat[len(grams):]:
+        ax.axis("off")
+    for ax, (name, result) in zip(axes.flat, grams.items()):
         image = ax.imshow(result["gram"]["matrix"], cmap="RdBu_r", vmin=-1, vmax=1)
         ax.set_title(f"{name}: WᵀW at dim {result['smallest_exact_dim']}", fontsize=8)
         labels = result["gram"]["labels"]
         ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=4)
         ax.set_yticks(range(len(labels)), labels, fontsize=4)
-    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.7)
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6)
     fig.savefig(os.path.join(out, "superposition_gram.png"), dpi=150)
 
 

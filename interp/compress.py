@@ -48,10 +48,13 @@ class CompressedModel(CompiledModel):
             raise ValueError(f"the projection must be dim × d_model = ? × {d_model}, "
                              f"got shape {projection.shape}")
         dim = projection.shape[0]
+        # what else the original carries (a saved ground-truth alignment, its domain)
+        carried = {name: getattr(original, name) for name in ("saved_alignment", "domain")
+                   if hasattr(original, name)}
         super().__init__(fold_numpy(original.params, projection),
                          narrow_config(original.config, dim), narrow_labels(dim),
                          original.components, list(original.value_records.values()),
-                         original.program)
+                         original.program, **carried)
         self.original = original
         self.projection = projection
         self.training = training
@@ -85,9 +88,12 @@ class CompressedModel(CompiledModel):
         return to_transformer_lens(self)
 
     # ------------------------------------------------------------------ files
-    def save(self, path, description: str | None = None):
+    def save(self, path, description: str | None = None, format: str = "npz"):
         """Save as the original model's .npz/.json plus a "compression" section (W and
-        the training summary) in the JSON; `CompressedModel.load` reads it back."""
+        the training summary) in the JSON; `CompressedModel.load` reads it back.
+        Another `format` exports the narrow transformer as `CompiledModel.save` does."""
+        if format != "npz":
+            return super().save(path, description, format=format)
         from compiler.serialize import save_model
         npz_path, json_path = save_model(self.original, path, description)
         metadata = json.loads(json_path.read_text(encoding="utf-8"))

@@ -49,7 +49,7 @@ def _unit_rows(d):
     return d / jnp.maximum(jnp.linalg.norm(d, axis=1, keepdims=True), 1e-8)
 
 
-def train_sae(activations: np.ndarray, latents: int, *, l1: float = 1e-3, steps: int = 3000,
+def train_sae(activations: np.ndarray, latents: int, *, l1: float = 1e-2, steps: int = 3000,
               batch_size: int = 256, learning_rate: float = 3e-3,
               seed: int = 0) -> SparseAutoencoder:
     """Fit an SAE by Adam on minibatches: loss = ‖x − x̂‖² + l1·‖codes‖₁ (means over

@@ -12,12 +12,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from raspc import checking, export, plotting, programs, repl, running, scoring
+from raspc import checking, compressing, export, plotting, programs, repl, running, scoring
 from raspc.targets import CliError
 from rasp.errors import InputError, RaspError
 
 # Each family module has `register(command)`; a new command family adds itself here.
-COMMAND_FAMILIES = (programs, running, checking, repl, export, plotting, scoring)
+COMMAND_FAMILIES = (programs, running, checking, repl, export, plotting, scoring, compressing)
 
 
 def _positive_int(text: str) -> int:

@@ -1,0 +1,209 @@
+"""Superposition: compress a compiled model into a narrow residual stream, keep its truth.
+
+`compress(model, dim)` learns one projection W (dim × d_model), compiled weights
+frozen, and gives a `CompressedModel`: an ordinary transformer of width dim (W
+folded into every read and write) with the `CompiledModel` API, and a ground
+truth that knows where every original residual direction went (`W[:, i]`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from compiler.model import CompiledModel
+from interp.compress_fold import fold_numpy, narrow_config, narrow_labels
+from interp.compress_train import (Sampler, TrainingSettings, Validator, outputs_match,
+                                   reference_outputs, train_projection)
+
+COMPRESSION_FORMAT = "rasp-compiler-compression"
+COMPRESSION_VERSION = 1
+VALIDATION_SEED_OFFSET = 1_000_003  # validation inputs never reuse the training stream
+
+
+class CompressedModel(CompiledModel):
+    """A compiled model squeezed into `dim` residual dimensions by a projection W.
+
+    Its parameters are the original's with W folded in; `apply`, `apply_batch`,
+    `residuals` (of width dim), `components` and `ablated_params`-style tools
+    work as for any `CompiledModel`. `residual_labels` are "narrow:0" …
+    "narrow:{dim-1}": narrow dimensions are not features. The features are the
+    original residual directions; `value_records` still index them, so
+    `decode_intermediates` decodes from the reconstructed residual z·W.
+
+    Attributes: original (the CompiledModel), projection (W, float32),
+    training (a JSON-able summary of how W was trained, or None).
+    """
+
+    def __init__(self, original: CompiledModel, projection: np.ndarray,
+                 training: dict[str, Any] | None = None):
+        projection = np.asarray(projection, np.float32)
+        d_model = original.config.d_model
+        if projection.ndim != 2 or projection.shape[1] != d_model or not projection.shape[0]:
+            raise ValueError(f"the projection must be dim × d_model = ? × {d_model}, "
+                             f"got shape {projection.shape}")
+        dim = projection.shape[0]
+        # what else the original carries (a saved ground-truth alignment, its domain)
+        carried = {name: getattr(original, name) for name in ("saved_alignment", "domain")
+                   if hasattr(original, name)}
+        super().__init__(fold_numpy(original.params, projection),
+                         narrow_config(original.config, dim), narrow_labels(dim),
+                         original.components, list(original.value_records.values()),
+                         original.program, **carried)
+        self.original = original
+        self.projection = projection
+        self.training = training
+
+    @property
+    def dim(self) -> int:
+        """The width of the narrow residual stream."""
+        return self.projection.shape[0]
+
+    def reconstructed_residuals(self, tokens: Sequence[Any]) -> list[np.ndarray]:
+        """Each narrow residual read back through W: (seq, d_model), comparable with
+        `original.apply(tokens).residuals`."""
+        return [r @ self.projection for r in self.apply(tokens).residuals]
+
+    def decode_intermediates(self, tokens: Sequence[Any]) -> dict[str, list[Any]]:
+        """Each recorded value at positions 1..n, decoded from the reconstructed residual."""
+        residuals = self.reconstructed_residuals(tokens)
+        return {label: [record.decode(row) for row in residuals[record.sublayer + 1][1:]]
+                for label, record in self.value_records.items()}
+
+    @property
+    def ground_truth(self):
+        """The original ground truth plus `feature_directions` and `interference`
+        (interp.compress_truth.CompressedGroundTruth)."""
+        from interp.compress_truth import CompressedGroundTruth
+        return CompressedGroundTruth.from_compressed(self)
+
+    def to_transformer_lens(self):
+        """The narrow transformer as a TransformerLens bridge (interp.transformer_lens)."""
+        from interp.transformer_lens import to_transformer_lens
+        return to_transformer_lens(self)
+
+    # ------------------------------------------------------------------ files
+    def save(self, path, description: str | None = None, format: str = "npz"):
+        """Save as the original model's .npz/.json plus a "compression" section (W and
+        the training summary) in the JSON; `CompressedModel.load` reads it back.
+        Another `format` exports the narrow transformer as `CompiledModel.save` does."""
+        if format != "npz":
+            return super().save(path, description, format=format)
+        from compiler.serialize import save_model
+        npz_path, json_path = save_model(self.original, path, description)
+        metadata = json.loads(json_path.read_text(encoding="utf-8"))
+        metadata["compression"] = {
+            "format": COMPRESSION_FORMAT, "version": COMPRESSION_VERSION, "dim": self.dim,
+            "projection": self.projection.tolist(),  # float32 → float64 repr: exact
+            "training": self.training}
+        json_path.write_text(json.dumps(metadata, indent=1, ensure_ascii=False) + "\n",
+                             encoding="utf-8")
+        return npz_path, json_path
+
+    @classmethod
+    def load(cls, path) -> CompressedModel:
+        """A compressed model saved with `save`, refolded from the original and W."""
+        from compiler.serialize import ModelFileError, load_model, read_metadata
+        section = read_metadata(path).get("compression")
+        if not isinstance(section, dict) or section.get("format") != COMPRESSION_FORMAT:
+            raise ModelFileError(f"{path} is not a compressed model (no compression section); "
+                                 "load it with CompiledModel.load")
+        if section.get("version") != COMPRESSION_VERSION:
+            raise ModelFileError(f"{path} has compression version {section.get('version')!r}; "
+                                 f"this version reads {COMPRESSION_VERSION}")
+        original = load_model(path)
+        try:
+            return cls(original, np.asarray(section["projection"], np.float32),
+                       section.get("training"))
+        except (KeyError, ValueError, TypeError) as e:
+            raise ModelFileError(f"{path}: malformed compression section: {e}") from None
+
+
+def sampler_for(model: CompiledModel, example: str | None = None) -> Sampler:
+    """Inputs (without BOS) from a library example's sampler, or uniform over the vocab."""
+    vocab, n = list(model.config.vocab), model.config.max_seq_len
+    if example is not None:
+        from examples.library import get_example
+        chosen = get_example(example)
+        return lambda rng: chosen.sample(rng, n, vocab)
+    return lambda rng: [rng.choice(vocab) for _ in range(rng.randint(1, n))]
+
+
+def compress(model: CompiledModel, dim: int, *, steps: int = 2000, batch_size: int = 64,
+             learning_rate: float = 3e-3, seed: int = 0, residual_weight: float = 1.0,
+             residual_metric: str = "reads", init: str = "pca",
+             sampler: Sampler | None = None,
+             example: str | None = None, validation_size: int = 256, eval_every: int = 50,
+             numeric_tolerance: float = 1e-2, progress: bool = True) -> CompressedModel:
+    """Learn W (dim × d_model) so that the folded narrow model matches `model`.
+
+    Loss per batch: output loss (cross-entropy on categorical outputs, with None
+    as one more class; squared error on numerical ones) + `residual_weight` ×
+    the mean over residuals (after the embeddings and every sublayer) of the
+    reconstruction error e = z·W − x (z narrow, x the original's), measured as
+    e·M·eᵀ: M = I for `residual_metric="euclidean"`, and by default ("reads")
+    the readers' metric ΣR·Rᵀ of `interp.compress_train.residual_metric`.
+    Adam on W only (gradient clipping, cosine-decayed learning rate). W starts
+    (`init="pca"`) from the top principal directions of the original residuals
+    as the readers see them, exact at once whenever dim ≥ the rank of that
+    image, or (`init="random"`) from random orthonormal rows drawn from `seed`.
+    Inputs come from `sampler(rng)` (default: the `example`'s sampler, else
+    uniform). Training stops early once all `validation_size` validation inputs
+    agree with the evaluator (numbers within `numeric_tolerance`); the W with
+    the best validation score is kept. Deterministic for a seed.
+    """
+    if not isinstance(dim, int) or dim < 1:
+        raise ValueError(f"dim must be a positive integer, got {dim!r}")
+    if init not in ("random", "pca"):
+        raise ValueError(f"init must be 'random' or 'pca', got {init!r}")
+    settings = TrainingSettings(dim, steps, batch_size, learning_rate, seed, residual_weight,
+                                residual_metric, init, validation_size, eval_every,
+                                numeric_tolerance, progress)
+    sampler = sampler or sampler_for(model, example)
+    rng = random.Random(seed + VALIDATION_SEED_OFFSET)
+    inputs, expected = reference_outputs(model, [sampler(rng) for _ in range(validation_size)])
+    validator = Validator(model, dim, inputs, expected, numeric_tolerance)
+    result = train_projection(model, settings, sampler, validator)
+    summary = {"settings": {k: v for k, v in dataclasses.asdict(settings).items()
+                            if k != "progress"},
+               "steps_run": len(result.losses), "stopped_early": result.stopped_early,
+               "first_loss": result.losses[0] if result.losses else None,
+               "final_loss": result.losses[-1] if result.losses else None,
+               "validation": [list(v) for v in result.validation]}
+    return CompressedModel(model, result.projection, summary)
+
+
+# ---------------------------------------------------------------- evaluation
+def exact_match(compressed: CompiledModel, inputs: Sequence[Sequence[Any]],
+                tolerance: float = 1e-2) -> float:
+    """The share of inputs (without BOS) on which the model agrees with the evaluator
+    (or, for a model without its program, with the original model) at every position."""
+    reference = getattr(compressed, "original", compressed)
+    kept, expected = reference_outputs(reference, inputs)
+    if not kept:
+        return 1.0
+    decoded = compressed.apply_batch([[compressed.config.bos, *xs] for xs in kept])
+    return sum(outputs_match(e, d[1:], tolerance) for e, d in zip(expected, decoded)) / len(kept)
+
+
+def layer_cosines(compressed: CompressedModel, inputs: Sequence[Sequence[Any]]) -> list[float]:
+    """Per residual (embeddings, then after each sublayer): the mean cosine similarity,
+    over token positions, of the reconstructed residual z·W with the original's."""
+    from compiler.ground_truth import run_batch
+    batch = [[compressed.config.bos, *xs] for xs in inputs]
+    narrow = run_batch(compressed, batch)["residuals"]
+    original = run_batch(compressed.original, batch)["residuals"]
+    positions = np.zeros(narrow[0].shape[:2], bool)
+    for row, xs in enumerate(inputs):
+        positions[row, 1:len(xs) + 1] = True
+    cosines = []
+    for z, x in zip(narrow, original):
+        recon, x = (z @ compressed.projection)[positions], x[positions]
+        norms = np.linalg.norm(recon, axis=-1) * np.linalg.norm(x, axis=-1)
+        cosines.append(float(np.mean((recon * x).sum(-1) / np.maximum(norms, 1e-12))))
+    return cosines

@@ -18,7 +18,7 @@ from compiler.fusion import fuse_program
 from compiler.graph import extract_graph
 from compiler.layout import layout_residual
 from compiler.lowering import lower_program
-from compiler.model import CompiledModel
+from compiler.model import CompiledModel, hashable
 from compiler.record import record_components, record_values
 from compiler.schedule import schedule_layers
 from compiler.spaces import node_spaces
@@ -122,7 +122,7 @@ def _check_arguments(program, vocab, max_seq_len, bos, pad) -> tuple[Any, ...]:
     if isinstance(vocab, (str, bytes)) or not isinstance(vocab, Iterable):
         raise CompileError(None, f"vocab must be a set or list of tokens, got {vocab!r}")
     vocab = list(vocab)
-    unhashable = [t for t in vocab if not _hashable(t)]
+    unhashable = [t for t in vocab if not hashable(t)]
     if unhashable:
         raise CompileError(None, f"vocab tokens must be hashable, but {unhashable[0]!r} is a "
                            f"{type(unhashable[0]).__name__}",
@@ -147,11 +147,3 @@ def _check_mlp_exactness(mlp_exactness) -> None:
         raise CompileError(None, f"mlp_exactness must be a positive number, got "
                            f"{mlp_exactness!r}", "leave it out: every MLP is exact here; "
                            "the argument exists only so that Tracr calls run unchanged")
-
-
-def _hashable(value) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True

@@ -51,8 +51,21 @@ def mlp_out_hook(layer: int) -> str:
     return f"blocks.{layer}.hook_mlp_out"
 
 
+class _HookNames:
+    """`hook` (the legacy HookedTransformer name) → `tl_bridge_hook`, the TransformerLens 4
+    bridge's own name for it, filled in after construction."""
+
+    def __post_init__(self):
+        object.__setattr__(self, "tl_bridge_hook", bridge_hook(self.hook))
+
+    @property
+    def tl_legacy_hook(self) -> str:
+        """The HookedTransformer name of the hook (the same as `hook`)."""
+        return self.hook
+
+
 @dataclasses.dataclass(frozen=True)
-class Site:
+class Site(_HookNames):
     """Where a RASP expression is computed: a component (or embedding) and a hook.
 
     role: "embed", "result" (a head's output), "mlp_out", for a selector "query"
@@ -68,17 +81,9 @@ class Site:
     role: str
     tl_bridge_hook: str = ""
 
-    def __post_init__(self):
-        object.__setattr__(self, "tl_bridge_hook", bridge_hook(self.hook))
-
-    @property
-    def tl_legacy_hook(self) -> str:
-        """The HookedTransformer name of the hook (the same as `hook`)."""
-        return self.hook
-
 
 @dataclasses.dataclass(frozen=True)
-class GTComponent:
+class GTComponent(_HookNames):
     """One attention head or MLP block and what it implements.
 
     reads/writes: the residual directions (index, label) it reads and writes.
@@ -106,14 +111,6 @@ class GTComponent:
     value_reads: Directions = ()
     hidden: tuple[int, int] | None = None
     tl_bridge_hook: str = ""
-
-    def __post_init__(self):
-        object.__setattr__(self, "tl_bridge_hook", bridge_hook(self.hook))
-
-    @property
-    def tl_legacy_hook(self) -> str:
-        """The HookedTransformer name of its hook (the same as `hook`)."""
-        return self.hook
 
     @property
     def sublayer(self) -> int:

@@ -302,7 +302,7 @@ class CompiledModel:
         ids = self.input_encoder.encoding_map
         vocab = set(self.config.vocab)
         for position, token in enumerate(tokens[1:], start=1):
-            if not _hashable(token) or token not in vocab or token in (self.config.bos,
+            if not hashable(token) or token not in vocab or token in (self.config.bos,
                                                                         self.config.pad):
                 raise InputError(f"token {token!r} at position {position} is not in the "
                                  f"vocabulary {{{', '.join(map(repr, self.config.vocab))}}}"
@@ -371,7 +371,8 @@ def _type_hint(token, vocab) -> str:
     return ""
 
 
-def _hashable(value) -> bool:
+def hashable(value) -> bool:
+    """Whether `value` can be a dict key (a token or a vocabulary entry must be)."""
     try:
         hash(value)
     except TypeError:

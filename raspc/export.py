@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from raspc.targets import MODEL_SUFFIXES, TARGET_HELP, CliError, load_model_file, load_target
+from raspc.targets import TARGET_HELP, load_model_or_target
 
 FORMATS = ("safetensors", "transformer-lens", "interpbench")  # = interp.tl_export.FORMATS
 
 
 def cmd_export(args) -> int:
     """Compile (or load) the target and write it to the output directory in the format."""
-    if args.target.endswith(MODEL_SUFFIXES):
-        if args.vocab or args.max_seq_len or args.causal:
-            raise CliError("--vocab, --max-seq-len and --causal apply when compiling, "
-                           "not to a saved model")
-        model, description = load_model_file(args.target)
-    else:
-        target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
-        model, _ = target.compile()
-        description = f"{target.name}: {target.description}"
+    model, description, _ = load_model_or_target(args)
     written = model.save(args.output, description, format=args.format)
     print(f"wrote {len(written)} files to {args.output}/: "
           f"{', '.join(sorted(p.name for p in written))}")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from examples.library import uniform
 from raspc.running import parse_tokens
-from raspc.targets import MODEL_SUFFIXES, TARGET_HELP, CliError, load_model_file, load_target
+from raspc.targets import TARGET_HELP, CliError, load_model_or_target
 
 if TYPE_CHECKING:
     from compiler import CompiledModel
@@ -27,19 +27,14 @@ DPI = 100
 
 def load_for_plotting(args) -> tuple[CompiledModel, str, list[Any]]:
     """(model, title, tokens) for a plot or report command's arguments."""
-    if args.target.endswith(MODEL_SUFFIXES):
-        if args.vocab or args.max_seq_len or args.causal:
-            raise CliError("--vocab, --max-seq-len and --causal apply when compiling, "
-                           "not to a saved model")
-        model, title = load_model_file(args.target)
+    model, title, target = load_model_or_target(args)
+    if target is not None:
+        sample = target.sample
+    else:
         config = model.config
 
         def sample(rng):
             return uniform(rng, list(config.vocab), rng.randint(1, config.max_seq_len))
-    else:
-        target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
-        model, _ = target.compile()
-        title, sample = f"{target.name}: {target.description}", target.sample
     if args.input:
         return model, title, parse_tokens(args.input, model)
     rng = random.Random(DEFAULT_SEED)

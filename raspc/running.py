@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from raspc.formatting import fmt, print_table, print_warnings, sublayer_name
-from raspc.targets import (MODEL_SUFFIXES, TARGET_HELP, CliError, domain_warnings,
-                           load_model_file, load_target, parse_number)
+from raspc.targets import (TARGET_HELP, CliError, domain_warnings, load_model_or_target,
+                           parse_number)
 
 if TYPE_CHECKING:
     from compiler import CompiledModel
@@ -15,14 +15,7 @@ if TYPE_CHECKING:
 
 def cmd_run(args) -> int:
     """Run a program (compiled on the fly or loaded) on the tokens; print its output."""
-    if args.target.endswith(MODEL_SUFFIXES):
-        if args.vocab or args.max_seq_len or args.causal:
-            raise CliError("--vocab, --max-seq-len and --causal apply when compiling, "
-                           "not to a saved model")
-        model, _ = load_model_file(args.target)
-    else:
-        target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
-        model, _ = target.compile(args.strict)
+    model, _, _ = load_model_or_target(args, args.strict)
     warnings = domain_warnings(model)
     if model.program is None and not model.domain.total:
         if args.strict:

@@ -249,14 +249,31 @@ def load_model_file(spec: str) -> tuple[CompiledModel, str]:
         raise CliError(str(error)) from None
 
 
+def _refuse_compile_flags(vocab, max_seq_len, causal) -> None:
+    if vocab is not None or max_seq_len or causal:
+        raise CliError("--vocab, --max-seq-len and --causal apply when compiling, "
+                       "not to a saved model")
+
+
+def load_model_or_target(args, strict: bool = False
+                         ) -> tuple[CompiledModel, str, Target | None]:
+    """(model, description, target) for a command's `target` argument: a saved model
+    (then target is None, and the compile flags are refused) or a compiled program."""
+    if args.target.endswith(MODEL_SUFFIXES):
+        _refuse_compile_flags(args.vocab, args.max_seq_len, args.causal)
+        model, description = load_model_file(args.target)
+        return model, description, None
+    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
+    model, _ = target.compile(strict)
+    return model, f"{target.name}: {target.description}", target
+
+
 def saved_model_target(spec: str, vocab: str | None = None, max_seq_len: int | None = None,
                        causal: bool = False) -> Target:
     """A saved model, with its program re-imported from the source recorded at save time."""
     from compiler.serialize import describe_program, program_structure, read_metadata
 
-    if vocab is not None or max_seq_len or causal:
-        raise CliError("--vocab, --max-seq-len and --causal apply when compiling, "
-                       "not to a saved model")
+    _refuse_compile_flags(vocab, max_seq_len, causal)
     start = time.perf_counter()
     model, description = load_model_file(spec)
     seconds = time.perf_counter() - start

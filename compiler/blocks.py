@@ -13,16 +13,14 @@ import functools
 
 import numpy as np
 
-from compiler.affine import affine_match
-from compiler.budgets import Budgets, check_scratch, class_indices, one_hots
+from compiler.attention_blocks import AttentionBlocks, width_with_side
+from compiler.budgets import Budgets, class_indices, one_hots
 from compiler.graph import ProgramGraph
-from compiler.selection import Selection, build_selection
+from compiler.node_block import NodeBlock
 from compiler.values import ValueSet
-from craft import attention, categorical, clean_lookup, numerical
-from craft.bases import BasisDirection, MatrixTooLarge, VectorSpace, zeros_matrix
-from craft.blocks import MLP, AttentionHead, BlockInfo, Series
-from craft.maps import BilinearForm, LinearMap
-from craft.selector_width import selector_width
+from craft import categorical, clean_lookup, numerical
+from craft.bases import MatrixTooLarge, VectorSpace, zeros_matrix
+from craft.blocks import MLP, BlockInfo, Series
 from rasp import expr as rx
 from rasp.errors import CompileError
 
@@ -44,25 +42,6 @@ MAX_ONE_HOT_ERROR = 0.05
 # One-hot error bound of lookups and aggregates (products of exact 0/1 weights,
 # attention leaks below 1e-19, float32 averaging error ~1e-7 relative).
 LOOKUP_NOISE = 1e-5
-
-
-@dataclasses.dataclass(frozen=True)
-class NodeBlock:
-    """The block computing one SOp, and the SOps it reads."""
-
-    node: int
-    block: MLP | AttentionHead | Series
-    inputs: tuple[int, ...]
-
-    @property
-    def sublayers(self) -> tuple[str, ...]:
-        """The sublayer kinds it occupies, in order: ("mlp",), ("attn",) or both."""
-        if isinstance(self.block, Series):
-            return tuple("mlp" if isinstance(b, MLP) else "attn" for b in self.block.blocks)
-        return ("mlp",) if isinstance(self.block, MLP) else ("attn",)
-
-    def parts(self) -> tuple[MLP | AttentionHead, ...]:
-        return self.block.blocks if isinstance(self.block, Series) else (self.block,)
 
 
 def build_blocks(graph: ProgramGraph, values: dict[int, ValueSet],
@@ -92,7 +71,7 @@ def build_blocks(graph: ProgramGraph, values: dict[int, ValueSet],
 
 
 @dataclasses.dataclass(frozen=True)
-class _Builder:
+class _Builder(AttentionBlocks):
     graph: ProgramGraph
     values: dict[int, ValueSet]
     spaces: dict[int, VectorSpace]
@@ -183,8 +162,8 @@ class _Builder:
                 return {}
 
         info, label = self._info(node, "sequence_map"), self._label(node)
-        width_first = _width_with_side(expr.fst, expr.snd)
-        if width_first or _width_with_side(expr.snd, expr.fst):
+        width_first = width_with_side(expr.fst, expr.snd)
+        if width_first or width_with_side(expr.snd, expr.fst):
             return self._width_with(node, expr, width_first)
         if rx.is_numerical(expr.fst) or rx.is_numerical(expr.snd):
             return NodeBlock(node, self._gated(node, expr, result, info), (fst, snd))
@@ -313,127 +292,6 @@ class _Builder:
     def _largest(self, node) -> float:
         """The largest magnitude of a numerical SOp's values (0 if they are not known)."""
         return max((abs(float(v)) for v in self.values[node].values), default=0.0)
-
-    # ------------------------------------------------------------------ attention
-    def _selection(self, selector) -> Selection:
-        return build_selection(selector, self.spaces, self.values, self.graph)
-
-    def _attention_info(self, node, op, selection: Selection, value=()):
-        return self._info(node, op, query=tuple(self._label(q) for q in selection.queries),
-                          key=tuple(self._label(k) for k in selection.keys), value=value,
-                          predicate=selection.description)
-
-    def _aggregate(self, node, expr) -> NodeBlock:
-        sop = expr.sop.unique_id
-        w_ov = self._value_map(node, expr, sop)
-        if rx.is_numerical(expr):
-            self.budgets.mean(node, expr, sop if rx.is_numerical(expr.sop) else None,
-                              self.max_seq_len + 1, self._largest(node))
-        match = affine_match(expr.selector, self.graph, self.spaces, self.max_seq_len, self.causal)
-        if match is not None:
-            info = self._info(node, "aggregate", query=tuple(map(self._label, match.inputs[1:])),
-                              key=(self._label(match.inputs[0]),), value=(self._label(sop),),
-                              predicate=match.description)
-            return NodeBlock(node, attention.match_head(match.form, w_ov, info),
-                             (sop,) + match.inputs)
-        selection = self._selection(expr.selector)
-        info = self._attention_info(node, "aggregate", selection, (self._label(sop),))
-        head = attention.aggregate_head(selection.form, selection.level, w_ov, info)
-        block = head
-        default = self._output_of(node)(expr.default)
-        if any(default.values()):
-            block = attention.default_fill(head, BasisDirection(f"{self._label(node)}.selected"),
-                                           default, f"{self._label(node)}.default")
-        return NodeBlock(node, block, (sop,) + selection.keys + selection.queries)
-
-    def _value_map(self, node, expr, sop) -> LinearMap:
-        """W_OV: the aggregated SOp's value (through any folded Map) into the output."""
-        out_space = self.spaces[node]
-        if rx.is_numerical(expr.sop):
-            if not rx.is_numerical(expr):
-                raise CompileError(expr, "a categorical Aggregate cannot copy a numerical SOp",
-                                   "annotate the aggregated SOp categorical(...)")
-            return LinearMap(self.spaces[sop], out_space, [[1.0]])
-        value_map = expr.annotations.get("value_map", lambda v: v)
-        out = self._output_of(node)
-
-        def action(direction):
-            try:
-                return out(value_map(direction.value))
-            except (KeyError, TypeError, ValueError):
-                raise
-            except Exception:  # noqa: BLE001  the evaluator rejects such inputs
-                return {}
-
-        try:
-            return LinearMap.from_action(self.spaces[sop], out_space, action)
-        except (TypeError, ValueError) as error:
-            raise CompileError(expr, f"a numerical Aggregate averages numbers, but "
-                               f"{self._label(sop)!r} holds other values ({error})",
-                               "aggregate a numerical SOp") from error
-
-    def _selector_width(self, node, expr) -> NodeBlock:
-        selection = self._selection(expr.selector)
-        return self._width_block(node, selection.form, selection.level,
-                                 self._attention_info(node, "selector_width", selection),
-                                 selection.keys + selection.queries)
-
-    def _width_with(self, node, expr, width_first: bool) -> NodeBlock:
-        """f(SelectorWidth, tokens or indices) in the width's own head and MLP: the
-        width's discretiser is gated by the token or index, so no layer is added."""
-        width, side = (expr.fst, expr.snd) if width_first else (expr.snd, expr.fst)
-        width_map = width.annotations.get("width_map", lambda w: w)
-        selection = self._selection(width.selector)
-        out, known = self._output_of(node), set(self.values[node].values)
-
-        def output_of(count, side_value):
-            try:
-                value = width_map(count)
-                if value is not None:
-                    value = expr.f(value, side_value) if width_first else expr.f(side_value, value)
-            except Exception:  # noqa: BLE001  the evaluator rejects such inputs
-                return {}
-            return out(value) if value in known else {}
-
-        label = self._label(node)
-        info = self._attention_info(node, "selector_width", selection)
-        block = selector_width(selection.form, selection.level, self.max_seq_len,
-                               self.spaces[node], output_of, BasisDirection(f"{label}.width"),
-                               f"{label}.hidden", info, side_space=self.spaces[side.unique_id])
-        check_scratch(self.graph.expr(node), block, self.max_seq_len)
-        return NodeBlock(node, block, selection.keys + selection.queries + (side.unique_id,))
-
-    def _length(self, node, expr) -> NodeBlock:
-        if self.causal:
-            raise CompileError(expr, "a causal model cannot know the length of the whole input",
-                               "use SelectorWidth(Select(indices, indices, LEQ)), the length "
-                               "of the prefix each position sees")
-        always = attention.predicate_form(VectorSpace(()), VectorSpace(()), lambda k, q: True)
-        info = self._info(node, "length", predicate="Select(tokens, tokens, TRUE)")
-        return self._width_block(node, always, 1, info, ())
-
-    def _width_block(self, node, form: BilinearForm, level, info, inputs) -> NodeBlock:
-        out, known = self._output_of(node), set(self.values[node].values)
-        width_map = self.graph.expr(node).annotations.get("width_map", lambda w: w)
-
-        def output_of(width):
-            try:
-                value = width_map(width)
-            except Exception:  # noqa: BLE001  the evaluator rejects such inputs
-                return {}
-            return out(value) if value in known else {}
-
-        label = self._label(node)
-        block = selector_width(form, level, self.max_seq_len, self.spaces[node], output_of,
-                               BasisDirection(f"{label}.width"), f"{label}.hidden", info)
-        check_scratch(self.graph.expr(node), block, self.max_seq_len)
-        return NodeBlock(node, block, inputs)
-
-
-def _width_with_side(width, side) -> bool:
-    """Whether a SequenceMap of `width` and `side` can run in the width's own MLP."""
-    return (isinstance(width, rx.SelectorWidth) and rx.is_categorical(width)
-            and isinstance(side, (rx.TokensType, rx.IndicesType)) and rx.is_categorical(side))
 
 
 def _check_width(expr, block: NodeBlock):

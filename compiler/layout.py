@@ -8,7 +8,7 @@ dropped.
 
 from __future__ import annotations
 
-from compiler.blocks import NodeBlock
+from compiler.node_block import NodeBlock
 from compiler.graph import ProgramGraph
 from craft.bases import BOS, ONE, VectorSpace, join_spaces
 from rasp import expr as rx

@@ -358,7 +358,7 @@ class CompiledModel:
 
     def decode_intermediates(self, tokens: Sequence[Any]) -> dict[str, list[Any]]:
         """Each recorded RASP expression's values at positions 1..n, read from the residuals."""
-        from compiler.ground_truth import decode_intermediates
+        from compiler.interventions import decode_intermediates
         return decode_intermediates(self, tokens)
 
 

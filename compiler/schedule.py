@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from compiler.blocks import NodeBlock
+from compiler.node_block import NodeBlock
 from craft.blocks import MLP, AttentionHead
 
 _PARITY = {"attn": 0, "mlp": 1}

@@ -194,7 +194,7 @@ def exact_match(compressed: CompiledModel, inputs: Sequence[Sequence[Any]],
 def layer_cosines(compressed: CompressedModel, inputs: Sequence[Sequence[Any]]) -> list[float]:
     """Per residual (embeddings, then after each sublayer): the mean cosine similarity,
     over token positions, of the reconstructed residual z·W with the original's."""
-    from compiler.ground_truth import run_batch
+    from compiler.interventions import run_batch
     batch = [[compressed.config.bos, *xs] for xs in inputs]
     narrow = run_batch(compressed, batch)["residuals"]
     original = run_batch(compressed.original, batch)["residuals"]

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 import rasp
-from compiler.ground_truth import run_batch
+from compiler.interventions import run_batch
 from compiler.verify import outputs_agree
 from interp.transformer_lens import decode_logits, to_tokens
 

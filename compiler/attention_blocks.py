@@ -1,0 +1,143 @@
+"""The attention half of block building: Aggregates, SelectorWidths and length.
+
+`AttentionBlocks` is mixed into compiler.blocks' builder, whose graph, value sets,
+spaces, budgets and helpers (`_info`, `_label`, `_output_of`, `_largest`) it uses.
+A head that needs an MLP after it (a width, a default) returns both as one block.
+"""
+
+from __future__ import annotations
+
+from compiler.affine import affine_match
+from compiler.budgets import check_scratch
+from compiler.node_block import NodeBlock
+from compiler.selection import Selection, build_selection
+from craft import attention
+from craft.bases import BasisDirection, VectorSpace
+from craft.maps import BilinearForm, LinearMap
+from craft.selector_width import selector_width
+from rasp import expr as rx
+from rasp.errors import CompileError
+
+
+class AttentionBlocks:
+    """Builder methods for the SOps that attention computes."""
+
+    def _selection(self, selector) -> Selection:
+        return build_selection(selector, self.spaces, self.values, self.graph)
+
+    def _attention_info(self, node, op, selection: Selection, value=()):
+        return self._info(node, op, query=tuple(self._label(q) for q in selection.queries),
+                          key=tuple(self._label(k) for k in selection.keys), value=value,
+                          predicate=selection.description)
+
+    def _aggregate(self, node, expr) -> NodeBlock:
+        sop = expr.sop.unique_id
+        w_ov = self._value_map(node, expr, sop)
+        if rx.is_numerical(expr):
+            self.budgets.mean(node, expr, sop if rx.is_numerical(expr.sop) else None,
+                              self.max_seq_len + 1, self._largest(node))
+        match = affine_match(expr.selector, self.graph, self.spaces, self.max_seq_len, self.causal)
+        if match is not None:
+            info = self._info(node, "aggregate", query=tuple(map(self._label, match.inputs[1:])),
+                              key=(self._label(match.inputs[0]),), value=(self._label(sop),),
+                              predicate=match.description)
+            return NodeBlock(node, attention.match_head(match.form, w_ov, info),
+                             (sop,) + match.inputs)
+        selection = self._selection(expr.selector)
+        info = self._attention_info(node, "aggregate", selection, (self._label(sop),))
+        head = attention.aggregate_head(selection.form, selection.level, w_ov, info)
+        block = head
+        default = self._output_of(node)(expr.default)
+        if any(default.values()):
+            block = attention.default_fill(head, BasisDirection(f"{self._label(node)}.selected"),
+                                           default, f"{self._label(node)}.default")
+        return NodeBlock(node, block, (sop,) + selection.keys + selection.queries)
+
+    def _value_map(self, node, expr, sop) -> LinearMap:
+        """W_OV: the aggregated SOp's value (through any folded Map) into the output."""
+        out_space = self.spaces[node]
+        if rx.is_numerical(expr.sop):
+            if not rx.is_numerical(expr):
+                raise CompileError(expr, "a categorical Aggregate cannot copy a numerical SOp",
+                                   "annotate the aggregated SOp categorical(...)")
+            return LinearMap(self.spaces[sop], out_space, [[1.0]])
+        value_map = expr.annotations.get("value_map", lambda v: v)
+        out = self._output_of(node)
+
+        def action(direction):
+            try:
+                return out(value_map(direction.value))
+            except (KeyError, TypeError, ValueError):
+                raise
+            except Exception:  # noqa: BLE001  the evaluator rejects such inputs
+                return {}
+
+        try:
+            return LinearMap.from_action(self.spaces[sop], out_space, action)
+        except (TypeError, ValueError) as error:
+            raise CompileError(expr, f"a numerical Aggregate averages numbers, but "
+                               f"{self._label(sop)!r} holds other values ({error})",
+                               "aggregate a numerical SOp") from error
+
+    def _selector_width(self, node, expr) -> NodeBlock:
+        selection = self._selection(expr.selector)
+        return self._width_block(node, selection.form, selection.level,
+                                 self._attention_info(node, "selector_width", selection),
+                                 selection.keys + selection.queries)
+
+    def _width_with(self, node, expr, width_first: bool) -> NodeBlock:
+        """f(SelectorWidth, tokens or indices) in the width's own head and MLP: the
+        width's discretiser is gated by the token or index, so no layer is added."""
+        width, side = (expr.fst, expr.snd) if width_first else (expr.snd, expr.fst)
+        width_map = width.annotations.get("width_map", lambda w: w)
+        selection = self._selection(width.selector)
+        out, known = self._output_of(node), set(self.values[node].values)
+
+        def output_of(count, side_value):
+            try:
+                value = width_map(count)
+                if value is not None:
+                    value = expr.f(value, side_value) if width_first else expr.f(side_value, value)
+            except Exception:  # noqa: BLE001  the evaluator rejects such inputs
+                return {}
+            return out(value) if value in known else {}
+
+        label = self._label(node)
+        info = self._attention_info(node, "selector_width", selection)
+        block = selector_width(selection.form, selection.level, self.max_seq_len,
+                               self.spaces[node], output_of, BasisDirection(f"{label}.width"),
+                               f"{label}.hidden", info, side_space=self.spaces[side.unique_id])
+        check_scratch(self.graph.expr(node), block, self.max_seq_len)
+        return NodeBlock(node, block, selection.keys + selection.queries + (side.unique_id,))
+
+    def _length(self, node, expr) -> NodeBlock:
+        if self.causal:
+            raise CompileError(expr, "a causal model cannot know the length of the whole input",
+                               "use SelectorWidth(Select(indices, indices, LEQ)), the length "
+                               "of the prefix each position sees")
+        always = attention.predicate_form(VectorSpace(()), VectorSpace(()), lambda k, q: True)
+        info = self._info(node, "length", predicate="Select(tokens, tokens, TRUE)")
+        return self._width_block(node, always, 1, info, ())
+
+    def _width_block(self, node, form: BilinearForm, level, info, inputs) -> NodeBlock:
+        out, known = self._output_of(node), set(self.values[node].values)
+        width_map = self.graph.expr(node).annotations.get("width_map", lambda w: w)
+
+        def output_of(width):
+            try:
+                value = width_map(width)
+            except Exception:  # noqa: BLE001  the evaluator rejects such inputs
+                return {}
+            return out(value) if value in known else {}
+
+        label = self._label(node)
+        block = selector_width(form, level, self.max_seq_len, self.spaces[node], output_of,
+                               BasisDirection(f"{label}.width"), f"{label}.hidden", info)
+        check_scratch(self.graph.expr(node), block, self.max_seq_len)
+        return NodeBlock(node, block, inputs)
+
+
+def width_with_side(width, side) -> bool:
+    """Whether a SequenceMap of `width` and `side` can run in the width's own MLP."""
+    return (isinstance(width, rx.SelectorWidth) and rx.is_categorical(width)
+            and isinstance(side, (rx.TokensType, rx.IndicesType)) and rx.is_categorical(side))

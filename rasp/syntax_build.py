@@ -97,15 +97,20 @@ class Interpreter(Operations):
     def loop(self, node: Tree, scope: Scope):
         """`for x in items { ... }`, unrolled: the body runs once per item, now."""
         names, iterable, *body = node.children
-        items = self.expr(iterable, scope)
-        if isinstance(items, dict):
-            items = list(items)
-        if not isinstance(items, list):
-            raise self.error(iterable, f"a for loop runs over a list or dict, got "
-                             f"{type_name(items)}", "a list, range(...) or a dict")
+        items = self.items(iterable, scope, "a for loop", "a list, range(...) or a dict")
         for item in items:
             self.unpack(names, item, scope, iterable)
             self.run(body, scope)
+
+    def items(self, iterable: Tree, scope: Scope, what: str, hint: str) -> list:
+        """The values `what` (a loop or comprehension) runs over: a list, or a dict's keys."""
+        items = self.expr(iterable, scope)
+        if isinstance(items, dict):
+            return list(items)
+        if not isinstance(items, list):
+            raise self.error(iterable, f"{what} runs over a list or dict, got "
+                             f"{type_name(items)}", hint)
+        return items
 
     def unpack(self, names: Tree, item, scope: Scope, where):
         """Bind the loop names to one item (a list of as many values for several names)."""
@@ -223,12 +228,7 @@ class Interpreter(Operations):
     def comprehension(self, node: Tree, scope: Scope):
         """`[e for x in items]` and `{k: v for x in items}`."""
         *body, names, iterable = node.children
-        items = self.expr(iterable, scope)
-        if isinstance(items, dict):
-            items = list(items)
-        if not isinstance(items, list):
-            raise self.error(iterable, f"a comprehension runs over a list or dict, got "
-                             f"{type_name(items)}", "a list or dict")
+        items = self.items(iterable, scope, "a comprehension", "a list or dict")
         results = []
         for item in items:
             inner = Scope({}, scope)  # the iteration names stay inside

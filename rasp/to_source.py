@@ -14,6 +14,7 @@ import re
 from rasp import expr as rx
 from rasp.errors import RaspError
 from rasp.syntax_ops import Fault, literal
+from rasp.traverse import fresh_name, topological_order
 
 _OPERATORS = {rx.Comparison.EQ: "==", rx.Comparison.NEQ: "!=", rx.Comparison.LT: "<",
               rx.Comparison.GT: ">", rx.Comparison.LEQ: "<=", rx.Comparison.GEQ: ">="}
@@ -34,8 +35,10 @@ def to_source(program: rx.RASPExpr, vocab=None, max_seq_len: int | None = None,
       RaspError: for an expression with no RASP form (a ConstantSelector), or a
         Python function when vocab and max_seq_len are not given.
     """
+    if isinstance(program, (*_PRIMITIVES, rx.Full)):
+        raise RaspError(f"{program.label!r} is a primitive; there is nothing to print")
     printer = _Printer(program, vocab, max_seq_len)
-    order = _dependency_order(program)
+    order = topological_order(program, _arguments)
     names = _names(order, program, name)
     lines = ["# printed by rasp.to_source", *_input_type_line(order, vocab)]
     for node in order:
@@ -46,28 +49,12 @@ def to_source(program: rx.RASPExpr, vocab=None, max_seq_len: int | None = None,
         except Fault as fault:
             raise RaspError(f"cannot print {node.label!r} in RASP syntax: {fault.message}") \
                 from None
-    if isinstance(program, (*_PRIMITIVES, rx.Full)):
-        raise RaspError(f"{program.label!r} is a primitive; there is nothing to print")
     return "\n".join(lines) + "\n"
 
 
 def _arguments(node) -> tuple[rx.RASPExpr, ...]:
     """What `node` is printed in terms of: its source arguments if parsed, else children."""
     return node.annotations.get("rasp_args") or node.children
-
-
-def _dependency_order(program) -> list[rx.RASPExpr]:
-    order, seen, stack = [], set(), [(program, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-        elif node.unique_id not in seen:
-            seen.add(node.unique_id)
-            stack.append((node, True))
-            stack.extend((child, False) for child in reversed(_arguments(node))
-                         if child.unique_id not in seen)
-    return order
 
 
 def _names(order, program, name) -> dict[int, str]:
@@ -85,12 +72,7 @@ def _names(order, program, name) -> dict[int, str]:
         base = re.sub(r"\W", "_", name if node is program and name else node.label)
         base = base.strip("_") or "value"
         base = base if not base[0].isdigit() else f"v_{base}"
-        candidate, k = base, 1
-        while candidate in taken:
-            k += 1
-            candidate = f"{base}_{k}"
-        taken.add(candidate)
-        names[node.unique_id] = candidate
+        names[node.unique_id] = fresh_name(base, taken)
     return names
 
 

@@ -32,7 +32,7 @@ class Predicate(Protocol):
 
 def sop_not(sop: rx.SOp) -> rx.SOp:
     """The elementwise `not` of `sop` (the same as `~sop`)."""
-    return rx.Map(lambda x: not x, sop)
+    return ~sop
 
 
 # Tracr's helpers may merge two Selects over the same keys and queries into one

@@ -6,15 +6,22 @@ distinct expressions even for diamond-shaped programs.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from rasp.expr import RASPExpr
 
 
-def topological_order(root: RASPExpr) -> list[RASPExpr]:
+def topological_order(root: RASPExpr,
+                      children: Callable[[RASPExpr], Sequence[RASPExpr]] | None = None
+                      ) -> list[RASPExpr]:
     """Every expression reachable from `root`, children first, root last.
 
     Iterative post-order DFS in child order, so the result is deterministic and
     deep programs do not hit Python's recursion limit. O(nodes + edges).
+    `children` replaces `expr.children` as the edges to follow (e.g. a parsed
+    expression's source arguments).
     """
+    children = children or (lambda expr: expr.children)
     order: list[RASPExpr] = []
     done: set[int] = set()
     stack: list[tuple[RASPExpr, bool]] = [(root, False)]
@@ -27,7 +34,7 @@ def topological_order(root: RASPExpr) -> list[RASPExpr]:
             order.append(expr)
             continue
         stack.append((expr, True))
-        for child in reversed(expr.children):
+        for child in reversed(children(expr)):
             if child.unique_id not in done:
                 stack.append((child, False))
     return order
@@ -39,13 +46,15 @@ def unique_labels(order: list[RASPExpr]) -> dict[int, str]:
     Two different expressions may share a user-given name (e.g. a helper that
     names its result and is called twice); the first in `order` keeps the name.
     """
-    labels: dict[int, str] = {}
     taken: set[str] = set()
-    for expr in order:
-        label, n = expr.label, 1
-        while label in taken:
-            n += 1
-            label = f"{expr.label}_{n}"
-        taken.add(label)
-        labels[expr.unique_id] = label
-    return labels
+    return {expr.unique_id: fresh_name(expr.label, taken) for expr in order}
+
+
+def fresh_name(base: str, taken: set[str]) -> str:
+    """`base`, or the first of `base_2`, `base_3`, ... not in `taken`; adds it to `taken`."""
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    taken.add(name)
+    return name

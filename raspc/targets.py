@@ -139,7 +139,7 @@ def load_target(spec: str, vocab: str | None = None, max_seq_len: int | None = N
 
 
 def _program_file_target(spec: str, vocab, max_seq_len: int, causal: bool) -> Target:
-    file, _, function = spec.rpartition(":") if ".py:" in spec else (spec, "", "")
+    file, function = _file_and_name(spec, ".py")
     if not function:
         raise CliError(f"name the function that builds the program: {file}:FUNCTION")
     path = Path(file)
@@ -169,7 +169,7 @@ def _program_file_target(spec: str, vocab, max_seq_len: int, causal: bool) -> Ta
     source = {"kind": "file", "file": str(path.resolve()), "function": function,
               "args": args}
     return Target(spec, description, program, tuple(vocab), max_seq_len, causal,
-                  lambda rng: uniform(rng, list(vocab), rng.randint(1, max_seq_len)), source)
+                  _uniform_sampler(vocab, max_seq_len), source)
 
 
 def rasp_file_target(spec: str, vocab: str | None, max_seq_len: int, causal: bool) -> Target:
@@ -177,7 +177,7 @@ def rasp_file_target(spec: str, vocab: str | None, max_seq_len: int, causal: boo
     vocabulary read as the type the program reads its tokens as (tokens_int: ints)."""
     from rasp.syntax import parse_file
 
-    file, _, name = spec.rpartition(":") if ".rasp:" in spec else (spec, "", "")
+    file, name = _file_and_name(spec, ".rasp")
     if not Path(file).is_file():
         raise CliError(f"no such RASP file: {file}")
     definitions = parse_file(file)
@@ -194,7 +194,18 @@ def rasp_file_target(spec: str, vocab: str | None, max_seq_len: int, causal: boo
     source = {"kind": "rasp", "file": str(Path(file).resolve()), "name": name}
     return Target(f"{Path(file).name}:{name}", f"{name} from {Path(file).name}",
                   definitions[name], tokens, max_seq_len, causal,
-                  lambda rng: uniform(rng, list(tokens), rng.randint(1, max_seq_len)), source)
+                  _uniform_sampler(tokens, max_seq_len), source)
+
+
+def _file_and_name(spec: str, suffix: str) -> tuple[str, str]:
+    """`path/to/file<suffix>:name` as (file, name); name is "" when not given."""
+    file, _, name = spec.rpartition(":") if f"{suffix}:" in spec else (spec, "", "")
+    return file, name
+
+
+def _uniform_sampler(vocab, max_seq_len: int) -> Callable[[random.Random], list[Any]]:
+    """Inputs of uniform tokens and a uniform length from 1 to max_seq_len."""
+    return lambda rng: uniform(rng, list(vocab), rng.randint(1, max_seq_len))
 
 
 _DEFAULT_RASP_VOCAB = {"str": "a,b,c", "int": "1,2,3", "float": "0.5,1,2", "bool": "False,True"}

@@ -69,6 +69,11 @@ def test_for_loops_nest_unpack_and_run_over_dicts():
     assert values(source, xs="ab") == [2 * (10 + 40) + 2] * 2
 
 
+def test_comprehensions_run_over_a_dicts_keys():
+    assert values("y = indices + [k for k in {5: 1, 7: 2}][1];", xs="ab") == [7, 8]
+    assert values("y = indices + {k: k * 10 for k in {5: 1}}[5];", xs="ab") == [50, 51]
+
+
 def test_def_closes_over_its_scope_and_returns_several_values():
     source = ("offset = 2;"
               "def shifted(s, k) { moved = s + k + offset; return moved, moved * 2; }"
@@ -206,6 +211,8 @@ def test_wrong_arity(source, message):
     ("y = round(tokens);", "cannot round a string", 5),
     ("y = indicator(1);", "indicator takes an s-op", 5),
     ("for x in 3 { y = x; }", "a for loop runs over a list or dict", 10),
+    ("y = [x for x in 3];", "a comprehension runs over a list or dict, got an int", 17),
+    ("y = {x: 1 for x in 3};", "a comprehension runs over a list or dict, got an int", 20),
     ('y = aggregate(select(indices, indices, <), indices, "-");', "of a mean of numbers", 5),
 ])
 def test_type_errors(source, message, column):

@@ -117,3 +117,19 @@ def test_to_source_prints_parsed_text_back():
         rasp.to_source(rasp.Map(lambda x: x, rasp.tokens))
     with pytest.raises(rasp.RaspError, match="ConstantSelector has no RASP form"):
         rasp.to_source(rasp.SelectorWidth(rasp.ConstantSelector([[True]])))
+
+
+def test_to_source_names_are_fresh_identifiers():
+    """Builtin names, repeated labels and non-identifiers get names that parse back."""
+    a = rasp.numerical(rasp.LinearSequenceMap(rasp.indices, rasp.indices, 1, 1)).named("select")
+    b = rasp.numerical(rasp.LinearSequenceMap(a, rasp.indices, 1, 2)).named("select")
+    c = rasp.numerical(rasp.LinearSequenceMap(b, a, 1, 1)).named("3 out")
+    source = rasp.to_source(c)
+    assert source.splitlines()[1:] == [
+        "select_2 = numerical(1 * indices + 1 * indices);",
+        "select_3 = numerical(1 * select_2 + 2 * indices);",
+        "v_3_out = numerical(1 * select_3 + 1 * select_2);"]
+    # a = 2i, b = a + 2i = 4i, c = b + a = 6i, worked by hand
+    assert rasp.evaluate(rasp.parse(source)["v_3_out"], list("abc")) == [0, 6, 12]
+    with pytest.raises(rasp.RaspError, match="'tokens' is a primitive"):
+        rasp.to_source(rasp.tokens)

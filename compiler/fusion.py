@@ -38,8 +38,6 @@ class _Fused:
     fn: Callable[..., Any]
 
 
-
-
 def fuse_program(program: rx.SOp, max_seq_len: int) -> rx.SOp:
     """The program with MLP chains fused and Maps folded into attention."""
     done: dict[int, rx.RASPExpr] = {}

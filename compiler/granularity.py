@@ -175,12 +175,7 @@ def canonicalize(graph: nx.DiGraph) -> nx.DiGraph:
             continue
         if u in EMBED_WRITERS and _suffix(v) in ("hook_resid_post", "hook_resid_pre"):
             continue
-        a = RESID_PRE if u in EMBED_WRITERS else u
-        b = v
-        if _suffix(v) in ("hook_q_input", "hook_k_input", "hook_v_input"):
-            b = f"{v.split('.hook_')[0]}.attn.hook_result{v[v.index('['):]}"
-        elif _suffix(v) == "hook_mlp_in":
-            b = v.replace("hook_mlp_in", "hook_mlp_out")
+        a, b = canonical_name(u), canonical_name(v)
         if out.has_edge(a, b):
             old = out.edges[a, b]
             old["slots"] = sorted(set(old["slots"]) | set(attrs["slots"]))

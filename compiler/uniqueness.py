@@ -43,6 +43,14 @@ class ProgramFacts:
             return None
         return values.values
 
+    def _value_pairs(self, select: rx.Select) -> tuple[Any, Any]:
+        """(key values, query values) of a Select, or (None, None) when either may be None,
+        is too large, or their pairs exceed MAX_PREDICATE_CALLS."""
+        keys, queries = self.values(select.keys), self.values(select.queries)
+        if keys is None or queries is None or len(keys) * len(queries) > MAX_PREDICATE_CALLS:
+            return None, None
+        return keys, queries
+
     def exact(self, sop) -> bool:
         """Whether every value in the SOp's value set occurs on some input."""
         if isinstance(sop, (rx.TokensType, rx.IndicesType, rx.LengthType, rx.Full)):
@@ -71,8 +79,8 @@ class ProgramFacts:
         """Whether, for each query value, at most one key value satisfies the predicate."""
         if select.predicate is rx.Comparison.EQ:
             return True
-        keys, queries = self.values(select.keys), self.values(select.queries)
-        if keys is None or queries is None or len(keys) * len(queries) > MAX_PREDICATE_CALLS:
+        keys, queries = self._value_pairs(select)
+        if keys is None:
             return False
         return all(sum(predicate_holds(select.predicate, k, q) for k in keys) <= 1
                    for q in queries)
@@ -128,8 +136,8 @@ class ProgramFacts:
         return classes, order
 
     def _key_only(self, select: rx.Select) -> bool:
-        keys, queries = self.values(select.keys), self.values(select.queries)
-        if keys is None or queries is None or len(keys) * len(queries) > MAX_PREDICATE_CALLS:
+        keys, queries = self._value_pairs(select)
+        if keys is None:
             return False
         return all(len({predicate_holds(select.predicate, k, q) for q in queries}) == 1
                    for k in keys)
@@ -193,8 +201,8 @@ class ProgramFacts:
             return False
         if a.predicate is b.predicate:
             return True
-        keys, queries = self.values(a.keys), self.values(a.queries)
-        if keys is None or queries is None or len(keys) * len(queries) > MAX_PREDICATE_CALLS:
+        keys, queries = self._value_pairs(a)
+        if keys is None:
             return False
         return all(predicate_holds(a.predicate, k, q) == predicate_holds(b.predicate, k, q)
                    for k in keys for q in queries)

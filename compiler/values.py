@@ -72,11 +72,11 @@ def infer_value_sets(graph: ProgramGraph, vocab: Iterable[Any], max_seq_len: int
     for them; each such call is appended to `failures` when it is given.
     """
     sets: dict[int, ValueSet] = {}
+    failures = [] if failures is None else failures
     for node in graph.order:
         expr = graph.expr(node)
         if isinstance(expr, rx.SOp):
-            sets[node] = _infer(expr, sets, vocab, max_seq_len,
-                                [] if failures is None else failures)
+            sets[node] = _infer(expr, sets, vocab, max_seq_len, failures)
     return sets
 
 
@@ -125,13 +125,13 @@ def _from_values(values) -> ValueSet:
                     may_be_none=any(v is None for v in values))
 
 
-def _apply(expr, f, argument_tuples, may_be_none, failures=()) -> ValueSet:
+def _apply(expr, f, argument_tuples, may_be_none, failures=None) -> ValueSet:
     results = []
     for args in argument_tuples:
         try:
             results.append(f(*args))
         except Exception as error:  # noqa: BLE001  the evaluator rejects such inputs
-            if isinstance(failures, list):
+            if failures is not None:
                 failures.append(Failure(expr, args, error))
     try:
         result = _from_values(results)
@@ -205,9 +205,6 @@ def at_most_one_selected(selector: rx.Selector, sets: dict[int, ValueSet], n: in
 def never_empty(selector: rx.Selector, sets: dict[int, ValueSet]) -> bool:
     """True when every query selects at least one key, so an Aggregate never falls back
     to its default: its own position, also under causal masking (a query sees itself)."""
-    match selector:
-        case rx.SelectorOr():
-            return never_empty(selector.fst, sets) or never_empty(selector.snd, sets)
     return _selects_itself(selector, sets)
 
 

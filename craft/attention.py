@@ -128,7 +128,6 @@ def default_fill(head: AttentionHead, mass: BasisDirection, default: dict[BasisD
     return Series((head, MLP(first, second, info)))
 
 
-
 def logit_error_bound(scores: BilinearForm) -> float:
     """Float32 error bound of any logit of a head scoring with `scores`, for any order.
 

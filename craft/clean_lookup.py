@@ -34,7 +34,7 @@ def clean_lookup_mlp(input_space: VectorSpace, output_space: VectorSpace,
     """Categorical Map d ↦ output_of(d), exact for inputs within INPUT_TOLERANCE."""
     used = [(d,) for d in input_space.basis if any(output_of(d).values())]
     return _clamps(VectorSpace((ONE,) + input_space.basis), used, output_space,
-                   lambda ds: output_of(*ds), _SINGLE, hidden_name, info)
+                   output_of, _SINGLE, hidden_name, info)
 
 
 def clean_pair_lookup_mlp(fst_space: VectorSpace, snd_space: VectorSpace,
@@ -48,7 +48,7 @@ def clean_pair_lookup_mlp(fst_space: VectorSpace, snd_space: VectorSpace,
     used = [(a, b) for a in fst_space.basis for b in snd_space.basis
             if any(output_of(a, b).values())]
     return _clamps(VectorSpace((ONE,) + fst_space.basis + snd_space.basis), used, output_space,
-                   lambda ds: output_of(*ds), _PAIR, hidden_name, info)
+                   output_of, _PAIR, hidden_name, info)
 
 
 def _clamps(reads, keys, output_space, output_of, shape, hidden_name, info) -> MLP:
@@ -57,7 +57,7 @@ def _clamps(reads, keys, output_space, output_of, shape, hidden_name, info) -> M
     first = zeros_matrix(reads.dim, hidden.dim)
     second = zeros_matrix(hidden.dim, output_space.dim)
     for k, directions in enumerate(keys):
-        output = output_of(directions)
+        output = output_of(*directions)
         for unit, (offset, sign) in enumerate(zip(offsets, (1.0, -1.0)), start=2 * k):
             for d in directions:
                 first[reads.index[d], unit] = slope

@@ -125,12 +125,18 @@ def rounding_bound(input_values: Sequence[float], gated: bool = False) -> float:
     if len(xs) < 2:
         return 0.0
     lo, hi = _windows(xs)
-    x = np.asarray(xs)
-    slope, threshold = STEP_SLOPE / np.diff(x), (x[:-1] + x[1:]) / 2
-    strength = _strengths(xs) if gated else np.zeros_like(slope)
+    slope, threshold, strength = _thresholds(xs, gated)
     spread = slope * max(abs(lo[0]), abs(hi[-1])) + strength
     terms = np.maximum(*(np.abs(slope * threshold + o - strength) for o in (0.5, -0.5))) + spread
     return float(float_bounds.matmul_error(terms, 2 + gated).max())
+
+
+def _thresholds(xs: Sequence[float], gated: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per threshold j = 1..m of sorted `xs`: slope s_j, threshold t_j and gate strength G_j
+    (zeros without a gate)."""
+    x = np.asarray(xs)
+    slope = STEP_SLOPE / np.diff(x)
+    return slope, (x[:-1] + x[1:]) / 2, _strengths(xs) if gated else np.zeros_like(slope)
 
 
 def _strengths(xs: Sequence[float]) -> np.ndarray:
@@ -164,10 +170,7 @@ def discretiser_error_bounds(input_values: Sequence[float], outputs, gated: bool
         return np.full(f.shape, np.inf)
     lo, hi = _windows(xs)
     largest = np.maximum(np.abs(lo), np.abs(hi))[:, None]  # |x| over each window
-    x = np.asarray(xs)
-    slope = STEP_SLOPE / np.diff(x)
-    threshold = (x[:-1] + x[1:]) / 2
-    strength = _strengths(xs) if gated else np.zeros_like(slope)
+    slope, threshold, strength = _thresholds(xs, gated)
     offsets = [np.abs(slope * threshold + o - strength) + strength for o in (0.5, -0.5)]
     unit_gamma = float_bounds.gamma(3 + gated)  # matmul_error's factor for 2 (3) terms
 

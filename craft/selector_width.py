@@ -8,7 +8,7 @@ its own gap (craft.numerical), so it is exact for every w in 0..N, N ≤ 256, in
 float32 — a single global slope is what fails from N ≈ 10.
 At BOS the scratch holds 1 and `one` is 0, so every MLP unit is off there.
 `scratch_error` bounds the head's float32 error for any summation order; the
-compiler refuses a width whose bound exceeds `SCRATCH_TOLERANCE(N)`.
+compiler refuses a width whose bound exceeds `scratch_tolerance(N)`.
 """
 
 from __future__ import annotations

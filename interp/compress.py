@@ -126,12 +126,12 @@ class CompressedModel(CompiledModel):
 
 def sampler_for(model: CompiledModel, example: str | None = None) -> Sampler:
     """Inputs (without BOS) from a library example's sampler, or uniform over the vocab."""
+    from examples.library import get_example, uniform
     vocab, n = list(model.config.vocab), model.config.max_seq_len
     if example is not None:
-        from examples.library import get_example
         chosen = get_example(example)
         return lambda rng: chosen.sample(rng, n, vocab)
-    return lambda rng: [rng.choice(vocab) for _ in range(rng.randint(1, n))]
+    return lambda rng: uniform(rng, vocab, rng.randint(1, n))
 
 
 def compress(model: CompiledModel, dim: int, *, steps: int = 2000, batch_size: int = 64,

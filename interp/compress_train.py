@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import rasp
+from compiler.batch import encode_batch as encode_ids
 from compiler.forward import make_forward
 from compiler.model import DECODE_THRESHOLD, CompiledModel
 from interp.compress_fold import READERS, fold, initial_projection, narrow_config
@@ -71,12 +72,8 @@ class TrainingResult:
 def encode_batch(model: CompiledModel, batch: Sequence[Sequence[Any]]) -> tuple[np.ndarray,
                                                                                  np.ndarray]:
     """(token ids, valid mask) of inputs without BOS, padded to max_seq_len + 1."""
-    config = model.config
-    pad = model.input_encoder.encoding_map[config.pad]
-    ids = np.full((len(batch), config.max_seq_len + 1), pad, np.int32)
-    for row, xs in enumerate(batch):
-        ids[row, :len(xs) + 1] = model.input_encoder.encode([config.bos, *xs])
-    return ids, ids != pad
+    ids = encode_ids(model, [[model.config.bos, *xs] for xs in batch])
+    return ids, ids != model.input_encoder.encoding_map[model.config.pad]
 
 
 def make_narrow_apply(model: CompiledModel, dim: int):

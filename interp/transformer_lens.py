@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from compiler.batch import encode_batch
 from interp import tl_weights
 from interp.extras import import_extra
 
@@ -117,14 +118,11 @@ def to_tokens(model, batch: Sequence[Sequence[Any]]) -> tuple[torch.Tensor, torc
     inputs are padded on the right with PAD and masked with a 1/0 attention mask,
     which the bridge applies to keys as our model masks PAD keys.
     """
-    encoded = [model._encode(tokens) for tokens in batch]  # validates each input
-    width = max(len(ids) for ids in encoded)
-    pad = model.input_encoder.encoding_map[model.config.pad]
-    ids = np.full((len(encoded), width), pad, np.int64)
-    for row, seq in enumerate(encoded):
-        ids[row, :len(seq)] = seq
-    if all(len(seq) == width for seq in encoded):
+    width = max(map(len, batch), default=1)
+    ids = encode_batch(model, batch)[:, :width].astype(np.int64)  # validates each input
+    if all(len(tokens) == width for tokens in batch):
         return torch.from_numpy(ids), None
+    pad = model.input_encoder.encoding_map[model.config.pad]
     return torch.from_numpy(ids), torch.from_numpy((ids != pad).astype(np.int64))
 
 

@@ -19,6 +19,7 @@ import pytest
 matplotlib = pytest.importorskip("matplotlib")
 import matplotlib.image  # noqa: E402
 
+import rasp  # noqa: E402
 from compiler import compile_rasp_to_model  # noqa: E402
 from examples.library import EXAMPLES  # noqa: E402
 from interp.report import program_listing, render_report  # noqa: E402
@@ -129,3 +130,16 @@ def test_the_report_renders_in_chromium(sort_report, tmp_path):
     assert float(pixels.var()) > 1e-3, "the screenshot is blank"
     if os.environ.get("REPORT_SCREENSHOT"):  # to look at it: REPORT_SCREENSHOT=path pytest ...
         shutil.copy(shot, os.environ["REPORT_SCREENSHOT"])
+
+
+def test_the_summary_states_the_shape_and_the_evaluators_output(sort_report):
+    """The summary table gives the real size and the output the evaluator computes."""
+    model, path = sort_report
+    page = path.read_text(encoding="utf-8")
+    expected = rasp.evaluate(model.program, [3, 1, 2, 1])
+    params = sum(a.size for weights in model.params.values() for a in weights.values())
+    for name, value in (("output", " ".join(map(str, expected))),
+                        ("example input", "3 1 2 1"),
+                        ("d_model", str(model.config.d_model)), ("parameters", f"{params:,}"),
+                        ("layers", str(len(model.config.layers)))):
+        assert f"<tr><td>{name}</td><td>{value}</td></tr>" in page, name

@@ -14,6 +14,7 @@ import pytest
 
 from compiler import compile_rasp_to_model
 from examples.library import EXAMPLES
+from rasp.errors import InputError
 # These need the transformer-lens extra, which `make test` installs.
 from interp.transformer_lens import (bridge_from_legacy, to_tokens, to_transformer_lens,
                                      transformer_lens_state_dict)
@@ -75,3 +76,20 @@ def test_inputs_of_one_length_need_no_mask():
     ids, mask = to_tokens(model, batch)
     assert mask is None and ids.shape == (20, 7)
     compare(model, to_transformer_lens(model), batch)
+
+
+def test_to_tokens_pads_masks_and_refuses_bad_inputs():
+    """Mixed lengths: the model's own ids, PAD on the right, mask 1 exactly on real tokens;
+    a token outside the vocabulary or a missing BOS is one InputError."""
+    example, model = _model("reverse", 6, False)
+    bos, pad = model.config.bos, model.config.pad
+    a, b = example.vocab[0], example.vocab[1]
+    ids, mask = to_tokens(model, [[bos, a, b, a], [bos, b]])
+    encoding = model.input_encoder.encoding_map
+    assert ids.tolist() == [[encoding[t] for t in (bos, a, b, a)],
+                            [encoding[bos], encoding[b], encoding[pad], encoding[pad]]]
+    assert mask.tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
+    with pytest.raises(InputError, match="not in the vocabulary"):
+        to_tokens(model, [[bos, a], [bos, "not-a-token"]])
+    with pytest.raises(InputError, match="BOS"):
+        to_tokens(model, [[a, b]])

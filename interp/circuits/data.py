@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import rasp
+from compiler.batch import encode_batch
 
 # Carried values closer than this on every pair count as identical: float
 # rounding and softmax leakage stay far below it, while two different values
@@ -49,15 +50,10 @@ class Dataset:
     def arrays(self) -> dict[str, np.ndarray]:
         """clean/corrupt ids [P, S], valid [P, S] (not PAD), scored [P, S] (1..n)."""
         model = self.hooked.model
-        encoding = model.input_encoder.encoding_map
-        width = model.config.max_seq_len + 1
-        out = {k: np.full((len(self), width), encoding[model.config.pad], np.int32)
-               for k in ("clean", "corrupt")}
-        for row, (a, b) in enumerate(zip(self.clean, self.corrupt)):
-            for key, xs in (("clean", a), ("corrupt", b)):
-                out[key][row, :len(xs) + 1] = model.input_encoder.encode([model.config.bos, *xs])
-        out["valid"] = out["clean"] != encoding[model.config.pad]
-        out["scored"] = out["valid"] & (np.arange(width) >= 1)[None]
+        out = {key: encode_batch(model, [[model.config.bos, *xs] for xs in inputs])
+               for key, inputs in (("clean", self.clean), ("corrupt", self.corrupt))}
+        out["valid"] = out["clean"] != model.input_encoder.encoding_map[model.config.pad]
+        out["scored"] = out["valid"] & (np.arange(out["valid"].shape[1]) >= 1)[None]
         return out
 
     def forward(self, which: str, **patches) -> dict:

@@ -52,10 +52,6 @@ def vocab_for(example, max_len: int, size: int = 5):
     return example.vocab  # brackets and other structured vocabularies keep their own
 
 
-def parameter_count(model) -> int:
-    return sum(int(a.size) for module in model.params.values() for a in module.values())
-
-
 def measure(example, max_len: int, repeats: int, cold: bool, batch_size: int,
             tracr_examples: dict | None) -> dict:
     vocab = vocab_for(example, max_len)
@@ -80,7 +76,7 @@ def measure(example, max_len: int, repeats: int, cold: bool, batch_size: int,
         "heads": sum(layer.num_heads for layer in layers),
         "d_model": model.config.d_model,
         "mlp_width": max((layer.mlp_hidden for layer in layers), default=0),
-        "params": parameter_count(model),
+        "params": model.parameter_count,
         "reference_params": REFERENCE_PARAMS_N40.get(example.name) if max_len == 40 else None,
         "compile_first_s": first,
         "compile_warm_s": statistics.median(warm),

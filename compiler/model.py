@@ -222,6 +222,11 @@ class CompiledModel:
         self._jitted_outputs = make_decoder_outputs(self.forward.apply, config.output_numerical,
                                                     DECODE_THRESHOLD)
 
+    @property
+    def parameter_count(self) -> int:
+        """The number of weights in the haiku parameters."""
+        return sum(int(a.size) for weights in self.params.values() for a in weights.values())
+
     # ------------------------------------------------------------------ running
     def apply(self, tokens: Sequence[Any], check: bool = False) -> ModelOutput:
         """Run one sequence, which must start with BOS.

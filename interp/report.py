@@ -112,7 +112,7 @@ def _circuit_table(model: CompiledModel) -> str:
 def _summary(model: CompiledModel, tokens: list[Any]) -> str:
     config = model.config
     output = model.apply(tokens).decoded[1:]
-    params = sum(a.size for weights in model.params.values() for a in weights.values())
+    params = model.parameter_count
     facts = [("vocabulary", " ".join(map(fmt, config.vocab))),
              ("max_seq_len", config.max_seq_len), ("causal", config.causal),
              ("layers", len(config.layers)),

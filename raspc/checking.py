@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from examples.library import EXAMPLES
-from raspc.formatting import parameter_count, print_table, print_warnings
+from raspc.formatting import print_table, print_warnings
 from raspc.targets import TARGET_HELP, Target, domain_warnings, load_target
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def cmd_demo(args) -> int:
                             + (f", e.g. {mismatches[0]}" if mismatches else ""))
         config = model.config
         rows.append((example.name, len(config.layers), sum(l.num_heads for l in config.layers),
-                     config.d_model, f"{parameter_count(model):,}", f"{seconds:.2f}s",
+                     config.d_model, f"{model.parameter_count:,}", f"{seconds:.2f}s",
                      "✓" if ok else "✗"))
     failures += _twin_mismatches({row[0]: row[1] for row in rows})
     print_table(("example", "layers", "heads", "d_model", "params", "compile", "verified"), rows)

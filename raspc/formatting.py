@@ -1,13 +1,10 @@
-"""How raspc prints: values, aligned tables, model sizes and sublayer names."""
+"""How raspc prints: values, aligned tables and sublayer names."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from compiler import CompiledModel
+from typing import Any
 
 
 def fmt(value: Any) -> str:
@@ -24,10 +21,6 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]], indent: st
     for row in cells:
         print(indent + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
 
-
-def parameter_count(model: CompiledModel) -> int:
-    """The number of weights in the model's haiku parameters."""
-    return sum(a.size for weights in model.params.values() for a in weights.values())
 
 
 def sublayer_name(sublayer: int) -> str:

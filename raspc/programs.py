@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from examples.library import EXAMPLES
-from raspc.formatting import fmt, parameter_count, print_table
+from raspc.formatting import fmt, print_table
 from raspc.formatting import print_warnings
 from raspc.targets import TARGET_HELP, domain_warnings, load_target
 
@@ -23,7 +23,7 @@ def print_summary(model: CompiledModel, name: str, description: str, seconds: fl
     for key, value in [("layers", len(config.layers)),
                        ("heads per layer", ", ".join(str(l.num_heads) for l in config.layers)),
                        ("MLP widths", ", ".join(str(l.mlp_hidden) for l in config.layers)),
-                       ("d_model", config.d_model), ("parameters", f"{parameter_count(model):,}")]:
+                       ("d_model", config.d_model), ("parameters", f"{model.parameter_count:,}")]:
         print(f"  {key + ':':16} {value}")
     owner = {model.residual_labels[d]: r.label
              for r in model.value_records.values() for d in r.dims}

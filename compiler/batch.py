@@ -4,6 +4,7 @@ Encoding checks every token once with one dict lookup; the jitted function retur
 only what decoding needs (the best column and whether it clears the threshold, or
 the number), so the residuals never leave XLA; decoding indexes an object array.
 Batch sizes are rounded up to powers of two, so jit traces at most log2(chunk) times.
+Inside the jitted call a chunk runs as a loop over cache-sized sub-chunks.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
 # rows per chunk: beyond that throughput no longer grows on a CPU.
 CHUNK_FLOATS = 2**28
 MAX_CHUNK_ROWS = 4096
+# Floats of the widest activation one sub-chunk may use inside the jitted call (4 MiB):
+# the compiled models are narrow, so their matmuls are memory-bound on whole chunks;
+# run on sub-chunks that stay in a core's cache they reach about twice the FLOP rate
+# (measured at N = 16 by benchmarks/run.py: the best sub-chunk was 64-256 rows).
+SUB_CHUNK_FLOATS = 2**20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,24 +91,45 @@ def _checked_ids(ids: np.ndarray, width: int, pad: int) -> np.ndarray:
 
 def chunk_rows(model: CompiledModel) -> int:
     """Rows per chunk: a power of two whose activations fit in CHUNK_FLOATS."""
-    config = model.config
+    return _rows_within(model.config, CHUNK_FLOATS // 4, MAX_CHUNK_ROWS)
+
+
+def sub_chunk_rows(config) -> int:
+    """Rows per sub-chunk inside the jitted call: a power of two within SUB_CHUNK_FLOATS."""
+    return _rows_within(config, SUB_CHUNK_FLOATS, MAX_CHUNK_ROWS)
+
+
+def _rows_within(config, floats: int, most: int) -> int:
+    """The largest power of two ≤ `most` rows whose widest activation fits in `floats`."""
     seq = config.max_seq_len + 1
     widest = max([config.d_model] + [max(l.mlp_hidden, l.num_heads * seq,
                                          l.num_heads * max(l.key_size, l.value_size))
                                      for l in config.layers])
-    rows = max(1, min(MAX_CHUNK_ROWS, CHUNK_FLOATS // (4 * seq * widest)))
+    rows = max(1, min(most, floats // (seq * widest)))
     return 1 << (rows.bit_length() - 1)
 
 
-def make_decoder_outputs(forward_apply, numerical: bool, threshold: float):
-    """A jitted (params, ids, valid) → (index, is_set) or numbers; nothing else leaves XLA."""
-    def outputs(params, ids, valid):
+def make_decoder_outputs(forward_apply, numerical: bool, threshold: float, sub_rows: int):
+    """A jitted (params, ids, valid) → (index, is_set) or numbers; nothing else leaves XLA.
+
+    A batch of more than `sub_rows` rows (both powers of two) runs as a loop over
+    sub-chunks of `sub_rows`: the same forward on each, in cache."""
+    def decoded(params, ids, valid):
         out = forward_apply(params, ids, valid)["output"]
         if numerical:
             return out[..., 0]
         if out.shape[-1] == 0:
             return jnp.zeros(out.shape[:-1], jnp.int32), jnp.zeros(out.shape[:-1], bool)
         return jnp.argmax(out, axis=-1).astype(jnp.int32), jnp.max(out, axis=-1) > threshold
+
+    def outputs(params, ids, valid):
+        rows, width = ids.shape
+        if rows <= sub_rows:
+            return decoded(params, ids, valid)
+        parts = (ids.reshape(rows // sub_rows, sub_rows, width),
+                 valid.reshape(rows // sub_rows, sub_rows, width))
+        out = jax.lax.map(lambda part: decoded(params, *part), parts)
+        return jax.tree_util.tree_map(lambda x: x.reshape(rows, width), out)
     return jax.jit(outputs)
 
 

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from compiler.assemble import ModelConfig, Params
-from compiler.batch import make_decoder_outputs, run_batch
+from compiler.batch import make_decoder_outputs, run_batch, sub_chunk_rows
 from compiler.domain import Domain
 from compiler.forward import make_forward
 from craft.blocks import BlockInfo
@@ -220,7 +220,7 @@ class CompiledModel:
         self.forward = hk.without_apply_rng(hk.transform(make_forward(config)))
         self._jitted = jax.jit(self.forward.apply)
         self._jitted_outputs = make_decoder_outputs(self.forward.apply, config.output_numerical,
-                                                    DECODE_THRESHOLD)
+                                                    DECODE_THRESHOLD, sub_chunk_rows(config))
 
     @property
     def parameter_count(self) -> int:

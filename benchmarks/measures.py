@@ -57,6 +57,14 @@ def batch_throughput(model, example, max_len: int, vocab, batch_size: int,
     return batch_size / statistics.median(times)
 
 
+def fast_path_matches(model, example, max_len: int, vocab, count: int) -> bool:
+    """Whether `apply_batch` decodes `count` random inputs exactly as the per-position
+    path does (the full forward pass, each position decoded by `output_encoder.decode`)."""
+    rng = random.Random(2)
+    batch = [[model.config.bos, *example.sample(rng, max_len, vocab)] for _ in range(count)]
+    return model.apply_batch(batch) == model.apply_batch(batch, return_residuals=True).decoded
+
+
 def growth_exponent(sizes, values) -> float | None:
     """The least-squares slope of log(value) against log(N): value ∝ N^slope."""
     points = [(math.log(n), math.log(v)) for n, v in zip(sizes, values) if v and v > 0]

@@ -37,6 +37,10 @@ REFERENCE_PARAMS_N40 = {"reverse": 3.70e6, "sort": 1.09e6, "sort_freq": 89.7e6,
                         "sort_unique": 124e3, "frac_prevs": 19.9e3}
 LARGE_EXAMPLES = ("length", "hist", "sort_unique", "sort")
 EXACTNESS_INPUTS = 200
+FAST_PATH_INPUTS = 1000  # apply_batch against the per-position decoding path
+# Issue 18's throughput acceptance, at N = 16 and batch 4,096.
+THROUGHPUT_N, THROUGHPUT_MIN_PARAMS, THROUGHPUT_MIN_SHARE = 16, 50_000, 0.30
+REVERSE_MIN_SEQ_PER_S = 100_000
 
 
 def vocab_for(example, max_len: int, size: int = 5):
@@ -86,6 +90,8 @@ def measure(example, max_len: int, repeats: int, cold: bool, batch_size: int,
         "batch": batch_size, "throughput_seq_per_s": throughput,
         "gflops": measures.forward_flops(model.config) * throughput / 1e9,
         "exact": not mismatches, "checked": checked,
+        "fast_path_matches": measures.fast_path_matches(model, example, max_len, vocab,
+                                                        FAST_PATH_INPUTS),
     }
 
 
@@ -134,6 +140,37 @@ def growth_markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def throughput_markdown(rows: list[dict], matmul: float) -> str:
+    """The throughput table at THROUGHPUT_N, then the acceptance: every example of at least
+    THROUGHPUT_MIN_PARAMS at THROUGHPUT_MIN_SHARE of the matmul rate, and reverse's seq/s."""
+    rows = [r for r in rows if r["max_seq_len"] == THROUGHPUT_N]
+    if not rows:
+        return ""
+    lines = [f"| example | layers | params | warm compile ms | reference ms | speed-up "
+             f"| seq/s @{rows[0]['batch']} | GFLOP/s | % of matmul | exact "
+             f"| = per-position ({FAST_PATH_INPUTS}) |", "|" + "---|" * 11]
+    for r in rows:
+        ref = r["reference_compile_warm_s"]
+        ref_cells = f"{1000 * ref:.1f} | {ref / r['compile_warm_s']:.1f}×" if ref else " | "
+        lines.append(f"| {r['example']} | {r['layers']} | {r['params']:,} "
+                     f"| {1000 * r['compile_warm_s']:.1f} | {ref_cells} "
+                     f"| {r['throughput_seq_per_s']:,.0f} | {r['gflops']:.1f} "
+                     f"| {100 * r['gflops'] / matmul:.0f}% | {'✓' if r['exact'] else '✗'} "
+                     f"| {'✓' if r['fast_path_matches'] else '✗'} |")
+    large = [r for r in rows if r["params"] >= THROUGHPUT_MIN_PARAMS]
+    slow = [f"{r['example']} {100 * r['gflops'] / matmul:.0f}%" for r in large
+            if r["gflops"] < THROUGHPUT_MIN_SHARE * matmul]
+    lines.append(f"\nExamples of ≥ {THROUGHPUT_MIN_PARAMS:,} parameters at ≥ "
+                 f"{100 * THROUGHPUT_MIN_SHARE:.0f}% of the matmul rate: {len(large) - len(slow)}"
+                 f" of {len(large)}" + (f" (below: {', '.join(slow)})" if slow else " ✓"))
+    for r in rows:
+        if r["example"] == "reverse":
+            ok = r["throughput_seq_per_s"] >= REVERSE_MIN_SEQ_PER_S
+            lines.append(f"reverse: {r['throughput_seq_per_s']:,.0f} sequences/s (target "
+                         f"{REVERSE_MIN_SEQ_PER_S:,}) {'✓' if ok else '✗'}")
+    return "\n".join(lines) + "\n"
+
+
 README_MARKERS = ("<!-- benchmark:start -->", "<!-- benchmark:end -->")
 
 
@@ -178,14 +215,15 @@ def main(argv=None) -> int:
     summary = (f"Matmul rate ({measures.MATMUL_SIZE}² float32, mean of the run's start and end): "
                f"{matmul:.0f} GFLOP/s.\n\n")
     growth = growth_markdown(rows)
+    throughput = throughput_markdown(rows, matmul)
     with open(os.path.join(args.out, "benchmark.md"), "w") as f:
-        f.write(summary + table + "\n" + growth)
+        f.write(summary + table + "\n" + growth + "\n" + throughput)
     with open(os.path.join(args.out, "benchmark.json"), "w") as f:
         json.dump({"matmul_gflops": matmul, "rows": rows}, f, indent=1)
-    print(summary + table + "\n" + growth)
+    print(summary + table + "\n" + growth + "\n" + throughput)
     if args.readme:
         update_readme(table)
-    return 0 if all(r["exact"] for r in rows) else 1
+    return 0 if all(r["exact"] and r["fast_path_matches"] for r in rows) else 1
 
 
 if __name__ == "__main__":

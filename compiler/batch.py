@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import jax
@@ -53,8 +54,37 @@ def encode_batch(model: CompiledModel, batch) -> np.ndarray:
     if isinstance(batch, (str, bytes)) or not isinstance(batch, Sequence):
         raise InputError(f"apply_batch takes a list of token lists or an int array of ids, "
                          f"got {type(batch).__name__}")
-    ids = np.full((len(batch), width), pad, np.int32)
     lookup = {token: i for i, token in enumerate(config.vocab, 1)}
+    ids = _encode_lists(batch, {config.bos: 0, **lookup}, width, pad)
+    return ids if ids is not None else _encode_rows(model, batch, lookup, width, pad)
+
+
+def _encode_lists(batch, lookup: dict, width: int, pad: int) -> np.ndarray | None:
+    """Every row at once (one dict lookup per token, BOS included, and no per-row numpy
+    call), or None when a row is not a list or tuple, or is malformed: then _encode_rows
+    says which."""
+    if not batch or not all(type(tokens) in (list, tuple) for tokens in batch):
+        return None
+    lengths = np.fromiter(map(len, batch), np.intp, len(batch))
+    try:
+        flat = np.fromiter(map(lookup.__getitem__, chain.from_iterable(batch)), np.int32,
+                           int(lengths.sum()))
+    except (KeyError, TypeError):
+        return None
+    starts = np.cumsum(lengths) - lengths
+    if (lengths.min() < 1 or lengths.max() > width or np.any(flat[starts] != 0)
+            or np.count_nonzero(flat == 0) != len(batch)):  # BOS first, and only there
+        return None
+    ids = np.full((len(batch), width), pad, np.int32)
+    ids[np.arange(width) < lengths[:, None]] = flat
+    return ids
+
+
+def _encode_rows(model: CompiledModel, batch, lookup: dict, width: int, pad: int) -> np.ndarray:
+    """Row by row (`lookup`: the vocabulary's ids, BOS excluded), raising InputError
+    (from `model._encode`) at the first bad row."""
+    config = model.config
+    ids = np.full((len(batch), width), pad, np.int32)
     for row, tokens in enumerate(batch):
         try:
             if isinstance(tokens, (str, bytes)) or tokens[0] != config.bos or len(tokens) > width:

@@ -65,6 +65,23 @@ def test_chunks_give_the_same_outputs_with_few_traces(reverse_model, monkeypatch
     assert reverse_model._jitted_outputs._cache_size() - before <= 2
 
 
+def test_sub_chunks_inside_the_jitted_call_give_the_same_outputs(monkeypatch):
+    monkeypatch.setattr(fast, "SUB_CHUNK_FLOATS", 2**12)  # a few rows per sub-chunk
+    example = EXAMPLES["sort"]
+    model = compile_rasp_to_model(example.build(8), set(example.vocab), 8)
+    assert fast.sub_chunk_rows(model.config) < 16
+    batch = sample_batch(example, 8, 300, seed=5)
+    assert model.apply_batch(batch) == reference_decoded(model, batch)
+
+
+def test_tuple_and_array_rows_encode_as_lists(reverse_model):
+    batch = sample_batch(EXAMPLES["reverse"], 6, 20, seed=4)
+    expected = reverse_model.apply_batch(batch)
+    assert reverse_model.apply_batch([tuple(row) for row in batch]) == expected
+    arrays = [np.array(row, object) for row in batch]
+    assert reverse_model.apply_batch(arrays) == expected
+
+
 def test_chunk_rows_bound_the_activation_memory():
     model = compile_rasp_to_model(EXAMPLES["length"].build(40), {"a", "b"}, 40)
     rows = fast.chunk_rows(model)
@@ -112,3 +129,9 @@ def test_bad_token_lists_name_the_problem(reverse_model):
         reverse_model.apply_batch([["BOS"] + ["a"] * 7])
     with pytest.raises(InputError, match="list of token lists"):
         reverse_model.apply_batch("BOS a")
+    with pytest.raises(InputError, match="position 2 is not in the vocabulary"):
+        reverse_model.apply_batch([["BOS", "a"], ["BOS", "a", "BOS"]])
+    with pytest.raises(InputError, match="BOS"):
+        reverse_model.apply_batch([["BOS", "a"], []])
+    with pytest.raises(InputError, match="list"):
+        reverse_model.apply_batch([["BOS", "a"], "BOS"])

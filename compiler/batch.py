@@ -10,6 +10,7 @@ Inside the jitted call a chunk runs as a loop over cache-sized sub-chunks.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Sequence
 from itertools import chain
@@ -154,8 +155,8 @@ def make_decoder_outputs(forward_apply, numerical: bool, threshold: float, sub_r
 
     A batch of more than `sub_rows` rows (both powers of two) runs as loops over
     sub-chunks of `sub_rows`: the same forward on each, in cache. The rows are split
-    between `independent_loops()` loops that share no data, so the cores run them at
-    once rather than waiting on each other inside every small matmul."""
+    between `independent_loops()` loops that share no data, which XLA may run at once:
+    one core need not idle while the other runs a small single-threaded op."""
     def decoded(params, ids, valid):
         out = forward_apply(params, ids, valid)["output"]
         if numerical:
@@ -166,9 +167,9 @@ def make_decoder_outputs(forward_apply, numerical: bool, threshold: float, sub_r
 
     def outputs(params, ids, valid):
         rows, width = ids.shape
-        if rows <= sub_rows:
+        if rows <= sub_rows or rows % sub_rows:  # run_batch's buckets always divide
             return decoded(params, ids, valid)
-        loops = min(independent_loops(), rows // sub_rows)
+        loops = math.gcd(independent_loops(), rows // sub_rows)
         shape = (loops, rows // sub_rows // loops, sub_rows, width)
         ids, valid = ids.reshape(shape), valid.reshape(shape)
         outs = [jax.lax.map(lambda part: decoded(params, *part), (ids[i], valid[i]))

@@ -10,8 +10,6 @@ Inside the jitted call a chunk runs as a loop over cache-sized sub-chunks.
 from __future__ import annotations
 
 import dataclasses
-import math
-import os
 from collections.abc import Sequence
 from itertools import chain
 from typing import TYPE_CHECKING, Any
@@ -34,15 +32,6 @@ MAX_CHUNK_ROWS = 4096
 # run on sub-chunks that stay in a core's cache they reach about twice the FLOP rate
 # (measured at N = 16 by benchmarks/run.py: the best sub-chunk was 64-256 rows).
 SUB_CHUNK_FLOATS = 2**20
-
-
-def independent_loops() -> int:
-    """How many independent sub-chunk loops one jitted call holds: on a CPU, one per core
-    (rounded down to a power of two), which XLA runs concurrently; elsewhere one."""
-    if jax.default_backend() != "cpu":
-        return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return 1 << ((cores or 1).bit_length() - 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,10 +142,9 @@ def _rows_within(config, floats: int, most: int) -> int:
 def make_decoder_outputs(forward_apply, numerical: bool, threshold: float, sub_rows: int):
     """A jitted (params, ids, valid) → (index, is_set) or numbers; nothing else leaves XLA.
 
-    A batch of more than `sub_rows` rows (both powers of two) runs as loops over
-    sub-chunks of `sub_rows`: the same forward on each, in cache. The rows are split
-    between `independent_loops()` loops that share no data, which XLA may run at once:
-    one core need not idle while the other runs a small single-threaded op."""
+    A batch of more than `sub_rows` rows (both powers of two) runs as a loop over
+    sub-chunks of `sub_rows`: the same forward on each, in cache. (Splitting the rows
+    between two independent loops, one per core, measured no faster on 2 cores.)"""
     def decoded(params, ids, valid):
         out = forward_apply(params, ids, valid)["output"]
         if numerical:
@@ -169,12 +157,10 @@ def make_decoder_outputs(forward_apply, numerical: bool, threshold: float, sub_r
         rows, width = ids.shape
         if rows <= sub_rows or rows % sub_rows:  # run_batch's buckets always divide
             return decoded(params, ids, valid)
-        loops = math.gcd(independent_loops(), rows // sub_rows)
-        shape = (loops, rows // sub_rows // loops, sub_rows, width)
-        ids, valid = ids.reshape(shape), valid.reshape(shape)
-        outs = [jax.lax.map(lambda part: decoded(params, *part), (ids[i], valid[i]))
-                for i in range(loops)]
-        return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs).reshape(rows, width), *outs)
+        shape = (rows // sub_rows, sub_rows, width)
+        out = jax.lax.map(lambda part: decoded(params, *part),
+                          (ids.reshape(shape), valid.reshape(shape)))
+        return jax.tree_util.tree_map(lambda x: x.reshape(rows, width), out)
     return jax.jit(outputs)
 
 

@@ -5,12 +5,16 @@
 Compiles every library example, and single categorical Maps of tokens from large
 vocabularies, with both compilers at equal vocabulary and N, and counts the weights
 of each model. Writes `<out>/width.md` and `<out>/width.json`; prints how many runs
-have more parameters than the reference at equal or greater depth.
+have more parameters than the reference at equal or greater depth. Tracr keeps its
+unembedding outside its parameters and we count ours, so a second ratio adds Tracr's
+(d_model × output values). Each example is also compiled without fusing MLP chains
+(compiler.fusion), to show where fusion saves a layer at a cost in width.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -52,21 +56,48 @@ def tracr_model(program, vocab, max_len):
         return None
 
 
-def tracr_counts(model) -> tuple[int, int]:
-    """(weights, layers) of a Tracr model; a layer is one attention + one MLP sublayer."""
+def tracr_counts(model) -> tuple[int, int, int]:
+    """(weights, layers, unembedding size) of a Tracr model; a layer is one attention and
+    one MLP sublayer; the unembedding projects the residual onto the output space."""
     weights = sum(int(a.size) for w in model.params.values() for a in w.values())
-    return weights, model.model_config.num_layers
+    d_model = len(model.residual_labels)
+    decoding = getattr(model.output_encoder, "encoding_map", None)  # None: numerical
+    outputs = 1 if decoding is None else len(decoding)
+    return weights, model.model_config.num_layers, d_model * outputs
 
 
-def row(name, ours_program, tracr_program, vocab, max_len) -> dict:
-    """One side-by-side measurement."""
-    ours = compile_rasp_to_model(ours_program, set(vocab), max_len)
+@contextlib.contextmanager
+def chains_unfused():
+    """compiler.fusion with MLP chains left as one MLP per link (all else unchanged)."""
+    from compiler import fusion
+
+    fuse = fusion._mlp_chain
+    fusion._mlp_chain = lambda expr, children, forms, *rest: fuse(expr, children, {}, *rest)
+    try:
+        yield
+    finally:
+        fusion._mlp_chain = fuse
+
+
+def _counts(model) -> tuple[int, int, int]:
+    layers = model.config.layers
+    return (len(layers), model.parameter_count,
+            max((layer.mlp_hidden for layer in layers), default=0))
+
+
+def row(name, ours_program, tracr_program, vocab, max_len, build=None) -> dict:
+    """One side-by-side measurement (`build()`, if given, rebuilds the program unfused)."""
+    layers, params, width = _counts(compile_rasp_to_model(ours_program, set(vocab), max_len))
+    result = {"program": name, "max_seq_len": max_len, "vocab_size": len(vocab),
+              "layers": layers, "params": params, "mlp_width": width}
+    if build is not None:
+        with chains_unfused():
+            unfused = _counts(compile_rasp_to_model(build(), set(vocab), max_len))
+        result.update(zip(("unfused_layers", "unfused_params", "unfused_width"), unfused))
     theirs = tracr_model(tracr_program, vocab, max_len) if tracr_program is not None else None
-    ref_params, ref_layers = tracr_counts(theirs) if theirs is not None else (None, None)
-    return {"program": name, "max_seq_len": max_len, "vocab_size": len(vocab),
-            "layers": len(ours.config.layers), "params": ours.parameter_count,
-            "mlp_width": max((layer.mlp_hidden for layer in ours.config.layers), default=0),
-            "reference_layers": ref_layers, "reference_params": ref_params}
+    counts = tracr_counts(theirs) if theirs is not None else (None, None, None)
+    result.update(zip(("reference_params", "reference_layers", "reference_unembed"), counts))
+    return result
 
 
 def rows(sizes) -> list[dict]:
@@ -79,7 +110,8 @@ def rows(sizes) -> list[dict]:
         for name, example in EXAMPLES.items():
             vocab = vocab_for(example, max_len)
             theirs = tracr[name].build(max_len) if name in tracr else None
-            result.append(row(name, example.build(max_len), theirs, vocab, max_len))
+            result.append(row(name, example.build(max_len), theirs, vocab, max_len,
+                              lambda: example.build(max_len)))
             print(_line(result[-1]), flush=True)
     for name, (fn, size) in SINGLE_MAPS.items():
         vocab = list(range(size))
@@ -89,10 +121,23 @@ def rows(sizes) -> list[dict]:
     return result
 
 
-def more_than_reference(r: dict) -> bool:
-    """More weights than the reference while no shallower than it."""
-    return (r["reference_params"] is not None and r["layers"] >= r["reference_layers"]
-            and r["params"] > r["reference_params"])
+def more_than_reference(r: dict, with_unembedding: bool = False) -> bool:
+    """More weights than the reference while no shallower than it (optionally counting
+    the reference's unembedding, as we count ours)."""
+    if r["reference_params"] is None:
+        return False
+    reference_total = r["reference_params"] + (r["reference_unembed"] if with_unembedding else 0)
+    return r["layers"] >= r["reference_layers"] and r["params"] > reference_total
+
+
+def fusion_note(r: dict) -> str:
+    """What fusing MLP chains did to this run: saved layers at a cost in weights, or
+    added weights for no layer saved (then the unfused form would be better)."""
+    if "unfused_params" not in r or r["params"] <= r["unfused_params"]:
+        return ""
+    saved = r["unfused_layers"] - r["layers"]
+    cost = f"{r['params'] / r['unfused_params']:.2f}× params"
+    return f"saves {saved} layer(s) for {cost}" if saved > 0 else f"saves nothing, costs {cost}"
 
 
 def _line(r: dict) -> str:
@@ -100,26 +145,29 @@ def _line(r: dict) -> str:
            if r["reference_params"] is not None else "refused")
     return (f"{r['program']:18s} N={r['max_seq_len']:<3d} layers={r['layers']} "
             f"width={r['mlp_width']:<5d} params={r['params']:>10,}  reference {ref}"
-            f"{'  MORE' if more_than_reference(r) else ''}")
+            f"{'  MORE' if more_than_reference(r) else ''}  {fusion_note(r)}")
 
 
 def markdown(result: list[dict]) -> str:
     """One table row per run, then the count of runs with more weights than the reference."""
     lines = ["| program | N | vocab | layers | MLP width | params | reference layers "
-             "| reference params | ratio |", "|" + "---|" * 9]
+             "| reference params | ratio | ratio incl. reference unembedding | fusion |",
+             "|" + "---|" * 11]
     for r in result:
         ref = r["reference_params"]
-        ratio = "" if ref is None else f"{r['params'] / ref:.3f}×"
+        ratios = (" | " if ref is None else f"{r['params'] / ref:.3f}× "
+                  f"| {r['params'] / (ref + r['reference_unembed']):.3f}×")
         lines.append(f"| {r['program']} | {r['max_seq_len']} | {r['vocab_size']} | {r['layers']} "
                      f"| {r['mlp_width']} | {r['params']:,} | {r['reference_layers'] or ''} "
-                     f"| {'' if ref is None else f'{ref:,}'} "
-                     f"| {ratio} |")
+                     f"| {'' if ref is None else f'{ref:,}'} | {ratios} | {fusion_note(r)} |")
     compared = [r for r in result if r["reference_params"] is not None]
-    more = [r for r in compared if more_than_reference(r)]
-    lines.append(f"\n{len(more)} of {len(compared)} runs that both compile have more parameters "
-                 "than the reference at equal or greater depth"
-                 + (": " + ", ".join(f"{r['program']} (N={r['max_seq_len']})" for r in more)
-                    if more else "."))
+    for with_unembedding in (False, True):
+        more = [r for r in compared if more_than_reference(r, with_unembedding)]
+        lines.append(f"\n{len(more)} of {len(compared)} runs that both compile have more "
+                     "parameters than the reference at equal or greater depth"
+                     + (" (counting its unembedding)" if with_unembedding else "")
+                     + (": " + ", ".join(f"{r['program']} (N={r['max_seq_len']})" for r in more)
+                        if more else "."))
     return "\n".join(lines) + "\n"
 
 

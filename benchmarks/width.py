@@ -28,21 +28,29 @@ from compiler import compile_rasp_to_model  # noqa: E402
 from examples.library import EXAMPLES  # noqa: E402
 from run import vocab_for  # noqa: E402
 
-# Single categorical Maps of tokens: name → (function, vocabulary size). The functions
-# are plain Python, so one builder serves both compilers' rasp modules.
+# Single categorical Maps of one SOp: name → (function, source, vocabulary size, N). The
+# functions are plain Python, so one builder serves both compilers' rasp modules.
 SINGLE_MAPS = {
-    "parity_of_100": (lambda x: x % 2, 100),
-    "mod_5_of_100": (lambda x: x % 5, 100),
-    "low_half_of_64": (lambda x: x < 32, 64),
-    "bucket_of_30": (lambda x: x // 10, 30),
-    "identity_of_20": (lambda x: x, 20),
-    "spread_of_5": (lambda x: 10 * x + 1, 5),
+    "parity_of_100": (lambda x: x % 2, "tokens", 100, 5),
+    "mod_5_of_100": (lambda x: x % 5, "tokens", 100, 5),
+    "low_half_of_64": (lambda x: x < 32, "tokens", 64, 5),
+    "bucket_of_30": (lambda x: x // 10, "tokens", 30, 5),
+    "identity_of_20": (lambda x: x, "tokens", 20, 5),
+    "spread_of_5": (lambda x: 10 * x + 1, "tokens", 5, 5),
+    "index_parity_64": (lambda x: x % 2, "indices", 5, 64),
+    "copied_parity_100": (lambda x: x % 2, "copied tokens", 100, 5),
 }
 
 
-def single_map(rasp_module, fn):
-    """Map(fn, tokens), categorical, in the given rasp module."""
-    return rasp_module.categorical(rasp_module.Map(fn, rasp_module.tokens))
+def single_map(rasp_module, fn, source: str):
+    """Map(fn, source), categorical, in the given rasp module; "copied tokens" is the
+    tokens read through an attention head (each position selects itself)."""
+    sop = rasp_module.indices if source == "indices" else rasp_module.tokens
+    if source == "copied tokens":
+        itself = rasp_module.Select(rasp_module.indices, rasp_module.indices,
+                                    rasp_module.Comparison.EQ)
+        sop = rasp_module.categorical(rasp_module.Aggregate(itself, rasp_module.tokens))
+    return rasp_module.categorical(rasp_module.Map(fn, sop))
 
 
 def tracr_model(program, vocab, max_len):
@@ -101,7 +109,7 @@ def row(name, ours_program, tracr_program, vocab, max_len, build=None) -> dict:
 
 
 def rows(sizes) -> list[dict]:
-    """Every library example at every N, then the single Maps at the smallest N."""
+    """Every library example at every N, then the single Maps."""
     from tracr.rasp import rasp as tracr_rasp
 
     tracr = reference.tracr_examples()
@@ -113,10 +121,10 @@ def rows(sizes) -> list[dict]:
             result.append(row(name, example.build(max_len), theirs, vocab, max_len,
                               lambda: example.build(max_len)))
             print(_line(result[-1]), flush=True)
-    for name, (fn, size) in SINGLE_MAPS.items():
+    for name, (fn, source, size, max_len) in SINGLE_MAPS.items():
         vocab = list(range(size))
-        result.append(row(name, single_map(rasp, fn), single_map(tracr_rasp, fn), vocab,
-                          min(sizes)))
+        result.append(row(name, single_map(rasp, fn, source), single_map(tracr_rasp, fn, source),
+                          vocab, max_len))
         print(_line(result[-1]), flush=True)
     return result
 

@@ -145,3 +145,22 @@ def test_a_map_of_a_noisy_one_hot_keeps_one_unit_per_input():
     inputs = [[v, (v * 37) % 100, (v * 11) % 100] for v in range(100)]
     checked, mismatches = find_mismatches(model, program, inputs)
     assert checked == 100 and not mismatches
+
+
+# Weights of the reference compiler (tracr-pypi 1.0.0, its haiku parameters) for
+# Map(f, tokens) over range(vocab) at N = 5, measured once with benchmarks/width.py.
+REFERENCE_PARAMS = {
+    "parity": (lambda x: x % 2, 100, 12_867),
+    "mod_5": (lambda x: x % 5, 100, 13_896),
+    "low_half": (lambda x: x < 32, 64, 5_991),
+    "bucket": (lambda x: x // 10, 30, 2_006),
+    "spread": (lambda x: 10 * x + 1, 5, 501),
+}
+
+
+@pytest.mark.parametrize("name", REFERENCE_PARAMS)
+def test_single_maps_have_no_more_weights_than_the_reference(name):
+    fn, vocab, reference = REFERENCE_PARAMS[name]
+    model = compile_rasp_to_model(rasp.categorical(rasp.Map(fn, rasp.tokens)), set(range(vocab)), 5)
+    assert len(model.config.layers) == 1
+    assert model.parameter_count <= reference

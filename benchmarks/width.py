@@ -2,8 +2,8 @@
 
     python benchmarks/width.py [--sizes 5,10,16] [--out benchmarks/results]
 
-Compiles every library example, and single categorical Maps of tokens from large
-vocabularies, with both compilers at equal vocabulary and N, and counts the weights
+Compiles every library example, single categorical Maps of one SOp from large
+vocabularies and a seeded sweep of random tables, with both compilers at equal vocabulary and N, and counts the weights
 of each model. Writes `<out>/width.md` and `<out>/width.json`; prints how many runs
 have more parameters than the reference at equal or greater depth. Tracr keeps its
 unembedding outside its parameters and we count ours, so a second ratio adds Tracr's
@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,6 +41,18 @@ SINGLE_MAPS = {
     "index_parity_64": (lambda x: x % 2, "indices", 5, 64),
     "copied_parity_100": (lambda x: x % 2, "copied tokens", 100, 5),
 }
+
+
+# A seeded sweep of random tables Map(table, tokens): (vocabulary size, output values).
+SWEEP = [(v, k) for v in (5, 20, 60, 100) for k in sorted({1, 2, 5, v // 2, v}) if k <= v]
+
+
+def random_table(vocab_size: int, outputs: int, seed: int) -> dict:
+    """A random table over range(vocab_size) hitting each of `outputs` values at least once."""
+    rng = random.Random(seed)
+    values = list(range(outputs)) + [rng.randrange(outputs) for _ in range(vocab_size - outputs)]
+    rng.shuffle(values)
+    return dict(enumerate(values))
 
 
 def single_map(rasp_module, fn, source: str):
@@ -125,6 +138,12 @@ def rows(sizes) -> list[dict]:
         vocab = list(range(size))
         result.append(row(name, single_map(rasp, fn, source), single_map(tracr_rasp, fn, source),
                           vocab, max_len))
+        print(_line(result[-1]), flush=True)
+    for seed, (size, outputs) in enumerate(SWEEP):
+        table = random_table(size, outputs, seed)
+        result.append(row(f"table_{size}_to_{outputs}", single_map(rasp, table.get, "tokens"),
+                          single_map(tracr_rasp, table.get, "tokens"), list(range(size)),
+                          min(sizes)))
         print(_line(result[-1]), flush=True)
     return result
 

@@ -79,6 +79,7 @@ class _Builder(AttentionBlocks):
     max_seq_len: int
     causal: bool
     budgets: Budgets
+    exact: dict[int, bool] = dataclasses.field(default_factory=dict)  # _exact_lookup's answers
 
     def build(self, node: int) -> NodeBlock:
         expr = self.graph.expr(node)
@@ -292,15 +293,16 @@ class _Builder(AttentionBlocks):
         return LOOKUP_NOISE
 
     def _exact_lookup(self, sop) -> bool:
-        """Whether `sop` is a categorical lookup of exact one-hots, so exact itself: its
-        units add exact 0/1 inputs with weights ±1, ±2 and ±3 (small integers)."""
+        """Whether `sop` is a categorical lookup (Map, or pair-lookup SequenceMap) of exact
+        categorical one-hots, so exact itself: its units add exact 0/1 inputs with weights
+        ±1, ±2 and ±3, small integers that float32 holds exactly. Memoised (DAGs share)."""
         if rx.is_numerical(sop) or not isinstance(sop, (rx.Map, rx.SequenceMap)):
             return False
-        if isinstance(sop, rx.SequenceMap) and (width_with_side(sop.fst, sop.snd)
-                                                or width_with_side(sop.snd, sop.fst)):
-            return False
-        return all(not rx.is_numerical(child) and self._noise(child) == 0.0
-                   for child in sop.children)
+        if sop.unique_id not in self.exact:
+            self.exact[sop.unique_id] = all(
+                not rx.is_numerical(child) and self._noise(child) == 0.0
+                for child in sop.children)
+        return self.exact[sop.unique_id]
 
     def _linear(self, node, expr) -> NodeBlock:
         fst, snd = expr.fst.unique_id, expr.snd.unique_id

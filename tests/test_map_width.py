@@ -164,3 +164,19 @@ def test_single_maps_have_no_more_weights_than_the_reference(name):
     model = compile_rasp_to_model(rasp.categorical(rasp.Map(fn, rasp.tokens)), set(range(vocab)), 5)
     assert len(model.config.layers) == 1
     assert model.parameter_count <= reference
+
+
+@pytest.mark.parametrize("max_len", [5, 16])
+def test_lookups_of_exact_one_hots_count_as_exact_gates(max_len):
+    """A pair lookup of tokens and indices counts as an exact one-hot
+    (compiler.blocks._exact_lookup); a discretiser of a mean gated by it stays exact."""
+    pair = rasp.categorical(rasp.SequenceMap(lambda t, i: (t + i) % 3, rasp.tokens, rasp.indices))
+    ones = rasp.numerical(rasp.Map(lambda t: 1 if t == 1 else 0, rasp.tokens))
+    prefix = rasp.numerical(rasp.Aggregate(rasp.Select(rasp.indices, rasp.indices, rasp.LEQ),
+                                           ones, default=0))
+    program = rasp.categorical(rasp.SequenceMap(lambda c, x: c if x > 0.5 else -c, pair, prefix))
+    model = compile_rasp_to_model(program, {1, 2, 3}, max_len)
+    rng = np.random.default_rng(max_len)
+    inputs = [list(rng.integers(1, 4, size=rng.integers(1, max_len + 1))) for _ in range(300)]
+    checked, mismatches = find_mismatches(model, program, [list(map(int, x)) for x in inputs])
+    assert checked == 300 and not mismatches

@@ -10,6 +10,9 @@ Takes a lowered program and gives an equivalent one with fewer sublayers:
     predicate (W_QK), and one feeding an Aggregate into W_OV (annotation
     `value_map`).
 Every fused function keeps RASP's None rule: None in, None out.
+A chain that a SequenceMap's MLP would not need to expand (it fits, and its own MLP
+runs in an earlier sublayer) is optional: `fuse_alternatives` also gives the program
+with such chains kept separate, for the compiler to keep whichever is narrower.
 
 A numerical SelectorWidth output telescopes over up to N steps, and its float32
 error bound (any summation order, craft.float_bounds) grows like u·N³; where
@@ -86,6 +89,7 @@ class _Chains:
     sublayers: dict[int, int]  # fused id -> the earliest sublayer that can write it
 
     def get(self, node: int, default=None):
+        """The chain `node` computes (for folding into attention: never kept separate)."""
         return self.forms.get(node, default)
 
     def expandable(self, node: int, default: _Fused) -> _Fused:

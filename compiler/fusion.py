@@ -63,7 +63,7 @@ def _fused_program(program, max_seq_len, separate: frozenset[int]):
     done: dict[int, rx.RASPExpr] = {}
     forms: dict[int, _Fused] = {}
     original: dict[int, int] = {}  # fused id -> id in `program`
-    chains = _Chains(forms, frozenset(), set(), {})
+    chains = _Chains(forms, frozenset(), set(), set(), {})
     for expr in topological_order(program):
         budget = OUTPUT_BUDGET if expr is program else NUMERIC_BUDGET
         new = _fuse(expr, lambda e: done[e.unique_id], chains, max_seq_len, budget)
@@ -74,18 +74,21 @@ def _fused_program(program, max_seq_len, separate: frozenset[int]):
             chains = dataclasses.replace(chains, separate=chains.separate | {new.unique_id})
         if isinstance(new, (rx.Map, rx.SequenceMap)) and not _is_linear(new):
             forms[new.unique_id] = _form_of(new)
-    return done[program.unique_id], frozenset(original[i] for i in chains.optional)
+    return done[program.unique_id], frozenset(original[i]
+                                              for i in chains.optional - chains.needed)
 
 
 @dataclasses.dataclass(frozen=True)
 class _Chains:
     """The MLP chains fusion may expand: `forms` by fused id, less the `separate` ones;
     `optional` collects the ids of chains expanded where leaving them would also fit
-    and cost no depth (the chain's own MLP runs in an earlier sublayer than its reader)."""
+    and cost no depth (the chain's own MLP runs in an earlier sublayer than its reader),
+    `needed` those some reader expands for depth or fit."""
 
     forms: dict[int, _Fused]
     separate: frozenset[int]
     optional: set[int]
+    needed: set[int]
     sublayers: dict[int, int]  # fused id -> the earliest sublayer that can write it
 
     def get(self, node: int, default=None):
@@ -166,15 +169,17 @@ def _parts(child_forms, expand, children) -> list[_Fused]:
 
 
 def _note_optional(chains: _Chains, children, child_forms, expand, reader_sublayer: int):
-    """Record each expanded child chain whose reader would also fit without expanding it,
-    in the same sublayer."""
+    """Sort each expanded child chain into `optional` (its reader would also fit without
+    expanding it, in the same sublayer) or `needed` (by some reader: never optional)."""
     for i, child in enumerate(children):
-        if expand[i] and child.unique_id in chains.forms \
-                and chains.sublayers[child.unique_id] < reader_sublayer:
-            kept = [e and j != i for j, e in enumerate(expand)]
-            parts = _parts(child_forms, kept, children)
-            if _fits(tuple(dict.fromkeys(s for p in parts for s in p.sources))):
-                chains.optional.add(child.unique_id)
+        if not expand[i] or child.unique_id not in chains.forms:
+            continue
+        kept = _parts(child_forms, [e and j != i for j, e in enumerate(expand)], children)
+        if chains.sublayers[child.unique_id] < reader_sublayer and \
+                _fits(tuple(dict.fromkeys(s for p in kept for s in p.sources))):
+            chains.optional.add(child.unique_id)
+        else:
+            chains.needed.add(child.unique_id)
 
 
 def _sublayer(expr, sublayers: dict[int, int]) -> int:

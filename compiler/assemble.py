@@ -80,6 +80,23 @@ def assemble_params(graph: ProgramGraph, spaces: dict[int, VectorSpace], residua
     return params, tuple(configs)
 
 
+def weight_count(schedule: Schedule, residual: VectorSpace, output_dim: int, vocab_size: int,
+                 max_seq_len: int) -> int:
+    """How many weights `assemble_params` would give these layers, without building them."""
+    d = residual.dim
+    count = (vocab_size + 2 + max_seq_len + 1) * d + d * output_dim  # embeddings, unembed
+    for layer in schedule.layers:
+        if layer.heads:
+            n = len(layer.heads)
+            keys = n * max(max(h.w_qk.key_space.dim for h in layer.heads), 1)
+            values = n * max(max(h.w_ov.output_space.dim for h in layer.heads), 1)
+            count += 2 * (d + 1) * keys + (d + 1) * values + (values + 1) * d
+        hidden = sum(m.hidden_space.dim for m in layer.mlps)
+        if layer.mlps:
+            count += (d + 1) * hidden + (hidden + 1) * d
+    return count
+
+
 def _linear(w: np.ndarray) -> dict[str, np.ndarray]:
     return {"w": w.astype(np.float32), "b": np.zeros(w.shape[1], np.float32)}
 

@@ -1,0 +1,156 @@
+"""Long sequences: compile and verify the length-bound examples at large N, one process each.
+
+    python benchmarks/long_sequences.py [--sizes 512,1024] [--examples length,hist,...]
+                                        [--inputs 200] [--jobs 1] [--out benchmarks/results]
+
+Each (example, N) runs in a fresh subprocess, so its peak RSS (ru_maxrss) is its own:
+the compile's peak and the whole run's (verification included) are both reported.
+Inputs come from the example's sampler at N, a quarter of them full length; each is
+compared with rasp.evaluate through `apply_batch`. Writes `<out>/long_sequences.json`
+and `.md` (the table and the fitted growth exponents of parameters and compile time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import measures  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
+LONG_EXAMPLES = ("length", "hist", "reverse", "sort_unique", "sort")
+FULL_LENGTH_SHARE = 4  # every 4th input has exactly N tokens
+VERIFY_BATCH = 25      # inputs evaluated, then run through apply_batch, at a time
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def long_inputs(example, max_len: int, vocab, count: int) -> list[list]:
+    """`count` inputs from the example's sampler, every FULL_LENGTH_SHARE-th of length N."""
+    rng = random.Random(0)
+    return [example.sampler(rng, list(vocab), max_len) if i % FULL_LENGTH_SHARE == 0
+            else example.sample(rng, max_len, vocab) for i in range(count)]
+
+
+def measure_one(name: str, max_len: int, count: int) -> dict:
+    """Compile `name` at `max_len` and verify it on `count` inputs (run in its own process)."""
+    from compiler import compile_rasp_to_model
+    from compiler.verify import verify_inputs
+    from examples.library import EXAMPLES
+    from run import vocab_for
+
+    example = EXAMPLES[name]
+    vocab = vocab_for(example, max_len)
+    program = example.build(max_len)
+    started = time.perf_counter()
+    model = compile_rasp_to_model(program, set(vocab), max_len)
+    compile_s = time.perf_counter() - started
+    compile_peak = peak_rss_mb()
+    inputs = long_inputs(example, max_len, vocab, count)
+    started = time.perf_counter()
+    result = verify_inputs(model, program, inputs, batch_size=VERIFY_BATCH)
+    layers = model.config.layers
+    return {
+        "example": name, "max_seq_len": max_len, "vocab_size": len(vocab),
+        "layers": len(layers), "heads": sum(layer.num_heads for layer in layers),
+        "d_model": model.config.d_model,
+        "mlp_width": max((layer.mlp_hidden for layer in layers), default=0),
+        "params": model.parameter_count, "compile_s": compile_s,
+        "compile_peak_rss_mb": compile_peak, "peak_rss_mb": peak_rss_mb(),
+        "verify_s": time.perf_counter() - started,
+        "inputs": count, "full_length_inputs": sum(len(xs) == max_len for xs in inputs),
+        "checked": result.checked, "exact_count": result.checked - len(result.mismatches),
+        "exact": not result.mismatches and result.checked == count,
+        "first_mismatch": str(result.mismatches[0])[:300] if result.mismatches else None,
+    }
+
+
+def run_in_subprocess(name: str, max_len: int, count: int) -> dict:
+    """measure_one in a fresh interpreter; a refused compile becomes a row with its error."""
+    command = [sys.executable, os.path.abspath(__file__), "--one", f"{name}:{max_len}",
+               "--inputs", str(count)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode == 0 and lines:
+        return json.loads(lines[-1])
+    error = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"example": name, "max_seq_len": max_len, "error": error, "exact": False}
+
+
+def markdown(rows: list[dict]) -> str:
+    """One row per (example, N): size, memory, time and how many inputs were exact."""
+    lines = ["| example | N | layers | d_model | params | compile s | peak RSS MiB (compile / "
+             "run) | verify s | exact |", "|" + "---|" * 9]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['example']} | {r['max_seq_len']} | refused: {r['error']} "
+                         + "| " * 6 + "✗ |")
+            continue
+        lines.append(
+            f"| {r['example']} | {r['max_seq_len']} | {r['layers']} | {r['d_model']:,} "
+            f"| {r['params']:,} | {r['compile_s']:.2f} "
+            f"| {r['compile_peak_rss_mb']:,.0f} / {r['peak_rss_mb']:,.0f} | {r['verify_s']:.0f} "
+            f"| {'✓' if r['exact'] else '✗'} {r['exact_count']}/{r['inputs']} |")
+    return "\n".join(lines) + "\n"
+
+
+def growth_markdown(rows: list[dict]) -> str:
+    """Per example, the least-squares exponent a of params ∝ N^a and compile time ∝ N^a."""
+    lines = ["| example | sizes | params exponent | compile exponent |", "|---|---|---|---|"]
+    for name in dict.fromkeys(r["example"] for r in rows):
+        mine = [r for r in rows if r["example"] == name and "error" not in r]
+        sizes = [r["max_seq_len"] for r in mine]
+        fits = [measures.growth_exponent(sizes, [r[key] for r in mine])
+                for key in ("params", "compile_s")]
+        if len(sizes) >= 2:
+            lines.append(f"| {name} | {min(sizes)}–{max(sizes)} | "
+                         + " | ".join("" if f is None else f"{f:.2f}" for f in fits) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="512,1024")
+    parser.add_argument("--examples", default=",".join(LONG_EXAMPLES))
+    parser.add_argument("--inputs", type=int, default=200, help="inputs verified per row")
+    parser.add_argument("--jobs", type=int, default=1, help="rows measured at once")
+    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # name:N, the subprocess's job
+    args = parser.parse_args(argv)
+    if args.one:
+        name, max_len = args.one.split(":")
+        print(json.dumps(measure_one(name, int(max_len), args.inputs)))
+        return 0
+    plan = [(name, int(n)) for name in args.examples.split(",") for n in args.sizes.split(",")]
+
+    def measure(job):
+        row = run_in_subprocess(*job, args.inputs)
+        print(json.dumps(row), flush=True)
+        return row
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        rows = list(pool.map(measure, plan))
+    report = markdown(rows) + "\n" + growth_markdown(rows)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "long_sequences.md"), "w") as f:
+        f.write(report)
+    with open(os.path.join(args.out, "long_sequences.json"), "w") as f:
+        json.dump({"rows": rows}, f, indent=1)
+    print(report)
+    return 0 if all(r["exact"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

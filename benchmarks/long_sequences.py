@@ -3,7 +3,7 @@
     python benchmarks/long_sequences.py [--sizes 512,1024] [--examples length,hist,...]
                                         [--inputs 200] [--jobs 1] [--out benchmarks/results]
 
-Each (example, N) runs in a fresh subprocess, so its peak RSS (ru_maxrss) is its own:
+Each (example, N) runs in a fresh subprocess, so its peak RSS (VmHWM) is its own:
 the compile's peak and the whole run's (verification included) are both reported.
 Inputs come from the example's sampler at N, a quarter of them full length; each is
 compared with rasp.evaluate through `apply_batch`. Writes `<out>/long_sequences.json`
@@ -33,8 +33,14 @@ VERIFY_BATCH = 25      # inputs evaluated, then run through apply_batch, at a ti
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident set so far, in MiB: VmHWM, which (unlike ru_maxrss)
+    does not inherit the high-water mark of the process that started this one."""
+    try:
+        with open("/proc/self/status") as f:
+            line = next(line for line in f if line.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+    except (OSError, StopIteration):  # not Linux: ru_maxrss (KiB on Linux, bytes on macOS)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def long_inputs(example, max_len: int, vocab, count: int) -> list[list]:
@@ -42,6 +48,22 @@ def long_inputs(example, max_len: int, vocab, count: int) -> list[list]:
     rng = random.Random(0)
     return [example.sampler(rng, list(vocab), max_len) if i % FULL_LENGTH_SHARE == 0
             else example.sample(rng, max_len, vocab) for i in range(count)]
+
+
+def params_by_sublayer(model) -> dict[str, dict]:
+    """Weights per sublayer ("L1.attn", "L0.mlp", "embed", "unembed"), with the labels of
+    the expressions it implements: where a model's parameters sit."""
+    sizes: dict[str, dict] = {}
+    for name, weights in model.params.items():
+        parts = name.split("/")
+        key = (f"L{parts[1].removeprefix('layer_')}.{parts[2]}" if parts[0] == "transformer"
+               else "embed" if name.endswith("_embed") else name)
+        entry = sizes.setdefault(key, {"params": 0, "exprs": []})
+        entry["params"] += sum(int(a.size) for a in weights.values())
+    for c in model.ground_truth.components:
+        entry = sizes[f"L{c.layer}.{c.kind}"]
+        entry["exprs"] += [e for e in c.exprs if e not in entry["exprs"]]
+    return sizes
 
 
 def measure_one(name: str, max_len: int, count: int) -> dict:
@@ -67,7 +89,8 @@ def measure_one(name: str, max_len: int, count: int) -> dict:
         "layers": len(layers), "heads": sum(layer.num_heads for layer in layers),
         "d_model": model.config.d_model,
         "mlp_width": max((layer.mlp_hidden for layer in layers), default=0),
-        "params": model.parameter_count, "compile_s": compile_s,
+        "params": model.parameter_count, "params_by_sublayer": params_by_sublayer(model),
+        "compile_s": compile_s,
         "compile_peak_rss_mb": compile_peak, "peak_rss_mb": peak_rss_mb(),
         "verify_s": time.perf_counter() - started,
         "inputs": count, "full_length_inputs": sum(len(xs) == max_len for xs in inputs),
@@ -107,16 +130,25 @@ def markdown(rows: list[dict]) -> str:
 
 
 def growth_markdown(rows: list[dict]) -> str:
-    """Per example, the least-squares exponent a of params ∝ N^a and compile time ∝ N^a."""
-    lines = ["| example | sizes | params exponent | compile exponent |", "|---|---|---|---|"]
+    """Per example, the least-squares exponent a of params ∝ N^a and compile time ∝ N^a,
+    and the sublayer holding most weights at the largest N (with its own exponent)."""
+    lines = ["| example | sizes | params exponent | compile exponent | largest sublayer at "
+             "max N (share, exponent) |", "|---|---|---|---|---|"]
     for name in dict.fromkeys(r["example"] for r in rows):
         mine = [r for r in rows if r["example"] == name and "error" not in r]
         sizes = [r["max_seq_len"] for r in mine]
+        if len(sizes) < 2:
+            continue
         fits = [measures.growth_exponent(sizes, [r[key] for r in mine])
                 for key in ("params", "compile_s")]
-        if len(sizes) >= 2:
-            lines.append(f"| {name} | {min(sizes)}–{max(sizes)} | "
-                         + " | ".join("" if f is None else f"{f:.2f}" for f in fits) + " |")
+        last = max(mine, key=lambda r: r["max_seq_len"])
+        block, entry = max(last["params_by_sublayer"].items(), key=lambda b: b[1]["params"])
+        exponent = measures.growth_exponent(
+            sizes, [r["params_by_sublayer"].get(block, {}).get("params") for r in mine])
+        lines.append(f"| {name} | {min(sizes)}–{max(sizes)} | "
+                     + " | ".join("" if f is None else f"{f:.2f}" for f in fits)
+                     + f" | {block} ({', '.join(entry['exprs'])}): "
+                     f"{100 * entry['params'] / last['params']:.0f}%, N^{exponent:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -134,14 +166,7 @@ def main(argv=None) -> int:
         print(json.dumps(measure_one(name, int(max_len), args.inputs)))
         return 0
     plan = [(name, int(n)) for name in args.examples.split(",") for n in args.sizes.split(",")]
-
-    def measure(job):
-        row = run_in_subprocess(*job, args.inputs)
-        print(json.dumps(row), flush=True)
-        return row
-
-    with ThreadPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(measure, plan))
+    rows = measure_rows(plan, args.inputs, args.jobs)
     report = markdown(rows) + "\n" + growth_markdown(rows)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "long_sequences.md"), "w") as f:
@@ -150,6 +175,18 @@ def main(argv=None) -> int:
         json.dump({"rows": rows}, f, indent=1)
     print(report)
     return 0 if all(r["exact"] for r in rows) else 1
+
+
+def measure_rows(plan: list[tuple[str, int]], inputs: int = 200, jobs: int = 1) -> list[dict]:
+    """One row per (example, N) of `plan`, each measured in its own process, `jobs` at once."""
+    def measure(job):
+        row = run_in_subprocess(*job, inputs)
+        print(json.dumps({k: v for k, v in row.items() if k != "params_by_sublayer"}),
+              flush=True)
+        return row
+
+    with ThreadPoolExecutor(jobs) as pool:
+        return list(pool.map(measure, plan))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ in every summation order.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from craft.attention import HARDNESS, predicate_form
 from craft.bases import BOS, ONE, VectorSpace
@@ -72,3 +73,23 @@ def test_every_sampled_width_at_1024_decodes_exactly():
     assert relative.max() <= scratch_error(series.blocks[0], N, gap) <= scratch_tolerance(N)
     check_mlp_in_every_order(series.blocks[1], scratch.astype(np.float32), WIDTHS, N, out,
                              "N = 1024")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["length", "hist"])
+def test_width_examples_compile_and_agree_at_1024(name):
+    """End to end: refused at N = 1,024 before the gentler gap; now exact on full-length
+    inputs and a few shorter ones (the benchmark checks 200 per example)."""
+    import random
+
+    from compiler import compile_rasp_to_model
+    from compiler.verify import find_mismatches
+    from examples.library import EXAMPLES
+
+    example, vocab = EXAMPLES[name], tuple("abcde")
+    program = example.build(N)
+    model = compile_rasp_to_model(program, set(vocab), N)
+    rng = random.Random(0)
+    inputs = [example.sampler(rng, list(vocab), length) for length in (N, N, N - 1, 1, 700)]
+    checked, mismatches = find_mismatches(model, program, inputs, batch_size=len(inputs))
+    assert len(inputs[0]) == N and checked == len(inputs) and not mismatches, mismatches[:1]

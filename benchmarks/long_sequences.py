@@ -1,10 +1,12 @@
 """Long sequences: compile and verify the length-bound examples at large N, one process each.
 
     python benchmarks/long_sequences.py [--sizes 512,1024] [--examples length,hist,...]
-                                        [--inputs 200] [--jobs 1] [--out benchmarks/results]
+                                        [--inputs 200] [--repeats 3] [--jobs 1]
+                                        [--out benchmarks/results]
 
 Each (example, N) runs in a fresh subprocess, so its peak RSS (VmHWM) is its own:
 the compile's peak and the whole run's (verification included) are both reported.
+Compile time is the median of `--repeats` compiles (the first one is kept too).
 Inputs come from the example's sampler at N, a quarter of them full length; each is
 compared with rasp.evaluate through `apply_batch`. Writes `<out>/long_sequences.json`
 and `.md` (the table and the fitted growth exponents of parameters and compile time).
@@ -17,6 +19,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -66,8 +69,9 @@ def params_by_sublayer(model) -> dict[str, dict]:
     return sizes
 
 
-def measure_one(name: str, max_len: int, count: int) -> dict:
-    """Compile `name` at `max_len` and verify it on `count` inputs (run in its own process)."""
+def measure_one(name: str, max_len: int, count: int, repeats: int = 3) -> dict:
+    """Compile `name` at `max_len` `repeats` times (the median is compile_s) and verify it
+    on `count` inputs (run in its own process)."""
     from compiler import compile_rasp_to_model
     from compiler.verify import verify_inputs
     from examples.library import EXAMPLES
@@ -76,9 +80,12 @@ def measure_one(name: str, max_len: int, count: int) -> dict:
     example = EXAMPLES[name]
     vocab = vocab_for(example, max_len)
     program = example.build(max_len)
-    started = time.perf_counter()
-    model = compile_rasp_to_model(program, set(vocab), max_len)
-    compile_s = time.perf_counter() - started
+    times, model = [], None
+    for _ in range(repeats):  # one model alive at a time, so the peak is one compile's
+        model = None
+        started = time.perf_counter()
+        model = compile_rasp_to_model(example.build(max_len), set(vocab), max_len)
+        times.append(time.perf_counter() - started)
     compile_peak = peak_rss_mb()
     inputs = long_inputs(example, max_len, vocab, count)
     started = time.perf_counter()
@@ -90,7 +97,7 @@ def measure_one(name: str, max_len: int, count: int) -> dict:
         "d_model": model.config.d_model,
         "mlp_width": max((layer.mlp_hidden for layer in layers), default=0),
         "params": model.parameter_count, "params_by_sublayer": params_by_sublayer(model),
-        "compile_s": compile_s,
+        "compile_s": statistics.median(times), "compile_first_s": times[0],
         "compile_peak_rss_mb": compile_peak, "peak_rss_mb": peak_rss_mb(),
         "verify_s": time.perf_counter() - started,
         "inputs": count, "full_length_inputs": sum(len(xs) == max_len for xs in inputs),
@@ -100,10 +107,10 @@ def measure_one(name: str, max_len: int, count: int) -> dict:
     }
 
 
-def run_in_subprocess(name: str, max_len: int, count: int) -> dict:
+def run_in_subprocess(name: str, max_len: int, count: int, repeats: int) -> dict:
     """measure_one in a fresh interpreter; a refused compile becomes a row with its error."""
     command = [sys.executable, os.path.abspath(__file__), "--one", f"{name}:{max_len}",
-               "--inputs", str(count)]
+               "--inputs", str(count), "--repeats", str(repeats)]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     lines = done.stdout.strip().splitlines()
     if done.returncode == 0 and lines:
@@ -157,16 +164,17 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="512,1024")
     parser.add_argument("--examples", default=",".join(LONG_EXAMPLES))
     parser.add_argument("--inputs", type=int, default=200, help="inputs verified per row")
+    parser.add_argument("--repeats", type=int, default=3, help="compiles per row (median)")
     parser.add_argument("--jobs", type=int, default=1, help="rows measured at once")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     parser.add_argument("--one", help=argparse.SUPPRESS)  # name:N, the subprocess's job
     args = parser.parse_args(argv)
     if args.one:
         name, max_len = args.one.split(":")
-        print(json.dumps(measure_one(name, int(max_len), args.inputs)))
+        print(json.dumps(measure_one(name, int(max_len), args.inputs, args.repeats)))
         return 0
     plan = [(name, int(n)) for name in args.examples.split(",") for n in args.sizes.split(",")]
-    rows = measure_rows(plan, args.inputs, args.jobs)
+    rows = measure_rows(plan, args.inputs, args.repeats, args.jobs)
     report = markdown(rows) + "\n" + growth_markdown(rows)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "long_sequences.md"), "w") as f:
@@ -177,10 +185,11 @@ def main(argv=None) -> int:
     return 0 if all(r["exact"] for r in rows) else 1
 
 
-def measure_rows(plan: list[tuple[str, int]], inputs: int = 200, jobs: int = 1) -> list[dict]:
+def measure_rows(plan: list[tuple[str, int]], inputs: int = 200, repeats: int = 3,
+                 jobs: int = 1) -> list[dict]:
     """One row per (example, N) of `plan`, each measured in its own process, `jobs` at once."""
     def measure(job):
-        row = run_in_subprocess(*job, inputs)
+        row = run_in_subprocess(*job, inputs, repeats)
         print(json.dumps({k: v for k, v in row.items() if k != "params_by_sublayer"}),
               flush=True)
         return row

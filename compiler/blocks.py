@@ -40,7 +40,8 @@ MAX_GATE_LEAK = 0.1
 # lookups threshold one-hots at ½ and double what is left on the set direction.
 MAX_ONE_HOT_ERROR = 0.05
 # One-hot error bound of lookups and aggregates (products of exact 0/1 weights,
-# attention leaks below 1e-19, float32 averaging error ~1e-7 relative).
+# attention leaks below 1e-19, float32 averaging error ~1e-7 relative); lookups of
+# exact one-hots (tokens, indices, lookups of those) are exact (_exact_lookup).
 LOOKUP_NOISE = 1e-5
 
 
@@ -78,6 +79,7 @@ class _Builder(AttentionBlocks):
     max_seq_len: int
     causal: bool
     budgets: Budgets
+    exact: dict[int, bool] = dataclasses.field(default_factory=dict)  # _exact_lookup's answers
 
     def build(self, node: int) -> NodeBlock:
         expr = self.graph.expr(node)
@@ -140,9 +142,20 @@ class _Builder(AttentionBlocks):
             block = clean_lookup.clean_lookup_mlp(self.spaces[inner], self.spaces[node],
                                                   lambda d: result(d.value), hidden, info)
         else:
-            block = categorical.lookup_mlp(self.spaces[inner], self.spaces[node],
-                                           lambda d: result(d.value), hidden, info)
+            block = self._lookup(expr.inner, node, lambda d: result(d.value), hidden, info)
         return NodeBlock(node, block, (inner,))
+
+    def _lookup(self, inner, node, output_of, hidden, info) -> MLP:
+        """A plain lookup of categorical `inner`: one unit per output value where that is
+        narrower and `inner`'s one-hot is exact (then so is the output, see
+        categorical.output_lookup_error), else one unit per input value. Summing the
+        noise of a whole preimage would break what readers assume (LOOKUP_NOISE)."""
+        in_space, out_space = self.spaces[inner.unique_id], self.spaces[node]
+        if self._noise(inner) == 0.0:
+            units = categorical.output_groups(in_space, output_of)
+            if len(units) < sum(len(group) for group in units.values()):
+                return categorical.output_lookup_mlp(in_space, out_space, output_of, hidden, info)
+        return categorical.lookup_mlp(in_space, out_space, output_of, hidden, info)
 
     @staticmethod
     def _check_rounding(expr, xs):
@@ -265,7 +278,7 @@ class _Builder(AttentionBlocks):
 
     def _noise(self, sop) -> float:
         """A bound on the float32 error of a categorical SOp's one-hot."""
-        if isinstance(sop, EMBEDDED):
+        if isinstance(sop, EMBEDDED) or self._exact_lookup(sop):
             return 0.0
         if isinstance(sop, rx.Map) and rx.is_numerical(sop.inner):
             out = self._output_of(sop.unique_id)
@@ -278,6 +291,18 @@ class _Builder(AttentionBlocks):
             widths = range(self.max_seq_len + 1)
             return numerical.one_hot_error_bound([1 / (w + 1) for w in widths], np.eye(len(widths)))
         return LOOKUP_NOISE
+
+    def _exact_lookup(self, sop) -> bool:
+        """Whether `sop` is a categorical lookup (Map, or pair-lookup SequenceMap) of exact
+        categorical one-hots, so exact itself: its units add exact 0/1 inputs with weights
+        ±1, ±2 and ±3, small integers that float32 holds exactly. Memoised (DAGs share)."""
+        if rx.is_numerical(sop) or not isinstance(sop, (rx.Map, rx.SequenceMap)):
+            return False
+        if sop.unique_id not in self.exact:
+            self.exact[sop.unique_id] = all(
+                not rx.is_numerical(child) and self._noise(child) == 0.0
+                for child in sop.children)
+        return self.exact[sop.unique_id]
 
     def _linear(self, node, expr) -> NodeBlock:
         fst, snd = expr.fst.unique_id, expr.snd.unique_id

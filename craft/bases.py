@@ -8,7 +8,6 @@ always the order the caller gave, never a sort. `Vector` is a vector in a space.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -35,12 +34,32 @@ def zeros_matrix(rows: int, cols: int) -> np.ndarray:
     return np.zeros((rows, cols))
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False, slots=True)
 class BasisDirection:
-    """One named axis of the residual stream, optionally tagged with a value."""
+    """One named axis of the residual stream, optionally tagged with a value.
+
+    Directions are dict keys everywhere in the compiler, so the hash is computed once.
+    """
 
     name: str
     value: Any = None
+    _hash: int | None = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        try:
+            object.__setattr__(self, "_hash", hash((self.name, self.value)))
+        except TypeError:  # an unhashable value: hash() raises when it is asked for
+            object.__setattr__(self, "_hash", None)
+
+    def __hash__(self):
+        return hash((self.name, self.value)) if self._hash is None else self._hash
+
+    def __eq__(self, other):
+        if self is other:
+            return True
+        if other.__class__ is not BasisDirection:
+            return NotImplemented
+        return self._hash == other._hash and (self.name, self.value) == (other.name, other.value)
 
     def __str__(self):
         return self.name if self.value is None else f"{self.name}:{self.value}"
@@ -51,11 +70,16 @@ class VectorSpace:
     """An ordered set of basis directions."""
 
     basis: tuple[BasisDirection, ...]
+    # Position of each direction in this space.
+    index: dict[BasisDirection, int] = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "basis", tuple(self.basis))
-        if len(set(self.basis)) != len(self.basis):
-            raise ValueError(f"repeated basis directions in {[str(d) for d in self.basis]}")
+        basis = tuple(self.basis)
+        index = {d: i for i, d in enumerate(basis)}
+        if len(index) != len(basis):
+            raise ValueError(f"repeated basis directions in {[str(d) for d in basis]}")
+        object.__setattr__(self, "basis", basis)
+        object.__setattr__(self, "index", index)
 
     @classmethod
     def from_names(cls, names: Iterable[str]) -> VectorSpace:
@@ -64,11 +88,6 @@ class VectorSpace:
     @classmethod
     def from_values(cls, name: str, values: Iterable[Any]) -> VectorSpace:
         return cls(tuple(BasisDirection(name, v) for v in values))
-
-    @functools.cached_property
-    def index(self) -> dict[BasisDirection, int]:
-        """Position of each direction in this space."""
-        return {d: i for i, d in enumerate(self.basis)}
 
     @property
     def dim(self) -> int:

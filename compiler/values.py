@@ -9,6 +9,7 @@ MAX_VALUES it is marked too large, and a block that needs it refuses.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any
@@ -165,24 +166,32 @@ def _aggregate(expr, sop: ValueSet, sets: dict[int, ValueSet], n: int) -> ValueS
         return ValueSet((), None in default,
                         f"the means of up to {n} of {len(numbers)} distinct values exceed "
                         f"{MAX_VALUES} values")
-    return _from_values([float(m) for m in means] + default)
+    return _from_values(list(means) + default)
 
 
-def _means(numbers: list[Fraction], n: int) -> set[Fraction] | None:
-    """All means of multisets of 1..n values from `numbers`, or None if too many."""
+def _means(numbers: list[Fraction], n: int) -> set[float] | None:
+    """All means of multisets of 1..n values from `numbers`, each as the float nearest
+    it, or None if there are more than MAX_VALUES distinct means."""
     if set(numbers) <= {0, 1}:
         ones = 1 in numbers
         zeros = 0 in numbers
-        return {Fraction(k, size) for size in range(1, n + 1) for k in range(size + 1)
+        return {k / size for size in range(1, n + 1) for k in range(size + 1)
                 if (ones or k == 0) and (zeros or k == size)}
-    means: set[Fraction] = set()
-    sums = {Fraction(0)}
+    # In integers, which is many times faster than Fractions: each number is x/scale, so
+    # a sum of `size` of them is s/scale, kept as s/(size·scale) in lowest terms.
+    scale = math.lcm(*(x.denominator for x in numbers))
+    scaled = {int(x * scale) for x in numbers}
+    means: set[tuple[int, int]] = set()
+    sums = {0}
     for size in range(1, n + 1):
-        sums = {s + x for s in sums for x in numbers}
-        means.update(s / size for s in sums)
+        sums = {s + x for s in sums for x in scaled}
+        denominator = size * scale
+        for s in sums:
+            common = math.gcd(s, denominator)
+            means.add((s // common, denominator // common))
         if len(means) > MAX_VALUES:
             return None
-    return means
+    return {s / d for s, d in means}  # int / int rounds correctly, as float(Fraction) does
 
 
 def at_most_one_selected(selector: rx.Selector, sets: dict[int, ValueSet], n: int) -> bool:

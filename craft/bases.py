@@ -117,11 +117,19 @@ class VectorSpace:
     def project_matrix(self, target: VectorSpace) -> np.ndarray:
         """The (self.dim, target.dim) 0/1 matrix keeping the shared directions."""
         matrix = zeros_matrix(self.dim, target.dim)
-        for d, i in self.index.items():
-            j = target.index.get(d)
-            if j is not None:
-                matrix[i, j] = 1.0
+        mine, theirs = self.shared_positions(target)
+        matrix[mine, theirs] = 1.0
         return matrix
+
+    def shared_positions(self, target: VectorSpace) -> tuple[np.ndarray, np.ndarray]:
+        """(i, j) index arrays: direction self.basis[i] is target.basis[j], in self's order."""
+        if self.basis == target.basis:
+            positions = np.arange(self.dim)
+            return positions, positions
+        index = target.index
+        mine = [i for i, d in enumerate(self.basis) if d in index]
+        return np.array(mine, dtype=np.intp), np.array([index[self.basis[i]] for i in mine],
+                                                       dtype=np.intp)
 
     def vector(self, components: dict[BasisDirection, float] | None = None) -> Vector:
         """A vector in this space with the given components (others zero)."""

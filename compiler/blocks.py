@@ -275,8 +275,7 @@ class _Builder(AttentionBlocks):
             # beyond budget it was built as classes then a clean lookup
             return bound if bound <= MAX_ONE_HOT_ERROR else clean_lookup.error_bound(1.0)
         if isinstance(sop, rx.SelectorWidth):
-            widths = range(self.max_seq_len + 1)
-            return numerical.one_hot_error_bound([1 / (w + 1) for w in widths], np.eye(len(widths)))
+            return _width_noise(self.max_seq_len)
         return LOOKUP_NOISE
 
     def _linear(self, node, expr) -> NodeBlock:
@@ -292,6 +291,13 @@ class _Builder(AttentionBlocks):
     def _largest(self, node) -> float:
         """The largest magnitude of a numerical SOp's values (0 if they are not known)."""
         return max((abs(float(v)) for v in self.values[node].values), default=0.0)
+
+
+@functools.lru_cache(maxsize=64)
+def _width_noise(max_seq_len: int) -> float:
+    """The float32 error bound of a SelectorWidth's one-hot: a constant of N."""
+    widths = range(max_seq_len + 1)
+    return numerical.one_hot_error_bound([1 / (w + 1) for w in widths], np.eye(len(widths)))
 
 
 def _check_width(expr, block: NodeBlock):

@@ -20,6 +20,7 @@ lookup MLP turns it into a number.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -79,6 +80,18 @@ def _fuse(expr, fused, forms, max_seq_len, budget):
 def _width_is_precise(width_map, max_seq_len, budget) -> bool:
     """Whether a width's MLP can output width_map(w) as a number within `budget`, in
     float32 and any summation order (NUMERIC_BUDGET, or OUTPUT_BUDGET for the output)."""
+    if width_map is _identity:
+        return _count_is_precise(max_seq_len, budget)
+    return _outputs_are_precise(width_map, max_seq_len, budget)
+
+
+@functools.lru_cache(maxsize=64)
+def _count_is_precise(max_seq_len: int, budget: float) -> bool:
+    """`_width_is_precise` of the width itself: a constant of N and the budget."""
+    return _outputs_are_precise(_identity, max_seq_len, budget)
+
+
+def _outputs_are_precise(width_map, max_seq_len, budget) -> bool:
     widths = range(max_seq_len + 1)
     try:
         outputs = [float(width_map(w)) for w in widths]

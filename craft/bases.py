@@ -8,6 +8,7 @@ always the order the caller gave, never a sort. `Vector` is a vector in a space.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,32 +35,29 @@ def zeros_matrix(rows: int, cols: int) -> np.ndarray:
     return np.zeros((rows, cols))
 
 
-@dataclasses.dataclass(frozen=True, eq=False, slots=True)
-class BasisDirection:
+class BasisDirection(tuple):
     """One named axis of the residual stream, optionally tagged with a value.
 
-    Directions are dict keys everywhere in the compiler, so the hash is computed once.
+    The pair (name, value), immutable like a frozen dataclass. Directions are dict keys
+    everywhere in the compiler, and a tuple hashes and compares in C.
     """
 
-    name: str
-    value: Any = None
-    _hash: int | None = dataclasses.field(init=False, repr=False, compare=False)
+    __slots__ = ()
 
-    def __post_init__(self):
-        try:
-            object.__setattr__(self, "_hash", hash((self.name, self.value)))
-        except TypeError:  # an unhashable value: hash() raises when it is asked for
-            object.__setattr__(self, "_hash", None)
+    def __new__(cls, name: str, value: Any = None):
+        return tuple.__new__(cls, (name, value))
 
-    def __hash__(self):
-        return hash((self.name, self.value)) if self._hash is None else self._hash
+    name = property(operator.itemgetter(0), doc="The direction's name (`tokens`, `one`).")
+    value = property(operator.itemgetter(1), doc="Its value, or None.")
 
-    def __eq__(self, other):
-        if self is other:
-            return True
-        if other.__class__ is not BasisDirection:
-            return NotImplemented
-        return self._hash == other._hash and (self.name, self.value) == (other.name, other.value)
+    def __setattr__(self, attribute, _):
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {attribute!r}")
+
+    def __getnewargs__(self):
+        return tuple(self)
+
+    def __repr__(self):
+        return f"BasisDirection(name={self.name!r}, value={self.value!r})"
 
     def __str__(self):
         return self.name if self.value is None else f"{self.name}:{self.value}"

@@ -78,6 +78,8 @@ class _Builder(AttentionBlocks):
     max_seq_len: int
     causal: bool
     budgets: Budgets
+    # Per Map node, its cached output function (`_map_result`).
+    map_results: dict = dataclasses.field(default_factory=dict)
 
     def build(self, node: int) -> NodeBlock:
         expr = self.graph.expr(node)
@@ -111,16 +113,25 @@ class _Builder(AttentionBlocks):
         return BlockInfo((self._label(node),), op, **sources)
 
     # ------------------------------------------------------------------ MLPs
+    def _map_result(self, node):
+        """value ↦ the Map's output components ({} where its function raises), cached: each
+        value is asked for by the exactness checks, the block, and the readers' noise."""
+        if node not in self.map_results:
+            expr, out = self.graph.expr(node), self._output_of(node)
+
+            @functools.cache
+            def result(value):
+                try:
+                    return out(expr.f(value))
+                except Exception:  # noqa: BLE001  the evaluator rejects such inputs
+                    return {}
+
+            self.map_results[node] = result
+        return self.map_results[node]
+
     def _map(self, node, expr) -> NodeBlock:
         inner = expr.inner.unique_id
-        out = self._output_of(node)
-
-        def result(value):
-            try:
-                return out(expr.f(value))
-            except Exception:  # noqa: BLE001  the evaluator rejects such inputs
-                return {}
-
+        result = self._map_result(node)
         info = self._info(node, "map")
         hidden = f"{self._label(node)}.hidden"
         if rx.is_numerical(expr.inner):
@@ -268,8 +279,7 @@ class _Builder(AttentionBlocks):
         if isinstance(sop, EMBEDDED):
             return 0.0
         if isinstance(sop, rx.Map) and rx.is_numerical(sop.inner):
-            out = self._output_of(sop.unique_id)
-            result = lambda x: _quiet(lambda: out(sop.f(x)))  # noqa: E731
+            result = self._map_result(sop.unique_id)
             xs = _merge_indistinguishable(sop, self.values[sop.inner.unique_id].values, result)
             bound = numerical.one_hot_error_bound(xs, self._rows(sop.unique_id, result, xs))
             # beyond budget it was built as classes then a clean lookup
@@ -307,14 +317,6 @@ def _check_width(expr, block: NodeBlock):
                            f"(more than {MAX_MLP_WIDTH:,})", REDUCE_VALUES_HINT)
 
 
-def _quiet(thunk):
-    """thunk(), or None (no output) where the program's function raises."""
-    try:
-        return thunk()
-    except Exception:  # noqa: BLE001  the evaluator rejects such inputs
-        return {}
-
-
 def _merge_indistinguishable(expr, xs, result) -> list[float]:
     """One representative per run of values float32 cannot tell apart.
 
@@ -327,7 +329,7 @@ def _merge_indistinguishable(expr, xs, result) -> list[float]:
             groups[-1].append(x)
         else:
             groups.append([x])
-    for group in groups:
+    for group in (g for g in groups if len(g) > 1):
         outputs = [result(x) for x in group]
         if any(o != outputs[0] for o in outputs[1:]):
             raise CompileError(expr, f"its inputs {group[0]!r} and {group[-1]!r} are too close "

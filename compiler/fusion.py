@@ -135,13 +135,20 @@ def _identity(x):
 
 def _compose(f, parts: list[_Fused], sources: tuple[rx.SOp, ...]):
     index = {s.unique_id: i for i, s in enumerate(sources)}
-    selectors = [[index[s.unique_id] for s in p.sources] for p in parts]
+    # Called for every value (pair) by value-set inference and by the block builders, so
+    # one-source parts skip the list, and identity parts the call.
+    steps = [(part.fn, tuple(index[s.unique_id] for s in part.sources)) for part in parts]
 
     def fused(*values):
         inputs = []
-        for part, picks in zip(parts, selectors):
-            args = [values[i] for i in picks]
-            value = None if any(a is None for a in args) else part.fn(*args)
+        for fn, picks in steps:
+            if len(picks) == 1:
+                value = values[picks[0]]
+                if value is not None and fn is not _identity:
+                    value = fn(value)
+            else:
+                args = [values[i] for i in picks]
+                value = None if any(a is None for a in args) else fn(*args)
             if value is None:
                 return None
             inputs.append(value)

@@ -70,6 +70,8 @@ class VectorSpace:
     basis: tuple[BasisDirection, ...]
     # Position of each direction in this space.
     index: dict[BasisDirection, int] = dataclasses.field(init=False, repr=False, compare=False)
+    # shared_positions(source) by source space: a block's spaces are embedded many times.
+    _positions: dict = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         basis = tuple(self.basis)
@@ -78,6 +80,7 @@ class VectorSpace:
             raise ValueError(f"repeated basis directions in {[str(d) for d in basis]}")
         object.__setattr__(self, "basis", basis)
         object.__setattr__(self, "index", index)
+        object.__setattr__(self, "_positions", {})
 
     @classmethod
     def from_names(cls, names: Iterable[str]) -> VectorSpace:
@@ -121,13 +124,19 @@ class VectorSpace:
 
     def shared_positions(self, target: VectorSpace) -> tuple[np.ndarray, np.ndarray]:
         """(i, j) index arrays: direction self.basis[i] is target.basis[j], in self's order."""
+        known = target._positions.get(self)
+        if known is not None:
+            return known
         if self.basis == target.basis:
-            positions = np.arange(self.dim)
-            return positions, positions
-        index = target.index
-        mine = [i for i, d in enumerate(self.basis) if d in index]
-        return np.array(mine, dtype=np.intp), np.array([index[self.basis[i]] for i in mine],
-                                                       dtype=np.intp)
+            positions = (np.arange(self.dim),) * 2
+        else:
+            index = target.index
+            pairs = [(i, index[d]) for i, d in enumerate(self.basis) if d in index]
+            positions = tuple(np.array(pairs, dtype=np.intp).reshape(-1, 2).T)
+        for array in positions:
+            array.flags.writeable = False  # shared by every caller
+        target._positions[self] = positions
+        return positions
 
     def vector(self, components: dict[BasisDirection, float] | None = None) -> Vector:
         """A vector in this space with the given components (others zero)."""

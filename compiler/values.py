@@ -178,20 +178,27 @@ def _means(numbers: list[Fraction], n: int) -> set[float] | None:
         return {k / size for size in range(1, n + 1) for k in range(size + 1)
                 if (ones or k == 0) and (zeros or k == size)}
     # In integers, which is many times faster than Fractions: each number is x/scale, so
-    # a sum of `size` of them is s/scale, kept as s/(size·scale) in lowest terms.
+    # a sum of `size` of them is s/scale, kept as s/(size·scale) in lowest terms. For
+    # integers (scale 1) of magnitude ≤ M, distinct means differ by ≥ 1/n², far more
+    # than a float's spacing when M·n² < 2⁴⁰, so the floats themselves count them.
     scale = math.lcm(*(x.denominator for x in numbers))
     scaled = {int(x * scale) for x in numbers}
-    means: set[tuple[int, int]] = set()
+    as_floats = scale == 1 and max(map(abs, scaled)) * n * n < 2 ** 40
+    means: set = set()
     sums = {0}
     for size in range(1, n + 1):
         sums = {s + x for s in sums for x in scaled}
-        denominator = size * scale
-        for s in sums:
-            common = math.gcd(s, denominator)
-            means.add((s // common, denominator // common))
+        if as_floats:
+            means.update(s / size for s in sums)
+        else:
+            denominator = size * scale
+            for s in sums:
+                common = math.gcd(s, denominator)
+                means.add((s // common, denominator // common))
         if len(means) > MAX_VALUES:
             return None
-    return {s / d for s, d in means}  # int / int rounds correctly, as float(Fraction) does
+    # int / int rounds correctly, as float(Fraction) does
+    return means if as_floats else {s / d for s, d in means}
 
 
 def at_most_one_selected(selector: rx.Selector, sets: dict[int, ValueSet], n: int) -> bool:

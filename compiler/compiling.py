@@ -59,10 +59,11 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
     vocab = _check_arguments(program, vocab, max_seq_len, compiler_bos, compiler_pad)
     _check_mlp_exactness(mlp_exactness)
     lowered = lower_program(program, _none_oracle(program, vocab, max_seq_len))
-    domain = infer_domain(program, lowered, vocab, max_seq_len, causal)
+    known: dict = {}  # the lowered program's value sets; fusion keeps most of its nodes
+    domain = infer_domain(program, lowered, vocab, max_seq_len, causal, known)
     _enforce(domain, strict)
     graph = extract_graph(fuse_program(lowered, max_seq_len))
-    values = infer_value_sets(graph, vocab, max_seq_len)
+    values = infer_value_sets(graph, vocab, max_seq_len, known=known)
     spaces = node_spaces(graph, values)
     blocks = build_blocks(graph, values, spaces, max_seq_len, causal)
     schedule = schedule_layers(blocks)

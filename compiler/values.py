@@ -66,19 +66,25 @@ class Failure:
 
 
 def infer_value_sets(graph: ProgramGraph, vocab: Iterable[Any], max_seq_len: int,
-                     failures: list[Failure] | None = None) -> dict[int, ValueSet]:
+                     failures: list[Failure] | None = None,
+                     known: dict[int, ValueSet] | None = None) -> dict[int, ValueSet]:
     """A ValueSet for every SOp node of `graph` (selectors are skipped).
 
     A Map or SequenceMap whose function raises on some values contributes no value
-    for them; each such call is appended to `failures` when it is given.
+    for them; each such call is appended to `failures` when it is given. `known` holds
+    sets already inferred (same vocab and length) for nodes of another graph: a node's
+    set depends only on the sub-expression it roots, so those are reused, and the new
+    ones are added to it.
     """
-    sets: dict[int, ValueSet] = {}
+    sets: dict[int, ValueSet] = {} if known is None else known
     failures = [] if failures is None else failures
     for node in graph.order:
         expr = graph.expr(node)
-        if isinstance(expr, rx.SOp):
+        if isinstance(expr, rx.SOp) and node not in sets:
             sets[node] = _infer(expr, sets, vocab, max_seq_len, failures)
-    return sets
+    if known is None:
+        return sets
+    return {node: sets[node] for node in graph.order if node in sets}
 
 
 def _infer(expr, sets, vocab, n, failures) -> ValueSet:

@@ -60,7 +60,8 @@ class BasisDirection(tuple):
         return f"BasisDirection(name={self.name!r}, value={self.value!r})"
 
     def __str__(self):
-        return self.name if self.value is None else f"{self.name}:{self.value}"
+        name, value = self
+        return name if value is None else f"{name}:{value}"
 
 
 @dataclasses.dataclass(frozen=True)

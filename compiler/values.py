@@ -9,7 +9,9 @@ MAX_VALUES it is marked too large, and a block that needs it refuses.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
+import operator
 from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any
@@ -190,12 +192,16 @@ def _means(numbers: list[Fraction], n: int) -> set[float] | None:
     scale = math.lcm(*(x.denominator for x in numbers))
     scaled = {int(x * scale) for x in numbers}
     as_floats = scale == 1 and max(map(abs, scaled)) * n * n < 2 ** 40
+    low, step = min(scaled), _common_step(scaled)
     means: set = set()
     sums = {0}
     for size in range(1, n + 1):
-        sums = {s + x for s in sums for x in scaled}
+        if step is not None:  # sums of an arithmetic progression are one again
+            sums = range(size * low, size * max(scaled) + 1, step)
+        else:
+            sums = {s + x for s in sums for x in scaled}
         if as_floats:
-            means.update(s / size for s in sums)
+            means.update(map(operator.truediv, sums, itertools.repeat(size)))
         else:
             denominator = size * scale
             for s in sums:
@@ -205,6 +211,13 @@ def _means(numbers: list[Fraction], n: int) -> set[float] | None:
             return None
     # int / int rounds correctly, as float(Fraction) does
     return means if as_floats else {s / d for s, d in means}
+
+
+def _common_step(integers: set[int]) -> int | None:
+    """d if the integers are a, a + d, …, a + k·d (1 for a single one), else None."""
+    ordered = sorted(integers)
+    steps = {b - a for a, b in zip(ordered, ordered[1:])} or {1}
+    return steps.pop() if len(steps) == 1 else None
 
 
 def at_most_one_selected(selector: rx.Selector, sets: dict[int, ValueSet], n: int) -> bool:

@@ -8,6 +8,7 @@ always the order the caller gave, never a sort. `Vector` is a vector in a space.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import operator
 from collections.abc import Iterable
 from typing import Any
@@ -76,7 +77,7 @@ class VectorSpace:
 
     def __post_init__(self):
         basis = tuple(self.basis)
-        index = {d: i for i, d in enumerate(basis)}
+        index = dict(zip(basis, range(len(basis))))
         if len(index) != len(basis):
             raise ValueError(f"repeated basis directions in {[str(d) for d in basis]}")
         object.__setattr__(self, "basis", basis)
@@ -89,7 +90,9 @@ class VectorSpace:
 
     @classmethod
     def from_values(cls, name: str, values: Iterable[Any]) -> VectorSpace:
-        return cls(tuple(BasisDirection(name, v) for v in values))
+        # BasisDirection(name, v) for each v, built in C (hidden spaces run to thousands)
+        pairs = zip(itertools.repeat(name), values)
+        return cls(tuple(map(tuple.__new__, itertools.repeat(BasisDirection), pairs)))
 
     @property
     def dim(self) -> int:

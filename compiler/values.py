@@ -130,8 +130,8 @@ def _infer(expr, sets, vocab, n, failures) -> ValueSet:
 
 
 def _from_values(values) -> ValueSet:
-    return ValueSet(sort_values(v for v in values if v is not None),
-                    may_be_none=any(v is None for v in values))
+    present = [v for v in values if v is not None]
+    return ValueSet(sort_values(present), may_be_none=len(present) < len(values))
 
 
 def _apply(expr, f, argument_tuples, may_be_none, failures=None) -> ValueSet:
@@ -180,11 +180,14 @@ def _aggregate(expr, sop: ValueSet, sets: dict[int, ValueSet], n: int) -> ValueS
 def _means(numbers: list[Fraction], n: int) -> set[float] | None:
     """All means of multisets of 1..n values from `numbers`, each as the float nearest
     it, or None if there are more than MAX_VALUES distinct means."""
-    if set(numbers) <= {0, 1}:
+    if set(numbers) <= {0, 1}:  # k/size, k from 0 (if a 0 is there) to size (if a 1 is)
         ones = 1 in numbers
         zeros = 0 in numbers
-        return {k / size for size in range(1, n + 1) for k in range(size + 1)
-                if (ones or k == 0) and (zeros or k == size)}
+        means = set()
+        for size in range(1, n + 1):
+            ks = range(0 if zeros else size, (size if ones else 0) + 1)
+            means.update(map(operator.truediv, ks, itertools.repeat(size)))
+        return means
     # In integers, which is many times faster than Fractions: each number is x/scale, so
     # a sum of `size` of them is s/scale, kept as s/(size·scale) in lowest terms. For
     # integers (scale 1) of magnitude ≤ M, distinct means differ by ≥ 1/n², far more

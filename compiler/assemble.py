@@ -70,7 +70,8 @@ def assemble_params(graph: ProgramGraph, spaces: dict[int, VectorSpace], residua
             weights, key_size, value_size = _attention(layer.heads, residual)
             params.update({f"{prefix}/attn/{k}": v for k, v in weights.items()})
         if layer.mlps:
-            mlp = combine_mlps(list(layer.mlps))
+            # One MLP embeds as it is (combining it would copy it twice to the same weights).
+            mlp = layer.mlps[0] if len(layer.mlps) == 1 else combine_mlps(list(layer.mlps))
             hidden = mlp.hidden_space
             hidden_width = hidden.dim
             params[f"{prefix}/mlp/linear_1"] = _linear(mlp.first.in_spaces(residual, hidden))

@@ -80,6 +80,8 @@ class _Builder(AttentionBlocks):
     causal: bool
     budgets: Budgets
     exact: dict[int, bool] = dataclasses.field(default_factory=dict)  # _exact_lookup's answers
+    # Per Map node, its cached output function (`_map_result`).
+    map_results: dict = dataclasses.field(default_factory=dict)
 
     def build(self, node: int) -> NodeBlock:
         expr = self.graph.expr(node)
@@ -113,16 +115,25 @@ class _Builder(AttentionBlocks):
         return BlockInfo((self._label(node),), op, **sources)
 
     # ------------------------------------------------------------------ MLPs
+    def _map_result(self, node):
+        """value ↦ the Map's output components ({} where its function raises), cached: each
+        value is asked for by the exactness checks, the block, and the readers' noise."""
+        if node not in self.map_results:
+            expr, out = self.graph.expr(node), self._output_of(node)
+
+            @functools.cache
+            def result(value):
+                try:
+                    return out(expr.f(value))
+                except Exception:  # noqa: BLE001  the evaluator rejects such inputs
+                    return {}
+
+            self.map_results[node] = result
+        return self.map_results[node]
+
     def _map(self, node, expr) -> NodeBlock:
         inner = expr.inner.unique_id
-        out = self._output_of(node)
-
-        def result(value):
-            try:
-                return out(expr.f(value))
-            except Exception:  # noqa: BLE001  the evaluator rejects such inputs
-                return {}
-
+        result = self._map_result(node)
         info = self._info(node, "map")
         hidden = f"{self._label(node)}.hidden"
         if rx.is_numerical(expr.inner):
@@ -281,15 +292,13 @@ class _Builder(AttentionBlocks):
         if isinstance(sop, EMBEDDED) or self._exact_lookup(sop):
             return 0.0
         if isinstance(sop, rx.Map) and rx.is_numerical(sop.inner):
-            out = self._output_of(sop.unique_id)
-            result = lambda x: _quiet(lambda: out(sop.f(x)))  # noqa: E731
+            result = self._map_result(sop.unique_id)
             xs = _merge_indistinguishable(sop, self.values[sop.inner.unique_id].values, result)
             bound = numerical.one_hot_error_bound(xs, self._rows(sop.unique_id, result, xs))
             # beyond budget it was built as classes then a clean lookup
             return bound if bound <= MAX_ONE_HOT_ERROR else clean_lookup.error_bound(1.0)
         if isinstance(sop, rx.SelectorWidth):
-            widths = range(self.max_seq_len + 1)
-            return numerical.one_hot_error_bound([1 / (w + 1) for w in widths], np.eye(len(widths)))
+            return _width_noise(self.max_seq_len)
         return LOOKUP_NOISE
 
     def _exact_lookup(self, sop) -> bool:
@@ -319,19 +328,18 @@ class _Builder(AttentionBlocks):
         return max((abs(float(v)) for v in self.values[node].values), default=0.0)
 
 
+@functools.lru_cache(maxsize=64)
+def _width_noise(max_seq_len: int) -> float:
+    """The float32 error bound of a SelectorWidth's one-hot: a constant of N."""
+    widths = range(max_seq_len + 1)
+    return numerical.one_hot_error_bound([1 / (w + 1) for w in widths], np.eye(len(widths)))
+
+
 def _check_width(expr, block: NodeBlock):
     width = sum(part.hidden_space.dim for part in block.parts() if isinstance(part, MLP))
     if width > MAX_MLP_WIDTH:
         raise CompileError(expr, f"it needs an MLP with {width:,} hidden units "
                            f"(more than {MAX_MLP_WIDTH:,})", REDUCE_VALUES_HINT)
-
-
-def _quiet(thunk):
-    """thunk(), or None (no output) where the program's function raises."""
-    try:
-        return thunk()
-    except Exception:  # noqa: BLE001  the evaluator rejects such inputs
-        return {}
 
 
 def _merge_indistinguishable(expr, xs, result) -> list[float]:
@@ -346,7 +354,7 @@ def _merge_indistinguishable(expr, xs, result) -> list[float]:
             groups[-1].append(x)
         else:
             groups.append([x])
-    for group in groups:
+    for group in (g for g in groups if len(g) > 1):
         outputs = [result(x) for x in group]
         if any(o != outputs[0] for o in outputs[1:]):
             raise CompileError(expr, f"its inputs {group[0]!r} and {group[-1]!r} are too close "

@@ -60,11 +60,12 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
     vocab = _check_arguments(program, vocab, max_seq_len, compiler_bos, compiler_pad)
     _check_mlp_exactness(mlp_exactness)
     lowered = lower_program(program, _none_oracle(program, vocab, max_seq_len))
-    domain = infer_domain(program, lowered, vocab, max_seq_len, causal)
+    known: dict = {}  # the lowered program's value sets; fusion keeps most of its nodes
+    domain = infer_domain(program, lowered, vocab, max_seq_len, causal, known)
     _enforce(domain, strict)
     fused, narrower = fuse_alternatives(lowered, max_seq_len)
-    laid_out = _narrowest(fused, narrower,
-                          lambda program: _laid_out(program, vocab, max_seq_len, causal))
+    laid_out = _narrowest(fused, narrower, lambda program: _laid_out(
+        program, vocab, max_seq_len, causal, known))
     graph, values, spaces = laid_out.graph, laid_out.values, laid_out.spaces
     schedule, residual = laid_out.schedule, laid_out.residual
     output = graph.expr(graph.output)
@@ -103,9 +104,10 @@ class _LaidOut:
     size: tuple[int, int]  # (layers, weights): depth first
 
 
-def _laid_out(program: rx.SOp, vocab, max_seq_len: int, causal: bool) -> _LaidOut:
+def _laid_out(program: rx.SOp, vocab, max_seq_len: int, causal: bool,
+              known: dict | None = None) -> _LaidOut:
     graph = extract_graph(program)
-    values = infer_value_sets(graph, vocab, max_seq_len)
+    values = infer_value_sets(graph, vocab, max_seq_len, known=known)
     spaces = node_spaces(graph, values)
     blocks = build_blocks(graph, values, spaces, max_seq_len, causal)
     schedule = schedule_layers(blocks)

@@ -23,6 +23,7 @@ lookup MLP turns it into a number.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -128,6 +129,18 @@ def _fuse(expr, fused, forms, max_seq_len, budget):
 def _width_is_precise(width_map, max_seq_len, budget) -> bool:
     """Whether a width's MLP can output width_map(w) as a number within `budget`, in
     float32 and any summation order (NUMERIC_BUDGET, or OUTPUT_BUDGET for the output)."""
+    if width_map is _identity:
+        return _count_is_precise(max_seq_len, budget)
+    return _outputs_are_precise(width_map, max_seq_len, budget)
+
+
+@functools.lru_cache(maxsize=64)
+def _count_is_precise(max_seq_len: int, budget: float) -> bool:
+    """`_width_is_precise` of the width itself: a constant of N and the budget."""
+    return _outputs_are_precise(_identity, max_seq_len, budget)
+
+
+def _outputs_are_precise(width_map, max_seq_len, budget) -> bool:
     widths = range(max_seq_len + 1)
     try:
         outputs = [float(width_map(w)) for w in widths]
@@ -220,13 +233,20 @@ def _identity(x):
 
 def _compose(f, parts: list[_Fused], sources: tuple[rx.SOp, ...]):
     index = {s.unique_id: i for i, s in enumerate(sources)}
-    selectors = [[index[s.unique_id] for s in p.sources] for p in parts]
+    # Called for every value (pair) by value-set inference and by the block builders, so
+    # one-source parts skip the list, and identity parts the call.
+    steps = [(part.fn, tuple(index[s.unique_id] for s in part.sources)) for part in parts]
 
     def fused(*values):
         inputs = []
-        for part, picks in zip(parts, selectors):
-            args = [values[i] for i in picks]
-            value = None if any(a is None for a in args) else part.fn(*args)
+        for fn, picks in steps:
+            if len(picks) == 1:
+                value = values[picks[0]]
+                if value is not None and fn is not _identity:
+                    value = fn(value)
+            else:
+                args = [values[i] for i in picks]
+                value = None if any(a is None for a in args) else fn(*args)
             if value is None:
                 return None
             inputs.append(value)

@@ -70,7 +70,8 @@ def assemble_params(graph: ProgramGraph, spaces: dict[int, VectorSpace], residua
             weights, key_size, value_size = _attention(layer.heads, residual)
             params.update({f"{prefix}/attn/{k}": v for k, v in weights.items()})
         if layer.mlps:
-            mlp = combine_mlps(list(layer.mlps))
+            # One MLP embeds as it is (combining it would copy it twice to the same weights).
+            mlp = layer.mlps[0] if len(layer.mlps) == 1 else combine_mlps(list(layer.mlps))
             hidden = mlp.hidden_space
             hidden_width = hidden.dim
             params[f"{prefix}/mlp/linear_1"] = _linear(mlp.first.in_spaces(residual, hidden))
@@ -78,6 +79,23 @@ def assemble_params(graph: ProgramGraph, spaces: dict[int, VectorSpace], residua
         configs.append(LayerConfig(len(layer.heads), key_size, value_size, hidden_width))
     params["unembed"] = {"w": residual.project_matrix(spaces[graph.output]).astype(np.float32)}
     return params, tuple(configs)
+
+
+def weight_count(schedule: Schedule, residual: VectorSpace, output_dim: int, vocab_size: int,
+                 max_seq_len: int) -> int:
+    """How many weights `assemble_params` would give these layers, without building them."""
+    d = residual.dim
+    count = (vocab_size + 2 + max_seq_len + 1) * d + d * output_dim  # embeddings, unembed
+    for layer in schedule.layers:
+        if layer.heads:
+            n = len(layer.heads)
+            keys = n * max(max(h.w_qk.key_space.dim for h in layer.heads), 1)
+            values = n * max(max(h.w_ov.output_space.dim for h in layer.heads), 1)
+            count += 2 * (d + 1) * keys + (d + 1) * values + (values + 1) * d
+        hidden = sum(m.hidden_space.dim for m in layer.mlps)
+        if layer.mlps:
+            count += (d + 1) * hidden + (hidden + 1) * d
+    return count
 
 
 def _linear(w: np.ndarray) -> dict[str, np.ndarray]:

@@ -14,7 +14,7 @@ from compiler.selection import Selection, build_selection
 from craft import attention
 from craft.bases import BasisDirection, VectorSpace
 from craft.maps import BilinearForm, LinearMap
-from craft.selector_width import selector_width
+from craft.selector_width import selector_width, width_hardness
 from rasp import expr as rx
 from rasp.errors import CompileError
 
@@ -104,10 +104,12 @@ class AttentionBlocks:
 
         label = self._label(node)
         info = self._attention_info(node, "selector_width", selection)
+        hardness = width_hardness(selection.form, selection.level, self.max_seq_len)
         block = selector_width(selection.form, selection.level, self.max_seq_len,
                                self.spaces[node], output_of, BasisDirection(f"{label}.width"),
-                               f"{label}.hidden", info, side_space=self.spaces[side.unique_id])
-        check_scratch(self.graph.expr(node), block, self.max_seq_len)
+                               f"{label}.hidden", info, hardness,
+                               side_space=self.spaces[side.unique_id])
+        check_scratch(self.graph.expr(node), block, self.max_seq_len, hardness)
         return NodeBlock(node, block, selection.keys + selection.queries + (side.unique_id,))
 
     def _length(self, node, expr) -> NodeBlock:
@@ -131,9 +133,11 @@ class AttentionBlocks:
             return out(value) if value in known else {}
 
         label = self._label(node)
+        hardness = width_hardness(form, level, self.max_seq_len)
         block = selector_width(form, level, self.max_seq_len, self.spaces[node], output_of,
-                               BasisDirection(f"{label}.width"), f"{label}.hidden", info)
-        check_scratch(self.graph.expr(node), block, self.max_seq_len)
+                               BasisDirection(f"{label}.width"), f"{label}.hidden", info,
+                               hardness)
+        check_scratch(self.graph.expr(node), block, self.max_seq_len, hardness)
         return NodeBlock(node, block, inputs)
 
 

@@ -40,7 +40,8 @@ MAX_GATE_LEAK = 0.1
 # lookups threshold one-hots at ½ and double what is left on the set direction.
 MAX_ONE_HOT_ERROR = 0.05
 # One-hot error bound of lookups and aggregates (products of exact 0/1 weights,
-# attention leaks below 1e-19, float32 averaging error ~1e-7 relative).
+# attention leaks below 1e-19, float32 averaging error ~1e-7 relative); lookups of
+# exact one-hots (tokens, indices, lookups of those) are exact (_exact_lookup).
 LOOKUP_NOISE = 1e-5
 
 
@@ -78,6 +79,9 @@ class _Builder(AttentionBlocks):
     max_seq_len: int
     causal: bool
     budgets: Budgets
+    exact: dict[int, bool] = dataclasses.field(default_factory=dict)  # _exact_lookup's answers
+    # Per Map node, its cached output function (`_map_result`).
+    map_results: dict = dataclasses.field(default_factory=dict)
 
     def build(self, node: int) -> NodeBlock:
         expr = self.graph.expr(node)
@@ -111,16 +115,25 @@ class _Builder(AttentionBlocks):
         return BlockInfo((self._label(node),), op, **sources)
 
     # ------------------------------------------------------------------ MLPs
+    def _map_result(self, node):
+        """value ↦ the Map's output components ({} where its function raises), cached: each
+        value is asked for by the exactness checks, the block, and the readers' noise."""
+        if node not in self.map_results:
+            expr, out = self.graph.expr(node), self._output_of(node)
+
+            @functools.cache
+            def result(value):
+                try:
+                    return out(expr.f(value))
+                except Exception:  # noqa: BLE001  the evaluator rejects such inputs
+                    return {}
+
+            self.map_results[node] = result
+        return self.map_results[node]
+
     def _map(self, node, expr) -> NodeBlock:
         inner = expr.inner.unique_id
-        out = self._output_of(node)
-
-        def result(value):
-            try:
-                return out(expr.f(value))
-            except Exception:  # noqa: BLE001  the evaluator rejects such inputs
-                return {}
-
+        result = self._map_result(node)
         info = self._info(node, "map")
         hidden = f"{self._label(node)}.hidden"
         if rx.is_numerical(expr.inner):
@@ -140,9 +153,20 @@ class _Builder(AttentionBlocks):
             block = clean_lookup.clean_lookup_mlp(self.spaces[inner], self.spaces[node],
                                                   lambda d: result(d.value), hidden, info)
         else:
-            block = categorical.lookup_mlp(self.spaces[inner], self.spaces[node],
-                                           lambda d: result(d.value), hidden, info)
+            block = self._lookup(expr.inner, node, lambda d: result(d.value), hidden, info)
         return NodeBlock(node, block, (inner,))
+
+    def _lookup(self, inner, node, output_of, hidden, info) -> MLP:
+        """A plain lookup of categorical `inner`: one unit per output value where that is
+        narrower and `inner`'s one-hot is exact (then so is the output, see
+        categorical.output_lookup_error), else one unit per input value. Summing the
+        noise of a whole preimage would break what readers assume (LOOKUP_NOISE)."""
+        in_space, out_space = self.spaces[inner.unique_id], self.spaces[node]
+        if self._noise(inner) == 0.0:
+            units = categorical.output_groups(in_space, output_of)
+            if len(units) < sum(len(group) for group in units.values()):
+                return categorical.output_lookup_mlp(in_space, out_space, output_of, hidden, info)
+        return categorical.lookup_mlp(in_space, out_space, output_of, hidden, info)
 
     @staticmethod
     def _check_rounding(expr, xs):
@@ -265,19 +289,29 @@ class _Builder(AttentionBlocks):
 
     def _noise(self, sop) -> float:
         """A bound on the float32 error of a categorical SOp's one-hot."""
-        if isinstance(sop, EMBEDDED):
+        if isinstance(sop, EMBEDDED) or self._exact_lookup(sop):
             return 0.0
         if isinstance(sop, rx.Map) and rx.is_numerical(sop.inner):
-            out = self._output_of(sop.unique_id)
-            result = lambda x: _quiet(lambda: out(sop.f(x)))  # noqa: E731
+            result = self._map_result(sop.unique_id)
             xs = _merge_indistinguishable(sop, self.values[sop.inner.unique_id].values, result)
             bound = numerical.one_hot_error_bound(xs, self._rows(sop.unique_id, result, xs))
             # beyond budget it was built as classes then a clean lookup
             return bound if bound <= MAX_ONE_HOT_ERROR else clean_lookup.error_bound(1.0)
         if isinstance(sop, rx.SelectorWidth):
-            widths = range(self.max_seq_len + 1)
-            return numerical.one_hot_error_bound([1 / (w + 1) for w in widths], np.eye(len(widths)))
+            return _width_noise(self.max_seq_len)
         return LOOKUP_NOISE
+
+    def _exact_lookup(self, sop) -> bool:
+        """Whether `sop` is a categorical lookup (Map, or pair-lookup SequenceMap) of exact
+        categorical one-hots, so exact itself: its units add exact 0/1 inputs with weights
+        ±1, ±2 and ±3, small integers that float32 holds exactly. Memoised (DAGs share)."""
+        if rx.is_numerical(sop) or not isinstance(sop, (rx.Map, rx.SequenceMap)):
+            return False
+        if sop.unique_id not in self.exact:
+            self.exact[sop.unique_id] = all(
+                not rx.is_numerical(child) and self._noise(child) == 0.0
+                for child in sop.children)
+        return self.exact[sop.unique_id]
 
     def _linear(self, node, expr) -> NodeBlock:
         fst, snd = expr.fst.unique_id, expr.snd.unique_id
@@ -294,19 +328,18 @@ class _Builder(AttentionBlocks):
         return max((abs(float(v)) for v in self.values[node].values), default=0.0)
 
 
+@functools.lru_cache(maxsize=64)
+def _width_noise(max_seq_len: int) -> float:
+    """The float32 error bound of a SelectorWidth's one-hot: a constant of N."""
+    widths = range(max_seq_len + 1)
+    return numerical.one_hot_error_bound([1 / (w + 1) for w in widths], np.eye(len(widths)))
+
+
 def _check_width(expr, block: NodeBlock):
     width = sum(part.hidden_space.dim for part in block.parts() if isinstance(part, MLP))
     if width > MAX_MLP_WIDTH:
         raise CompileError(expr, f"it needs an MLP with {width:,} hidden units "
                            f"(more than {MAX_MLP_WIDTH:,})", REDUCE_VALUES_HINT)
-
-
-def _quiet(thunk):
-    """thunk(), or None (no output) where the program's function raises."""
-    try:
-        return thunk()
-    except Exception:  # noqa: BLE001  the evaluator rejects such inputs
-        return {}
 
 
 def _merge_indistinguishable(expr, xs, result) -> list[float]:
@@ -321,7 +354,7 @@ def _merge_indistinguishable(expr, xs, result) -> list[float]:
             groups[-1].append(x)
         else:
             groups.append([x])
-    for group in groups:
+    for group in (g for g in groups if len(g) > 1):
         outputs = [result(x) for x in group]
         if any(o != outputs[0] for o in outputs[1:]):
             raise CompileError(expr, f"its inputs {group[0]!r} and {group[-1]!r} are too close "

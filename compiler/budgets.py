@@ -79,9 +79,11 @@ class Budgets:
             self.tolerate(node, sop, (budget - own) / per_input_error)
 
 
-def check_scratch(expr, block: Series, max_seq_len: int):
-    """Refuse a width whose head's float32 error could move 1/(w+1) out of its window."""
-    error, tolerance = scratch_error(block.blocks[0], max_seq_len), scratch_tolerance(max_seq_len)
+def check_scratch(expr, block: Series, max_seq_len: int, hardness: float):
+    """Refuse a width whose head (logit gap `hardness`) could, in float32, move 1/(w+1)
+    out of its window."""
+    error = scratch_error(block.blocks[0], max_seq_len, hardness)
+    tolerance = scratch_tolerance(max_seq_len)
     if error > tolerance:
         raise CompileError(expr, f"its head may count up to {max_seq_len} keys with a float32 "
                            f"error of {error:.2g} (relative), more than the {tolerance:.2g} "

@@ -6,24 +6,25 @@ node_spaces → build_blocks → schedule_layers → layout_residual → assembl
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from compiler.assemble import ModelConfig, assemble_params
+from compiler.assemble import ModelConfig, assemble_params, weight_count
 from compiler.blocks import build_blocks
 from compiler.domain import Domain, infer_domain
-from compiler.fusion import fuse_program
-from compiler.graph import extract_graph
+from compiler.fusion import fuse_alternatives
+from compiler.graph import ProgramGraph, extract_graph
 from compiler.layout import layout_residual
 from compiler.lowering import lower_program
 from compiler.model import CompiledModel, hashable
 from compiler.record import record_components, record_values
-from compiler.schedule import schedule_layers
+from compiler.schedule import Schedule, schedule_layers
 from compiler.spaces import node_spaces
 from compiler.values import infer_value_sets, sort_values
-from craft.bases import MatrixTooLarge
+from craft.bases import MatrixTooLarge, VectorSpace
 from rasp import expr as rx
 from rasp.errors import CompileError, CompileWarning
 
@@ -59,14 +60,14 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
     vocab = _check_arguments(program, vocab, max_seq_len, compiler_bos, compiler_pad)
     _check_mlp_exactness(mlp_exactness)
     lowered = lower_program(program, _none_oracle(program, vocab, max_seq_len))
-    domain = infer_domain(program, lowered, vocab, max_seq_len, causal)
+    known: dict = {}  # the lowered program's value sets; fusion keeps most of its nodes
+    domain = infer_domain(program, lowered, vocab, max_seq_len, causal, known)
     _enforce(domain, strict)
-    graph = extract_graph(fuse_program(lowered, max_seq_len))
-    values = infer_value_sets(graph, vocab, max_seq_len)
-    spaces = node_spaces(graph, values)
-    blocks = build_blocks(graph, values, spaces, max_seq_len, causal)
-    schedule = schedule_layers(blocks)
-    residual = layout_residual(graph, spaces, blocks)
+    fused, narrower = fuse_alternatives(lowered, max_seq_len)
+    laid_out = _narrowest(fused, narrower, lambda program: _laid_out(
+        program, vocab, max_seq_len, causal, known))
+    graph, values, spaces = laid_out.graph, laid_out.values, laid_out.spaces
+    schedule, residual = laid_out.schedule, laid_out.residual
     output = graph.expr(graph.output)
     try:
         params, layers = assemble_params(graph, spaces, residual, schedule, vocab, max_seq_len)
@@ -89,6 +90,44 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
     if not domain.total:
         warnings.warn(CompileWarning(domain.message()), stacklevel=2)
     return model
+
+
+@dataclasses.dataclass(frozen=True)
+class _LaidOut:
+    """A fused program through scheduling and layout, with its size."""
+
+    graph: ProgramGraph
+    values: dict
+    spaces: dict
+    schedule: Schedule
+    residual: VectorSpace
+    size: tuple[int, int]  # (layers, weights): depth first
+
+
+def _laid_out(program: rx.SOp, vocab, max_seq_len: int, causal: bool,
+              known: dict | None = None) -> _LaidOut:
+    graph = extract_graph(program)
+    values = infer_value_sets(graph, vocab, max_seq_len, known=known)
+    spaces = node_spaces(graph, values)
+    blocks = build_blocks(graph, values, spaces, max_seq_len, causal)
+    schedule = schedule_layers(blocks)
+    residual = layout_residual(graph, spaces, blocks)
+    weights = weight_count(schedule, residual, spaces[graph.output].dim, len(vocab), max_seq_len)
+    return _LaidOut(graph, values, spaces, schedule, residual, (len(schedule.layers), weights))
+
+
+def _narrowest(fused: rx.SOp, narrower: rx.SOp | None,
+               lay_out: Callable[[rx.SOp], _LaidOut]) -> _LaidOut:
+    """The fused program laid out, or the one with optional chains kept separate
+    (fusion.fuse_alternatives) where that takes no more layers and fewer weights."""
+    chosen = lay_out(fused)
+    if narrower is None:
+        return chosen
+    try:
+        other = lay_out(narrower)
+    except CompileError:
+        return chosen
+    return other if other.size < chosen.size else chosen
 
 
 def _enforce(domain: Domain, strict: bool) -> None:

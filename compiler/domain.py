@@ -115,13 +115,16 @@ class Domain:
 
 
 def infer_domain(program: rx.SOp, lowered: rx.SOp, vocab, max_seq_len: int,
-                 causal: bool) -> Domain:
+                 causal: bool, value_sets: dict | None = None) -> Domain:
     """The domain of `program`, analysed on its lowered form `lowered` (same values at
-    every position, same labels, and value sets cheap to enumerate)."""
+    every position, same labels, and value sets cheap to enumerate).
+
+    `value_sets`, if given, receives the lowered program's value sets (see
+    compiler.values.infer_value_sets' `known`), so that the compile reuses them."""
     graph = extract_graph(lowered)
     failures: list[Failure] = []
     try:
-        sets = infer_value_sets(graph, vocab, max_seq_len, failures)
+        sets = infer_value_sets(graph, vocab, max_seq_len, failures, known=value_sets)
     except CompileError as error:
         return Domain(unknown=error.reason)
     facts = ProgramFacts(graph, sets, max_seq_len, causal)

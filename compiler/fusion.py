@@ -10,6 +10,9 @@ Takes a lowered program and gives an equivalent one with fewer sublayers:
     predicate (W_QK), and one feeding an Aggregate into W_OV (annotation
     `value_map`).
 Every fused function keeps RASP's None rule: None in, None out.
+A chain that a SequenceMap's MLP would not need to expand (it fits, and its own MLP
+runs in an earlier sublayer) is optional: `fuse_alternatives` also gives the program
+with such chains kept separate, for the compiler to keep whichever is narrower.
 
 A numerical SelectorWidth output telescopes over up to N steps, and its float32
 error bound (any summation order, craft.float_bounds) grows like u·N³; where
@@ -20,6 +23,7 @@ lookup MLP turns it into a number.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -40,15 +44,61 @@ class _Fused:
 
 def fuse_program(program: rx.SOp, max_seq_len: int) -> rx.SOp:
     """The program with MLP chains fused and Maps folded into attention."""
+    return _fused_program(program, max_seq_len, frozenset())[0]
+
+
+def fuse_alternatives(program: rx.SOp, max_seq_len: int) -> tuple[rx.SOp, rx.SOp | None]:
+    """(fused, narrower): `program` fused, and the same with every optional chain kept
+    as its own MLP — a chain expanded into a reader that would also fit without it —
+    or None where there is none. Expanding an optional chain can save a layer, or only
+    multiply the reader's table: which, only value sets and the schedule tell."""
+    fused, optional = _fused_program(program, max_seq_len, frozenset())
+    if not optional:
+        return fused, None
+    return fused, _fused_program(program, max_seq_len, optional)[0]
+
+
+def _fused_program(program, max_seq_len, separate: frozenset[int]):
+    """(fused program, ids of the expressions whose chains were expanded optionally);
+    chains of the expressions in `separate` (ids in `program`) are never expanded."""
     done: dict[int, rx.RASPExpr] = {}
     forms: dict[int, _Fused] = {}
+    original: dict[int, int] = {}  # fused id -> id in `program`
+    chains = _Chains(forms, frozenset(), set(), set(), {})
     for expr in topological_order(program):
         budget = OUTPUT_BUDGET if expr is program else NUMERIC_BUDGET
-        new = _fuse(expr, lambda e: done[e.unique_id], forms, max_seq_len, budget)
+        new = _fuse(expr, lambda e: done[e.unique_id], chains, max_seq_len, budget)
         done[expr.unique_id] = new
+        chains.sublayers[new.unique_id] = _sublayer(new, chains.sublayers)
+        original.setdefault(new.unique_id, expr.unique_id)
+        if expr.unique_id in separate:
+            chains = dataclasses.replace(chains, separate=chains.separate | {new.unique_id})
         if isinstance(new, (rx.Map, rx.SequenceMap)) and not _is_linear(new):
             forms[new.unique_id] = _form_of(new)
-    return done[program.unique_id]
+    return done[program.unique_id], frozenset(original[i]
+                                              for i in chains.optional - chains.needed)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Chains:
+    """The MLP chains fusion may expand: `forms` by fused id, less the `separate` ones;
+    `optional` collects the ids of chains expanded where leaving them would also fit
+    and cost no depth (the chain's own MLP runs in an earlier sublayer than its reader),
+    `needed` those some reader expands for depth or fit."""
+
+    forms: dict[int, _Fused]
+    separate: frozenset[int]
+    optional: set[int]
+    needed: set[int]
+    sublayers: dict[int, int]  # fused id -> the earliest sublayer that can write it
+
+    def get(self, node: int, default=None):
+        """The chain `node` computes (for folding into attention: never kept separate)."""
+        return self.forms.get(node, default)
+
+    def expandable(self, node: int, default: _Fused) -> _Fused:
+        """The chain `node` computes, or `default` where it is kept separate."""
+        return default if node in self.separate else self.forms.get(node, default)
 
 
 def _fuse(expr, fused, forms, max_seq_len, budget):
@@ -79,6 +129,18 @@ def _fuse(expr, fused, forms, max_seq_len, budget):
 def _width_is_precise(width_map, max_seq_len, budget) -> bool:
     """Whether a width's MLP can output width_map(w) as a number within `budget`, in
     float32 and any summation order (NUMERIC_BUDGET, or OUTPUT_BUDGET for the output)."""
+    if width_map is _identity:
+        return _count_is_precise(max_seq_len, budget)
+    return _outputs_are_precise(width_map, max_seq_len, budget)
+
+
+@functools.lru_cache(maxsize=64)
+def _count_is_precise(max_seq_len: int, budget: float) -> bool:
+    """`_width_is_precise` of the width itself: a constant of N and the budget."""
+    return _outputs_are_precise(_identity, max_seq_len, budget)
+
+
+def _outputs_are_precise(width_map, max_seq_len, budget) -> bool:
     widths = range(max_seq_len + 1)
     try:
         outputs = [float(width_map(w)) for w in widths]
@@ -99,16 +161,65 @@ def _form_of(expr) -> _Fused:
 
 def _mlp_chain(expr, children, forms, max_seq_len, budget):
     """`expr` over its children, expanded through child MLP chains where it fits."""
-    child_forms = [forms.get(c.unique_id, _Fused((c,), _identity)) for c in children]
-    for expand in ([True, True], [True, False], [False, True], [False, False])[:2 ** len(children)]:
-        parts = [f if e else _Fused((c,), _identity)
-                 for f, e, c in zip(child_forms, expand, children)]
+    lookup = forms.expandable if isinstance(forms, _Chains) else forms.get
+    child_forms = [lookup(c.unique_id, _Fused((c,), _identity)) for c in children]
+    expansions = ([True, True], [True, False], [False, True], [False, False])
+    for expand in expansions[:2 ** len(children)]:
+        parts = _parts(child_forms, expand, children)
         sources = tuple(dict.fromkeys(s for p in parts for s in p.sources))
         if _fits(sources):
+            if isinstance(forms, _Chains):
+                _note_optional(forms, children, child_forms, expand, _mlp_sublayer(
+                    [forms.sublayers.get(s.unique_id, -1) for s in sources]))
             return _emit(expr, sources, _compose(expr.f, parts, sources), max_seq_len, budget)
     if isinstance(expr, rx.LinearSequenceMap):
         return rebuilt(expr, rx.LinearSequenceMap(*children, expr.fst_fac, expr.snd_fac))
     return rebuilt(expr, type(expr)(expr.f, *children))
+
+
+def _parts(child_forms, expand, children) -> list[_Fused]:
+    return [f if e else _Fused((c,), _identity) for f, e, c in zip(child_forms, expand, children)]
+
+
+def _note_optional(chains: _Chains, children, child_forms, expand, reader_sublayer: int):
+    """Sort each expanded child chain into `optional` (its reader would also fit without
+    expanding it, in the same sublayer) or `needed` (by some reader: never optional)."""
+    for i, child in enumerate(children):
+        if not expand[i] or child.unique_id not in chains.forms:
+            continue
+        kept = _parts(child_forms, [e and j != i for j, e in enumerate(expand)], children)
+        if chains.sublayers[child.unique_id] < reader_sublayer and \
+                _fits(tuple(dict.fromkeys(s for p in kept for s in p.sources))):
+            chains.optional.add(child.unique_id)
+        else:
+            chains.needed.add(child.unique_id)
+
+
+def _sublayer(expr, sublayers: dict[int, int]) -> int:
+    """The earliest sublayer (attention even, MLP odd; as compiler.schedule) that can
+    write fused `expr`: an estimate, since blocks decide; -1 for embedded SOps."""
+    inputs = [sublayers.get(s.unique_id, -1) for s in _sop_inputs(expr)]
+    match expr:
+        case rx.Map() | rx.SequenceMap():
+            return _mlp_sublayer(inputs)
+        case rx.Aggregate():
+            return max(inputs, default=-1) // 2 * 2 + 2
+        case rx.SelectorWidth():
+            return max(inputs, default=-1) // 2 * 2 + 3
+    return -1
+
+
+def _mlp_sublayer(inputs: list[int]) -> int:
+    """The first MLP (odd) sublayer after all of `inputs` are written."""
+    return (max(inputs, default=-1) + 1) // 2 * 2 + 1
+
+
+def _sop_inputs(expr) -> list[rx.SOp]:
+    """The SOps `expr` reads, through its selectors' keys and queries."""
+    found = []
+    for child in expr.children:
+        found.extend([child] if isinstance(child, rx.SOp) else _sop_inputs(child))
+    return found
 
 
 def _fits(sources) -> bool:
@@ -122,13 +233,20 @@ def _identity(x):
 
 def _compose(f, parts: list[_Fused], sources: tuple[rx.SOp, ...]):
     index = {s.unique_id: i for i, s in enumerate(sources)}
-    selectors = [[index[s.unique_id] for s in p.sources] for p in parts]
+    # Called for every value (pair) by value-set inference and by the block builders, so
+    # one-source parts skip the list, and identity parts the call.
+    steps = [(part.fn, tuple(index[s.unique_id] for s in part.sources)) for part in parts]
 
     def fused(*values):
         inputs = []
-        for part, picks in zip(parts, selectors):
-            args = [values[i] for i in picks]
-            value = None if any(a is None for a in args) else part.fn(*args)
+        for fn, picks in steps:
+            if len(picks) == 1:
+                value = values[picks[0]]
+                if value is not None and fn is not _identity:
+                    value = fn(value)
+            else:
+                args = [values[i] for i in picks]
+                value = None if any(a is None for a in args) else fn(*args)
             if value is None:
                 return None
             inputs.append(value)

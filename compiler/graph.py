@@ -24,12 +24,19 @@ class ProgramGraph:
     graph: nx.DiGraph
     output: int
     order: tuple[int, ...]
+    # node → its node attributes, read directly: every stage asks for exprs and labels
+    # often, and a networkx node view costs a lookup chain per call.
+    attributes: dict[int, dict] = dataclasses.field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.attributes is None:
+            object.__setattr__(self, "attributes", dict(self.graph.nodes(data=True)))
 
     def expr(self, node: int) -> rx.RASPExpr:
-        return self.graph.nodes[node]["expr"]
+        return self.attributes[node]["expr"]
 
     def label(self, node: int) -> str:
-        return self.graph.nodes[node]["label"]
+        return self.attributes[node]["label"]
 
     def exprs(self) -> list[rx.RASPExpr]:
         return [self.expr(n) for n in self.order]

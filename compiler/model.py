@@ -8,6 +8,7 @@ compiler.batch: chunked, jitted once per batch-size bucket, decoded on the devic
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -217,10 +218,22 @@ class CompiledModel:
         self.domain = domain if domain is not None else Domain(unknown="not recorded")
         self.input_encoder = InputEncoder(config.vocab, config.bos, config.pad)
         self.output_encoder = OutputEncoder(config.output_values, config.output_numerical)
-        self.forward = hk.without_apply_rng(hk.transform(make_forward(config)))
-        self._jitted = jax.jit(self.forward.apply)
-        self._jitted_outputs = make_decoder_outputs(self.forward.apply, config.output_numerical,
-                                                    DECODE_THRESHOLD, sub_chunk_rows(config))
+
+    # Built on first use, so that compiling (e.g. a sweep that only counts parameters)
+    # does not pay for haiku's transform and two jit wrappers.
+    @functools.cached_property
+    def forward(self) -> hk.Transformed:
+        """The haiku forward function: `forward.apply(params, ids, valid)`."""
+        return hk.without_apply_rng(hk.transform(make_forward(self.config)))
+
+    @functools.cached_property
+    def _jitted(self):
+        return jax.jit(self.forward.apply)
+
+    @functools.cached_property
+    def _jitted_outputs(self):
+        return make_decoder_outputs(self.forward.apply, self.config.output_numerical,
+                                    DECODE_THRESHOLD, sub_chunk_rows(self.config))
 
     @property
     def parameter_count(self) -> int:

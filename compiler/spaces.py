@@ -35,7 +35,9 @@ def _check_numerical(expr, value_set: ValueSet):
                 if isinstance(expr, rx.Aggregate) else
                 "make sure its input is never None (e.g. give Aggregates a default)")
         raise CompileError(expr, "a numerical SOp must never be None, but this one can be", hint)
-    bad = [v for v in value_set.values if not isinstance(v, numbers.Real)]
+    # (the plain types first: an isinstance check against the ABC is slow)
+    bad = [v for v in value_set.values
+           if type(v) not in (float, int, bool) and not isinstance(v, numbers.Real)]
     if bad:
         raise CompileError(expr, f"a numerical SOp must hold numbers, but it can be {bad[0]!r}",
                            "annotate it categorical(...) instead")

@@ -9,6 +9,9 @@ MAX_VALUES it is marked too large, and a block that needs it refuses.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
+import operator
 from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any
@@ -65,19 +68,25 @@ class Failure:
 
 
 def infer_value_sets(graph: ProgramGraph, vocab: Iterable[Any], max_seq_len: int,
-                     failures: list[Failure] | None = None) -> dict[int, ValueSet]:
+                     failures: list[Failure] | None = None,
+                     known: dict[int, ValueSet] | None = None) -> dict[int, ValueSet]:
     """A ValueSet for every SOp node of `graph` (selectors are skipped).
 
     A Map or SequenceMap whose function raises on some values contributes no value
-    for them; each such call is appended to `failures` when it is given.
+    for them; each such call is appended to `failures` when it is given. `known` holds
+    sets already inferred (same vocab and length) for nodes of another graph: a node's
+    set depends only on the sub-expression it roots, so those are reused, and the new
+    ones are added to it.
     """
-    sets: dict[int, ValueSet] = {}
+    sets: dict[int, ValueSet] = {} if known is None else known
     failures = [] if failures is None else failures
     for node in graph.order:
         expr = graph.expr(node)
-        if isinstance(expr, rx.SOp):
+        if isinstance(expr, rx.SOp) and node not in sets:
             sets[node] = _infer(expr, sets, vocab, max_seq_len, failures)
-    return sets
+    if known is None:
+        return sets
+    return {node: sets[node] for node in graph.order if node in sets}
 
 
 def _infer(expr, sets, vocab, n, failures) -> ValueSet:
@@ -121,8 +130,8 @@ def _infer(expr, sets, vocab, n, failures) -> ValueSet:
 
 
 def _from_values(values) -> ValueSet:
-    return ValueSet(sort_values(v for v in values if v is not None),
-                    may_be_none=any(v is None for v in values))
+    present = [v for v in values if v is not None]
+    return ValueSet(sort_values(present), may_be_none=len(present) < len(values))
 
 
 def _apply(expr, f, argument_tuples, may_be_none, failures=None) -> ValueSet:
@@ -165,24 +174,53 @@ def _aggregate(expr, sop: ValueSet, sets: dict[int, ValueSet], n: int) -> ValueS
         return ValueSet((), None in default,
                         f"the means of up to {n} of {len(numbers)} distinct values exceed "
                         f"{MAX_VALUES} values")
-    return _from_values([float(m) for m in means] + default)
+    return _from_values(list(means) + default)
 
 
-def _means(numbers: list[Fraction], n: int) -> set[Fraction] | None:
-    """All means of multisets of 1..n values from `numbers`, or None if too many."""
-    if set(numbers) <= {0, 1}:
+def _means(numbers: list[Fraction], n: int) -> set[float] | None:
+    """All means of multisets of 1..n values from `numbers`, each as the float nearest
+    it, or None if there are more than MAX_VALUES distinct means."""
+    if set(numbers) <= {0, 1}:  # k/size, k from 0 (if a 0 is there) to size (if a 1 is)
         ones = 1 in numbers
         zeros = 0 in numbers
-        return {Fraction(k, size) for size in range(1, n + 1) for k in range(size + 1)
-                if (ones or k == 0) and (zeros or k == size)}
-    means: set[Fraction] = set()
-    sums = {Fraction(0)}
+        means = set()
+        for size in range(1, n + 1):
+            ks = range(0 if zeros else size, (size if ones else 0) + 1)
+            means.update(map(operator.truediv, ks, itertools.repeat(size)))
+        return means
+    # In integers, which is many times faster than Fractions: each number is x/scale, so
+    # a sum of `size` of them is s/scale, kept as s/(size·scale) in lowest terms. For
+    # integers (scale 1) of magnitude ≤ M, distinct means differ by ≥ 1/n², far more
+    # than a float's spacing when M·n² < 2⁴⁰, so the floats themselves count them.
+    scale = math.lcm(*(x.denominator for x in numbers))
+    scaled = {int(x * scale) for x in numbers}
+    as_floats = scale == 1 and max(map(abs, scaled)) * n * n < 2 ** 40
+    low, step = min(scaled), _common_step(scaled)
+    means: set = set()
+    sums = {0}
     for size in range(1, n + 1):
-        sums = {s + x for s in sums for x in numbers}
-        means.update(s / size for s in sums)
+        if step is not None:  # sums of an arithmetic progression are one again
+            sums = range(size * low, size * max(scaled) + 1, step)
+        else:
+            sums = {s + x for s in sums for x in scaled}
+        if as_floats:
+            means.update(map(operator.truediv, sums, itertools.repeat(size)))
+        else:
+            denominator = size * scale
+            for s in sums:
+                common = math.gcd(s, denominator)
+                means.add((s // common, denominator // common))
         if len(means) > MAX_VALUES:
             return None
-    return means
+    # int / int rounds correctly, as float(Fraction) does
+    return means if as_floats else {s / d for s, d in means}
+
+
+def _common_step(integers: set[int]) -> int | None:
+    """d if the integers are a, a + d, …, a + k·d (1 for a single one), else None."""
+    ordered = sorted(integers)
+    steps = {b - a for a, b in zip(ordered, ordered[1:])} or {1}
+    return steps.pop() if len(steps) == 1 else None
 
 
 def at_most_one_selected(selector: rx.Selector, sets: dict[int, ValueSet], n: int) -> bool:

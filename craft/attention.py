@@ -85,8 +85,13 @@ def selector_width_head(selection: BilinearForm, selected_level: int,
                         hardness: float = HARDNESS) -> AttentionHead:
     """Writes 1/(w+1) to `scratch`, where w is the number of selected keys."""
     w_ov = LinearMap(VectorSpace((BOS,)), VectorSpace((scratch,)), np.ones((1, 1)))
-    return AttentionHead(_with_bos(selection, selected_level, selected_level, hardness),
-                         w_ov, info)
+    return AttentionHead(width_scores(selection, selected_level, hardness), w_ov, info)
+
+
+def width_scores(selection: BilinearForm, selected_level: int,
+                 hardness: float = HARDNESS) -> BilinearForm:
+    """A width head's scores: BOS at the selected level, so it weighs 1/(w+1)."""
+    return _with_bos(selection, selected_level, selected_level, hardness)
 
 
 def _with_bos(selection: BilinearForm, selected_level: int, bos_level: float,

@@ -8,7 +8,8 @@ always the order the caller gave, never a sort. `Vector` is a vector in a space.
 from __future__ import annotations
 
 import dataclasses
-import functools
+import itertools
+import operator
 from collections.abc import Iterable
 from typing import Any
 
@@ -35,15 +36,33 @@ def zeros_matrix(rows: int, cols: int) -> np.ndarray:
     return np.zeros((rows, cols))
 
 
-@dataclasses.dataclass(frozen=True)
-class BasisDirection:
-    """One named axis of the residual stream, optionally tagged with a value."""
+class BasisDirection(tuple):
+    """One named axis of the residual stream, optionally tagged with a value.
 
-    name: str
-    value: Any = None
+    The pair (name, value), immutable like a frozen dataclass. Directions are dict keys
+    everywhere in the compiler, and a tuple hashes and compares in C.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, name: str, value: Any = None):
+        return tuple.__new__(cls, (name, value))
+
+    name = property(operator.itemgetter(0), doc="The direction's name (`tokens`, `one`).")
+    value = property(operator.itemgetter(1), doc="Its value, or None.")
+
+    def __setattr__(self, attribute, _):
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {attribute!r}")
+
+    def __getnewargs__(self):
+        return tuple(self)
+
+    def __repr__(self):
+        return f"BasisDirection(name={self.name!r}, value={self.value!r})"
 
     def __str__(self):
-        return self.name if self.value is None else f"{self.name}:{self.value}"
+        name, value = self
+        return name if value is None else f"{name}:{value}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,11 +70,19 @@ class VectorSpace:
     """An ordered set of basis directions."""
 
     basis: tuple[BasisDirection, ...]
+    # Position of each direction in this space.
+    index: dict[BasisDirection, int] = dataclasses.field(init=False, repr=False, compare=False)
+    # shared_positions(source) by source space: a block's spaces are embedded many times.
+    _positions: dict = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "basis", tuple(self.basis))
-        if len(set(self.basis)) != len(self.basis):
-            raise ValueError(f"repeated basis directions in {[str(d) for d in self.basis]}")
+        basis = tuple(self.basis)
+        index = dict(zip(basis, range(len(basis))))
+        if len(index) != len(basis):
+            raise ValueError(f"repeated basis directions in {[str(d) for d in basis]}")
+        object.__setattr__(self, "basis", basis)
+        object.__setattr__(self, "index", index)
+        object.__setattr__(self, "_positions", {})
 
     @classmethod
     def from_names(cls, names: Iterable[str]) -> VectorSpace:
@@ -63,12 +90,9 @@ class VectorSpace:
 
     @classmethod
     def from_values(cls, name: str, values: Iterable[Any]) -> VectorSpace:
-        return cls(tuple(BasisDirection(name, v) for v in values))
-
-    @functools.cached_property
-    def index(self) -> dict[BasisDirection, int]:
-        """Position of each direction in this space."""
-        return {d: i for i, d in enumerate(self.basis)}
+        # BasisDirection(name, v) for each v, built in C (hidden spaces run to thousands)
+        pairs = zip(itertools.repeat(name), values)
+        return cls(tuple(map(tuple.__new__, itertools.repeat(BasisDirection), pairs)))
 
     @property
     def dim(self) -> int:
@@ -98,11 +122,25 @@ class VectorSpace:
     def project_matrix(self, target: VectorSpace) -> np.ndarray:
         """The (self.dim, target.dim) 0/1 matrix keeping the shared directions."""
         matrix = zeros_matrix(self.dim, target.dim)
-        for d, i in self.index.items():
-            j = target.index.get(d)
-            if j is not None:
-                matrix[i, j] = 1.0
+        mine, theirs = self.shared_positions(target)
+        matrix[mine, theirs] = 1.0
         return matrix
+
+    def shared_positions(self, target: VectorSpace) -> tuple[np.ndarray, np.ndarray]:
+        """(i, j) index arrays: direction self.basis[i] is target.basis[j], in self's order."""
+        known = target._positions.get(self)
+        if known is not None:
+            return known
+        if self.basis == target.basis:
+            positions = (np.arange(self.dim),) * 2
+        else:
+            index = target.index
+            pairs = [(i, index[d]) for i, d in enumerate(self.basis) if d in index]
+            positions = tuple(np.array(pairs, dtype=np.intp).reshape(-1, 2).T)
+        for array in positions:
+            array.flags.writeable = False  # shared by every caller
+        target._positions[self] = positions
+        return positions
 
     def vector(self, components: dict[BasisDirection, float] | None = None) -> Vector:
         """A vector in this space with the given components (others zero)."""

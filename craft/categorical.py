@@ -2,7 +2,8 @@
 
 Each hidden unit first cleans its one-hot input with a threshold at 1/2, so the
 small errors that upstream blocks leave on off directions (below 1/4) never
-accumulate. Offsets come from `one`, so all units are silent at BOS.
+accumulate. Offsets come from `one`, so all units are silent at BOS. A Map has
+two forms: one unit per input value, or one per output value (`output_lookup_mlp`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from craft import float_bounds
 from craft.bases import ONE, BasisDirection, VectorSpace, zeros_matrix
 from craft.blocks import MLP, BlockInfo
 from craft.maps import LinearMap
@@ -37,6 +39,63 @@ def lookup_mlp(input_space: VectorSpace, output_space: VectorSpace,
         for target, x in output_of(d).items():
             second[unit, output_space.index[target]] += x
     return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output_space, second), info)
+
+
+def output_lookup_mlp(input_space: VectorSpace, output_space: VectorSpace,
+                      output_of: Callable[[BasisDirection], Output], hidden_name: str,
+                      info: BlockInfo) -> MLP:
+    """Categorical Map with one hidden unit per distinct output: width = |outputs|.
+
+    Unit for output o: relu(2·Σ_{d ↦ o} x_d − one), which is 1 when the set input
+    maps to o and 0 otherwise (None in: every unit silent, None out). Inputs whose
+    output is zero (None) belong to no unit. The unit sums the errors of all its
+    inputs' directions (`output_lookup_error`), so use it on exact one-hots, or
+    where that sum is within what the output's readers tolerate.
+    """
+    units = output_groups(input_space, output_of)
+    hidden = VectorSpace.from_values(hidden_name, range(len(units)))
+    reads = VectorSpace((ONE,) + input_space.basis)
+    first = zeros_matrix(reads.dim, hidden.dim)
+    second = zeros_matrix(hidden.dim, output_space.dim)
+    for unit, (output, directions) in enumerate(units.items()):
+        first[[reads.index[d] for d in directions], unit] = 2.0
+        first[reads.index[ONE], unit] = -1.0
+        for target, x in output:
+            second[unit, output_space.index[target]] += x
+    return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output_space, second), info)
+
+
+def output_groups(input_space: VectorSpace, output_of: Callable[[BasisDirection], Output]
+                  ) -> dict[tuple, list[BasisDirection]]:
+    """Each distinct non-zero output (as its (direction, value) items) → the input
+    directions that give it, in input order: the units of `output_lookup_mlp`."""
+    groups: dict[tuple, list[BasisDirection]] = {}
+    for d in input_space.basis:
+        output = tuple((t, x) for t, x in output_of(d).items() if x)
+        if output:
+            groups.setdefault(output, []).append(d)
+    return groups
+
+
+def output_lookup_error(preimage_size: int, max_abs_output: float, input_error: float) -> float:
+    """Float32 error bound of each output component of `output_lookup_mlp`, any summation
+    order, when every input direction errs by at most `input_error` (≤ 1/8).
+
+    Exact one-hots (input_error = 0) give exact outputs: every term is 2·0, 2·1 or −1,
+    so each partial sum is a small integer, which float32 holds exactly, and the set
+    unit is exactly 1. Otherwise a unit of k = `preimage_size` inputs carries the input
+    error 2kε plus the rounding of k + 1 terms of Σ|w·x| ≤ 2(1 + kε) + 1 (silent units
+    stay below −1 + 2kε + rounding < 0, exactly 0); the second layer multiplies one
+    unit by the output and the residual add rounds once more.
+    """
+    if input_error == 0.0:
+        return 0.0
+    if preimage_size * input_error > 1 / 8:
+        raise ValueError("output_lookup_error needs preimage_size · input_error ≤ 1/8")
+    k = preimage_size
+    unit = float_bounds.matmul_error(2 * (1 + k * input_error) + 1, k + 1, 2 * k * input_error)
+    second = float_bounds.matmul_error(max_abs_output * (1 + unit), 1, max_abs_output * unit)
+    return second + float_bounds.add_error(max_abs_output + second)
 
 
 def pair_lookup_mlp(fst_space: VectorSpace, snd_space: VectorSpace, output_space: VectorSpace,

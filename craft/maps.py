@@ -92,11 +92,13 @@ def embed_matrix(matrix: np.ndarray, rows: VectorSpace, cols: VectorSpace,
     Directions missing from the new spaces are dropped; new ones get zeros.
     Equivalent to projecting on both sides, in O(size) instead of a matmul.
     """
-    row_pairs = [(new_rows.index[d], i) for i, d in enumerate(rows.basis) if d in new_rows]
-    col_pairs = [(new_cols.index[d], j) for j, d in enumerate(cols.basis) if d in new_cols]
     out = zeros_matrix(new_rows.dim, new_cols.dim)
-    if row_pairs and col_pairs:
-        new_r, old_r = zip(*row_pairs)
-        new_c, old_c = zip(*col_pairs)
-        out[np.ix_(new_r, new_c)] = matrix[np.ix_(old_r, old_c)]
+    if cols.basis == new_cols.basis:  # the common case: only the rows move
+        old_r, new_r = rows.shared_positions(new_rows)
+        out[new_r] = matrix[old_r]
+        return out
+    old_r, new_r = rows.shared_positions(new_rows)
+    old_c, new_c = cols.shared_positions(new_cols)
+    if len(new_r) and len(new_c):
+        out[new_r[:, None], new_c] = matrix[old_r[:, None], old_c]
     return out

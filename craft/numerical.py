@@ -67,36 +67,38 @@ def gated_discretising_mlp(input_direction: BasisDirection, input_values: Sequen
         raise ValueError("discretising_mlp needs at least one input value")
     gates = gate_space.basis or (None,)
     reads = VectorSpace((ONE, input_direction) + gate_space.basis)
-    columns: list[dict] = []   # first-layer weights, one per hidden unit
-    rows: list[Output] = []    # second-layer outputs, one per hidden unit
-
-    def unit(weights: dict[BasisDirection, float], output: Output, scale: float):
-        columns.append(weights)
-        rows.append({k: scale * v for k, v in output.items()})
-
+    slope, threshold, strength = _thresholds(xs, gated=gate_space.dim > 0)
+    copies = []  # per gate: (gate, f(x_m), thresholds where f changes, Δf at each threshold)
     for gate in gates:
-        value = None if gate is None else gate.value
-        unit({gate or ONE: 1.0}, output_of(xs[-1], value), 1.0)  # base unit: f(x_m)
-        for j in range(1, len(xs)):
-            delta = _difference(output_of(xs[j - 1], value), output_of(xs[j], value))
-            if not any(delta.values()):
-                continue  # f does not change here: no step needed
-            threshold, slope = (xs[j - 1] + xs[j]) / 2, STEP_SLOPE / (xs[j] - xs[j - 1])
-            closed = 0.0 if gate is None else gate_strength(xs, j)
-            for offset, scale in ((0.5, 1.0), (-0.5, -1.0)):
-                weights = {ONE: slope * threshold + offset - closed, input_direction: -slope}
-                if gate is not None:
-                    weights[gate] = closed
-                unit(weights, delta, scale)
-    hidden = VectorSpace.from_values(hidden_name, range(len(columns)))
+        outputs = [output_of(x, None if gate is None else gate.value) for x in xs]
+        deltas = [_difference(a, b) for a, b in zip(outputs, outputs[1:])]
+        changes = [j for j, delta in enumerate(deltas) if any(delta.values())]
+        copies.append((gate, outputs[-1], changes, deltas))
+    hidden = VectorSpace.from_values(hidden_name,
+                                     range(sum(1 + 2 * len(c[2]) for c in copies)))
     first = zeros_matrix(reads.dim, hidden.dim)
     second = zeros_matrix(hidden.dim, output_space.dim)
-    for i, (weights, output) in enumerate(zip(columns, rows)):
-        for direction, w in weights.items():
-            first[reads.index[direction], i] += w
-        for target, x in output.items():
-            second[i, output_space.index[target]] += x
+    unit = 0
+    for gate, last, changes, deltas in copies:
+        first[reads.index[gate or ONE], unit] += 1.0  # base unit: f(x_m)
+        _write(second, unit, last, 1.0, output_space)
+        steps = np.asarray(changes, dtype=np.intp)  # threshold steps[k] is t_{steps[k]+1}
+        closed = 0.0 if gate is None else strength[steps]
+        for sign, (offset, scale) in enumerate(((0.5, 1.0), (-0.5, -1.0))):
+            units = unit + 1 + sign + 2 * np.arange(len(steps))  # the ± pair sits side by side
+            first[reads.index[ONE], units] += slope[steps] * threshold[steps] + offset - closed
+            first[reads.index[input_direction], units] += -slope[steps]
+            if gate is not None:
+                first[reads.index[gate], units] += closed
+            for i, j in zip(units, changes):
+                _write(second, i, deltas[j], scale, output_space)
+        unit += 1 + 2 * len(steps)
     return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output_space, second), info)
+
+
+def _write(matrix: np.ndarray, row: int, output: Output, scale: float, space: VectorSpace):
+    for target, x in output.items():
+        matrix[row, space.index[target]] += scale * x
 
 
 def gate_strength(xs: Sequence[float], j: int) -> float:

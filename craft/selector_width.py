@@ -8,16 +8,19 @@ its own gap (craft.numerical), so it is exact for every w in 0..N, N ≤ 256, in
 float32 — a single global slope is what fails from N ≈ 10.
 At BOS the scratch holds 1 and `one` is 0, so every MLP unit is off there.
 `scratch_error` bounds the head's float32 error for any summation order; the
-compiler refuses a width whose bound exceeds `scratch_tolerance(N)`.
+compiler refuses a width whose bound exceeds `scratch_tolerance(N)`, after trying
+the logit gap `width_hardness` gives (a gentler one where HARDNESS's rounding is too
+coarse for N, e.g. N ≥ 512).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
+import numpy as np
+
 from craft import float_bounds
-from craft.attention import HARDNESS, logit_error_bound, selector_width_head
+from craft.attention import HARDNESS, logit_error_bound, selector_width_head, width_scores
 from craft.bases import BasisDirection, VectorSpace
 from craft.blocks import AttentionHead, BlockInfo, Series
 from craft.categorical import Output
@@ -58,10 +61,30 @@ def scratch_error(head: AttentionHead, max_seq_len: int, hardness: float = HARDN
 
         relative error ≤ (1 + ρ)·e^{2δ}·(1 + N·e^{2δ−λ}) − 1.
     """
-    spread = 2 * logit_error_bound(head.w_qk)
-    leak = max_seq_len * math.exp(spread - hardness)
+    return float(_scratch_bound(2 * logit_error_bound(head.w_qk), hardness, max_seq_len))
+
+
+def _scratch_bound(spread, hardness, max_seq_len: int):
+    """scratch_error's bound for a logit spread 2δ and gap λ (numpy arrays broadcast)."""
+    leak = max_seq_len * np.exp(spread - hardness)
     rho = float_bounds.mean_weight_error(max_seq_len + 1)
-    return (1 + rho) * math.exp(spread) * (1 + leak) - 1
+    return (1 + rho) * np.exp(spread) * (1 + leak) - 1
+
+
+def width_hardness(selection: BilinearForm, selected_level: int, max_seq_len: int) -> float:
+    """The logit gap λ of a width head: HARDNESS when its bound fits the window at N,
+    else the whole λ in 1..HARDNESS with the smallest bound.
+
+    δ grows like λ (the rounding of logits near λ·level) while the leak onto
+    unselected keys shrinks like N·e^{−λ}, so for large N a gentler gap (about
+    ln(N/δ₁) for δ₁ the logit error at λ = 1) bounds the scratch error tighter.
+    """
+    unit = logit_error_bound(width_scores(selection, selected_level, 1.0))
+    gaps = np.arange(1.0, HARDNESS + 1)
+    bounds = _scratch_bound(2 * unit * gaps, gaps, max_seq_len)
+    if bounds[-1] <= scratch_tolerance(max_seq_len):
+        return HARDNESS
+    return float(gaps[np.argmin(bounds)])
 
 
 def scratch_tolerance(max_seq_len: int) -> float:

@@ -136,7 +136,8 @@ def sampler_for(model: CompiledModel, example: str | None = None) -> Sampler:
 
 def compress(model: CompiledModel, dim: int, *, steps: int = 2000, batch_size: int = 64,
              learning_rate: float = 3e-3, seed: int = 0, residual_weight: float = 1.0,
-             residual_metric: str = "reads", init: str = "pca",
+             residual_metric: str = "reads", init: str = "pca", feature_scales: bool = True,
+             init_scale: float = 1.0, margin_weight: float = 0.0, restarts: int = 1,
              sampler: Sampler | None = None,
              example: str | None = None, validation_size: int = 256, eval_every: int = 50,
              numeric_tolerance: float = 1e-2, progress: bool = True) -> CompressedModel:
@@ -151,7 +152,16 @@ def compress(model: CompiledModel, dim: int, *, steps: int = 2000, batch_size: i
     Adam on W only (gradient clipping, cosine-decayed learning rate). W starts
     (`init="pca"`) from the top principal directions of the original residuals
     as the readers see them, exact at once whenever dim ≥ the rank of that
-    image, or (`init="random"`) from random orthonormal rows drawn from `seed`.
+    image, or (`init="random"`) from random orthonormal rows drawn from `seed`,
+    times `init_scale`: below 1 it softens hard attention's saturated softmax
+    at the start, so gradients reach W_Q/W_K. With `feature_scales` (default),
+    W = V·diag(exp(s)) and both V and the log scale s of each original direction
+    are trained: exact narrow models need feature norms orders of magnitude
+    apart, which Adam reaches in log scale within hundreds of steps.
+    `margin_weight` adds that weight × (|error| − numeric_tolerance/2)₊² to the
+    squared error of numerical outputs, to push the last few positions under
+    the tolerance. `restarts` > 1 retries an inexact start from the seed
+    `seed + 7919·r` and keeps the best by validation.
     Inputs come from `sampler(rng)` (default: the `example`'s sampler, else
     uniform). Training stops early once all `validation_size` validation inputs
     agree with the evaluator (numbers within `numeric_tolerance`); the W with
@@ -161,8 +171,12 @@ def compress(model: CompiledModel, dim: int, *, steps: int = 2000, batch_size: i
         raise ValueError(f"dim must be a positive integer, got {dim!r}")
     if init not in ("random", "pca"):
         raise ValueError(f"init must be 'random' or 'pca', got {init!r}")
+    if not init_scale > 0 or margin_weight < 0 or not isinstance(restarts, int) or restarts < 1:
+        raise ValueError("init_scale must be > 0, margin_weight ≥ 0 and restarts a positive "
+                         f"integer; got {init_scale!r}, {margin_weight!r}, {restarts!r}")
     settings = TrainingSettings(dim, steps, batch_size, learning_rate, seed, residual_weight,
-                                residual_metric, init, validation_size, eval_every,
+                                residual_metric, init, feature_scales, init_scale,
+                                margin_weight, restarts, validation_size, eval_every,
                                 numeric_tolerance, progress)
     sampler = sampler or sampler_for(model, example)
     rng = random.Random(seed + VALIDATION_SEED_OFFSET)
@@ -171,7 +185,8 @@ def compress(model: CompiledModel, dim: int, *, steps: int = 2000, batch_size: i
     result = train_projection(model, settings, sampler, validator)
     summary = {"settings": {k: v for k, v in dataclasses.asdict(settings).items()
                             if k != "progress"},
-               "steps_run": len(result.losses), "stopped_early": result.stopped_early,
+               "steps_run": len(result.losses), "starts": result.starts,
+               "stopped_early": result.stopped_early,
                "first_loss": result.losses[0] if result.losses else None,
                "final_loss": result.losses[-1] if result.losses else None,
                "validation": [list(v) for v in result.validation]}

@@ -33,6 +33,7 @@ Sampler = Callable[[random.Random], list[Any]]
 LOGIT_SCALE = 10.0
 GRADIENT_CLIP = 1.0
 PCA_INPUTS = 512
+RESTART_STRIDE = 7919  # seeds of restarts: far from the seeds a user sweeps by hand
 READ_CUTOFF = 1e-13  # metric eigenvalues below this share of the largest read nothing
 
 
@@ -48,6 +49,10 @@ class TrainingSettings:
     residual_weight: float = 1.0
     residual_metric: str = "reads"
     init: str = "pca"
+    feature_scales: bool = True
+    init_scale: float = 1.0
+    margin_weight: float = 0.0
+    restarts: int = 1
     validation_size: int = 256
     eval_every: int = 50
     numeric_tolerance: float = 1e-2
@@ -60,13 +65,15 @@ class TrainingResult:
 
     losses: the loss at every step run. validation: (step, share of validation
     inputs the compressed model gets exactly right). stopped_early: whether every
-    validation input agreed before `steps` ran out.
+    validation input agreed before `steps` ran out. starts: how many starts ran
+    (see `restarts`); the others' losses are not kept.
     """
 
     projection: np.ndarray
     losses: tuple[float, ...]
     validation: tuple[tuple[int, float], ...]
     stopped_early: bool
+    starts: int = 1
 
 
 def encode_batch(model: CompiledModel, batch: Sequence[Sequence[Any]]) -> tuple[np.ndarray,
@@ -104,7 +111,8 @@ def residual_metric(model: CompiledModel, kind: str) -> np.ndarray:
 
 
 def make_loss(model: CompiledModel, dim: int, residual_weight: float,
-              metric_kind: str = "reads"):
+              metric_kind: str = "reads", margin_weight: float = 0.0,
+              numeric_tolerance: float = 1e-2):
     """The training loss (W, ids, valid) -> scalar; see `interp.compress.compress`."""
     narrow = hk.without_apply_rng(hk.transform(make_forward(narrow_config(model.config, dim))))
     frozen = jax.tree_util.tree_map(jnp.asarray, model.params)
@@ -117,7 +125,11 @@ def make_loss(model: CompiledModel, dim: int, residual_weight: float,
         mask = valid.astype(jnp.float32)
         tokens = mask.at[:, 0].set(0.0)  # the output at BOS is not part of the answer
         if numerical:
-            per_position = (out["output"][..., 0] - reference["output"][..., 0]) ** 2
+            error = out["output"][..., 0] - reference["output"][..., 0]
+            # the hinge singles out the few positions near the tolerance that the
+            # mean squared error averages away
+            beyond = jax.nn.relu(jnp.abs(error) - numeric_tolerance / 2)
+            per_position = error ** 2 + margin_weight * beyond ** 2
         else:
             target = reference["output"]
             target_index = jnp.where(target.max(-1) > DECODE_THRESHOLD, target.argmax(-1),
@@ -210,41 +222,80 @@ def pca_projection(model: CompiledModel, inputs: Sequence[Sequence[Any]], dim: i
     return vt[:dim].astype(np.float32)  # orthonormal rows
 
 
+def projection_of(params: dict) -> jax.Array:
+    """W from the trained parameters: directions times per-feature scales exp(log_scale).
+
+    Exact compiled models need feature norms that differ by orders of magnitude
+    (a hard head's BOS or a value stored as a small multiple of another); Adam moves
+    each parameter by about the learning rate per step, so a log scale per original
+    direction reaches them in hundreds of steps where plain W would need thousands."""
+    if "log_scale" not in params:
+        return params["w"]
+    return params["w"] * jnp.exp(params["log_scale"])[None, :]
+
+
 def train_projection(model: CompiledModel, settings: TrainingSettings, sampler: Sampler,
                      validator: Validator) -> TrainingResult:
-    """Train W by Adam on fresh sampled batches; stop once validation agrees fully."""
-    import optax
-    from tqdm import tqdm
+    """Train W by Adam on fresh sampled batches; stop once validation agrees fully.
 
-    s = settings
-    rng = random.Random(s.seed)
+    With `restarts` > 1, a start that ends inexact is followed by a new one (its
+    seed `seed + RESTART_STRIDE·r`) until one is exact; the best by validation is kept."""
+    results = []
+    for restart in range(max(settings.restarts, 1)):
+        start = dataclasses.replace(settings, seed=settings.seed + RESTART_STRIDE * restart)
+        results.append(_train_one_start(model, start, sampler, validator))
+        if results[-1].stopped_early:
+            break
+    best = max(results, key=lambda r: max(score for _, score in r.validation))
+    return dataclasses.replace(best, starts=len(results))
+
+
+def _initial_params(model: CompiledModel, s: TrainingSettings, sampler: Sampler,
+                    rng: random.Random) -> dict:
     if s.init == "pca":
         inputs = [sampler(rng) for _ in range(PCA_INPUTS)]
         w = jnp.asarray(pca_projection(model, inputs, s.dim,
                                        residual_metric(model, s.residual_metric)))
     else:
         w = initial_projection(jax.random.PRNGKey(s.seed), s.dim, model.config.d_model)
+    params = {"w": w * s.init_scale}
+    if s.feature_scales:
+        params["log_scale"] = jnp.zeros(w.shape[1], jnp.float32)
+    return params
+
+
+def _train_one_start(model: CompiledModel, s: TrainingSettings, sampler: Sampler,
+                     validator: Validator) -> TrainingResult:
+    import optax
+    from tqdm import tqdm
+
+    rng = random.Random(s.seed)
+    params = _initial_params(model, s, sampler, rng)
     # Clipping tames the steep directions (large compiled weights); the decaying rate
     # lets W settle to the precision an exact model needs.
     schedule = optax.cosine_decay_schedule(s.learning_rate, max(s.steps, 1), alpha=0.01)
     optimizer = optax.chain(optax.clip_by_global_norm(GRADIENT_CLIP), optax.adam(schedule))
-    state = optimizer.init(w)
-    value_and_grad = jax.value_and_grad(make_loss(model, s.dim, s.residual_weight,
-                                                 s.residual_metric))
+    loss_of = make_loss(model, s.dim, s.residual_weight, s.residual_metric, s.margin_weight,
+                        s.numeric_tolerance)
+    state = optimizer.init(params)
+    value_and_grad = jax.value_and_grad(
+        lambda p, ids, valid: loss_of(projection_of(p), ids, valid))
 
     @jax.jit
-    def step(w, state, ids, valid):
-        loss, grad = value_and_grad(w, ids, valid)
-        updates, state = optimizer.update(grad, state, w)
-        return optax.apply_updates(w, updates), state, loss
+    def step(params, state, ids, valid):
+        loss, grad = value_and_grad(params, ids, valid)
+        updates, state = optimizer.update(grad, state, params)
+        params = optax.apply_updates(params, updates)
+        return params, projection_of(params), state, loss
 
+    w = projection_of(params)
     best_w, best = w, validator.accuracy(w)
     losses, validation = [], [(0, best)]
     bar = tqdm(total=s.steps, disable=not s.progress, desc=f"compress to {s.dim}", leave=False)
     done = best >= 1.0
     while not done and len(losses) < s.steps:
         ids, valid = encode_batch(model, [sampler(rng) for _ in range(s.batch_size)])
-        w, state, loss = step(w, state, ids, valid)
+        params, w, state, loss = step(params, state, ids, valid)
         losses.append(float(loss))
         bar.update(1)
         if len(losses) % s.eval_every == 0 or len(losses) == s.steps:

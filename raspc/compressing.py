@@ -26,12 +26,15 @@ def cmd_compress(args) -> int:
     compressed = compress(model, args.dim, steps=args.steps, batch_size=args.batch_size,
                           learning_rate=args.learning_rate, seed=args.seed,
                           residual_weight=args.residual_weight, init=args.init,
+                          init_scale=args.init_scale, margin_weight=args.margin_weight,
+                          restarts=args.restarts, validation_size=args.validation_size,
                           sampler=target.sample)
     rng = random.Random(args.seed + TEST_SEED_OFFSET)
     inputs = [target.sample(rng) for _ in range(args.inputs)]
     accuracy = exact_match(compressed, inputs, args.tolerance)
     training = compressed.training
-    print(f"trained {training['steps_run']} steps"
+    starts = f" (start {training['starts']} of {args.restarts})" if args.restarts > 1 else ""
+    print(f"trained {training['steps_run']} steps{starts}"
           f"{' (stopped early: validation exact)' if training['stopped_early'] else ''}; "
           f"exact match with the evaluator on {args.inputs} inputs: {accuracy:.1%} "
           f"(numbers within {args.tolerance:g})")
@@ -45,15 +48,16 @@ def cmd_compress(args) -> int:
     return 0
 
 
-def _positive(kind):
+def _positive(kind, zero: bool = False):
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             value = None
-        if value is None or value <= 0:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, "
-                                             f"got {text!r}")
+        if value is None or value < 0 or (value == 0 and not zero):
+            raise argparse.ArgumentTypeError(
+                f"expected a {'non-negative' if zero else 'positive'} {kind.__name__}, "
+                f"got {text!r}")
         return value
     return parse
 
@@ -63,7 +67,9 @@ def register(command) -> None:
     p = command("compress", cmd_compress, "compress a compiled model into a narrow residual "
                 "stream (one learned projection, compiled weights frozen) and report its "
                 "accuracy and per-layer cosine similarity", TARGET_HELP, inputs=1000,
-                epilog="Example: raspc compress sort_unique --dim 24")
+                epilog="Example: raspc compress sort_unique --dim 24. Below the read rank: "
+                       "--init random --init-scale 0.3 --residual-weight 0 "
+                       "--margin-weight 100 --learning-rate 0.01 --steps 20000")
     p.add_argument("--dim", type=_positive(int), required=True, metavar="D",
                    help="width of the narrow residual stream")
     p.add_argument("--steps", type=_positive(int), default=3000, help="training steps "
@@ -74,8 +80,19 @@ def register(command) -> None:
     p.add_argument("--init", choices=("pca", "random"), default="pca",
                    help="start W from the residuals' principal directions as the readers "
                         "see them (default) or from random orthonormal rows")
-    p.add_argument("--residual-weight", type=_positive(float), default=1.0,
-                   help="weight of the per-layer residual loss (default 1)")
+    p.add_argument("--init-scale", type=_positive(float), default=1.0,
+                   help="scale of the starting W (default 1; 0.3 with --init random "
+                        "keeps hard attention's softmax unsaturated at the start)")
+    p.add_argument("--residual-weight", type=_positive(float, zero=True), default=1.0,
+                   help="weight of the per-layer residual loss (default 1; 0 below the "
+                        "read rank, where no W reconstructs every residual)")
+    p.add_argument("--margin-weight", type=_positive(float, zero=True), default=0.0,
+                   help="weight of a hinge on numerical errors above half --tolerance "
+                        "(default 0)")
+    p.add_argument("--restarts", type=_positive(int), default=1,
+                   help="starts to try until one is exact on validation (default 1)")
+    p.add_argument("--validation-size", type=_positive(int), default=256,
+                   help="validation inputs for early stopping (default 256)")
     p.add_argument("--tolerance", type=_positive(float), default=1e-2,
                    help="numbers agree within this (default 0.01)")
     p.add_argument("-o", "--output", metavar="MODEL.npz", help="save the compressed model")

@@ -128,6 +128,18 @@ def test_raspc_compress_reports_accuracy_and_cosines(capsys, tmp_path):
     assert CompressedModel.load(out).dim == 14
 
 
+def test_raspc_compress_takes_the_below_read_rank_options(capsys, tmp_path):
+    out = tmp_path / "fp.npz"
+    assert main(["compress", "frac_prevs", "--dim", "3", "--steps", "10", "--inputs", "20",
+                 "--init", "random", "--init-scale", "0.3", "--residual-weight", "0",
+                 "--margin-weight", "100", "--restarts", "2", "--validation-size", "16",
+                 "-o", str(out)]) == 0
+    assert "trained 10 steps (start 2 of 2)" in capsys.readouterr().out
+    settings = CompressedModel.load(out).training["settings"]
+    assert (settings["init_scale"], settings["residual_weight"], settings["margin_weight"],
+            settings["restarts"], settings["validation_size"]) == (0.3, 0.0, 100.0, 2, 16)
+
+
 def test_raspc_compress_errors_are_one_line(capsys):
     assert main(["compress", "frac_prevs", "--dim", "500"]) == 2
     err = capsys.readouterr().err

@@ -1,0 +1,136 @@
+"""Compiled models stay byte-identical: a pinned fingerprint per example and length.
+
+Each fingerprint hashes the float32 weights (names, shapes and bytes) and, apart, the
+saved metadata (residual labels, components, value records, alignment, domain) and the
+warnings of the compile. The pins were computed before the compile-speed work (dyck2@5
+and dyck3@5 re-pinned when fusion began keeping unfused chains that are narrower), so
+an optimisation that changes any weight, label or domain fails here. A change that means
+to alter the compiled model regenerates them: `python tests/test_compile_fingerprint.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+from compiler import compile_rasp_to_model
+from compiler.serialize import model_metadata
+from examples.library import EXAMPLES, unique
+
+# Slow to compile at 16, so pinned at 5 only.
+SLOW_AT_16 = {"paper_sort", "most_freq", "dyck1", "dyck2", "dyck3", "rasp_sort",
+              "rasp_most_freq", "rasp_dyck1", "rasp_dyck2", "rasp_dyck3"}
+CASES = [(name, n) for n in (5, 16) for name in EXAMPLES if n == 5 or name not in SLOW_AT_16]
+
+# A default label `<kind>_<id>` depends on how many expressions the process built before.
+DEFAULT_LABEL = re.compile(r"\b((?:aggregate|constant_selector|constant_sop|expr|full|"
+                           r"linear_sequence_map|map|select|selector|selector_and|selector_not|"
+                           r"selector_or|selector_width|sequence_map|sop)_)(\d+)\b")
+
+# name@N → (weights sha256, metadata sha256, warnings sha256), first 16 hex digits each.
+PINNED = {
+    'length@5': ('9391aeede9daa087', '076a84d53b234dcf', 'e3b0c44298fc1c14'),
+    'reverse@5': ('2331cf076e5fd893', '1f7589606ad6f41c', 'e3b0c44298fc1c14'),
+    'hist@5': ('ff832a9b3db622d8', 'f4df4a2c21c4af67', 'e3b0c44298fc1c14'),
+    'sort_unique@5': ('415b4b7d346fbee4', '3c1902192b93ebb2', '1d96facc6dd02392'),
+    'sort@5': ('5cf2a6ababb1d872', '7162967939a1f1df', 'e3b0c44298fc1c14'),
+    'sort_freq@5': ('702206e44433e9c4', '41f50fb2bde5de79', 'e3b0c44298fc1c14'),
+    'frac_prevs@5': ('92c8d6f2a6f9c268', 'a87eb92c09502de3', 'e3b0c44298fc1c14'),
+    'pair_balance@5': ('b247762bc63b5777', '0bf432bfd167e7ea', 'e3b0c44298fc1c14'),
+    'shuffle_dyck1@5': ('ce97492b40812361', '5433bcb6cad6dcaa', 'e3b0c44298fc1c14'),
+    'shuffle_dyck2@5': ('909582bfd9c0eb75', '2e341cc2ddb48615', 'e3b0c44298fc1c14'),
+    'shift_by@5': ('a37e3c37572bd25a', 'afd151f73c84c126', 'e3b0c44298fc1c14'),
+    'detect_pattern@5': ('5b9270472eeda9ca', '171cb604aba1c492', 'e3b0c44298fc1c14'),
+    'count@5': ('f85e48ca15e7447a', 'f37665a4e483692d', 'e3b0c44298fc1c14'),
+    'count_less_freq@5': ('6dd5bf3acdc5e817', '2e4ae53564c64060', 'e3b0c44298fc1c14'),
+    'nary_sequencemap@5': ('d7b71723b83bc51c', 'b307fee00f9fe3ba', 'e3b0c44298fc1c14'),
+    'paper_reverse@5': ('6f2fb9e320f15966', '1682bc206965e312', 'e3b0c44298fc1c14'),
+    'paper_hist@5': ('ff832a9b3db622d8', 'f4df4a2c21c4af67', 'e3b0c44298fc1c14'),
+    'double_hist@5': ('1c60c4ddcd70aec4', '03e98f566037cc5b', 'e3b0c44298fc1c14'),
+    'paper_sort@5': ('5cf2a6ababb1d872', 'f4e99ccf1cebe0d5', 'e3b0c44298fc1c14'),
+    'most_freq@5': ('abe27f9f591551ae', '0065d2c2ac7f2a72', 'e3b0c44298fc1c14'),
+    'dyck1@5': ('6a82004019ac5096', 'a3bbbd0ccc49f46b', 'e3b0c44298fc1c14'),
+    'dyck2@5': ('8bff47234092b9c1', 'b21544ab850cbb62', 'e3b0c44298fc1c14'),
+    'dyck3@5': ('8cf165ea4170727a', '232b4d54303a7ed0', 'e3b0c44298fc1c14'),
+    'previous_token@5': ('575ef009307c3f52', '518863286725e492', 'e3b0c44298fc1c14'),
+    'induction@5': ('c3ba878f9efb228e', '531dd51019e9a152', '40c191dad94b5cb8'),
+    'first_occurrence@5': ('8e09028b960b5930', '65ee2dcf11e9ae0c', 'e3b0c44298fc1c14'),
+    'rasp_reverse@5': ('9844f9cbb1e8f4fd', 'cdf7cc465b7d231a', 'e3b0c44298fc1c14'),
+    'rasp_hist@5': ('ff832a9b3db622d8', 'fb1d7faf3d0b584e', 'e3b0c44298fc1c14'),
+    'rasp_double_hist@5': ('da5fbbe7f495bd94', '790227c20f9368e3', 'e3b0c44298fc1c14'),
+    'rasp_sort@5': ('74a2c99ff631c68d', 'c16c8de9f042a86b', 'e3b0c44298fc1c14'),
+    'rasp_most_freq@5': ('f896f4cbbc075eac', 'a2962acecafd5f45', 'e3b0c44298fc1c14'),
+    'rasp_dyck1@5': ('b7b48e7c934e3402', '7b486b8a71c2e626', 'e3b0c44298fc1c14'),
+    'rasp_dyck2@5': ('0a1feef7fa98b84a', 'e9e8913261552764', 'e3b0c44298fc1c14'),
+    'rasp_dyck3@5': ('3f4f56fba3bc1884', '4bf05339f230b8a2', 'e3b0c44298fc1c14'),
+    'length@16': ('15acb02f01734e9f', 'bdceb45e7a799c95', 'e3b0c44298fc1c14'),
+    'reverse@16': ('d4c6d22b9a5903df', 'b63f77cf58b57add', 'e3b0c44298fc1c14'),
+    'hist@16': ('a855749b1ba3491c', '0e884d7849d0263e', 'e3b0c44298fc1c14'),
+    'sort_unique@16': ('2c2f86966e85d955', '59d3bd8b4287f607', '1d96facc6dd02392'),
+    'sort@16': ('a0a0fa20ca0ccfcd', '0033becdf038845c', 'e3b0c44298fc1c14'),
+    'sort_freq@16': ('be7435584ab28bee', '87f70a1d19b6cbc9', 'e3b0c44298fc1c14'),
+    'frac_prevs@16': ('ecefa1401e6f7536', '66387c0132fcdddb', 'e3b0c44298fc1c14'),
+    'pair_balance@16': ('51c998212321ab3e', 'a65456f84e505a23', 'e3b0c44298fc1c14'),
+    'shuffle_dyck1@16': ('a96cab0b513113e8', '6142c25bbb194a8e', 'e3b0c44298fc1c14'),
+    'shuffle_dyck2@16': ('3624b28f84e9138a', 'f7fc76573a3988d6', 'e3b0c44298fc1c14'),
+    'shift_by@16': ('738e1ec43b8ef217', '517bd168f846c337', 'e3b0c44298fc1c14'),
+    'detect_pattern@16': ('c7a2eb3e0e434756', 'db540e97bfe18d66', 'e3b0c44298fc1c14'),
+    'count@16': ('fb58e3953a9c8adf', '8f68fce1ed1a29f6', 'e3b0c44298fc1c14'),
+    'count_less_freq@16': ('8f7a803c64bba552', '19303623766ba888', 'e3b0c44298fc1c14'),
+    'nary_sequencemap@16': ('e532c553ef786ce2', '5dcac6f4f1182001', 'e3b0c44298fc1c14'),
+    'paper_reverse@16': ('df4c5f3f10b44cd9', '38d776c40438f31a', 'e3b0c44298fc1c14'),
+    'paper_hist@16': ('a855749b1ba3491c', '0e884d7849d0263e', 'e3b0c44298fc1c14'),
+    'double_hist@16': ('368dac1e4c8265dc', '43fdc584e9e494e1', 'e3b0c44298fc1c14'),
+    'previous_token@16': ('91307512bcbe2cda', 'a61f5a1b23cf4b78', 'e3b0c44298fc1c14'),
+    'induction@16': ('aa24a9e05f5c62a9', 'b367e2f146d1793d', '40c191dad94b5cb8'),
+    'first_occurrence@16': ('fd5e090f7701ff7a', '3c6755b316e802fe', 'e3b0c44298fc1c14'),
+    'rasp_reverse@16': ('a77dcfdebe7d8129', 'b671ce6ede168f03', 'e3b0c44298fc1c14'),
+    'rasp_hist@16': ('a855749b1ba3491c', '2b3f4931d753205b', 'e3b0c44298fc1c14'),
+    'rasp_double_hist@16': ('bebfd37bc26dd6d5', '5587f526d45d7be8', 'e3b0c44298fc1c14'),
+}
+
+
+def fingerprint(name: str, max_seq_len: int) -> tuple[str, str, str]:
+    """The three hashes of `name` compiled at `max_seq_len` over its own vocabulary
+    (distinct-token examples: the tokens 1..max_seq_len, as the benchmark uses)."""
+    example = EXAMPLES[name]
+    vocab = tuple(range(1, max_seq_len + 1)) if example.sampler is unique else example.vocab
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = compile_rasp_to_model(example.build(max_seq_len), vocab, max_seq_len,
+                                      causal=example.causal)
+    weights = hashlib.sha256()
+    for module in sorted(model.params):
+        for key in sorted(model.params[module]):
+            array = np.asarray(model.params[module][key])
+            weights.update(f"{module}/{key}/{array.dtype}/{array.shape}".encode())
+            weights.update(array.tobytes())
+    # In the order the compiler builds it: sorting keys would sort default labels by id.
+    metadata = json.dumps(model_metadata(model), default=repr)
+    messages = "\n".join(f"{w.category.__name__}: {w.message}" for w in caught)
+    return (weights.hexdigest()[:16], _short(metadata), _short(messages))
+
+
+def _short(text: str) -> str:
+    """A hash of `text` with default labels numbered by first appearance."""
+    numbers: dict[str, int] = {}
+    text = DEFAULT_LABEL.sub(
+        lambda m: f"{m[1]}#{numbers.setdefault(m[0], len(numbers))}", text)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("name,max_seq_len", CASES)
+def test_compiled_model_is_unchanged(name, max_seq_len):
+    assert fingerprint(name, max_seq_len) == PINNED[f"{name}@{max_seq_len}"]
+
+
+if __name__ == "__main__":  # print a fresh PINNED table
+    print("PINNED = {")
+    for case in CASES:
+        print(f"    {'@'.join(map(str, case))!r}: {fingerprint(*case)!r},")
+    print("}")

@@ -12,14 +12,10 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import haiku as hk
-import jax
 import numpy as np
 
 from compiler.assemble import ModelConfig, Params
-from compiler.batch import make_decoder_outputs, run_batch, sub_chunk_rows
 from compiler.domain import Domain
-from compiler.forward import make_forward
 from craft.blocks import BlockInfo
 from rasp.errors import DomainError, EvaluationError, InputError, ModelMismatchError
 from rasp.evaluate import evaluate
@@ -27,6 +23,12 @@ from rasp.evaluate import evaluate
 # A categorical output direction must exceed this to decode as its value;
 # below it, on every direction, the value is None (the zero vector).
 DECODE_THRESHOLD = 0.5
+
+
+def relu(x):
+    """max(x, 0), by jax (imported on first call: compiling never needs jax)."""
+    import jax
+    return jax.nn.relu(x)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +106,7 @@ class TransformerConfig:
     key_size: int
     mlp_hidden_size: int
     dropout_rate: float = 0.0
-    activation_function: Callable[[Any], Any] = jax.nn.relu
+    activation_function: Callable[[Any], Any] = relu
     layer_norm: bool = False
     causal: bool = False
 
@@ -222,16 +224,20 @@ class CompiledModel:
     # Built on first use, so that compiling (e.g. a sweep that only counts parameters)
     # does not pay for haiku's transform and two jit wrappers.
     @functools.cached_property
-    def forward(self) -> hk.Transformed:
-        """The haiku forward function: `forward.apply(params, ids, valid)`."""
+    def forward(self):
+        """The haiku forward function (`hk.Transformed`): `forward.apply(params, ids, valid)`."""
+        import haiku as hk  # jax is imported when a model first runs, not when it compiles
+        from compiler.forward import make_forward
         return hk.without_apply_rng(hk.transform(make_forward(self.config)))
 
     @functools.cached_property
     def _jitted(self):
+        import jax
         return jax.jit(self.forward.apply)
 
     @functools.cached_property
     def _jitted_outputs(self):
+        from compiler.batch import make_decoder_outputs, sub_chunk_rows
         return make_decoder_outputs(self.forward.apply, self.config.output_numerical,
                                     DECODE_THRESHOLD, sub_chunk_rows(self.config))
 
@@ -291,6 +297,7 @@ class CompiledModel:
         only at the end. Large batches run in chunks of bounded memory. With
         `return_residuals=True`, returns a `BatchOutput` with the residuals as well.
         """
+        from compiler.batch import run_batch
         return run_batch(self, batch, return_residuals)
 
     def _run(self, encoded: list[list[int]]):
@@ -300,6 +307,7 @@ class CompiledModel:
         for row, seq in enumerate(encoded):
             ids[row, :len(seq)] = seq
         out = self._jitted(self.params, ids, ids != pad)
+        import jax
         return jax.tree_util.tree_map(np.asarray, out)
 
     def _decode(self, rows: np.ndarray, length: int) -> list[Any]:

@@ -75,7 +75,8 @@ def cmd_demo(args) -> int:
     from tqdm import tqdm
 
     start = time.perf_counter()
-    import compiler  # noqa: F401  loading jax once, so each row times its compile alone
+    import compiler  # noqa: F401
+    import haiku  # noqa: F401  loading jax once, so each row times its compile alone
     loading = time.perf_counter() - start
     rows, failures = [], []
     bar = tqdm(list(EXAMPLES.values()), desc="demo", unit="example", leave=False)

@@ -19,7 +19,8 @@ def print_summary(model: CompiledModel, name: str, description: str, seconds: fl
     print(f"{name}: {description}")
     print(f"  vocab: {', '.join(map(fmt, config.vocab))}   max_seq_len: {config.max_seq_len}"
           f"   {'causal' if config.causal else 'non-causal'}")
-    print(f"  compiled in {seconds:.2f}s (wall time, loading the compiler and jax included)")
+    print(f"  compiled in {seconds:.2f}s (wall time, loading the compiler included; "
+          "jax loads only to run a model)")
     for key, value in [("layers", len(config.layers)),
                        ("heads per layer", ", ".join(str(l.num_heads) for l in config.layers)),
                        ("MLP widths", ", ".join(str(l.mlp_hidden) for l in config.layers)),

@@ -130,7 +130,7 @@ def test_verify_reports_the_share_outside_the_domain(capsys):
 
 
 def test_compile_time_is_the_wall_time_of_compiling():
-    """Importing the compiler (jax) is most of what the user waits for: it is counted."""
+    """Importing the compiler is part of what the user waits for: it is counted."""
     start = time.perf_counter()
     result = raspc("compile", "reverse")
     wall = time.perf_counter() - start

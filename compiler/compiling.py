@@ -63,7 +63,7 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
     known: dict = {}  # the lowered program's value sets; fusion keeps most of its nodes
     domain = infer_domain(program, lowered, vocab, max_seq_len, causal, known)
     _enforce(domain, strict)
-    fused, narrower = fuse_alternatives(lowered, max_seq_len)
+    fused, narrower = fuse_alternatives(lowered, max_seq_len, _narrowing(known))
     laid_out = _narrowest(fused, narrower, lambda program: _laid_out(
         program, vocab, max_seq_len, causal, known))
     graph, values, spaces = laid_out.graph, laid_out.values, laid_out.spaces
@@ -114,6 +114,21 @@ def _laid_out(program: rx.SOp, vocab, max_seq_len: int, causal: bool,
     residual = layout_residual(graph, spaces, blocks)
     weights = weight_count(schedule, residual, spaces[graph.output].dim, len(vocab), max_seq_len)
     return _LaidOut(graph, values, spaces, schedule, residual, (len(schedule.layers), weights))
+
+
+def _narrowing(values: dict) -> Callable[[rx.SOp], bool]:
+    """Whether keeping a fusable chain apart may pay for the second layout it costs: a
+    categorical Map whose output has at most half its input's values, so that
+    expanding it multiplies its reader's table by 2 or more. (A numerical input is
+    discretised by breakpoints, not by values, and a smaller ratio saves less than
+    the chain's own MLP costs: detect_pattern 3 → 2 saves 1%, shuffle_dyck2's
+    numerical 161 → 2 nothing.)"""
+    def may_pay(chain: rx.SOp) -> bool:
+        if not isinstance(chain, rx.Map) or rx.is_numerical(chain.inner):
+            return False
+        inner, own = values.get(chain.inner.unique_id), values.get(chain.unique_id)
+        return bool(inner and own) and len(inner.values) >= 2 * len(own.values)
+    return may_pay
 
 
 def _narrowest(fused: rx.SOp, narrower: rx.SOp | None,

@@ -47,12 +47,18 @@ def fuse_program(program: rx.SOp, max_seq_len: int) -> rx.SOp:
     return _fused_program(program, max_seq_len, frozenset())[0]
 
 
-def fuse_alternatives(program: rx.SOp, max_seq_len: int) -> tuple[rx.SOp, rx.SOp | None]:
+def fuse_alternatives(program: rx.SOp, max_seq_len: int,
+                      worth_trying: Callable[[rx.SOp], bool] = lambda chain: True
+                      ) -> tuple[rx.SOp, rx.SOp | None]:
     """(fused, narrower): `program` fused, and the same with every optional chain kept
     as its own MLP — a chain expanded into a reader that would also fit without it —
     or None where there is none. Expanding an optional chain can save a layer, or only
-    multiply the reader's table: which, only value sets and the schedule tell."""
+    multiply the reader's table: which, only value sets and the schedule tell.
+    Only the chains (expressions of `program`) that `worth_trying` accepts are kept
+    separate: laying out the alternative costs a second layout."""
     fused, optional = _fused_program(program, max_seq_len, frozenset())
+    optional = frozenset(e.unique_id for e in topological_order(program)
+                         if e.unique_id in optional and worth_trying(e))
     if not optional:
         return fused, None
     return fused, _fused_program(program, max_seq_len, optional)[0]

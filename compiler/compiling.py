@@ -26,6 +26,7 @@ from compiler.spaces import node_spaces
 from compiler.values import infer_value_sets, sort_values
 from craft.bases import MatrixTooLarge, VectorSpace
 from rasp import expr as rx
+from rasp.traverse import topological_order
 from rasp.errors import CompileError, CompileWarning
 
 
@@ -63,7 +64,8 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
     known: dict = {}  # the lowered program's value sets; fusion keeps most of its nodes
     domain = infer_domain(program, lowered, vocab, max_seq_len, causal, known)
     _enforce(domain, strict)
-    fused, narrower = fuse_alternatives(lowered, max_seq_len, _narrowing(known))
+    fused, narrower = fuse_alternatives(lowered, max_seq_len,
+                                         _narrowing(lowered, known))
     laid_out = _narrowest(fused, narrower, lambda program: _laid_out(
         program, vocab, max_seq_len, causal, known))
     graph, values, spaces = laid_out.graph, laid_out.values, laid_out.spaces
@@ -116,19 +118,27 @@ def _laid_out(program: rx.SOp, vocab, max_seq_len: int, causal: bool,
     return _LaidOut(graph, values, spaces, schedule, residual, (len(schedule.layers), weights))
 
 
-def _narrowing(values: dict) -> Callable[[rx.SOp], bool]:
-    """Whether keeping a fusable chain apart may pay for the second layout it costs: a
-    categorical Map whose output has at most half its input's values, so that
-    expanding it multiplies its reader's table by 2 or more. (A numerical input is
-    discretised by breakpoints, not by values, and a smaller ratio saves less than
-    the chain's own MLP costs: detect_pattern 3 → 2 saves 1%, shuffle_dyck2's
-    numerical 161 → 2 nothing.)"""
-    def may_pay(chain: rx.SOp) -> bool:
-        if not isinstance(chain, rx.Map) or rx.is_numerical(chain.inner):
-            return False
-        inner, own = values.get(chain.inner.unique_id), values.get(chain.unique_id)
-        return bool(inner and own) and len(inner.values) >= 2 * len(own.values)
-    return may_pay
+def _narrowing(program: rx.SOp, values: dict) -> Callable[[rx.SOp], bool]:
+    """Whether keeping a fusable Map chain apart may pay for the second layout it costs.
+
+    Expanded into a SequenceMap reader beside `other`, the chain's input takes its
+    place in the reader's table; kept apart, the chain needs its own MLP over its
+    input. It may pay when (|input| − |output|)·|other| > 2·|input|: dyck3's `is_open`
+    (6 → 2 beside 33 depths) does, detect_pattern's `is_c` (5 → 2 beside 2 values)
+    and shuffle_dyck2's (161 → 2 beside 2) do not, and laying them out twice only
+    cost compile time."""
+    def size(sop) -> int:
+        known = values.get(sop.unique_id)
+        return len(known.values) if known else 0
+
+    pays: set[int] = set()
+    for reader in topological_order(program):
+        if isinstance(reader, rx.SequenceMap) and len(reader.children) == 2:
+            for chain, other in (reader.children, reader.children[::-1]):
+                if isinstance(chain, rx.Map) and \
+                        (size(chain.inner) - size(chain)) * size(other) > 2 * size(chain.inner):
+                    pays.add(chain.unique_id)
+    return lambda chain: chain.unique_id in pays
 
 
 def _narrowest(fused: rx.SOp, narrower: rx.SOp | None,

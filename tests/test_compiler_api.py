@@ -191,3 +191,18 @@ def test_a_model_too_large_to_assemble_is_refused(monkeypatch):
     with pytest.raises(CompileError, match="assembled model") as caught:
         compile_rasp_to_model(program, range(30), 2)
     assert caught.value.label == "next" and "'tokens' (30)" in caught.value.hint
+
+
+def test_compiling_does_not_import_jax():
+    # a cold `raspc compile` pays for jax only when a model first runs
+    code = ("import sys\nfrom compiler import compile_rasp_to_model\n"
+            "from examples.library import EXAMPLES\n"
+            "ex = EXAMPLES['sort']\n"
+            "model = compile_rasp_to_model(ex.build(5), ex.vocab, 5)\n"
+            "print(sorted({'jax', 'haiku'} & set(sys.modules)))\n"
+            "model.apply(['BOS', 3, 1, 2])\n"
+            "print(sorted({'jax', 'haiku'} & set(sys.modules)))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["[]", "['haiku', 'jax']"]

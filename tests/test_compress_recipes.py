@@ -70,6 +70,11 @@ def test_restarts_run_until_one_start_is_exact_and_are_deterministic(frac_prevs)
     again = compress(frac_prevs, 3, restarts=2, **kwargs)
     assert once.training["starts"] == 1 and twice.training["starts"] == 2
     np.testing.assert_array_equal(twice.projection, again.projection)
+    # the second start is the run from seed + 7919, and the better of the two is kept
+    second = compress(frac_prevs, 3, restarts=1, **{**kwargs, "seed": 2 + 7919})
+    assert not np.array_equal(second.projection, once.projection)
+    best = max((once, second), key=lambda c: max(v for _, v in c.training["validation"]))
+    np.testing.assert_array_equal(twice.projection, best.projection)
     # a start that is exact at once needs no other
     full = compress(frac_prevs, frac_prevs.config.d_model, restarts=3, **kwargs)
     assert full.training["starts"] == 1 and full.training["stopped_early"]

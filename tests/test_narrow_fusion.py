@@ -87,3 +87,16 @@ def test_weight_count_matches_the_assembled_model(name, monkeypatch):
                         lambda *args: laid_out.append(original(*args)) or laid_out[-1])
     model = compile_rasp_to_model(ex.build(5), set(ex.vocab), 5, causal=ex.causal)
     assert model.parameter_count == min(form.size for form in laid_out)[1]
+
+
+@pytest.mark.parametrize("name,layouts", [("dyck3", 2), ("detect_pattern", 1),
+                                          ("shuffle_dyck2", 1)])
+def test_the_unfused_form_is_laid_out_only_where_it_may_pay(name, layouts, monkeypatch):
+    # detect_pattern's and shuffle_dyck2's chains are the same size either way: a second
+    # layout there would only double compile time
+    ex, calls = example(name), []
+    original = compiling._laid_out
+    monkeypatch.setattr(compiling, "_laid_out",
+                        lambda *args: calls.append(1) or original(*args))
+    compile_rasp_to_model(ex.build(8), set(ex.vocab), 8, causal=ex.causal)
+    assert len(calls) == layouts

@@ -4,13 +4,17 @@ Encoding checks every token once with one dict lookup; the jitted function retur
 only what decoding needs (the best column and whether it clears the threshold, or
 the number), so the residuals never leave XLA; decoding indexes an object array.
 Batch sizes are rounded up to powers of two, so jit traces at most log2(chunk) times.
-Inside the jitted call a chunk runs as a loop over cache-sized sub-chunks.
+Inside the jitted call a chunk runs as a loop over cache-sized sub-chunks, and a chunk
+of several sub-chunks is split between one thread per core (`workers`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +36,10 @@ MAX_CHUNK_ROWS = 4096
 # run on sub-chunks that stay in a core's cache they reach about twice the FLOP rate
 # (measured at N = 16 by benchmarks/run.py: the best sub-chunk was 64-256 rows).
 SUB_CHUNK_FLOATS = 2**20
+# Threads a chunk is split between, at most: XLA's own threads leave these narrow models'
+# cores partly idle, and jax releases the GIL while a call runs, so one call per core on
+# part of the chunk is faster (1.1-1.4x on 2 cores at N = 16, benchmarks/run.py).
+MAX_WORKERS = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +172,37 @@ def make_decoder_outputs(forward_apply, numerical: bool, threshold: float, sub_r
     return jax.jit(outputs)
 
 
+def workers() -> int:
+    """Threads a chunk is split between: the cores this process may use, up to MAX_WORKERS."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
+@functools.cache
+def _pool(size: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(size, thread_name_prefix="apply_batch")
+
+
+def _outputs(model: CompiledModel, ids: np.ndarray, valid: np.ndarray):
+    """The jitted outputs of one chunk (rows a power of two), in equal parts on
+    `workers()` threads when each part still holds at least one sub-chunk."""
+    parts = min(workers(), len(ids) // sub_chunk_rows(model.config))
+    parts = 1 << (max(parts, 1).bit_length() - 1)  # a power of two divides the chunk
+    if parts == 1:
+        return model._jitted_outputs(model.params, ids, valid)
+    step = len(ids) // parts
+    futures = [_pool(parts).submit(_run_part, model, ids[i:i + step], valid[i:i + step])
+               for i in range(0, len(ids), step)]
+    pieces = [future.result() for future in futures]
+    return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *pieces)
+
+
+def _run_part(model: CompiledModel, ids: np.ndarray, valid: np.ndarray):
+    # Waits inside the thread, so the parts run at once rather than queue on one stream.
+    return jax.tree_util.tree_map(np.asarray, model._jitted_outputs(model.params, ids, valid))
+
+
 def run_batch(model: CompiledModel, batch, return_residuals: bool = False):
     """Decoded outputs of a batch (BOS first in each row), chunked; see CompiledModel.apply_batch."""
     ids = encode_batch(model, batch)
@@ -183,8 +222,7 @@ def run_batch(model: CompiledModel, batch, return_residuals: bool = False):
             values = _decode_rows(model, np.asarray(out["output"])[:len(chunk)])
             residuals.append([np.asarray(r)[:len(chunk)] for r in out["residuals"]])
         else:
-            values = _table_values(model, model._jitted_outputs(model.params, padded,
-                                                                padded != pad), len(chunk))
+            values = _table_values(model, _outputs(model, padded, padded != pad), len(chunk))
         bos = model.config.bos
         decoded += [[bos] + row[1:n] for row, n in zip(values, lengths[start:start + step])]
     if not return_residuals:

@@ -74,6 +74,21 @@ def test_sub_chunks_inside_the_jitted_call_give_the_same_outputs(monkeypatch):
     assert model.apply_batch(batch) == reference_decoded(model, batch)
 
 
+def test_a_chunk_split_between_threads_gives_the_same_outputs(monkeypatch):
+    monkeypatch.setattr(fast, "SUB_CHUNK_FLOATS", 2**12)
+    monkeypatch.setattr(fast, "workers", lambda: 4)
+    example = EXAMPLES["sort"]
+    model = compile_rasp_to_model(example.build(8), set(example.vocab), 8)
+    sub = fast.sub_chunk_rows(model.config)
+    batch = sample_batch(example, 8, 4 * sub + 3, seed=6)  # bucketed to 8 sub-chunks
+    shapes = []
+    jitted = model._jitted_outputs
+    model.__dict__["_jitted_outputs"] = lambda p, ids, valid: shapes.append(ids.shape) or \
+        jitted(p, ids, valid)
+    assert model.apply_batch(batch) == reference_decoded(model, batch)
+    assert shapes == [(2 * sub, 9)] * 4  # four threads, two sub-chunks each
+
+
 def test_tuple_and_array_rows_encode_as_lists(reverse_model):
     batch = sample_batch(EXAMPLES["reverse"], 6, 20, seed=4)
     expected = reverse_model.apply_batch(batch)

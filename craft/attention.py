@@ -19,6 +19,7 @@ haiku's 1/√key_size scaling leaves these logits unchanged.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -84,8 +85,13 @@ def selector_width_head(selection: BilinearForm, selected_level: int,
                         scratch: BasisDirection, info: BlockInfo,
                         hardness: float = HARDNESS) -> AttentionHead:
     """Writes 1/(w+1) to `scratch`, where w is the number of selected keys."""
+    return width_head(width_scores(selection, selected_level, hardness), scratch, info)
+
+
+def width_head(scores: BilinearForm, scratch: BasisDirection, info: BlockInfo) -> AttentionHead:
+    """A width head with the given `width_scores`: copies BOS's `bos` to `scratch`."""
     w_ov = LinearMap(VectorSpace((BOS,)), VectorSpace((scratch,)), np.ones((1, 1)))
-    return AttentionHead(width_scores(selection, selected_level, hardness), w_ov, info)
+    return AttentionHead(scores, w_ov, info)
 
 
 def width_scores(selection: BilinearForm, selected_level: int,
@@ -144,19 +150,23 @@ def logit_error_bound(scores: BilinearForm) -> float:
     a groups and the key sum over b groups give error ≤ γ_{a+b+4}·S
     (craft.float_bounds). The inputs' own noise is not included.
     """
-    matrix = np.abs(scores.matrix)
-    key_groups = _groups(scores.key_space)
-    query_groups = _groups(scores.query_space)
-    if not key_groups or not query_groups:
+    key_order, key_starts = _groups(scores.key_space)
+    query_order, query_starts = _groups(scores.query_space)
+    if not key_starts or not query_starts:
         return 0.0
-    per_row = sum(matrix[:, cols].max(axis=1) for cols in key_groups)
-    total = sum(per_row[rows].max() for rows in query_groups)
-    return float_bounds.gamma(len(query_groups) + len(key_groups) + 4) * float(total)
+    matrix = np.abs(scores.matrix)[np.ix_(query_order, key_order)]  # groups made contiguous
+    largest = np.maximum.reduceat(matrix, key_starts, axis=1)  # per row and key group
+    per_row = sum(largest.T)  # added up group by group, in the groups' order
+    total = sum(np.maximum.reduceat(per_row, query_starts))
+    return float_bounds.gamma(len(query_starts) + len(key_starts) + 4) * float(total)
 
 
-def _groups(space: VectorSpace) -> list[list[int]]:
-    """Indices of the directions of each name: one group per SOp."""
+def _groups(space: VectorSpace) -> tuple[list[int], list[int]]:
+    """The indices of the directions grouped by name (one group per SOp, in first-seen
+    order), and where each group starts in that order."""
     groups: dict[str, list[int]] = {}
     for i, direction in enumerate(space.basis):
         groups.setdefault(direction.name, []).append(i)
-    return list(groups.values())
+    sizes = [len(group) for group in groups.values()]
+    return [i for group in groups.values() for i in group], \
+        list(itertools.accumulate(sizes[:-1], initial=0)) if sizes else []

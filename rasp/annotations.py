@@ -41,6 +41,24 @@ class Annotations(Mapping):
             return DEFAULT_ANNOTATORS[key](self._expr)
         raise KeyError(f"{self._expr.label} has no annotation {key!r}")
 
+    # get and `in` as Mapping defines them, without raising a KeyError for every
+    # missing key (the compiler asks for optional annotations many times per compile).
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self._given:
+            return self._given[key]
+        return self._default(key, default)
+
+    def __contains__(self, key) -> bool:
+        return key in self._given or self._default(key, self) is not self
+
+    def _default(self, key: str, missing: Any) -> Any:
+        if key not in DEFAULT_ANNOTATORS:
+            return missing
+        try:
+            return DEFAULT_ANNOTATORS[key](self._expr)
+        except KeyError:
+            return missing
+
     def __iter__(self):
         return iter(self._given)
 

@@ -21,7 +21,31 @@ def topological_order(root: RASPExpr,
     `children` replaces `expr.children` as the edges to follow (e.g. a parsed
     expression's source arguments).
     """
-    children = children or (lambda expr: expr.children)
+    if children is None:
+        return list(_children_first(root))
+    return _walk(root, children)
+
+
+# The orders of the programs walked last, by root id. Expressions are immutable and ids
+# are never reused, so an order never goes stale; a compile walks each program several
+# times (lowering, domain, fusion, graph extraction).
+_RECENT_ORDERS: dict[int, tuple[RASPExpr, ...]] = {}
+_MAX_RECENT_ORDERS = 16
+
+
+def _children_first(root: RASPExpr) -> tuple[RASPExpr, ...]:
+    """`topological_order(root)` along `expr.children`, remembered for recent roots."""
+    order = _RECENT_ORDERS.get(root.unique_id)
+    if order is None:
+        order = tuple(_walk(root, lambda expr: expr.children))
+        while len(_RECENT_ORDERS) >= _MAX_RECENT_ORDERS:
+            _RECENT_ORDERS.pop(next(iter(_RECENT_ORDERS)), None)
+        _RECENT_ORDERS[root.unique_id] = order
+    return order
+
+
+def _walk(root: RASPExpr, children: Callable[[RASPExpr], Sequence[RASPExpr]]
+          ) -> list[RASPExpr]:
     order: list[RASPExpr] = []
     done: set[int] = set()
     stack: list[tuple[RASPExpr, bool]] = [(root, False)]

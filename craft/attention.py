@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from craft import float_bounds
-from craft.bases import BOS, ONE, BasisDirection, VectorSpace, zeros_matrix
+from craft.bases import BOS, ONE, BasisDirection, VectorSpace, join_spaces, zeros_matrix
 from craft.blocks import MLP, AttentionHead, BlockInfo, Series
 from craft.maps import BilinearForm, LinearMap
 
@@ -47,9 +47,8 @@ def predicate_form(query_space: VectorSpace, key_space: VectorSpace,
     q_values = [None] + [d.value for d in query_space.basis]
     k_values = [None] + [d.value for d in key_space.basis]
     if table is None:
-        table = zeros_matrix(len(q_values), len(k_values))
-        for i, q in enumerate(q_values):
-            table[i] = [float(bool(selected(k, q))) for k in k_values]
+        table = zeros_matrix(len(q_values), len(k_values))  # refuses sizes beyond memory
+        table[:] = [[bool(selected(k, q)) for k in k_values] for q in q_values]
     q_read = VectorSpace((ONE,) + query_space.basis)
     k_read = VectorSpace((ONE,) + key_space.basis)
     return BilinearForm(q_read, k_read, _in_read_coordinates(table))
@@ -102,9 +101,17 @@ def width_scores(selection: BilinearForm, selected_level: int,
 
 def _with_bos(selection: BilinearForm, selected_level: int, bos_level: float,
               hardness: float) -> BilinearForm:
-    bos_terms = BilinearForm(VectorSpace((ONE, BOS)), VectorSpace((BOS,)),
-                             np.array([[bos_level], [float(selected_level)]]))
-    return (selection + bos_terms) * hardness
+    queries = join_spaces(selection.query_space, _BOS_QUERIES)
+    keys = join_spaces(selection.key_space, _BOS_KEYS)
+    bos_terms = zeros_matrix(queries.dim, keys.dim)
+    bos_terms[queries.index[ONE], keys.index[BOS]] = bos_level
+    bos_terms[queries.index[BOS], keys.index[BOS]] = selected_level
+    return BilinearForm(queries, keys, (selection.in_spaces(queries, keys) + bos_terms) * hardness)
+
+
+# What the BOS terms read: `one` (a real query) or `bos` (the BOS query), and the BOS key.
+_BOS_QUERIES = VectorSpace((ONE, BOS))
+_BOS_KEYS = VectorSpace((BOS,))
 
 
 def categorical_ov(value_space: VectorSpace, output_space: VectorSpace) -> LinearMap:

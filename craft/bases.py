@@ -133,10 +133,14 @@ class VectorSpace:
             return known
         if self.basis == target.basis:
             positions = (np.arange(self.dim),) * 2
-        else:
-            index = target.index
-            pairs = [(i, index[d]) for i, d in enumerate(self.basis) if d in index]
-            positions = tuple(np.array(pairs, dtype=np.intp).reshape(-1, 2).T)
+        else:  # target's index of each direction, −1 where it has none
+            theirs = list(map(target.index.get, self.basis, itertools.repeat(-1)))
+            if -1 not in theirs:  # the common case: a subspace of the target
+                positions = (np.arange(self.dim), np.array(theirs, dtype=np.intp))
+            else:
+                mine = [i for i, j in enumerate(theirs) if j >= 0]
+                positions = (np.array(mine, dtype=np.intp),
+                             np.array([theirs[i] for i in mine], dtype=np.intp))
         for array in positions:
             array.flags.writeable = False  # shared by every caller
         target._positions[self] = positions

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
-
 from craft import float_bounds
 from craft.bases import ONE, BasisDirection, VectorSpace, zeros_matrix
 from craft.blocks import MLP, BlockInfo
@@ -58,22 +56,14 @@ def _clamps(reads, keys, output_space, output_of, shape, hidden_name, info) -> M
     hidden = VectorSpace.from_values(hidden_name, range(2 * len(keys)))
     first = zeros_matrix(reads.dim, hidden.dim)
     second = zeros_matrix(hidden.dim, output_space.dim)
-    inputs, clamps = [], []  # (read direction, clamp) pairs; clamp k owns units 2k and 2k+1
-    units, targets, values = [], [], []  # what clamp k's first unit writes (the second: minus)
     for k, directions in enumerate(keys):
-        inputs.extend(reads.index[d] for d in directions)
-        clamps.extend([k] * len(directions))
-        for target, x in output_of(*directions).items():
-            units.append(k)
-            targets.append(output_space.index[target])
-            values.append(x)
-    inputs, clamps, units, targets = (np.asarray(a, dtype=np.intp)
-                                      for a in (inputs, clamps, units, targets))
-    values = np.asarray(values, dtype=np.float64)
-    for unit, (offset, sign) in enumerate(zip(offsets, (1.0, -1.0))):
-        first[inputs, 2 * clamps + unit] = slope
-        first[reads.index[ONE], unit::2] = -offset
-        second[2 * units + unit, targets] += sign * values
+        output = output_of(*directions)
+        for unit, (offset, sign) in enumerate(zip(offsets, (1.0, -1.0)), start=2 * k):
+            for d in directions:
+                first[reads.index[d], unit] = slope
+            first[reads.index[ONE], unit] = -offset
+            for target, x in output.items():
+                second[unit, output_space.index[target]] += sign * x
     return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output_space, second), info)
 
 

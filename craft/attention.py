@@ -161,7 +161,9 @@ def logit_error_bound(scores: BilinearForm) -> float:
     query_order, query_starts = _groups(scores.query_space)
     if not key_starts or not query_starts:
         return 0.0
-    matrix = np.abs(scores.matrix)[np.ix_(query_order, key_order)]  # groups made contiguous
+    matrix = np.abs(scores.matrix)
+    if query_order != sorted(query_order) or key_order != sorted(key_order):
+        matrix = matrix[np.ix_(query_order, key_order)]  # each group made contiguous
     largest = np.maximum.reduceat(matrix, key_starts, axis=1)  # per row and key group
     per_row = sum(largest.T)  # added up group by group, in the groups' order
     total = sum(np.maximum.reduceat(per_row, query_starts))

@@ -80,9 +80,7 @@ class VectorSpace:
         index = dict(zip(basis, range(len(basis))))
         if len(index) != len(basis):
             raise ValueError(f"repeated basis directions in {[str(d) for d in basis]}")
-        object.__setattr__(self, "basis", basis)
-        object.__setattr__(self, "index", index)
-        object.__setattr__(self, "_positions", {})
+        self.__dict__.update(basis=basis, index=index, _positions={})  # frozen: set directly
 
     @classmethod
     def from_names(cls, names: Iterable[str]) -> VectorSpace:

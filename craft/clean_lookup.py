@@ -56,14 +56,15 @@ def _clamps(reads, keys, output_space, output_of, shape, hidden_name, info) -> M
     hidden = VectorSpace.from_values(hidden_name, range(2 * len(keys)))
     first = zeros_matrix(reads.dim, hidden.dim)
     second = zeros_matrix(hidden.dim, output_space.dim)
+    for unit, offset in enumerate(offsets):  # clamp k's units are 2k and 2k + 1
+        first[reads.index[ONE], unit::2] = -offset
     for k, directions in enumerate(keys):
-        output = output_of(*directions)
-        for unit, (offset, sign) in enumerate(zip(offsets, (1.0, -1.0)), start=2 * k):
-            for d in directions:
-                first[reads.index[d], unit] = slope
-            first[reads.index[ONE], unit] = -offset
-            for target, x in output.items():
-                second[unit, output_space.index[target]] += sign * x
+        for d in directions:
+            first[reads.index[d], 2 * k:2 * k + 2] = slope
+        for target, x in output_of(*directions).items():
+            column = output_space.index[target]
+            second[2 * k, column] += x
+            second[2 * k + 1, column] += -1.0 * x
     return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output_space, second), info)
 
 

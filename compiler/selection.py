@@ -120,7 +120,7 @@ def _comparison_table(term, key_space, query_space):
 def describe(selector: rx.Selector, graph: ProgramGraph | None = None) -> str:
     """A readable formula for a selector, e.g. `Select(indices, opp_idx, EQ) & ~...`."""
     def label(sop):
-        if graph is not None and sop.unique_id in graph.graph:
+        if graph is not None and sop.unique_id in graph:
             return graph.label(sop.unique_id)
         return sop.label
 

@@ -72,7 +72,8 @@ class VectorSpace:
     basis: tuple[BasisDirection, ...]
     # Position of each direction in this space.
     index: dict[BasisDirection, int] = dataclasses.field(init=False, repr=False, compare=False)
-    # shared_positions(source) by source space: a block's spaces are embedded many times.
+    # shared_positions(source) by id(source), with the source itself (so that the id stays
+    # its own): a block's spaces are embedded many times, and hashing a space hashes its basis.
     _positions: dict = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -126,8 +127,8 @@ class VectorSpace:
 
     def shared_positions(self, target: VectorSpace) -> tuple[np.ndarray, np.ndarray]:
         """(i, j) index arrays: direction self.basis[i] is target.basis[j], in self's order."""
-        known = target._positions.get(self)
-        if known is not None:
+        source, known = target._positions.get(id(self), (None, None))
+        if source is self:
             return known
         if self.basis == target.basis:
             positions = (np.arange(self.dim),) * 2
@@ -141,7 +142,7 @@ class VectorSpace:
                              np.array([theirs[i] for i in mine], dtype=np.intp))
         for array in positions:
             array.flags.writeable = False  # shared by every caller
-        target._positions[self] = positions
+        target._positions[id(self)] = (self, positions)
         return positions
 
     def vector(self, components: dict[BasisDirection, float] | None = None) -> Vector:

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import TYPE_CHECKING
+
+import networkx as nx
 
 from rasp import expr as rx
 from rasp.errors import CompileError
 from rasp.traverse import topological_order, unique_labels
-
-if TYPE_CHECKING:
-    import networkx as nx
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,9 +31,7 @@ class ProgramGraph:
     @functools.cached_property
     def graph(self) -> nx.DiGraph:
         """The DAG as a networkx DiGraph, built when first asked for (no stage needs it)."""
-        import networkx  # noqa: PLC0415  only where asked for
-
-        graph = networkx.DiGraph()
+        graph = nx.DiGraph()
         for node in self.order:
             graph.add_node(node, **self.attributes[node])
             for child in self.expr(node).children:

@@ -178,7 +178,7 @@ def _aggregate(expr, sop: ValueSet, sets: dict[int, ValueSet], n: int) -> ValueS
     return _from_values(list(means) + default)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)  # up to MAX_VALUES floats each
 def _sorted_means(numbers: frozenset[Fraction], n: int, max_values: int
                   ) -> tuple[float, ...] | None:
     """`_means` in increasing order, memoised: a pure function of the numbers, n and

@@ -64,6 +64,7 @@ def _term_form(term, key, query, spaces) -> BilinearForm:
     table = _comparison_table(term, spaces[key.unique_id], spaces[query.unique_id])
     if table is not None:
         return predicate_form(spaces[query.unique_id], spaces[key.unique_id], table=table)
+
     def refused(error, key_value, query_value) -> CompileError:
         return CompileError(term, f"its predicate raised {type(error).__name__}: {error} "
                             f"on key {key_value!r} and query {query_value!r}",

@@ -26,6 +26,7 @@ class Annotator(Protocol):
 
 
 DEFAULT_ANNOTATORS: dict[str, Annotator] = {}
+_MISSING = object()  # what `Annotations._default` gives for a key without a value
 
 
 class Annotations(Mapping):
@@ -49,7 +50,7 @@ class Annotations(Mapping):
         return self._default(key, default)
 
     def __contains__(self, key) -> bool:
-        return key in self._given or self._default(key, self) is not self
+        return key in self._given or self._default(key, _MISSING) is not _MISSING
 
     def _default(self, key: str, missing: Any) -> Any:
         if key not in DEFAULT_ANNOTATORS:

@@ -6,6 +6,7 @@ distinct expressions even for diamond-shaped programs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 from rasp.expr import RASPExpr
@@ -22,26 +23,17 @@ def topological_order(root: RASPExpr,
     expression's source arguments).
     """
     if children is None:
-        return list(_children_first(root))
+        return list(_children_first(root.unique_id, root))
     return _walk(root, children)
 
 
-# The orders of the programs walked last, by root id. Expressions are immutable and ids
-# are never reused, so an order never goes stale; a compile walks each program several
-# times (lowering, domain, fusion, graph extraction).
-_RECENT_ORDERS: dict[int, tuple[RASPExpr, ...]] = {}
-_MAX_RECENT_ORDERS = 16
-
-
-def _children_first(root: RASPExpr) -> tuple[RASPExpr, ...]:
-    """`topological_order(root)` along `expr.children`, remembered for recent roots."""
-    order = _RECENT_ORDERS.get(root.unique_id)
-    if order is None:
-        order = tuple(_walk(root, lambda expr: expr.children))
-        while len(_RECENT_ORDERS) >= _MAX_RECENT_ORDERS:
-            _RECENT_ORDERS.pop(next(iter(_RECENT_ORDERS)), None)
-        _RECENT_ORDERS[root.unique_id] = order
-    return order
+@functools.lru_cache(maxsize=16)
+def _children_first(root_id: int, root: RASPExpr) -> tuple[RASPExpr, ...]:
+    """`topological_order(root)` along `expr.children`, remembered for the last roots: a
+    compile walks each program several times (lowering, domain, fusion, graph). Expressions
+    are immutable and ids are never reused, so an order never goes stale; the id keys the
+    cache, so that no two expressions are ever compared (an SOp's == builds a Map)."""
+    return tuple(_walk(root, lambda expr: expr.children))
 
 
 def _walk(root: RASPExpr, children: Callable[[RASPExpr], Sequence[RASPExpr]]

@@ -177,5 +177,5 @@ def _groups(space: VectorSpace) -> tuple[list[int], list[int]]:
     for i, direction in enumerate(space.basis):
         groups.setdefault(direction.name, []).append(i)
     sizes = [len(group) for group in groups.values()]
-    return [i for group in groups.values() for i in group], \
-        list(itertools.accumulate(sizes[:-1], initial=0)) if sizes else []
+    starts = list(itertools.accumulate([0] + sizes[:-1])) if sizes else []
+    return [i for group in groups.values() for i in group], starts

@@ -175,10 +175,7 @@ def discretiser_error_bounds(input_values: Sequence[float], outputs, gated: bool
 
     plus the rounding of the residual add. Infinite when `rounding_bound` ≥ ½.
     """
-    pairs = sorted({float(x): np.atleast_1d(np.asarray(y, np.float64))
-                    for x, y in zip(input_values, outputs)}.items())
-    xs = [x for x, _ in pairs]
-    f = np.array([y for _, y in pairs])
+    xs, f = _by_value(input_values, outputs)
     if rounding_bound(xs, gated) >= 0.5:
         return np.full(f.shape, np.inf)
     lo, hi = _windows(xs)
@@ -208,6 +205,17 @@ def discretiser_error_bounds(input_values: Sequence[float], outputs, gated: bool
     step = max(1, BOUND_CHUNK // len(xs))  # bounded temporaries for wide one-hots
     return np.concatenate([bounds(f[:, c:c + step]) for c in range(0, f.shape[1], step)]
                           or [np.zeros(f.shape)], axis=1)
+
+
+def _by_value(input_values, outputs) -> tuple[list[float], np.ndarray]:
+    """The distinct input values in increasing order (the last output kept for a repeated
+    one), and their outputs as rows of a (values × components) array."""
+    x = np.asarray(input_values, np.float64)
+    if x.ndim == 1 and len(x) > 1 and np.all(x[1:] > x[:-1]):  # sorted and distinct already
+        return x.tolist(), np.asarray(outputs, np.float64).reshape(len(x), -1)
+    pairs = sorted({float(x): np.atleast_1d(np.asarray(y, np.float64))
+                    for x, y in zip(input_values, outputs)}.items())
+    return [x for x, _ in pairs], np.array([y for _, y in pairs])
 
 
 def output_error_bound(input_values: Sequence[float], outputs: Sequence[float],

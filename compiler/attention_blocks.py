@@ -14,7 +14,7 @@ from compiler.selection import Selection, build_selection
 from craft import attention
 from craft.bases import BasisDirection, VectorSpace
 from craft.maps import BilinearForm, LinearMap
-from craft.selector_width import selector_width, width_hardness
+from craft.selector_width import fitted_selector_width
 from rasp import expr as rx
 from rasp.errors import CompileError
 
@@ -102,15 +102,10 @@ class AttentionBlocks:
                 return {}
             return out(value) if value in known else {}
 
-        label = self._label(node)
         info = self._attention_info(node, "selector_width", selection)
-        hardness = width_hardness(selection.form, selection.level, self.max_seq_len)
-        block = selector_width(selection.form, selection.level, self.max_seq_len,
-                               self.spaces[node], output_of, BasisDirection(f"{label}.width"),
-                               f"{label}.hidden", info, hardness,
-                               side_space=self.spaces[side.unique_id])
-        check_scratch(self.graph.expr(node), block, self.max_seq_len, hardness)
-        return NodeBlock(node, block, selection.keys + selection.queries + (side.unique_id,))
+        return self._counting(node, selection.form, selection.level, info, output_of,
+                              selection.keys + selection.queries + (side.unique_id,),
+                              self.spaces[side.unique_id])
 
     def _length(self, node, expr) -> NodeBlock:
         if self.causal:
@@ -132,11 +127,16 @@ class AttentionBlocks:
                 return {}
             return out(value) if value in known else {}
 
+        return self._counting(node, form, level, info, output_of, inputs)
+
+    def _counting(self, node, form: BilinearForm, level, info, output_of, inputs,
+                  side_space: VectorSpace = VectorSpace(())) -> NodeBlock:
+        """A width head and its discretiser (gated by `side_space`), refused where
+        float32 could move the head's 1/(w+1) out of its window."""
         label = self._label(node)
-        hardness = width_hardness(form, level, self.max_seq_len)
-        block = selector_width(form, level, self.max_seq_len, self.spaces[node], output_of,
-                               BasisDirection(f"{label}.width"), f"{label}.hidden", info,
-                               hardness)
+        block, hardness = fitted_selector_width(
+            form, level, self.max_seq_len, self.spaces[node], output_of,
+            BasisDirection(f"{label}.width"), f"{label}.hidden", info, side_space)
         check_scratch(self.graph.expr(node), block, self.max_seq_len, hardness)
         return NodeBlock(node, block, inputs)
 

@@ -275,8 +275,14 @@ class _Builder(AttentionBlocks):
             return False
         numeric = rx.is_numerical(self.graph.expr(node))
         budget = self.budgets.budget(node) if numeric else MAX_ONE_HOT_ERROR
-        return all(numerical.discretiser_error_bounds(
-            xs, self._rows(node, f, xs), gated).max(initial=0.0) <= budget for f in functions)
+        # Components are bounded independently, so the functions' rows are bounded side by
+        # side, as many at once as numerical.BOUND_CHUNK allows (the xs part is shared).
+        batch = max(1, numerical.BOUND_CHUNK // max(1, len(xs) * self.spaces[node].dim))
+        for start in range(0, len(functions), batch):
+            rows = np.hstack([self._rows(node, f, xs) for f in functions[start:start + batch]])
+            if not numerical.discretiser_error_bounds(xs, rows, gated).max(initial=0.0) <= budget:
+                return False
+        return True
 
     def _rows(self, node, output_of, xs) -> np.ndarray:
         """The output vectors output_of(x) in the node's space, one row per x."""

@@ -1,14 +1,15 @@
-"""Program → ProgramGraph: the expression DAG as a networkx DiGraph.
+"""Program → ProgramGraph: the expression DAG, in topological order.
 
 Nodes are expression ids, each with attributes `expr` and a unique `label`;
-edges run from an expression to the expressions that use it. Extraction visits
-every expression once: O(expressions + edges), even when sub-expressions are
-shared.
+edges run from an expression to the expressions that use it (as a networkx
+DiGraph on first use). Extraction visits every expression once: O(expressions +
+edges), even when sub-expressions are shared.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import networkx as nx
 
@@ -21,16 +22,24 @@ from rasp.traverse import topological_order, unique_labels
 class ProgramGraph:
     """The program's DAG, with the output expression and a fixed topological order."""
 
-    graph: nx.DiGraph
     output: int
     order: tuple[int, ...]
-    # node → its node attributes, read directly: every stage asks for exprs and labels
-    # often, and a networkx node view costs a lookup chain per call.
-    attributes: dict[int, dict] = dataclasses.field(default=None, repr=False, compare=False)
+    # node → its attributes (`expr`, `label`), read directly: every stage asks for exprs
+    # and labels often, and a networkx node view costs a lookup chain per call.
+    attributes: dict[int, dict] = dataclasses.field(repr=False, compare=False)
 
-    def __post_init__(self):
-        if self.attributes is None:
-            object.__setattr__(self, "attributes", dict(self.graph.nodes(data=True)))
+    @functools.cached_property
+    def graph(self) -> nx.DiGraph:
+        """The DAG as a networkx DiGraph, built when first asked for (no stage needs it)."""
+        graph = nx.DiGraph()
+        for node in self.order:
+            graph.add_node(node, **self.attributes[node])
+            for child in self.expr(node).children:
+                graph.add_edge(child.unique_id, node)
+        return graph
+
+    def __contains__(self, node: int) -> bool:
+        return node in self.attributes
 
     def expr(self, node: int) -> rx.RASPExpr:
         return self.attributes[node]["expr"]
@@ -50,9 +59,6 @@ def extract_graph(program: rx.RASPExpr) -> ProgramGraph:
                            "aggregate the selector, or take its SelectorWidth")
     order = topological_order(program)
     labels = unique_labels(order)
-    graph = nx.DiGraph()
-    for expr in order:
-        graph.add_node(expr.unique_id, expr=expr, label=labels[expr.unique_id])
-        for child in expr.children:
-            graph.add_edge(child.unique_id, expr.unique_id)
-    return ProgramGraph(graph, program.unique_id, tuple(e.unique_id for e in order))
+    attributes = {expr.unique_id: {"expr": expr, "label": labels[expr.unique_id]}
+                  for expr in order}
+    return ProgramGraph(program.unique_id, tuple(e.unique_id for e in order), attributes)

@@ -17,22 +17,23 @@ from rasp import expr as rx
 def record_components(schedule: Schedule, residual: VectorSpace) -> list[Component]:
     """One Component per head and per MLP block, in layer order."""
     components = []
+    labels = dict(zip(residual.basis, residual.labels()))  # each direction's str, once
     for layer_index, layer in enumerate(schedule.layers):
         for head_index, head in enumerate(layer.heads):
             components.append(Component(layer_index, "attn", head_index, head.info,
-                                        _labels(head.reads, residual), _labels(head.writes, residual)))
+                                        _labels(head.reads, labels), _labels(head.writes, labels)))
         start = 0  # MLPs of a layer are concatenated in this order (craft.blocks.combine_mlps)
         for mlp in layer.mlps:
             stop = start + mlp.hidden_space.dim
             components.append(Component(layer_index, "mlp", None, mlp.info,
-                                        _labels(mlp.reads, residual), _labels(mlp.writes, residual),
+                                        _labels(mlp.reads, labels), _labels(mlp.writes, labels),
                                         (start, stop)))
             start = stop
     return components
 
 
-def _labels(space: VectorSpace, residual: VectorSpace) -> tuple[str, ...]:
-    return tuple(str(d) for d in space.basis if d in residual)
+def _labels(space: VectorSpace, residual_labels: dict) -> tuple[str, ...]:
+    return tuple(residual_labels[d] for d in space.basis if d in residual_labels)
 
 
 def record_values(graph: ProgramGraph, spaces: dict[int, VectorSpace], residual: VectorSpace,

@@ -64,28 +64,35 @@ def _term_form(term, key, query, spaces) -> BilinearForm:
     table = _comparison_table(term, spaces[key.unique_id], spaces[query.unique_id])
     if table is not None:
         return predicate_form(spaces[query.unique_id], spaces[key.unique_id], table=table)
+
+    def refused(error, key_value, query_value) -> CompileError:
+        return CompileError(term, f"its predicate raised {type(error).__name__}: {error} "
+                            f"on key {key_value!r} and query {query_value!r}",
+                            "make the predicate accept every pair of values the keys "
+                            "and queries can take")
+
     if isinstance(term, rx.Select):  # fast path: most terms are one Select
         predicate = term.predicate
         predicate = predicate.function if isinstance(predicate, rx.Comparison) else predicate
 
-        def evaluate(key_value, query_value):
-            return (key_value is not None and query_value is not None
-                    and bool(predicate(key_value, query_value)))
+        def selected(key_value, query_value):  # called for every (key, query) pair
+            if key_value is None or query_value is None:
+                return False
+            try:
+                return bool(predicate(key_value, query_value))
+            except CompileError:
+                raise
+            except Exception as error:
+                raise refused(error, key_value, query_value) from error
     else:
-        def evaluate(key_value, query_value):
-            return evaluate_term(term, {key.unique_id: key_value},
-                                 {query.unique_id: query_value})
-
-    def selected(key_value, query_value):
-        try:
-            return evaluate(key_value, query_value)
-        except CompileError:
-            raise
-        except Exception as error:
-            raise CompileError(term, f"its predicate raised {type(error).__name__}: {error} "
-                               f"on key {key_value!r} and query {query_value!r}",
-                               "make the predicate accept every pair of values the keys "
-                               "and queries can take") from error
+        def selected(key_value, query_value):
+            try:
+                return evaluate_term(term, {key.unique_id: key_value},
+                                     {query.unique_id: query_value})
+            except CompileError:
+                raise
+            except Exception as error:
+                raise refused(error, key_value, query_value) from error
 
     return predicate_form(spaces[query.unique_id], spaces[key.unique_id], selected)
 
@@ -114,7 +121,7 @@ def _comparison_table(term, key_space, query_space):
 def describe(selector: rx.Selector, graph: ProgramGraph | None = None) -> str:
     """A readable formula for a selector, e.g. `Select(indices, opp_idx, EQ) & ~...`."""
     def label(sop):
-        if graph is not None and sop.unique_id in graph.graph:
+        if graph is not None and sop.unique_id in graph:
             return graph.label(sop.unique_id)
         return sop.label
 

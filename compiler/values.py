@@ -9,6 +9,7 @@ MAX_VALUES it is marked too large, and a block that needs it refuses.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import operator
@@ -169,7 +170,7 @@ def _aggregate(expr, sop: ValueSet, sets: dict[int, ValueSet], n: int) -> ValueS
     numbers = [Fraction(v) for v in sop.values if isinstance(v, (int, float))]
     if at_most_one_selected(expr.selector, sets, n):
         return _from_values(list(sop.values) + default)
-    means = _means(numbers, n)
+    means = _sorted_means(frozenset(numbers), n, MAX_VALUES)
     if means is None:
         return ValueSet((), None in default,
                         f"the means of up to {n} of {len(numbers)} distinct values exceed "
@@ -177,7 +178,16 @@ def _aggregate(expr, sop: ValueSet, sets: dict[int, ValueSet], n: int) -> ValueS
     return _from_values(list(means) + default)
 
 
-def _means(numbers: list[Fraction], n: int) -> set[float] | None:
+@functools.lru_cache(maxsize=16)  # up to MAX_VALUES floats each
+def _sorted_means(numbers: frozenset[Fraction], n: int, max_values: int
+                  ) -> tuple[float, ...] | None:
+    """`_means` in increasing order, memoised: a pure function of the numbers, n and
+    MAX_VALUES (`max_values`), asked again for the fused program."""
+    means = _means(numbers, n)
+    return None if means is None else tuple(sorted(means))
+
+
+def _means(numbers: Iterable[Fraction], n: int) -> set[float] | None:
     """All means of multisets of 1..n values from `numbers`, each as the float nearest
     it, or None if there are more than MAX_VALUES distinct means."""
     if set(numbers) <= {0, 1}:  # k/size, k from 0 (if a 0 is there) to size (if a 1 is)
@@ -236,8 +246,24 @@ def at_most_one_selected(selector: rx.Selector, sets: dict[int, ValueSet], n: in
     queries = sets.get(selector.queries.unique_id)
     if queries is None or queries.too_large or len(queries.values) * n > MAX_PREDICATE_CALLS:
         return False
-    return all(sum(predicate_holds(selector.predicate, k, q) for k in range(n)) <= 1
-               for q in queries.values)
+    if isinstance(selector.predicate, rx.Comparison) and \
+            all(type(q) is int for q in queries.values):
+        return _compares_at_most_one(selector.predicate, queries.values, n)
+    return _at_most_one(selector.predicate, queries.values, n)
+
+
+def _at_most_one(predicate, query_values, n: int) -> bool:
+    """Whether `predicate` holds for at most one index key 0..n−1, for every query value."""
+    return all(sum(predicate_holds(predicate, k, q) for k in range(n)) <= 1
+               for q in query_values)
+
+
+@functools.lru_cache(maxsize=64)
+def _compares_at_most_one(comparison: rx.Comparison, query_values: tuple[int, ...],
+                          n: int) -> bool:
+    """`_at_most_one` of a built-in comparison between ints: memoised, a pure function
+    of its arguments (asked again for the fused program)."""
+    return _at_most_one(comparison, query_values, n)
 
 
 def never_empty(selector: rx.Selector, sets: dict[int, ValueSet]) -> bool:

@@ -19,13 +19,14 @@ haiku's 1/√key_size scaling leaves these logits unchanged.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from craft import float_bounds
-from craft.bases import BOS, ONE, BasisDirection, VectorSpace, zeros_matrix
+from craft.bases import BOS, ONE, BasisDirection, VectorSpace, join_spaces, zeros_matrix
 from craft.blocks import MLP, AttentionHead, BlockInfo, Series
 from craft.maps import BilinearForm, LinearMap
 
@@ -46,9 +47,8 @@ def predicate_form(query_space: VectorSpace, key_space: VectorSpace,
     q_values = [None] + [d.value for d in query_space.basis]
     k_values = [None] + [d.value for d in key_space.basis]
     if table is None:
-        table = zeros_matrix(len(q_values), len(k_values))
-        for i, q in enumerate(q_values):
-            table[i] = [float(bool(selected(k, q))) for k in k_values]
+        table = zeros_matrix(len(q_values), len(k_values))  # refuses sizes beyond memory
+        table[:] = [[bool(selected(k, q)) for k in k_values] for q in q_values]
     q_read = VectorSpace((ONE,) + query_space.basis)
     k_read = VectorSpace((ONE,) + key_space.basis)
     return BilinearForm(q_read, k_read, _in_read_coordinates(table))
@@ -84,8 +84,13 @@ def selector_width_head(selection: BilinearForm, selected_level: int,
                         scratch: BasisDirection, info: BlockInfo,
                         hardness: float = HARDNESS) -> AttentionHead:
     """Writes 1/(w+1) to `scratch`, where w is the number of selected keys."""
+    return width_head(width_scores(selection, selected_level, hardness), scratch, info)
+
+
+def width_head(scores: BilinearForm, scratch: BasisDirection, info: BlockInfo) -> AttentionHead:
+    """A width head with the given `width_scores`: copies BOS's `bos` to `scratch`."""
     w_ov = LinearMap(VectorSpace((BOS,)), VectorSpace((scratch,)), np.ones((1, 1)))
-    return AttentionHead(width_scores(selection, selected_level, hardness), w_ov, info)
+    return AttentionHead(scores, w_ov, info)
 
 
 def width_scores(selection: BilinearForm, selected_level: int,
@@ -96,9 +101,17 @@ def width_scores(selection: BilinearForm, selected_level: int,
 
 def _with_bos(selection: BilinearForm, selected_level: int, bos_level: float,
               hardness: float) -> BilinearForm:
-    bos_terms = BilinearForm(VectorSpace((ONE, BOS)), VectorSpace((BOS,)),
-                             np.array([[bos_level], [float(selected_level)]]))
-    return (selection + bos_terms) * hardness
+    queries = join_spaces(selection.query_space, _BOS_QUERIES)
+    keys = join_spaces(selection.key_space, _BOS_KEYS)
+    bos_terms = zeros_matrix(queries.dim, keys.dim)
+    bos_terms[queries.index[ONE], keys.index[BOS]] = bos_level
+    bos_terms[queries.index[BOS], keys.index[BOS]] = selected_level
+    return BilinearForm(queries, keys, (selection.in_spaces(queries, keys) + bos_terms) * hardness)
+
+
+# What the BOS terms read: `one` (a real query) or `bos` (the BOS query), and the BOS key.
+_BOS_QUERIES = VectorSpace((ONE, BOS))
+_BOS_KEYS = VectorSpace((BOS,))
 
 
 def categorical_ov(value_space: VectorSpace, output_space: VectorSpace) -> LinearMap:
@@ -144,19 +157,25 @@ def logit_error_bound(scores: BilinearForm) -> float:
     a groups and the key sum over b groups give error ≤ γ_{a+b+4}·S
     (craft.float_bounds). The inputs' own noise is not included.
     """
-    matrix = np.abs(scores.matrix)
-    key_groups = _groups(scores.key_space)
-    query_groups = _groups(scores.query_space)
-    if not key_groups or not query_groups:
+    key_order, key_starts = _groups(scores.key_space)
+    query_order, query_starts = _groups(scores.query_space)
+    if not key_starts or not query_starts:
         return 0.0
-    per_row = sum(matrix[:, cols].max(axis=1) for cols in key_groups)
-    total = sum(per_row[rows].max() for rows in query_groups)
-    return float_bounds.gamma(len(query_groups) + len(key_groups) + 4) * float(total)
+    matrix = np.abs(scores.matrix)
+    if query_order != sorted(query_order) or key_order != sorted(key_order):
+        matrix = matrix[np.ix_(query_order, key_order)]  # each group made contiguous
+    largest = np.maximum.reduceat(matrix, key_starts, axis=1)  # per row and key group
+    per_row = sum(largest.T)  # added up group by group, in the groups' order
+    total = sum(np.maximum.reduceat(per_row, query_starts))
+    return float_bounds.gamma(len(query_starts) + len(key_starts) + 4) * float(total)
 
 
-def _groups(space: VectorSpace) -> list[list[int]]:
-    """Indices of the directions of each name: one group per SOp."""
+def _groups(space: VectorSpace) -> tuple[list[int], list[int]]:
+    """The indices of the directions grouped by name (one group per SOp, in first-seen
+    order), and where each group starts in that order."""
     groups: dict[str, list[int]] = {}
     for i, direction in enumerate(space.basis):
         groups.setdefault(direction.name, []).append(i)
-    return list(groups.values())
+    sizes = [len(group) for group in groups.values()]
+    starts = list(itertools.accumulate([0] + sizes[:-1])) if sizes else []
+    return [i for group in groups.values() for i in group], starts

@@ -72,7 +72,8 @@ class VectorSpace:
     basis: tuple[BasisDirection, ...]
     # Position of each direction in this space.
     index: dict[BasisDirection, int] = dataclasses.field(init=False, repr=False, compare=False)
-    # shared_positions(source) by source space: a block's spaces are embedded many times.
+    # shared_positions(source) by id(source), with the source itself (so that the id stays
+    # its own): a block's spaces are embedded many times, and hashing a space hashes its basis.
     _positions: dict = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -80,9 +81,7 @@ class VectorSpace:
         index = dict(zip(basis, range(len(basis))))
         if len(index) != len(basis):
             raise ValueError(f"repeated basis directions in {[str(d) for d in basis]}")
-        object.__setattr__(self, "basis", basis)
-        object.__setattr__(self, "index", index)
-        object.__setattr__(self, "_positions", {})
+        self.__dict__.update(basis=basis, index=index, _positions={})  # frozen: set directly
 
     @classmethod
     def from_names(cls, names: Iterable[str]) -> VectorSpace:
@@ -128,18 +127,22 @@ class VectorSpace:
 
     def shared_positions(self, target: VectorSpace) -> tuple[np.ndarray, np.ndarray]:
         """(i, j) index arrays: direction self.basis[i] is target.basis[j], in self's order."""
-        known = target._positions.get(self)
-        if known is not None:
+        source, known = target._positions.get(id(self), (None, None))
+        if source is self:
             return known
         if self.basis == target.basis:
             positions = (np.arange(self.dim),) * 2
-        else:
-            index = target.index
-            pairs = [(i, index[d]) for i, d in enumerate(self.basis) if d in index]
-            positions = tuple(np.array(pairs, dtype=np.intp).reshape(-1, 2).T)
+        else:  # target's index of each direction, −1 where it has none
+            theirs = list(map(target.index.get, self.basis, itertools.repeat(-1)))
+            if -1 not in theirs:  # the common case: a subspace of the target
+                positions = (np.arange(self.dim), np.array(theirs, dtype=np.intp))
+            else:
+                mine = [i for i, j in enumerate(theirs) if j >= 0]
+                positions = (np.array(mine, dtype=np.intp),
+                             np.array([theirs[i] for i in mine], dtype=np.intp))
         for array in positions:
             array.flags.writeable = False  # shared by every caller
-        target._positions[self] = positions
+        target._positions[id(self)] = (self, positions)
         return positions
 
     def vector(self, components: dict[BasisDirection, float] | None = None) -> Vector:

@@ -9,6 +9,7 @@ expressions it implements and what it reads and writes (the ground truth).
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -84,7 +85,7 @@ class AttentionHead:
     w_ov: LinearMap
     info: BlockInfo
 
-    @property
+    @functools.cached_property  # the head is immutable; layout and records both ask
     def reads(self) -> VectorSpace:
         return join_spaces(self.w_qk.query_space, self.w_qk.key_space, self.w_ov.input_space)
 

@@ -28,15 +28,16 @@ def lookup_mlp(input_space: VectorSpace, output_space: VectorSpace,
     Hidden unit for d: relu(2·x_d − one), which is 1 on a clean one-hot, 0 when
     x_d ≤ 1/2. Directions whose output is zero (None) get no unit. Width ≤ |V|.
     """
-    used = [d for d in input_space.basis if any(output_of(d).values())]
+    outputs = [(d, output_of(d)) for d in input_space.basis]
+    used = [(d, output) for d, output in outputs if any(output.values())]
     hidden = VectorSpace.from_values(hidden_name, range(len(used)))
     reads = VectorSpace((ONE,) + input_space.basis)
     first = zeros_matrix(reads.dim, hidden.dim)
     second = zeros_matrix(hidden.dim, output_space.dim)
-    for unit, d in enumerate(used):
+    first[reads.index[ONE], :] = -1.0
+    for unit, (d, output) in enumerate(used):
         first[reads.index[d], unit] = 2.0
-        first[reads.index[ONE], unit] = -1.0
-        for target, x in output_of(d).items():
+        for target, x in output.items():
             second[unit, output_space.index[target]] += x
     return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output_space, second), info)
 
@@ -110,17 +111,17 @@ def pair_lookup_mlp(fst_space: VectorSpace, snd_space: VectorSpace, output_space
     """
     if set(fst_space.basis) & set(snd_space.basis):
         raise ValueError("pair_lookup_mlp needs two disjoint input spaces")
-    pairs = [(a, b) for a in fst_space.basis for b in snd_space.basis
-             if any(output_of(a, b).values())]
+    outputs = [(a, b, output_of(a, b)) for a in fst_space.basis for b in snd_space.basis]
+    pairs = [(a, b, output) for a, b, output in outputs if any(output.values())]
     hidden = VectorSpace.from_values(hidden_name, range(len(pairs)))
     reads = VectorSpace((ONE,) + fst_space.basis + snd_space.basis)
     first = zeros_matrix(reads.dim, hidden.dim)
     second = zeros_matrix(hidden.dim, output_space.dim)
-    for unit, (a, b) in enumerate(pairs):
+    first[reads.index[ONE], :] = -3.0
+    for unit, (a, b, output) in enumerate(pairs):
         first[reads.index[a], unit] = 2.0
         first[reads.index[b], unit] = 2.0
-        first[reads.index[ONE], unit] = -3.0
-        for target, x in output_of(a, b).items():
+        for target, x in output.items():
             second[unit, output_space.index[target]] += x
     return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output_space, second), info)
 

@@ -32,9 +32,10 @@ def clean_lookup_mlp(input_space: VectorSpace, output_space: VectorSpace,
                      output_of: Callable[[BasisDirection], Output], hidden_name: str,
                      info: BlockInfo) -> MLP:
     """Categorical Map d ↦ output_of(d), exact for inputs within INPUT_TOLERANCE."""
-    used = [(d,) for d in input_space.basis if any(output_of(d).values())]
-    return _clamps(VectorSpace((ONE,) + input_space.basis), used, output_space,
-                   output_of, _SINGLE, hidden_name, info)
+    outputs = [((d,), output_of(d)) for d in input_space.basis]
+    used = [(key, output) for key, output in outputs if any(output.values())]
+    return _clamps(VectorSpace((ONE,) + input_space.basis), used, output_space, _SINGLE,
+                   hidden_name, info)
 
 
 def clean_pair_lookup_mlp(fst_space: VectorSpace, snd_space: VectorSpace,
@@ -45,25 +46,27 @@ def clean_pair_lookup_mlp(fst_space: VectorSpace, snd_space: VectorSpace,
     inputs within INPUT_TOLERANCE."""
     if set(fst_space.basis) & set(snd_space.basis):
         raise ValueError("clean_pair_lookup_mlp needs two disjoint input spaces")
-    used = [(a, b) for a in fst_space.basis for b in snd_space.basis
-            if any(output_of(a, b).values())]
+    outputs = [((a, b), output_of(a, b)) for a in fst_space.basis for b in snd_space.basis]
+    used = [(key, output) for key, output in outputs if any(output.values())]
     return _clamps(VectorSpace((ONE,) + fst_space.basis + snd_space.basis), used, output_space,
-                   output_of, _PAIR, hidden_name, info)
+                   _PAIR, hidden_name, info)
 
 
-def _clamps(reads, keys, output_space, output_of, shape, hidden_name, info) -> MLP:
+def _clamps(reads, keys, output_space, shape, hidden_name, info) -> MLP:
+    """One clamp per (input directions, output) of `keys`."""
     slope, offsets = shape
     hidden = VectorSpace.from_values(hidden_name, range(2 * len(keys)))
     first = zeros_matrix(reads.dim, hidden.dim)
     second = zeros_matrix(hidden.dim, output_space.dim)
-    for k, directions in enumerate(keys):
-        output = output_of(*directions)
-        for unit, (offset, sign) in enumerate(zip(offsets, (1.0, -1.0)), start=2 * k):
-            for d in directions:
-                first[reads.index[d], unit] = slope
-            first[reads.index[ONE], unit] = -offset
-            for target, x in output.items():
-                second[unit, output_space.index[target]] += sign * x
+    for unit, offset in enumerate(offsets):  # clamp k's units are 2k and 2k + 1
+        first[reads.index[ONE], unit::2] = -offset
+    for k, (directions, output) in enumerate(keys):
+        for d in directions:
+            first[reads.index[d], 2 * k:2 * k + 2] = slope
+        for target, x in output.items():
+            column = output_space.index[target]
+            second[2 * k, column] += x
+            second[2 * k + 1, column] += -1.0 * x
     return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output_space, second), info)
 
 

@@ -35,6 +35,11 @@ def gamma(n):
 
     Accepts an int or an array of counts. Raises for n·u ≥ 1 (no bound exists).
     """
+    if isinstance(n, int):  # the common scalar: the same float64 operations, minus numpy's cost
+        nu = n * UNIT_ROUNDOFF
+        if nu >= 1:
+            raise ValueError(f"γ_n needs n·u < 1, got n = {n}")
+        return nu / (1 - nu)
     nu = np.asarray(n, dtype=np.float64) * UNIT_ROUNDOFF
     if np.any(nu >= 1):
         raise ValueError(f"γ_n needs n·u < 1, got n = {np.max(n)}")
@@ -52,7 +57,8 @@ def matmul_error(terms, count, input_error=0.0):
         error ≤ input_error + γ_{count+1} · (terms + input_error).
     Broadcasts over numpy arrays.
     """
-    return input_error + gamma(np.asarray(count) + 1) * (terms + input_error)
+    count = count + 1 if isinstance(count, int) else np.asarray(count) + 1
+    return input_error + gamma(count) * (terms + input_error)
 
 
 def add_error(magnitude):

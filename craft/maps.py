@@ -93,12 +93,16 @@ def embed_matrix(matrix: np.ndarray, rows: VectorSpace, cols: VectorSpace,
     Equivalent to projecting on both sides, in O(size) instead of a matmul.
     """
     out = zeros_matrix(new_rows.dim, new_cols.dim)
-    if cols.basis == new_cols.basis:  # the common case: only the rows move
-        old_r, new_r = rows.shared_positions(new_rows)
-        out[new_r] = matrix[old_r]
-        return out
     old_r, new_r = rows.shared_positions(new_rows)
+    kept = matrix if len(old_r) == rows.dim else matrix[old_r]  # (all rows: no copy)
+    if cols.basis == new_cols.basis:  # the common case: only the rows move
+        out[new_r] = kept
+        return out
     old_c, new_c = cols.shared_positions(new_cols)
-    if len(new_r) and len(new_c):
-        out[new_r[:, None], new_c] = matrix[old_r[:, None], old_c]
+    if len(old_c) != cols.dim:
+        kept = kept[:, old_c]
+    if rows.basis == new_rows.basis:
+        out[:, new_c] = kept
+    elif len(new_r) and len(new_c):
+        out[new_r[:, None], new_c] = kept
     return out

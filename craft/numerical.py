@@ -68,37 +68,48 @@ def gated_discretising_mlp(input_direction: BasisDirection, input_values: Sequen
     gates = gate_space.basis or (None,)
     reads = VectorSpace((ONE, input_direction) + gate_space.basis)
     slope, threshold, strength = _thresholds(xs, gated=gate_space.dim > 0)
-    copies = []  # per gate: (gate, f(x_m), thresholds where f changes, Δf at each threshold)
+    copies = []  # per gate: (gate, thresholds where f changes, f at the values after them)
     for gate in gates:
-        outputs = [output_of(x, None if gate is None else gate.value) for x in xs]
-        deltas = [_difference(a, b) for a, b in zip(outputs, outputs[1:])]
-        changes = [j for j, delta in enumerate(deltas) if any(delta.values())]
-        copies.append((gate, outputs[-1], changes, deltas))
+        copies.append((gate, *_changes([output_of(x, None if gate is None else gate.value)
+                                        for x in xs], output_space)))
     hidden = VectorSpace.from_values(hidden_name,
-                                     range(sum(1 + 2 * len(c[2]) for c in copies)))
+                                     range(sum(1 + 2 * len(c[1]) for c in copies)))
     first = zeros_matrix(reads.dim, hidden.dim)
     second = zeros_matrix(hidden.dim, output_space.dim)
     unit = 0
-    for gate, last, changes, deltas in copies:
+    for gate, changes, levels in copies:
         first[reads.index[gate or ONE], unit] += 1.0  # base unit: f(x_m)
-        _write(second, unit, last, 1.0, output_space)
+        second[unit] += levels[-1]
         steps = np.asarray(changes, dtype=np.intp)  # threshold steps[k] is t_{steps[k]+1}
+        step_slope = slope[steps]
+        ramp = step_slope * threshold[steps]
+        deltas = levels[:-1] - levels[1:]  # f(x_j) − f(x_{j+1}) at each change j
         closed = 0.0 if gate is None else strength[steps]
+        end = unit + 1 + 2 * len(steps)
         for sign, (offset, scale) in enumerate(((0.5, 1.0), (-0.5, -1.0))):
-            units = unit + 1 + sign + 2 * np.arange(len(steps))  # the ± pair sits side by side
-            first[reads.index[ONE], units] += slope[steps] * threshold[steps] + offset - closed
-            first[reads.index[input_direction], units] += -slope[steps]
+            units = slice(unit + 1 + sign, end, 2)  # the ± pair sits side by side
+            first[reads.index[ONE], units] += ramp + offset - closed
+            first[reads.index[input_direction], units] += -step_slope
             if gate is not None:
                 first[reads.index[gate], units] += closed
-            for i, j in zip(units, changes):
-                _write(second, i, deltas[j], scale, output_space)
-        unit += 1 + 2 * len(steps)
+            second[units] += scale * deltas
+        unit = end
     return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output_space, second), info)
 
 
-def _write(matrix: np.ndarray, row: int, output: Output, scale: float, space: VectorSpace):
-    for target, x in output.items():
-        matrix[row, space.index[target]] += scale * x
+def _changes(outputs: list[Output], space: VectorSpace) -> tuple[list[int], np.ndarray]:
+    """The steps j where f(x_j) ≠ f(x_{j+1}) in some component, and f as vectors in `space`
+    at x_0 and after each such step (rows: f(x_0), f(x_{j+1}) per step j)."""
+    # Equal outputs are equal dicts; differing dicts may still be equal as vectors ({} vs 0).
+    maybe = [j for j in range(len(outputs) - 1) if outputs[j] != outputs[j + 1]]
+    levels = zeros_matrix(len(maybe) + 1, space.dim)
+    for row, j in enumerate([-1] + maybe):
+        for target, x in outputs[j + 1].items():
+            levels[row, space.index[target]] += x
+    changed = np.any(levels[:-1] != levels[1:], axis=1)
+    if changed.all():
+        return maybe, levels
+    return [j for j, c in zip(maybe, changed) if c], levels[np.concatenate([[True], changed])]
 
 
 def gate_strength(xs: Sequence[float], j: int) -> float:
@@ -164,10 +175,7 @@ def discretiser_error_bounds(input_values: Sequence[float], outputs, gated: bool
 
     plus the rounding of the residual add. Infinite when `rounding_bound` ≥ ½.
     """
-    pairs = sorted({float(x): np.atleast_1d(np.asarray(y, np.float64))
-                    for x, y in zip(input_values, outputs)}.items())
-    xs = [x for x, _ in pairs]
-    f = np.array([y for _, y in pairs])
+    xs, f = _by_value(input_values, outputs)
     if rounding_bound(xs, gated) >= 0.5:
         return np.full(f.shape, np.inf)
     lo, hi = _windows(xs)
@@ -197,6 +205,17 @@ def discretiser_error_bounds(input_values: Sequence[float], outputs, gated: bool
     step = max(1, BOUND_CHUNK // len(xs))  # bounded temporaries for wide one-hots
     return np.concatenate([bounds(f[:, c:c + step]) for c in range(0, f.shape[1], step)]
                           or [np.zeros(f.shape)], axis=1)
+
+
+def _by_value(input_values, outputs) -> tuple[list[float], np.ndarray]:
+    """The distinct input values in increasing order (the last output kept for a repeated
+    one), and their outputs as rows of a (values × components) array."""
+    x = np.asarray(input_values, np.float64)
+    if x.ndim == 1 and len(x) > 1 and np.all(x[1:] > x[:-1]):  # sorted and distinct already
+        return x.tolist(), np.asarray(outputs, np.float64).reshape(len(x), -1)
+    pairs = sorted({float(x): np.atleast_1d(np.asarray(y, np.float64))
+                    for x, y in zip(input_values, outputs)}.items())
+    return [x for x, _ in pairs], np.array([y for _, y in pairs])
 
 
 def output_error_bound(input_values: Sequence[float], outputs: Sequence[float],
@@ -249,8 +268,3 @@ def linear_mlp(terms: Sequence[tuple[BasisDirection, float]], output_direction: 
         first[i, 2 * i], first[i, 2 * i + 1] = 1.0, -1.0
         second[2 * i, 0], second[2 * i + 1, 0] = coeff, -coeff
     return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output, second), info)
-
-
-def _difference(a: Output, b: Output) -> Output:
-    keys = list(dict.fromkeys([*a, *b]))
-    return {k: a.get(k, 0.0) - b.get(k, 0.0) for k in keys}

@@ -20,7 +20,8 @@ from collections.abc import Callable
 import numpy as np
 
 from craft import float_bounds
-from craft.attention import HARDNESS, logit_error_bound, selector_width_head, width_scores
+from craft.attention import (HARDNESS, logit_error_bound, selector_width_head, width_head,
+                             width_scores)
 from craft.bases import BasisDirection, VectorSpace
 from craft.blocks import AttentionHead, BlockInfo, Series
 from craft.categorical import Output
@@ -39,15 +40,34 @@ def selector_width(selection: BilinearForm, selected_level: int, max_seq_len: in
     MLP writes `output_of(w, side_value)` instead, gating one discretiser per value.
     """
     head = selector_width_head(selection, selected_level, scratch, info, hardness)
+    return Series((head, _width_mlp(max_seq_len, output_space, output_of, scratch, hidden_name,
+                                    info, side_space)))
+
+
+def fitted_selector_width(selection: BilinearForm, selected_level: int, max_seq_len: int,
+                          output_space: VectorSpace, output_of: Callable[..., Output],
+                          scratch: BasisDirection, hidden_name: str, info: BlockInfo,
+                          side_space: VectorSpace = VectorSpace(())) -> tuple[Series, float]:
+    """`selector_width` at the logit gap `width_hardness` picks, and that gap.
+
+    The same blocks as calling the two, with the width scores built once: at gap λ
+    they are the unit-gap scores times λ."""
+    unit = width_scores(selection, selected_level, 1.0)
+    hardness = _hardness(unit, max_seq_len)
+    head = width_head(unit * hardness, scratch, info)
+    return Series((head, _width_mlp(max_seq_len, output_space, output_of, scratch, hidden_name,
+                                    info, side_space))), hardness
+
+
+def _width_mlp(max_seq_len, output_space, output_of, scratch, hidden_name, info, side_space):
+    """The discretiser from the scratch 1/(w+1) to `output_of(w)` (gated by `side_space`)."""
     inverse = {1.0 / (w + 1): w for w in range(max_seq_len + 1)}
     if side_space.dim:
-        mlp = gated_discretising_mlp(scratch, list(inverse), side_space, output_space,
-                                     lambda x, side: output_of(inverse[x], side),
-                                     hidden_name, info)
-    else:
-        mlp = discretising_mlp(scratch, list(inverse), output_space,
-                               lambda x: output_of(inverse[x]), hidden_name, info)
-    return Series((head, mlp))
+        return gated_discretising_mlp(scratch, list(inverse), side_space, output_space,
+                                      lambda x, side: output_of(inverse[x], side),
+                                      hidden_name, info)
+    return discretising_mlp(scratch, list(inverse), output_space,
+                            lambda x: output_of(inverse[x]), hidden_name, info)
 
 
 def scratch_error(head: AttentionHead, max_seq_len: int, hardness: float = HARDNESS) -> float:
@@ -79,7 +99,12 @@ def width_hardness(selection: BilinearForm, selected_level: int, max_seq_len: in
     unselected keys shrinks like N·e^{−λ}, so for large N a gentler gap (about
     ln(N/δ₁) for δ₁ the logit error at λ = 1) bounds the scratch error tighter.
     """
-    unit = logit_error_bound(width_scores(selection, selected_level, 1.0))
+    return _hardness(width_scores(selection, selected_level, 1.0), max_seq_len)
+
+
+def _hardness(unit_scores: BilinearForm, max_seq_len: int) -> float:
+    """`width_hardness` from the width scores at gap 1."""
+    unit = logit_error_bound(unit_scores)
     gaps = np.arange(1.0, HARDNESS + 1)
     bounds = _scratch_bound(2 * unit * gaps, gaps, max_seq_len)
     if bounds[-1] <= scratch_tolerance(max_seq_len):

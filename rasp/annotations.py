@@ -26,6 +26,7 @@ class Annotator(Protocol):
 
 
 DEFAULT_ANNOTATORS: dict[str, Annotator] = {}
+_MISSING = object()  # what `Annotations._default` gives for a key without a value
 
 
 class Annotations(Mapping):
@@ -40,6 +41,24 @@ class Annotations(Mapping):
         if key in DEFAULT_ANNOTATORS:
             return DEFAULT_ANNOTATORS[key](self._expr)
         raise KeyError(f"{self._expr.label} has no annotation {key!r}")
+
+    # get and `in` as Mapping defines them, without raising a KeyError for every
+    # missing key (the compiler asks for optional annotations many times per compile).
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self._given:
+            return self._given[key]
+        return self._default(key, default)
+
+    def __contains__(self, key) -> bool:
+        return key in self._given or self._default(key, _MISSING) is not _MISSING
+
+    def _default(self, key: str, missing: Any) -> Any:
+        if key not in DEFAULT_ANNOTATORS:
+            return missing
+        try:
+            return DEFAULT_ANNOTATORS[key](self._expr)
+        except KeyError:
+            return missing
 
     def __iter__(self):
         return iter(self._given)

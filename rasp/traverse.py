@@ -6,6 +6,7 @@ distinct expressions even for diamond-shaped programs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 from rasp.expr import RASPExpr
@@ -21,7 +22,22 @@ def topological_order(root: RASPExpr,
     `children` replaces `expr.children` as the edges to follow (e.g. a parsed
     expression's source arguments).
     """
-    children = children or (lambda expr: expr.children)
+    if children is None:
+        return list(_children_first(root.unique_id, root))
+    return _walk(root, children)
+
+
+@functools.lru_cache(maxsize=16)
+def _children_first(root_id: int, root: RASPExpr) -> tuple[RASPExpr, ...]:
+    """`topological_order(root)` along `expr.children`, remembered for the last roots: a
+    compile walks each program several times (lowering, domain, fusion, graph). Expressions
+    are immutable and ids are never reused, so an order never goes stale; the id keys the
+    cache, so that no two expressions are ever compared (an SOp's == builds a Map)."""
+    return tuple(_walk(root, lambda expr: expr.children))
+
+
+def _walk(root: RASPExpr, children: Callable[[RASPExpr], Sequence[RASPExpr]]
+          ) -> list[RASPExpr]:
     order: list[RASPExpr] = []
     done: set[int] = set()
     stack: list[tuple[RASPExpr, bool]] = [(root, False)]

@@ -16,8 +16,8 @@ import pytest
 
 from craft.attention import HARDNESS, predicate_form
 from craft.bases import BOS, ONE, VectorSpace
-from craft.selector_width import (scratch_error, scratch_tolerance, selector_width,
-                                  width_hardness)
+from craft.selector_width import (fitted_selector_width, scratch_error, scratch_tolerance,
+                                  selector_width, width_hardness)
 from tests.test_craft_selector_width import (INFO, SCRATCH, check_mlp_in_every_order,
                                              idx_pred, indices_space, one_hot_width,
                                              width_space)
@@ -48,6 +48,26 @@ def test_gentler_gap_at_1024_fits_where_the_default_does_not():
     head = selector_width(form, 1, N, VectorSpace((SCRATCH,)), lambda w: {}, SCRATCH,
                           "w.hidden", INFO, gap).blocks[0]
     assert scratch_error(head, N, gap) <= scratch_tolerance(N)
+
+
+@pytest.mark.parametrize("n", [16, N])
+def test_fitted_width_is_the_width_at_its_hardness(n):
+    """fitted_selector_width builds the scores once; its gap is width_hardness's (the
+    default at 16, a gentler one at 1,024) and its blocks are selector_width's at that
+    gap, weight for weight."""
+    form = everything()
+    fitted, gap = fitted_selector_width(form, 1, n, width_space(n), one_hot_width, SCRATCH,
+                                        "w.hidden", INFO)
+    assert gap == width_hardness(form, 1, n)
+    assert (gap == HARDNESS) == (n == 16)
+    plain = selector_width(form, 1, n, width_space(n), one_hot_width, SCRATCH, "w.hidden",
+                           INFO, gap)
+
+    def weights(series):
+        head, mlp = series.blocks
+        return [m.matrix.tobytes() for m in (head.w_qk, head.w_ov, mlp.first, mlp.second)]
+
+    assert weights(fitted) == weights(plain)
 
 
 def counted_scratch(head):

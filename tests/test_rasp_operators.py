@@ -205,6 +205,19 @@ class TestAnnotations:
         n = rasp.annotate(rasp.Map(lambda x: x, rasp.tokens), encoding=rasp.Encoding.NUMERICAL)
         assert rasp.is_numerical(n)
 
+    def test_get_and_in_read_given_then_default_annotations(self):
+        m = rasp.Map(lambda x: x, rasp.tokens).annotated(color="red")
+        assert m.annotations.get("color") == "red" and "color" in m.annotations
+        assert m.annotations.get("encoding") is rasp.Encoding.CATEGORICAL  # a default
+        assert "name" in m.annotations and m.annotations.get("name") == m.label
+        assert m.annotations.get("width_map") is None and "width_map" not in m.annotations
+        assert m.annotations.get("width_map", abs) is abs
+        with pytest.raises(KeyError):
+            m.annotations["width_map"]
+        selector = rasp.Select(rasp.tokens, rasp.tokens, Comparison.EQ)
+        with pytest.raises(TypeError):  # a selector has no encoding, as with []
+            selector.annotations.get("encoding")
+
     def test_annotations_are_read_only(self):
         m = rasp.Map(lambda x: x, rasp.tokens).named("m")
         with pytest.raises(TypeError):
@@ -347,6 +360,15 @@ class TestTraverse:
         for expr in order:
             for child in expr.children:
                 assert position[child.unique_id] < position[expr.unique_id]
+
+    def test_repeated_walks_give_fresh_equal_lists(self):
+        root = rasp.SequenceMap(operator.add, rasp.Map(abs, rasp.tokens), rasp.indices)
+        first = rasp.topological_order(root)
+        expected = list(first)
+        first.clear()  # the caller's list is its own
+        assert rasp.topological_order(root) == expected and expected[-1] is root
+        only_root = rasp.topological_order(root, lambda expr: ())
+        assert only_root == [root]
 
     def test_single_node(self):
         order = rasp.topological_order(rasp.tokens)

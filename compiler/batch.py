@@ -180,7 +180,8 @@ def workers() -> int:
 
 
 @functools.cache
-def _pool(size: int) -> ThreadPoolExecutor:
+def _pool(size: int, pid: int) -> ThreadPoolExecutor:
+    """One pool per size and process: a forked child has none of its parent's threads."""
     return ThreadPoolExecutor(size, thread_name_prefix="apply_batch")
 
 
@@ -191,8 +192,8 @@ def _outputs(model: CompiledModel, ids: np.ndarray, valid: np.ndarray):
     parts = 1 << (max(parts, 1).bit_length() - 1)  # a power of two divides the chunk
     if parts == 1:
         return model._jitted_outputs(model.params, ids, valid)
-    step = len(ids) // parts
-    futures = [_pool(parts).submit(_run_part, model, ids[i:i + step], valid[i:i + step])
+    step, pool = len(ids) // parts, _pool(parts, os.getpid())
+    futures = [pool.submit(_run_part, model, ids[i:i + step], valid[i:i + step])
                for i in range(0, len(ids), step)]
     pieces = [future.result() for future in futures]
     return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *pieces)

@@ -19,7 +19,9 @@ haiku's 1/√key_size scaling leaves these logits unchanged.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -162,20 +164,29 @@ def logit_error_bound(scores: BilinearForm) -> float:
     if not key_starts or not query_starts:
         return 0.0
     matrix = np.abs(scores.matrix)
-    if query_order != sorted(query_order) or key_order != sorted(key_order):
-        matrix = matrix[np.ix_(query_order, key_order)]  # each group made contiguous
+    if query_order is not None or key_order is not None:  # each group made contiguous
+        matrix = matrix[np.ix_(query_order or range(matrix.shape[0]),
+                               key_order or range(matrix.shape[1]))]
     largest = np.maximum.reduceat(matrix, key_starts, axis=1)  # per row and key group
     per_row = sum(largest.T)  # added up group by group, in the groups' order
     total = sum(np.maximum.reduceat(per_row, query_starts))
     return float_bounds.gamma(len(query_starts) + len(key_starts) + 4) * float(total)
 
 
-def _groups(space: VectorSpace) -> tuple[list[int], list[int]]:
+def _groups(space: VectorSpace) -> tuple[tuple[int, ...] | None, tuple[int, ...]]:
     """The indices of the directions grouped by name (one group per SOp, in first-seen
-    order), and where each group starts in that order."""
+    order; None when that is their order already), and where each group starts in it."""
+    return _grouped_names(tuple(map(operator.itemgetter(0), space.basis)))
+
+
+@functools.lru_cache(maxsize=64)  # each entry holds a few tuples as long as a basis
+def _grouped_names(names: tuple[str, ...]) -> tuple[tuple[int, ...] | None, tuple[int, ...]]:
+    """`_groups` of a basis with these direction names: a pure function of plain strings,
+    memoised: a width head's spaces are bounded twice, and compiles repeat their spaces."""
     groups: dict[str, list[int]] = {}
-    for i, direction in enumerate(space.basis):
-        groups.setdefault(direction.name, []).append(i)
+    for i, name in enumerate(names):
+        groups.setdefault(name, []).append(i)
     sizes = [len(group) for group in groups.values()]
-    starts = list(itertools.accumulate([0] + sizes[:-1])) if sizes else []
-    return [i for group in groups.values() for i in group], starts
+    starts = tuple(itertools.accumulate([0] + sizes[:-1])) if sizes else ()
+    order = tuple(i for group in groups.values() for i in group)
+    return (None if order == tuple(range(len(names))) else order), starts

@@ -8,6 +8,7 @@ always the order the caller gave, never a sort. `Vector` is a vector in a space.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import operator
 from collections.abc import Iterable
@@ -81,7 +82,8 @@ class VectorSpace:
         index = dict(zip(basis, range(len(basis))))
         if len(index) != len(basis):
             raise ValueError(f"repeated basis directions in {[str(d) for d in basis]}")
-        self.__dict__.update(basis=basis, index=index, _positions={})  # frozen: set directly
+        # frozen: set directly (`dim` too, so that it reads as a plain attribute)
+        self.__dict__.update(basis=basis, index=index, _positions={}, dim=len(basis))
 
     @classmethod
     def from_names(cls, names: Iterable[str]) -> VectorSpace:
@@ -93,8 +95,9 @@ class VectorSpace:
         pairs = zip(itertools.repeat(name), values)
         return cls(tuple(map(tuple.__new__, itertools.repeat(BasisDirection), pairs)))
 
-    @property
+    @functools.cached_property
     def dim(self) -> int:
+        """The number of directions."""
         return len(self.basis)
 
     def __len__(self):
@@ -153,7 +156,12 @@ class VectorSpace:
         return Vector(self, values)
 
     def labels(self) -> list[str]:
-        return [str(d) for d in self.basis]
+        """Each direction's str (`name` or `name:value`), in order."""
+        return list(self._labels)
+
+    @functools.cached_property
+    def _labels(self) -> tuple[str, ...]:
+        return tuple(map(str, self.basis))
 
 
 def join_spaces(*spaces: VectorSpace) -> VectorSpace:

@@ -124,32 +124,40 @@ def _attention(heads, residual: VectorSpace):
             "linear": _linear(linear)}, key_size, value_size
 
 
-def _constant_components(expr, value, space: VectorSpace) -> dict[BasisDirection, float]:
-    if value is None:
-        return {}
+def _embed_values(table: np.ndarray, first_row: int, values, expr, space: VectorSpace,
+                  residual: VectorSpace) -> None:
+    """Adds `expr`'s value in each row from `first_row` on (None: nothing) to `table`.
+
+    The value's one direction per row (its one-hot, or its number), so every entry is
+    added to once: one float32 add per entry, as row by row."""
+    rows, columns, amounts = [], [], []
     if rx.is_numerical(expr):
-        return {space.basis[0]: float(value)}
-    return {BasisDirection(space.basis[0].name, value): 1.0}
-
-
-def _add(matrix_row: np.ndarray, residual: VectorSpace, components):
-    for direction, x in components.items():
-        if direction in residual:
-            matrix_row[residual.index[direction]] += x
+        column = residual.index.get(space.basis[0]) if space.basis else None
+        for row, value in enumerate(values, start=first_row):
+            if value is not None and column is not None:
+                rows.append(row), columns.append(column), amounts.append(float(value))
+    else:
+        for row, value in enumerate(values, start=first_row):
+            if value is None:
+                continue
+            column = residual.index.get(BasisDirection(space.basis[0].name, value))
+            if column is not None:
+                rows.append(row), columns.append(column), amounts.append(1.0)
+    table[rows, columns] += np.array(amounts, np.float32)
 
 
 def _token_embeddings(graph, spaces, residual, vocab) -> np.ndarray:
     table = np.zeros((len(vocab) + 2, residual.dim), np.float32)
     table[0, residual.index[BOS]] = 1.0
-    fulls = [n for n in graph.order if isinstance(graph.expr(n), rx.Full)]
-    tokens = [n for n in graph.order if isinstance(graph.expr(n), rx.TokensType)]
-    for row, token in enumerate(vocab, start=1):
-        _add(table[row], residual, {ONE: 1.0})
-        for node in tokens:
-            _add(table[row], residual, _constant_components(graph.expr(node), token, spaces[node]))
-        for node in fulls:
-            _add(table[row], residual,
-                 _constant_components(graph.expr(node), graph.expr(node).fill, spaces[node]))
+    if ONE in residual:
+        table[1:len(vocab) + 1, residual.index[ONE]] += np.float32(1.0)
+    for node in graph.order:
+        if isinstance(graph.expr(node), rx.TokensType):
+            _embed_values(table, 1, vocab, graph.expr(node), spaces[node], residual)
+    for node in graph.order:
+        if isinstance(graph.expr(node), rx.Full):
+            _embed_values(table, 1, [graph.expr(node).fill] * len(vocab), graph.expr(node),
+                          spaces[node], residual)
     return table  # the last row, PAD, stays zero
 
 
@@ -157,12 +165,11 @@ def _position_embeddings(graph, spaces, residual, max_seq_len) -> np.ndarray:
     table = np.zeros((max_seq_len + 1, residual.dim), np.float32)
     for node in graph.order:
         expr = graph.expr(node)
-        for position in range(max_seq_len):
-            if isinstance(expr, rx.IndicesType):
-                value = position
-            elif isinstance(expr, rx.ConstantSOp):
-                value = expr.value[position] if position < len(expr.value) else None
-            else:
-                break
-            _add(table[position + 1], residual, _constant_components(expr, value, spaces[node]))
+        if isinstance(expr, rx.IndicesType):
+            values = range(max_seq_len)
+        elif isinstance(expr, rx.ConstantSOp):
+            values = [expr.value[p] if p < len(expr.value) else None for p in range(max_seq_len)]
+        else:
+            continue
+        _embed_values(table, 1, values, expr, spaces[node], residual)
     return table

@@ -18,6 +18,7 @@ error bounds below hold for any summation order (craft.float_bounds).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -146,10 +147,21 @@ def rounding_bound(input_values: Sequence[float], gated: bool = False) -> float:
 
 def _thresholds(xs: Sequence[float], gated: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per threshold j = 1..m of sorted `xs`: slope s_j, threshold t_j and gate strength G_j
-    (zeros without a gate)."""
-    x = np.asarray(xs)
+    (zeros without a gate); read-only arrays."""
+    return _thresholds_of(tuple(xs), gated)
+
+
+@functools.lru_cache(maxsize=32)  # a width's 1/(w+1) values recur in every compile
+def _thresholds_of(xs: tuple[float, ...], gated: bool
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_thresholds` of a tuple of floats: a pure function, memoised (shared arrays are
+    made read-only)."""
+    x = np.asarray(xs, dtype=np.float64)
     slope = STEP_SLOPE / np.diff(x)
-    return slope, (x[:-1] + x[1:]) / 2, _strengths(xs) if gated else np.zeros_like(slope)
+    arrays = (slope, (x[:-1] + x[1:]) / 2, _strengths(xs) if gated else np.zeros_like(slope))
+    for array in arrays:
+        array.flags.writeable = False
+    return arrays
 
 
 def _strengths(xs: Sequence[float]) -> np.ndarray:

@@ -74,8 +74,10 @@ def assemble_params(graph: ProgramGraph, spaces: dict[int, VectorSpace], residua
             mlp = layer.mlps[0] if len(layer.mlps) == 1 else combine_mlps(list(layer.mlps))
             hidden = mlp.hidden_space
             hidden_width = hidden.dim
-            params[f"{prefix}/mlp/linear_1"] = _linear(mlp.first.in_spaces(residual, hidden))
-            params[f"{prefix}/mlp/linear_2"] = _linear(mlp.second.in_spaces(hidden, residual))
+            params[f"{prefix}/mlp/linear_1"] = _linear(
+                mlp.first.in_spaces(residual, hidden, np.float32))
+            params[f"{prefix}/mlp/linear_2"] = _linear(
+                mlp.second.in_spaces(hidden, residual, np.float32))
         configs.append(LayerConfig(len(layer.heads), key_size, value_size, hidden_width))
     params["unembed"] = {"w": residual.project_matrix(spaces[graph.output]).astype(np.float32)}
     return params, tuple(configs)
@@ -99,7 +101,8 @@ def weight_count(schedule: Schedule, residual: VectorSpace, output_dim: int, voc
 
 
 def _linear(w: np.ndarray) -> dict[str, np.ndarray]:
-    return {"w": w.astype(np.float32), "b": np.zeros(w.shape[1], np.float32)}
+    """A haiku Linear's parameters: `w` in float32 (as it is if it is already), zero bias."""
+    return {"w": w.astype(np.float32, copy=False), "b": np.zeros(w.shape[1], np.float32)}
 
 
 def _attention(heads, residual: VectorSpace):
@@ -107,10 +110,11 @@ def _attention(heads, residual: VectorSpace):
     key_size = max(max(h.w_qk.key_space.dim for h in heads), 1)
     value_size = max(max(h.w_ov.output_space.dim for h in heads), 1)
     d, n = residual.dim, len(heads)
-    query = zeros_matrix(d, n * key_size)
-    key = zeros_matrix(d, n * key_size)
-    value = zeros_matrix(d, n * value_size)
-    linear = zeros_matrix(n * value_size, d)
+    # float32 throughout: each float64 entry is rounded once, on assignment
+    query = zeros_matrix(d, n * key_size, np.float32)
+    key = zeros_matrix(d, n * key_size, np.float32)
+    value = zeros_matrix(d, n * value_size, np.float32)
+    linear = zeros_matrix(n * value_size, d, np.float32)
     for i, head in enumerate(heads):
         ks, qs = head.w_qk.key_space, head.w_qk.query_space
         cols = slice(i * key_size, i * key_size + ks.dim)

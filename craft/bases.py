@@ -30,11 +30,11 @@ class MatrixTooLarge(ValueError):
         self.shape = (rows, cols)
 
 
-def zeros_matrix(rows: int, cols: int) -> np.ndarray:
-    """np.zeros((rows, cols)), refusing sizes that would exhaust memory."""
+def zeros_matrix(rows: int, cols: int, dtype=np.float64) -> np.ndarray:
+    """np.zeros((rows, cols), dtype), refusing sizes that would exhaust memory."""
     if rows * cols > MAX_MATRIX_ENTRIES:
         raise MatrixTooLarge(rows, cols)
-    return np.zeros((rows, cols))
+    return np.zeros((rows, cols), dtype)
 
 
 class BasisDirection(tuple):

@@ -19,7 +19,6 @@ from compiler.graph import ProgramGraph
 from compiler.schedule import Schedule
 from craft.bases import BOS, ONE, BasisDirection, VectorSpace, zeros_matrix
 from craft.blocks import combine_mlps
-from craft.maps import embed_matrix
 from rasp import expr as rx
 
 Params = dict[str, dict[str, np.ndarray]]
@@ -115,15 +114,17 @@ def _attention(heads, residual: VectorSpace):
     key = zeros_matrix(d, n * key_size, np.float32)
     value = zeros_matrix(d, n * value_size, np.float32)
     linear = zeros_matrix(n * value_size, d, np.float32)
-    for i, head in enumerate(heads):
-        ks, qs = head.w_qk.key_space, head.w_qk.query_space
-        cols = slice(i * key_size, i * key_size + ks.dim)
-        query[:, cols] = embed_matrix(head.w_qk.matrix, qs, ks, residual, ks) * math.sqrt(key_size)
-        key[:, cols] = residual.project_matrix(ks)
-        out = head.w_ov.output_space
-        vcols = slice(i * value_size, i * value_size + out.dim)
-        value[:, vcols] = head.w_ov.in_spaces(residual, out)
-        linear[vcols, :] = out.project_matrix(residual)
+    for i, head in enumerate(heads):  # each head's directions placed by index arrays
+        qk, ov = head.w_qk, head.w_ov
+        keys, values = i * key_size, i * value_size  # the head's first columns
+        q_from, q_to = qk.query_space.shared_positions(residual)
+        query[q_to, keys:keys + qk.key_space.dim] = qk.matrix[q_from] * math.sqrt(key_size)
+        k_from, k_to = qk.key_space.shared_positions(residual)
+        key[k_to, keys + k_from] = 1.0
+        v_from, v_to = ov.input_space.shared_positions(residual)
+        value[v_to, values:values + ov.output_space.dim] = ov.matrix[v_from]
+        o_from, o_to = ov.output_space.shared_positions(residual)
+        linear[values + o_from, o_to] = 1.0
     return {"query": _linear(query), "key": _linear(key), "value": _linear(value),
             "linear": _linear(linear)}, key_size, value_size
 

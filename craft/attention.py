@@ -46,9 +46,9 @@ def predicate_form(query_space: VectorSpace, key_space: VectorSpace,
     Instead of `selected`, a precomputed 0/1 `table` may be given, indexed
     [None, query values…] × [None, key values…].
     """
-    q_values = [None] + [d.value for d in query_space.basis]
-    k_values = [None] + [d.value for d in key_space.basis]
     if table is None:
+        q_values = [None] + [d.value for d in query_space.basis]
+        k_values = [None] + [d.value for d in key_space.basis]
         table = zeros_matrix(len(q_values), len(k_values))  # refuses sizes beyond memory
         table[:] = [[bool(selected(k, q)) for k in k_values] for q in q_values]
     q_read = VectorSpace((ONE,) + query_space.basis)
@@ -105,10 +105,13 @@ def _with_bos(selection: BilinearForm, selected_level: int, bos_level: float,
               hardness: float) -> BilinearForm:
     queries = join_spaces(selection.query_space, _BOS_QUERIES)
     keys = join_spaces(selection.key_space, _BOS_KEYS)
+    # selection.in_spaces(queries, keys): a join keeps the first space's directions first
+    scores = zeros_matrix(queries.dim, keys.dim)
+    scores[:selection.query_space.dim, :selection.key_space.dim] = selection.matrix
     bos_terms = zeros_matrix(queries.dim, keys.dim)
     bos_terms[queries.index[ONE], keys.index[BOS]] = bos_level
     bos_terms[queries.index[BOS], keys.index[BOS]] = selected_level
-    return BilinearForm(queries, keys, (selection.in_spaces(queries, keys) + bos_terms) * hardness)
+    return BilinearForm(queries, keys, (scores + bos_terms) * hardness)
 
 
 # What the BOS terms read: `one` (a real query) or `bos` (the BOS query), and the BOS key.

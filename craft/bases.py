@@ -91,9 +91,10 @@ class VectorSpace:
 
     @classmethod
     def from_values(cls, name: str, values: Iterable[Any]) -> VectorSpace:
-        # BasisDirection(name, v) for each v, built in C (hidden spaces run to thousands)
-        pairs = zip(itertools.repeat(name), values)
-        return cls(tuple(map(tuple.__new__, itertools.repeat(BasisDirection), pairs)))
+        """BasisDirection(name, v) for each v (hidden units: a range, numbered from 0)."""
+        if isinstance(values, range) and len(values) <= MAX_REMEMBERED_RANGE:
+            return cls(_range_basis(name, values.start, values.stop, values.step))
+        return cls(_basis(name, values))
 
     @functools.cached_property
     def dim(self) -> int:
@@ -162,6 +163,23 @@ class VectorSpace:
     @functools.cached_property
     def _labels(self) -> tuple[str, ...]:
         return tuple(map(str, self.basis))
+
+
+def _basis(name: str, values: Iterable[Any]) -> tuple[BasisDirection, ...]:
+    # built in C: hidden spaces run to thousands
+    pairs = zip(itertools.repeat(name), values)
+    return tuple(map(tuple.__new__, itertools.repeat(BasisDirection), pairs))
+
+
+# Longest range `from_values` remembers: hidden spaces of a few units to a few hundred recur
+# in every compile of a program; wider ones are rare and would hold memory.
+MAX_REMEMBERED_RANGE = 1024
+
+
+@functools.lru_cache(maxsize=128)
+def _range_basis(name: str, start: int, stop: int, step: int) -> tuple[BasisDirection, ...]:
+    """`_basis` of a range: a pure function of a str and ints, memoised (immutable)."""
+    return _basis(name, range(start, stop, step))
 
 
 def join_spaces(*spaces: VectorSpace) -> VectorSpace:

@@ -17,7 +17,7 @@ import numpy as np
 
 from compiler.graph import ProgramGraph
 from compiler.schedule import Schedule
-from craft.bases import BOS, ONE, BasisDirection, VectorSpace, zeros_matrix
+from craft.bases import BOS, ONE, VectorSpace, zeros_matrix
 from craft.blocks import combine_mlps
 from rasp import expr as rx
 
@@ -142,20 +142,21 @@ def _embed_values(table: np.ndarray, first_row: int, values, expr, space: Vector
             if value is not None and column is not None:
                 rows.append(row), columns.append(column), amounts.append(float(value))
     else:
+        index, name = residual.index, space.basis[0].name if space.basis else None
         for row, value in enumerate(values, start=first_row):
-            if value is None:
-                continue
-            column = residual.index.get(BasisDirection(space.basis[0].name, value))
+            # a BasisDirection is the tuple (name, value): it finds its key in the index
+            column = None if value is None else index.get((name, value))
             if column is not None:
                 rows.append(row), columns.append(column), amounts.append(1.0)
-    table[rows, columns] += np.array(amounts, np.float32)
+    if rows:
+        table[rows, columns] += np.array(amounts, np.float32)
 
 
 def _token_embeddings(graph, spaces, residual, vocab) -> np.ndarray:
     table = np.zeros((len(vocab) + 2, residual.dim), np.float32)
     table[0, residual.index[BOS]] = 1.0
-    if ONE in residual:
-        table[1:len(vocab) + 1, residual.index[ONE]] += np.float32(1.0)
+    if ONE in residual:  # the first write to that column: 0 + 1 is 1
+        table[1:len(vocab) + 1, residual.index[ONE]] = 1.0
     for node in graph.order:
         if isinstance(graph.expr(node), rx.TokensType):
             _embed_values(table, 1, vocab, graph.expr(node), spaces[node], residual)

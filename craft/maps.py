@@ -33,7 +33,7 @@ class LinearMap:
         matrix = zeros_matrix(input_space.dim, output_space.dim)
         for i, direction in enumerate(input_space.basis):
             for target, x in action(direction).items():
-                matrix[i, output_space.index[target]] += x
+                matrix[i, output_space.index[target]] = 0.0 + x  # (its only write)
         return cls(input_space, output_space, matrix)
 
     def __call__(self, vector: Vector) -> Vector:

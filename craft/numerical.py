@@ -112,7 +112,7 @@ def _changes(outputs: list[Output], space: VectorSpace) -> tuple[list[int], np.n
     levels = zeros_matrix(len(maybe) + 1, space.dim)
     for row, j in enumerate([-1] + maybe):
         for target, x in outputs[j + 1].items():
-            levels[row, space.index[target]] += x
+            levels[row, space.index[target]] = 0.0 + x  # (its only write)
     changed = (levels[:-1] != levels[1:]).any(axis=1)
     if changed.all():
         return maybe, levels

@@ -162,11 +162,34 @@ def logit_error_bound(scores: BilinearForm) -> float:
     a groups and the key sum over b groups give error ≤ γ_{a+b+4}·S
     (craft.float_bounds). The inputs' own noise is not included.
     """
-    key_order, key_starts = _groups(scores.key_space)
-    query_order, query_starts = _groups(scores.query_space)
+    names = tuple(tuple(map(operator.itemgetter(0), space.basis))
+                  for space in (scores.query_space, scores.key_space))
+    matrix = scores.matrix
+    if matrix.size <= MAX_REMEMBERED_SCORES:
+        return _remembered_logit_error_bound(*names, matrix.shape, matrix.tobytes())
+    return _logit_error_bound(*names, matrix)
+
+
+# Largest score matrix whose bound is remembered (by its bytes): a head's scores recur in
+# every compile of a program, and a width's are bounded twice (gap 1, then its own gap).
+MAX_REMEMBERED_SCORES = 4096
+
+
+@functools.lru_cache(maxsize=64)
+def _remembered_logit_error_bound(query_names: tuple[str, ...], key_names: tuple[str, ...],
+                                  shape: tuple[int, int], data: bytes) -> float:
+    """`_logit_error_bound` of a float64 matrix given by its shape and bytes: a pure
+    function of plain strings, ints and bytes, memoised."""
+    return _logit_error_bound(query_names, key_names, np.frombuffer(data).reshape(shape))
+
+
+def _logit_error_bound(query_names, key_names, matrix: np.ndarray) -> float:
+    """`logit_error_bound` of scores whose directions have these names."""
+    key_order, key_starts = _grouped_names(key_names)
+    query_order, query_starts = _grouped_names(query_names)
     if not key_starts or not query_starts:
         return 0.0
-    matrix = np.abs(scores.matrix)
+    matrix = np.abs(matrix)
     if query_order is not None or key_order is not None:  # each group made contiguous
         matrix = matrix[np.ix_(query_order or range(matrix.shape[0]),
                                key_order or range(matrix.shape[1]))]
@@ -176,16 +199,11 @@ def logit_error_bound(scores: BilinearForm) -> float:
     return float_bounds.gamma(len(query_starts) + len(key_starts) + 4) * float(total)
 
 
-def _groups(space: VectorSpace) -> tuple[tuple[int, ...] | None, tuple[int, ...]]:
-    """The indices of the directions grouped by name (one group per SOp, in first-seen
-    order; None when that is their order already), and where each group starts in it."""
-    return _grouped_names(tuple(map(operator.itemgetter(0), space.basis)))
-
-
 @functools.lru_cache(maxsize=64)  # each entry holds a few tuples as long as a basis
 def _grouped_names(names: tuple[str, ...]) -> tuple[tuple[int, ...] | None, tuple[int, ...]]:
-    """`_groups` of a basis with these direction names: a pure function of plain strings,
-    memoised: a width head's spaces are bounded twice, and compiles repeat their spaces."""
+    """The indices of directions with these names grouped by name (one group per SOp, in
+    first-seen order; None when that is their order already), and where each group
+    starts in it: a pure function of plain strings, memoised (compiles repeat spaces)."""
     groups: dict[str, list[int]] = {}
     for i, name in enumerate(names):
         groups.setdefault(name, []).append(i)

@@ -17,9 +17,8 @@ import numpy as np
 
 from compiler.graph import ProgramGraph
 from compiler.schedule import Schedule
-from craft.bases import BOS, ONE, BasisDirection, VectorSpace, zeros_matrix
+from craft.bases import BOS, ONE, VectorSpace, zeros_matrix
 from craft.blocks import combine_mlps
-from craft.maps import embed_matrix
 from rasp import expr as rx
 
 Params = dict[str, dict[str, np.ndarray]]
@@ -74,8 +73,10 @@ def assemble_params(graph: ProgramGraph, spaces: dict[int, VectorSpace], residua
             mlp = layer.mlps[0] if len(layer.mlps) == 1 else combine_mlps(list(layer.mlps))
             hidden = mlp.hidden_space
             hidden_width = hidden.dim
-            params[f"{prefix}/mlp/linear_1"] = _linear(mlp.first.in_spaces(residual, hidden))
-            params[f"{prefix}/mlp/linear_2"] = _linear(mlp.second.in_spaces(hidden, residual))
+            params[f"{prefix}/mlp/linear_1"] = _linear(
+                mlp.first.in_spaces(residual, hidden, np.float32))
+            params[f"{prefix}/mlp/linear_2"] = _linear(
+                mlp.second.in_spaces(hidden, residual, np.float32))
         configs.append(LayerConfig(len(layer.heads), key_size, value_size, hidden_width))
     params["unembed"] = {"w": residual.project_matrix(spaces[graph.output]).astype(np.float32)}
     return params, tuple(configs)
@@ -99,7 +100,8 @@ def weight_count(schedule: Schedule, residual: VectorSpace, output_dim: int, voc
 
 
 def _linear(w: np.ndarray) -> dict[str, np.ndarray]:
-    return {"w": w.astype(np.float32), "b": np.zeros(w.shape[1], np.float32)}
+    """A haiku Linear's parameters: `w` in float32 (as it is if it is already), zero bias."""
+    return {"w": w.astype(np.float32, copy=False), "b": np.zeros(w.shape[1], np.float32)}
 
 
 def _attention(heads, residual: VectorSpace):
@@ -107,49 +109,61 @@ def _attention(heads, residual: VectorSpace):
     key_size = max(max(h.w_qk.key_space.dim for h in heads), 1)
     value_size = max(max(h.w_ov.output_space.dim for h in heads), 1)
     d, n = residual.dim, len(heads)
-    query = zeros_matrix(d, n * key_size)
-    key = zeros_matrix(d, n * key_size)
-    value = zeros_matrix(d, n * value_size)
-    linear = zeros_matrix(n * value_size, d)
-    for i, head in enumerate(heads):
-        ks, qs = head.w_qk.key_space, head.w_qk.query_space
-        cols = slice(i * key_size, i * key_size + ks.dim)
-        query[:, cols] = embed_matrix(head.w_qk.matrix, qs, ks, residual, ks) * math.sqrt(key_size)
-        key[:, cols] = residual.project_matrix(ks)
-        out = head.w_ov.output_space
-        vcols = slice(i * value_size, i * value_size + out.dim)
-        value[:, vcols] = head.w_ov.in_spaces(residual, out)
-        linear[vcols, :] = out.project_matrix(residual)
+    # float32 throughout: each float64 entry is rounded once, on assignment
+    query = zeros_matrix(d, n * key_size, np.float32)
+    key = zeros_matrix(d, n * key_size, np.float32)
+    value = zeros_matrix(d, n * value_size, np.float32)
+    linear = zeros_matrix(n * value_size, d, np.float32)
+    for i, head in enumerate(heads):  # each head's directions placed by index arrays
+        qk, ov = head.w_qk, head.w_ov
+        keys, values = i * key_size, i * value_size  # the head's first columns
+        q_from, q_to = qk.query_space.shared_positions(residual)
+        query[q_to, keys:keys + qk.key_space.dim] = qk.matrix[q_from] * math.sqrt(key_size)
+        k_from, k_to = qk.key_space.shared_positions(residual)
+        key[k_to, keys + k_from] = 1.0
+        v_from, v_to = ov.input_space.shared_positions(residual)
+        value[v_to, values:values + ov.output_space.dim] = ov.matrix[v_from]
+        o_from, o_to = ov.output_space.shared_positions(residual)
+        linear[values + o_from, o_to] = 1.0
     return {"query": _linear(query), "key": _linear(key), "value": _linear(value),
             "linear": _linear(linear)}, key_size, value_size
 
 
-def _constant_components(expr, value, space: VectorSpace) -> dict[BasisDirection, float]:
-    if value is None:
-        return {}
+def _embed_values(table: np.ndarray, first_row: int, values, expr, space: VectorSpace,
+                  residual: VectorSpace) -> None:
+    """Adds `expr`'s value in each row from `first_row` on (None: nothing) to `table`.
+
+    The value's one direction per row (its one-hot, or its number), so every entry is
+    added to once: one float32 add per entry, as row by row."""
+    rows, columns, amounts = [], [], []
     if rx.is_numerical(expr):
-        return {space.basis[0]: float(value)}
-    return {BasisDirection(space.basis[0].name, value): 1.0}
-
-
-def _add(matrix_row: np.ndarray, residual: VectorSpace, components):
-    for direction, x in components.items():
-        if direction in residual:
-            matrix_row[residual.index[direction]] += x
+        column = residual.index.get(space.basis[0]) if space.basis else None
+        for row, value in enumerate(values, start=first_row):
+            if value is not None and column is not None:
+                rows.append(row), columns.append(column), amounts.append(float(value))
+    else:
+        index, name = residual.index, space.basis[0].name if space.basis else None
+        for row, value in enumerate(values, start=first_row):
+            # a BasisDirection is the tuple (name, value): it finds its key in the index
+            column = None if value is None else index.get((name, value))
+            if column is not None:
+                rows.append(row), columns.append(column), amounts.append(1.0)
+    if rows:
+        table[rows, columns] += np.array(amounts, np.float32)
 
 
 def _token_embeddings(graph, spaces, residual, vocab) -> np.ndarray:
     table = np.zeros((len(vocab) + 2, residual.dim), np.float32)
     table[0, residual.index[BOS]] = 1.0
-    fulls = [n for n in graph.order if isinstance(graph.expr(n), rx.Full)]
-    tokens = [n for n in graph.order if isinstance(graph.expr(n), rx.TokensType)]
-    for row, token in enumerate(vocab, start=1):
-        _add(table[row], residual, {ONE: 1.0})
-        for node in tokens:
-            _add(table[row], residual, _constant_components(graph.expr(node), token, spaces[node]))
-        for node in fulls:
-            _add(table[row], residual,
-                 _constant_components(graph.expr(node), graph.expr(node).fill, spaces[node]))
+    if ONE in residual:  # the first write to that column: 0 + 1 is 1
+        table[1:len(vocab) + 1, residual.index[ONE]] = 1.0
+    for node in graph.order:
+        if isinstance(graph.expr(node), rx.TokensType):
+            _embed_values(table, 1, vocab, graph.expr(node), spaces[node], residual)
+    for node in graph.order:
+        if isinstance(graph.expr(node), rx.Full):
+            _embed_values(table, 1, [graph.expr(node).fill] * len(vocab), graph.expr(node),
+                          spaces[node], residual)
     return table  # the last row, PAD, stays zero
 
 
@@ -157,12 +171,11 @@ def _position_embeddings(graph, spaces, residual, max_seq_len) -> np.ndarray:
     table = np.zeros((max_seq_len + 1, residual.dim), np.float32)
     for node in graph.order:
         expr = graph.expr(node)
-        for position in range(max_seq_len):
-            if isinstance(expr, rx.IndicesType):
-                value = position
-            elif isinstance(expr, rx.ConstantSOp):
-                value = expr.value[position] if position < len(expr.value) else None
-            else:
-                break
-            _add(table[position + 1], residual, _constant_components(expr, value, spaces[node]))
+        if isinstance(expr, rx.IndicesType):
+            values = range(max_seq_len)
+        elif isinstance(expr, rx.ConstantSOp):
+            values = [expr.value[p] if p < len(expr.value) else None for p in range(max_seq_len)]
+        else:
+            continue
+        _embed_values(table, 1, values, expr, spaces[node], residual)
     return table

@@ -33,7 +33,8 @@ def record_components(schedule: Schedule, residual: VectorSpace) -> list[Compone
 
 
 def _labels(space: VectorSpace, residual_labels: dict) -> tuple[str, ...]:
-    return tuple(residual_labels[d] for d in space.basis if d in residual_labels)
+    # labels are non-empty strs, so filtering out falsy drops exactly the missing directions
+    return tuple(filter(None, map(residual_labels.get, space.basis)))
 
 
 def record_values(graph: ProgramGraph, spaces: dict[int, VectorSpace], residual: VectorSpace,
@@ -42,11 +43,11 @@ def record_values(graph: ProgramGraph, spaces: dict[int, VectorSpace], residual:
     records = []
     for node in graph.order:
         space = spaces.get(node)
-        if space is None or not all(d in residual for d in space.basis):
+        positions = () if space is None else tuple(map(residual.index.get, space.basis))
+        if space is None or None in positions:
             continue
         numerical = rx.is_numerical(graph.expr(node))
         records.append(ValueRecord(graph.label(node), numerical,
                                    () if numerical else tuple(d.value for d in space.basis),
-                                   tuple(residual.index[d] for d in space.basis),
-                                   schedule.sublayer_of.get(node, -1)))
+                                   positions, schedule.sublayer_of.get(node, -1)))
     return records

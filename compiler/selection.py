@@ -10,6 +10,7 @@ composites of one key and one query SOp cost nothing extra.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import numbers
 
 import numpy as np
@@ -84,6 +85,10 @@ def _term_form(term, key, query, spaces) -> BilinearForm:
                 raise
             except Exception as error:
                 raise refused(error, key_value, query_value) from error
+
+        table = _select_table(predicate, spaces[key.unique_id], spaces[query.unique_id])
+        if table is not None:
+            return predicate_form(spaces[query.unique_id], spaces[key.unique_id], table=table)
     else:
         def selected(key_value, query_value):
             try:
@@ -102,6 +107,21 @@ _NUMPY_COMPARISONS = {
     rx.Comparison.GT: np.greater, rx.Comparison.GEQ: np.greater_equal,
     rx.Comparison.NEQ: np.not_equal,
 }
+
+
+def _select_table(predicate, key_space, query_space) -> np.ndarray | None:
+    """A Select's predicate table (None never selected), each query's row called from C;
+    None where the predicate raises, for `selected` to name the first pair that does."""
+    keys = [d.value for d in key_space.basis]
+    if any(v is None for v in keys) or any(d.value is None for d in query_space.basis):
+        return None  # `selected` never asks the predicate about None
+    table = zeros_matrix(len(query_space.basis) + 1, len(keys) + 1)  # refuses sizes beyond memory
+    try:
+        table[1:, 1:] = [list(map(bool, map(predicate, keys, itertools.repeat(d.value))))
+                         for d in query_space.basis]
+    except Exception:  # noqa: BLE001  rebuilt pair by pair, which reports the error
+        return None
+    return table
 
 
 def _comparison_table(term, key_space, query_space):

@@ -15,7 +15,7 @@ import numpy as np
 from compiler.graph import ProgramGraph
 from compiler.lowering import selector_terms, term_sops
 from compiler.values import (MAX_PREDICATE_CALLS, ValueSet, at_most_one_selected,
-                             predicate_holds)
+                             keys_holding, predicate_holds)
 from rasp import expr as rx
 from rasp.errors import CompileError
 
@@ -82,8 +82,7 @@ class ProgramFacts:
         keys, queries = self._value_pairs(select)
         if keys is None:
             return False
-        return all(sum(predicate_holds(select.predicate, k, q) for k in keys) <= 1
-                   for q in queries)
+        return all(keys_holding(select.predicate, keys, q) <= 1 for q in queries)
 
     def _injective_among(self, sop, terms) -> bool:
         """Whether two keys that all of `terms` select for one query differ in `sop`."""

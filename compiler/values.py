@@ -13,7 +13,7 @@ import functools
 import itertools
 import math
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -254,8 +254,7 @@ def at_most_one_selected(selector: rx.Selector, sets: dict[int, ValueSet], n: in
 
 def _at_most_one(predicate, query_values, n: int) -> bool:
     """Whether `predicate` holds for at most one index key 0..n−1, for every query value."""
-    return all(sum(predicate_holds(predicate, k, q) for k in range(n)) <= 1
-               for q in query_values)
+    return all(keys_holding(predicate, range(n), q) <= 1 for q in query_values)
 
 
 @functools.lru_cache(maxsize=64)
@@ -289,6 +288,15 @@ def _selects_itself(selector: rx.Selector, sets: dict[int, ValueSet]) -> bool:
                 return False
             return all(predicate_holds(selector.predicate, v, v) for v in keys.values)
     return False
+
+
+def keys_holding(predicate, keys: Sequence[Any], query) -> int:
+    """How many of `keys` `predicate` holds for against `query` (`predicate_holds` of each),
+    called from C unless it raises on one of them."""
+    try:
+        return sum(map(bool, map(predicate, keys, itertools.repeat(query))))
+    except Exception:  # noqa: BLE001  predicate_holds counts a raising pair as not holding
+        return sum(predicate_holds(predicate, k, query) for k in keys)
 
 
 def predicate_holds(predicate, key, query) -> bool:

@@ -19,7 +19,9 @@ haiku's 1/√key_size scaling leaves these logits unchanged.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -44,9 +46,9 @@ def predicate_form(query_space: VectorSpace, key_space: VectorSpace,
     Instead of `selected`, a precomputed 0/1 `table` may be given, indexed
     [None, query values…] × [None, key values…].
     """
-    q_values = [None] + [d.value for d in query_space.basis]
-    k_values = [None] + [d.value for d in key_space.basis]
     if table is None:
+        q_values = [None] + [d.value for d in query_space.basis]
+        k_values = [None] + [d.value for d in key_space.basis]
         table = zeros_matrix(len(q_values), len(k_values))  # refuses sizes beyond memory
         table[:] = [[bool(selected(k, q)) for k in k_values] for q in q_values]
     q_read = VectorSpace((ONE,) + query_space.basis)
@@ -103,10 +105,13 @@ def _with_bos(selection: BilinearForm, selected_level: int, bos_level: float,
               hardness: float) -> BilinearForm:
     queries = join_spaces(selection.query_space, _BOS_QUERIES)
     keys = join_spaces(selection.key_space, _BOS_KEYS)
+    # selection.in_spaces(queries, keys): a join keeps the first space's directions first
+    scores = zeros_matrix(queries.dim, keys.dim)
+    scores[:selection.query_space.dim, :selection.key_space.dim] = selection.matrix
     bos_terms = zeros_matrix(queries.dim, keys.dim)
     bos_terms[queries.index[ONE], keys.index[BOS]] = bos_level
     bos_terms[queries.index[BOS], keys.index[BOS]] = selected_level
-    return BilinearForm(queries, keys, (selection.in_spaces(queries, keys) + bos_terms) * hardness)
+    return BilinearForm(queries, keys, (scores + bos_terms) * hardness)
 
 
 # What the BOS terms read: `one` (a real query) or `bos` (the BOS query), and the BOS key.
@@ -157,25 +162,52 @@ def logit_error_bound(scores: BilinearForm) -> float:
     a groups and the key sum over b groups give error ≤ γ_{a+b+4}·S
     (craft.float_bounds). The inputs' own noise is not included.
     """
-    key_order, key_starts = _groups(scores.key_space)
-    query_order, query_starts = _groups(scores.query_space)
+    names = tuple(tuple(map(operator.itemgetter(0), space.basis))
+                  for space in (scores.query_space, scores.key_space))
+    matrix = scores.matrix
+    if matrix.size <= MAX_REMEMBERED_SCORES:
+        return _remembered_logit_error_bound(*names, matrix.shape, matrix.tobytes())
+    return _logit_error_bound(*names, matrix)
+
+
+# Largest score matrix whose bound is remembered (by its bytes): a head's scores recur in
+# every compile of a program, and a width's are bounded twice (gap 1, then its own gap).
+MAX_REMEMBERED_SCORES = 4096
+
+
+@functools.lru_cache(maxsize=64)
+def _remembered_logit_error_bound(query_names: tuple[str, ...], key_names: tuple[str, ...],
+                                  shape: tuple[int, int], data: bytes) -> float:
+    """`_logit_error_bound` of a float64 matrix given by its shape and bytes: a pure
+    function of plain strings, ints and bytes, memoised."""
+    return _logit_error_bound(query_names, key_names, np.frombuffer(data).reshape(shape))
+
+
+def _logit_error_bound(query_names, key_names, matrix: np.ndarray) -> float:
+    """`logit_error_bound` of scores whose directions have these names."""
+    key_order, key_starts = _grouped_names(key_names)
+    query_order, query_starts = _grouped_names(query_names)
     if not key_starts or not query_starts:
         return 0.0
-    matrix = np.abs(scores.matrix)
-    if query_order != sorted(query_order) or key_order != sorted(key_order):
-        matrix = matrix[np.ix_(query_order, key_order)]  # each group made contiguous
+    matrix = np.abs(matrix)
+    if query_order is not None or key_order is not None:  # each group made contiguous
+        matrix = matrix[np.ix_(query_order or range(matrix.shape[0]),
+                               key_order or range(matrix.shape[1]))]
     largest = np.maximum.reduceat(matrix, key_starts, axis=1)  # per row and key group
     per_row = sum(largest.T)  # added up group by group, in the groups' order
     total = sum(np.maximum.reduceat(per_row, query_starts))
     return float_bounds.gamma(len(query_starts) + len(key_starts) + 4) * float(total)
 
 
-def _groups(space: VectorSpace) -> tuple[list[int], list[int]]:
-    """The indices of the directions grouped by name (one group per SOp, in first-seen
-    order), and where each group starts in that order."""
+@functools.lru_cache(maxsize=64)  # each entry holds a few tuples as long as a basis
+def _grouped_names(names: tuple[str, ...]) -> tuple[tuple[int, ...] | None, tuple[int, ...]]:
+    """The indices of directions with these names grouped by name (one group per SOp, in
+    first-seen order; None when that is their order already), and where each group
+    starts in it: a pure function of plain strings, memoised (compiles repeat spaces)."""
     groups: dict[str, list[int]] = {}
-    for i, direction in enumerate(space.basis):
-        groups.setdefault(direction.name, []).append(i)
+    for i, name in enumerate(names):
+        groups.setdefault(name, []).append(i)
     sizes = [len(group) for group in groups.values()]
-    starts = list(itertools.accumulate([0] + sizes[:-1])) if sizes else []
-    return [i for group in groups.values() for i in group], starts
+    starts = tuple(itertools.accumulate([0] + sizes[:-1])) if sizes else ()
+    order = tuple(i for group in groups.values() for i in group)
+    return (None if order == tuple(range(len(names))) else order), starts

@@ -8,6 +8,7 @@ always the order the caller gave, never a sort. `Vector` is a vector in a space.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import operator
 from collections.abc import Iterable
@@ -29,11 +30,11 @@ class MatrixTooLarge(ValueError):
         self.shape = (rows, cols)
 
 
-def zeros_matrix(rows: int, cols: int) -> np.ndarray:
-    """np.zeros((rows, cols)), refusing sizes that would exhaust memory."""
+def zeros_matrix(rows: int, cols: int, dtype=np.float64) -> np.ndarray:
+    """np.zeros((rows, cols), dtype), refusing sizes that would exhaust memory."""
     if rows * cols > MAX_MATRIX_ENTRIES:
         raise MatrixTooLarge(rows, cols)
-    return np.zeros((rows, cols))
+    return np.zeros((rows, cols), dtype)
 
 
 class BasisDirection(tuple):
@@ -81,7 +82,8 @@ class VectorSpace:
         index = dict(zip(basis, range(len(basis))))
         if len(index) != len(basis):
             raise ValueError(f"repeated basis directions in {[str(d) for d in basis]}")
-        self.__dict__.update(basis=basis, index=index, _positions={})  # frozen: set directly
+        # frozen: set directly (`dim` too, so that it reads as a plain attribute)
+        self.__dict__.update(basis=basis, index=index, _positions={}, dim=len(basis))
 
     @classmethod
     def from_names(cls, names: Iterable[str]) -> VectorSpace:
@@ -89,12 +91,14 @@ class VectorSpace:
 
     @classmethod
     def from_values(cls, name: str, values: Iterable[Any]) -> VectorSpace:
-        # BasisDirection(name, v) for each v, built in C (hidden spaces run to thousands)
-        pairs = zip(itertools.repeat(name), values)
-        return cls(tuple(map(tuple.__new__, itertools.repeat(BasisDirection), pairs)))
+        """BasisDirection(name, v) for each v (hidden units: a range, numbered from 0)."""
+        if isinstance(values, range) and len(values) <= MAX_REMEMBERED_RANGE:
+            return cls(_range_basis(name, values.start, values.stop, values.step))
+        return cls(_basis(name, values))
 
-    @property
+    @functools.cached_property
     def dim(self) -> int:
+        """The number of directions."""
         return len(self.basis)
 
     def __len__(self):
@@ -153,7 +157,29 @@ class VectorSpace:
         return Vector(self, values)
 
     def labels(self) -> list[str]:
-        return [str(d) for d in self.basis]
+        """Each direction's str (`name` or `name:value`), in order."""
+        return list(self._labels)
+
+    @functools.cached_property
+    def _labels(self) -> tuple[str, ...]:
+        return tuple(map(str, self.basis))
+
+
+def _basis(name: str, values: Iterable[Any]) -> tuple[BasisDirection, ...]:
+    # built in C: hidden spaces run to thousands
+    pairs = zip(itertools.repeat(name), values)
+    return tuple(map(tuple.__new__, itertools.repeat(BasisDirection), pairs))
+
+
+# Longest range `from_values` remembers: hidden spaces of a few units to a few hundred recur
+# in every compile of a program; wider ones are rare and would hold memory.
+MAX_REMEMBERED_RANGE = 1024
+
+
+@functools.lru_cache(maxsize=128)
+def _range_basis(name: str, start: int, stop: int, step: int) -> tuple[BasisDirection, ...]:
+    """`_basis` of a range: a pure function of a str and ints, memoised (immutable)."""
+    return _basis(name, range(start, stop, step))
 
 
 def join_spaces(*spaces: VectorSpace) -> VectorSpace:

@@ -38,7 +38,7 @@ def lookup_mlp(input_space: VectorSpace, output_space: VectorSpace,
     for unit, (d, output) in enumerate(used):
         first[reads.index[d], unit] = 2.0
         for target, x in output.items():
-            second[unit, output_space.index[target]] += x
+            second[unit, output_space.index[target]] = 0.0 + x  # (its only write)
     return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output_space, second), info)
 
 
@@ -62,7 +62,7 @@ def output_lookup_mlp(input_space: VectorSpace, output_space: VectorSpace,
         first[[reads.index[d] for d in directions], unit] = 2.0
         first[reads.index[ONE], unit] = -1.0
         for target, x in output:
-            second[unit, output_space.index[target]] += x
+            second[unit, output_space.index[target]] = 0.0 + x  # (its only write)
     return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output_space, second), info)
 
 
@@ -122,7 +122,7 @@ def pair_lookup_mlp(fst_space: VectorSpace, snd_space: VectorSpace, output_space
         first[reads.index[a], unit] = 2.0
         first[reads.index[b], unit] = 2.0
         for target, x in output.items():
-            second[unit, output_space.index[target]] += x
+            second[unit, output_space.index[target]] = 0.0 + x  # (its only write)
     return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output_space, second), info)
 
 

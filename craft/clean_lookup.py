@@ -65,8 +65,8 @@ def _clamps(reads, keys, output_space, shape, hidden_name, info) -> MLP:
             first[reads.index[d], 2 * k:2 * k + 2] = slope
         for target, x in output.items():
             column = output_space.index[target]
-            second[2 * k, column] += x
-            second[2 * k + 1, column] += -1.0 * x
+            second[2 * k, column] = 0.0 + x  # (their only writes)
+            second[2 * k + 1, column] = 0.0 + -1.0 * x
     return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output_space, second), info)
 
 

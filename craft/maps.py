@@ -33,16 +33,18 @@ class LinearMap:
         matrix = zeros_matrix(input_space.dim, output_space.dim)
         for i, direction in enumerate(input_space.basis):
             for target, x in action(direction).items():
-                matrix[i, output_space.index[target]] += x
+                matrix[i, output_space.index[target]] = 0.0 + x  # (its only write)
         return cls(input_space, output_space, matrix)
 
     def __call__(self, vector: Vector) -> Vector:
         return Vector(self.output_space, vector.project(self.input_space).values @ self.matrix)
 
-    def in_spaces(self, input_space: VectorSpace, output_space: VectorSpace) -> np.ndarray:
-        """This map's matrix embedded in larger input and output spaces."""
+    def in_spaces(self, input_space: VectorSpace, output_space: VectorSpace,
+                  dtype=np.float64) -> np.ndarray:
+        """This map's matrix embedded in larger input and output spaces (entries rounded
+        to `dtype`, as `astype` would)."""
         return embed_matrix(self.matrix, self.input_space, self.output_space,
-                            input_space, output_space)
+                            input_space, output_space, dtype)
 
     def __add__(self, other: LinearMap) -> LinearMap:
         ins = join_spaces(self.input_space, other.input_space)
@@ -86,13 +88,14 @@ def _checked(matrix, rows: VectorSpace, cols: VectorSpace) -> np.ndarray:
 
 
 def embed_matrix(matrix: np.ndarray, rows: VectorSpace, cols: VectorSpace,
-                 new_rows: VectorSpace, new_cols: VectorSpace) -> np.ndarray:
-    """`matrix` (indexed by rows × cols) re-indexed by new_rows × new_cols.
+                 new_rows: VectorSpace, new_cols: VectorSpace, dtype=np.float64) -> np.ndarray:
+    """`matrix` (indexed by rows × cols) re-indexed by new_rows × new_cols, as `dtype`.
 
     Directions missing from the new spaces are dropped; new ones get zeros.
     Equivalent to projecting on both sides, in O(size) instead of a matmul.
+    Assigning rounds each entry to `dtype` as `astype` would, without a second copy.
     """
-    out = zeros_matrix(new_rows.dim, new_cols.dim)
+    out = zeros_matrix(new_rows.dim, new_cols.dim, dtype)
     old_r, new_r = rows.shared_positions(new_rows)
     kept = matrix if len(old_r) == rows.dim else matrix[old_r]  # (all rows: no copy)
     if cols.basis == new_cols.basis:  # the common case: only the rows move

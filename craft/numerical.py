@@ -18,6 +18,7 @@ error bounds below hold for any summation order (craft.float_bounds).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -62,7 +63,7 @@ def gated_discretising_mlp(input_direction: BasisDirection, input_values: Sequen
     `one` as the only copy. Thresholds where f does not change get no units, so
     the hidden width is Σ_c (1 + 2·(changes of f(·, c))) ≤ |C|·(2·(values − 1) + 1).
     """
-    xs = sorted(set(float(x) for x in input_values))
+    xs = sorted(set(map(float, input_values)))
     if not xs:
         raise ValueError("discretising_mlp needs at least one input value")
     gates = gate_space.basis or (None,)
@@ -84,15 +85,21 @@ def gated_discretising_mlp(input_direction: BasisDirection, input_values: Sequen
         step_slope = slope[steps]
         ramp = step_slope * threshold[steps]
         deltas = levels[:-1] - levels[1:]  # f(x_j) − f(x_{j+1}) at each change j
-        closed = 0.0 if gate is None else strength[steps]
+        closed = None if gate is None else strength[steps]
         end = unit + 1 + 2 * len(steps)
-        for sign, (offset, scale) in enumerate(((0.5, 1.0), (-0.5, -1.0))):
+        for sign, offset in enumerate((0.5, -0.5)):
             units = slice(unit + 1 + sign, end, 2)  # the ± pair sits side by side
-            first[reads.index[ONE], units] += ramp + offset - closed
-            first[reads.index[input_direction], units] += -step_slope
-            if gate is not None:
+            # (subtracting is adding the negation, bit for bit; without a gate, no G_j)
+            if gate is None:
+                first[reads.index[ONE], units] += ramp + offset
+            else:
+                first[reads.index[ONE], units] += ramp + offset - closed
                 first[reads.index[gate], units] += closed
-            second[units] += scale * deltas
+            first[reads.index[input_direction], units] -= step_slope
+            if sign:
+                second[units] -= deltas
+            else:
+                second[units] += deltas
         unit = end
     return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output_space, second), info)
 
@@ -105,8 +112,8 @@ def _changes(outputs: list[Output], space: VectorSpace) -> tuple[list[int], np.n
     levels = zeros_matrix(len(maybe) + 1, space.dim)
     for row, j in enumerate([-1] + maybe):
         for target, x in outputs[j + 1].items():
-            levels[row, space.index[target]] += x
-    changed = np.any(levels[:-1] != levels[1:], axis=1)
+            levels[row, space.index[target]] = 0.0 + x  # (its only write)
+    changed = (levels[:-1] != levels[1:]).any(axis=1)
     if changed.all():
         return maybe, levels
     return [j for j, c in zip(maybe, changed) if c], levels[np.concatenate([[True], changed])]
@@ -146,10 +153,21 @@ def rounding_bound(input_values: Sequence[float], gated: bool = False) -> float:
 
 def _thresholds(xs: Sequence[float], gated: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per threshold j = 1..m of sorted `xs`: slope s_j, threshold t_j and gate strength G_j
-    (zeros without a gate)."""
-    x = np.asarray(xs)
+    (zeros without a gate); read-only arrays."""
+    return _thresholds_of(tuple(xs), gated)
+
+
+@functools.lru_cache(maxsize=32)  # a width's 1/(w+1) values recur in every compile
+def _thresholds_of(xs: tuple[float, ...], gated: bool
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_thresholds` of a tuple of floats: a pure function, memoised (shared arrays are
+    made read-only)."""
+    x = np.asarray(xs, dtype=np.float64)
     slope = STEP_SLOPE / np.diff(x)
-    return slope, (x[:-1] + x[1:]) / 2, _strengths(xs) if gated else np.zeros_like(slope)
+    arrays = (slope, (x[:-1] + x[1:]) / 2, _strengths(xs) if gated else np.zeros_like(slope))
+    for array in arrays:
+        array.flags.writeable = False
+    return arrays
 
 
 def _strengths(xs: Sequence[float]) -> np.ndarray:

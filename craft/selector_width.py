@@ -15,6 +15,7 @@ coarse for N, e.g. N ≥ 512).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -81,7 +82,14 @@ def scratch_error(head: AttentionHead, max_seq_len: int, hardness: float = HARDN
 
         relative error ≤ (1 + ρ)·e^{2δ}·(1 + N·e^{2δ−λ}) − 1.
     """
-    return float(_scratch_bound(2 * logit_error_bound(head.w_qk), hardness, max_seq_len))
+    return _scratch_error_of(logit_error_bound(head.w_qk), float(hardness), max_seq_len)
+
+
+@functools.lru_cache(maxsize=256)
+def _scratch_error_of(logit_error: float, hardness: float, max_seq_len: int) -> float:
+    """`scratch_error` from the head's logit error bound δ: a pure function of plain
+    numbers, memoised (every compile of a width asks it again)."""
+    return float(_scratch_bound(2 * logit_error, hardness, max_seq_len))
 
 
 def _scratch_bound(spread, hardness, max_seq_len: int):
@@ -104,7 +112,13 @@ def width_hardness(selection: BilinearForm, selected_level: int, max_seq_len: in
 
 def _hardness(unit_scores: BilinearForm, max_seq_len: int) -> float:
     """`width_hardness` from the width scores at gap 1."""
-    unit = logit_error_bound(unit_scores)
+    return _hardness_of(logit_error_bound(unit_scores), max_seq_len)
+
+
+@functools.lru_cache(maxsize=256)
+def _hardness_of(unit: float, max_seq_len: int) -> float:
+    """`width_hardness` from the logit error bound δ₁ at gap 1: a pure function of plain
+    numbers, memoised (every compile of a width asks it again)."""
     gaps = np.arange(1.0, HARDNESS + 1)
     bounds = _scratch_bound(2 * unit * gaps, gaps, max_seq_len)
     if bounds[-1] <= scratch_tolerance(max_seq_len):

@@ -406,11 +406,13 @@ def get_encoding(sop: SOp) -> Encoding:
 
 
 def is_numerical(sop: SOp) -> bool:
-    return get_encoding(sop) is Encoding.NUMERICAL
+    """Whether the SOp is annotated numerical (`get_encoding`, read directly: the compiler
+    asks this of every SOp many times)."""
+    return sop._annotations.get("encoding") is Encoding.NUMERICAL
 
 
 def is_categorical(sop: SOp) -> bool:
-    return get_encoding(sop) is Encoding.CATEGORICAL
+    return sop._annotations.get("encoding", Encoding.CATEGORICAL) is Encoding.CATEGORICAL
 
 
 tokens = TokensType()

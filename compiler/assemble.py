@@ -135,21 +135,21 @@ def _embed_values(table: np.ndarray, first_row: int, values, expr, space: Vector
 
     The value's one direction per row (its one-hot, or its number), so every entry is
     added to once: one float32 add per entry, as row by row."""
-    rows, columns, amounts = [], [], []
-    if rx.is_numerical(expr):
-        column = residual.index.get(space.basis[0]) if space.basis else None
-        for row, value in enumerate(values, start=first_row):
-            if value is not None and column is not None:
-                rows.append(row), columns.append(column), amounts.append(float(value))
-    else:
-        index, name = residual.index, space.basis[0].name if space.basis else None
-        for row, value in enumerate(values, start=first_row):
-            # a BasisDirection is the tuple (name, value): it finds its key in the index
-            column = None if value is None else index.get((name, value))
-            if column is not None:
-                rows.append(row), columns.append(column), amounts.append(1.0)
-    if rows:
-        table[rows, columns] += np.array(amounts, np.float32)
+    if not space.basis:
+        return
+    index, name = residual.index, space.basis[0].name
+    numerical = rx.is_numerical(expr)
+    cells = []  # (row, column, amount)
+    for row, value in enumerate(values, start=first_row):
+        if value is None:
+            continue
+        # a BasisDirection is the tuple (name, value): it finds its key in the index
+        column = index.get(space.basis[0] if numerical else (name, value))
+        if column is not None:
+            cells.append((row, column, float(value) if numerical else 1.0))
+    if cells:
+        rows, columns, amounts = zip(*cells)
+        table[list(rows), list(columns)] += np.array(amounts, np.float32)
 
 
 def _token_embeddings(graph, spaces, residual, vocab) -> np.ndarray:

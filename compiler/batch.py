@@ -174,9 +174,9 @@ def make_decoder_outputs(forward_apply, numerical: bool, threshold: float, sub_r
 
 def workers() -> int:
     """Threads a chunk is split between: the cores this process may use, up to MAX_WORKERS."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
-    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+    usable = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+              else os.cpu_count() or 1)
+    return max(1, min(MAX_WORKERS, usable))
 
 
 @functools.cache

@@ -76,13 +76,15 @@ class VectorSpace:
     # shared_positions(source) by id(source), with the source itself (so that the id stays
     # its own): a block's spaces are embedded many times, and hashing a space hashes its basis.
     _positions: dict = dataclasses.field(init=False, repr=False, compare=False)
+    # The number of directions (a plain attribute: every stage asks for it many times).
+    dim: int = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         basis = tuple(self.basis)
         index = dict(zip(basis, range(len(basis))))
         if len(index) != len(basis):
             raise ValueError(f"repeated basis directions in {[str(d) for d in basis]}")
-        # frozen: set directly (`dim` too, so that it reads as a plain attribute)
+        # frozen: set directly
         self.__dict__.update(basis=basis, index=index, _positions={}, dim=len(basis))
 
     @classmethod
@@ -95,11 +97,6 @@ class VectorSpace:
         if isinstance(values, range) and len(values) <= MAX_REMEMBERED_RANGE:
             return cls(_range_basis(name, values.start, values.stop, values.step))
         return cls(_basis(name, values))
-
-    @functools.cached_property
-    def dim(self) -> int:
-        """The number of directions."""
-        return len(self.basis)
 
     def __len__(self):
         return len(self.basis)

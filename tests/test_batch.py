@@ -4,6 +4,7 @@ inputs, chunking, residuals on request, and clear errors for malformed id arrays
 from __future__ import annotations
 
 import random
+import threading
 
 import numpy as np
 import pytest
@@ -81,12 +82,14 @@ def test_a_chunk_split_between_threads_gives_the_same_outputs(monkeypatch):
     model = compile_rasp_to_model(example.build(8), set(example.vocab), 8)
     sub = fast.sub_chunk_rows(model.config)
     batch = sample_batch(example, 8, 4 * sub + 3, seed=6)  # bucketed to 8 sub-chunks
-    shapes = []
+    calls = []  # (rows, thread) of each jitted call
     jitted = model._jitted_outputs
-    model.__dict__["_jitted_outputs"] = lambda p, ids, valid: shapes.append(ids.shape) or \
-        jitted(p, ids, valid)
+    model.__dict__["_jitted_outputs"] = lambda p, ids, valid: calls.append(
+        (ids.shape, threading.current_thread())) or jitted(p, ids, valid)
     assert model.apply_batch(batch) == reference_decoded(model, batch)
-    assert shapes == [(2 * sub, 9)] * 4  # four threads, two sub-chunks each
+    assert [shape for shape, _ in calls] == [(2 * sub, 9)] * 4  # two sub-chunks each
+    threads = {thread for _, thread in calls}
+    assert len(threads) > 1 and threading.main_thread() not in threads  # parts run at once
 
 
 def test_tuple_and_array_rows_encode_as_lists(reverse_model):

@@ -32,11 +32,11 @@ class Fault(Exception):
 
 
 # Parse-time values are bounded, so that parsing a program (maybe one someone sent you)
-# cannot take minutes or all memory: `10 ^ 100000000` alone takes minutes to compute.
-# No compiled model needs more: float32 holds integers exactly only up to 2**24, and a
-# vocabulary or value set has thousands of values, not millions.
+# cannot take minutes or all memory (`10 ^ 100000000` alone takes minutes). No compiled
+# model needs more: float32 holds integers exactly only up to 2**24.
 MAX_INT = 2 ** 63  # the largest integer magnitude, as in the 64-bit ints of numpy
 MAX_ELEMENTS = 10 ** 6  # the most elements of a parse-time list, string or range
+_BEYOND = "beyond 2^63 in magnitude, the limit of parse-time arithmetic"
 
 
 def _is_int(value) -> bool:
@@ -44,11 +44,10 @@ def _is_int(value) -> bool:
 
 
 def bounded(value):
-    """`value`, or a Fault if it is an int beyond MAX_INT or a list or string longer
-    than MAX_ELEMENTS."""
+    """`value`, or a Fault for an int beyond MAX_INT or a list or string longer than
+    MAX_ELEMENTS."""
     if _is_int(value) and abs(value) > MAX_INT:
-        raise Fault(f"an integer of {value.bit_length()} bits is beyond 2^63 in magnitude, "
-                    "the limit of parse-time arithmetic", "a smaller number")
+        raise Fault(f"an integer of {value.bit_length()} bits is {_BEYOND}", "a smaller number")
     if isinstance(value, (list, str)) and len(value) > MAX_ELEMENTS:
         raise Fault(f"{type_name(value)} of {len(value):,} elements is longer than the "
                     f"limit of {MAX_ELEMENTS:,}", "a shorter one")
@@ -59,8 +58,7 @@ def int_literal(text) -> int:
     """An integer literal, refused (before converting it) beyond MAX_INT."""
     digits = str(text).lstrip("0")
     if len(digits) > len(str(MAX_INT)):
-        raise Fault(f"the literal of {len(digits):,} digits is beyond 2^63 in magnitude, the "
-                    "limit of parse-time arithmetic", "a smaller number")
+        raise Fault(f"the literal of {len(digits):,} digits is {_BEYOND}", "a smaller number")
     return bounded(int(digits or "0"))
 
 
@@ -68,8 +66,7 @@ def _power(base, exponent):
     if _is_int(base) and _is_int(exponent) and exponent > 0 and abs(base) > 1 \
             and exponent * math.log2(abs(base)) > math.log2(MAX_INT) + 1:  # refused unbuilt
         digits = math.floor(exponent * math.log10(abs(base))) + 1
-        raise Fault(f"{base} ^ {exponent} has {digits:,} digits, beyond 2^63 in magnitude, "
-                    "the limit of parse-time arithmetic", "a smaller number")
+        raise Fault(f"{base} ^ {exponent} has {digits:,} digits, {_BEYOND}", "a smaller number")
     result = base ** exponent
     if isinstance(result, complex):  # RASP has no complex numbers: outside the domain
         raise ValueError(f"{base} ^ {exponent} is not a real number")

@@ -152,11 +152,11 @@ def load_target(spec: str, vocab: str | None = None, max_seq_len: int | None = N
     if program is not None or trust_source:
         raise CliError("--program and --trust-program-source apply to a saved model "
                        "(model.npz), not to a program")
-    if spec.endswith(".rasp") or ".rasp:" in spec:
+    if _kind_of(spec) == "rasp":
         return rasp_file_target(spec, vocab, max_seq_len or DEFAULT_MAX_SEQ_LEN, causal,
                                 search_path)
     tokens = parse_vocab(vocab) if vocab is not None else None
-    if spec.endswith(".py") or ".py:" in spec:
+    if _kind_of(spec) == "file":
         return _program_file_target(spec, tokens or DEFAULT_VOCAB,
                                     max_seq_len or DEFAULT_MAX_SEQ_LEN, causal)
     if spec not in EXAMPLES:

@@ -214,7 +214,8 @@ class CompiledModel:
         # so the ground-truth alignment is saved and given back here.
         self.saved_alignment = saved_alignment
         # Where the program came from, e.g. {"kind": "example", "name": "reverse",
-        # "args": [8]}; set by raspc, saved, and used to re-import the program.
+        # "args": [8]}; set by raspc and saved, as information: loading never imports it
+        # (raspc verify rebuilds an example by name, a file only with --trust-program-source).
         self.source: dict[str, Any] | None = None
         # Where the program has a value; unknown (not total) for models saved without it.
         self.domain = domain if domain is not None else Domain(unknown="not recorded")

@@ -50,17 +50,22 @@ def parse_tree(source: str, filename: str = "<rasp>"):
         raise _syntax_error(error, source, filename) from None
 
 
-def parse(source: str, filename: str = "<rasp>") -> dict[str, RASPExpr]:
+def parse(source: str, filename: str = "<rasp>", search_path=()) -> dict[str, RASPExpr]:
     """Every top-level name `source` binds to an SOp or a selector, by name.
+
+    `load "lib";` reads lib.rasp beside `filename` (the current directory for text),
+    and only files under that directory or under a directory in `search_path`.
 
     Raises:
       RaspSyntaxError: for a syntax error, an unknown name, a wrong number of
-        arguments, a type error or an unsupported construct.
+        arguments, a type error, an unsupported construct, a load outside those
+        directories or in a cycle, or a value beyond the limits of
+        `rasp.syntax_ops` (MAX_INT, MAX_ELEMENTS).
     """
     from rasp.syntax_build import Interpreter
 
     tree = parse_tree(source, filename)
-    interpreter = Interpreter(source, filename)
+    interpreter = Interpreter(source, filename, search_path=search_path)
     interpreter.run(tree.children)
     found = Definitions()
     for name in dict.fromkeys(interpreter.assigned):
@@ -71,14 +76,15 @@ def parse(source: str, filename: str = "<rasp>") -> dict[str, RASPExpr]:
     return found
 
 
-def parse_file(path) -> dict[str, RASPExpr]:
-    """`parse` of a .rasp file (errors name the file)."""
+def parse_file(path, search_path=()) -> dict[str, RASPExpr]:
+    """`parse` of a .rasp file (errors name the file); its loads read under its
+    directory and `search_path`."""
     path = Path(path)
     try:
         source = path.read_text()
     except OSError as error:
         raise RaspSyntaxError(f"cannot read {path}: {error.strerror}", str(path)) from None
-    return parse(source, str(path))
+    return parse(source, str(path), search_path)
 
 
 def _syntax_error(error, source: str, filename: str) -> RaspSyntaxError:

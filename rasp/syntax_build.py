@@ -8,7 +8,6 @@ time, and every fault is raised as a RaspSyntaxError at the node that caused it.
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
 from typing import Any
 
 from lark import Token, Tree
@@ -16,17 +15,21 @@ from lark import Token, Tree
 from rasp import expr as rx
 from rasp.errors import EvaluationError, RaspSyntaxError
 from rasp.syntax_attention import Operations
-from rasp.syntax_ops import Fault, frozen, type_name
+from rasp.syntax_load import LoadRules, load_rules, resolve_load
+from rasp.syntax_ops import Fault, frozen, int_literal, type_name
 from rasp.syntax_scope import (BUILTINS, KEYWORDS, MAX_CALL_DEPTH, Function, InputTokens, Scope,
                                arity_text, base_scope, unshadowed)
 
 
 class Interpreter(Operations):
-    """Runs statements of one source text; `top` holds the top-level names."""
+    """Runs statements of one source text; `top` holds the top-level names. Its loads
+    read under the directory of `filename` and `search_path` (see rasp.syntax_load)."""
 
-    def __init__(self, source: str, filename: str, scope: Scope | None = None):
+    def __init__(self, source: str, filename: str, scope: Scope | None = None,
+                 search_path=(), rules: LoadRules | None = None):
         self.lines = source.splitlines()
         self.filename = filename
+        self.rules = rules or load_rules(filename, search_path)
         self.top = scope or Scope({}, base_scope())
         self.assigned: list[str] = []  # top-level names the source binds, in order
         self.depth = 0
@@ -128,13 +131,15 @@ class Interpreter(Operations):
         """`load "lib";`: the names lib.rasp (beside this file) binds, as in RASP."""
         from rasp.syntax import parse_tree  # the parser module imports this one
 
-        name = _string(node.children[0])
-        folder = Path(self.filename).parent if not self.filename.startswith("<") else Path()
-        path = folder / (name if name.endswith(".rasp") else name + ".rasp")
-        if not path.is_file():
-            raise self.error(node, f"no RASP file {path}", "the name of a .rasp file")
-        source = path.read_text()
-        loaded = Interpreter(source, str(path), Scope({}, base_scope()))
+        try:
+            path = resolve_load(_string(node.children[0]), self.filename, self.rules)
+            source = path.read_text()
+        except Fault as fault:
+            raise self.error(node, fault.message, fault.expected) from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise self.error(node, f"cannot read {path}: {error}") from None
+        loaded = Interpreter(source, str(path), Scope({}, base_scope()),
+                             rules=self.rules.entering(path))
         loaded.run(parse_tree(source, str(path)).children)
         self._use_input(loaded.input_type, node)
         for key in loaded.assigned:  # names starting with _ stay private, as in RASP
@@ -156,7 +161,7 @@ class Interpreter(Operations):
         if kind == "name":
             return self.name(children[0], scope)
         if kind in ("int", "float", "string"):
-            return {"int": int, "float": float, "string": _string}[kind](children[0])
+            return {"int": int_literal, "float": float, "string": _string}[kind](children[0])
         if kind == "list":
             return [self.expr(c, scope) for c in (children[0].children if children[0] else [])]
         if kind == "dict":

@@ -10,6 +10,7 @@ aggregates and indexing are in `rasp.syntax_attention`.
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -30,15 +31,60 @@ class Fault(Exception):
         self.message, self.expected = message, expected
 
 
+# Parse-time values are bounded, so that parsing a program (maybe one someone sent you)
+# cannot take minutes or all memory (`10 ^ 100000000` alone takes minutes). No compiled
+# model needs more: float32 holds integers exactly only up to 2**24.
+MAX_INT = 2 ** 63  # the largest integer magnitude, as in the 64-bit ints of numpy
+MAX_ELEMENTS = 10 ** 6  # the most elements of a parse-time list, string or range
+_BEYOND = "beyond 2^63 in magnitude, the limit of parse-time arithmetic"
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def bounded(value):
+    """`value`, or a Fault for an int beyond MAX_INT or a list or string longer than
+    MAX_ELEMENTS."""
+    if _is_int(value) and abs(value) > MAX_INT:
+        raise Fault(f"an integer of {value.bit_length()} bits is {_BEYOND}", "a smaller number")
+    if isinstance(value, (list, str)) and len(value) > MAX_ELEMENTS:
+        raise Fault(f"{type_name(value)} of {len(value):,} elements is longer than the "
+                    f"limit of {MAX_ELEMENTS:,}", "a shorter one")
+    return value
+
+
+def int_literal(text) -> int:
+    """An integer literal, refused (before converting it) beyond MAX_INT."""
+    digits = str(text).lstrip("0")
+    if len(digits) > len(str(MAX_INT)):
+        raise Fault(f"the literal of {len(digits):,} digits is {_BEYOND}", "a smaller number")
+    return bounded(int(digits or "0"))
+
+
 def _power(base, exponent):
+    if _is_int(base) and _is_int(exponent) and exponent > 0 and abs(base) > 1 \
+            and exponent * math.log2(abs(base)) > math.log2(MAX_INT) + 1:  # refused unbuilt
+        digits = math.floor(exponent * math.log10(abs(base))) + 1
+        raise Fault(f"{base} ^ {exponent} has {digits:,} digits, {_BEYOND}", "a smaller number")
     result = base ** exponent
     if isinstance(result, complex):  # RASP has no complex numbers: outside the domain
         raise ValueError(f"{base} ^ {exponent} is not a real number")
     return result
 
 
+def _times(a, b):
+    """a * b; a list or string repeated past MAX_ELEMENTS is refused before it is built."""
+    sequence, count = (a, b) if isinstance(a, (list, str)) else (b, a)
+    if isinstance(sequence, (list, str)) and _is_int(count) \
+            and len(sequence) * count > MAX_ELEMENTS:
+        raise Fault(f"{type_name(sequence)} of {len(sequence):,} element(s) repeated {count:,} "
+                    f"times is longer than the limit of {MAX_ELEMENTS:,}", "a shorter one")
+    return a * b
+
+
 ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+    "+": operator.add, "-": operator.sub, "*": _times, "/": operator.truediv,
     "%": operator.mod, "^": _power}
 COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt,
@@ -160,9 +206,11 @@ class Elementwise:
                 raise Fault(f"an elementwise operation cannot take {type_name(arg)}",
                             "an s-op or an atom")
         unique = unique_sops(args)
-        if not unique:
+        if not unique:  # constant folding
             try:
-                return f(*args)
+                return bounded(f(*args))
+            except Fault:
+                raise
             except Exception as error:  # noqa: BLE001  constant folding failed: report it
                 raise Fault(f"{type(error).__name__}: {error}") from None
         positions = [next(i for i, u in enumerate(unique) if u is a)

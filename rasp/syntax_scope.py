@@ -15,7 +15,7 @@ from lark import Tree
 
 from rasp import expr as rx
 from rasp.syntax_attention import Operations
-from rasp.syntax_ops import Fault, type_name
+from rasp.syntax_ops import MAX_ELEMENTS, Fault, type_name
 
 INPUT_TYPES = {"tokens_str": "str", "tokens_int": "int", "tokens_float": "float",
                "tokens_bool": "bool"}
@@ -86,7 +86,15 @@ def _builtin_aggregate(self, selector, values, default=0):
 def _builtin_range(self, *bounds):
     if not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
         raise Fault("range takes ints", "ints")
-    return list(range(*bounds))
+    if len(bounds) == 3 and bounds[2] == 0:
+        raise Fault("range's step cannot be 0", "a non-zero step")
+    items = range(*bounds)
+    count = max(0, (items.stop - items.start + items.step - (1 if items.step > 0 else -1))
+                // items.step)  # len() overflows past sys.maxsize
+    if count > MAX_ELEMENTS:
+        raise Fault(f"range({', '.join(map(str, bounds))}) has {count:,} elements, more than "
+                    f"the limit of {MAX_ELEMENTS:,}", f"at most {MAX_ELEMENTS:,} elements")
+    return list(items)
 
 
 def _builtin_len(self, items):

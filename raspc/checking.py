@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 from examples.library import EXAMPLES
 from raspc.formatting import print_table, print_warnings
-from raspc.targets import TARGET_HELP, Target, domain_warnings, load_target
+from raspc.targets import (TARGET_HELP, Target, add_program_options, domain_warnings,
+                           load_target, target_options)
 
 if TYPE_CHECKING:
     from compiler import CompiledModel
@@ -46,7 +47,8 @@ def outside_summary(result: Verification, inputs: int) -> str:
 def cmd_verify(args) -> int:
     """Compare the compiled model with the evaluator; exit 1 on any mismatch, or when no
     sampled input is inside the program's domain."""
-    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
+    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal,
+                         **target_options(args))
     model, seconds = target.compile(args.strict)
     print_warnings(domain_warnings(model))
     print(f"{target.name}: {len(model.config.layers)} layers, d_model {model.config.d_model}, "
@@ -120,8 +122,10 @@ def _twin_mismatches(layers: dict) -> list[str]:
 
 def register(command) -> None:
     """Add `verify` and `demo` to the parser (`command` is raspc.cli's helper)."""
-    command("verify", cmd_verify, "compare the compiled model with the reference evaluator on "
-            "random valid inputs; exit status 1 on any mismatch", TARGET_HELP, inputs=1000)
+    add_program_options(command(
+        "verify", cmd_verify, "compare the compiled model with the reference evaluator on "
+        "random valid inputs; exit status 1 on any mismatch", TARGET_HELP + ", or a saved "
+        "model.npz (its program rebuilt: see --program)", inputs=1000))
     command("demo", cmd_demo, "compile every example at its default size, verify each on "
             "random inputs and print one table; exit status 1 if any fails",
             compiles=False, inputs=200)

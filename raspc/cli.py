@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from raspc import checking, compressing, export, plotting, programs, repl, running, scoring
-from raspc.targets import CliError
+from raspc.targets import RASP_PATH_HELP, CliError
 from rasp.errors import InputError, RaspError
 
 # Each family module has `register(command)`; a new command family adds itself here.
@@ -54,12 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name, handler, text, target=None, compiles=True, inputs=None, epilog=None):
-        """Add one subcommand; `compiles` adds --vocab/--max-seq-len/--causal."""
+    def command(name, handler, text, target=None, compiles=True, inputs=None, epilog=None,
+                reads_rasp=None):
+        """Add one subcommand; `compiles` adds --vocab/--max-seq-len/--causal, and
+        `reads_rasp` (default: when it takes a target) --rasp-path."""
         p = commands.add_parser(name, help=text, description=text + ".", epilog=epilog)
         p.set_defaults(handler=handler)
         if target:
             p.add_argument("target", help=target)
+        if reads_rasp or (reads_rasp is None and target):
+            p.add_argument("--rasp-path", action="append", metavar="DIR", help=RASP_PATH_HELP)
         if compiles:
             p.add_argument("--vocab", metavar="a,b,c",
                            help="comma-separated tokens; if all are numbers they are ints, or "

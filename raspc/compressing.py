@@ -6,7 +6,8 @@ import argparse
 import random
 
 from raspc.formatting import print_table, sublayer_name
-from raspc.targets import TARGET_HELP, CliError, load_target
+from raspc.targets import (TARGET_HELP, CliError, add_program_options, load_target,
+                           target_options)
 
 TEST_SEED_OFFSET = 2_000_003  # test inputs: a stream apart from training and validation
 
@@ -15,7 +16,8 @@ def cmd_compress(args) -> int:
     """Train one compressed model; print its accuracy and per-layer cosine similarity."""
     from interp.compress import compress, exact_match, layer_cosines
 
-    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
+    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal,
+                         **target_options(args))
     model, _ = target.compile()
     d_model = model.config.d_model
     if args.dim > d_model:
@@ -96,3 +98,4 @@ def register(command) -> None:
     p.add_argument("--tolerance", type=_positive(float), default=1e-2,
                    help="numbers agree within this (default 0.01)")
     p.add_argument("-o", "--output", metavar="MODEL.npz", help="save the compressed model")
+    add_program_options(p)

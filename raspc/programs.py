@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 from examples.library import EXAMPLES
 from raspc.formatting import fmt, print_table
 from raspc.formatting import print_warnings
-from raspc.targets import TARGET_HELP, domain_warnings, load_target
+from raspc.targets import (TARGET_HELP, add_program_options, domain_warnings, load_target,
+                           target_options)
 
 if TYPE_CHECKING:
     from compiler import CompiledModel
@@ -53,7 +54,8 @@ def cmd_list(args) -> int:
 
 def cmd_compile(args) -> int:
     """Compile an example or a user program, print its summary, optionally save it."""
-    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
+    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal,
+                         **target_options(args))
     model, seconds = target.compile(args.strict)
     print_warnings(domain_warnings(model))
     print_summary(model, target.name, target.description, seconds)
@@ -67,10 +69,12 @@ def register(command) -> None:
     """Add `list` and `compile` to the parser (`command` is raspc.cli's helper)."""
     command("list", cmd_list, "list the example programs with their descriptions",
             compiles=False)
-    command("compile", cmd_compile, "compile a program; print its layers, sizes and which "
-            "RASP operation each attention head and MLP implements", TARGET_HELP,
-            epilog="A program file's function returns a RASP SOp; if it takes a parameter, it "
-                   "is called with max_seq_len. Example: raspc compile my.py:make_program "
-                   "--vocab 1,2,3 --max-seq-len 5 -o model.npz"
-            ).add_argument("-o", "--output", metavar="model.npz",
-                           help="save the parameters here and the metadata as .json beside it")
+    compile_ = command("compile", cmd_compile, "compile a program; print its layers, sizes and "
+                       "which RASP operation each attention head and MLP implements",
+                       TARGET_HELP,
+                       epilog="A program file's function returns a RASP SOp; if it takes a "
+                              "parameter, it is called with max_seq_len. Example: raspc compile "
+                              "my.py:make_program --vocab 1,2,3 --max-seq-len 5 -o model.npz")
+    compile_.add_argument("-o", "--output", metavar="model.npz",
+                          help="save the parameters here and the metadata as .json beside it")
+    add_program_options(compile_)

@@ -30,10 +30,11 @@ class Session:
     """One REPL: the interpreter state, the running example and compile settings."""
 
     def __init__(self, example: list[Any], vocab, max_seq_len: int | None,
-                 causal: bool = False, out=sys.stdout):
+                 causal: bool = False, out=sys.stdout, search_path=()):
         from rasp.syntax_build import Interpreter  # imports lark
 
-        self.interpreter = Interpreter("", "<repl>")
+        # `load` reads under the current directory and `search_path` (raspc --rasp-path)
+        self.interpreter = Interpreter("", "<repl>", search_path=search_path)
         self.example = example
         self.vocab, self.max_seq_len, self.causal, self.out = vocab, max_seq_len, causal, out
 
@@ -192,7 +193,8 @@ def cmd_repl(args) -> int:
             example = ast.literal_eval(example)
         except (ValueError, SyntaxError):
             raise CliError(f"bad --example {example}: give text or a list like [1, 2]") from None
-    session = Session(list(example), vocab, args.max_seq_len, args.causal)
+    session = Session(list(example), vocab, args.max_seq_len, args.causal,
+                      search_path=args.rasp_path or ())
     session.say(f"RASP REPL; example: {session.example!r}. Type `help` for commands.")
     return run_repl(session)
 
@@ -202,6 +204,6 @@ def register(command) -> None:
     command("repl", cmd_repl, "read RASP statements and show each value on an example "
             "input, as the RASP interpreter's REPL does; `compile NAME` compiles one",
             epilog="Example: echo 'rev = aggregate(select(indices, length - indices - 1, "
-                   "==), tokens);' | raspc repl").add_argument(
+                   "==), tokens);' | raspc repl", reads_rasp=True).add_argument(
         "--example", default="hello",
         help="the running example: text, or a list such as [1,2,3] (default: hello)")

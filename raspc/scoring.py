@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from raspc.targets import MODEL_SUFFIXES, TARGET_HELP, CliError, load_model_file, load_target
+from raspc.targets import (MODEL_SUFFIXES, TARGET_HELP, CliError, load_model_file, load_target,
+                           target_options)
 
 DEFAULT_PAIRS = 64
 
@@ -29,7 +30,8 @@ def cmd_score(args) -> int:
         model, _ = load_model_file(args.target)
         note = "constant edges left out (a saved model has no sampler: inert edges kept)"
     else:
-        target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
+        target = load_target(args.target, args.vocab, args.max_seq_len, args.causal,
+                         **target_options(args))
         model, _ = target.compile()
         example = EXAMPLES.get(args.target) or Example(
             target.name, target.description, lambda n: target.program, target.vocab,

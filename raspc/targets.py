@@ -2,8 +2,10 @@
 
 Parsing a target reports every user mistake (unknown example, bad vocabulary,
 missing function, exception in user code) as a one-line CliError. A saved
-model is a target when the source of its program, recorded at save time, can
-be re-imported.
+model is a target when its program can be rebuilt without running code the
+model file names: from a library example it records by name, from a program
+the user names (`--program`), or, only with `--trust-program-source`, by
+importing the file it records.
 """
 
 from __future__ import annotations
@@ -33,6 +35,15 @@ DEFAULT_MAX_SEQ_LEN = 8
 MODEL_SUFFIXES = (".npz", ".json")
 TARGET_HELP = ("an example name (see `raspc list`), path/to/file.py:function or "
                "path/to/file.rasp:name")
+PROGRAM_HELP = ("for a saved model: rebuild its program from this example name, "
+                "path/to/file.py:FUNCTION or path/to/file.rasp:NAME (it must match the saved "
+                "program's structure) instead of from the file the model records")
+TRUST_HELP = ("for a saved model compiled from a file: import and run the Python file (or "
+              "parse the .rasp file) whose path the model's JSON records, to rebuild its "
+              "program. Importing a Python file runs its code: pass this only for a model "
+              "file you trust")
+RASP_PATH_HELP = ("let `load` in a .rasp program also read files under DIR (repeatable); "
+                  "otherwise a load reads only files under the program's own directory")
 
 
 class CliError(Exception):
@@ -114,15 +125,38 @@ def parse_vocab(text: str) -> tuple[Any, ...]:
     return tuple(values)
 
 
+def add_program_options(parser) -> None:
+    """--program and --trust-program-source, for commands that rebuild a saved model's
+    program (see `saved_model_target`)."""
+    parser.add_argument("--program", metavar="FILE:FUNCTION", help=PROGRAM_HELP)
+    parser.add_argument("--trust-program-source", action="store_true", help=TRUST_HELP)
+
+
+def target_options(args) -> dict[str, Any]:
+    """`load_target`'s keyword options from a command's --rasp-path, --program and
+    --trust-program-source (absent options take their defaults)."""
+    return {"search_path": tuple(getattr(args, "rasp_path", None) or ()),
+            "program": getattr(args, "program", None),
+            "trust_source": getattr(args, "trust_program_source", False)}
+
+
 def load_target(spec: str, vocab: str | None = None, max_seq_len: int | None = None,
-                causal: bool = False) -> Target:
-    """An example name or `path/to/file.py:function`, with optional overrides."""
+                causal: bool = False, *, search_path=(), program: str | None = None,
+                trust_source: bool = False) -> Target:
+    """An example name, `path/to/file.py:function`, `file.rasp:name` or a saved model,
+    with optional overrides. `search_path`: more directories a .rasp `load` may read;
+    `program` and `trust_source`: how a saved model's program is rebuilt."""
     if spec.endswith(MODEL_SUFFIXES):
-        return saved_model_target(spec, vocab, max_seq_len, causal)
-    if spec.endswith(".rasp") or ".rasp:" in spec:
-        return rasp_file_target(spec, vocab, max_seq_len or DEFAULT_MAX_SEQ_LEN, causal)
+        return saved_model_target(spec, vocab, max_seq_len, causal, search_path=search_path,
+                                  program=program, trust_source=trust_source)
+    if program is not None or trust_source:
+        raise CliError("--program and --trust-program-source apply to a saved model "
+                       "(model.npz), not to a program")
+    if _kind_of(spec) == "rasp":
+        return rasp_file_target(spec, vocab, max_seq_len or DEFAULT_MAX_SEQ_LEN, causal,
+                                search_path)
     tokens = parse_vocab(vocab) if vocab is not None else None
-    if spec.endswith(".py") or ".py:" in spec:
+    if _kind_of(spec) == "file":
         return _program_file_target(spec, tokens or DEFAULT_VOCAB,
                                     max_seq_len or DEFAULT_MAX_SEQ_LEN, causal)
     if spec not in EXAMPLES:
@@ -172,15 +206,17 @@ def _program_file_target(spec: str, vocab, max_seq_len: int, causal: bool) -> Ta
                   _uniform_sampler(vocab, max_seq_len), source)
 
 
-def rasp_file_target(spec: str, vocab: str | None, max_seq_len: int, causal: bool) -> Target:
+def rasp_file_target(spec: str, vocab: str | None, max_seq_len: int, causal: bool,
+                     search_path=()) -> Target:
     """`file.rasp:name`: the SOp a RASP-syntax file binds to `name`, with the
-    vocabulary read as the type the program reads its tokens as (tokens_int: ints)."""
+    vocabulary read as the type the program reads its tokens as (tokens_int: ints);
+    its loads may read under its own directory and `search_path`."""
     from rasp.syntax import parse_file
 
     file, name = _file_and_name(spec, ".rasp")
     if not Path(file).is_file():
         raise CliError(f"no such RASP file: {file}")
-    definitions = parse_file(file)
+    definitions = parse_file(file, search_path=search_path)
     sops = [n for n, v in definitions.items() if isinstance(v, rasp.SOp)]
     if not name and len(sops) == 1:
         name = sops[0]
@@ -269,19 +305,24 @@ def _refuse_compile_flags(vocab, max_seq_len, causal) -> None:
 def load_model_or_target(args, strict: bool = False
                          ) -> tuple[CompiledModel, str, Target | None]:
     """(model, description, target) for a command's `target` argument: a saved model
-    (then target is None, and the compile flags are refused) or a compiled program."""
+    (then target is None, and the compile flags are refused; its program is not rebuilt,
+    so nothing its JSON names is imported or read) or a compiled program."""
     if args.target.endswith(MODEL_SUFFIXES):
         _refuse_compile_flags(args.vocab, args.max_seq_len, args.causal)
         model, description = load_model_file(args.target)
         return model, description, None
-    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
+    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal,
+                         **target_options(args))
     model, _ = target.compile(strict)
     return model, f"{target.name}: {target.description}", target
 
 
 def saved_model_target(spec: str, vocab: str | None = None, max_seq_len: int | None = None,
-                       causal: bool = False) -> Target:
-    """A saved model, with its program re-imported from the source recorded at save time."""
+                       causal: bool = False, *, search_path=(), program: str | None = None,
+                       trust_source: bool = False) -> Target:
+    """A saved model with its program rebuilt, never by running code the model file names
+    unless asked: from `program` (a target the user gives), else from the library example
+    the model records by name, else, only with `trust_source`, from the file it records."""
     from compiler.serialize import describe_program, program_structure, read_metadata
 
     _refuse_compile_flags(vocab, max_seq_len, causal)
@@ -289,35 +330,72 @@ def saved_model_target(spec: str, vocab: str | None = None, max_seq_len: int | N
     model, description = load_model_file(spec)
     seconds = time.perf_counter() - start
     source, config = model.source, model.config
-    if not isinstance(source, dict) or source.get("kind") not in ("example", "file", "rasp"):
-        raise CliError(f"{spec} does not record where its program came from (only models "
-                       "saved by `raspc compile -o` do), so its program cannot be "
-                       "re-imported; give the program instead of the model")
-    example = source["kind"] == "example"
-    where = source.get("name") if example else \
-        f"{source.get('file')}:{source.get('function') or source.get('name')}"
-    if source["kind"] == "rasp":
-        target = rasp_file_target(where, ",".join(map(str, config.vocab)), config.max_seq_len,
-                                  config.causal)
-    elif example:
-        if where not in EXAMPLES:
-            raise CliError(f"{spec} was compiled from the example {where!r}, "
-                           "which no longer exists; recompile the model")
-        target = load_target(where, max_seq_len=config.max_seq_len)
-        target.sample = lambda rng: EXAMPLES[where].sample(rng, config.max_seq_len,
-                                                           config.vocab)
+    if program is not None:
+        if program.endswith(MODEL_SUFFIXES):
+            raise CliError(f"--program {program}: name the program (an example name, "
+                           "FILE.py:FUNCTION or FILE.rasp:NAME), not a saved model")
+        where, kind = program, _kind_of(program)
     else:
-        try:
-            target = _program_file_target(where, config.vocab, config.max_seq_len,
-                                          config.causal)
-        except CliError as error:
-            raise CliError(f"{spec} was compiled from {where}, which cannot be re-imported: "
-                           f"{error}", error.status) from None
+        where, kind = _recorded_program(spec, source, trust_source)
+    target = _rebuilt_target(spec, where, kind, config, search_path, program is None)
     expressions = read_metadata(spec)["program"].get("expressions")
     if expressions and program_structure(describe_program(target.program)) != \
             program_structure(expressions):
         raise CliError(f"the program {where} no longer matches the one {spec} was compiled "
-                       "from; recompile the model")
+                       "from; give the matching program or recompile the model")
     return dataclasses.replace(target, name=spec, description=description,
                                vocab=config.vocab, causal=config.causal, source=source,
                                loaded=(model, seconds))
+
+
+def _recorded_program(spec: str, source: Any, trust_source: bool) -> tuple[str, str]:
+    """(where, kind) of the program `source` records: an example's name, or, with
+    `trust_source` only, a file and the name in it. The JSON is not trusted: opening a
+    model must not import (run) or read a file it names unless the user says so."""
+    kind = source.get("kind") if isinstance(source, dict) else None
+    if kind == "example" and isinstance(source.get("name"), str):
+        if source["name"] not in EXAMPLES:  # looked up by name: nothing in the file runs
+            raise CliError(f"{spec} was compiled from the example {source['name']!r}, "
+                           "which no longer exists; recompile the model")
+        return source["name"], kind
+    name = source.get("function") or source.get("name") if kind in ("file", "rasp") else None
+    if not (isinstance(name, str) and isinstance(source.get("file"), str)):
+        raise CliError(f"{spec} does not record where its program came from (only models "
+                       "saved by `raspc compile -o` do); give the program with --program "
+                       "EXAMPLE, FILE.py:FUNCTION or FILE.rasp:NAME")
+    where = f"{source['file']}:{name}"
+    if not trust_source:
+        raise CliError(f"{spec} says its program came from {where}, and raspc does not "
+                       "import or read a file a model names: give the program with --program "
+                       "FILE.py:FUNCTION (or FILE.rasp:NAME), or pass --trust-program-source "
+                       "to import the recorded file if you trust this model")
+    return where, kind
+
+
+def _kind_of(spec: str) -> str:
+    """"rasp", "file" (Python) or "example": what kind of program `spec` names."""
+    if spec.endswith(".rasp") or ".rasp:" in spec:
+        return "rasp"
+    return "file" if spec.endswith(".py") or ".py:" in spec else "example"
+
+
+def _rebuilt_target(spec: str, where: str, kind: str, config, search_path,
+                    recorded: bool) -> Target:
+    """The Target of a saved model's program: `where` is an example name (kind
+    "example"), FILE.py:FUNCTION ("file") or FILE.rasp:NAME ("rasp"), `recorded` in
+    the model or given by the user."""
+    if kind == "rasp":
+        return rasp_file_target(where, ",".join(map(str, config.vocab)), config.max_seq_len,
+                                config.causal, search_path)
+    if kind == "example":
+        target = load_target(where, max_seq_len=config.max_seq_len)
+        target.sample = lambda rng: EXAMPLES[where].sample(rng, config.max_seq_len,
+                                                           config.vocab)
+        return target
+    try:
+        return _program_file_target(where, config.vocab, config.max_seq_len, config.causal)
+    except CliError as error:
+        if not recorded:
+            raise
+        raise CliError(f"{spec} was compiled from {where}, which cannot be re-imported: "
+                       f"{error}", error.status) from None

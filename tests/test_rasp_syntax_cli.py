@@ -144,5 +144,8 @@ def test_a_model_saved_from_a_rasp_file_reloads_with_its_program(tmp_path, capsy
     status, _, _ = run_main(capsys, "compile", f"{SORT}:sort", "--vocab", "1,2,3",
                             "--max-seq-len", "4", "-o", saved)
     assert status == 0
-    status, out, _ = run_main(capsys, "verify", saved, "--inputs", "20")
+    status, _, err = run_main(capsys, "verify", saved, "--inputs", "20")  # the JSON names a file
+    assert status == 2 and "--program" in err and "--trust-program-source" in err
+    status, out, _ = run_main(capsys, "verify", saved, "--inputs", "20", "--program",
+                              f"{SORT}:sort")
     assert status == 0 and "all 20 inputs agree" in out

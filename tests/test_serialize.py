@@ -242,16 +242,16 @@ def test_verify_takes_a_saved_program_file_model_until_the_file_changes(tmp_path
     source = json.loads(path.with_suffix(".json").read_text())["program"]["source"]
     assert source == {"kind": "file", "file": str(program.resolve()),
                       "function": "make_doubled", "args": [8]}
-    status, out, _ = raspc(capsys, "verify", path, "--inputs", "30")
+    status, out, _ = raspc(capsys, "verify", path, "--inputs", "30", "--trust-program-source")
     assert status == 0 and "✓ all 30 inputs agree" in out
 
     program.write_text(USER_PROGRAM.replace("rasp.Map(lambda x: x + x, rasp.tokens)",
                                             "rasp.SelectorWidth(rasp.Select(rasp.tokens, "
                                             "rasp.tokens, rasp.EQ))"))
-    status, _, err = raspc(capsys, "verify", path)
+    status, _, err = raspc(capsys, "verify", path, "--trust-program-source")
     assert status == 2 and "no longer matches" in err and err.count("\n") == 1
     program.unlink()
-    status, _, err = raspc(capsys, "verify", path)
+    status, _, err = raspc(capsys, "verify", path, "--trust-program-source")
     assert status == 2 and "cannot be re-imported: no such program file" in err
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 
 import pytest
@@ -89,3 +90,32 @@ def test_repl_compiles_a_partial_program_without_a_raw_warning(recwarn):
     assert any("the evaluator has no value on this example" in line for line in lines)
     assert not any("DISAGREES" in line for line in lines)
     assert not [w for w in recwarn if issubclass(w.category, rasp.CompileWarning)]
+
+
+def test_operators_name_what_they_compute():
+    assert (rasp.tokens > 2).label == "tokens_gt_2"
+    assert (rasp.tokens == "a").label == "tokens_eq_a"
+    assert (rasp.indices + rasp.length).label == "indices_plus_length"
+    assert (rasp.tokens == "(").label.startswith("map_")  # punctuation would read alike
+    assert (rasp.tokens > 2).named("big").label == "big"
+    assert rasp.Map(lambda x: x, rasp.tokens).label.startswith("map_")
+
+
+def test_rasp_text_names_its_unnamed_values_after_their_source():
+    found = rasp.parse("balance = numerical(aggregate(select(indices, indices, <=), "
+                       "indicator(tokens == \"a\")));\n"
+                       "flag = indicator(balance < 0) + 1;")
+    labels = [e.label for e in rasp.topological_order(found["flag"])]
+    assert "indicator_balance_lt_0" in labels and "indicator_tokens_eq_a" in labels
+    assert not [label for label in labels if label.startswith("map_")]
+
+
+def test_listings_show_lambdas_by_place_and_rasp_maps_as_written():
+    from interp.plots_graphs import describe_expr
+
+    select = rasp.Select(rasp.tokens, rasp.tokens, lambda k, q: k < q)
+    line = inspect.currentframe().f_lineno - 1
+    shown = describe_expr(select, {rasp.tokens.unique_id: "tokens"})
+    assert shown == f"Select(tokens, tokens, lambda at test_newcomer_fixes.py:{line})"
+    flag = rasp.parse("flag = tokens == \"a\";")["flag"]
+    assert describe_expr(flag, {rasp.tokens.unique_id: "tokens"}) == 'tokens == "a"'

@@ -31,6 +31,7 @@ from compiler.budgets import NUMERIC_BUDGET, OUTPUT_BUDGET
 from compiler.lowering import rebuilt, selector_terms
 from craft.numerical import output_error_bound
 from rasp import expr as rx
+from rasp.naming import function_name
 from rasp.traverse import topological_order
 
 
@@ -345,9 +346,7 @@ def _rewrite_term(term, key, key_fn, query, query_fn):
                 k, q = key_fn(k), query_fn(q)
                 return k is not None and q is not None and bool(predicate(k, q))
 
-            original = term.predicate.name if isinstance(term.predicate, rx.Comparison) else \
-                getattr(term.predicate, "__name__", "predicate")
-            folded.__name__ = f"{original}∘map"
+            folded.__name__ = f"{function_name(term.predicate)}∘map"
 
             return rx.Select(key, query, folded).annotated(
                 **{**term.annotations, "name": term.label})

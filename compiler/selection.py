@@ -23,6 +23,7 @@ from craft.bases import VectorSpace, zeros_matrix
 from craft.maps import BilinearForm
 from rasp import expr as rx
 from rasp.errors import CompileError
+from rasp.naming import function_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,9 +148,7 @@ def describe(selector: rx.Selector, graph: ProgramGraph | None = None) -> str:
 
     match selector:
         case rx.Select():
-            predicate = selector.predicate
-            name = predicate.name if isinstance(predicate, rx.Comparison) else \
-                getattr(predicate, "__name__", "predicate")
+            name = function_name(selector.predicate)
             return f"Select({label(selector.keys)}, {label(selector.queries)}, {name})"
         case rx.SelectorNot():
             return f"~({describe(selector.inner, graph)})"

@@ -169,6 +169,9 @@ def compress(model: CompiledModel, dim: int, *, steps: int = 2000, batch_size: i
     """
     if not isinstance(dim, int) or dim < 1:
         raise ValueError(f"dim must be a positive integer, got {dim!r}")
+    if dim > model.config.d_model:
+        raise ValueError(f"dim {dim} is wider than the model (d_model "
+                         f"{model.config.d_model}); compress to at most {model.config.d_model}")
     if init not in ("random", "pca"):
         raise ValueError(f"init must be 'random' or 'pca', got {init!r}")
     if not init_scale > 0 or margin_weight < 0 or not isinstance(restarts, int) or restarts < 1:

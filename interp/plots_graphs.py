@@ -16,6 +16,7 @@ import networkx as nx
 from interp.plots_base import KIND_COLORS, PlotError, new_figure, sublayer_title, \
     summarize_directions
 from rasp import expr as rx
+from rasp.naming import function_name
 from rasp.traverse import topological_order, unique_labels
 
 if TYPE_CHECKING:
@@ -40,15 +41,13 @@ def expr_kind(expr: rx.RASPExpr) -> str:
     return next(kind for cls, kind in _KINDS if isinstance(expr, cls))
 
 
-def _function_name(f) -> str:
-    name = getattr(f, "name", None) if isinstance(f, rx.Comparison) else \
-        getattr(f, "__name__", type(f).__name__)
-    return "λ" if name == "<lambda>" else str(name)
-
-
 def describe_expr(expr: rx.RASPExpr, labels: dict[int, str]) -> str:
     """The expression as one RASP call over its children's labels: `Select(indices, k, EQ)`."""
     args = [labels[c.unique_id] for c in expr.children]
+    source = expr.annotations.get("rasp_source")
+    if source:  # written in RASP text: show it as written
+        return source.format(*[labels.get(a.unique_id, a.label) if isinstance(a, rx.RASPExpr)
+                               else a for a in expr.annotations["rasp_args"]])
     match expr:
         case rx.TokensType() | rx.IndicesType() | rx.LengthType():
             return "input"
@@ -59,9 +58,9 @@ def describe_expr(expr: rx.RASPExpr, labels: dict[int, str]) -> str:
         case rx.LinearSequenceMap():
             return f"LinearSequenceMap({args[0]}, {args[1]}, {expr.fst_fac}, {expr.snd_fac})"
         case rx.Map() | rx.SequenceMap():
-            return f"{type(expr).__name__}({_function_name(expr.f)}, {', '.join(args)})"
+            return f"{type(expr).__name__}({function_name(expr.f)}, {', '.join(args)})"
         case rx.Select():
-            return f"Select({args[0]}, {args[1]}, {_function_name(expr.predicate)})"
+            return f"Select({args[0]}, {args[1]}, {function_name(expr.predicate)})"
         case rx.Aggregate() if expr.default is not None:
             return f"Aggregate({args[0]}, {args[1]}, default={expr.default!r})"
     return f"{type(expr).__name__}({', '.join(args)})"

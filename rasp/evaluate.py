@@ -17,6 +17,9 @@ from rasp.traverse import topological_order, unique_labels
 SelectionMatrix = list[list[bool]]  # indexed [query][key]
 
 
+RESERVED_BOS = "BOS"  # the compiled models' BOS token, never a vocabulary token
+
+
 def evaluate(program: rx.RASPExpr, xs: Sequence[Any], causal: bool = False,
              return_intermediates: bool = False):
     """Evaluate `program` on the input sequence `xs`.
@@ -24,7 +27,8 @@ def evaluate(program: rx.RASPExpr, xs: Sequence[Any], causal: bool = False,
     Args:
       program: an SOp (gives a list of values) or a Selector (gives a matrix
         indexed [query][key]).
-      xs: the input tokens; a str is split into characters.
+      xs: the input tokens, without BOS (a leading "BOS" is refused: it is the
+        compiled model's own token); a str is split into characters.
       causal: if True, each query sees only keys at positions <= its own.
       return_intermediates: if True, also return a dict from each expression's
         (unique) label to its value.
@@ -40,6 +44,11 @@ def evaluate(program: rx.RASPExpr, xs: Sequence[Any], causal: bool = False,
     xs = list(xs)
     if not xs:
         raise EvaluationError("empty input: a RASP program needs at least one token")
+    if isinstance(xs[0], str) and xs[0] == RESERVED_BOS:
+        raise EvaluationError(f"the input starts with {RESERVED_BOS!r}, which the compiler "
+                              "reserves for its own BOS token: evaluate takes the tokens "
+                              f"alone (model.apply takes them after {RESERVED_BOS!r}); "
+                              "drop the leading BOS")
     order = topological_order(program)
     values: dict[int, Any] = {}
     for node in order:

@@ -15,6 +15,7 @@ from typing import Any
 
 from rasp.annotations import DEFAULT_ANNOTATORS, Annotations, Encoding  # noqa: F401
 from rasp.comparison import Comparison
+from rasp.naming import derived_label
 
 _next_id = itertools.count(1)
 
@@ -59,8 +60,10 @@ class RASPExpr:
 
     @property
     def label(self) -> str:
-        """The name if one was given, else `<kind>_<id>`."""
-        return self._annotations.get("name") or f"{self.default_name}_{self.unique_id}"
+        """The name if one was given, else one derived from what an operator computes
+        (`tokens_gt_2`, see `rasp.naming`), else `<kind>_<id>`."""
+        return self._annotations.get("name") or self._annotations.get("derived_name") or \
+            f"{self.default_name}_{self.unique_id}"
 
     def annotated(self, **annotations) -> RASPExpr:
         """A copy of this expression with a fresh id and extra annotations."""
@@ -89,6 +92,14 @@ def _check_type(value, expected, what: str, owner: str):
                         f"({value!r})")
 
 
+def _derived(expr: RASPExpr, formula: str) -> RASPExpr:
+    """`expr`, fresh from its constructor, labelled after `formula` where that reads well."""
+    name = derived_label(formula)
+    if name is not None:
+        object.__setattr__(expr, "_annotations", MappingProxyType({"derived_name": name}))
+    return expr
+
+
 def _check_callable(value, owner: str):
     if not callable(value):
         raise TypeError(f"{owner}: the function must be callable, got {value!r}")
@@ -106,15 +117,15 @@ class SOp(RASPExpr):
     # (with another SOp). Hashing stays by identity; use `is` to compare SOps.
     def _binary(self, other, op, symbol):
         if isinstance(other, SOp):
-            return SequenceMap(op, self, other)
+            return _derived(SequenceMap(op, self, other), f"{self.label} {symbol} {other.label}")
         if isinstance(other, RASPExpr):
             raise TypeError(f"cannot apply {symbol} to an SOp and a {type(other).__name__}")
-        return Map(lambda x: op(x, other), self)
+        return _derived(Map(lambda x: op(x, other), self), f"{self.label} {symbol} {other!r}")
 
     def _reflected(self, other, op, symbol):
         if isinstance(other, RASPExpr):
             raise TypeError(f"cannot apply {symbol} to a {type(other).__name__} and an SOp")
-        return Map(lambda x: op(other, x), self)
+        return _derived(Map(lambda x: op(other, x), self), f"{other!r} {symbol} {self.label}")
 
     def __add__(self, o): return self._binary(o, lambda x, y: x + y, "+")
     def __radd__(self, o): return self._reflected(o, lambda x, y: x + y, "+")
@@ -140,8 +151,8 @@ class SOp(RASPExpr):
     def __ge__(self, o): return self._binary(o, lambda x, y: x >= y, ">=")
     def __eq__(self, o): return self._binary(o, lambda x, y: x == y, "==")  # type: ignore[override]
     def __ne__(self, o): return self._binary(o, lambda x, y: x != y, "!=")  # type: ignore[override]
-    def __neg__(self): return Map(lambda x: -x, self)
-    def __invert__(self): return Map(lambda x: not x, self)
+    def __neg__(self): return _derived(Map(lambda x: -x, self), f"neg {self.label}")
+    def __invert__(self): return _derived(Map(lambda x: not x, self), f"not {self.label}")
 
     __hash__ = RASPExpr.__hash__
 
@@ -188,7 +199,7 @@ class Map(SOp):
         super().__init__()
         _check_callable(f, "Map")
         _check_type(inner, SOp, "the input", "Map")
-        if simplify and isinstance(inner, Map) and not inner._annotations:
+        if simplify and isinstance(inner, Map) and not set(inner._annotations) - {"derived_name"}:
             g, inner_f = f, inner.f
 
             def f(x):  # compose into one Map; None from the inner function stays None

@@ -14,7 +14,7 @@ from pathlib import Path
 from rasp.errors import RaspSyntaxError
 from rasp.expr import IndicesType, LengthType, RASPExpr, TokensType
 
-_PRIMITIVES = (TokensType, IndicesType, LengthType)  # `tokens = tokens_int;` binds no new s-op
+_PRIMITIVES = (TokensType, IndicesType, LengthType)
 
 # Readable names of the grammar's terminals, for "expected ..." in messages.
 _TERMINAL_NAMES = {"NAME": "a name", "INT": "a number", "FLOAT": "a number",
@@ -70,10 +70,15 @@ def parse(source: str, filename: str = "<rasp>", search_path=()) -> dict[str, RA
     found = Definitions()
     for name in dict.fromkeys(interpreter.assigned):
         value = interpreter.top.names[name]
-        if isinstance(value, RASPExpr) and not isinstance(value, _PRIMITIVES):
+        if isinstance(value, RASPExpr) and not _rebinds_itself(name, value):
             found[name] = value
     found.input_type = interpreter.input_type or "str"
     return found
+
+
+def _rebinds_itself(name: str, value: RASPExpr) -> bool:
+    """`tokens = tokens_int;` names no new s-op; `x = tokens;` defines x (an alias)."""
+    return isinstance(value, _PRIMITIVES) and name == value.label
 
 
 def parse_file(path, search_path=()) -> dict[str, RASPExpr]:

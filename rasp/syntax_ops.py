@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rasp import expr as rx
+from rasp.naming import derived_label
 
 NUMBER_TYPES = ("bool", "int", "float")  # booleans are 0/1 in arithmetic
 PRIMITIVES = (rx.TokensType, rx.IndicesType, rx.LengthType)
@@ -242,6 +243,10 @@ class Elementwise:
     def typed(self, expr, rasp_type, source=None, args=()):
         """`expr` annotated with its RASP type, source form and the program's input type."""
         extra = {"rasp_source": source, "rasp_args": tuple(args)} if source else {}
+        if source and isinstance(expr, rx.SOp) and "name" not in expr._annotations:  # noqa: SLF001
+            formula = source.format(*[a.label if isinstance(a, rx.RASPExpr) else a
+                                      for a in args])
+            extra["derived_name"] = derived_label(formula)  # `balance < 0`: balance_lt_0
         if self.input_type:
             extra["rasp_input"] = self.input_type
         return expr.annotated(rasp_type=rasp_type, **extra)

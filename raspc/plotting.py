@@ -69,6 +69,7 @@ def cmd_plot(args) -> int:
         fig = plots.plot_circuit(model)
     else:
         fig = getattr(plots, f"plot_{args.kind}")(model, tokens)
+    output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=DPI)
     print(f"wrote {output} ({args.kind} of {args.target} on input {' '.join(map(str, tokens))})")
     return 0
@@ -82,6 +83,7 @@ def cmd_report(args) -> int:
     from interp.report import write_report
 
     model, title, tokens = load_for_plotting(args)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # as `compile -o` does
     write_report(model, args.output, tokens, title)
     print(f"wrote {args.output} ({title}; input {' '.join(map(str, tokens))})")
     return 0

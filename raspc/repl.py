@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import re
 import sys
+import warnings
 from typing import Any
 
 import rasp
@@ -107,7 +108,7 @@ class Session:
             values = rasp.evaluate(value, self.example, causal=self.causal)
         except EvaluationError as error:
             return f"(no value on this example: {error})"
-        return "[" + ", ".join(fmt(v) for v in values) + "]"
+        return _values(values)
 
     def matrix(self, selector) -> str:
         """The selector on the running example: queries down, keys across."""
@@ -132,17 +133,34 @@ class Session:
         vocab = self.vocab or sorted(set(self.example), key=repr)
         n = self.max_seq_len or len(self.example)
         try:
-            model = compile_rasp_to_model(value, vocab, n, self.causal)
+            with warnings.catch_warnings():  # a partial domain is reported below, as lines
+                warnings.simplefilter("ignore", rasp.CompileWarning)
+                model = compile_rasp_to_model(value, vocab, n, self.causal)
+        except RaspError as error:
+            self.say(f"error: {error}")
+            return
+        layers = len(model.config.layers)
+        self.say(f"compiled {name}: {layers} layer{'' if layers == 1 else 's'}, d_model "
+                 f"{model.config.d_model} (vocab {', '.join(map(fmt, vocab))}; max_seq_len {n})")
+        for line in ([] if model.domain.total else model.domain.lines()):
+            self.say(f"warning: the program is partial: {line}")
+        try:
+            expected = rasp.evaluate(value, self.example, causal=self.causal)
+        except EvaluationError as error:
+            self.say(f"the evaluator has no value on this example ({error}), so the model's "
+                     "output there means nothing; `set example` to another input")
+            return
+        try:
             output = model.apply(["BOS", *self.example]).decoded[1:]
         except RaspError as error:
             self.say(f"error: {error}")
             return
-        expected = self.evaluate(value)
-        shown = "[" + ", ".join(fmt(v) for v in output) + "]"
-        verdict = "agrees with" if shown == expected else "DISAGREES with"
-        self.say(f"compiled {name}: {len(model.config.layers)} layers, d_model "
-                 f"{model.config.d_model} (vocab {', '.join(map(fmt, vocab))}; max_seq_len {n})")
-        self.say(f"model({_shown(self.example)}) = {shown}  ({verdict} the evaluator)")
+        verdict = "agrees with" if output == expected else "DISAGREES with"
+        self.say(f"model({_shown(self.example)}) = {_values(output)}  ({verdict} the evaluator)")
+
+
+def _values(values: list) -> str:
+    return "[" + ", ".join(fmt(v) for v in values) + "]"
 
 
 def _shown(example: list) -> str:
@@ -159,17 +177,30 @@ def _complete(text: str) -> bool:
         stripped[-1] in ";}"
 
 
+EXIT_WORDS = ("exit", "quit", "exit()", "quit()")
+
+
 def run_repl(session: Session, stream=sys.stdin) -> int:
-    """Read lines from `stream` until end of input or `exit`."""
+    """Read lines from `stream` until end of input or `exit`. Ctrl-C cancels the
+    statement being typed and keeps every definition."""
     interactive = stream.isatty()
     buffer = ""
     while True:
         if interactive:
             print(".. " if buffer else ">> ", end="", flush=True)
-        line = stream.readline()
+        try:
+            line = stream.readline()
+        except KeyboardInterrupt:
+            session.say("\n(cancelled" + (" the unfinished statement" if buffer.strip() else "")
+                        + "; definitions are kept; `exit` or Ctrl-D leaves)")
+            buffer = ""
+            continue
         if not line:
             break
-        if not buffer and line.strip() in ("exit", "quit", "exit()", "quit()"):
+        if line.strip() in EXIT_WORDS:
+            if buffer.strip():
+                session.say("(left with an unfinished statement, not run: it lacks a ';')")
+            buffer = ""
             break
         if not buffer and session.command(line):
             continue
@@ -177,9 +208,17 @@ def run_repl(session: Session, stream=sys.stdin) -> int:
         if _complete(buffer):
             session.statement(buffer)
             buffer = ""
+        elif _lacks_semicolon(buffer):
+            session.say("(the statement goes on until a ';'; `help` lists the commands)")
     if buffer.strip():
         session.statement(buffer)
     return 0
+
+
+def _lacks_semicolon(text: str) -> bool:
+    """A first line with no open brace that ends without `;`: say once that more is
+    awaited (a typo'd command lands here too)."""
+    return text.count("\n") == 1 and "{" not in text and bool(text.strip())
 
 
 def cmd_repl(args) -> int:

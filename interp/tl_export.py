@@ -6,7 +6,9 @@ Every format writes `model.safetensors` (the TransformerBridge weights),
 `rasp_model.npz`/`.json` so `CompiledModel.load(directory)` gets the exact model
 back. "transformer-lens" adds the HookedTransformer layout (`legacy.safetensors`,
 `legacy_config.json`); "interpbench" adds InterpBench's `ll_model.pth`,
-`ll_model_cfg.pkl` and `edges.pkl`.
+`ll_model_cfg.pkl` and `edges.pkl`. The model's JSON, written last, records the
+sha256 of every other file ("export_files"), so `CompiledModel.load(directory)`
+refuses a directory whose safetensors or torch files no longer match its model.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.model import DECODE_THRESHOLD
+from compiler.checksum import export_manifest
 from compiler.serialize import EXPORT_MODEL_NAME, ModelFileError, save_model
 from interp import tl_weights
 from interp.extras import import_extra
@@ -49,8 +52,7 @@ def export_model(model, directory: str | os.PathLike, format: str = "safetensors
     _write_json(files["tokenizer.json"], tokenizer_table(model))
     files["ground_truth.json"].write_text(truth.to_json(indent=1) + "\n", encoding="utf-8")
     _write_json(files["edges.json"], circuit_edges(truth))
-    ours = save_model(model, directory / EXPORT_MODEL_NAME, description)
-    written = list(files.values()) + list(ours)
+    written = list(files.values())
     if format == "transformer-lens":
         legacy = directory / "legacy.safetensors"
         _write_safetensors(legacy, tl_weights.legacy_arrays(model.params, model.config))
@@ -58,7 +60,9 @@ def export_model(model, directory: str | os.PathLike, format: str = "safetensors
         written += [legacy, directory / "legacy_config.json"]
     if format == "interpbench":
         written += _write_interpbench(model, truth, directory)
-    return written
+    ours = save_model(model, directory / EXPORT_MODEL_NAME, description,
+                      sections={"export_files": export_manifest(written)})
+    return written + list(ours)
 
 
 def tokenizer_table(model) -> dict[str, Any]:

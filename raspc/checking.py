@@ -46,7 +46,8 @@ def outside_summary(result: Verification, inputs: int) -> str:
 def cmd_verify(args) -> int:
     """Compare the compiled model with the evaluator; exit 1 on any mismatch, or when no
     sampled input is inside the program's domain."""
-    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
+    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal,
+                         args.verify)
     model, seconds = target.compile(args.strict)
     print_warnings(domain_warnings(model))
     print(f"{target.name}: {len(model.config.layers)} layers, d_model {model.config.d_model}, "

@@ -15,7 +15,8 @@ def cmd_compress(args) -> int:
     """Train one compressed model; print its accuracy and per-layer cosine similarity."""
     from interp.compress import compress, exact_match, layer_cosines
 
-    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
+    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal,
+                         args.verify)
     model, _ = target.compile()
     d_model = model.config.d_model
     if args.dim > d_model:

@@ -53,7 +53,8 @@ def cmd_list(args) -> int:
 
 def cmd_compile(args) -> int:
     """Compile an example or a user program, print its summary, optionally save it."""
-    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
+    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal,
+                         args.verify)
     model, seconds = target.compile(args.strict)
     print_warnings(domain_warnings(model))
     print_summary(model, target.name, target.description, seconds)

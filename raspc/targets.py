@@ -115,10 +115,11 @@ def parse_vocab(text: str) -> tuple[Any, ...]:
 
 
 def load_target(spec: str, vocab: str | None = None, max_seq_len: int | None = None,
-                causal: bool = False) -> Target:
-    """An example name or `path/to/file.py:function`, with optional overrides."""
+                causal: bool = False, verify: bool = True) -> Target:
+    """An example name or `path/to/file.py:function`, with optional overrides, or a saved
+    model (checksummed unless `verify` is False)."""
     if spec.endswith(MODEL_SUFFIXES):
-        return saved_model_target(spec, vocab, max_seq_len, causal)
+        return saved_model_target(spec, vocab, max_seq_len, causal, verify)
     if spec.endswith(".rasp") or ".rasp:" in spec:
         return rasp_file_target(spec, vocab, max_seq_len or DEFAULT_MAX_SEQ_LEN, causal)
     tokens = parse_vocab(vocab) if vocab is not None else None
@@ -248,14 +249,15 @@ def _describe(error: BaseException, path: Path) -> str:
     return f"{type(error).__name__}: {error}{where}"
 
 
-def load_model_file(spec: str) -> tuple[CompiledModel, str]:
-    """A saved model and its description, without recompiling."""
+def load_model_file(spec: str, verify: bool = True) -> tuple[CompiledModel, str]:
+    """A saved model and its description, without recompiling (`verify`: check its
+    checksum, see compiler.serialize.load_model)."""
     from compiler import CompiledModel
     from compiler.serialize import ModelFileError, read_metadata
 
     try:
-        description = read_metadata(spec)["program"].get("description") or spec
-        return CompiledModel.load(spec), description
+        model = CompiledModel.load(spec, verify)
+        return model, read_metadata(spec)["program"].get("description") or spec
     except ModelFileError as error:
         raise CliError(str(error)) from None
 
@@ -272,21 +274,21 @@ def load_model_or_target(args, strict: bool = False
     (then target is None, and the compile flags are refused) or a compiled program."""
     if args.target.endswith(MODEL_SUFFIXES):
         _refuse_compile_flags(args.vocab, args.max_seq_len, args.causal)
-        model, description = load_model_file(args.target)
+        model, description = load_model_file(args.target, args.verify)
         return model, description, None
-    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal)
+    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal, args.verify)
     model, _ = target.compile(strict)
     return model, f"{target.name}: {target.description}", target
 
 
 def saved_model_target(spec: str, vocab: str | None = None, max_seq_len: int | None = None,
-                       causal: bool = False) -> Target:
+                       causal: bool = False, verify: bool = True) -> Target:
     """A saved model, with its program re-imported from the source recorded at save time."""
     from compiler.serialize import describe_program, program_structure, read_metadata
 
     _refuse_compile_flags(vocab, max_seq_len, causal)
     start = time.perf_counter()
-    model, description = load_model_file(spec)
+    model, description = load_model_file(spec, verify)
     seconds = time.perf_counter() - start
     source, config = model.source, model.config
     if not isinstance(source, dict) or source.get("kind") not in ("example", "file", "rasp"):

@@ -12,8 +12,8 @@ A model file pair records, under the JSON's "checksum" key:
      (e.g. "unembed::w\\t<f4\\t18,3\\t216\\n"), UTF-8, then its bytes in C order.
 
 An export directory (see interp.tl_export) also records the sha256 of every other file
-it holds, under "export_files", so its safetensors and torch files are one model with
-the .npz. Both are pure functions of the bytes, so saving stays deterministic.
+it holds, under "export_files" (null: a file that must not be there, another format's),
+so its safetensors and torch files are one model with the .npz. Both are pure functions of the bytes, so saving stays deterministic.
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ def export_manifest(files: list[Path]) -> dict[str, str]:
 
 
 def check_export_files(metadata: dict[str, Any], json_path: Path) -> None:
-    """Raise ModelFileError unless every file the export recorded is there, unchanged."""
+    """Raise ModelFileError unless every file the export recorded is there, unchanged,
+    and no file it recorded as absent (null) is."""
     manifest = metadata.get("export_files")
     if manifest is None:  # a plain .npz/.json pair
         return
@@ -95,6 +96,12 @@ def check_export_files(metadata: dict[str, Any], json_path: Path) -> None:
         path = directory / str(name)
         if Path(str(name)).name != name:  # only files beside the model, nothing elsewhere
             raise ModelFileError(f"{json_path}: export_files names {name!r}, not a file name")
+        if expected is None:
+            if path.exists():
+                raise ModelFileError(f"{path} is not part of the export in {directory} (it "
+                                     f"belongs to another format or export): remove it or "
+                                     f"export the model again, {UNVERIFIED_HINT}")
+            continue
         try:
             actual = file_digest(path.read_bytes())
         except OSError as error:

@@ -7,8 +7,10 @@ Every format writes `model.safetensors` (the TransformerBridge weights),
 back. "transformer-lens" adds the HookedTransformer layout (`legacy.safetensors`,
 `legacy_config.json`); "interpbench" adds InterpBench's `ll_model.pth`,
 `ll_model_cfg.pkl` and `edges.pkl`. The model's JSON, written last, records the
-sha256 of every other file ("export_files"), so `CompiledModel.load(directory)`
-refuses a directory whose safetensors or torch files no longer match its model.
+sha256 of every other file ("export_files"), and lists the other formats' files as
+absent (null), so `CompiledModel.load(directory)` refuses a directory whose
+safetensors or torch files are not the model's. Re-exporting into a directory
+removes the files of other formats an earlier export left there.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from interp import tl_weights
 from interp.extras import import_extra
 
 FORMATS = ("safetensors", "transformer-lens", "interpbench")
+# Files only some formats write (every format writes the others).
+FORMAT_FILES = {"safetensors": (),
+                "transformer-lens": ("legacy.safetensors", "legacy_config.json"),
+                "interpbench": ("ll_model.pth", "ll_model_cfg.pkl", "edges.pkl")}
 
 
 def export_model(model, directory: str | os.PathLike, format: str = "safetensors",
@@ -42,6 +48,10 @@ def export_model(model, directory: str | os.PathLike, format: str = "safetensors
         raise ModelFileError(f"{directory} must be a directory for format {format!r} "
                              f"(the .npz format takes a file)")
     directory.mkdir(parents=True, exist_ok=True)
+    absent = [name for other, names in FORMAT_FILES.items() if other != format
+              for name in names]
+    for name in absent:  # left by an earlier export in another format
+        (directory / name).unlink(missing_ok=True)
     truth = model.ground_truth
     files = {name: directory / name for name in
              ("model.safetensors", "config.json", "tokenizer.json", "ground_truth.json",
@@ -60,8 +70,9 @@ def export_model(model, directory: str | os.PathLike, format: str = "safetensors
         written += [legacy, directory / "legacy_config.json"]
     if format == "interpbench":
         written += _write_interpbench(model, truth, directory)
+    manifest = {**dict.fromkeys(absent), **export_manifest(written)}
     ours = save_model(model, directory / EXPORT_MODEL_NAME, description,
-                      sections={"export_files": export_manifest(written)})
+                      sections={"export_files": manifest})
     return written + list(ours)
 
 

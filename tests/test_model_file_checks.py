@@ -199,8 +199,14 @@ def test_an_export_directory_is_one_model(copy, saved):
     loaded = CompiledModel.load(copy / "export")
     assert loaded.apply(["BOS", "a", "b", "c"]).decoded == ["BOS", "c", "b", "a"]
     recorded = json.loads((copy / "export" / "rasp_model.json").read_text())["export_files"]
-    assert set(recorded) == {"model.safetensors", "config.json", "tokenizer.json",
-                             "ground_truth.json", "edges.json"}
+    assert {name for name, sha in recorded.items() if sha} == {
+        "model.safetensors", "config.json", "tokenizer.json", "ground_truth.json", "edges.json"}
+    assert {name for name, sha in recorded.items() if sha is None} == {  # other formats'
+        "legacy.safetensors", "legacy_config.json", "ll_model.pth", "ll_model_cfg.pkl",
+        "edges.pkl"}
+    (copy / "export" / "ll_model.pth").write_bytes(b"weights of some other model")
+    assert "ll_model.pth is not part of the export" in refusal(copy / "export")
+    (copy / "export" / "ll_model.pth").unlink()
 
     from safetensors.numpy import load_file, save_file
     weights = load_file(copy / "export" / "model.safetensors")
@@ -213,6 +219,14 @@ def test_an_export_directory_is_one_model(copy, saved):
 
     (copy / "export" / "model.safetensors").unlink()
     assert "model.safetensors is missing" in refusal(copy / "export")
+
+
+def test_re_exporting_in_another_format_leaves_one_model(saved, tmp_path):
+    model, _ = saved
+    model.save(tmp_path, format="transformer-lens")
+    model.save(tmp_path, format="safetensors")
+    assert not (tmp_path / "legacy.safetensors").exists()
+    CompiledModel.load(tmp_path)
 
 
 # ------------------------------------------------------------------ the command line
@@ -263,3 +277,4 @@ def test_flipping_any_single_byte_is_refused(copy, name):
         assert path.name in str(refused.value) and "\n" not in str(refused.value), offset
     path.write_bytes(original)
     CompiledModel.load(target)
+

@@ -13,7 +13,8 @@ A model file pair records, under the JSON's "checksum" key:
 
 An export directory (see interp.tl_export) also records the sha256 of every other file
 it holds, under "export_files" (null: a file that must not be there, another format's),
-so its safetensors and torch files are one model with the .npz. Both are pure functions of the bytes, so saving stays deterministic.
+so its safetensors and torch files are one model with the .npz. Every digest is a pure
+function of the bytes, so saving stays deterministic (byte-identical files).
 """
 
 from __future__ import annotations

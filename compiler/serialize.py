@@ -8,9 +8,9 @@ MLP implements what), the value records and the ground-truth alignment.
 `load_model` rebuilds an identical `CompiledModel` from the two files without
 recompiling. The JSON holds a checksum of both files (compiler.checksum), which
 `load_model` checks unless `verify=False`; the rebuilt model's parts are always
-checked against each other (compiler.model_checks). The loaded model has no `program` (functions inside a RASP
-program cannot be stored), but its ground truth is complete: the alignment,
-with its fused, query and key sites, comes from the file.
+checked against each other (compiler.model_checks). The loaded model has no
+`program` (functions inside a RASP program cannot be stored), but its ground truth
+is complete: the alignment, with its fused, query and key sites, comes from the file.
 
 Token and value types are tagged in the JSON so they come back exactly:
 ints stay ints, bools stay bools, tuples stay tuples, floats are stored by

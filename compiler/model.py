@@ -360,10 +360,11 @@ class CompiledModel:
         return save_model(self, path, description)
 
     @classmethod
-    def load(cls, path) -> CompiledModel:
-        """A model saved with `save` (.npz, .json or export directory), without recompiling."""
+    def load(cls, path, verify: bool = True) -> CompiledModel:
+        """A model saved with `save` (.npz, .json or export directory), without recompiling;
+        its checksum is checked unless `verify=False` (see compiler.serialize.load_model)."""
         from compiler.serialize import load_model
-        return load_model(path)
+        return load_model(path, verify)
 
     # ------------------------------------------------------------ TransformerLens
     def to_transformer_lens(self):

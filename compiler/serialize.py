@@ -6,9 +6,11 @@ the input and output encoders, the residual labels, a description of the
 program and where it came from (`model.source`), the components (which head or
 MLP implements what), the value records and the ground-truth alignment.
 `load_model` rebuilds an identical `CompiledModel` from the two files without
-recompiling. The loaded model has no `program` (functions inside a RASP
-program cannot be stored), but its ground truth is complete: the alignment,
-with its fused, query and key sites, comes from the file.
+recompiling. The JSON holds a checksum of both files (compiler.checksum), which
+`load_model` checks unless `verify=False`; the rebuilt model's parts are always
+checked against each other (compiler.model_checks). The loaded model has no
+`program` (functions inside a RASP program cannot be stored), but its ground truth
+is complete: the alignment, with its fused, query and key sites, comes from the file.
 
 Token and value types are tagged in the JSON so they come back exactly:
 ints stay ints, bools stay bools, tuples stay tuples, floats are stored by
@@ -18,9 +20,9 @@ keep their dtype.
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +30,22 @@ import numpy as np
 
 import rasp
 from compiler.assemble import LayerConfig, ModelConfig
+from compiler.checksum import check_checksum, check_export_files, checksum_entry
 from compiler.domain import Domain, DomainCondition
 from compiler.ground_truth import alignment_from_json, alignment_to_json
 from compiler.model import CompiledModel, Component, ValueRecord
+from compiler.model_checks import MAX_SEQ_LEN_LIMIT, check_model, whole_number
 from craft.blocks import BlockInfo
-from rasp.errors import RaspError
+from rasp.errors import ModelFileError  # defined with every error type; importable here too
 
 FORMAT = "rasp-compiler-model"
 VERSION = 1
 _KEY_SEP = "::"  # npz entry name = module + _KEY_SEP + parameter name
 EXPORT_MODEL_NAME = "rasp_model.npz"  # our own files inside an export directory
-
-
-class ModelFileError(RaspError, ValueError):
-    """A model cannot be saved or loaded (missing, corrupt or unsupported file or value)."""
+# What rebuilding a model from malformed JSON data raises (a missing key, a list where
+# a dict belongs, a string where a number belongs, a too-deeply nested value, ...).
+MALFORMED = (AttributeError, KeyError, TypeError, ValueError, OverflowError, IndexError,
+             RecursionError, MemoryError)
 
 
 # ------------------------------------------------------------------ paths
@@ -123,9 +127,11 @@ def _config_to_json(config: ModelConfig) -> dict[str, Any]:
 
 def _config_from_json(data: dict[str, Any]) -> ModelConfig:
     return ModelConfig(
-        vocab=_unvalues(data["vocab"]), max_seq_len=int(data["max_seq_len"]),
+        vocab=_unvalues(data["vocab"]),
+        max_seq_len=whole_number(data["max_seq_len"], "config.max_seq_len", 1,
+                                 MAX_SEQ_LEN_LIMIT),
         causal=bool(data["causal"]), bos=decode_value(data["bos"]),
-        pad=decode_value(data["pad"]), d_model=int(data["d_model"]),
+        pad=decode_value(data["pad"]), d_model=whole_number(data["d_model"], "config.d_model", 1),
         layers=tuple(LayerConfig(**layer) for layer in data["layers"]),
         output_label=data["output_label"], output_numerical=bool(data["output_numerical"]),
         output_values=_unvalues(data["output_values"]))
@@ -158,7 +164,7 @@ def _record_to_json(r: ValueRecord) -> dict[str, Any]:
 
 def _record_from_json(data: dict[str, Any]) -> ValueRecord:
     return ValueRecord(data["label"], bool(data["numerical"]), _unvalues(data["values"]),
-                       tuple(data["dims"]), int(data["sublayer"]))
+                       tuple(data["dims"]), data["sublayer"])  # both checked by check_model
 
 
 def _domain_to_json(domain: Domain) -> dict[str, Any]:
@@ -236,23 +242,32 @@ def model_metadata(model: CompiledModel, description: str | None = None) -> dict
 
 
 # ------------------------------------------------------------------ save / load
-def save_model(model: CompiledModel, path: str | os.PathLike,
-               description: str | None = None) -> tuple[Path, Path]:
-    """Write `model` to `path` (.npz) and the .json beside it; returns both paths."""
+def save_model(model: CompiledModel, path: str | os.PathLike, description: str | None = None,
+               sections: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write `model` to `path` (.npz) and the .json beside it, with their checksum; returns
+    both paths. `sections`: more top-level JSON entries (e.g. a compressed model's
+    "compression", an export's "export_files"), covered by the checksum too."""
     npz_path, json_path = model_paths(path)
-    metadata = model_metadata(model, description)  # fails before writing anything
+    metadata = {**model_metadata(model, description), **(sections or {})}
+    # As load_model will see it (lists for tuples, str keys); fails before writing anything.
+    metadata = json.loads(_json_text(metadata))
     arrays = {}
     for module, weights in model.params.items():
         for name, array in weights.items():
             if _KEY_SEP in module or _KEY_SEP in name:
                 raise ModelFileError(f"parameter name {module}/{name} contains {_KEY_SEP!r}")
             arrays[module + _KEY_SEP + name] = np.asarray(array)
+    buffer = io.BytesIO()  # a file object: np.savez adds no suffix
+    np.savez(buffer, **arrays)
+    metadata["checksum"] = checksum_entry(metadata, arrays, buffer.getvalue())
     npz_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(npz_path, "wb") as f:  # a file object: np.savez adds no suffix
-        np.savez(f, **arrays)
-    json_path.write_text(json.dumps(metadata, indent=1, ensure_ascii=False) + "\n",
-                         encoding="utf-8")
+    npz_path.write_bytes(buffer.getvalue())
+    json_path.write_text(_json_text(metadata), encoding="utf-8")
     return npz_path, json_path
+
+
+def _json_text(metadata: dict[str, Any]) -> str:
+    return json.dumps(metadata, indent=1, ensure_ascii=False) + "\n"
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -262,8 +277,12 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         metadata = json.loads(json_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModelFileError(f"no saved model at {path}: {json_path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFileError(f"cannot read {json_path}: {e}") from None
+    except OSError as e:
+        raise ModelFileError(f"cannot read {json_path}: {e.strerror}") from None
+    except (ValueError, RecursionError, MemoryError) as e:  # bad UTF-8 or JSON, deep nesting
+        raise ModelFileError(f"{json_path} is not valid model JSON (it is corrupt or was "
+                             f"edited: {type(e).__name__}: {str(e)[:80]}); recompile the "
+                             "model or save it again") from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise ModelFileError(f"{json_path} is not a saved rasp-compiler model")
     if metadata.get("version") != VERSION:
@@ -272,26 +291,48 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return metadata
 
 
-def load_model(path: str | os.PathLike) -> CompiledModel:
-    """The model saved at `path` (.npz or .json), rebuilt without recompiling."""
+def load_model(path: str | os.PathLike, verify: bool = True) -> CompiledModel:
+    """The model saved at `path` (.npz, .json or export directory), rebuilt without
+    recompiling.
+
+    Raises ModelFileError when a file is missing or corrupt, when (with `verify`) a file
+    differs from what was saved (its checksum, see compiler.checksum) or an export
+    directory's other files differ from the model, and always when the model's parts
+    disagree (compiler.model_checks). `verify=False` loads a hand-edited or old file.
+    """
     npz_path, json_path = model_paths(path)
     metadata = read_metadata(path)
     try:
-        with np.load(npz_path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+        npz_bytes = npz_path.read_bytes()
     except FileNotFoundError:
         raise ModelFileError(f"no saved model at {path}: {npz_path} does not exist") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+    except OSError as e:
+        raise ModelFileError(f"cannot read {npz_path}: {e.strerror}") from None
+    arrays = _read_arrays(npz_bytes, npz_path)
+    if verify:
+        check_checksum(metadata, arrays, npz_bytes, npz_path, json_path)
+        check_export_files(metadata, json_path)
+    try:
+        model = _build(metadata, arrays)
+        check_model(model)
+    except ModelFileError as e:
+        raise ModelFileError(f"{json_path} is inconsistent: {e}; recompile the model or save "
+                             "it again (the file is corrupt or was edited)") from None
+    except MALFORMED as e:
+        raise ModelFileError(f"{json_path} is malformed or does not match {npz_path}: "
+                             f"{type(e).__name__}: {str(e)[:200]}; recompile the model or "
+                             "save it again") from None
+    return model
+
+
+def _read_arrays(npz_bytes: bytes, npz_path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(io.BytesIO(npz_bytes), allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except Exception:  # noqa: BLE001  zipfile and numpy raise many types on corrupt bytes
         raise ModelFileError(f"{npz_path} is not a parameter file saved by rasp-compiler (it "
                              "is corrupt or of another format); save the model again with "
                              "model.save(path) or `raspc compile PROGRAM -o path`") from None
-    try:
-        return _build(metadata, arrays)
-    except (AttributeError, KeyError, TypeError, ValueError) as e:
-        if isinstance(e, ModelFileError):
-            raise
-        raise ModelFileError(f"{json_path} is malformed or does not match {npz_path}: "
-                             f"{type(e).__name__}: {e}") from None
 
 
 def _build(metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -> CompiledModel:
@@ -308,9 +349,11 @@ def _build(metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -> CompiledM
         raise ModelFileError(f"unexpected parameters in the .npz: {sorted(arrays)}")
     config = _config_from_json(metadata["config"])
     alignment = metadata.get("alignment")  # absent from files saved before it was kept
+    records = [_record_from_json(r) for r in metadata["value_records"]]
+    if len({r.label for r in records}) != len(records):
+        raise ModelFileError("two value records have the same label")
     model = CompiledModel(params, config, metadata["residual_labels"],
-                          [_component_from_json(c) for c in metadata["components"]],
-                          [_record_from_json(r) for r in metadata["value_records"]],
+                          [_component_from_json(c) for c in metadata["components"]], records,
                           saved_alignment=None if alignment is None
                           else alignment_from_json(alignment),
                           domain=_domain_from_json(metadata.get("domain")))

@@ -9,7 +9,6 @@ truth that knows where every original residual direction went (`W[:, i]`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -95,19 +94,15 @@ class CompressedModel(CompiledModel):
         if format != "npz":
             return super().save(path, description, format=format)
         from compiler.serialize import save_model
-        npz_path, json_path = save_model(self.original, path, description)
-        metadata = json.loads(json_path.read_text(encoding="utf-8"))
-        metadata["compression"] = {
+        return save_model(self.original, path, description, sections={"compression": {
             "format": COMPRESSION_FORMAT, "version": COMPRESSION_VERSION, "dim": self.dim,
             "projection": self.projection.tolist(),  # float32 → float64 repr: exact
-            "training": self.training}
-        json_path.write_text(json.dumps(metadata, indent=1, ensure_ascii=False) + "\n",
-                             encoding="utf-8")
-        return npz_path, json_path
+            "training": self.training}})
 
     @classmethod
-    def load(cls, path) -> CompressedModel:
-        """A compressed model saved with `save`, refolded from the original and W."""
+    def load(cls, path, verify: bool = True) -> CompressedModel:
+        """A compressed model saved with `save`, refolded from the original and W
+        (checksummed as `CompiledModel.load` does, unless `verify=False`)."""
         from compiler.serialize import ModelFileError, load_model, read_metadata
         section = read_metadata(path).get("compression")
         if not isinstance(section, dict) or section.get("format") != COMPRESSION_FORMAT:
@@ -116,7 +111,7 @@ class CompressedModel(CompiledModel):
         if section.get("version") != COMPRESSION_VERSION:
             raise ModelFileError(f"{path} has compression version {section.get('version')!r}; "
                                  f"this version reads {COMPRESSION_VERSION}")
-        original = load_model(path)
+        original = load_model(path, verify)
         try:
             return cls(original, np.asarray(section["projection"], np.float32),
                        section.get("training"))

@@ -6,7 +6,11 @@ Every format writes `model.safetensors` (the TransformerBridge weights),
 `rasp_model.npz`/`.json` so `CompiledModel.load(directory)` gets the exact model
 back. "transformer-lens" adds the HookedTransformer layout (`legacy.safetensors`,
 `legacy_config.json`); "interpbench" adds InterpBench's `ll_model.pth`,
-`ll_model_cfg.pkl` and `edges.pkl`.
+`ll_model_cfg.pkl` and `edges.pkl`. The model's JSON, written last, records the
+sha256 of every other file ("export_files"), and lists the other formats' files as
+absent (null), so `CompiledModel.load(directory)` refuses a directory whose
+safetensors or torch files are not the model's. Re-exporting into a directory
+removes the files of other formats an earlier export left there.
 """
 
 from __future__ import annotations
@@ -18,11 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from compiler.model import DECODE_THRESHOLD
+from compiler.checksum import export_manifest
 from compiler.serialize import EXPORT_MODEL_NAME, ModelFileError, save_model
 from interp import tl_weights
 from interp.extras import import_extra
 
 FORMATS = ("safetensors", "transformer-lens", "interpbench")
+# Files only some formats write (every format writes the others).
+FORMAT_FILES = {"safetensors": (),
+                "transformer-lens": ("legacy.safetensors", "legacy_config.json"),
+                "interpbench": ("ll_model.pth", "ll_model_cfg.pkl", "edges.pkl")}
 
 
 def export_model(model, directory: str | os.PathLike, format: str = "safetensors",
@@ -39,6 +48,10 @@ def export_model(model, directory: str | os.PathLike, format: str = "safetensors
         raise ModelFileError(f"{directory} must be a directory for format {format!r} "
                              f"(the .npz format takes a file)")
     directory.mkdir(parents=True, exist_ok=True)
+    absent = [name for other, names in FORMAT_FILES.items() if other != format
+              for name in names]
+    for name in absent:  # left by an earlier export in another format
+        (directory / name).unlink(missing_ok=True)
     truth = model.ground_truth
     files = {name: directory / name for name in
              ("model.safetensors", "config.json", "tokenizer.json", "ground_truth.json",
@@ -49,8 +62,7 @@ def export_model(model, directory: str | os.PathLike, format: str = "safetensors
     _write_json(files["tokenizer.json"], tokenizer_table(model))
     files["ground_truth.json"].write_text(truth.to_json(indent=1) + "\n", encoding="utf-8")
     _write_json(files["edges.json"], circuit_edges(truth))
-    ours = save_model(model, directory / EXPORT_MODEL_NAME, description)
-    written = list(files.values()) + list(ours)
+    written = list(files.values())
     if format == "transformer-lens":
         legacy = directory / "legacy.safetensors"
         _write_safetensors(legacy, tl_weights.legacy_arrays(model.params, model.config))
@@ -58,7 +70,10 @@ def export_model(model, directory: str | os.PathLike, format: str = "safetensors
         written += [legacy, directory / "legacy_config.json"]
     if format == "interpbench":
         written += _write_interpbench(model, truth, directory)
-    return written
+    manifest = {**dict.fromkeys(absent), **export_manifest(written)}
+    ours = save_model(model, directory / EXPORT_MODEL_NAME, description,
+                      sections={"export_files": manifest})
+    return written + list(ours)
 
 
 def tokenizer_table(model) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 `RaspError` is the root. `EvaluationError` comes from the reference evaluator,
 `CompileError` from the compiler, and `InputError` from running a compiled model
 on bad input (`DomainError` for an input outside the program's domain).
-`CompileWarning` flags a program that compiles but is partial.
+`ModelFileError` from saving or loading a model file (missing, corrupt, changed
+after it was saved, or inconsistent). `CompileWarning` flags a program that
+compiles but is partial.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ class DomainError(InputError):
 
 class CompileWarning(UserWarning):
     """A program compiles, but its domain is not total (see `CompiledModel.domain`)."""
+
+
+class ModelFileError(RaspError, ValueError):
+    """A model cannot be saved or loaded: a missing, corrupt or unsupported file or value,
+    a file changed after it was saved (its checksum differs), or parts that disagree."""
 
 
 class ModelMismatchError(RaspError):

@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         if target:
             p.add_argument("target", help=target)
+            p.add_argument("--no-verify", dest="verify", action="store_false",
+                           help="load a saved model even if its checksum is missing or does "
+                                "not match (a file edited by hand or saved by an older "
+                                "version); its parts are still checked against each other")
         if reads_rasp or (reads_rasp is None and target):
             p.add_argument("--rasp-path", action="append", metavar="DIR", help=RASP_PATH_HELP)
         if compiles:

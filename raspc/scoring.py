@@ -27,7 +27,7 @@ def cmd_score(args) -> int:
         raise CliError(f"{path}: {error}") from None
     dataset = None
     if args.target.endswith(MODEL_SUFFIXES):
-        model, _ = load_model_file(args.target)
+        model, _ = load_model_file(args.target, args.verify)
         note = "constant edges left out (a saved model has no sampler: inert edges kept)"
     else:
         target = load_target(args.target, args.vocab, args.max_seq_len, args.causal,

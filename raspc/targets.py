@@ -137,18 +137,20 @@ def target_options(args) -> dict[str, Any]:
     --trust-program-source (absent options take their defaults)."""
     return {"search_path": tuple(getattr(args, "rasp_path", None) or ()),
             "program": getattr(args, "program", None),
-            "trust_source": getattr(args, "trust_program_source", False)}
+            "trust_source": getattr(args, "trust_program_source", False),
+            "verify": getattr(args, "verify", True)}
 
 
 def load_target(spec: str, vocab: str | None = None, max_seq_len: int | None = None,
                 causal: bool = False, *, search_path=(), program: str | None = None,
-                trust_source: bool = False) -> Target:
+                trust_source: bool = False, verify: bool = True) -> Target:
     """An example name, `path/to/file.py:function`, `file.rasp:name` or a saved model,
     with optional overrides. `search_path`: more directories a .rasp `load` may read;
-    `program` and `trust_source`: how a saved model's program is rebuilt."""
+    `program` and `trust_source`: how a saved model's program is rebuilt; `verify`: False
+    loads a saved model whose checksum is missing or wrong."""
     if spec.endswith(MODEL_SUFFIXES):
         return saved_model_target(spec, vocab, max_seq_len, causal, search_path=search_path,
-                                  program=program, trust_source=trust_source)
+                                  program=program, trust_source=trust_source, verify=verify)
     if program is not None or trust_source:
         raise CliError("--program and --trust-program-source apply to a saved model "
                        "(model.npz), not to a program")
@@ -284,14 +286,15 @@ def _describe(error: BaseException, path: Path) -> str:
     return f"{type(error).__name__}: {error}{where}"
 
 
-def load_model_file(spec: str) -> tuple[CompiledModel, str]:
-    """A saved model and its description, without recompiling."""
+def load_model_file(spec: str, verify: bool = True) -> tuple[CompiledModel, str]:
+    """A saved model and its description, without recompiling (`verify`: check its
+    checksum, see compiler.serialize.load_model)."""
     from compiler import CompiledModel
     from compiler.serialize import ModelFileError, read_metadata
 
     try:
-        description = read_metadata(spec)["program"].get("description") or spec
-        return CompiledModel.load(spec), description
+        model = CompiledModel.load(spec, verify)
+        return model, read_metadata(spec)["program"].get("description") or spec
     except ModelFileError as error:
         raise CliError(str(error)) from None
 
@@ -309,7 +312,7 @@ def load_model_or_target(args, strict: bool = False
     so nothing its JSON names is imported or read) or a compiled program."""
     if args.target.endswith(MODEL_SUFFIXES):
         _refuse_compile_flags(args.vocab, args.max_seq_len, args.causal)
-        model, description = load_model_file(args.target)
+        model, description = load_model_file(args.target, args.verify)
         return model, description, None
     target = load_target(args.target, args.vocab, args.max_seq_len, args.causal,
                          **target_options(args))
@@ -319,7 +322,7 @@ def load_model_or_target(args, strict: bool = False
 
 def saved_model_target(spec: str, vocab: str | None = None, max_seq_len: int | None = None,
                        causal: bool = False, *, search_path=(), program: str | None = None,
-                       trust_source: bool = False) -> Target:
+                       trust_source: bool = False, verify: bool = True) -> Target:
     """A saved model with its program rebuilt, never by running code the model file names
     unless asked: from `program` (a target the user gives), else from the library example
     the model records by name, else, only with `trust_source`, from the file it records."""
@@ -327,7 +330,7 @@ def saved_model_target(spec: str, vocab: str | None = None, max_seq_len: int | N
 
     _refuse_compile_flags(vocab, max_seq_len, causal)
     start = time.perf_counter()
-    model, description = load_model_file(spec)
+    model, description = load_model_file(spec, verify)
     seconds = time.perf_counter() - start
     source, config = model.source, model.config
     if program is not None:

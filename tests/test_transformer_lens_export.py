@@ -241,5 +241,6 @@ def test_exports_are_deterministic(reverse, tmp_path):
     model.save(tmp_path / "a", format="interpbench")
     model.save(tmp_path / "b", format="interpbench")
     for name in ("model.safetensors", "config.json", "tokenizer.json", "edges.json",
-                 "edges.pkl", "ll_model_cfg.pkl", "ground_truth.json"):
+                 "edges.pkl", "ll_model_cfg.pkl", "ground_truth.json", "ll_model.pth",
+                 "rasp_model.npz", "rasp_model.json"):  # its checksums are deterministic too
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from interp.plots_base import (HIGHLIGHT, PlotError, direction_owners, fmt, new_figure,
-                               sublayer_title, with_bos)
+from interp.plots_base import (FONT_SIZE, HIGHLIGHT, PAGE_WIDTH, PlotError, direction_owners,
+                               fmt, new_figure, sublayer_title, with_bos)
 from interp.plots_graphs import plot_circuit, plot_program
 
 if TYPE_CHECKING:
@@ -27,9 +27,11 @@ if TYPE_CHECKING:
 __all__ = ["PlotError", "plot_attention", "plot_circuit", "plot_decoding", "plot_program",
            "plot_residuals"]
 
-CELL = 0.32            # inches per heatmap cell
-PANELS_PER_ROW = 4     # attention panels
-STAGES_PER_ROW = 7     # residual panels
+CELL = 0.32            # inches per attention heatmap cell
+COLUMN = 0.2           # inches per position in a residual panel: one rotated 7 pt token
+ROW = 0.14             # inches per residual direction: one 7 pt label
+PANELS_PER_ROW = 4     # attention panels, at most (fewer where they would not fit the page)
+STAGES_PER_ROW = 7     # residual panels, likewise
 TITLE_WIDTH = 44       # characters before a panel title wraps
 
 
@@ -52,7 +54,7 @@ def plot_attention(model: CompiledModel, tokens: Sequence[Any], layer: int | Non
     tokens = with_bos(model, tokens)
     logits = model.apply(tokens).attn_logits
     n = len(tokens)
-    cols = min(PANELS_PER_ROW, len(chosen))
+    cols = _fitting(CELL * n + 2.2, 1.0, min(PANELS_PER_ROW, len(chosen)))
     rows = math.ceil(len(chosen) / cols)
     fig = new_figure(cols * (CELL * n + 2.2) + 1.0, rows * (CELL * n + 1.6))
     axes = fig.subplots(rows, cols, squeeze=False)
@@ -63,11 +65,17 @@ def plot_attention(model: CompiledModel, tokens: Sequence[Any], layer: int | Non
         ax.axvline(0.5, color=HIGHLIGHT, linewidth=1)
         ax.set_xlabel("key", fontsize=8)
         ax.set_ylabel("query", fontsize=8)
-        ax.set_title(_head_title(c), fontsize=7, loc="left")
+        ax.set_title(_head_title(c), fontsize=FONT_SIZE, loc="left")
     for ax in list(axes.flat)[len(chosen):]:
         ax.set_axis_off()
     fig.colorbar(image, ax=axes, shrink=0.6).set_label("attention weight", fontsize=8)
     return fig
+
+
+def _fitting(panel_width: float, margin: float, wanted: int) -> int:
+    """How many panels of `panel_width` inches, beside `margin`, fit the report's page
+    (at least one): a figure wider than the page would be shrunk, and its text with it."""
+    return max(1, min(wanted, int((PAGE_WIDTH - margin) // panel_width)))
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -105,9 +113,10 @@ def plot_residuals(model: CompiledModel, tokens: Sequence[Any]) -> Figure:
     residuals = model.apply(tokens).residuals
     written = _written_by_stage(model)
     d, n = model.config.d_model, len(tokens)
-    cols = min(STAGES_PER_ROW, len(residuals))
+    labels_width = 0.06 * max(map(len, model.residual_labels)) + 0.3  # left of the first panel
+    cols = _fitting(COLUMN * n + 0.4, labels_width + 1.8, min(STAGES_PER_ROW, len(residuals)))
     rows = math.ceil(len(residuals) / cols)
-    fig = new_figure(cols * (CELL * n + 0.5) + 2.5, rows * (0.16 * d + 1.4))
+    fig = new_figure(cols * (COLUMN * n + 0.4) + labels_width + 1.8, rows * (ROW * d + 1.4))
     axes = fig.subplots(rows, cols, squeeze=False)
     limit = max(1e-9, max(float(np.abs(r).max()) for r in residuals))
     boundaries = _group_boundaries(model)
@@ -115,7 +124,7 @@ def plot_residuals(model: CompiledModel, tokens: Sequence[Any]) -> Figure:
     for stage, (ax, residual) in enumerate(zip(axes.flat, residuals)):
         image = ax.imshow(residual.T, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto",
                           interpolation="nearest")
-        ax.set_xticks(range(n), labels, fontsize=7, rotation=90)
+        ax.set_xticks(range(n), labels, fontsize=FONT_SIZE, rotation=90)
         ax.get_xticklabels()[0].set_color(HIGHLIGHT)
         for boundary in boundaries:
             ax.axhline(boundary - 0.5, color="#555555", linewidth=0.5)
@@ -124,11 +133,11 @@ def plot_residuals(model: CompiledModel, tokens: Sequence[Any]) -> Figure:
         ax.set_title(sublayer_title(stage - 1), fontsize=8)
     for column, ax in enumerate(axes.flat):  # d ticks on every panel would be slow
         if column % cols == 0:
-            ax.set_yticks(range(d), model.residual_labels, fontsize=6)
+            ax.set_yticks(range(d), model.residual_labels, fontsize=FONT_SIZE)
         else:
             ax.set_yticks([])
-    for row in range(rows):  # SOp names right of each row's last panel
-        _name_groups(axes[row, min(cols, len(residuals) - row * cols) - 1], model, n)
+    for row in range(len(residuals) // cols):  # SOp names right of each full row: a short
+        _name_groups(axes[row, cols - 1], model, n)  # last row would widen its column
     for ax in list(axes.flat)[len(residuals):]:
         ax.set_axis_off()
     fig.colorbar(image, ax=axes, shrink=0.5).set_label(
@@ -158,7 +167,7 @@ def _name_groups(ax, model: CompiledModel, width: int) -> None:
     owners = [sop for sop, _ in direction_owners(model)]
     starts = [0, *_group_boundaries(model)]
     for start, stop in zip(starts, [*starts[1:], len(owners)]):
-        ax.text(width - 0.3, (start + stop - 1) / 2, owners[start], fontsize=6,
+        ax.text(width - 0.3, (start + stop - 1) / 2, owners[start], fontsize=FONT_SIZE,
                 va="center", ha="left", clip_on=False)
 
 

@@ -25,6 +25,10 @@ KIND_COLORS = {
 }
 HIGHLIGHT = "#e6550d"  # directions a sublayer writes; the BOS position
 MAX_LISTED_VALUES = 3   # longer value runs print as first..last
+# The smallest text, in points: 9.3 px wherever a figure is shown at its own size, as the
+# report shows every figure narrower than PAGE_WIDTH.
+FONT_SIZE = 7
+PAGE_WIDTH = 12.0  # inches at 96 px: the report's 1,200 px column less its padding
 
 
 class PlotError(RaspError):

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 import networkx as nx
 
-from interp.plots_base import KIND_COLORS, PlotError, new_figure, sublayer_title, \
+from interp.plots_base import FONT_SIZE, KIND_COLORS, PlotError, new_figure, sublayer_title, \
     summarize_directions
+from interp.plots_labels import EdgeLabel, place_edge_labels
 from rasp import expr as rx
 from rasp.naming import function_name
 from rasp.traverse import topological_order, unique_labels
@@ -30,6 +31,8 @@ LEVEL_HEIGHT = 1.0  # inches per level
 # block reads them, so edges carrying only these are drawn faint and unlabelled.
 CONSTANT_DIRECTIONS = frozenset({"one", "bos"})
 STAGGER = {"attn": -0.3, "mlp": 0.3}  # x offsets in the circuit plot
+EDGE_FONT_SIZE = FONT_SIZE  # points: 9.3 px on the report's page
+STRETCH, MAX_STRETCHES = 1.3, 3  # taller figures until every edge label finds room
 _KINDS = ((rx.TokensType, "input"), (rx.IndicesType, "input"), (rx.LengthType, "input"),
           (rx.Full, "constant"), (rx.ConstantSOp, "constant"), (rx.ConstantSelector, "constant"),
           (rx.Map, "map"), (rx.SequenceMap, "sequence_map"), (rx.Selector, "select"),
@@ -83,57 +86,61 @@ def _layered_positions(levels: dict[Hashable, int], graph: nx.DiGraph):
 
 
 def _draw(ax, graph: nx.DiGraph, pos, texts, kinds, dashed=frozenset(), edge_labels=None,
-          faint=frozenset()):
-    """Arrows, a rounded box of text per node, edge labels.
+          faint=frozenset()) -> tuple[list, list[EdgeLabel]]:
+    """Arrows and a rounded box of text per node; returns the node texts and the edge
+    labels, to place once the figure's layout is fixed (`_place_labels`).
 
     An edge that skips levels curves, more the more it skips, alternating sides
     so that parallel long edges stay apart; `faint` edges are dotted.
     """
     edge_labels = edge_labels or {}
+    labels = []
     for index, (u, v) in enumerate(graph.edges):
         skip = abs(pos[u][1] - pos[v][1])
         # arc3's bulge is rad × the edge's length: about 0.3 + 0.1·skip inches, capped.
         bend = 0.0 if skip <= 1 else min(1.4, 0.3 + 0.1 * skip) / skip * (-1) ** index
-        style = f"arc3,rad={bend:.2f}"
         nx.draw_networkx_edges(graph, pos, edgelist=[(u, v)], ax=ax, arrows=True,
                                arrowstyle="-|>", arrowsize=9, node_size=1800,
                                edge_color="#bbbbbb" if (u, v) in faint else "#777777",
                                style=":" if (u, v) in faint else "-", width=0.8,
-                               connectionstyle=style)
+                               connectionstyle=f"arc3,rad={bend:.2f}")
         if (u, v) in edge_labels:
-            _edge_label(ax, graph, pos, (u, v), edge_labels[u, v], style, skip)
-    for node, (x, y) in pos.items():
-        ax.text(x, y, texts[node], ha="center", va="center", fontsize=7, zorder=3,
-                bbox=dict(boxstyle="round,pad=0.35", facecolor=KIND_COLORS[kinds[node]],
-                          edgecolor="#444444", linestyle="--" if node in dashed else "-"))
+            labels.append(EdgeLabel(pos[u], pos[v], round(bend, 2), edge_labels[u, v]))
+    nodes = [ax.text(x, y, texts[node], ha="center", va="center", fontsize=FONT_SIZE, zorder=3,
+                     bbox=dict(boxstyle="round,pad=0.35", facecolor=KIND_COLORS[kinds[node]],
+                               edgecolor="#444444", linestyle="--" if node in dashed else "-"))
+             for node, (x, y) in pos.items()]
     xs = [x for x, _ in pos.values()]
     ys = [y for _, y in pos.values()]
     ax.set_xlim(min(xs) - 1.1, max(xs) + 1.1)
     ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
     ax.set_axis_off()
+    return nodes, labels
 
 
-def _edge_label(ax, graph, pos, edge, text: str, style: str, skip: float) -> None:
-    """The label of one edge, drawn over the nodes so that none hides it.
-
-    A long edge's label sits near its reader, on the side the edge comes from,
-    so that two long edges into one node do not print over each other.
-    """
-    dx = pos[edge[0]][0] - pos[edge[1]][0]
-    side = "center" if abs(dx) < 0.01 or skip <= 1 else "right" if dx < 0 else "left"
-    drawn = nx.draw_networkx_edge_labels(
-        graph, pos, {edge: text}, ax=ax, label_pos=0.5 if skip <= 1 else 0.85 - 0.1 / skip,
-        horizontalalignment=side, font_size=6, rotate=False, connectionstyle=style,
-        node_size=1800, bbox=dict(facecolor="white", edgecolor="none", alpha=0.85, pad=0.5))
-    for label in drawn.values():
-        label.set_zorder(4)
+def _place_labels(fig, ax, nodes, labels: list[EdgeLabel]) -> None:
+    """Fix the layout, then place the edge labels clear of each other and of the nodes,
+    giving the figure more height (never more width: it must fit the page) while some
+    label finds no clear place."""
+    width, height = fig.get_size_inches()
+    for attempt in range(MAX_STRETCHES + 1):
+        fig.set_size_inches(width, height * STRETCH ** attempt)
+        fig.set_layout_engine("constrained")
+        fig.draw_without_rendering()
+        fig.set_layout_engine("none")  # placed labels must not move the axes again
+        drawn, crowded = place_edge_labels(ax, labels, nodes, EDGE_FONT_SIZE)
+        if not crowded or attempt == MAX_STRETCHES:
+            return
+        for text in drawn:
+            text.remove()
 
 
 def _legend(ax, kinds: Sequence[str], title: str):
     from matplotlib.patches import Patch
     handles = [Patch(facecolor=KIND_COLORS[k], edgecolor="#444444", label=k.replace("_", " "))
                for k in dict.fromkeys(kinds)]
-    ax.legend(handles=handles, loc="upper left", fontsize=6, title=title, title_fontsize=7,
+    ax.legend(handles=handles, loc="upper left", fontsize=FONT_SIZE, title=title,
+              title_fontsize=FONT_SIZE,
               frameon=False, bbox_to_anchor=(1.0, 1.0))
 
 
@@ -187,12 +194,13 @@ def plot_program(program, model: CompiledModel | None = None) -> Figure:
     pos = _layered_positions(depth, graph)
     fig = new_figure(*_size(pos))
     ax = fig.add_subplot()
-    _draw(ax, graph, pos, texts, kinds, dashed, select_sides)
+    nodes, placed = _draw(ax, graph, pos, texts, kinds, dashed, select_sides)
     _legend(ax, kinds.values(), "op kind")
     note = "; dashed: fused" if dashed else ""
     ax.set_title(f"RASP program {labels[program.unique_id]!r}" +
                  (f"\nLℓ.Hh: layer ℓ head h; Lℓ.Mi: layer ℓ MLP block i{note}"
                   if model is not None else ""), fontsize=8)
+    _place_labels(fig, ax, nodes, placed)
     return fig
 
 
@@ -258,12 +266,13 @@ def plot_circuit(model: CompiledModel, granularity: str = "component") -> Figure
            for node, (x, y) in _layered_positions(levels, graph).items()}
     fig = new_figure(*_size(pos))
     ax = fig.add_subplot()
-    _draw(ax, graph, pos, texts, kinds, edge_labels=edge_labels, faint=faint)
+    nodes, placed = _draw(ax, graph, pos, texts, kinds, edge_labels=edge_labels, faint=faint)
     left = min(x for x, _ in pos.values()) - 1.05
     for level in sorted(set(levels.values())):
         name = "output" if level == 2 * truth.n_layers else sublayer_title(level)
-        ax.text(left, level, name, fontsize=7, color="#666666", ha="left", va="center")
+        ax.text(left, level, name, fontsize=FONT_SIZE, color="#666666", ha="left", va="center")
     _legend(ax, kinds.values(), "component")
     ax.set_title(f"ground-truth circuit of {truth.output_label!r}\nedges: q k v ← "
                  "directions read; dotted: one/bos only", fontsize=8)
+    _place_labels(fig, ax, nodes, placed)
     return fig

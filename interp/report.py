@@ -1,7 +1,8 @@
 """One self-contained HTML page about a compiled model, for one example input.
 
 `render_report(model, tokens)` gives the page as a string: the program listing,
-the layer/head/MLP table, every plot as inline SVG, the decoding trace, the
+the layer/head/MLP table, every plot as inline SVG (each no wider than the page, so
+its 7 pt text shows at 9 px or more), the decoding table, the
 ground-truth circuit and a data: link to the ground-truth JSON. Nothing on the
 page fetches anything: styles are inline, fonts are drawn as SVG paths.
 """
@@ -15,8 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from interp.plots import (PlotError, plot_attention, plot_circuit, plot_decoding, plot_program,
-                          plot_residuals)
+from interp.plots import PlotError, plot_attention, plot_circuit, plot_program, plot_residuals
 from interp.plots_base import fmt, sublayer_title, summarize_directions, with_bos
 from interp.plots_graphs import describe_expr
 from rasp import expr as rx
@@ -142,7 +142,7 @@ def render_report(model: CompiledModel, tokens: Sequence[Any], title: str | None
         "components": _components_table(model),
         "attention": _plot(lambda: plot_attention(model, tokens)),
         "residuals": _plot(lambda: plot_residuals(model, tokens)),
-        "decoding": _decoding_table(model, tokens) + _plot(lambda: plot_decoding(model, tokens)),
+        "decoding": _decoding_table(model, tokens),  # the table plot_decoding draws, as HTML
         "circuit": _plot(lambda: plot_circuit(model)) + _circuit_table(model) +
         f'<p><a download="{html.escape(model.config.output_label)}.ground_truth.json" '
         f'href="{link}">Download the ground truth (JSON)</a></p>',

@@ -46,7 +46,7 @@ def test_the_page_holds_every_part_and_fetches_nothing(sort_report):
     for heading in ("Program", "Layers, heads and MLPs", "Attention", "Residual stream",
                     "Decoding", "Ground-truth circuit"):
         assert f"<h2>{heading}</h2>" in page
-    assert page.count("<svg") == 5  # program, attention, residuals, decoding, circuit
+    assert page.count("<svg") == 4  # program, attention, residuals, circuit (decoding: a table)
     for c in model.components:
         assert html_escaped(c.info.predicate or c.info.exprs[0]) in page
     # no external resource: nothing is loaded by URL except the data: download
@@ -78,7 +78,7 @@ def test_a_model_without_heads_or_program_still_gets_a_page(tmp_path):
     model.save(tmp_path / "m.npz")
     page = render_report(CompiledModel.load(tmp_path / "m.npz"), ["a", "b"])
     assert "no attention heads" in page and "without its RASP program" in page
-    assert page.count("<svg") == 3  # residuals, decoding, circuit
+    assert page.count("<svg") == 2  # residuals, circuit (decoding: a table)
 
 
 def test_raspc_report_writes_the_page(tmp_path):

@@ -1,9 +1,9 @@
 """examples/rasp/ against their Python twins, and to_source → parse round trips.
 
 Every program in examples/rasp/ parses, compiles, agrees with the evaluator on 200
-inputs, gives its Python twin's outputs on them and has as many layers as the twin. Every library example printed
-by `rasp.to_source` parses back into a program with the same values on 100
-inputs and the same compiled layer count.
+inputs, gives its Python twin's outputs on them and has as many layers as the twin.
+Every library example printed by `rasp.to_source` parses back into a program with the
+same values on 100 inputs and the same compiled layer count.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
 TEST_EXTRAS := test,transformer-lens,plots,compress,notebook
 
-.PHONY: demo test test-slow bench fuzz circuits docs-images clean
+.PHONY: demo test test-slow breaks bench fuzz circuits docs-images clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: $(VENV)/.installed-test
 
 test-slow: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m slow
+
+# Each of tests/breaks.py's eight breaks applied to a copy of the tree: the suite must
+# catch every one (also part of test-slow).
+breaks: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m slow tests/test_breaks_are_caught.py
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/run.py --readme

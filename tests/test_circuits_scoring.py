@@ -1,17 +1,21 @@
 """The scorer (interp/circuits/scoring.py) on cases whose answers are known by hand,
-the methods' output format, `raspc score`, and activation patching on reverse, hist, sort.
+the methods' output format, `raspc score`, activation patching on reverse, hist, sort,
+and path patching and EAP-IG scores on reverse worked out by hand.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 
+import numpy as np
 import pytest
 
 from examples.library import EXAMPLES
-from interp.circuits import (METHODS, activation_patching, example_model, make_dataset,
-                             pessimistic_auroc, score_edges, scores_from_json, scores_to_json)
+from interp.circuits import (METHODS, activation_patching, eap_ig, example_model, make_dataset,
+                             path_patching, pessimistic_auroc, score_edges, scores_from_json,
+                             scores_to_json)
 from interp.circuits.patching import scorable_edges
 from raspc.cli import main
 
@@ -146,3 +150,61 @@ def test_every_method_gives_scores_on_the_candidate_edges():
                 assert set(scores) == edges, name
             assert all(isinstance(s, float) for s in scores.values())
             score_edges(model.ground_truth, scores, granularity, dataset=dataset)
+
+
+# ------------------------------------------------ scores worked out by hand on reverse
+# reverse (N = 5) has two true edges that carry the tokens: embed -> the flip head
+# (its v input) and the flip head -> the output; the corrupted input has the clean
+# one's length, so the length and opp_index paths are identical on both. The output
+# columns are the three tokens, logit 1 on the carried token and 0 elsewhere. So with
+# an edge on the token path corrupted, position i's logits move from e_c (c, the
+# clean answer) to e_c' (c', the corrupted one) wherever the reversed inputs differ,
+# and every other edge changes nothing.
+STEPS = 8  # EAP-IG's interpolation points
+CARRYING = {("embed", "blocks.1.attn[0]"), ("blocks.1.attn[0]", "blocks.1.hook_resid_post")}
+
+
+@pytest.fixture(scope="module")
+def reverse_pairs():
+    model = example_model("reverse")
+    return make_dataset(EXAMPLES["reverse"], model, 16, seed=0)
+
+
+def changed_positions(dataset) -> list[int]:
+    """Per pair: how many positions of the reversed inputs differ (reversal by hand)."""
+    return [sum(a != b for a, b in zip(clean[::-1], corrupt[::-1]))
+            for clean, corrupt in zip(dataset.clean, dataset.corrupt)]
+
+
+def test_path_patching_matches_the_kl_worked_out_by_hand(reverse_pairs):
+    """KL(softmax(e_c) || softmax(e_c')) over V columns: p_c/q_c = e, p_c'/q_c' = 1/e,
+    the rest cancel, so KL = (e − 1)/(e + V − 1) at a changed position, 0 elsewhere;
+    the metric averages it over the n positions, then over pairs."""
+    v = len(EXAMPLES["reverse"].vocab)
+    per_position = (math.e - 1) / (math.e + v - 1)
+    expected = np.mean([k / len(xs) * per_position
+                        for k, xs in zip(changed_positions(reverse_pairs), reverse_pairs.clean)])
+    assert expected > 0.1
+    scores = path_patching(reverse_pairs)
+    for edge, score in scores.items():
+        want = expected if edge in CARRYING else 0.0
+        assert score == pytest.approx(want, rel=1e-3, abs=1e-6), edge
+
+
+def test_eap_ig_matches_the_integral_worked_out_by_hand(reverse_pairs):
+    """EAP-IG interpolates the embeddings: at t the logits at a changed position are
+    z = (1 − t)·e_c + t·e_c' (the token path is linear). The objective log softmax(z)_c
+    has gradient e_c − softmax(z), and the edge moves the output by e_c' − e_c, so
+    each changed position adds f(t) = −1 − s_c'(t) + s_c(t), with
+    s_c = e^(1−t)/D, s_c' = e^t/D, D = e^(1−t) + e^t + V − 2. The method averages
+    f over t = 1/STEPS, …, 1 and takes |Σ over positions| per pair, then the mean."""
+    v = len(EXAMPLES["reverse"].vocab)
+    ts = np.arange(1, STEPS + 1) / STEPS
+    denominator = np.exp(1 - ts) + np.exp(ts) + v - 2
+    f = np.mean(-1 - np.exp(ts) / denominator + np.exp(1 - ts) / denominator)
+    expected = np.mean([abs(k * f) for k in changed_positions(reverse_pairs)])
+    assert expected > 0.5
+    scores = eap_ig(reverse_pairs, steps=STEPS)
+    for edge, score in scores.items():
+        want = expected if edge in CARRYING else 0.0
+        assert score == pytest.approx(want, rel=1e-3, abs=1e-6), edge

@@ -2,18 +2,28 @@
 
 Each fingerprint hashes the float32 weights (names, shapes and bytes) and, apart, the
 saved metadata (residual labels, components, value records, alignment, domain) and the
-warnings of the compile. The pins were computed before the compile-speed work (dyck2@5
-and dyck3@5 re-pinned when fusion began keeping unfused chains that are narrower), so
-an optimisation that changes any weight, label or domain fails here. A change that means
-to alter the compiled model regenerates them: `python tests/test_compile_fingerprint.py`.
+warnings of the compile. The pins DETECT CHANGES; they cannot tell right from wrong. A
+pin records what the compiler produced the day it was taken, not that it was correct:
+correctness is checked elsewhere (models against the evaluator, constructions against
+their bounds). So an optimisation that changes any weight, label or domain fails here,
+and a fix that rightly changes a model fails here too.
+
+A change that means to alter compiled models regenerates the pins, naming why:
+`FINGERPRINT_REGENERATE="why the models change" python tests/test_compile_fingerprint.py`
+rewrites PINNED in this file and appends the date and the reason to PIN_HISTORY.
+Without the reason it refuses.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
+import os
 import re
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,6 +41,12 @@ CASES = [(name, n) for n in (5, 16) for name in EXAMPLES if n == 5 or name not i
 DEFAULT_LABEL = re.compile(r"\b((?:aggregate|constant_selector|constant_sop|expr|full|"
                            r"linear_sequence_map|map|select|selector|selector_and|selector_not|"
                            r"selector_or|selector_width|sequence_map|sop)_)(\d+)\b")
+
+# Why the pins are what they are, oldest first; the regeneration appends to it.
+PIN_HISTORY = (
+    "pinned before the compile-speed work",
+    "dyck2@5 and dyck3@5 re-pinned: fusion keeps unfused chains that are narrower",
+)
 
 # name@N → (weights sha256, metadata sha256, warnings sha256), first 16 hex digits each.
 PINNED = {
@@ -129,8 +145,36 @@ def test_compiled_model_is_unchanged(name, max_seq_len):
     assert fingerprint(name, max_seq_len) == PINNED[f"{name}@{max_seq_len}"]
 
 
-if __name__ == "__main__":  # print a fresh PINNED table
-    print("PINNED = {")
-    for case in CASES:
-        print(f"    {'@'.join(map(str, case))!r}: {fingerprint(*case)!r},")
-    print("}")
+def regenerate(reason: str, path: Path = Path(__file__)) -> None:
+    """Rewrite PINNED in `path` (this file) with fresh fingerprints and record `reason`."""
+    if not reason.strip():
+        sys.exit("test_compile_fingerprint: the pins detect changes and cannot tell right "
+                 "from wrong; to regenerate them, say why the models change: "
+                 "FINGERPRINT_REGENERATE=\"reason\" python tests/test_compile_fingerprint.py")
+    source = path.read_text()
+    table = "".join(f"    {'@'.join(map(str, case))!r}: {fingerprint(*case)!r},\n"
+                    for case in CASES)
+    source = re.sub(r"(?ms)^PINNED = \{\n.*?^\}\n", lambda _: f"PINNED = {{\n{table}}}\n",
+                    source, count=1)
+    entry = f"{datetime.date.today().isoformat()}: {reason.strip()}"
+    source = re.sub(r"(?ms)^(PIN_HISTORY = \(\n.*?)^\)\n",
+                    lambda m: f"{m[1]}    {entry!r},\n)\n", source, count=1)
+    path.write_text(source)
+
+
+def test_regenerating_needs_a_reason_and_records_it(tmp_path, monkeypatch):
+    copy = tmp_path / "pins.py"
+    copy.write_text(Path(__file__).read_text())
+    with pytest.raises(SystemExit, match="say why the models change"):
+        regenerate("  ", copy)
+    monkeypatch.setattr(sys.modules[__name__], "fingerprint", lambda *case: ("a", "b", "c"))
+    regenerate("a test of the regeneration", copy)
+    namespace = {"__file__": str(copy), "__name__": "pins"}
+    exec(compile(copy.read_text(), str(copy), "exec"), namespace)
+    assert namespace["PINNED"] == {f"{n}@{k}": ("a", "b", "c") for n, k in CASES}
+    assert namespace["PIN_HISTORY"][:-1] == PIN_HISTORY
+    assert namespace["PIN_HISTORY"][-1].endswith(": a test of the regeneration")
+
+
+if __name__ == "__main__":
+    regenerate(os.environ.get("FINGERPRINT_REGENERATE", ""))

@@ -1,5 +1,6 @@
 """interp.compress: the folded narrow transformer is the original with W at every read
-and write; training lowers the loss and is deterministic; save/load round-trips."""
+and write; training lowers the loss and is deterministic; save/load round-trips;
+exact_match and layer_cosines equal counts and cosines computed here, below 1."""
 
 from __future__ import annotations
 
@@ -198,3 +199,43 @@ def test_bad_projection_is_refused(frac_prevs):
         CompressedModel(frac_prevs, np.zeros((4, 3)))
     with pytest.raises(ValueError, match="positive integer"):
         compress(frac_prevs, 0)
+
+
+def test_exact_match_counts_the_inputs_a_damaged_model_gets_wrong(sort_unique):
+    # Zeroing the unembedding column of the value 3 makes every position whose answer
+    # is 3 decode as None: sort_unique outputs its (distinct) tokens sorted, so
+    # exactly the inputs holding a 3 go wrong, counted here without the model.
+    damaged = CompressedModel(sort_unique, np.eye(sort_unique.config.d_model, dtype=np.float32))
+    column = list(sort_unique.output_encoder.values).index(3)
+    damaged.params["unembed"]["w"] = np.array(damaged.params["unembed"]["w"])
+    damaged.params["unembed"]["w"][:, column] = 0.0
+    rng = random.Random(4)
+    inputs = [EXAMPLES["sort_unique"].sample(rng) for _ in range(60)]
+    right = sum(3 not in xs for xs in inputs) / len(inputs)
+    assert 0.2 < right < 0.8
+    assert exact_match(damaged, inputs) == pytest.approx(right)
+
+
+def test_layer_cosines_are_those_of_the_reference_forward(frac_prevs):
+    # The narrow residuals from the float64 reference above, read back through W, and
+    # the original model's own residuals: their cosine per real position, pooled.
+    w = random_projection(6, frac_prevs.config.d_model, seed=2)
+    narrow = CompressedModel(frac_prevs, w)
+    rng = random.Random(5)
+    inputs = [EXAMPLES["frac_prevs"].sample(rng) for _ in range(8)]
+    products = []
+    for xs in inputs:
+        tokens = ["BOS", *xs]
+        residuals, _ = forward_with_projection(frac_prevs, tokens, w)
+        original = frac_prevs.apply(tokens).residuals
+        products.append([(z @ w.astype(np.float64), np.asarray(x, np.float64))
+                         for z, x in zip(residuals, original)])
+    expected = []
+    for stage in range(len(products[0])):
+        recon = np.concatenate([r[stage][0][1:] for r in products])
+        x = np.concatenate([r[stage][1][1:] for r in products])
+        norms = np.linalg.norm(recon, axis=-1) * np.linalg.norm(x, axis=-1)
+        cosine = (recon * x).sum(-1) / norms
+        expected.append(float(cosine.mean()))
+    assert min(expected) < 0.95  # a squeeze that loses something, so 1.0 would be wrong
+    assert layer_cosines(narrow, inputs) == pytest.approx(expected, abs=1e-4)

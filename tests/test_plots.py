@@ -1,4 +1,4 @@
-"""Every plot of every library example renders, with the labels it promises.
+"""Every plot of every library example renders, with the labels and values it promises.
 
 Expected strings come from outside the plotting code: the evaluator's labels
 and values, the compiler's recorded selectors and residual labels, the input
@@ -247,3 +247,33 @@ def test_raspc_plot_without_matplotlib_says_what_to_install(monkeypatch, capsys,
     assert main(["report", "reverse", "-o", str(tmp_path / "r.html")]) == 2
     errors = capsys.readouterr().err.splitlines()
     assert len(errors) == 2 and all("pip install 'rasp-compiler[plots]'" in e for e in errors)
+
+
+def test_heatmaps_show_the_models_own_attention_and_residuals(compiled):
+    # The arrays drawn are read back from each AxesImage and compared with the
+    # model's own forward (softmax of its attention logits done here in numpy).
+    import numpy as np
+
+    model, tokens = compiled("reverse")
+    out = model.apply([BOS, *tokens])
+    fig = plot_attention(model, tokens)
+    drawn = {ax.get_title(loc="left").split(" ")[0]: np.asarray(ax.images[0].get_array())
+             for ax in fig.axes if ax.get_title(loc="left")}
+    heads = [c for c in model.components if c.kind == "attn"]
+    assert len(drawn) == len(heads)
+    for head in heads:
+        logits = np.asarray(out.attn_logits[head.layer][head.head], np.float64)
+        pattern = np.exp(logits - logits.max(-1, keepdims=True))
+        pattern /= pattern.sum(-1, keepdims=True)
+        np.testing.assert_allclose(drawn[f"L{head.layer}.H{head.head}"], pattern, atol=1e-6)
+    # and by hand: the flip head's query i (1..n, after BOS) reads key n + 1 − i
+    n = len(tokens)
+    flip = drawn["L1.H0"]
+    assert [int(np.argmax(flip[i])) for i in range(1, n + 1)] == [n + 1 - i
+                                                                  for i in range(1, n + 1)]
+    fig = plot_residuals(model, tokens)
+    images = [np.asarray(ax.images[0].get_array()) for ax in fig.axes if ax.images]
+    assert len(images) == len(out.residuals)
+    for image, residual in zip(images, out.residuals):
+        np.testing.assert_array_equal(image, np.asarray(residual).T)
+    assert any(np.abs(image).max() > 0.5 for image in images)

@@ -148,6 +148,13 @@ def test_transformer_lens_and_interpbench_formats_load_in_tl4(tmp_path):
     hook = re.compile(r"^(blocks\.\d+\.(hook_[qkv]_input\[\d+\]|attn\.hook_result\[\d+\]|"
                       r"hook_mlp_(in|out)|hook_resid_(pre|post)))$")
     assert all(hook.match(u) and hook.match(v) for u, v in edges), edges
+    # edge for edge the true circuit at ACDC's hook granularity, both embeddings
+    # entering as blocks.0.hook_resid_pre
+    graph = model.ground_truth.circuit_graph("acdc_hooks")
+    embeddings = {"hook_embed", "hook_pos_embed"}
+    expected = {("blocks.0.hook_resid_pre" if u in embeddings else u, v)
+                for u, v, attrs in graph.edges(data=True) if not attrs["internal"]}
+    assert len(expected) > 3 and len(edges) == len(set(edges)) and set(edges) == expected
 
 
 def _readme_loader() -> str:

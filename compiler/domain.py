@@ -86,17 +86,18 @@ class Domain:
         """True when every input of allowed length and vocabulary has a value."""
         return not self.conditions and self.unknown is None
 
-    def lines(self) -> list[str]:
-        """One sentence per condition."""
+    def lines(self, fixes: bool = False) -> list[str]:
+        """One sentence per condition (with `fixes`, an ambiguity's known fix too)."""
         if self.unknown:
             return [f"the program's domain could not be analysed: {self.unknown}"]
-        return [str(c) for c in self.conditions]
+        return [f"{c}" + f" (to fix: {c.fix})" * (fixes and bool(c.fix) and c.kind == AMBIGUOUS)
+                for c in self.conditions]
 
     def message(self) -> str:
         """The text of the CompileWarning for a domain that is not total."""
         return ("the program is partial: on some inputs the reference evaluator raises and "
                 "the compiled model's output means nothing (model.apply(tokens, check=True) "
-                "tells such inputs apart):\n" + "\n".join(f"  - {l}" for l in self.lines()))
+                "tells such inputs apart):\n" + "\n".join(f"  - {l}" for l in self.lines(True)))
 
     def hint(self) -> str:
         """What to change so that the domain becomes total."""

@@ -1,4 +1,5 @@
-"""Domain messages that say what to change, and empty domains refused (issue 23).
+"""Domain messages that say what to change, empty domains refused, and Tracr's depth for
+count_less_freq with a numerical width (issue 23).
 
 Through the real entry points: `compile_rasp_to_model` (warnings recorded, and asserted
 absent where none is due) and one `python -m raspc run --strict`. Which inputs collide
@@ -14,8 +15,11 @@ import pytest
 
 import rasp
 from compiler import compile_rasp_to_model
+from compiler.verify import find_mismatches
 from examples import lib
+from tests import tracr_programs
 from tests.test_cli import assert_clean_error, raspc
+from tests.tracr_references import ref_count_less_freq
 
 
 def compile_warned(program, vocab, max_seq_len, **kwargs):
@@ -123,3 +127,19 @@ def test_a_partial_but_nonempty_domain_still_only_warns(name):
     model, caught = compile_warned(PARTIAL[name](), ("a", "b"), 4)
     assert len(caught) == 1 and "the program is partial" in caught[0]
     assert not model.domain.total and not model.domain.empty
+
+
+# ------------------------------------------------------------------ depth (same issue)
+@pytest.mark.parametrize("max_seq_len", [6, 7])
+def test_count_less_freq_with_a_numerical_width_takes_tracrs_two_layers_exactly(max_seq_len):
+    """Tracr compiles it in 2 layers; a lookup after a categorical width made it 3 here
+    from N = 6. Exact against the reference on every input of length 1..N over abc."""
+    program = rasp.numerical(tracr_programs.make_count_less_freq(2))
+    model = compile_rasp_to_model(program, ("a", "b", "c"), max_seq_len)
+    assert len(model.config.layers) == 2
+    inputs = [list(xs) for n in range(1, max_seq_len + 1)
+              for xs in itertools.product("abc", repeat=n)]
+    for xs in inputs[:: 97]:  # the reference itself, on a spread of inputs
+        assert rasp.evaluate(program, xs) == ref_count_less_freq(xs, 2)
+    checked, mismatches = find_mismatches(model, program, inputs)
+    assert checked == len(inputs) and mismatches == []

@@ -207,13 +207,15 @@ def _emptiness(written: list, sets: dict, failures: list[Failure], conditions: l
             shown = ", ".join(repr(f.args[0] if len(f.args) == 1 else f.args)
                               for f in group[:MAX_EXAMPLES])
             reasons.append(f"{expr.label!r} raises {type(group[0].error).__name__} on every "
-                           f"value its input can take ({shown}{', …' * (len(group) > 3)})")
+                           f"value its input can take ({shown}{', …' * (len(group) > MAX_EXAMPLES)})")
     lengths = {int(c.detail) for c in conditions if c.kind == LENGTH}
     if len(lengths) > 1 or any(n > max_seq_len for n in lengths):
         reasons.append("its constants fix the input length to " +
                        " and to ".join(map(str, sorted(lengths))) +
                        f", and max_seq_len is {max_seq_len}")
-    return tuple(reasons) or _positions_fail(written, vocab, max_seq_len)
+    if reasons or not failures:  # no function raises on a value it can take: none fails
+        return tuple(reasons)
+    return _positions_fail(written, vocab, max_seq_len)
 
 
 def _positions_fail(written: list, vocab, max_seq_len: int) -> tuple[str, ...]:

@@ -133,11 +133,12 @@ class AttentionBlocks:
                   side_space: VectorSpace = VectorSpace(())) -> NodeBlock:
         """A width head and its discretiser (gated by `side_space`), refused where
         float32 could move the head's 1/(w+1) out of its window."""
-        label = self._label(node)
+        label, expr = self._label(node), self.graph.expr(node)
+        shift = expr.annotations.get("scratch_shift", 0.0)  # compiler.fusion sets it
         block, hardness = fitted_selector_width(
             form, level, self.max_seq_len, self.spaces[node], output_of,
-            BasisDirection(f"{label}.width"), f"{label}.hidden", info, side_space)
-        check_scratch(self.graph.expr(node), block, self.max_seq_len, hardness)
+            BasisDirection(f"{label}.width"), f"{label}.hidden", info, side_space, shift)
+        check_scratch(expr, block, self.max_seq_len, hardness, shift)
         return NodeBlock(node, block, inputs)
 
 

@@ -79,10 +79,10 @@ class Budgets:
             self.tolerate(node, sop, (budget - own) / per_input_error)
 
 
-def check_scratch(expr, block: Series, max_seq_len: int, hardness: float):
-    """Refuse a width whose head (logit gap `hardness`) could, in float32, move 1/(w+1)
-    out of its window."""
-    error = scratch_error(block.blocks[0], max_seq_len, hardness)
+def check_scratch(expr, block: Series, max_seq_len: int, hardness: float, shift: float = 0.0):
+    """Refuse a width whose head (logit gap `hardness`, scratch `shift`) could, in
+    float32, move its scratch out of its window."""
+    error = scratch_error(block.blocks[0], max_seq_len, hardness, shift)
     tolerance = scratch_tolerance(max_seq_len)
     if error > tolerance:
         raise CompileError(expr, f"its head may count up to {max_seq_len} keys with a float32 "

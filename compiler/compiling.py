@@ -51,12 +51,14 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
     The model's `domain` lists every way an input can make the reference evaluator
     raise (a function raising on some value, a categorical Aggregate that may select
     differing values); on such inputs the model's output means nothing. A program
-    whose domain is not total compiles with one `rasp.CompileWarning` listing them.
+    whose domain is not total compiles with one `rasp.CompileWarning` listing them;
+    one whose domain is empty (no input of length 1..max_seq_len valid) is refused.
 
     Raises:
       CompileError: naming the expression that cannot be compiled exactly, why,
         and a rewrite where one is known; with `strict`, naming the first expression
-        outside whose domain some input falls.
+        outside whose domain some input falls; "no input of this vocabulary is
+        valid" where the domain is empty.
     """
     vocab = _check_arguments(program, vocab, max_seq_len, compiler_bos, compiler_pad)
     _check_mlp_exactness(mlp_exactness)
@@ -156,6 +158,13 @@ def _narrowest(fused: rx.SOp, narrower: rx.SOp | None,
 
 
 def _enforce(domain: Domain, strict: bool) -> None:
+    if domain.empty:  # a model that is wrong on every input is no use, strict or not
+        label = domain.conditions[0].label if domain.conditions else None
+        raise CompileError(label, "no input of this vocabulary is valid: "
+                           + "; ".join(domain.empty),
+                           "make each function named accept some value its input takes "
+                           "(guard it, or map the bad values to a value of their own), or "
+                           "choose a vocabulary and max_seq_len under which some input is valid")
     if strict and not domain.total:
         label = domain.conditions[0].label if domain.conditions else None
         raise CompileError(label, "strict=True, and the program is partial: "

@@ -4,6 +4,8 @@ Takes a RASP program with its vocabulary and length bound and gives a `Domain`,
 the list of conditions under which evaluation raises and a compiled model's output
 means nothing: a Map or SequenceMap whose function raises on a value it can
 receive, and a categorical Aggregate not proven to select one value per query.
+`Domain.empty` says why no input at all is valid, where that is proven; the compiler
+refuses such a program.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from compiler.graph import extract_graph
 from compiler.lowering import lower_program
 from compiler.selection import describe
 from compiler.uniqueness import ProgramFacts
-from compiler.values import Failure, infer_value_sets
+from compiler.values import MAX_PREDICATE_CALLS, Failure, infer_value_sets
 import rasp
 from rasp import expr as rx
 from rasp.errors import CompileError, EvaluationError
@@ -24,6 +26,7 @@ RAISES = "raises"          # a Map or SequenceMap whose function raises
 AMBIGUOUS = "ambiguous"    # a categorical Aggregate that may select differing values
 LENGTH = "length"          # a constant (check_length=True) that fixes the input length
 MAX_EXAMPLES = 3
+WITNESS = "; where "  # separates an AMBIGUOUS condition's selector from a colliding pair
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +41,7 @@ class DomainCondition:
       examples: input values of the function on which it raised (RAISES only).
       certain: True when some input of allowed length is known to reach it (a function
         raising on a value its input surely takes); False when it is possible, not proven.
+      fix: what to change so that the condition goes away, where known (not saved).
     """
 
     label: str
@@ -45,6 +49,7 @@ class DomainCondition:
     detail: str
     examples: tuple[Any, ...] = ()
     certain: bool = False
+    fix: str = dataclasses.field(default="", compare=False)
 
     def __str__(self):
         if self.kind == RAISES:
@@ -52,8 +57,9 @@ class DomainCondition:
             return f"{self.label!r} raises {self.detail} on {shown}"
         if self.kind == LENGTH:
             return f"{self.label!r} is a constant that only inputs of length {self.detail} fit"
-        return (f"{self.label!r} is a categorical Aggregate whose selector {self.detail} may "
-                "select several keys with differing values")
+        selector, found, collision = self.detail.partition(WITNESS)
+        return (f"{self.label!r} is a categorical Aggregate whose selector {selector} may "
+                "select several keys with differing values" + f": {collision}" * bool(found))
 
     @property
     def reason(self) -> str:
@@ -67,36 +73,40 @@ class DomainCondition:
 class Domain:
     """Every recorded condition; the domain is total when there are none.
 
-    `unknown` says why the analysis could not run (the domain is then not known).
+    `unknown` says why the analysis could not run (the domain is then not known);
+    `empty`, why no input of allowed length is valid, where that is proven.
     """
 
     conditions: tuple[DomainCondition, ...] = ()
     unknown: str | None = None
+    empty: tuple[str, ...] = ()
 
     @property
     def total(self) -> bool:
         """True when every input of allowed length and vocabulary has a value."""
         return not self.conditions and self.unknown is None
 
-    def lines(self) -> list[str]:
-        """One sentence per condition."""
+    def lines(self, fixes: bool = False) -> list[str]:
+        """One sentence per condition (with `fixes`, an ambiguity's known fix too)."""
         if self.unknown:
             return [f"the program's domain could not be analysed: {self.unknown}"]
-        return [str(c) for c in self.conditions]
+        return [f"{c}" + f" (to fix: {c.fix})" * (fixes and bool(c.fix) and c.kind == AMBIGUOUS)
+                for c in self.conditions]
 
     def message(self) -> str:
         """The text of the CompileWarning for a domain that is not total."""
         return ("the program is partial: on some inputs the reference evaluator raises and "
                 "the compiled model's output means nothing (model.apply(tokens, check=True) "
-                "tells such inputs apart):\n" + "\n".join(f"  - {l}" for l in self.lines()))
+                "tells such inputs apart):\n" + "\n".join(f"  - {l}" for l in self.lines(True)))
 
     def hint(self) -> str:
         """What to change so that the domain becomes total."""
-        kinds = {c.kind for c in self.conditions}
+        kinds = {c.kind for c in self.conditions if not c.fix}
         fixes = (["make each function accept every value its input can take (guard it, "
                   "or map the bad values to a value of their own)"] * (RAISES in kinds)
                  + ["make each selector pick one key per query or keys of one value (e.g. "
-                    "break ties by position, as make_sort does)"] * (AMBIGUOUS in kinds))
+                    "break ties by position, as make_sort does)"] * (AMBIGUOUS in kinds)
+                 + list(dict.fromkeys(c.fix for c in self.conditions if c.fix)))
         return "; ".join(fixes or ["give its SOps smaller value sets"]) + \
             "; or compile without strict=True and check inputs with apply(tokens, check=True)"
 
@@ -138,7 +148,8 @@ def infer_domain(program: rx.SOp, lowered: rx.SOp, vocab, max_seq_len: int,
                    for e in written  # lowering drops ConstantSelector
                    if isinstance(e, (rx.ConstantSOp, rx.ConstantSelector)) and e.check_length
                    and not max_seq_len == len(e.value) == 1]
-    return Domain(tuple(conditions))
+    return Domain(tuple(conditions), empty=_emptiness(written, sets, failures, conditions,
+                                                      vocab, max_seq_len))
 
 
 def program_domain(program: rx.SOp, vocab, max_seq_len: int, causal: bool = False) -> Domain:
@@ -165,4 +176,108 @@ def _ambiguity(expr, facts: ProgramFacts, selectors: dict) -> DomainCondition | 
     if not isinstance(expr, rx.Aggregate) or rx.is_numerical(expr) or facts.unique(expr):
         return None
     selector = selectors.get(expr.label, expr.selector)
-    return DomainCondition(expr.label, AMBIGUOUS, f"{selector.label!r} = {describe(selector)}")
+    detail = f"{selector.label!r} = {describe(selector)}"
+    # A key broken by position that the selector reads: say where it collides, and
+    # never advise breaking ties by position, which it already does.
+    tie_broken = [sop for sop in rasp.topological_order(expr.selector)
+                  if isinstance(sop, rx.SequenceMap)
+                  and any(isinstance(c, rx.IndicesType) for c in sop.children)]
+    collision = next(filter(None, map(facts.collision, tie_broken)), None)
+    if collision is not None:
+        return DomainCondition(expr.label, AMBIGUOUS, f"{detail}{WITNESS}{collision}",
+                               fix=collision.fix())
+    fix = ("make each selector pick one key per query or keys of one value (the keys it "
+           "breaks by position may still collide)") if tie_broken else ""
+    return DomainCondition(expr.label, AMBIGUOUS, detail, fix=fix)
+
+
+# ------------------------------------------------------------------ empty domains
+def _emptiness(written: list, sets: dict, failures: list[Failure], conditions: list,
+               vocab, max_seq_len: int) -> tuple[str, ...]:
+    """Why no input of length 1..max_seq_len is valid, or () where some may be.
+
+    Proven three ways: a function raises on every value its never-None inputs can take
+    (value sets are supersets, so on every value they do take); the lengths that
+    constants allow include none up to max_seq_len; or at every length some position
+    makes a function of the token, index and length raise whatever its token."""
+    reasons = []
+    for expr, group in _by_expr(failures):
+        values = sets.get(expr.unique_id)
+        if values is not None and not (values.values or values.may_be_none or values.too_large):
+            shown = ", ".join(repr(f.args[0] if len(f.args) == 1 else f.args)
+                              for f in group[:MAX_EXAMPLES])
+            reasons.append(f"{expr.label!r} raises {type(group[0].error).__name__} on every "
+                           f"value its input can take ({shown}{', …' * (len(group) > MAX_EXAMPLES)})")
+    lengths = {int(c.detail) for c in conditions if c.kind == LENGTH}
+    if len(lengths) > 1 or any(n > max_seq_len for n in lengths):
+        reasons.append("its constants fix the input length to " +
+                       " and to ".join(map(str, sorted(lengths))) +
+                       f", and max_seq_len is {max_seq_len}")
+    if reasons or not failures:  # no function raises on a value it can take: none fails
+        return tuple(reasons)
+    return _positions_fail(written, vocab, max_seq_len)
+
+
+def _positions_fail(written: list, vocab, max_seq_len: int) -> tuple[str, ...]:
+    """Why, at every length, some position makes a positionwise function (of the token,
+    index and length there) raise whatever its token; () where some input of some
+    length passes them all (or the search is too large)."""
+    known: dict[int, bool] = {}
+    positionwise = [e for e in written if _positionwise(e, known)]
+    if not any(isinstance(e, (rx.Map, rx.SequenceMap)) for e in positionwise):
+        return ()
+    # Without length, a position's functions do not depend on the length: a valid
+    # input of length 1 exists unless position 0 fails, which every input has.
+    reads_length = any(isinstance(e, rx.LengthType) for e in positionwise)
+    lengths = range(1, max_seq_len + 1) if reads_length else (1,)
+    calls = len(vocab) * len(positionwise) * sum(lengths)
+    if calls > MAX_PREDICATE_CALLS:
+        return ()
+    reasons = []
+    for length in lengths:
+        for position in range(length):
+            failures = [_raising_at(positionwise, token, position, length) for token in vocab]
+            if None not in failures:
+                break  # no token passes here: no input of this length is valid
+        else:
+            return ()  # every position has a token that passes: a valid input
+        shown = "; ".join(dict.fromkeys(failures))
+        where = f"at position {position}" + (f" of inputs of length {length}"
+                                             if reads_length else " (every input has one)")
+        reasons.append(f"{where}, every token makes a function raise: {shown}")
+    return tuple(reasons[:MAX_EXAMPLES]) + (("…",) if len(reasons) > MAX_EXAMPLES else ())
+
+
+def _positionwise(expr, known: dict) -> bool:
+    """Whether `expr` is a function of the token, index and length at one position
+    (memoised in `known`, keyed by id)."""
+    if expr.unique_id not in known:
+        known[expr.unique_id] = isinstance(expr, (rx.TokensType, rx.IndicesType, rx.LengthType,
+                                                  rx.Full)) or (
+            isinstance(expr, (rx.Map, rx.SequenceMap))
+            and all(_positionwise(c, known) for c in expr.children))
+    return known[expr.unique_id]
+
+
+def _raising_at(positionwise: list, token, position: int, length: int) -> str | None:
+    """The first function (in evaluation order) that raises at `position` of an input
+    of `length` holding `token` there, and how; or None."""
+    values: dict[int, Any] = {}
+    for expr in positionwise:
+        match expr:
+            case rx.TokensType():
+                value = token
+            case rx.IndicesType():
+                value = position
+            case rx.LengthType():
+                value = length
+            case rx.Full():
+                value = expr.fill
+            case _:
+                args = [values[c.unique_id] for c in expr.children]
+                try:
+                    value = None if any(a is None for a in args) else expr.f(*args)
+                except Exception as error:  # noqa: BLE001  the evaluator's error too
+                    return f"{expr.label!r} raises {type(error).__name__}: {error}"
+        values[expr.unique_id] = value
+    return None

@@ -16,8 +16,10 @@ with such chains kept separate, for the compiler to keep whichever is narrower.
 
 A numerical SelectorWidth output telescopes over up to N steps, and its float32
 error bound (any summation order, craft.float_bounds) grows like u·N³; where
-`output_error_bound` exceeds NUMERIC_BUDGET the width stays categorical and a
-lookup MLP turns it into a number.
+`output_error_bound` exceeds NUMERIC_BUDGET (OUTPUT_BUDGET for the output) the head's
+scratch is shifted towards 0 (annotation `scratch_shift`, craft.selector_width), which
+rounds less; where that exceeds it too, the width stays categorical and a lookup MLP
+turns it into a number, one layer later.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 from compiler.budgets import NUMERIC_BUDGET, OUTPUT_BUDGET
 from compiler.lowering import rebuilt, selector_terms
 from craft.numerical import output_error_bound
+from craft.selector_width import scratch_values
 from rasp import expr as rx
 from rasp.naming import function_name
 from rasp.traverse import topological_order
@@ -124,36 +127,43 @@ def _fuse(expr, fused, forms, max_seq_len, budget):
             return rebuilt(expr, rx.Aggregate(selector, sop, expr.default))
         case rx.SelectorWidth():
             width = rebuilt(expr, rx.SelectorWidth(_fold_selector(expr.selector, fused, forms)))
-            if rx.is_numerical(width) and not _width_is_precise(_identity, max_seq_len, budget):
+            shift = _width_shift(_identity, max_seq_len, budget)
+            if rx.is_numerical(width) and shift is None:
                 counted = rx.categorical(rx.SelectorWidth(width.selector))
                 counted = counted.named(f"{expr.label}.categorical")
                 return rx.Map(_identity, counted).annotated(**{**expr.annotations,
                                                                "name": expr.label})
+            if rx.is_numerical(width) and shift:
+                return width.annotated(**{**width.annotations, "name": width.label,
+                                          "scratch_shift": shift})
             return width
     return expr
 
 
-def _width_is_precise(width_map, max_seq_len, budget) -> bool:
-    """Whether a width's MLP can output width_map(w) as a number within `budget`, in
-    float32 and any summation order (NUMERIC_BUDGET, or OUTPUT_BUDGET for the output)."""
+def _width_shift(width_map, max_seq_len, budget) -> float | None:
+    """The scratch shift with which a width's MLP outputs width_map(w) as a number within
+    `budget`, in float32 and any summation order (NUMERIC_BUDGET, or OUTPUT_BUDGET for
+    the output): 0.0 (none) where that is precise, else 1/N where that is, else None."""
     if width_map is _identity:
-        return _count_is_precise(max_seq_len, budget)
-    return _outputs_are_precise(width_map, max_seq_len, budget)
+        return _count_shift(max_seq_len, budget)
+    return _precise_shift(width_map, max_seq_len, budget)
 
 
 @functools.lru_cache(maxsize=64)
-def _count_is_precise(max_seq_len: int, budget: float) -> bool:
-    """`_width_is_precise` of the width itself: a constant of N and the budget."""
-    return _outputs_are_precise(_identity, max_seq_len, budget)
+def _count_shift(max_seq_len: int, budget: float) -> float | None:
+    """`_width_shift` of the width itself: a constant of N and the budget."""
+    return _precise_shift(_identity, max_seq_len, budget)
 
 
-def _outputs_are_precise(width_map, max_seq_len, budget) -> bool:
-    widths = range(max_seq_len + 1)
+def _precise_shift(width_map, max_seq_len, budget) -> float | None:
     try:
-        outputs = [float(width_map(w)) for w in widths]
+        outputs = [float(width_map(w)) for w in range(max_seq_len + 1)]
     except Exception:  # noqa: BLE001  non-numeric or failing maps are checked elsewhere
-        return True
-    return output_error_bound([1 / (w + 1) for w in widths], outputs) <= budget
+        return 0.0
+    for shift in (0.0, 1 / max_seq_len):  # 1/N: about the least bound (N = 6..32)
+        if output_error_bound(scratch_values(max_seq_len, shift), outputs) <= budget:
+            return shift
+    return None
 
 
 def _is_linear(expr) -> bool:
@@ -269,9 +279,11 @@ def _emit(expr, sources, fn, max_seq_len, budget):
         width = sources[0]
         inner = width.annotations.get("width_map")
         mapped = fn if inner is None else (lambda w: _then(inner(w), fn))
-        if rx.is_categorical(expr) or _width_is_precise(mapped, max_seq_len, budget):
+        shift = 0.0 if rx.is_categorical(expr) else _width_shift(mapped, max_seq_len, budget)
+        if shift is not None:
             return rx.SelectorWidth(width.selector).annotated(
-                **{**annotations, "width_map": mapped})
+                **{**annotations, "width_map": mapped}, **({"scratch_shift": shift} if shift
+                                                           else {}))
     if len(sources) == 1:
         new = rx.Map(fn, sources[0])
     else:

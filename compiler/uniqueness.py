@@ -3,6 +3,8 @@
 Takes a program's graph and value sets and answers `ProgramFacts.unique(aggregate)`:
 True only when proven (one value; at most one key; keys that differ between any two
 selectable positions, such as indices or a rank). "Not proven" is always safe.
+Where a key broken by position (a SequenceMap of a key and indices) is not proven
+injective, `ProgramFacts.collision` finds two positions whose keys may be equal.
 """
 
 from __future__ import annotations
@@ -20,6 +22,50 @@ from rasp import expr as rx
 from rasp.errors import CompileError
 
 MAX_RECORDS = 2_000  # records compared pairwise when proving a rank injective
+
+
+@dataclasses.dataclass(frozen=True)
+class Collision:
+    """Two positions at which a key broken by position takes one value.
+
+    Attributes:
+      key: the SequenceMap of `base` and indices that breaks ties.
+      base: the SOp whose ties it breaks.
+      first, second: (value of `base`, position) at the two positions.
+      result: the key both positions get.
+      offset: the largest amount the key moves a value of `base` by (numbers only).
+      gap: the smallest gap between distinct values of `base` (numbers only).
+    """
+
+    key: rx.SequenceMap
+    base: rx.SOp
+    first: tuple[Any, int]
+    second: tuple[Any, int]
+    result: Any
+    offset: float | None = None
+    gap: float | None = None
+
+    def __str__(self):
+        (a, i), (b, j) = self.first, self.second
+        text = (f"its key {self.key.label!r} breaks ties of {self.base.label!r} by position, "
+                f"but gives {a!r} at position {i} and {b!r} at position {j} one key, "
+                f"{self.result!r}")
+        if self.offset is not None and self.offset >= self.gap:
+            text += (f": it moves keys by up to {self.offset:g}, not below the smallest gap "
+                     f"between distinct values of {self.base.label!r} ({self.gap:g})")
+        elif self.offset is not None:
+            text += ": two positions get the same offset"
+        return text
+
+    def fix(self) -> str:
+        """The condition under which the key would be injective, as advice."""
+        advice = (f"make {self.key.label!r} move each value of {self.base.label!r} by an "
+                  "offset that differs between positions and stays below the smallest gap "
+                  "between distinct values")
+        if self.gap is not None:
+            advice += (f" ({self.gap:g}; with make_sort, a min_key of at most {self.gap:g}, "
+                       "as offsets reach min_key·(N−1)/N)")
+        return advice
 
 
 @dataclasses.dataclass
@@ -95,6 +141,45 @@ class ProgramFacts:
                 and all(any(self._same_select(c, t) for t in terms) for c in classes))
 
     # ------------------------------------------------------------ injectivity
+    def collision(self, sop) -> Collision | None:
+        """Where `sop`, a SequenceMap of some SOp and indices, may give two positions one
+        key: the first such pair in (position, value) order, or None when there is none
+        (or the value sets are unknown or too large to search)."""
+        if not isinstance(sop, rx.SequenceMap) or self.injective(sop):
+            return None
+        index_first = isinstance(sop.fst, rx.IndicesType)
+        base = sop.snd if index_first else sop.fst
+        if not index_first and not isinstance(sop.snd, rx.IndicesType):
+            return None
+        values = self.values(base)
+        if values is None or len(values) * self.n > MAX_PREDICATE_CALLS:
+            return None
+        seen: dict[Any, tuple[Any, int]] = {}
+        for position in range(self.n):
+            for value in values:
+                try:
+                    key = sop.f(position, value) if index_first else sop.f(value, position)
+                    earlier = seen.setdefault(key, (value, position))
+                except Exception:  # noqa: BLE001  raising or unhashable: not a collision
+                    continue
+                if earlier[1] != position:
+                    return Collision(sop, base, (value, position), earlier, key,
+                                     *self._offset_and_gap(sop, base, values, index_first))
+        return None
+
+    def _offset_and_gap(self, sop, base, values, index_first) -> tuple:
+        """(largest |key − value|, smallest gap between values) where both are numbers."""
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            return None, None
+        try:
+            offsets = [abs((sop.f(i, v) if index_first else sop.f(v, i)) - v)
+                       for v in values for i in range(self.n)]
+        except Exception:  # noqa: BLE001  a key that is no number (or raises)
+            return None, None
+        ordered = sorted(set(values))
+        gaps = [b - a for a, b in zip(ordered, ordered[1:])]
+        return (max(offsets), min(gaps)) if gaps else (None, None)
+
     def injective(self, sop) -> bool:
         """Whether `sop` is never None and differs between any two positions."""
         if sop.unique_id not in self._injective:

@@ -89,9 +89,16 @@ def selector_width_head(selection: BilinearForm, selected_level: int,
     return width_head(width_scores(selection, selected_level, hardness), scratch, info)
 
 
-def width_head(scores: BilinearForm, scratch: BasisDirection, info: BlockInfo) -> AttentionHead:
-    """A width head with the given `width_scores`: copies BOS's `bos` to `scratch`."""
-    w_ov = LinearMap(VectorSpace((BOS,)), VectorSpace((scratch,)), np.ones((1, 1)))
+def width_head(scores: BilinearForm, scratch: BasisDirection, info: BlockInfo,
+               shift: float = 0.0) -> AttentionHead:
+    """A width head with the given `width_scores`: copies BOS's `bos` to `scratch`, so it
+    writes 1/(w+1); with a `shift` c every real key also carries −c (its `one` times −c),
+    so it writes (1+c)/(w+1) − c, closer to 0 where the gaps are small."""
+    if not shift:
+        return AttentionHead(scores, LinearMap(VectorSpace((BOS,)), VectorSpace((scratch,)),
+                                               np.ones((1, 1))), info)
+    w_ov = LinearMap(VectorSpace((BOS, ONE)), VectorSpace((scratch,)),
+                     np.array([[1.0], [-shift]]))
     return AttentionHead(scores, w_ov, info)
 
 

@@ -11,6 +11,9 @@ At BOS the scratch holds 1 and `one` is 0, so every MLP unit is off there.
 compiler refuses a width whose bound exceeds `scratch_tolerance(N)`, after trying
 the logit gap `width_hardness` gives (a gentler one where HARDNESS's rounding is too
 coarse for N, e.g. N ≥ 512).
+With a `shift` c the head writes (1+c)/(w+1) − c instead (`scratch_values`): the small
+gaps then sit near 0, where the discretiser's units round less, so a numerical width
+output stays within its budget at a few more lengths (compiler.fusion picks it).
 """
 
 from __future__ import annotations
@@ -48,21 +51,32 @@ def selector_width(selection: BilinearForm, selected_level: int, max_seq_len: in
 def fitted_selector_width(selection: BilinearForm, selected_level: int, max_seq_len: int,
                           output_space: VectorSpace, output_of: Callable[..., Output],
                           scratch: BasisDirection, hidden_name: str, info: BlockInfo,
-                          side_space: VectorSpace = VectorSpace(())) -> tuple[Series, float]:
-    """`selector_width` at the logit gap `width_hardness` picks, and that gap.
+                          side_space: VectorSpace = VectorSpace(()),
+                          shift: float = 0.0) -> tuple[Series, float]:
+    """`selector_width` at the logit gap `width_hardness` picks, and that gap (with the
+    head's scratch shifted by `shift`, see `scratch_values`).
 
     The same blocks as calling the two, with the width scores built once: at gap λ
     they are the unit-gap scores times λ."""
     unit = width_scores(selection, selected_level, 1.0)
     hardness = _hardness(unit, max_seq_len)
-    head = width_head(unit * hardness, scratch, info)
+    head = width_head(unit * hardness, scratch, info, shift)
     return Series((head, _width_mlp(max_seq_len, output_space, output_of, scratch, hidden_name,
-                                    info, side_space))), hardness
+                                    info, side_space, shift))), hardness
 
 
-def _width_mlp(max_seq_len, output_space, output_of, scratch, hidden_name, info, side_space):
-    """The discretiser from the scratch 1/(w+1) to `output_of(w)` (gated by `side_space`)."""
-    inverse = {1.0 / (w + 1): w for w in range(max_seq_len + 1)}
+def scratch_values(max_seq_len: int, shift: float = 0.0) -> list[float]:
+    """What a width head writes for w = 0..N: (1+c)/(w+1) − c for shift c (1/(w+1) at 0)."""
+    if not shift:
+        return [1.0 / (w + 1) for w in range(max_seq_len + 1)]
+    return [(1 + shift) / (w + 1) - shift for w in range(max_seq_len + 1)]
+
+
+def _width_mlp(max_seq_len, output_space, output_of, scratch, hidden_name, info, side_space,
+               shift=0.0):
+    """The discretiser from the scratch (`scratch_values`) to `output_of(w)` (gated by
+    `side_space`)."""
+    inverse = {x: w for w, x in enumerate(scratch_values(max_seq_len, shift))}
     if side_space.dim:
         return gated_discretising_mlp(scratch, list(inverse), side_space, output_space,
                                       lambda x, side: output_of(inverse[x], side),
@@ -71,8 +85,11 @@ def _width_mlp(max_seq_len, output_space, output_of, scratch, hidden_name, info,
                             lambda x: output_of(inverse[x]), hidden_name, info)
 
 
-def scratch_error(head: AttentionHead, max_seq_len: int, hardness: float = HARDNESS) -> float:
-    """Relative float32 error bound of the scratch 1/(w+1), for every w ≤ N and any order.
+def scratch_error(head: AttentionHead, max_seq_len: int, hardness: float = HARDNESS,
+                  shift: float = 0.0) -> float:
+    """Relative float32 error bound of the scratch 1/(w+1), for every w ≤ N and any order
+    (with a `shift` c: of (1+c)/(w+1) − c, relative to (1+c)/(w+1), so that it compares
+    with `scratch_tolerance` the same way).
 
     BOS and the w selected keys share one exact logit, unselected keys sit at least
     `hardness` lower, and each logit errs by at most δ (`logit_error_bound`). The
@@ -81,8 +98,16 @@ def scratch_error(head: AttentionHead, max_seq_len: int, hardness: float = HARDN
     BOS carries the copied `bos` component, so the weighted sum adds exact zeros:
 
         relative error ≤ (1 + ρ)·e^{2δ}·(1 + N·e^{2δ−λ}) − 1.
+
+    A shift makes every real key carry −c: the weighted sum of N + 1 values then errs
+    by at most γ_{N+2}·(x + c) (float_bounds.matmul_error), x = 1/(w+1) ≥ 1/(N+1), so
+    relative to (1+c)·x by at most γ_{N+2}·(1 + c·(N+1))/(1 + c), added to the above.
     """
-    return _scratch_error_of(logit_error_bound(head.w_qk), float(hardness), max_seq_len)
+    error = _scratch_error_of(logit_error_bound(head.w_qk), float(hardness), max_seq_len)
+    if shift:
+        error += float_bounds.gamma(max_seq_len + 2) * (1 + shift * (max_seq_len + 1)) \
+            / (1 + shift)
+    return error
 
 
 @functools.lru_cache(maxsize=256)

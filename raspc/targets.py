@@ -89,7 +89,8 @@ def domain_warnings(model: CompiledModel) -> list[str]:
     """One `raspc: warning: ...` line per condition of a domain that is not total."""
     if model.domain.total:
         return []
-    return [f"raspc: warning: the program is partial: {line}" for line in model.domain.lines()]
+    return [f"raspc: warning: the program is partial: {line}"
+            for line in model.domain.lines(fixes=True)]
 
 
 _INT = re.compile(r"[+-]?\d+")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import itertools
 import random
@@ -50,6 +51,7 @@ class Outcome:
     """What happened to one case. `ok` unless the property failed."""
 
     status: str                  # exact | refused | mismatch | error | bad_label | unsound_domain
+    #                              | unsound_empty | wrong_tie_sort
     checked: int = 0             # inputs the evaluator accepted
     tried: int = 0               # inputs offered (all of them when there are few)
     reason: str = ""             # CompileError reason or exception text
@@ -83,6 +85,10 @@ def check_case(case: FuzzCase, inputs: list[list] | None = None) -> Outcome:
             model = compile_rasp_to_model(program, vocab, max_seq_len, causal=causal)
     except rasp.CompileError as error:
         elapsed = time.perf_counter() - start
+        if EMPTY in error.reason and any(_valid(program, xs, causal) for xs in inputs):
+            return Outcome("unsound_empty", reason=f"refused as empty, but the evaluator "
+                           f"accepts some input: {error.reason}", label=error.label,
+                           compile_seconds=elapsed)
         if label_in_program(error.label, program_labels(program)):
             return Outcome("refused", reason=error.reason, label=error.label,
                            compile_seconds=elapsed)
@@ -105,12 +111,55 @@ def check_case(case: FuzzCase, inputs: list[list] | None = None) -> Outcome:
         return Outcome("unsound_domain", checked=checked, tried=len(inputs),
                        reason=f"inputs outside the domain that model.domain does not list: "
                               f"{sorted(unforeseen)}", compile_seconds=compiled - start)
+    wrong = _tie_sort_errors(program, max_seq_len, model.domain)
+    if wrong:
+        return Outcome("wrong_tie_sort", checked=checked, tried=len(inputs), reason=wrong,
+                       compile_seconds=compiled - start)
     outcome = Outcome("mismatch" if mismatches else "exact", checked=checked,
                       tried=len(inputs), mismatches=mismatches, compile_seconds=compiled - start,
                       verify_seconds=time.perf_counter() - compiled)
     if mismatches:
         outcome.reason = f"{len(mismatches)} of {checked} inputs disagree"
     return outcome
+
+
+EMPTY = "no input of this vocabulary is valid"
+# A colliding pair named by an ambiguity condition (compiler.uniqueness.Collision).
+WITNESS = re.compile(r"gives (.+?) at position (\d+) and (.+?) at position (\d+) one key")
+
+
+def _valid(program, xs, causal) -> bool:
+    try:
+        rasp.evaluate(program, xs, causal=causal)
+        return True
+    except rasp.EvaluationError:
+        return False
+
+
+def _tie_sort_errors(program, max_seq_len: int, domain) -> str:
+    """What model.domain gets wrong about the generator's make_sort shapes (labels
+    tie_sort_*, tests/fuzz_programs.py): a total one must not be listed; a colliding
+    one must be, at the length it was made for; and a colliding pair it names must be
+    one on which the evaluator rejects an input holding it."""
+    listed = {c.label: c for c in domain.conditions}
+    for label in sorted(l for l in program_labels(program) if l.startswith("tie_sort_")):
+        condition = listed.get(label)
+        if label.startswith("tie_sort_total") and condition is not None:
+            return f"{label} is provably total, but the domain lists it: {condition}"
+        if condition is None:
+            if label.startswith(f"tie_sort_collides_at_{max_seq_len}_"):
+                return f"{label} can collide at length {max_seq_len}; the domain misses it"
+            continue
+        found = WITNESS.search(str(condition))
+        if found is None:
+            return f"{label}'s condition names no colliding pair: {condition}"
+        a, i, b, j = found.groups()
+        i, j = int(i), int(j)
+        xs = [ast.literal_eval(b)] * (max(i, j) + 1)
+        xs[i], xs[j] = ast.literal_eval(a), ast.literal_eval(b)
+        if _valid(program, xs, False):
+            return f"{label}'s colliding pair is no collision: the evaluator accepts {xs}"
+    return ""
 
 
 def reason_group(reason: str) -> str:

@@ -20,7 +20,9 @@ so a float computed in a slightly different order still finds its entry.
 
 The property (tests/fuzz_checks.py `check_case`): compiling either succeeds and
 the model agrees with `rasp.evaluate` on every input the evaluator accepts, or
-raises a CompileError whose label names an expression of the program.
+raises a CompileError whose label names an expression of the program (one that
+calls the domain empty only where the evaluator rejects every input tried). The
+make_sort shapes (`_op_tie_sort`) also check the domain's verdict on them.
 """
 
 from __future__ import annotations
@@ -73,14 +75,16 @@ class _Generator(SelectorChoices):
         return f"{prefix}{next(self.counter)}"
 
     def _emit(self, code, deps, *, values, none, numerical, depth, indices=False,
-              prefix="v") -> Node:
+              prefix="v", name=None) -> Node:
         var = self._var(prefix)
         values = list(values)
         none = none or None in values
         values = [v for v in values if v is not None]
         if numerical:
             code = f"rasp.numerical({code})"
-        if self.c.chance(0.08):
+        if name is not None:
+            code += f".named({name.format(var=var)!r})"
+        elif self.c.chance(0.08):
             code += f".named({self._name()!r})"
         self.lines.append(Line(var, code, tuple(deps)))
         node = Node(var, distinct(values), none, numerical, depth, indices)
@@ -174,7 +178,7 @@ class _Generator(SelectorChoices):
             self.tracked.setdefault(node.var, (node.values, node.none))
         ops = [("map", 6), ("numerical_map", 3), ("sequence_map", 4), ("linear", 2),
                ("aggregate", 6), ("numerical_aggregate", 4), ("width", 3), ("mean_pair", 1),
-               ("full", 1), ("constant_sop", 1)]
+               ("full", 1), ("constant_sop", 1), ("tie_sort", 1)]
         start = len(self.pool)
         for _ in range(self.c.integer(1, self.max_ops)):
             getattr(self, "_op_" + self.c.weighted(ops))()
@@ -280,6 +284,29 @@ class _Generator(SelectorChoices):
         return self._emit(f"rasp.SelectorWidth({sel.var})", [sel.var],
                           values=range(self.n + 1), none=False,
                           numerical=self.c.chance(0.3), depth=sel.depth + 1)
+
+    def _op_tie_sort(self):
+        """make_sort's shape over numeric tokens: keys broken by position, k + m·i/N, with
+        offsets below every gap between tokens (provably total: no warning is due) or
+        reaching one (two positions can share a key). Its label says which, for
+        tests/fuzz_checks.py: tie_sort_total_*, or tie_sort_collides_at_N_* at length N."""
+        numbers = sorted(v for v in self.vocab if is_number(v) and not isinstance(v, bool))
+        if self.causal or len(numbers) < 2 or len(numbers) != len(self.vocab):
+            return self._op_aggregate()  # ranks are only proven over the whole input
+        gap, n = min(b - a for a, b in zip(numbers, numbers[1:])), self.n
+        min_key = gap * self.c.choice([0.5, 1, 2, n])
+        keys = {v + min_key * i / n for v in numbers for i in range(n)}
+        label = ("tie_sort_total_{var}" if len(keys) == len(numbers) * n else
+                 f"tie_sort_collides_at_{n}_{{var}}")
+        key = self._emit(f"rasp.SequenceMap(lambda k, i, m={min_key!r}, n={n}: k + m * i / n, "
+                         "tokens, indices)", ["tokens", "indices"], values=sorted(keys),
+                         none=False, numerical=False, depth=1)
+        rank = self._emit(f"rasp.SelectorWidth(rasp.Select({key.var}, {key.var}, rasp.LT))",
+                          [key.var], values=range(n + 1), none=False, numerical=False,
+                          depth=2)
+        return self._emit(f"rasp.Aggregate(rasp.Select({rank.var}, indices, rasp.EQ), tokens)",
+                          [rank.var, "indices", "tokens"], values=numbers, none=True,
+                          numerical=False, depth=3, name=label)
 
     def _op_aggregate(self):
         """A categorical Aggregate, mostly one where every input is valid."""

@@ -32,7 +32,8 @@ from craft.attention import predicate_form
 from craft.bases import BOS, ONE, BasisDirection, VectorSpace
 from craft.blocks import MLP, AttentionHead, BlockInfo, Series
 from craft.numerical import discretiser_error_bounds
-from craft.selector_width import scratch_error, scratch_tolerance, selector_width
+from craft.selector_width import (fitted_selector_width, scratch_error, scratch_tolerance,
+                                  scratch_values, selector_width)
 from tests.float_orders import every_order
 
 INFO = BlockInfo(("width",), "selector_width")
@@ -390,3 +391,49 @@ def test_width_heads_are_accepted_by_their_bound():
     bits = big_series(VectorSpace((NUM,)), numerical_of).blocks[0]
     assert scratch_error(bits, N_BIG) > scratch_tolerance(N_BIG)
     assert scratch_error(bits, 16) <= scratch_tolerance(16)
+
+
+# =========================================================================== shifted scratch
+
+
+@pytest.mark.parametrize("n", [6, 7])
+def test_a_shifted_scratch_counts_every_width_within_its_smaller_bound(n):
+    """The shift compiler.fusion picks where 1/(w+1) rounds too much for a numerical
+    output: the head writes (1+c)/(w+1) − c (every real key carrying −c) and the MLP
+    decodes it within its own bound, through Series.forward and in every summation order
+    of the MLP; the bound is below the unshifted one (the point of the shift)."""
+    shift = 1 / n
+    widths_all = np.arange(n + 1)
+    xs = scratch_values(n, shift)
+    np.testing.assert_allclose(xs, (1 + shift) / (widths_all + 1) - shift, rtol=0, atol=1e-15)
+    bounds = discretiser_error_bounds(xs, widths_all.astype(float))[::-1, 0]  # by width
+    assert bounds.max() < width_bounds(n, False).max()
+    small, space = index_residual(n, categorical=False), indices_space(n)
+    seen = set()
+    for case in PREDICATES:
+        widths = counted_widths(n, case)
+        seen.update(widths)
+        series, hardness = fitted_selector_width(
+            predicate_form(space, space, PREDICATES[case]), 1, n, VectorSpace((NUM,)),
+            numerical_of, SCRATCH, "width.hidden", INFO, shift=shift)
+        head, mlp = series.blocks
+        x = index_x(small, n)
+        got = series.forward(small, x)[0, :, small.index[NUM]].astype(np.float64)
+        assert abs(got[0]) < 1e-6, f"{case}: BOS wrote {got[0]}"
+        for i, w in enumerate(widths):
+            assert abs(got[i + 1] - w) <= bounds[w], (case, w, got[i + 1], bounds[w])
+        scratch = head.forward(small, x)[0, :, small.index[SCRATCH]].astype(np.float64)
+        assert abs(scratch[0] - 1.0) < 1e-6  # BOS reads only itself
+        exact = (1 + shift) / (np.asarray(widths) + 1)
+        relative = np.abs(scratch[1:] - (exact - shift)) / exact
+        assert relative.max() <= min(scratch_error(head, n, hardness, shift),
+                                     scratch_tolerance(n))
+        residual = VectorSpace((ONE, SCRATCH, BOS, NUM))
+        fed = np.zeros((1, 1 + len(widths), residual.dim), F32)
+        fed[0, 0, residual.index[BOS]] = 1.0
+        fed[0, 1:, residual.index[ONE]] = 1.0
+        fed[0, :, residual.index[SCRATCH]] = scratch
+        for order, y in every_order(mlp, residual, fed):
+            out = y[0][:, residual.index[NUM]].astype(np.float64)
+            assert out[0] == 0.0 and np.all(np.abs(out[1:] - widths) <= bounds[widths]), order
+    assert seen == set(range(n + 1))

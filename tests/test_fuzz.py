@@ -2,8 +2,11 @@
 
 For each of 200 derandomised programs: compiling either gives a model that
 agrees with `rasp.evaluate` on 50 random inputs (those the evaluator accepts),
-or raises a CompileError whose label names an expression of the program. Any
-other exception, or any disagreement, fails with a minimised standalone repro.
+or raises a CompileError whose label names an expression of the program (a
+refusal as empty only where the evaluator rejects every input); make_sort shapes
+with keys broken by position are listed in model.domain exactly when they can
+collide, with a colliding pair the evaluator confirms. Any other exception, or
+any disagreement, fails with a minimised standalone repro.
 Hypothesis shrinking is off by default because every shrink step compiles and
 jits a model (minutes per failure); set FUZZ_SHRINK=1 to turn it on.
 

@@ -2,9 +2,10 @@
 
 Every format writes `model.safetensors` (the TransformerBridge weights),
 `config.json` (TransformerBridgeConfig fields), `tokenizer.json`,
-`ground_truth.json`, `edges.json` (the true circuit in hook names), and
-`rasp_model.npz`/`.json` so `CompiledModel.load(directory)` gets the exact model
-back. "transformer-lens" adds the HookedTransformer layout (`legacy.safetensors`,
+`ground_truth.json`, `edges.json` (the true circuit in hook names),
+`dataset.json` (seeded clean/corrupted input pairs, when the model has its
+program; see interp.circuits.dataset_file), and `rasp_model.npz`/`.json` so
+`CompiledModel.load(directory)` gets the exact model back. "transformer-lens" adds the HookedTransformer layout (`legacy.safetensors`,
 `legacy_config.json`); "interpbench" adds InterpBench's `ll_model.pth`,
 `ll_model_cfg.pkl` and `edges.pkl`.
 """
@@ -23,6 +24,7 @@ from interp import tl_weights
 from interp.extras import import_extra
 
 FORMATS = ("safetensors", "transformer-lens", "interpbench")
+DATASET_FILE = "dataset.json"
 
 
 def export_model(model, directory: str | os.PathLike, format: str = "safetensors",
@@ -51,6 +53,7 @@ def export_model(model, directory: str | os.PathLike, format: str = "safetensors
     _write_json(files["edges.json"], circuit_edges(truth))
     ours = save_model(model, directory / EXPORT_MODEL_NAME, description)
     written = list(files.values()) + list(ours)
+    written += _write_dataset(model, directory)
     if format == "transformer-lens":
         legacy = directory / "legacy.safetensors"
         _write_safetensors(legacy, tl_weights.legacy_arrays(model.params, model.config))
@@ -59,6 +62,21 @@ def export_model(model, directory: str | os.PathLike, format: str = "safetensors
     if format == "interpbench":
         written += _write_interpbench(model, truth, directory)
     return written
+
+
+def _write_dataset(model, directory: Path) -> list[Path]:
+    """dataset.json, when the model has its program (valid pairs need the evaluator)
+    and its sampler finds enough valid inputs."""
+    from interp.circuits.dataset_file import dataset_json
+
+    if model.program is None:
+        return []
+    try:
+        data = dataset_json(model)
+    except ValueError:  # too few valid inputs: an outside tool brings its own pairs
+        return []
+    _write_json(directory / DATASET_FILE, data)
+    return [directory / DATASET_FILE]
 
 
 def tokenizer_table(model) -> dict[str, Any]:

@@ -11,7 +11,10 @@ canonicalised first (compiler.granularity.canonical_name).
 The JSON an outside tool writes (`scores_to_json` / `scores_from_json`):
   {"granularity": "component", "method": "eap",
    "edges": [{"upstream": "embed", "downstream": "blocks.0.attn[0]", "score": 0.3}, ...]}
-or, for a method that scores components, "nodes": [{"node": ..., "score": ...}, ...].
+or, for a method that scores components, "nodes": [{"node": ..., "score": ...}, ...],
+or auto-circuit's own output, {"Resid Start->A0.0.Q": 0.3, "A0.0->MLP 1": -0.1, ...}.
+Edge names may be ours, TransformerLens legacy hook names or auto-circuit's
+(interp.circuits.edge_names reads all three).
 """
 
 from __future__ import annotations
@@ -178,6 +181,15 @@ def _split(scores, universe, home, shape, rename, out, full, merge):
         edge_scores = {e: min(node_scores.get(e[0], MISSING), node_scores.get(e[1], MISSING))
                        for e in universe}
         return {k: v for k, v in node_scores.items() if k != out}, edge_scores, 0, ()
+    slot_scores, ignored = _slot_scores(scores, universe, home, shape, merge)
+    edge_scores = {e: max((slot_scores[m] for m in members if m in slot_scores),
+                          key=abs, default=MISSING) for e, members in universe.items()}
+    unscored = sum(1 for s in edge_scores.values() if s == MISSING)
+    return None, edge_scores, unscored, _ignored_note(ignored)
+
+
+def _slot_scores(scores, universe, home, shape, merge) -> tuple[dict, dict]:
+    """({(writer, slot): score}, {reason: count of ignored keys}) of edge-keyed scores."""
     slot_scores, scored_by, ignored = {}, {}, {}
     for k, s in scores.items():
         pair = split_edge_name(k) if isinstance(k, str) else k
@@ -202,10 +214,7 @@ def _split(scores, universe, home, shape, rename, out, full, merge):
             scored_by[e] = k
         if not any(home[e] for e in forward):
             ignored["embeddings"] = ignored.get("embeddings", 0) + 1
-    edge_scores = {e: max((slot_scores[m] for m in members if m in slot_scores),
-                          key=abs, default=MISSING) for e, members in universe.items()}
-    unscored = sum(1 for s in edge_scores.values() if s == MISSING)
-    return None, edge_scores, unscored, _ignored_note(ignored)
+    return slot_scores, ignored
 
 
 def _ignored_note(ignored: dict) -> tuple[str, ...]:

@@ -60,4 +60,3 @@ def test_auto_circuit_scores_need_no_glue(name, tmp_path, capsys):
             out = capsys.readouterr().out
             assert re.search(r"^edges: AUROC [01]\.\d{3};", out, re.MULTILINE), out
             assert "touch padded components" in out and "dataset.json left out" in out
-            print(method, name, granularity, out.splitlines()[2], file=sys.stderr)

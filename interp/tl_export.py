@@ -2,9 +2,10 @@
 
 Every format writes `model.safetensors` (the TransformerBridge weights),
 `config.json` (TransformerBridgeConfig fields), `tokenizer.json`,
-`ground_truth.json`, `edges.json` (the true circuit in hook names), and
-`rasp_model.npz`/`.json` so `CompiledModel.load(directory)` gets the exact model
-back. "transformer-lens" adds the HookedTransformer layout (`legacy.safetensors`,
+`ground_truth.json`, `edges.json` (the true circuit in hook names),
+`dataset.json` (seeded clean/corrupted input pairs, when the model has its
+program; see interp.circuits.dataset_file), and `rasp_model.npz`/`.json` so
+`CompiledModel.load(directory)` gets the exact model back. "transformer-lens" adds the HookedTransformer layout (`legacy.safetensors`,
 `legacy_config.json`); "interpbench" adds InterpBench's `ll_model.pth`,
 `ll_model_cfg.pkl` and `edges.pkl`. The model's JSON, written last, records the
 sha256 of every other file ("export_files"), and lists the other formats' files as
@@ -32,6 +33,7 @@ FORMATS = ("safetensors", "transformer-lens", "interpbench")
 FORMAT_FILES = {"safetensors": (),
                 "transformer-lens": ("legacy.safetensors", "legacy_config.json"),
                 "interpbench": ("ll_model.pth", "ll_model_cfg.pkl", "edges.pkl")}
+DATASET_FILE = "dataset.json"
 
 
 def export_model(model, directory: str | os.PathLike, format: str = "safetensors",
@@ -63,6 +65,10 @@ def export_model(model, directory: str | os.PathLike, format: str = "safetensors
     files["ground_truth.json"].write_text(truth.to_json(indent=1) + "\n", encoding="utf-8")
     _write_json(files["edges.json"], circuit_edges(truth))
     written = list(files.values())
+    (directory / DATASET_FILE).unlink(missing_ok=True)  # a stale one must not pass as ours
+    dataset = _write_dataset(model, directory)
+    written += dataset
+    absent += [] if dataset else [DATASET_FILE]
     if format == "transformer-lens":
         legacy = directory / "legacy.safetensors"
         _write_safetensors(legacy, tl_weights.legacy_arrays(model.params, model.config))
@@ -74,6 +80,21 @@ def export_model(model, directory: str | os.PathLike, format: str = "safetensors
     ours = save_model(model, directory / EXPORT_MODEL_NAME, description,
                       sections={"export_files": manifest})
     return written + list(ours)
+
+
+def _write_dataset(model, directory: Path) -> list[Path]:
+    """dataset.json, when the model has its program (valid pairs need the evaluator)
+    and its sampler finds enough valid inputs."""
+    from interp.circuits.dataset_file import dataset_json
+
+    if model.program is None:
+        return []
+    try:
+        data = dataset_json(model)
+    except ValueError:  # too few valid inputs: an outside tool brings its own pairs
+        return []
+    _write_json(directory / DATASET_FILE, data)
+    return [directory / DATASET_FILE]
 
 
 def tokenizer_table(model) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Clean/corrupted input pairs for one example, and the faithfulness metrics.
 
 `make_dataset(example, model, pairs, seed)` draws seeded clean inputs from the
-example's sampler and, for each, a corrupted input of the same length from the
+example's sampler (or a sampler function, or a list of inputs) and, for each, a corrupted input of the same length from the
 same sampler (resampling). A `Dataset` holds both padded to the model's width,
 and answers `differs(writer, indices)` for `GroundTruth.inert`.
 
@@ -107,35 +107,33 @@ def _position_mean(values, scored):
     return jnp.sum(values * scored, axis=-1) / jnp.maximum(jnp.sum(scored, axis=-1), 1.0)
 
 
-def make_dataset(example, model, pairs: int = 32, seed: int = 0, hooked=None) -> Dataset:
+def make_dataset(source, model, pairs: int = 32, seed: int = 0, hooked=None) -> Dataset:
     """`pairs` seeded (clean, corrupted) inputs of equal length, valid for the evaluator.
 
-    The corrupted input is drawn from the example's sampler at the clean input's
-    length until it differs from it (or MAX_DRAWS tries: then it may equal it).
+    source: a library `Example`, a sampler `f(rng, vocab, length) -> tokens`, or a
+    list of inputs to draw from. The corrupted input is drawn at the clean
+    input's length until it differs from it (or MAX_DRAWS tries: then it may equal it).
     """
     from interp.circuits.hooked import HookedModel
 
+    clean, corrupt = sample_pairs(source, model, pairs, seed)
+    return Dataset(hooked or HookedModel(model), clean, corrupt)
+
+
+def sample_pairs(source, model, pairs: int, seed: int) -> tuple[tuple, tuple]:
+    """The (clean, corrupted) token tuples `make_dataset` draws (see there)."""
     rng = random.Random(seed)
-    max_len = model.config.max_seq_len
-    vocab = list(model.config.vocab)
-
-    def valid(xs):
-        try:
-            rasp.evaluate(model.program, list(xs), causal=model.config.causal)
-        except rasp.EvaluationError:
-            return False
-        return all(t in model.config.vocab for t in xs)
-
+    draw, draw_at = _drawers(source, model)
     clean, corrupt = [], []
     for _ in range(MAX_DRAWS * pairs):
         if len(clean) == pairs:
             break
-        xs = example.sample(rng, max_len, vocab)
-        if not valid(xs):
+        xs = draw(rng)
+        if not is_valid_input(model, xs):
             continue
         for _ in range(MAX_DRAWS):
-            ys = example.sampler(rng, vocab, len(xs))
-            if len(ys) == len(xs) and valid(ys) and ys != xs:
+            ys = draw_at(rng, len(xs))
+            if len(ys) == len(xs) and is_valid_input(model, ys) and ys != xs:
                 break
         else:
             ys = xs
@@ -144,7 +142,40 @@ def make_dataset(example, model, pairs: int = 32, seed: int = 0, hooked=None) ->
     if len(clean) < pairs:
         raise ValueError(f"only {len(clean)} of {MAX_DRAWS * pairs} sampled inputs are valid "
                          f"for the evaluator; give a sampler of valid inputs")
-    return Dataset(hooked or HookedModel(model), tuple(clean), tuple(corrupt))
+    return tuple(clean), tuple(corrupt)
+
+
+def _drawers(source, model):
+    """(draw(rng) -> input of random length, draw_at(rng, length) -> input) for a source."""
+    max_len, vocab = model.config.max_seq_len, list(model.config.vocab)
+    if isinstance(source, (list, tuple)):
+        inputs = [list(xs) for xs in source]
+        if not inputs:
+            raise ValueError("make_dataset needs at least one input to draw from")
+        by_length: dict[int, list] = {}
+        for xs in inputs:
+            by_length.setdefault(len(xs), []).append(xs)
+        return (lambda rng: rng.choice(inputs)), (lambda rng, n: rng.choice(by_length[n]))
+    sampler = getattr(source, "sampler", source)  # an Example's, or the function itself
+    if not callable(sampler):
+        raise ValueError(f"make_dataset takes an Example, a sampler f(rng, vocab, length) or "
+                         f"a list of inputs, not {type(source).__name__}")
+    # The same draws as Example.sample: a length in 1..max_len, then the sampler.
+    return ((lambda rng: sampler(rng, vocab, rng.randint(1, max_len))),
+            (lambda rng, n: sampler(rng, vocab, n)))
+
+
+def is_valid_input(model, xs) -> bool:
+    """Whether `xs` is in the vocabulary (and, with the program, the evaluator's domain)."""
+    if not all(t in model.config.vocab for t in xs):
+        return False
+    if model.program is None:  # a loaded model: only the vocabulary can be checked
+        return True
+    try:
+        rasp.evaluate(model.program, list(xs), causal=model.config.causal)
+    except rasp.EvaluationError:
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=None)

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
 TEST_EXTRAS := test,transformer-lens,plots,compress,notebook
 
-.PHONY: demo test test-slow breaks bench fuzz circuits docs-images clean
+.PHONY: demo test test-slow test-outside breaks bench fuzz circuits docs-images clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(VENV)/.installed-test
 
 test-slow: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m slow
+
+# Outside tools in venvs of their own (auto-circuit with TransformerLens 2; not in CI).
+test-outside: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m outside
 
 # Each of tests/breaks.py's eight breaks applied to a copy of the tree: the suite must
 # catch every one (also part of test-slow).

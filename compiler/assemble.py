@@ -46,6 +46,9 @@ class ModelConfig:
     output_label: str
     output_numerical: bool
     output_values: tuple[Any, ...]  # decoded values of the unembedding columns
+    # The architecture the forward runs (compiler.forward reads these; none guesses).
+    normalization: str = "none"   # no LayerNorm before attention, MLP or unembedding
+    activation: str = "relu"      # the MLPs' activation
 
     @property
     def vocab_size(self) -> int:

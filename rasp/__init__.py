@@ -8,8 +8,8 @@ paper's own syntax are read by `rasp.parse` and printed by `rasp.to_source`.
 
 from rasp.annotations import (DEFAULT_ANNOTATORS, Annotator, Encoding, default_encoding,
                               default_name)
-from rasp.errors import (CompileError, CompileWarning, DomainError, EvaluationError, InputError,
-                         ModelMismatchError, RaspError, RaspSyntaxError)
+from rasp.errors import (CompileError, CompileWarning, DomainError, EvaluationError, ForkError,
+                         InputError, ModelMismatchError, RaspError, RaspSyntaxError)
 from rasp.evaluate import evaluate
 from rasp.expr import (
     Aggregate, Comparison, ConstantSelector, ConstantSOp, Full, IndicesType,
@@ -32,7 +32,7 @@ EQ, LT, LEQ, GT, GEQ, NEQ, TRUE, FALSE = (
 
 __all__ = [
     "Aggregate", "Comparison", "CompileError", "CompileWarning", "ConstantSOp",
-    "ConstantSelector", "DomainError", "Encoding", "EvaluationError", "Full", "IndicesType", "InputError", "LengthType",
+    "ConstantSelector", "DomainError", "Encoding", "EvaluationError", "ForkError", "Full", "IndicesType", "InputError", "LengthType",
     "LinearSequenceMap", "Map", "ModelMismatchError", "RASPExpr", "RaspError", "SOp", "Select", "Selector",
     "SelectorAnd", "SelectorNot", "SelectorOr", "SelectorWidth", "SequenceMap",
     "TokensType", "annotate", "categorical", "evaluate", "get_encoding", "indices",

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from rasp.errors import CompileError
+from rasp.errors import CompileError, ValueRangeError
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -67,7 +67,7 @@ def check_vocab(vocab: Iterable[Any]) -> None:
 
 
 def check_values(expr, values: tuple[Any, ...], numerical: bool) -> None:
-    """CompileError naming `expr` if one of its `values` is NaN or, for a numerical SOp,
+    """ValueRangeError naming `expr` if one of its `values` is NaN or, for a numerical SOp,
     outside float32's finite range.
 
     Two values float32 cannot tell apart (often the same number reached by different
@@ -76,14 +76,14 @@ def check_values(expr, values: tuple[Any, ...], numerical: bool) -> None:
     otherwise (compiler.blocks._merge_indistinguishable)."""
     nan = [v for v in values if holds_nan(v)]
     if nan:
-        raise CompileError(expr, f"it can take the value {nan[0]!r}, which equals nothing, "
+        raise ValueRangeError(expr, f"it can take the value {nan[0]!r}, which equals nothing, "
                            "not even itself, so no model can compute it exactly",
                            "return a number (or None) instead of NaN")
     if not numerical:
         return
     for value in (v for v in values if isinstance(v, numbers.Real)):
         if not abs(value) <= FLOAT32_MAX:  # also for ints too large for a float
-            raise CompileError(expr, f"its value {value!r} is not representable in float32 "
+            raise ValueRangeError(expr, f"its value {value!r} is not representable in float32 "
                                f"(finite, of magnitude at most {FLOAT32_MAX:.4g}), and a "
                                "numerical SOp is held as one float32",
                                "scale the values down, or make the SOp categorical "

@@ -130,6 +130,7 @@ def _infer(expr, sets, vocab, n, failures) -> ValueSet:
             if value_map is not None:
                 sop = _apply(expr, value_map, [(v,) for v in sop.require(expr, "a folded Map")],
                              sop.may_be_none)
+                check_values(expr, sop.values, rx.is_numerical(expr))
             return _aggregate(expr, sop, sets, n)
     raise CompileError(expr, f"unsupported expression type {type(expr).__name__}")
 

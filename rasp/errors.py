@@ -37,6 +37,11 @@ class CompileError(RaspError):
         super().__init__(message)
 
 
+class ValueRangeError(CompileError):
+    """An SOp can take a value no model can hold: NaN, or for a numerical SOp a number
+    beyond float32's finite range (compiler.representable)."""
+
+
 class InputError(RaspError, ValueError):
     """Input to a compiled model is invalid (unknown token, too long, no BOS, ...)."""
 

@@ -71,14 +71,15 @@ def encode_batch(model: CompiledModel, batch) -> np.ndarray:
 
 
 def _encode_lists(batch, lookup: dict, width: int, pad: int,
-                  plain_types: frozenset[type]) -> np.ndarray | None:
+                  plain_types: frozenset[type] | None) -> np.ndarray | None:
     """Every row at once (one dict lookup per token, BOS included, and no per-row numpy
     call), or None when a row is not a list or tuple, holds a token of a type whose kind
-    must be checked (not in `plain_types`: True equals 1), or is malformed: then
-    _encode_rows says which."""
+    must be checked (not in `plain_types`, unless that is None: True equals 1), or is
+    malformed: then _encode_rows says which."""
     if not batch or not all(type(tokens) in (list, tuple) for tokens in batch):
         return None
-    if not set(map(type, chain.from_iterable(batch))) <= plain_types:
+    if plain_types is not None and \
+            not set(map(type, chain.from_iterable(batch))) <= plain_types:
         return None
     lengths = np.fromiter(map(len, batch), np.intp, len(batch))
     try:

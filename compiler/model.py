@@ -17,7 +17,7 @@ import numpy as np
 from compiler.assemble import ModelConfig, Params
 from compiler.domain import Domain
 from compiler.fork_safety import check_can_run
-from compiler.representable import unmatched_kind
+from compiler.representable import type_hint, unmatched_kind
 from craft.blocks import BlockInfo
 from rasp.errors import DomainError, EvaluationError, InputError, ModelMismatchError
 from rasp.evaluate import evaluate
@@ -340,7 +340,7 @@ class CompiledModel:
             if not 0 < known <= len(vocab) or why:
                 raise InputError(f"token {token!r} at position {position} is not in the "
                                  f"vocabulary {{{', '.join(map(repr, vocab))}}}"
-                                 + (why or _type_hint(token, vocab)))
+                                 + (why or type_hint(token, vocab)))
         return [ids[t] for t in tokens]
 
     @property
@@ -394,15 +394,6 @@ class CompiledModel:
         """Each recorded RASP expression's values at positions 1..n, read from the residuals."""
         from compiler.interventions import decode_intermediates
         return decode_intermediates(self, tokens)
-
-
-def _type_hint(token, vocab) -> str:
-    """'; expected an int token ...' when a token of another type has a matching str."""
-    for known in vocab:
-        if type(known) is not type(token) and str(known) == str(token):
-            return (f"; the vocabulary holds {type(known).__name__} tokens, and this is a "
-                    f"{type(token).__name__}: pass {known!r}, not {token!r}")
-    return ""
 
 
 def hashable(value) -> bool:

@@ -27,6 +27,8 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 def token_kind(value: Any) -> Any:
     """What must match besides equality: "bool", "int" (numpy ints too), "float", ...,
     elementwise for tuples and frozensets, else the value's type."""
+    if isinstance(value, str):  # np.str_ too
+        return "str"
     if isinstance(value, (bool, np.bool_)):
         return "bool"
     if isinstance(value, numbers.Integral):
@@ -99,10 +101,23 @@ def unmatched_kind(token: Any, vocab_token: Any) -> str:
             f"{vocab_token!r}")
 
 
-def fast_types(vocab: tuple[Any, ...], specials: Iterable[Any]) -> frozenset[type]:
+def type_hint(token, vocab) -> str:
+    """'; the vocabulary holds int tokens ...' when a token of another type prints as
+    one of them ("1" for 1), else ''."""
+    for known in vocab:
+        if type(known) is not type(token) and str(known) == str(token):
+            return (f"; the vocabulary holds {type(known).__name__} tokens, and this is a "
+                    f"{type(token).__name__}: pass {known!r}, not {token!r}")
+    return ""
+
+
+def fast_types(vocab: tuple[Any, ...], specials: Iterable[Any]) -> frozenset[type] | None:
     """Types of input token whose dict lookup among `vocab` and `specials` (BOS, PAD)
     needs no kind check: the type of a scalar token, unless another kind of number in
-    the vocabulary could equal a token of that type. Tuples are always checked."""
+    the vocabulary could equal a token of that type (tuples are always checked). None
+    when every token is a str: only a str equals a str, so no token needs a check."""
+    if all(isinstance(t, str) for t in (*vocab, *specials)):
+        return None
     kinds = {token_kind(t) for t in vocab if isinstance(t, numbers.Number)}
     return frozenset(
         type(t) for t in (*vocab, *specials) if not isinstance(t, (tuple, frozenset)) and

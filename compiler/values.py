@@ -76,8 +76,8 @@ def infer_value_sets(graph: ProgramGraph, vocab: Iterable[Any], max_seq_len: int
 
     A Map or SequenceMap whose function raises on some values contributes no value
     for them; each such call is appended to `failures` when it is given. A set that
-    holds NaN, or for a numerical SOp a number float32 cannot hold apart from the
-    others, raises CompileError naming the SOp (compiler.representable). `known` holds
+    holds NaN, or for a numerical SOp a number beyond float32's finite range, raises
+    ValueRangeError naming the SOp (compiler.representable). `known` holds
     sets already inferred (same vocab and length) for nodes of another graph: a node's
     set depends only on the sub-expression it roots, so those are reused, and the new
     ones are added to it.

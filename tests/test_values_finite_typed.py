@@ -140,6 +140,14 @@ def test_numpy_ints_stand_for_int_tokens(type_name_model):
     assert model.apply_batch([["BOS", *tokens]]) == [["BOS", *expected]]
 
 
+def test_numpy_strings_stand_for_str_tokens():
+    model = compile_rasp_to_model(rasp.Map(str.upper, rasp.tokens), {"a", "b"}, 3)
+    tokens = ["BOS", np.str_("a"), "b"]
+    assert model.apply(tokens).decoded == model.apply_batch([tokens])[0] == ["BOS", "A", "B"]
+    with pytest.raises(InputError, match="token 1 at position 1"):
+        model.apply_batch([["BOS", 1]])
+
+
 def test_raspc_refuses_a_vocab_float32_cannot_hold(tmp_path):
     (tmp_path / "prog.py").write_text(textwrap.dedent('''
         import rasp

@@ -1,13 +1,13 @@
 """What a compiled model can hold: finite float32 numbers, and tokens told apart by type.
 
-A numerical SOp's value lives in the residual stream as one float32, so each of its
-values must be finite in float32 (values too close for float32 to separate are left
-to the blocks that read them, which merge or refuse them). NaN equals
-nothing, not even itself, so no value set and no vocabulary may hold it (categorical
-values are one-hot labels, so ±inf or close floats are fine there). Python says
-True == 1 == 1.0, so tokens are matched by kind (bool, int, float, ...) as well as by
-value: a vocabulary may not hold two tokens that are equal across kinds, and an input
-token must be of the kind of the vocabulary token it equals.
+A numerical SOp's value lives in the residual stream as one float32, so its values
+must be finite in float32 (values too close for float32 to separate are left to the
+blocks that read them, which merge or refuse them). NaN equals nothing, not even
+itself, so no value set and no vocabulary may hold it; categorical values are one-hot
+labels, so ±inf or close floats are fine there. Python says True == 1 == 1.0, so
+tokens are matched by kind (bool, int, float, ...) as well as by value: a vocabulary
+may not hold two tokens equal across kinds, and an input token must be of the kind of
+the vocabulary token it equals.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -76,20 +77,46 @@ def check_values(expr, values: tuple[Any, ...], numerical: bool) -> None:
     float arithmetic) are fine until a block must tell them apart: the discretising
     MLPs that read a numerical SOp merge them where they map them alike, and refuse
     otherwise (compiler.blocks._merge_indistinguishable)."""
-    nan = [v for v in values if holds_nan(v)]
-    if nan:
-        raise ValueRangeError(expr, f"it can take the value {nan[0]!r}, which equals nothing, "
-                           "not even itself, so no model can compute it exactly",
-                           "return a number (or None) instead of NaN")
-    if not numerical:
+    bad = _first_bad(values, numerical)
+    if not bad:
         return
-    for value in (v for v in values if isinstance(v, numbers.Real)):
-        if not abs(value) <= FLOAT32_MAX:  # also for ints too large for a float
-            raise ValueRangeError(expr, f"its value {value!r} is not representable in float32 "
-                               f"(finite, of magnitude at most {FLOAT32_MAX:.4g}), and a "
-                               "numerical SOp is held as one float32",
-                               "scale the values down, or make the SOp categorical "
-                               "(rasp.categorical) if they are labels")
+    value, = bad
+    if holds_nan(value):
+        raise ValueRangeError(expr, f"it can take the value {value!r}, which equals nothing, "
+                              "not even itself, so no model can compute it exactly",
+                              "return a number (or None) instead of NaN")
+    shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:12]}... " \
+        f"({len(repr(value))} digits)"
+    raise ValueRangeError(expr, f"its value {shown} is not representable in float32 "
+                          f"(finite, of magnitude at most {FLOAT32_MAX:.4g}), and a "
+                          "numerical SOp is held as one float32",
+                          "scale the values down, or make the SOp categorical "
+                          "(rasp.categorical) if they are labels")
+
+
+def _first_bad(values: tuple[Any, ...], numerical: bool) -> tuple[Any, ...]:
+    """(the first value that is NaN, or out of float32's range if `numerical`,) or ().
+
+    Value sets run to MAX_VALUES, so the common all-str, all-int or all-float sets are
+    checked in C (by type, or as one float64 array); any other set value by value."""
+    types = set(map(type, values))
+    if types <= {str, int, bool} and not (numerical and int in types):
+        return ()
+    if types == {tuple} and set(map(type, chain.from_iterable(values))) <= {str, int, bool}:
+        return ()  # tuples of these hold no NaN, and no number to range-check
+    if types <= {float, int, bool}:
+        try:
+            numbers_ = np.fromiter(values, np.float64, len(values))
+        except OverflowError:  # an int beyond float64: value by value
+            pass
+        else:
+            bad = np.isnan(numbers_) | (numerical & ~(np.abs(numbers_) <= FLOAT32_MAX))
+            return (values[int(np.argmax(bad))],) if bad.any() else ()
+    for value in values:
+        if holds_nan(value) or (numerical and isinstance(value, numbers.Real)
+                                and not abs(value) <= FLOAT32_MAX):
+            return (value,)
+    return ()
 
 
 def unmatched_kind(token: Any, vocab_token: Any) -> str:

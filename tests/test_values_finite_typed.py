@@ -39,7 +39,7 @@ def test_a_numerical_value_float32_cannot_hold_is_refused(bad):
     with pytest.raises(CompileError) as caught:
         compile_rasp_to_model(program, {"a", "b"}, 3)
     assert caught.value.label == program.label
-    assert repr(bad) in caught.value.reason
+    assert repr(bad)[:12] in caught.value.reason  # 10 ** 400 is shown by its first digits
     assert ("float32" if bad == bad else "equals nothing") in caught.value.reason
     assert caught.value.hint
 

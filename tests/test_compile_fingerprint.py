@@ -47,6 +47,7 @@ PIN_HISTORY = (
     "pinned before the compile-speed work",
     "dyck2@5 and dyck3@5 re-pinned: fusion keeps unfused chains that are narrower",
     '2026-12-07: metadata only: unnamed operator results are labelled by what they compute (tokens_gt_2, indicator_balance_lt_0) instead of map_<id>; weights unchanged',
+    "2026-12-07: metadata only: derived labels never embed an operand's id label (map_7 > 0 keeps map_<id>), so they do not vary with what a process built before; weights unchanged",
 )
 
 # name@N → (weights sha256, metadata sha256, warnings sha256), first 16 hex digits each.
@@ -82,9 +83,9 @@ PINNED = {
     'rasp_double_hist@5': ('da5fbbe7f495bd94', '790227c20f9368e3', 'e3b0c44298fc1c14'),
     'rasp_sort@5': ('74a2c99ff631c68d', '4243febfb207b571', 'e3b0c44298fc1c14'),
     'rasp_most_freq@5': ('f896f4cbbc075eac', 'a2962acecafd5f45', 'e3b0c44298fc1c14'),
-    'rasp_dyck1@5': ('b7b48e7c934e3402', 'a32f401c4cb23eee', 'e3b0c44298fc1c14'),
-    'rasp_dyck2@5': ('0a1feef7fa98b84a', '5b4cd9fc0552bcb6', 'e3b0c44298fc1c14'),
-    'rasp_dyck3@5': ('3f4f56fba3bc1884', 'ae9783fa0fd0a725', 'e3b0c44298fc1c14'),
+    'rasp_dyck1@5': ('b7b48e7c934e3402', 'cb3cdc42f87160fd', 'e3b0c44298fc1c14'),
+    'rasp_dyck2@5': ('0a1feef7fa98b84a', '44ad66ee3a3d8667', 'e3b0c44298fc1c14'),
+    'rasp_dyck3@5': ('3f4f56fba3bc1884', '55d203d2f3a5a947', 'e3b0c44298fc1c14'),
     'length@16': ('15acb02f01734e9f', 'bdceb45e7a799c95', 'e3b0c44298fc1c14'),
     'reverse@16': ('d4c6d22b9a5903df', 'b63f77cf58b57add', 'e3b0c44298fc1c14'),
     'hist@16': ('a855749b1ba3491c', '0e884d7849d0263e', 'e3b0c44298fc1c14'),

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from compiler.fork_safety import check_can_run
+from compiler.representable import fast_types, unmatched_kind
 from rasp.errors import InputError
 
 if TYPE_CHECKING:
@@ -63,15 +65,21 @@ def encode_batch(model: CompiledModel, batch) -> np.ndarray:
         raise InputError(f"apply_batch takes a list of token lists or an int array of ids, "
                          f"got {type(batch).__name__}")
     lookup = {token: i for i, token in enumerate(config.vocab, 1)}
-    ids = _encode_lists(batch, {config.bos: 0, **lookup}, width, pad)
+    plain = fast_types(config.vocab, (config.bos, config.pad))
+    ids = _encode_lists(batch, {config.bos: 0, **lookup}, width, pad, plain)
     return ids if ids is not None else _encode_rows(model, batch, lookup, width, pad)
 
 
-def _encode_lists(batch, lookup: dict, width: int, pad: int) -> np.ndarray | None:
+def _encode_lists(batch, lookup: dict, width: int, pad: int,
+                  plain_types: frozenset[type] | None) -> np.ndarray | None:
     """Every row at once (one dict lookup per token, BOS included, and no per-row numpy
-    call), or None when a row is not a list or tuple, or is malformed: then _encode_rows
-    says which."""
+    call), or None when a row is not a list or tuple, holds a token of a type whose kind
+    must be checked (not in `plain_types`, unless that is None: True equals 1), or is
+    malformed: then _encode_rows says which."""
     if not batch or not all(type(tokens) in (list, tuple) for tokens in batch):
+        return None
+    if plain_types is not None and \
+            not set(map(type, chain.from_iterable(batch))) <= plain_types:
         return None
     lengths = np.fromiter(map(len, batch), np.intp, len(batch))
     try:
@@ -89,15 +97,19 @@ def _encode_lists(batch, lookup: dict, width: int, pad: int) -> np.ndarray | Non
 
 
 def _encode_rows(model: CompiledModel, batch, lookup: dict, width: int, pad: int) -> np.ndarray:
-    """Row by row (`lookup`: the vocabulary's ids, BOS excluded), raising InputError
-    (from `model._encode`) at the first bad row."""
+    """Row by row (`lookup`: the vocabulary's ids, BOS excluded), each token also of
+    the kind of the token it equals, raising InputError (from `model._encode`) at the
+    first bad row."""
     config = model.config
     ids = np.full((len(batch), width), pad, np.int32)
     for row, tokens in enumerate(batch):
         try:
             if isinstance(tokens, (str, bytes)) or tokens[0] != config.bos or len(tokens) > width:
                 raise KeyError
-            ids[row, 1:len(tokens)] = [lookup[t] for t in tokens[1:]]
+            row_ids = [lookup[t] for t in tokens[1:]]
+            if any(unmatched_kind(t, config.vocab[i - 1]) for t, i in zip(tokens[1:], row_ids)):
+                raise KeyError
+            ids[row, 1:len(tokens)] = row_ids
         except (KeyError, TypeError, IndexError):  # say exactly what is wrong with it
             model._encode(tokens)
             raise  # _encode accepted what the fast path refused: a bug, not user input
@@ -206,6 +218,7 @@ def _run_part(model: CompiledModel, ids: np.ndarray, valid: np.ndarray):
 
 def run_batch(model: CompiledModel, batch, return_residuals: bool = False):
     """Decoded outputs of a batch (BOS first in each row), chunked; see CompiledModel.apply_batch."""
+    check_can_run()
     ids = encode_batch(model, batch)
     pad = len(model.config.vocab) + 1
     lengths = (ids != pad).sum(axis=1)

@@ -21,6 +21,7 @@ from compiler.layout import layout_residual
 from compiler.lowering import lower_program
 from compiler.model import CompiledModel, hashable
 from compiler.record import record_components, record_values
+from compiler.representable import check_vocab
 from compiler.schedule import Schedule, schedule_layers
 from compiler.spaces import node_spaces
 from compiler.values import infer_value_sets, sort_values
@@ -200,6 +201,7 @@ def _check_arguments(program, vocab, max_seq_len, bos, pad) -> tuple[Any, ...]:
         raise CompileError(None, f"vocab tokens must be hashable, but {unhashable[0]!r} is a "
                            f"{type(unhashable[0]).__name__}",
                            "use tuples instead of lists (or str, int, float tokens)")
+    check_vocab(vocab)
     vocab = sort_values(vocab)
     if not vocab:
         raise CompileError(None, "the vocabulary is empty")

@@ -20,7 +20,7 @@ from compiler.uniqueness import ProgramFacts
 from compiler.values import MAX_PREDICATE_CALLS, Failure, infer_value_sets
 import rasp
 from rasp import expr as rx
-from rasp.errors import CompileError, EvaluationError
+from rasp.errors import CompileError, EvaluationError, ValueRangeError
 
 RAISES = "raises"          # a Map or SequenceMap whose function raises
 AMBIGUOUS = "ambiguous"    # a categorical Aggregate that may select differing values
@@ -135,6 +135,8 @@ def infer_domain(program: rx.SOp, lowered: rx.SOp, vocab, max_seq_len: int,
     failures: list[Failure] = []
     try:
         sets = infer_value_sets(graph, vocab, max_seq_len, failures, known=value_sets)
+    except ValueRangeError:
+        raise  # a value no model can hold: no compile, whatever the domain
     except CompileError as error:
         return Domain(unknown=error.reason)
     facts = ProgramFacts(graph, sets, max_seq_len, causal)

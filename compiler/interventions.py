@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from compiler.batch import encode_batch
+from compiler.fork_safety import check_can_run
 
 
 def decode_intermediates(model, tokens: Sequence[Any]) -> dict[str, list[Any]]:
@@ -44,6 +45,7 @@ def run_batch(model, batch: Sequence[Sequence[Any]], params=None) -> dict[str, A
     `params` (default: the model's) may be e.g. `ablated_params(...)`; the model's
     jitted function is reused, so equal batch sizes trace once.
     """
+    check_can_run()
     ids = encode_batch(model, batch)  # validates each input
     pad = model.input_encoder.encoding_map[model.config.pad]
     out = model._jitted(model.params if params is None else params, ids, ids != pad)

@@ -16,6 +16,8 @@ import numpy as np
 
 from compiler.assemble import ModelConfig, Params
 from compiler.domain import Domain
+from compiler.fork_safety import check_can_run
+from compiler.representable import type_hint, unmatched_kind
 from craft.blocks import BlockInfo
 from rasp.errors import DomainError, EvaluationError, InputError, ModelMismatchError
 from rasp.evaluate import evaluate
@@ -45,19 +47,23 @@ class InputEncoder:
                 self.pad: len(self.vocab) + 1}
 
     def encode(self, tokens: Sequence[Any]) -> list[int]:
-        """One token list (BOS first) → its ids."""
+        """One token list (BOS first) → its ids; KeyError names a token that is not in
+        the vocabulary, or is of another kind than the token it equals (True for 1)."""
         ids = self.encoding_map
-        return [ids[t] for t in tokens]
+        out = [ids[t] for t in tokens]
+        for token, i in zip(tokens, out):
+            if 0 < i <= len(self.vocab) and unmatched_kind(token, self.vocab[i - 1]):
+                raise KeyError(token)
+        return out
 
     def encode_batch(self, batch: Sequence[Sequence[Any]], width: int | None = None) -> np.ndarray:
         """Token lists → an int32 id array (batch, width), padded with the PAD id; `width`
         defaults to the longest list. `CompiledModel.apply_batch` takes this array."""
-        ids = self.encoding_map
         width = max(map(len, batch), default=1) if width is None else width
-        out = np.full((len(batch), width), ids[self.pad], np.int32)
+        out = np.full((len(batch), width), len(self.vocab) + 1, np.int32)
         for row, tokens in enumerate(batch):
             try:
-                out[row, :len(tokens)] = [ids[t] for t in tokens]
+                out[row, :len(tokens)] = self.encode(tokens)
             except (KeyError, TypeError, ValueError):
                 raise InputError(f"row {row} has a token outside the vocabulary or is longer "
                                  f"than {width}: {list(tokens)[:8]!r}") from None
@@ -258,6 +264,7 @@ class CompiledModel:
         output is whatever the weights compute (often None, or one of several
         selected values), so check inputs whenever `self.domain.total` is False.
         """
+        check_can_run()
         ids = self._encode(tokens)
         out = self._run([ids])
         n = len(ids)  # drop the padding the jitted function runs with
@@ -327,13 +334,14 @@ class CompiledModel:
                              f"max_seq_len = {self.config.max_seq_len} this model was "
                              f"compiled for")
         ids = self.input_encoder.encoding_map
-        vocab = set(self.config.vocab)
+        vocab = self.config.vocab
         for position, token in enumerate(tokens[1:], start=1):
-            if not hashable(token) or token not in vocab or token in (self.config.bos,
-                                                                        self.config.pad):
+            known = ids.get(token, 0) if hashable(token) else 0
+            why = unmatched_kind(token, vocab[known - 1]) if 0 < known <= len(vocab) else ""
+            if not 0 < known <= len(vocab) or why:
                 raise InputError(f"token {token!r} at position {position} is not in the "
-                                 f"vocabulary {{{', '.join(map(repr, self.config.vocab))}}}"
-                                 + _type_hint(token, self.config.vocab))
+                                 f"vocabulary {{{', '.join(map(repr, vocab))}}}"
+                                 + (why or type_hint(token, vocab)))
         return [ids[t] for t in tokens]
 
     @property
@@ -388,15 +396,6 @@ class CompiledModel:
         """Each recorded RASP expression's values at positions 1..n, read from the residuals."""
         from compiler.interventions import decode_intermediates
         return decode_intermediates(self, tokens)
-
-
-def _type_hint(token, vocab) -> str:
-    """'; expected an int token ...' when a token of another type has a matching str."""
-    for known in vocab:
-        if type(known) is not type(token) and str(known) == str(token):
-            return (f"; the vocabulary holds {type(known).__name__} tokens, and this is a "
-                    f"{type(token).__name__}: pass {known!r}, not {token!r}")
-    return ""
 
 
 def hashable(value) -> bool:

@@ -18,6 +18,7 @@ from fractions import Fraction
 from typing import Any
 
 from compiler.graph import ProgramGraph
+from compiler.representable import check_values
 from rasp import expr as rx
 from rasp.errors import CompileError
 
@@ -74,7 +75,9 @@ def infer_value_sets(graph: ProgramGraph, vocab: Iterable[Any], max_seq_len: int
     """A ValueSet for every SOp node of `graph` (selectors are skipped).
 
     A Map or SequenceMap whose function raises on some values contributes no value
-    for them; each such call is appended to `failures` when it is given. `known` holds
+    for them; each such call is appended to `failures` when it is given. A set that
+    holds NaN, or for a numerical SOp a number beyond float32's finite range, raises
+    ValueRangeError naming the SOp (compiler.representable). `known` holds
     sets already inferred (same vocab and length) for nodes of another graph: a node's
     set depends only on the sub-expression it roots, so those are reused, and the new
     ones are added to it.
@@ -85,6 +88,7 @@ def infer_value_sets(graph: ProgramGraph, vocab: Iterable[Any], max_seq_len: int
         expr = graph.expr(node)
         if isinstance(expr, rx.SOp) and node not in sets:
             sets[node] = _infer(expr, sets, vocab, max_seq_len, failures)
+            check_values(expr, sets[node].values, rx.is_numerical(expr))
     if known is None:
         return sets
     return {node: sets[node] for node in graph.order if node in sets}
@@ -126,6 +130,7 @@ def _infer(expr, sets, vocab, n, failures) -> ValueSet:
             if value_map is not None:
                 sop = _apply(expr, value_map, [(v,) for v in sop.require(expr, "a folded Map")],
                              sop.may_be_none)
+                check_values(expr, sop.values, rx.is_numerical(expr))
             return _aggregate(expr, sop, sets, n)
     raise CompileError(expr, f"unsupported expression type {type(expr).__name__}")
 

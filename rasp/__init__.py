@@ -8,8 +8,9 @@ paper's own syntax are read by `rasp.parse` and printed by `rasp.to_source`.
 
 from rasp.annotations import (DEFAULT_ANNOTATORS, Annotator, Encoding, default_encoding,
                               default_name)
-from rasp.errors import (CompileError, CompileWarning, DomainError, EvaluationError, InputError,
-                         ModelMismatchError, RaspError, RaspSyntaxError)
+from rasp.errors import (CompileError, CompileWarning, DomainError, EvaluationError, ForkError,
+                         InputError, ModelMismatchError, RaspError, RaspSyntaxError,
+                         ValueRangeError)
 from rasp.evaluate import evaluate
 from rasp.expr import (
     Aggregate, Comparison, ConstantSelector, ConstantSOp, Full, IndicesType,
@@ -32,12 +33,12 @@ EQ, LT, LEQ, GT, GEQ, NEQ, TRUE, FALSE = (
 
 __all__ = [
     "Aggregate", "Comparison", "CompileError", "CompileWarning", "ConstantSOp",
-    "ConstantSelector", "DomainError", "Encoding", "EvaluationError", "Full", "IndicesType", "InputError", "LengthType",
+    "ConstantSelector", "DomainError", "Encoding", "EvaluationError", "ForkError", "Full", "IndicesType", "InputError", "LengthType",
     "LinearSequenceMap", "Map", "ModelMismatchError", "RASPExpr", "RaspError", "SOp", "Select", "Selector",
     "SelectorAnd", "SelectorNot", "SelectorOr", "SelectorWidth", "SequenceMap",
     "TokensType", "annotate", "categorical", "evaluate", "get_encoding", "indices",
     "is_categorical", "is_numerical", "length", "numerical", "tokens",
-    "topological_order", "unique_labels", "RaspSyntaxError", "parse", "parse_file", "to_source",
+    "topological_order", "unique_labels", "ValueRangeError", "RaspSyntaxError", "parse", "parse_file", "to_source",
     "EQ", "LT", "LEQ", "GT", "GEQ", "NEQ", "TRUE", "FALSE",
     # the rest of Tracr's rasp module
     "DEFAULT_ANNOTATORS", "Annotator", "DefaultRASPEvaluator", "NumericValue", "Predicate",

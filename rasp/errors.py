@@ -2,7 +2,8 @@
 
 `RaspError` is the root. `EvaluationError` comes from the reference evaluator,
 `CompileError` from the compiler, and `InputError` from running a compiled model
-on bad input (`DomainError` for an input outside the program's domain).
+on bad input (`DomainError` for an input outside the program's domain), `ForkError`
+from running a model in a forked child of a process where jax ran.
 `ModelFileError` from saving or loading a model file (missing, corrupt, changed
 after it was saved, or inconsistent). `CompileWarning` flags a program that
 compiles but is partial.
@@ -38,6 +39,11 @@ class CompileError(RaspError):
         super().__init__(message)
 
 
+class ValueRangeError(CompileError):
+    """An SOp can take a value no model can hold: NaN, or for a numerical SOp a number
+    beyond float32's finite range (compiler.representable)."""
+
+
 class InputError(RaspError, ValueError):
     """Input to a compiled model is invalid (unknown token, too long, no BOS, ...)."""
 
@@ -46,6 +52,11 @@ class DomainError(InputError):
     """An input is outside the program's domain: the reference evaluator raises on it
     (a function raised, or a categorical Aggregate selected differing values), so the
     compiled model's output for it means nothing. Names the expression."""
+
+
+class ForkError(RaspError):
+    """A compiled model was run in a process forked after jax had run in its parent,
+    where jax can hang (compiler.fork_safety); worker processes must be spawned."""
 
 
 class CompileWarning(UserWarning):

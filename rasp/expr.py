@@ -92,9 +92,17 @@ def _check_type(value, expected, what: str, owner: str):
                         f"({value!r})")
 
 
+def readable_label(expr: RASPExpr) -> bool:
+    """Whether `expr`'s label says what it is (given, derived or an input), rather than
+    `<kind>_<id>`, which changes with how many expressions a process built before."""
+    return isinstance(expr, (TokensType, IndicesType, LengthType)) or \
+        bool(expr._annotations.get("name") or expr._annotations.get("derived_name"))
+
+
 def _derived(expr: RASPExpr, formula: str) -> RASPExpr:
-    """`expr`, fresh from its constructor, labelled after `formula` where that reads well."""
-    name = derived_label(formula)
+    """`expr`, fresh from its constructor, labelled after `formula` where that reads well
+    (never after an operand labelled by its id: the label must not vary between runs)."""
+    name = derived_label(formula) if all(map(readable_label, expr.children)) else None
     if name is not None:
         object.__setattr__(expr, "_annotations", MappingProxyType({"derived_name": name}))
     return expr

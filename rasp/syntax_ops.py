@@ -246,7 +246,8 @@ class Elementwise:
         if source and isinstance(expr, rx.SOp) and "name" not in expr._annotations:  # noqa: SLF001
             formula = source.format(*[a.label if isinstance(a, rx.RASPExpr) else a
                                       for a in args])
-            extra["derived_name"] = derived_label(formula)  # `balance < 0`: balance_lt_0
+            if all(rx.readable_label(a) for a in args if isinstance(a, rx.RASPExpr)):
+                extra["derived_name"] = derived_label(formula)  # `balance < 0`: balance_lt_0
         if self.input_type:
             extra["rasp_input"] = self.input_type
         return expr.annotated(rasp_type=rasp_type, **extra)

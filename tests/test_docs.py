@@ -135,3 +135,24 @@ def test_the_rules_catch_wrong_values_and_output():
             check(wrong)
     assert python_blocks("a\n```python\nx = 1\n```\n  ```python\n  y = 2\n  ```\n") == [
         (3, "x = 1\n"), (6, "y = 2\n")]
+
+
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+@pytest.mark.parametrize("path", DOC_FILES, ids=lambda p: p.name)
+def test_relative_links_point_at_files_in_the_clone(path):
+    """Every relative link of the README and docs names a tracked file or folder."""
+    import subprocess
+
+    tracked = set(subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True,
+                                 text=True, check=True).stdout.split())
+    folders = {parent.as_posix() for f in tracked for parent in Path(f).parents}
+    missing = []
+    for target in LINK.findall(path.read_text(encoding="utf-8")):
+        if "://" in target or target.startswith("mailto:"):
+            continue
+        resolved = (path.parent / target).resolve().relative_to(ROOT).as_posix()
+        if resolved not in tracked and resolved not in folders:
+            missing.append(target)
+    assert not missing, f"{path.name} links to files a clone lacks: {missing}"

@@ -200,7 +200,8 @@ def test_an_export_directory_is_one_model(copy, saved):
     assert loaded.apply(["BOS", "a", "b", "c"]).decoded == ["BOS", "c", "b", "a"]
     recorded = json.loads((copy / "export" / "rasp_model.json").read_text())["export_files"]
     assert {name for name, sha in recorded.items() if sha} == {
-        "model.safetensors", "config.json", "tokenizer.json", "ground_truth.json", "edges.json"}
+        "model.safetensors", "config.json", "tokenizer.json", "ground_truth.json", "edges.json",
+        "dataset.json"}
     assert {name for name, sha in recorded.items() if sha is None} == {  # other formats'
         "legacy.safetensors", "legacy_config.json", "ll_model.pth", "ll_model_cfg.pkl",
         "edges.pkl"}

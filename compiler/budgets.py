@@ -23,7 +23,7 @@ from rasp.errors import CompileError
 # Float32 error a numerical SOp may carry (any summation order) when no reader says
 # what it tolerates; readers that do (discretisers, means, linear maps) set their own.
 NUMERIC_BUDGET = 1e-5
-# ... and for the program's output: half of compiler.verify's NUMERIC_TOLERANCE (1e-4).
+# ... and for the program's output: half of rasp_runtime.verify's NUMERIC_TOLERANCE (1e-4).
 OUTPUT_BUDGET = 5e-5
 
 

@@ -12,16 +12,18 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from compiler.assemble import ModelConfig, assemble_params, weight_count
+from compiler.assemble import assemble_params, weight_count
+from rasp_runtime.config import ModelConfig
 from compiler.blocks import build_blocks
-from compiler.domain import Domain, infer_domain
+from compiler.domain import infer_domain
+from rasp_runtime.domain import Domain
 from compiler.fusion import fuse_alternatives
 from compiler.graph import ProgramGraph, extract_graph
 from compiler.layout import layout_residual
 from compiler.lowering import lower_program
-from compiler.model import CompiledModel, hashable
+from rasp_runtime.model import CompiledModel, hashable
 from compiler.record import record_components, record_values
-from compiler.representable import check_vocab
+from rasp_runtime.representable import check_vocab
 from compiler.schedule import Schedule, schedule_layers
 from compiler.spaces import node_spaces
 from compiler.values import infer_value_sets, sort_values

@@ -8,7 +8,7 @@ and for every SOp, the residual directions holding its value.
 from __future__ import annotations
 
 from compiler.graph import ProgramGraph
-from compiler.model import Component, ValueRecord
+from rasp_runtime.model import Component, ValueRecord
 from compiler.schedule import Schedule
 from craft.bases import VectorSpace
 from rasp import expr as rx

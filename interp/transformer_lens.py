@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.batch import encode_batch
+from rasp_runtime.batch import encode_batch
 from interp import tl_weights
 from interp.extras import import_extra
 

@@ -6,7 +6,7 @@ import itertools
 import random
 
 from compiler import compile_rasp_to_model
-from compiler.verify import find_mismatches
+from rasp_runtime.verify import find_mismatches
 from examples.library import Example, unique
 
 EXHAUSTIVE_LIMIT = 5000

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 from compiler import compile_rasp_to_model
-from compiler.serialize import model_metadata
+from rasp_runtime.serialize import model_metadata
 from examples.library import EXAMPLES, unique
 
 # Slow to compile at 16, so pinned at 5 only.

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from compiler import CompiledModel, compile_rasp_to_model
-from compiler.serialize import ModelFileError
+from rasp_runtime.serialize import ModelFileError
 from examples.library import EXAMPLES
 from interp.compress import CompressedModel, compress, exact_match, layer_cosines, sampler_for
 from interp.compress_fold import initial_projection

@@ -15,7 +15,7 @@ import pytest
 
 import rasp
 from compiler import compile_rasp_to_model
-from compiler.verify import find_mismatches
+from rasp_runtime.verify import find_mismatches
 from examples import lib
 from tests import tracr_programs
 from tests.test_cli import assert_clean_error, raspc

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler.forward import hook_names
+from rasp_runtime.forward import hook_names
 from interp.circuits import example_model
 
 

@@ -13,7 +13,7 @@ import pytest
 
 import rasp
 from compiler import compile_rasp_to_model
-from compiler.verify import find_mismatches
+from rasp_runtime.verify import find_mismatches
 from craft import float_bounds
 from craft.bases import BOS, ONE, BasisDirection, VectorSpace
 from craft.categorical import (categorical_output, numerical_output, output_lookup_error,

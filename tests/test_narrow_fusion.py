@@ -17,7 +17,7 @@ from compiler import compile_rasp_to_model
 from compiler import compiling
 from compiler.fusion import fuse_alternatives
 from compiler.lowering import lower_program
-from compiler.verify import find_mismatches
+from rasp_runtime.verify import find_mismatches
 from examples.library import EXAMPLES
 
 BRACKETS3 = ("(", ")", "{", "}", "[", "]")

@@ -21,7 +21,7 @@ import pytest
 
 import rasp
 from compiler import compile_rasp_to_model
-from compiler.model import CompiledModel
+from rasp_runtime.model import CompiledModel
 from rasp.errors import CompileError, InputError
 
 ROOT = Path(__file__).resolve().parents[1]

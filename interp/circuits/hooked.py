@@ -1,4 +1,4 @@
-"""Circuit-discovery patches as hooks on the model's one forward (compiler.forward).
+"""Circuit-discovery patches as hooks on the model's one forward (rasp_runtime.forward).
 
 Takes a `CompiledModel` and gives `HookedModel.run`: the model's forward with hooks
 that read each writer's contribution (embeddings, each head's result, each MLP's

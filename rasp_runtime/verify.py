@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import rasp
-from compiler.model import CompiledModel
+from rasp_runtime.model import CompiledModel
 
 NUMERIC_TOLERANCE = 1e-4
 

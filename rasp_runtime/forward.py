@@ -8,7 +8,7 @@ at full float32 precision (`PRECISION`), whatever the backend's default (TF32 or
 bfloat16 passes on GPUs would break exactness).
 
 Hooks: `forward(ids, valid, hooks)` takes an optional map from a hook name (the
-TransformerLens legacy names of `HOOK_POINTS`, e.g. `blocks.0.attn.hook_q`) to a
+TransformerLens legacy names `hook_names` lists, e.g. `blocks.0.attn.hook_q`) to a
 function of the activation there; what it returns goes on in its place, so one map
 reads (return the input), replaces or adds. Without hooks no hook code is traced: the
 jitted computation is the plain forward. A hook that returns its very input leaves the
@@ -24,7 +24,7 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
-from compiler.assemble import ModelConfig
+from rasp_runtime.config import ModelConfig
 
 MASKED_LOGIT = -1e30
 # Pinned on every dot: the exactness bounds (craft.float_bounds) assume float32 products.

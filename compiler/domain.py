@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import rasp
 from compiler.graph import extract_graph
 from compiler.lowering import lower_program
 from compiler.selection import describe
 from compiler.uniqueness import ProgramFacts
 from compiler.values import MAX_PREDICATE_CALLS, Failure, infer_value_sets
-import rasp
 from rasp import expr as rx
 from rasp.errors import CompileError, ValueRangeError
 from rasp_runtime.domain import (AMBIGUOUS, LENGTH, RAISES, WITNESS, Domain,

@@ -18,11 +18,11 @@ from fractions import Fraction
 from typing import Any
 
 from compiler.graph import ProgramGraph, extract_graph
-from rasp_runtime.representable import check_values
 from rasp import expr as rx
+from rasp.errors import CompileError
 from rasp.syntax_ops import Fault
 from rasp.to_source import to_source as print_source
-from rasp.errors import CompileError
+from rasp_runtime.representable import check_values
 
 # Largest value set we enumerate (a discretising MLP is 2 units per value).
 MAX_VALUES = 20_000

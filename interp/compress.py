@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from rasp_runtime.model import CompiledModel
 from interp.compress_fold import fold_numpy, narrow_config, narrow_labels
 from interp.compress_train import (Sampler, TrainingSettings, Validator, outputs_match,
                                    reference_outputs, train_projection)
+from rasp_runtime.model import CompiledModel
 
 COMPRESSION_FORMAT = "rasp-compiler-compression"
 COMPRESSION_VERSION = 1

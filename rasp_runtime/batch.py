@@ -22,9 +22,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rasp.errors import InputError
 from rasp_runtime.fork_safety import check_can_run
 from rasp_runtime.representable import fast_types, unmatched_kind
-from rasp.errors import InputError
 
 if TYPE_CHECKING:
     from rasp_runtime.model import CompiledModel

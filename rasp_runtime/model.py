@@ -21,14 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from craft.blocks import BlockInfo
+from rasp.errors import DomainError, EvaluationError, InputError, ModelMismatchError
+from rasp.evaluate import evaluate
 from rasp_runtime.config import ModelConfig, Params
 from rasp_runtime.domain import Domain
 from rasp_runtime.encoders import DECODE_THRESHOLD, InputEncoder, OutputEncoder
 from rasp_runtime.fork_safety import check_can_run
 from rasp_runtime.representable import type_hint, unmatched_kind
-from craft.blocks import BlockInfo
-from rasp.errors import DomainError, EvaluationError, InputError, ModelMismatchError
-from rasp.evaluate import evaluate
 
 
 def relu(x):

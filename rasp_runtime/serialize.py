@@ -31,13 +31,13 @@ from typing import Any
 import numpy as np
 
 import rasp
-from rasp_runtime.config import LayerConfig, ModelConfig
+from craft.blocks import BlockInfo
+from rasp.errors import ModelFileError  # defined with every error type; importable here too
 from rasp_runtime.checksum import check_checksum, check_export_files, checksum_entry
+from rasp_runtime.config import LayerConfig, ModelConfig
 from rasp_runtime.domain import Domain, DomainCondition
 from rasp_runtime.model import CompiledModel, Component, ValueRecord
 from rasp_runtime.model_checks import MAX_SEQ_LEN_LIMIT, check_model, whole_number
-from craft.blocks import BlockInfo
-from rasp.errors import ModelFileError  # defined with every error type; importable here too
 
 FORMAT = "rasp-compiler-model"
 VERSION = 1

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from compiler import compile_rasp_to_model
-from rasp_runtime import batch as fast
 from examples.library import EXAMPLES
 from rasp.errors import InputError
+from rasp_runtime import batch as fast
 
 INPUTS_PER_EXAMPLE = 1000
 

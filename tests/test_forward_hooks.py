@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rasp_runtime.forward import hook_names
 from interp.circuits import example_model
+from rasp_runtime.forward import hook_names
 
 
 @pytest.fixture(scope="module")

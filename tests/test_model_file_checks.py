@@ -18,10 +18,10 @@ import pytest
 
 import rasp
 from compiler import CompiledModel, compile_rasp_to_model
-from rasp_runtime.serialize import ModelFileError as ReExported
 from examples.library import EXAMPLES
-from raspc import cli
 from rasp.errors import ModelFileError
+from rasp_runtime.serialize import ModelFileError as ReExported
+from raspc import cli
 from tests.test_cli import assert_clean_error, raspc
 
 CHANGED = "was changed after it was saved"

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-import rasp
 import compiler
+import rasp
 from compiler import compile_rasp_to_model
-from rasp_runtime.verify import find_mismatches
 from examples.library import EXAMPLES, RASP_DIR, RASP_TWINS
+from rasp_runtime.verify import find_mismatches
 
 ROUND_TRIP_LEN = 5  # small: two compiles per library example
 

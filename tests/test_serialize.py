@@ -16,9 +16,9 @@ import pytest
 
 import rasp
 from compiler import CompiledModel, compile_rasp_to_model
+from examples.library import EXAMPLES
 from rasp_runtime import serialize
 from rasp_runtime.serialize import ModelFileError, decode_value, encode_value, model_paths
-from examples.library import EXAMPLES
 
 # Int vocab with float values; tuples; bools with None; numerical output, compiled causal.
 ROUND_TRIP = ["sort", "nary_sequencemap", "detect_pattern", "count"]

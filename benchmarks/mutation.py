@@ -33,26 +33,37 @@ NOTES = ROOT / "benchmarks" / "mutation_notes.toml"
 COPIED = ("rasp", "craft", "compiler", "examples", "raspc", "interp", "tests", "pyproject.toml")
 PACKAGES = ["rasp", "craft", "compiler", "examples", "raspc", "interp"]
 
-# Module -> the test files that cover it (missing files are skipped).
+# Module -> the test files that cover it (missing files are skipped), optionally a pytest
+# -k expression leaving out slow tests that check other modules, and whether the fork
+# server may compile the examples first (not for modules compiling runs: it would hide them).
+SLOW_METHODS = "not every_method and not activation_patching"
+FEW_SWEEPS = "not falsifies_nothing or reverse or hist or sort"
 MODULES = {
-    "interp/circuits/scoring.py": ["test_circuits_scoring.py", "test_mutants_scoring.py"],
-    "interp/circuits/patching.py": ["test_circuits_scoring.py", "test_circuits_truth.py",
-                                    "test_mutants_patching.py"],
-    "compiler/granularity.py": ["test_circuits_truth.py", "test_circuits_scoring.py",
-                                "test_mutants_granularity.py"],
-    "interp/circuits/attribution.py": ["test_circuits_scoring.py"],
-    "interp/circuits/data.py": ["test_circuits_scoring.py", "test_circuits_truth.py"],
-    "interp/circuits/hooked.py": ["test_circuits_truth.py", "test_circuits_scoring.py"],
-    "interp/compress.py": ["test_compress.py", "test_compress_recipes.py"],
-    "interp/compress_fold.py": ["test_compress.py", "test_compress_recipes.py"],
-    "interp/compress_train.py": ["test_compress.py", "test_compress_recipes.py"],
-    "interp/compress_truth.py": ["test_compress.py", "test_compress_score.py"],
-    "interp/sae.py": ["test_compress_score.py"],
-    "compiler/ground_truth.py": ["test_ground_truth.py", "test_circuits_truth.py"],
-    "interp/tl_export.py": ["test_transformer_lens_export.py", "test_compress_export.py"],
-    "interp/tl_weights.py": ["test_transformer_lens_export.py", "test_transformer_lens.py"],
-    "rasp/evaluate.py": ["test_rasp_evaluation.py", "test_rasp_semantics.py",
-                         "test_rasp_selectors.py"],
+    "interp/circuits/scoring.py": (["test_circuits_scoring.py", "test_mutants_scoring.py"],
+                                   SLOW_METHODS, True),
+    "interp/circuits/patching.py": (["test_circuits_scoring.py", "test_circuits_truth.py",
+                                     "test_mutants_patching.py"], FEW_SWEEPS, True),
+    "compiler/granularity.py": (["test_circuits_truth.py", "test_circuits_scoring.py",
+                                 "test_mutants_granularity.py"],
+                                f"({SLOW_METHODS}) and ({FEW_SWEEPS})", False),
+    "interp/circuits/attribution.py": (["test_circuits_scoring.py"], None, True),
+    "interp/circuits/data.py": (["test_circuits_scoring.py", "test_circuits_truth.py"],
+                                FEW_SWEEPS, False),
+    "interp/circuits/hooked.py": (["test_circuits_truth.py", "test_circuits_scoring.py"],
+                                  FEW_SWEEPS, True),
+    "interp/compress.py": (["test_compress.py", "test_compress_recipes.py"], None, False),
+    "interp/compress_fold.py": (["test_compress.py", "test_compress_recipes.py"], None, False),
+    "interp/compress_train.py": (["test_compress.py", "test_compress_recipes.py"], None, False),
+    "interp/compress_truth.py": (["test_compress.py", "test_compress_score.py"], None, False),
+    "interp/sae.py": (["test_compress_score.py"], None, False),
+    "compiler/ground_truth.py": (["test_ground_truth.py", "test_circuits_truth.py"],
+                                 FEW_SWEEPS, False),
+    "interp/tl_export.py": (["test_transformer_lens_export.py", "test_compress_export.py"],
+                            None, False),
+    "interp/tl_weights.py": (["test_transformer_lens_export.py", "test_transformer_lens.py"],
+                             None, False),
+    "rasp/evaluate.py": (["test_rasp_evaluation.py", "test_rasp_semantics.py",
+                          "test_rasp_selectors.py"], None, False),
 }
 KILLED = {"killed", "timeout", "segfault", "caught by type check"}
 
@@ -61,7 +72,7 @@ def slug(module: str) -> str:
     return module.removesuffix(".py").replace("/", ".")
 
 
-def prepare(module: str) -> pathlib.Path:
+def prepare(module: str, before: bool = False) -> pathlib.Path:
     """A scratch copy of the repository whose pyproject configures mutmut for `module`."""
     work = SCRATCH / slug(module)
     work.mkdir(parents=True, exist_ok=True)
@@ -72,13 +83,18 @@ def prepare(module: str) -> pathlib.Path:
             shutil.copytree(source, target, ignore=ignore, dirs_exist_ok=True)
         else:
             shutil.copy2(source, target)
-    tests = [f"tests/{t}" for t in MODULES[module] if (ROOT / "tests" / t).exists()]
+    files, keep, warm = MODULES[module]
+    if before:  # the score before the tests written to kill survivors
+        files = [t for t in files if not t.startswith("test_mutants_")]
+    tests = [f"tests/{t}" for t in files if (ROOT / "tests" / t).exists()]
     config = {
         "source_paths": PACKAGES,
         "only_mutate": [module],
         "pytest_add_cli_args_test_selection": tests,
-        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-W", "ignore"],
-        # Fork from a server that only collected the tests: no jax backend is running yet.
+        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-W", "ignore"]
+        + (["-k", keep] if keep else []) + (["-p", "tests.mutation_warmup"] if warm else []),
+        # Workers fork from a server that collected the tests (and maybe compiled the
+        # examples) but never ran a jax computation: jax does not survive a fork once started.
         "process_isolation": "forkserver",
         "forkserver_warmup": "collect",
         "use_git_change_detection": False,
@@ -111,13 +127,13 @@ def changed_line(work: pathlib.Path, name: str) -> str:
     return f"`{old}` → `{new}`"
 
 
-def run(module: str, survivors_only: bool) -> None:
+def run(module: str, survivors_only: bool, before: bool) -> None:
     """Mutate `module` from scratch, or test only the last run's survivors again.
 
     Killed mutants stay killed when tests are only added, so after new tests a
     survivors-only run gives the same counts as a full one in a fraction of the time.
     """
-    work = prepare(module)
+    work = prepare(module, before)
     summary_file = work / "summary.json"
     previous = json.loads(summary_file.read_text()) if summary_file.exists() else None
     names = list(previous["survivors"]) if survivors_only and previous else []
@@ -189,6 +205,8 @@ def main() -> None:
     parser.add_argument("modules", nargs="*", help="modules to mutate (default: all)")
     parser.add_argument("--survivors-only", action="store_true",
                         help="test only the last run's survivors again (after adding tests)")
+    parser.add_argument("--before", action="store_true",
+                        help="leave out tests/test_mutants_*.py (the score before them)")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     unknown = [m for m in args.modules if m not in MODULES]
@@ -196,7 +214,7 @@ def main() -> None:
         sys.exit(f"unknown modules {unknown}; choose from {', '.join(MODULES)}")
     if not args.report_only:
         for module in args.modules or MODULES:
-            run(module, args.survivors_only)
+            run(module, args.survivors_only, args.before)
     write_report()
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -33,31 +34,36 @@ NOTES = ROOT / "benchmarks" / "mutation_notes.toml"
 COPIED = ("rasp", "craft", "compiler", "examples", "raspc", "interp", "tests", "pyproject.toml")
 PACKAGES = ["rasp", "craft", "compiler", "examples", "raspc", "interp"]
 
-# Module -> the test files that cover it (missing files are skipped), optionally a pytest
-# -k expression leaving out slow tests that check other modules, and whether the fork
-# server may compile the examples first (not for modules compiling runs: it would hide them).
-SLOW_METHODS = "not every_method and not activation_patching"
-FEW_SWEEPS = "not falsifies_nothing or reverse or hist or sort"
+# Module -> the test files that cover it (missing files are skipped), a pytest -k
+# expression choosing among them, and whether the fork server may compile the examples
+# first. On a shared 2-core machine a mutant's child must stay cheap, so a jax-free
+# module runs only its jax-free tests (a child then never starts jax).
+JAX_TESTS = ("excluded_edges", "raspc_score", "activation_patching", "every_method",
+             "length_is_inert", "hooked_forward", "falsifies_nothing")
+NO_JAX = " and ".join(f"not {t}" for t in JAX_TESTS)
+# The patching methods on three models: reverse, hist and sort (most of the seconds).
+PATCHING = ("not (falsifies_nothing or length_is_inert or hooked_forward) "
+            "or reverse or hist or sort")
 MODULES = {
     "interp/circuits/scoring.py": (["test_circuits_scoring.py", "test_mutants_scoring.py"],
-                                   SLOW_METHODS, True),
+                                   NO_JAX, True),
     "interp/circuits/patching.py": (["test_circuits_scoring.py", "test_circuits_truth.py",
-                                     "test_mutants_patching.py"], FEW_SWEEPS, True),
+                                     "test_mutants_patching.py"], PATCHING, True),
+    # Warm: compiling (constant_directions, value_blind_rows) is only tested by direct calls.
     "compiler/granularity.py": (["test_circuits_truth.py", "test_circuits_scoring.py",
-                                 "test_mutants_granularity.py"],
-                                f"({SLOW_METHODS}) and ({FEW_SWEEPS})", False),
+                                 "test_mutants_granularity.py"], NO_JAX, True),
     "interp/circuits/attribution.py": (["test_circuits_scoring.py"], None, True),
     "interp/circuits/data.py": (["test_circuits_scoring.py", "test_circuits_truth.py"],
-                                FEW_SWEEPS, False),
+                                PATCHING, False),
     "interp/circuits/hooked.py": (["test_circuits_truth.py", "test_circuits_scoring.py"],
-                                  FEW_SWEEPS, True),
+                                  PATCHING, True),
     "interp/compress.py": (["test_compress.py", "test_compress_recipes.py"], None, False),
     "interp/compress_fold.py": (["test_compress.py", "test_compress_recipes.py"], None, False),
     "interp/compress_train.py": (["test_compress.py", "test_compress_recipes.py"], None, False),
     "interp/compress_truth.py": (["test_compress.py", "test_compress_score.py"], None, False),
     "interp/sae.py": (["test_compress_score.py"], None, False),
     "compiler/ground_truth.py": (["test_ground_truth.py", "test_circuits_truth.py"],
-                                 FEW_SWEEPS, False),
+                                 PATCHING, False),
     "interp/tl_export.py": (["test_transformer_lens_export.py", "test_compress_export.py"],
                             None, False),
     "interp/tl_weights.py": (["test_transformer_lens_export.py", "test_transformer_lens.py"],
@@ -106,8 +112,11 @@ def prepare(module: str, before: bool = False) -> pathlib.Path:
 
 
 def mutmut(work: pathlib.Path, *args: str, capture: bool = True) -> str:
+    # Children that run jax share compiled programs through jax's on-disk cache.
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(SCRATCH / "jax-cache"),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
     result = subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=work, text=True,
-                            capture_output=capture)
+                            capture_output=capture, env=env)
     if result.returncode != 0:
         sys.exit(f"mutmut {' '.join(args)} failed in {work}:\n{result.stdout}{result.stderr}")
     return result.stdout if capture else ""

@@ -180,8 +180,9 @@ def report() -> tuple[str, str]:
         status, survivors, runs = summary["status"], summary["survivors"], summary["runs"]
         killed = sum(s in KILLED for s in status.values())
         equivalent = sum(1 for n in survivors if notes.get(n, "").startswith("equivalent"))
-        first = f"{runs[0]['killed'] / len(status):.0%}"
-        score = f"{killed / (len(status) - equivalent):.0%}" if len(status) > equivalent else "-"
+        live = len(status) - equivalent  # mutants that change behaviour
+        first = f"{runs[0]['killed'] / live:.0%}" if live else "-"
+        score = f"{killed / live:.0%}" if live else "-"
         wall = " + ".join(f"{r['seconds']} s ({r['tested']})" for r in runs)
         rows.append(f"| `{module}` | {len(status)} | {killed} | {len(survivors)} | {equivalent} "
                     f"| {first} | {score} | {wall} |")

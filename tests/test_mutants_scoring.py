@@ -40,7 +40,8 @@ class Truth:
         return self.graphs[granularity][1]
 
     def inert(self, dataset, granularity):
-        return self.inert_edges
+        assert granularity in self.graphs
+        return self.inert_edges if dataset is not None else set()
 
 
 def graph(edges, internal=(), constant=()):
@@ -60,7 +61,8 @@ SCORES = {(EMBED, ATTN): 0.9, (ATTN, OUT): 0.5, (POS, ATTN): 0.1, (EMBED, OUT): 
 
 
 def test_edges_by_hand():
-    result = score_edges(Truth(COMPONENT), SCORES, "component")
+    result = score_edges(Truth(COMPONENT), SCORES)  # granularity "component" by default
+    assert result.granularity == "component"
     edges = result.edges
     # Positives 0.9 and 0.5; negatives 0.7, 0.5 and four unscored; the constant edge left out.
     assert (edges.positives, edges.negatives, edges.excluded, result.unscored) == (2, 6, 1, 4)
@@ -125,6 +127,11 @@ def test_unknown_nodes_and_edges_are_refused():
         score_edges(truth, {"nowhere": 1.0, EMBED: 0.5}, "component")
     with pytest.raises(ValueError, match="unknown nodes"):
         score_edges(truth, {OUT: 1.0}, "component")
+    with pytest.raises(ValueError, match=r"^unknown nodes \['a', 'b', 'c'\]; expected"):
+        score_edges(truth, dict.fromkeys("abcd", 1.0), "component")  # three are shown
+    nothing = Truth({"component": (graph([]), graph([]))})
+    with pytest.raises(ValueError, match=r"unknown edge \('a', 'b'\); .* such as None at this"):
+        score_edges(nothing, {("a", "b"): 1.0}, "component")
     with pytest.raises(ValueError, match=r"unknown edge \('embed', 'nowhere'\); expected "
                                          r"\(upstream, downstream\) hook pairs such as "
                                          r"\('embed', 'blocks.0.attn\[0\]'\)"):
@@ -141,6 +148,7 @@ def test_unknown_nodes_and_edges_are_refused():
 # acdc_hooks: q/v inputs and the MLP input are canonicalised onto their writers.
 HOOK_EDGES = [("hook_embed", Q_IN), ("hook_pos_embed", Q_IN), ("hook_embed", V_IN),
               (Q_IN, Q), (Q, RESULT), (V_IN, RESULT), (RESULT, OUT), ("hook_embed", OUT),
+              ("hook_pos_embed", OUT),
               ("hook_embed", MLP_IN), (MLP_IN, MLP_OUT), (MLP_OUT, OUT)]
 INTERNAL = [(Q_IN, Q), (Q, RESULT), (V_IN, RESULT), (MLP_IN, MLP_OUT)]
 HOOKS = {"acdc_hooks": (graph(HOOK_EDGES, internal=INTERNAL),
@@ -153,32 +161,50 @@ HOOK_SCORES = {("hook_embed", Q_IN): 0.2, ("hook_pos_embed", Q_IN): 0.6, (RESULT
 def test_canonical_hooks_by_hand():
     result = score_edges(Truth(HOOKS), HOOK_SCORES, "acdc_hooks")
     # Canonical edges: pre -> result (true, best member 0.6), result -> out (true, 0.3),
-    # pre -> mlp_out (0.4), mlp_out -> out (unscored); embed -> out is dropped.
+    # pre -> mlp_out (0.4), mlp_out -> out (unscored); both embeddings -> out are dropped.
     assert (result.edges.positives, result.edges.negatives, result.unscored) == (2, 2, 1)
     assert result.edges.auroc == 3 / 4
     assert result.edges.lowest_true == ((f"{RESULT} -> {OUT}", 0.3, 3),
                                         (f"{PRE} -> {RESULT}", 0.6, 1))
     assert {n for n, *_ in result.nodes.lowest_true} == {PRE, RESULT}
     raw = score_edges(Truth(HOOKS), HOOK_SCORES, "acdc_hooks", canonical=False)
-    # Raw edges: true 0.2 and 0.3; false 0.6, 0.9, 0.4 and two unscored (v input, mlp_out).
-    assert (raw.edges.positives, raw.edges.negatives, raw.unscored) == (2, 5, 2)
-    assert raw.edges.auroc == 4 / 10
+    # Raw edges: true 0.2 and 0.3; false 0.6, 0.9, 0.4 and three unscored (v input,
+    # pos_embed -> out, mlp_out -> out), which each true edge beats.
+    assert (raw.edges.positives, raw.edges.negatives, raw.unscored) == (2, 6, 3)
+    assert raw.edges.auroc == 6 / 12
     assert raw.edges.missed == ((f"hook_embed -> {Q_IN}", 0.2, 5), (f"{RESULT} -> {OUT}", 0.3, 4))
+
+
+def test_a_canonical_edge_is_true_when_any_member_is():
+    full, true = HOOKS["acdc_hooks"]
+    true = true.copy()
+    true.add_edge("hook_pos_embed", Q_IN, internal=False, constant=True)
+    result = score_edges(Truth({"acdc_hooks": (full, true)}), HOOK_SCORES, "acdc_hooks")
+    # pre -> result merges a live true edge with a constant one: still a positive.
+    assert (result.edges.positives, result.edges.excluded) == (2, 0)
+    assert (result.nodes.positives, result.nodes.excluded) == (2, 0)
+
+
+def test_ties_with_the_best_negative_are_missed():
+    tied = {"component": (graph([(EMBED, OUT), (POS, OUT)]), graph([(EMBED, OUT)]))}
+    curve = score_edges(Truth(tied), {(EMBED, OUT): 1.0, (POS, OUT): 1.0}, "component").edges
+    assert curve.auroc == 0.0 and curve.precision_at_size == 0.0
+    assert curve.missed == ((f"{EMBED} -> {OUT}", 1.0, 2),)  # the negative ranks first
 
 
 def test_undefined_auroc_and_the_pessimistic_formula():
     all_true = {"component": (graph([(EMBED, OUT)]), graph([(EMBED, OUT)]))}
     curve = score_edges(Truth(all_true), {(EMBED, OUT): 1.0}, "component").edges
     assert (curve.auroc, curve.why, curve.precision_at_size) == (None, "no negatives", 1.0)
-    assert math.isnan(curve.fpr[0]) and curve.tpr == (1.0,)
+    assert math.isnan(curve.fpr[0]) and curve.tpr == (1.0,) and curve.missed == ()
     none_true = {"component": (graph([(EMBED, OUT)]), graph([]))}
     curve = score_edges(Truth(none_true), {(EMBED, OUT): 1.0}, "component").edges
     assert (curve.auroc, curve.why, curve.precision_at_size) == (None, "no positives", None)
     assert math.isnan(curve.tpr[0]) and curve.fpr == (1.0,)
     assert pessimistic_auroc([3.0, 1.0], [2.0, 0.0, 1.0]) == 4 / 6  # 1.0 ties 1.0
-    with pytest.raises(ValueError, match="at least one positive and one negative"):
+    with pytest.raises(ValueError, match="^AUROC needs at least one positive and one negative$"):
         pessimistic_auroc([], [1.0])
-    with pytest.raises(ValueError, match="at least one positive"):
+    with pytest.raises(ValueError, match="^AUROC needs at least one positive"):
         pessimistic_auroc([1.0], [])
 
 

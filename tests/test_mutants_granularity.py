@@ -16,7 +16,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from compiler.granularity import (canonicalize, constant_directions, sites, value_blind_rows)
+import networkx as nx
+
+import rasp
+from compiler.granularity import (canonical_name, canonicalize, constant_directions, sites,
+                                  value_blind_rows)
 from compiler.ground_truth import Embedding, GroundTruth, GTComponent
 
 LABELS = ("one", "tokens:a", "indices:0", "x", "y", "z")
@@ -115,7 +119,9 @@ def test_canonical_form_by_hand():
     into_mlp = canonical.edges[PRE, MLP_OUT]  # `one` (constant) merged with indices:0
     assert (into_mlp["constant"], into_mlp["indices"], into_mlp["slots"]) == \
         (False, [0, 2], [MLP_IN])
-    assert canonical.edges[MLP_OUT, OUT]["writers"] == [MLP_OUT]
+    assert canonical.edges[MLP_OUT, OUT] == {
+        "writer": MLP_OUT, "slots": [OUT], "indices": [4], "internal": False,
+        "directions": ["y"], "constant": False, "writers": [MLP_OUT]}
     only_one = canonicalize(TRUTH.circuit_graph("acdc_hooks").edge_subgraph(
         [("hook_embed", MLP_IN)]))
     assert only_one.edges[PRE, MLP_OUT]["constant"] is True
@@ -125,6 +131,20 @@ def test_canonical_form_by_hand():
     assert set(canonicalize(direct).edges) == {(R0, OUT)}
     assert set(canonicalize(TRUTH.circuit_graph("component")).edges) == \
         set(TRUTH.circuit_graph("component").edges)
+
+
+def test_canonical_form_of_a_graph_without_internal_marks():
+    # As InterpBench lists edges: hook chains inside heads and MLPs, no `internal` flag.
+    chains = [(Q0, "blocks.0.attn.hook_q[0]"), (K0, "blocks.0.attn.hook_k[0]"),
+              (V0, "blocks.0.attn.hook_v[0]"), ("blocks.0.attn.hook_q[0]", R0),
+              ("blocks.0.attn.hook_k[0]", R0), ("blocks.0.attn.hook_v[0]", R0),
+              (MLP_IN, MLP_OUT), ("hook_embed", PRE), ("hook_pos_embed", OUT)]
+    graph = nx.DiGraph()
+    for u, v in chains + [("hook_embed", Q0), (R0, MLP_IN), (MLP_OUT, OUT)]:
+        graph.add_edge(u, v, writer=u, slots=[v], indices=[], directions=[], constant=False)
+    assert set(canonicalize(graph).edges) == {(PRE, R0), (R0, MLP_OUT), (MLP_OUT, OUT)}
+    assert canonical_name("blocks.2.attn.hook_q[1]") == "blocks.2.attn.hook_result[1]"
+    assert canonical_name("blocks.2.attn.hook_k[1]") == "blocks.2.attn.hook_result[1]"
 
 
 @pytest.mark.parametrize("granularity, quiet, inert", [
@@ -163,18 +183,21 @@ def model_with(tokens, positions, vocab=("a", "b"), records=(), program=None):
 
 
 def test_constant_directions_by_hand():
-    # Columns: one, tokens:a, bos, x (written by a component), indices:0, unused.
+    # Columns: one, tokens:b, bos, x (written by a component), indices:2, unused.
     tokens = [[1, 0, 1, 0, 0, 0],   # BOS
-              [1, 1, 0, 1, 0, 0],   # a
-              [1, 0, 0, 1, 0, 0],   # b
+              [1, 0, 0, 1, 0, 0],   # a
+              [1, 1, 0, 1, 0, 0],   # b
               [0, 0, 0, 0, 0, 0]]   # PAD
-    positions = [[0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0]]
+    positions = [[0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 1, 0]]  # BOS, 1, 2
     model = model_with(tokens, positions)
     writer = SimpleNamespace(writes=((3, "x"),))
-    # one: same on a and b, zero on positions; bos: only on the BOS row; tokens:a and
-    # indices:0 vary; x would be constant but a component writes it; unused is unwritten.
+    # one: same on a and b, zero on positions; bos: only on the BOS row; tokens:b and
+    # indices:2 vary; x would be constant but a component writes it; unused is unwritten.
     assert constant_directions(model, [writer]) == [0, 2]
     assert constant_directions(model, []) == [0, 2, 3]
+    # One token and one position: every written column is constant.
+    tiny = model_with([[0, 1, 1], [1, 0, 1], [0, 0, 0]], [[0, 0, 0], [0, 0, 1]], vocab=("a",))
+    assert constant_directions(tiny, []) == [0, 1, 2]
 
 
 def record(label, dims, numerical=False):
@@ -182,12 +205,32 @@ def record(label, dims, numerical=False):
 
 
 def test_value_blind_rows_by_hand():
-    records = [record("tokens", [1, 2]), record("x", [3, 4]), record("indices", [5], True)]
+    records = [record("tokens", [1, 2]), record("x", [3, 4]), record("indices", [5], True),
+               record("tokens", [6, 7])]
     model = model_with([[0]], [[0]], records=records)
-    w = np.array([[0, 0], [1, 0], [1, 0], [0, 1], [0, 1], [1, 1]], np.float32)
+    w = np.array([[0, 0], [1, 0], [1, 0], [0, 1], [0, 1], [1, 1], [3, 3], [3, 3]], np.float32)
     # tokens' rows are equal and tokens is never None; x's rows are equal but x may be
     # None (a model without its program knows only tokens and indices); indices is numerical.
-    assert value_blind_rows(model, w, {1, 2, 3, 4, 5}) == {1, 2}
+    assert value_blind_rows(model, w, {1, 2, 3, 4, 5, 6, 7}) == {1, 2, 6, 7}
+    assert value_blind_rows(model, w, {1, 2}) == {1, 2}
     assert value_blind_rows(model, w, {1, 3, 4, 5}) == set()  # tokens read on one row only
     w[2] = [2, 0]
     assert value_blind_rows(model, w, {1, 2, 3, 4, 5}) == set()  # rows differ: tells apart
+
+
+def test_never_none_values_of_a_program():
+    same = rasp.Map(lambda t: t, rasp.tokens).named("same")
+    # Each query selects the keys holding "a": none on an input without one, so None.
+    found = rasp.Aggregate(rasp.Select(rasp.tokens, rasp.tokens, lambda k, q: k == "a"),
+                           rasp.tokens).named("found")
+    program = rasp.SequenceMap(lambda x, y: x, same, found).named("out")
+    records = [record("same", [1, 2]), record("found", [3, 4]), record("tokens", [5, 6])]
+    model = model_with([[0]], [[0]], vocab=("a", "b"), records=records, program=program)
+    model.config.max_seq_len = 3
+    w = np.ones((7, 2), np.float32)
+    # same is never None (a Map of tokens); found may be; tokens never is.
+    assert value_blind_rows(model, w, set(range(7))) == {1, 2, 5, 6}
+    assert model._never_none_labels >= {"same", "tokens"} and "found" not in \
+        model._never_none_labels
+    model._never_none_labels = {"found"}  # remembered per model, not worked out again
+    assert value_blind_rows(model, w, {1, 2, 3, 4}) == {3, 4}

@@ -53,10 +53,10 @@ def test_changed_pairs_by_hand():
     scored_move = np.stack([one_hot([0, 0, 0]), one_hot([0, 1, 1])])
     got = changed_pairs(stub_dataset(clean, scored), np.stack([unscored_moves, scored_move]))
     assert got.tolist() == [[False, False], [True, False]]
-    values = np.array([[[1.0], [2.0], [3.0]]])
-    patched = np.array([[[[1.0], [2.00005], [3.0]]], [[[1.0], [2.001], [3.0]]]])
+    values = np.array([[[1.0], [2.0], [0.0]]])
+    patched = np.array([[[[1.0], [2.00005], [1e-4]]], [[[1.0], [2.001], [0.0]]]])
     got = changed_pairs(stub_dataset(values, [[False, True, True]], True), patched)
-    assert got.tolist() == [[False], [True]]  # a numerical change counts above 1e-4
+    assert got.tolist() == [[False], [True]]  # a numerical change counts above 1e-4 only
 
 
 def test_reader_order_by_hand():
@@ -65,13 +65,14 @@ def test_reader_order_by_hand():
                            ("embed", "blocks.0.attn[1]", False),
                            ("blocks.1.mlp", "blocks.1.hook_resid_post", False),
                            ("blocks.0.attn[1]", "blocks.10.attn[0]", False),
+                           ("blocks.0.attn[1]", "blocks.40.mlp", False),
                            ("blocks.0.hook_q_input[0]", "blocks.0.attn.hook_q[0]", True)]:
         graph.add_edge(u, v, internal=internal)
     order = _reader_order(graph, SimpleNamespace(n_layers=2))
     # Layer, attention before MLP (layer 10 after layer 1), the output last; no node that
     # only internal edges enter, nor one nothing enters.
     assert order == ["blocks.0.attn[1]", "blocks.1.attn[0]", "blocks.1.mlp",
-                     "blocks.10.attn[0]", "blocks.1.hook_resid_post"]
+                     "blocks.10.attn[0]", "blocks.40.mlp", "blocks.1.hook_resid_post"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -112,6 +113,20 @@ def test_path_patching_and_acdc_follow_the_truth(granularity):
     all_edges = np.max([wiring.mask([a]) for *_, a in scorable_edges(truth, granularity)], axis=0)
     total = metric_of(dataset, patched_logits(dataset, all_edges[None]))[0]
     assert sum(everything.values()) == pytest.approx(total, rel=1e-4) and total > ACDC_THRESHOLD
+
+
+def test_acdc_visits_readers_backwards_and_writers_latest_first():
+    model, dataset = reverse()
+    # reverse: embed, pos_embed, L0 head, L0 MLP, L1 head; the output reads all five.
+    embed, pos, head0, mlp0, head1 = ("embed", "pos_embed", "blocks.0.attn[0]",
+                                      "blocks.0.mlp", "blocks.1.attn[0]")
+    out = "blocks.1.hook_resid_post"
+    order = [(w, out) for w in (head1, mlp0, head0, pos, embed)] + \
+        [(w, head1) for w in (mlp0, head0, pos, embed)] + \
+        [(w, mlp0) for w in (head0, pos, embed)] + [(w, head0) for w in (pos, embed)]
+    scores = acdc(dataset)  # component granularity by default
+    assert list(scores) == order
+    assert path_patching(dataset) == path_patching(dataset, "component")
 
 
 @pytest.mark.parametrize("granularity", ["component", "acdc_hooks"])

@@ -113,9 +113,12 @@ def test_node_scores_by_hand():
     assert result.edges.thresholds == (0.9, 0.8, 0.1, 0.05)
     partial = score_edges(Truth(COMPONENT), {ATTN: 0.8, MLP: 0.1}, "component")
     assert partial.nodes.lowest_true == ((EMBED, -math.inf, 3), (ATTN, 0.8, 1))
+    # Unscored readers: every edge into the MLP scores -inf, below both true edges (0.8).
+    upstream = score_edges(Truth(COMPONENT), {EMBED: 0.9, ATTN: 0.8}, "component")
+    assert upstream.edges.auroc == 10 / 12 and upstream.edges.thresholds[-1] == -math.inf
     # A node named twice after renaming keeps its best score.
     hooks = Truth(HOOKS)
-    twice = score_edges(hooks, {"hook_embed": 0.2, "hook_pos_embed": 0.7, RESULT: 0.5,
+    twice = score_edges(hooks, {"hook_pos_embed": 0.7, "hook_embed": 0.2, RESULT: 0.5,
                                 MLP_OUT: 0.6}, "acdc_hooks")
     assert twice.nodes.lowest_true == ((RESULT, 0.5, 3), (PRE, 0.7, 1))
 

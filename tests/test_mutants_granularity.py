@@ -98,6 +98,8 @@ def test_hook_edges_by_hand():
     assert true.edges[Q0, "blocks.0.attn.hook_q[0]"] == {
         "writer": None, "slots": [], "indices": [], "internal": True, "directions": [],
         "constant": False}
+    writers = {n for n, kind in TRUTH.full_graph("acdc_hooks").nodes(data="kind") if kind == "writer"}
+    assert writers == {"hook_embed", "hook_pos_embed", R0, R1, MLP_OUT}
     sp = TRUTH.circuit_graph("sp_hooks")
     assert {(u, v) for u, v, a in sp.edges(data=True) if a["internal"]} == {
         (Q0, R0), (K0, R0), (V0, R0), (MLP_IN, MLP_OUT)}
@@ -195,9 +197,11 @@ def test_constant_directions_by_hand():
     # indices:2 vary; x would be constant but a component writes it; unused is unwritten.
     assert constant_directions(model, [writer]) == [0, 2]
     assert constant_directions(model, []) == [0, 2, 3]
-    # One token and one position: every written column is constant.
-    tiny = model_with([[0, 1, 1], [1, 0, 1], [0, 0, 0]], [[0, 0, 0], [0, 0, 1]], vocab=("a",))
-    assert constant_directions(tiny, []) == [0, 1, 2]
+    # One token and one position: every written column is constant, also one only the
+    # position table writes.
+    tiny = model_with([[0, 1, 1, 0], [1, 0, 1, 0], [0, 0, 0, 0]], [[0, 0, 0, 0], [0, 0, 1, 1]],
+                      vocab=("a",))
+    assert constant_directions(tiny, []) == [0, 1, 2, 3]
 
 
 def record(label, dims, numerical=False):
@@ -206,9 +210,11 @@ def record(label, dims, numerical=False):
 
 def test_value_blind_rows_by_hand():
     records = [record("tokens", [1, 2]), record("x", [3, 4]), record("indices", [5], True),
-               record("tokens", [6, 7])]
+               record("tokens", [6, 7]), record("indices", [8, 9])]
     model = model_with([[0]], [[0]], records=records)
-    w = np.array([[0, 0], [1, 0], [1, 0], [0, 1], [0, 1], [1, 1], [3, 3], [3, 3]], np.float32)
+    w = np.array([[0, 0], [1, 0], [1, 0], [0, 1], [0, 1], [1, 1], [3, 3], [3, 3], [2, 0], [2, 0]],
+                 np.float32)
+    assert value_blind_rows(model, w, {8, 9}) == {8, 9}  # categorical indices: never None
     # tokens' rows are equal and tokens is never None; x's rows are equal but x may be
     # None (a model without its program knows only tokens and indices); indices is numerical.
     assert value_blind_rows(model, w, {1, 2, 3, 4, 5, 6, 7}) == {1, 2, 6, 7}

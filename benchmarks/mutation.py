@@ -2,16 +2,17 @@
 
     python benchmarks/mutation.py                      # every module in MODULES
     python benchmarks/mutation.py interp/circuits/scoring.py [...]
+    python benchmarks/mutation.py --survivors-only M   # after new tests: the survivors again
     python benchmarks/mutation.py --report-only        # rewrite docs/mutation.md from past runs
 
 Each module runs in its own scratch copy of the repository
 (build/mutation/<module>/) against only the test files that cover it, on one
 worker. mutmut forks its workers from a fork server that has imported the tests
 but never run a jax computation, so every mutant runs jax in a fresh child
-(jax deadlocks in a child forked after its backend started). Results are kept
-in the scratch copy, so a second run only tests what the first did not.
-docs/mutation.md lists per module the mutants, killed, survived and the score,
-and every survivor with its justification from benchmarks/mutation_notes.toml.
+(jax deadlocks in a child forked after its backend started). A run starts from
+no verdicts; its summary (build/mutation/<module>/summary.json) feeds
+docs/mutation.md: per module the mutants, killed, survived and the score, and
+every survivor with its justification from benchmarks/mutation_notes.toml.
 """
 
 from __future__ import annotations

@@ -320,14 +320,36 @@ class _Builder(AttentionBlocks):
         return self.exact[sop.unique_id]
 
     def _linear(self, node, expr) -> NodeBlock:
-        fst, snd = expr.fst.unique_id, expr.snd.unique_id
-        terms = [(self.spaces[fst].basis[0], expr.fst_fac), (self.spaces[snd].basis[0], expr.snd_fac)]
+        """a·x + b·y in one MLP. A term that is a numerical Map of an exact categorical c
+        (tokens, indices, lookups of those) is read from c's one-hot, Σ_v f(v)·[c = v],
+        so the Map needs no layer of its own and adds no error."""
+        terms, nonnegative, inputs, bounded = [], set(), [], []
+        for sop, coefficient in ((expr.fst, expr.fst_fac), (expr.snd, expr.snd_fac)):
+            source = self._exact_categorical_source(sop)
+            if source is None:
+                terms.append((self.spaces[sop.unique_id].basis[0], coefficient))
+                inputs.append(sop.unique_id)
+            else:
+                result, direction = self._map_result(sop.unique_id), self.spaces[sop.unique_id].basis[0]
+                for d in self.spaces[source.unique_id].basis:
+                    terms.append((d, coefficient * float(result(d.value).get(direction, 0.0))))
+                    nonnegative.add(d)
+                inputs.append(source.unique_id)
+            values = [float(v) for v in self.values[sop.unique_id].values]
+            bounded.append((None if source is not None else sop.unique_id, coefficient, values))
         block = numerical.linear_mlp(terms, self.spaces[node].basis[0],
                                      f"{self._label(node)}.hidden",
-                                     self._info(node, "linear_sequence_map"))
-        self.budgets.linear(node, [(fst, expr.fst_fac, self._largest(fst)),
-                                   (snd, expr.snd_fac, self._largest(snd))])
-        return NodeBlock(node, block, (fst, snd))
+                                     self._info(node, "linear_sequence_map"),
+                                     frozenset(nonnegative))
+        self.budgets.linear(node, expr, bounded, block.hidden_space.dim)
+        return NodeBlock(node, block, tuple(dict.fromkeys(inputs)))
+
+    def _exact_categorical_source(self, sop):
+        """c where `sop` is a numerical Map of categorical c whose one-hot is exact."""
+        if isinstance(sop, rx.Map) and not rx.is_numerical(sop.inner) \
+                and not isinstance(sop.inner, rx.SelectorWidth) and self._noise(sop.inner) == 0.0:
+            return sop.inner
+        return None
 
     def _largest(self, node) -> float:
         """The largest magnitude of a numerical SOp's values (0 if they are not known)."""

@@ -19,7 +19,7 @@ from compiler.graph import ProgramGraph
 from compiler.node_block import NodeBlock
 from compiler.values import ValueSet
 from craft import categorical, clean_lookup, numerical
-from craft.bases import MatrixTooLarge, VectorSpace, zeros_matrix
+from craft.bases import ONE, MatrixTooLarge, VectorSpace, zeros_matrix
 from craft.blocks import MLP, BlockInfo, Series
 from rasp import expr as rx
 from rasp.errors import CompileError
@@ -30,6 +30,9 @@ EMBEDDED = (rx.TokensType, rx.IndicesType, rx.Full, rx.ConstantSOp)
 MAX_STEP_ROUNDING = 0.05
 # Inputs closer than this (relative) are one value to a float32 model.
 INDISTINGUISHABLE = 1e-6
+# A numerical Map within this (relative) of a·x + b on its input values is computed
+# as a·x + b: far below any budget, and what float arithmetic in f itself rounds.
+AFFINE_FIT = 1e-12
 # Widest MLP block we build (beyond this, weights run to gigabytes).
 MAX_MLP_WIDTH = 100_000
 REDUCE_VALUES_HINT = ("reduce the number of distinct values of its inputs, e.g. map them "
@@ -145,6 +148,12 @@ class _Builder(AttentionBlocks):
             if self._discretiser_is_exact(node, xs, [result]):
                 block = numerical.discretising_mlp(x_dir, xs, self.spaces[node], result, hidden,
                                                    info)
+            elif rx.is_numerical(expr) and (affine := self._affine_fit(node, xs)) is not None:
+                block = numerical.linear_mlp([(x_dir, affine[0]), (ONE, affine[1])],
+                                             self.spaces[node].basis[0], hidden, info,
+                                             frozenset({ONE}))
+                self.budgets.linear(node, expr, [(inner, affine[0], xs), (None, affine[1], [1.0])],
+                                    block.hidden_space.dim)
             else:
                 block = self._classes_then_lookup(node, expr.inner, xs, VectorSpace(()),
                                                   lambda x, c: result(x), info)
@@ -155,6 +164,21 @@ class _Builder(AttentionBlocks):
         else:
             block = self._lookup(expr.inner, node, lambda d: result(d.value), hidden, info)
         return NodeBlock(node, block, (inner,))
+
+    def _affine_fit(self, node, xs) -> tuple[float, float] | None:
+        """(a, b) with the numerical Map's f(x) = a·x + b on every value x it accepts (to
+        AFFINE_FIT, relative), else None: then a linear MLP computes it for any values."""
+        direction = self.spaces[node].basis[0]
+        known = [(x, float(y)) for x in xs
+                 if (y := self._map_result(node)(x).get(direction)) is not None]
+        if not known:
+            return None
+        (x0, y0), (x1, y1) = known[0], known[-1]
+        slope = (y1 - y0) / (x1 - x0) if x1 != x0 else 0.0
+        intercept = y0 - slope * x0
+        if all(abs(slope * x + intercept - y) <= AFFINE_FIT * max(1.0, abs(y)) for x, y in known):
+            return slope, intercept
+        return None
 
     def _lookup(self, inner, node, output_of, hidden, info) -> MLP:
         """A plain lookup of categorical `inner`: one unit per output value where that is

@@ -70,3 +70,8 @@ def test_apply_check_accepts_large_outputs_within_the_rule():
     model = compile_rasp_to_model(program, VOCAB, 5)
     decoded = model.apply(["BOS", 4, 1, 3, 3, 2], check=True).decoded
     assert decoded[1:] == pytest.approx(rasp.evaluate(program, [4, 1, 3, 3, 2]), abs=1e-2)
+
+
+def test_a_numerical_map_affine_in_a_fraction_is_linear():
+    # 40·frac + 2: a discretiser would sum 40-sized steps; a·x + b rounds once
+    assert_exact(rasp.numerical(rasp.Map(lambda x: 40 * x + 2, fraction())))

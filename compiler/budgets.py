@@ -53,6 +53,7 @@ class Budgets:
 
     output: int
     is_numerical: Callable[[int], bool]
+    label: Callable[[int], str] = str
     tolerances: dict[int, dict[int, float]] = dataclasses.field(default_factory=dict)
 
     def tolerate(self, reader: int, sop: int, error: float):
@@ -71,6 +72,20 @@ class Budgets:
         if node == self.output:
             tolerated.append(OUTPUT_BUDGET)
         return min(tolerated, default=NUMERIC_BUDGET)
+
+    def spent_by(self, node: int) -> str:
+        """Who sets `node`'s budget, for a refusal: its least tolerant reader, and what
+        that reader must itself stay within and for whom (never a negative tolerance:
+        a reader whose own rounding used up its budget refuses itself)."""
+        readers = self.tolerances.get(node, {})
+        if not readers or (node == self.output and OUTPUT_BUDGET <= min(readers.values())):
+            return "the program's output" if node == self.output else "the default budget"
+        reader = min(readers, key=readers.get)
+        text = f"its reader {self.label(reader)!r}"
+        if reader in self.tolerances or reader == self.output:
+            upstream = self.spent_by(reader) if reader != node else ""
+            text += f" (which must itself stay within {self.budget(reader):.2g} for {upstream})"
+        return text
 
     def linear(self, node: int, expr, terms: list[tuple[int | None, float, list[float]]],
                units: int):
@@ -96,7 +111,7 @@ class Budgets:
             slack = float(np.min(allowed - float_bounds.matmul_error(magnitudes, units)))
         if slack <= 0:
             raise CompileError(expr, "float32 rounding of its linear combination may exceed "
-                               f"what reads it tolerates by {-slack:.2g}",
+                               f"what {self.spent_by(node)} tolerates by {-slack:.2g}",
                                "scale the coefficients or the values down")
         carried = sum(abs(c) for sop, c, _ in terms if sop is not None)  # the F above
         per_input_error = max(carried * (1 + float_bounds.gamma(units + 1)), 1e-300)
@@ -111,8 +126,8 @@ class Budgets:
         own = float_bounds.mean_error(count, largest)
         if own > budget:
             raise CompileError(expr, f"averaging over up to {count} positions in float32 "
-                               f"may err by {own:.2g}, more than what reads it tolerates "
-                               f"({budget:.2g})", "compile for a shorter max_seq_len, or "
+                               f"may err by {own:.2g}, more than {self.spent_by(node)} "
+                               f"tolerates ({budget:.2g})", "compile for a shorter max_seq_len, or "
                                "space the values that later Maps tell apart further apart")
         if sop is not None:
             per_input_error = float_bounds.mean_error(count, 0.0, 1.0)  # linear in it

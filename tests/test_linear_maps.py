@@ -75,3 +75,14 @@ def test_apply_check_accepts_large_outputs_within_the_rule():
 def test_a_numerical_map_affine_in_a_fraction_is_linear():
     # 40·frac + 2: a discretiser would sum 40-sized steps; a·x + b rounds once
     assert_exact(rasp.numerical(rasp.Map(lambda x: 40 * x + 2, fraction())))
+
+
+def test_a_budget_used_up_downstream_names_the_reader_and_whom_it_serves():
+    # 300·frac + 2 must stay within 5e-5 where it is 2, so frac may err by 1.7e-7: less
+    # than averaging over 6 positions may cost. The refusal says who spent the budget.
+    program = rasp.numerical(rasp.Map(lambda x: 300 * x + 2, fraction().named("frac")))
+    with pytest.raises(rasp.CompileError) as refusal:
+        compile_rasp_to_model(program.named("scaled"), VOCAB, 5)
+    message = str(refusal.value)
+    assert "'frac'" in message and "its reader 'scaled'" in message
+    assert "the program's output" in message and "(-" not in message

@@ -50,15 +50,15 @@ LOOKUP_NOISE = 1e-5
 
 def build_blocks(graph: ProgramGraph, values: dict[int, ValueSet],
                  spaces: dict[int, VectorSpace], max_seq_len: int,
-                 causal: bool) -> list[NodeBlock]:
+                 causal: bool, fold: bool = True) -> list[NodeBlock]:
     """A block for every SOp the output needs that is not embedded, in topological order.
 
     Demand-driven: a node gets a block only if the output or another block reads
     it, so an SOp that a block reads through its sources (see compiler.affine)
-    costs nothing.
+    costs nothing. With `fold` False, every SOp gets a block of its own.
     """
-    budgets = Budgets(graph.output, lambda node: rx.is_numerical(graph.expr(node)))
-    builder = _Builder(graph, values, spaces, max_seq_len, causal, budgets)
+    budgets = Budgets(graph.output, lambda node: rx.is_numerical(graph.expr(node)), graph.label)
+    builder = _Builder(graph, values, spaces, max_seq_len, causal, budgets, fold)
     needed, blocks = {graph.output}, []
     for node in reversed(graph.order):
         expr = graph.expr(node)
@@ -82,6 +82,7 @@ class _Builder(AttentionBlocks):
     max_seq_len: int
     causal: bool
     budgets: Budgets
+    fold: bool = True  # compute an SOp inside its reader's block (affine, linear, width)
     exact: dict[int, bool] = dataclasses.field(default_factory=dict)  # _exact_lookup's answers
     # Per Map node, its cached output function (`_map_result`).
     map_results: dict = dataclasses.field(default_factory=dict)
@@ -210,8 +211,8 @@ class _Builder(AttentionBlocks):
                 return {}
 
         info, label = self._info(node, "sequence_map"), self._label(node)
-        width_first = width_with_side(expr.fst, expr.snd)
-        if width_first or width_with_side(expr.snd, expr.fst):
+        width_first = self.fold and width_with_side(expr.fst, expr.snd)
+        if width_first or (self.fold and width_with_side(expr.snd, expr.fst)):
             return self._width_with(node, expr, width_first)
         if rx.is_numerical(expr.fst) or rx.is_numerical(expr.snd):
             return NodeBlock(node, self._gated(node, expr, result, info), (fst, snd))
@@ -349,7 +350,7 @@ class _Builder(AttentionBlocks):
         so the Map needs no layer of its own and adds no error."""
         terms, nonnegative, inputs, bounded = [], set(), [], []
         for sop, coefficient in ((expr.fst, expr.fst_fac), (expr.snd, expr.snd_fac)):
-            source = self._exact_categorical_source(sop)
+            source = self._exact_categorical_source(sop) if self.fold else None
             if source is None:
                 terms.append((self.spaces[sop.unique_id].basis[0], coefficient))
                 inputs.append(sop.unique_id)

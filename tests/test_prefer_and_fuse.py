@@ -5,6 +5,7 @@ one MLP over the product of the sources' values. prefer="params" takes the layou
 the fewest weights instead; fuse=False gives one block per SOp.
 """
 
+import itertools
 import random
 
 import pytest
@@ -71,3 +72,17 @@ def test_prefer_params_never_takes_more_weights_than_the_default():
 def test_bad_choices_are_refused_in_one_line(arguments, message):
     with pytest.raises(rasp.CompileError, match=message):
         compile_rasp_to_model(parity_mix(), VOCAB, 10, **arguments)
+
+
+def test_a_fused_layout_that_is_refused_falls_back_to_the_unfused_program():
+    # Fused, n is one gated discretiser of a mean writing values up to 507, beyond its
+    # float32 budget; kept apart, s is a one-hot and n a lookup of it (issue 30, group 3).
+    frac = rasp.numerical(rasp.Aggregate(
+        rasp.Select(rasp.tokens, rasp.tokens, rasp.GEQ),
+        rasp.numerical(rasp.Map(lambda x: x != 2, rasp.tokens)), default=0))
+    s = rasp.categorical(rasp.SequenceMap(lambda x, t: int(x > 0.5) + t, frac, rasp.tokens))
+    n = rasp.numerical(rasp.Map(lambda v: 100 * v + 7, s))
+    model = compile_rasp_to_model(n, [0, 1, 2, 3, 4], 4)
+    inputs = [list(xs) for k in range(1, 5) for xs in itertools.product(range(5), repeat=k)]
+    checked, mismatches = find_mismatches(model, n, inputs)
+    assert checked == len(inputs) and not mismatches, mismatches[:1]

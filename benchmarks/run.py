@@ -126,7 +126,8 @@ def markdown(rows: list[dict]) -> str:
     """The main table: one row per (example, N)."""
     batch = rows[0]["batch"] if rows else 0
     header = ("| example | N | layers | RASP bound | heads | d_model | MLP width | params "
-              "| prefer=params | vs reference | warm compile ms | reference ms | speed-up | cold compile s "
+              "| prefer=params | vs reference | warm compile ms | reference ms | speed-up "
+              "| cold compile s "
               f"| seq/s @{batch} | GFLOP/s | % of matmul | exact |")
     lines = [header, "|" + "---|" * 18]
     for r in rows:
@@ -136,7 +137,8 @@ def markdown(rows: list[dict]) -> str:
         ref_cells = (f"{1000 * ref:.1f} | {ref / r['compile_warm_s']:.1f}×" if ref else " | ")
         lines.append(
             f"| {r['example']} | {r['max_seq_len']} | {r['layers']} | {r['rasp_bound'] or ''} "
-            f"| {r['heads']} | {r['d_model']} | {r['mlp_width']} | {r['params']:,} | {r['params_small']:,} "
+            f"| {r['heads']} | {r['d_model']} | {r['mlp_width']} | {r['params']:,} "
+            f"| {r['params_small']:,} "
             f"| {ratio} "
             f"| {1000 * r['compile_warm_s']:.1f} | {ref_cells} | {cold} "
             f"| {r['throughput_seq_per_s']:,.0f} | {r['gflops']:.1f} "

@@ -355,7 +355,8 @@ class _Builder(AttentionBlocks):
                 terms.append((self.spaces[sop.unique_id].basis[0], coefficient))
                 inputs.append(sop.unique_id)
             else:
-                result, direction = self._map_result(sop.unique_id), self.spaces[sop.unique_id].basis[0]
+                result = self._map_result(sop.unique_id)
+                direction = self.spaces[sop.unique_id].basis[0]
                 for d in self.spaces[source.unique_id].basis:
                     terms.append((d, coefficient * float(result(d.value).get(direction, 0.0))))
                     nonnegative.add(d)

@@ -93,10 +93,11 @@ class Budgets:
 
         `terms` are (sop, coefficient, its values); sop None for an input read exactly (a
         one-hot). The MLP (`units` hidden units) is exact but for rounding: over inputs x
-        that carry errors e, error ≤ F·e + γ_{units+1}·(Σ|coeff·x| + F·e), F = Σ|coeff| over the inputs that carry errors
-        (float_bounds.matmul_error). That must fit the budget of the value a·x + b·y it
-        writes (at the output: `output_budget`, relative for large values) for every
-        combination of input values, so no cancellation is ever charged a relative budget.
+        that carry errors e, error ≤ F·e + γ_{units+1}·(Σ|coeff·x| + F·e), with F the
+        Σ|coeff| of the inputs that carry errors (float_bounds.matmul_error). That must
+        fit the budget of the value a·x + b·y it writes (at the output `output_budget`,
+        relative for large values) for every combination of input values, so no
+        cancellation is ever charged a relative budget.
         """
         worst = _combinations([np.asarray(xs, np.float64) * c for _, c, xs in terms])
         if worst is None:  # too many combinations: each term at its largest, least budget
@@ -127,8 +128,9 @@ class Budgets:
         if own > budget:
             raise CompileError(expr, f"averaging over up to {count} positions in float32 "
                                f"may err by {own:.2g}, more than {self.spent_by(node)} "
-                               f"tolerates ({budget:.2g})", "compile for a shorter max_seq_len, or "
-                               "space the values that later Maps tell apart further apart")
+                               f"tolerates ({budget:.2g})",
+                               "compile for a shorter max_seq_len, or space the values "
+                               "that later Maps tell apart further apart")
         if sop is not None:
             per_input_error = float_bounds.mean_error(count, 0.0, 1.0)  # linear in it
             self.tolerate(node, sop, (budget - own) / per_input_error)

@@ -99,6 +99,11 @@ class Budgets:
         relative for large values) for every combination of input values, so no
         cancellation is ever charged a relative budget.
         """
+        merged: dict = {}  # the same SOp twice is one term (a·x + b·x = (a + b)·x)
+        for sop, coefficient, xs in terms:
+            key = id(xs) if sop is None else sop
+            merged[key] = (sop, merged.get(key, (sop, 0.0, xs))[1] + coefficient, xs)
+        terms = list(merged.values())
         worst = _combinations([np.asarray(xs, np.float64) * c for _, c, xs in terms])
         if worst is None:  # too many combinations: each term at its largest, least budget
             magnitude = sum(abs(c) * max(map(abs, xs), default=0.0) for _, c, xs in terms)

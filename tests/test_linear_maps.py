@@ -86,3 +86,12 @@ def test_a_budget_used_up_downstream_names_the_reader_and_whom_it_serves():
     message = str(refusal.value)
     assert "'frac'" in message and "its reader 'scaled'" in message
     assert "the program's output" in message and "(-" not in message
+
+
+def test_a_linear_map_of_one_sop_twice_is_bounded_as_one_term():
+    # Fuzz seed 11, program 423: LinearSequenceMap(x, x, -1, 2) is x; bounding −x and 2x
+    # as independent inputs charged 3× the error and refused x's own linear map.
+    width = rasp.SelectorWidth(rasp.Select(rasp.tokens, rasp.tokens, rasp.EQ))
+    keys = rasp.numerical(rasp.Map(lambda w: 8 * w, width))
+    x = rasp.numerical(rasp.LinearSequenceMap(fraction(), keys, 2, -1))
+    assert_exact(rasp.numerical(rasp.LinearSequenceMap(x, x, -1, 2)))

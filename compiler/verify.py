@@ -1,6 +1,6 @@
 """Compare a compiled model with the reference evaluator.
 
-Categorical values must be equal; numerical values within NUMERIC_TOLERANCE.
+Categorical values must be equal; numerical values within compiler.budgets.tolerance.
 Inputs outside the program's domain (the evaluator raises) are counted by reason.
 """
 
@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import rasp
+from compiler.budgets import tolerance
 from compiler.model import CompiledModel
 
 NUMERIC_TOLERANCE = 1e-4
@@ -31,9 +32,9 @@ class Mismatch:
 
 
 def values_agree(expected: Any, got: Any) -> bool:
-    """Equal, or both numbers within NUMERIC_TOLERANCE."""
+    """Equal, or both numbers within compiler.budgets.tolerance(expected)."""
     if isinstance(got, float) and isinstance(expected, numbers.Real):
-        return abs(float(expected) - got) <= NUMERIC_TOLERANCE
+        return abs(float(expected) - got) <= tolerance(float(expected))
     return expected == got and (expected is None) == (got is None)
 
 

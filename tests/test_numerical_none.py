@@ -6,7 +6,6 @@ evaluator gives None where nothing is selected, and the model now decodes None t
 Each model is compared with the evaluator on every input up to the length compiled.
 """
 
-
 import rasp
 from tests.helpers import assert_exact_on_all_inputs
 

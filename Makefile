@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
 TEST_EXTRAS := test,transformer-lens,plots,compress,notebook
 
-.PHONY: demo test test-slow test-outside breaks bench fuzz circuits docs-images clean
+.PHONY: demo test test-slow test-outside breaks bench fuzz circuits docs-images mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,15 @@ docs-images: $(VENV)/.installed-test
 # Every circuit-discovery baseline on every example, scored against the exact truth.
 circuits: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/circuits.py --readme
+
+# Mutation testing (mutmut, one worker) of the modules users rely on; writes docs/mutation.md.
+# MODULES=interp/circuits/scoring.py limits it; see docs/mutation.md for how long each takes.
+mutation: $(VENV)/.installed-mutation
+	$(BIN)/python benchmarks/mutation.py $(MODULES)
+
+$(VENV)/.installed-mutation: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP_INSTALL) -e '.[$(TEST_EXTRAS),mutation]'
+	touch $@ $(VENV)/.installed-test $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -36,7 +36,8 @@ class AttentionBlocks:
         if rx.is_numerical(expr):
             self.budgets.mean(node, expr, sop if rx.is_numerical(expr.sop) else None,
                               self.max_seq_len + 1, self._largest(node))
-        match = affine_match(expr.selector, self.graph, self.spaces, self.max_seq_len, self.causal)
+        match = affine_match(expr.selector, self.graph, self.spaces, self.max_seq_len,
+                             self.causal) if self.fold else None
         if match is not None:
             info = self._info(node, "aggregate", query=tuple(map(self._label, match.inputs[1:])),
                               key=(self._label(match.inputs[0]),), value=(self._label(sop),),

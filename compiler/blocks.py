@@ -19,7 +19,7 @@ from compiler.graph import ProgramGraph
 from compiler.node_block import NodeBlock
 from compiler.values import ValueSet
 from craft import categorical, clean_lookup, numerical
-from craft.bases import MatrixTooLarge, VectorSpace, zeros_matrix
+from craft.bases import ONE, MatrixTooLarge, VectorSpace, zeros_matrix
 from craft.blocks import MLP, BlockInfo, Series
 from rasp import expr as rx
 from rasp.errors import CompileError
@@ -30,6 +30,9 @@ EMBEDDED = (rx.TokensType, rx.IndicesType, rx.Full, rx.ConstantSOp)
 MAX_STEP_ROUNDING = 0.05
 # Inputs closer than this (relative) are one value to a float32 model.
 INDISTINGUISHABLE = 1e-6
+# A numerical Map within this (relative) of a·x + b on its input values is computed
+# as a·x + b: far below any budget, and what float arithmetic in f itself rounds.
+AFFINE_FIT = 1e-12
 # Widest MLP block we build (beyond this, weights run to gigabytes).
 MAX_MLP_WIDTH = 100_000
 REDUCE_VALUES_HINT = ("reduce the number of distinct values of its inputs, e.g. map them "
@@ -47,15 +50,15 @@ LOOKUP_NOISE = 1e-5
 
 def build_blocks(graph: ProgramGraph, values: dict[int, ValueSet],
                  spaces: dict[int, VectorSpace], max_seq_len: int,
-                 causal: bool) -> list[NodeBlock]:
+                 causal: bool, fold: bool = True) -> list[NodeBlock]:
     """A block for every SOp the output needs that is not embedded, in topological order.
 
     Demand-driven: a node gets a block only if the output or another block reads
     it, so an SOp that a block reads through its sources (see compiler.affine)
-    costs nothing.
+    costs nothing. With `fold` False, every SOp gets a block of its own.
     """
-    budgets = Budgets(graph.output, lambda node: rx.is_numerical(graph.expr(node)))
-    builder = _Builder(graph, values, spaces, max_seq_len, causal, budgets)
+    budgets = Budgets(graph.output, lambda node: rx.is_numerical(graph.expr(node)), graph.label)
+    builder = _Builder(graph, values, spaces, max_seq_len, causal, budgets, fold)
     needed, blocks = {graph.output}, []
     for node in reversed(graph.order):
         expr = graph.expr(node)
@@ -79,6 +82,7 @@ class _Builder(AttentionBlocks):
     max_seq_len: int
     causal: bool
     budgets: Budgets
+    fold: bool = True  # compute an SOp inside its reader's block (affine, linear, width)
     exact: dict[int, bool] = dataclasses.field(default_factory=dict)  # _exact_lookup's answers
     # Per Map node, its cached output function (`_map_result`).
     map_results: dict = dataclasses.field(default_factory=dict)
@@ -145,6 +149,12 @@ class _Builder(AttentionBlocks):
             if self._discretiser_is_exact(node, xs, [result]):
                 block = numerical.discretising_mlp(x_dir, xs, self.spaces[node], result, hidden,
                                                    info)
+            elif rx.is_numerical(expr) and (affine := self._affine_fit(node, xs)) is not None:
+                block = numerical.linear_mlp([(x_dir, affine[0]), (ONE, affine[1])],
+                                             self.spaces[node].basis[0], hidden, info,
+                                             frozenset({ONE}))
+                self.budgets.linear(node, expr, [(inner, affine[0], xs), (None, affine[1], [1.0])],
+                                    block.hidden_space.dim)
             else:
                 block = self._classes_then_lookup(node, expr.inner, xs, VectorSpace(()),
                                                   lambda x, c: result(x), info)
@@ -155,6 +165,21 @@ class _Builder(AttentionBlocks):
         else:
             block = self._lookup(expr.inner, node, lambda d: result(d.value), hidden, info)
         return NodeBlock(node, block, (inner,))
+
+    def _affine_fit(self, node, xs) -> tuple[float, float] | None:
+        """(a, b) with the numerical Map's f(x) = a·x + b on every value x it accepts (to
+        AFFINE_FIT, relative), else None: then a linear MLP computes it for any values."""
+        direction = self.spaces[node].basis[0]
+        known = [(x, float(y)) for x in xs
+                 if (y := self._map_result(node)(x).get(direction)) is not None]
+        if not known:
+            return None
+        (x0, y0), (x1, y1) = known[0], known[-1]
+        slope = (y1 - y0) / (x1 - x0) if x1 != x0 else 0.0
+        intercept = y0 - slope * x0
+        if all(abs(slope * x + intercept - y) <= AFFINE_FIT * max(1.0, abs(y)) for x, y in known):
+            return slope, intercept
+        return None
 
     def _lookup(self, inner, node, output_of, hidden, info) -> MLP:
         """A plain lookup of categorical `inner`: one unit per output value where that is
@@ -186,8 +211,8 @@ class _Builder(AttentionBlocks):
                 return {}
 
         info, label = self._info(node, "sequence_map"), self._label(node)
-        width_first = width_with_side(expr.fst, expr.snd)
-        if width_first or width_with_side(expr.snd, expr.fst):
+        width_first = self.fold and width_with_side(expr.fst, expr.snd)
+        if width_first or (self.fold and width_with_side(expr.snd, expr.fst)):
             return self._width_with(node, expr, width_first)
         if rx.is_numerical(expr.fst) or rx.is_numerical(expr.snd):
             return NodeBlock(node, self._gated(node, expr, result, info), (fst, snd))
@@ -320,14 +345,37 @@ class _Builder(AttentionBlocks):
         return self.exact[sop.unique_id]
 
     def _linear(self, node, expr) -> NodeBlock:
-        fst, snd = expr.fst.unique_id, expr.snd.unique_id
-        terms = [(self.spaces[fst].basis[0], expr.fst_fac), (self.spaces[snd].basis[0], expr.snd_fac)]
+        """a·x + b·y in one MLP. A term that is a numerical Map of an exact categorical c
+        (tokens, indices, lookups of those) is read from c's one-hot, Σ_v f(v)·[c = v],
+        so the Map needs no layer of its own and adds no error."""
+        terms, nonnegative, inputs, bounded = [], set(), [], []
+        for sop, coefficient in ((expr.fst, expr.fst_fac), (expr.snd, expr.snd_fac)):
+            source = self._exact_categorical_source(sop) if self.fold else None
+            if source is None:
+                terms.append((self.spaces[sop.unique_id].basis[0], coefficient))
+                inputs.append(sop.unique_id)
+            else:
+                result = self._map_result(sop.unique_id)
+                direction = self.spaces[sop.unique_id].basis[0]
+                for d in self.spaces[source.unique_id].basis:
+                    terms.append((d, coefficient * float(result(d.value).get(direction, 0.0))))
+                    nonnegative.add(d)
+                inputs.append(source.unique_id)
+            values = [float(v) for v in self.values[sop.unique_id].values]
+            bounded.append((None if source is not None else sop.unique_id, coefficient, values))
         block = numerical.linear_mlp(terms, self.spaces[node].basis[0],
                                      f"{self._label(node)}.hidden",
-                                     self._info(node, "linear_sequence_map"))
-        self.budgets.linear(node, [(fst, expr.fst_fac, self._largest(fst)),
-                                   (snd, expr.snd_fac, self._largest(snd))])
-        return NodeBlock(node, block, (fst, snd))
+                                     self._info(node, "linear_sequence_map"),
+                                     frozenset(nonnegative))
+        self.budgets.linear(node, expr, bounded, block.hidden_space.dim)
+        return NodeBlock(node, block, tuple(dict.fromkeys(inputs)))
+
+    def _exact_categorical_source(self, sop):
+        """c where `sop` is a numerical Map of categorical c whose one-hot is exact."""
+        if isinstance(sop, rx.Map) and not rx.is_numerical(sop.inner) \
+                and not isinstance(sop.inner, rx.SelectorWidth) and self._noise(sop.inner) == 0.0:
+            return sop.inner
+        return None
 
     def _largest(self, node) -> float:
         """The largest magnitude of a numerical SOp's values (0 if they are not known)."""

@@ -19,12 +19,23 @@ from craft.bases import zeros_matrix
 from craft.blocks import Series
 from craft.selector_width import scratch_error, scratch_tolerance
 from rasp.errors import CompileError
+from rasp_runtime.verify import ABSOLUTE_TOLERANCE, tolerance
 
 # Float32 error a numerical SOp may carry (any summation order) when no reader says
 # what it tolerates; readers that do (discretisers, means, linear maps) set their own.
 NUMERIC_BUDGET = 1e-5
-# ... and for the program's output: half of rasp_runtime.verify's NUMERIC_TOLERANCE (1e-4).
-OUTPUT_BUDGET = 5e-5
+# The compiler leaves half of the runtime's verification tolerance to spare: the
+# output's float32 error may reach output_budget(v) (OUTPUT_BUDGET where the bound
+# does not depend on the value).
+OUTPUT_BUDGET = ABSOLUTE_TOLERANCE / 2
+# Most combinations of input values a linear map's bound is checked on, one by one.
+MAX_COMBINATIONS = 1_000_000
+
+
+def output_budget(value):
+    """The float32 error the compiler lets the program's output carry where it is v:
+    half of `tolerance(v)`, i.e. max(5e-5, 2⁻¹⁸·|v|)."""
+    return tolerance(value) / 2
 
 
 @dataclasses.dataclass
@@ -33,6 +44,7 @@ class Budgets:
 
     output: int
     is_numerical: Callable[[int], bool]
+    label: Callable[[int], str] = str
     tolerances: dict[int, dict[int, float]] = dataclasses.field(default_factory=dict)
 
     def tolerate(self, reader: int, sop: int, error: float):
@@ -52,17 +64,57 @@ class Budgets:
             tolerated.append(OUTPUT_BUDGET)
         return min(tolerated, default=NUMERIC_BUDGET)
 
-    def linear(self, node: int, terms: list[tuple[int, float, float]]):
-        """Budgets of a LinearSequenceMap's inputs: `terms` are (sop, coefficient, largest |value|).
+    def spent_by(self, node: int) -> str:
+        """Who sets `node`'s budget, for a refusal: its least tolerant reader, and what
+        that reader must itself stay within and for whom (never a negative tolerance:
+        a reader whose own rounding used up its budget refuses itself)."""
+        readers = self.tolerances.get(node, {})
+        if not readers or (node == self.output and OUTPUT_BUDGET <= min(readers.values())):
+            return "the program's output" if node == self.output else "the default budget"
+        reader = min(readers, key=readers.get)
+        text = f"its reader {self.label(reader)!r}"
+        if reader in self.tolerances or reader == self.output:
+            upstream = self.spent_by(reader) if reader != node else ""
+            text += f" (which must itself stay within {self.budget(reader):.2g} for {upstream})"
+        return text
 
-        relu(±x) is exact; the second layer adds 4 terms, Σ|coeff|·|x| in all, so
-        error ≤ F·e + γ_5·(Σ|coeff|·|x| + F·e) with F = Σ|coeff| (float_bounds.matmul_error).
+    def linear(self, node: int, expr, terms: list[tuple[int | None, float, list[float]]],
+               units: int):
+        """Budgets of a linear map's inputs, or a refusal naming the rounding it cannot afford.
+
+        `terms` are (sop, coefficient, its values); sop None for an input read exactly (a
+        one-hot). The MLP (`units` hidden units) is exact but for rounding: over inputs x
+        that carry errors e, error ≤ F·e + γ_{units+1}·(Σ|coeff·x| + F·e), with F the
+        Σ|coeff| of the inputs that carry errors (float_bounds.matmul_error). That must
+        fit the budget of the value a·x + b·y it writes (at the output `output_budget`,
+        relative for large values) for every combination of input values, so no
+        cancellation is ever charged a relative budget.
         """
-        factors = sum(abs(c) for _, c, _ in terms)
-        rounding = float_bounds.matmul_error(sum(abs(c) * x for _, c, x in terms), 4)
-        per_input_error = max(factors * (1 + float_bounds.gamma(5)), 1e-300)
+        merged: dict = {}  # the same SOp twice is one term (a·x + b·x = (a + b)·x)
+        for sop, coefficient, xs in terms:
+            key = id(xs) if sop is None else sop
+            merged[key] = (sop, merged.get(key, (sop, 0.0, xs))[1] + coefficient, xs)
+        terms = list(merged.values())
+        worst = _combinations([np.asarray(xs, np.float64) * c for _, c, xs in terms])
+        if worst is None:  # too many combinations: each term at its largest, least budget
+            magnitude = sum(abs(c) * max(map(abs, xs), default=0.0) for _, c, xs in terms)
+            slack = self.budget(node) - float_bounds.matmul_error(magnitude, units)
+        else:
+            values, magnitudes = worst
+            allowed = self.budget(node)
+            if node == self.output:  # its readers' tolerances, and the output's own rule
+                readers = min(self.tolerances.get(node, {}).values(), default=np.inf)
+                allowed = np.minimum(readers, output_budget(values))
+            slack = float(np.min(allowed - float_bounds.matmul_error(magnitudes, units)))
+        if slack <= 0:
+            raise CompileError(expr, "float32 rounding of its linear combination may exceed "
+                               f"what {self.spent_by(node)} tolerates by {-slack:.2g}",
+                               "scale the coefficients or the values down")
+        carried = sum(abs(c) for sop, c, _ in terms if sop is not None)  # the F above
+        per_input_error = max(carried * (1 + float_bounds.gamma(units + 1)), 1e-300)
         for sop, _, _ in terms:
-            self.tolerate(node, sop, (self.budget(node) - rounding) / per_input_error)
+            if sop is not None:
+                self.tolerate(node, sop, slack / per_input_error)
 
     def mean(self, node: int, expr, sop: int | None, count: int, largest: float):
         """Refuse a numerical mean over `count` keys whose float32 averaging error alone
@@ -71,12 +123,26 @@ class Budgets:
         own = float_bounds.mean_error(count, largest)
         if own > budget:
             raise CompileError(expr, f"averaging over up to {count} positions in float32 "
-                               f"may err by {own:.2g}, more than what reads it tolerates "
-                               f"({budget:.2g})", "compile for a shorter max_seq_len, or "
-                               "space the values that later Maps tell apart further apart")
+                               f"may err by {own:.2g}, more than {self.spent_by(node)} "
+                               f"tolerates ({budget:.2g})",
+                               "compile for a shorter max_seq_len, or space the values "
+                               "that later Maps tell apart further apart")
         if sop is not None:
             per_input_error = float_bounds.mean_error(count, 0.0, 1.0)  # linear in it
             self.tolerate(node, sop, (budget - own) / per_input_error)
+
+
+def _combinations(scaled: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(Σ sᵢ, Σ|sᵢ|) over every choice of one entry sᵢ from each array, flattened; None
+    where there are more than MAX_COMBINATIONS."""
+    if np.prod([max(len(s), 1) for s in scaled], dtype=np.float64) > MAX_COMBINATIONS:
+        return None
+    values, magnitudes = np.zeros(1), np.zeros(1)
+    for s in scaled:
+        s = s if len(s) else np.zeros(1)
+        values = np.add.outer(values, s).ravel()
+        magnitudes = np.add.outer(magnitudes, np.abs(s)).ravel()
+    return values, magnitudes
 
 
 def check_scratch(expr, block: Series, max_seq_len: int, hardness: float, shift: float = 0.0):

@@ -36,7 +36,8 @@ from rasp_runtime.representable import check_vocab
 def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: int,
                           causal: bool = False, compiler_bos: str = "BOS",
                           compiler_pad: str = "PAD", mlp_exactness: float = 100,
-                          strict: bool = False) -> CompiledModel:
+                          strict: bool = False, prefer: str = "depth",
+                          fuse: bool = True) -> CompiledModel:
     """Compile a RASP program into a transformer that agrees with `rasp.evaluate`.
 
     Args:
@@ -50,6 +51,11 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
         exactness is a knob; here each threshold's slope is sized to its own gap
         between consecutive values, so every MLP is exact without one.
       strict: refuse a program whose domain is not total (see below).
+      prefer: "depth" (default) takes the layout with the fewest layers, then the fewest
+        weights; "params" the fewest weights, so a fused MLP is never chosen where the
+        unfused program, a layer deeper, has fewer weights.
+      fuse: False compiles one block per SOp (no fusion, no Map read through its
+        source), so the ground truth names every SOp of the lowered program.
 
     The model's `domain` lists every way an input can make the reference evaluator
     raise (a function raising on some value, a categorical Aggregate that may select
@@ -65,14 +71,21 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
     """
     vocab = _check_arguments(program, vocab, max_seq_len, compiler_bos, compiler_pad)
     _check_mlp_exactness(mlp_exactness)
+    _check_choice(prefer, fuse)
     lowered = lower_program(program, _none_oracle(program, vocab, max_seq_len))
     known: dict = {}  # the lowered program's value sets; fusion keeps most of its nodes
     domain = infer_domain(program, lowered, vocab, max_seq_len, causal, known)
     _enforce(domain, strict)
-    fused, narrower = fuse_alternatives(lowered, max_seq_len,
-                                         _narrowing(lowered, known))
-    laid_out = _narrowest(fused, narrower, lambda program: _laid_out(
-        program, vocab, max_seq_len, causal, known))
+    def lay_out(program: rx.SOp) -> _LaidOut:
+        return _laid_out(program, vocab, max_seq_len, causal, known, fuse)
+
+    if not fuse:
+        laid_out = lay_out(lowered)
+    else:
+        fused, narrower = fuse_alternatives(lowered, max_seq_len, (lambda chain: True)
+                                            if prefer == "params" else
+                                            _narrowing(lowered, known))
+        laid_out = _narrowest(fused, narrower, lowered, lay_out, prefer)
     graph, values, spaces = laid_out.graph, laid_out.values, laid_out.spaces
     schedule, residual = laid_out.schedule, laid_out.residual
     output = graph.expr(graph.output)
@@ -112,11 +125,11 @@ class _LaidOut:
 
 
 def _laid_out(program: rx.SOp, vocab, max_seq_len: int, causal: bool,
-              known: dict | None = None) -> _LaidOut:
+              known: dict | None = None, fold: bool = True) -> _LaidOut:
     graph = extract_graph(program)
     values = infer_value_sets(graph, vocab, max_seq_len, known=known)
     spaces = node_spaces(graph, values)
-    blocks = build_blocks(graph, values, spaces, max_seq_len, causal)
+    blocks = build_blocks(graph, values, spaces, max_seq_len, causal, fold)
     schedule = schedule_layers(blocks)
     residual = layout_residual(graph, spaces, blocks)
     weights = weight_count(schedule, residual, spaces[graph.output].dim, len(vocab), max_seq_len)
@@ -146,18 +159,37 @@ def _narrowing(program: rx.SOp, values: dict) -> Callable[[rx.SOp], bool]:
     return lambda chain: chain.unique_id in pays
 
 
-def _narrowest(fused: rx.SOp, narrower: rx.SOp | None,
-               lay_out: Callable[[rx.SOp], _LaidOut]) -> _LaidOut:
+def _narrowest(fused: rx.SOp, narrower: rx.SOp | None, unfused: rx.SOp,
+               lay_out: Callable[[rx.SOp], _LaidOut], prefer: str = "depth") -> _LaidOut:
     """The fused program laid out, or the one with optional chains kept separate
-    (fusion.fuse_alternatives) where that takes no more layers and fewer weights."""
-    chosen = lay_out(fused)
-    if narrower is None:
-        return chosen
-    try:
-        other = lay_out(narrower)
-    except CompileError:
-        return chosen
-    return other if other.size < chosen.size else chosen
+    (fusion.fuse_alternatives) where that takes no more layers and fewer weights; with
+    prefer="params", whichever of those and the unfused program has the fewest weights.
+    Where the fused program is refused (a fused block's float32 bound uses up what an
+    earlier SOp may err by, say), the others are tried, the unfused program last; if
+    all are refused, the fused program's refusal is raised."""
+    options = [fused] + ([narrower] if narrower is not None else [])
+    fallback = [unfused] if unfused is not fused else []
+    if prefer == "params":
+        options, fallback = options + fallback, []
+    laid_out, errors = _each_laid_out(options, lay_out)
+    if not laid_out:
+        laid_out, _ = _each_laid_out(fallback, lay_out)
+    if not laid_out:
+        raise errors[0]
+    if prefer == "params":
+        return min(laid_out, key=lambda chosen: (chosen.size[1], chosen.size[0]))
+    return min(laid_out, key=lambda chosen: chosen.size)  # a tie keeps the fused one
+
+
+def _each_laid_out(programs, lay_out) -> tuple[list[_LaidOut], list[CompileError]]:
+    """Each program laid out where it compiles, and the refusals of the others."""
+    laid_out, errors = [], []
+    for program in programs:
+        try:
+            laid_out.append(lay_out(program))
+        except CompileError as error:
+            errors.append(error)
+    return laid_out, errors
 
 
 def _enforce(domain: Domain, strict: bool) -> None:
@@ -216,6 +248,15 @@ def _check_arguments(program, vocab, max_seq_len, bos, pad) -> tuple[Any, ...]:
     if isinstance(max_seq_len, bool) or not isinstance(max_seq_len, int) or max_seq_len < 1:
         raise CompileError(None, f"max_seq_len must be a positive int, got {max_seq_len!r}")
     return vocab
+
+
+def _check_choice(prefer, fuse) -> None:
+    if prefer not in ("depth", "params"):
+        raise CompileError(None, f"prefer must be 'depth' or 'params', got {prefer!r}",
+                           "prefer='depth' (the default) for the fewest layers, "
+                           "prefer='params' for the fewest weights")
+    if not isinstance(fuse, bool):
+        raise CompileError(None, f"fuse must be True or False, got {fuse!r}")
 
 
 def _check_mlp_exactness(mlp_exactness) -> None:

@@ -2,7 +2,9 @@
 
 Takes a lowered program and gives an equivalent one with fewer sublayers:
   - Map/SequenceMap chains over at most two source SOps (at most one numerical)
-    become one Map or SequenceMap: one MLP instead of one per link;
+    become one Map or SequenceMap: one MLP instead of one per link; a linear map of
+    numerical SOps stays linear unless its chains reach categorical sources only
+    (compiler.blocks reads a numerical Map of tokens or indices as a one-hot);
   - a Map of a SelectorWidth is computed by the SelectorWidth's own MLP
     (annotation `width_map`); a SequenceMap of a width and tokens or indices
     is too (compiler.blocks gates the width's discretiser by the token or index);
@@ -178,13 +180,17 @@ def _form_of(expr) -> _Fused:
 
 def _mlp_chain(expr, children, forms, max_seq_len, budget):
     """`expr` over its children, expanded through child MLP chains where it fits."""
+    # A linear map of numbers stays linear unless fusing makes it a lookup of categorical
+    # sources alone: a discretiser of one number gated by another SOp would need the
+    # combination's value gaps, where linear is exact for any values.
+    linear = isinstance(expr, rx.LinearSequenceMap) and all(map(rx.is_numerical, children))
     lookup = forms.expandable if isinstance(forms, _Chains) else forms.get
     child_forms = [lookup(c.unique_id, _Fused((c,), _identity)) for c in children]
     expansions = ([True, True], [True, False], [False, True], [False, False])
     for expand in expansions[:2 ** len(children)]:
         parts = _parts(child_forms, expand, children)
         sources = tuple(dict.fromkeys(s for p in parts for s in p.sources))
-        if _fits(sources):
+        if _fits(sources) and not (linear and any(map(rx.is_numerical, sources))):
             if isinstance(forms, _Chains):
                 _note_optional(forms, children, child_forms, expand, _mlp_sublayer(
                     [forms.sublayers.get(s.unique_id, -1) for s in sources]))

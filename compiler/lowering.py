@@ -72,6 +72,10 @@ class _Lowered:
 
 def _lower(expr, lowered: Callable[[rx.RASPExpr], rx.RASPExpr]):
     match expr:
+        case rx.Aggregate() if _mean_may_be_none(expr, lowered):
+            return _mean_or_none(expr, _selector(expr.selector, lowered), lowered(expr.sop))
+        case rx.Map() if rx.is_numerical(expr) and _number_of_none(expr, lowered):
+            return _categorical(expr, rx.Map(expr.f, lowered(expr.inner)))
         case rx.Aggregate():
             sop = lowered(expr.sop)
             if rx.is_categorical(expr) and rx.is_numerical(sop):
@@ -94,6 +98,40 @@ def _lower(expr, lowered: Callable[[rx.RASPExpr], rx.RASPExpr]):
         case rx.Selector():
             return expr  # selectors are lowered where they are used
     return expr
+
+
+def _mean_may_be_none(expr, lowered) -> bool:
+    """A numerical mean with no default (None) that may select nothing."""
+    return rx.is_numerical(expr) and expr.default is None and \
+        isinstance(lowered, _Lowered) and lowered.may_be_none(expr)
+
+
+def _mean_or_none(expr, selector, sop):
+    """A numerical mean that is None where it selects nothing (as the evaluator gives it),
+    as a categorical SOp, since one direction holding a number cannot be None: the mean
+    with default 0, gated by a categorical Aggregate that is None where nothing is
+    selected (RASP's None rule makes the gate's None the result's)."""
+    label = expr.label
+    mean = rx.numerical(rx.Aggregate(selector, sop, default=0)).named(f"{label}.mean")
+    anything = rx.categorical(rx.Aggregate(selector, rx.Full(True))).named(f"{label}.selects")
+    return _categorical(expr, rx.SequenceMap(_first, mean, anything))
+
+
+def _first(value, _):
+    return value
+
+
+def _number_of_none(expr, lowered) -> bool:
+    """A numerical Map that may be None, of an SOp lowered to a categorical one (such as
+    `_mean_or_none`): a lookup gives its None exactly, a direction could not."""
+    return isinstance(lowered, _Lowered) and rx.is_categorical(lowered(expr.inner)) and \
+        rx.is_numerical(expr.inner) and lowered.may_be_none(expr)
+
+
+def _categorical(original, new):
+    """`new`, categorical, with `original`'s other annotations and label."""
+    return new.annotated(**{**original.annotations, "name": original.label,
+                            "encoding": rx.Encoding.CATEGORICAL})
 
 
 def _sequence_map(expr, f, fst, snd):

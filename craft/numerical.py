@@ -272,17 +272,24 @@ def _windows(xs: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def linear_mlp(terms: Sequence[tuple[BasisDirection, float]], output_direction: BasisDirection,
-               hidden_name: str, info: BlockInfo) -> MLP:
-    """out = Σ coeff·x over numerical inputs, via relu(x) − relu(−x). Exact."""
+               hidden_name: str, info: BlockInfo,
+               nonnegative: frozenset[BasisDirection] = frozenset()) -> MLP:
+    """out = Σ coeff·x over input directions, via relu(x) − relu(−x), or relu(x) alone
+    for a direction in `nonnegative` (a one-hot: a numerical Map of an exact categorical
+    SOp is Σ_v f(v)·[c = v], linear in c's one-hot). Only float32 rounding errs."""
     coefficients: dict[BasisDirection, float] = {}
     for direction, coeff in terms:
         coefficients[direction] = coefficients.get(direction, 0.0) + coeff
+    coefficients = {d: c for d, c in coefficients.items() if c or d not in nonnegative}
     reads = VectorSpace(tuple(coefficients))
-    hidden = VectorSpace.from_values(hidden_name, range(2 * reads.dim))
+    signs = [(1.0,) if d in nonnegative else (1.0, -1.0) for d in coefficients]
+    hidden = VectorSpace.from_values(hidden_name, range(sum(map(len, signs))))
     output = VectorSpace((output_direction,))
     first = zeros_matrix(reads.dim, hidden.dim)
     second = np.zeros((hidden.dim, 1))
-    for i, coeff in enumerate(coefficients.values()):
-        first[i, 2 * i], first[i, 2 * i + 1] = 1.0, -1.0
-        second[2 * i, 0], second[2 * i + 1, 0] = coeff, -coeff
+    unit = 0
+    for i, (coeff, unit_signs) in enumerate(zip(coefficients.values(), signs)):
+        for sign in unit_signs:
+            first[i, unit], second[unit, 0] = sign, sign * coeff
+            unit += 1
     return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output, second), info)

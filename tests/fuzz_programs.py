@@ -178,7 +178,7 @@ class _Generator(SelectorChoices):
             self.tracked.setdefault(node.var, (node.values, node.none))
         ops = [("map", 6), ("numerical_map", 3), ("sequence_map", 4), ("linear", 2),
                ("aggregate", 6), ("numerical_aggregate", 4), ("width", 3), ("mean_pair", 1),
-               ("full", 1), ("constant_sop", 1), ("tie_sort", 1)]
+               ("full", 1), ("constant_sop", 1), ("tie_sort", 1), ("mean_linear", 1)]
         start = len(self.pool)
         for _ in range(self.c.integer(1, self.max_ops)):
             getattr(self, "_op_" + self.c.weighted(ops))()
@@ -395,6 +395,19 @@ class _Generator(SelectorChoices):
         if self.c.chance(0.5):  # a threshold on the combination
             self._op_numerical_map_to(node, [0, 1, 2])
         return node
+
+    def _op_mean_linear(self):
+        """A mean (values k/n) combined linearly with an integer map up to 32 (issue 30)."""
+        mean = self._op_numerical_aggregate()
+        inner = self._pick(lambda n: not n.none and n.small and not n.numerical)
+        integers = self._op_numerical_map_to(inner, self.c.choice([[0, 8, 16, 24, 32],
+                                                                   [1, 5, 15], [0, 3, 30]]))
+        a, b = self.c.choice([1, -1, 2, -3]), self.c.choice([1, -1, 2, 3])
+        values = [a * x + b * y for x in mean.values for y in integers.values]
+        return self._emit(f"rasp.LinearSequenceMap({mean.var}, {integers.var}, {a!r}, {b!r})",
+                          [mean.var, integers.var], values=values, none=False,
+                          numerical=True, depth=max(mean.depth, integers.depth) + 1)
+
 
 def generate_case(chooser: Chooser | random.Random, max_ops: int = 9, max_len: int = 12,
                   causal_share: float = 0.25) -> FuzzCase:

@@ -51,3 +51,18 @@ def assert_compiles_exactly(example: Example, max_len: int, causal: bool = False
                            f"first: {mismatches[0]}"
     assert checked >= min(min_checked, len(inputs)), f"only {checked} valid inputs"
     return model, checked
+
+
+def every_input(vocab, max_len: int) -> list[list]:
+    """Every input of length 1..max_len over `vocab`."""
+    return [list(xs) for n in range(1, max_len + 1) for xs in itertools.product(vocab, repeat=n)]
+
+
+def assert_exact_on_all_inputs(program, vocab, max_len: int, **options):
+    """Compile `program` (with `options`) and compare it with the evaluator on every
+    input of length 1..max_len; returns the model."""
+    model = compile_rasp_to_model(program, vocab, max_len, **options)
+    inputs = every_input(vocab, max_len)
+    checked, mismatches = find_mismatches(model, program, inputs)
+    assert checked == len(inputs) and not mismatches, mismatches[:1]
+    return model

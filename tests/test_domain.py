@@ -208,10 +208,10 @@ def test_a_mean_over_a_never_empty_selector_needs_no_default(selector, causal):
     assert None not in rasp.evaluate(program, [3, 1, 2], causal=causal)
 
 
-def test_a_mean_over_a_selector_that_can_be_empty_still_needs_a_default():
+def test_a_mean_over_a_selector_that_can_be_empty_is_none_where_it_selects_nothing():
+    # No default: the evaluator gives None at position 0, and so must the model (issue 30).
     values = rasp.numerical(rasp.Map(lambda x: x, rasp.tokens))
     program = rasp.numerical(rasp.Aggregate(rasp.Select(rasp.indices, rasp.indices, rasp.LT),
                                             values))
-    assert rasp.evaluate(program, [1, 2])[0] is None
-    with pytest.raises(rasp.CompileError, match="never be None"):
-        compile_rasp_to_model(program, {1, 2, 3}, 5)
+    model = compile_rasp_to_model(program, {1, 2, 3}, 5)
+    assert model.apply(["BOS", 1, 2, 3], check=True).decoded[1:] == [None, 1, 1.5]

@@ -6,14 +6,7 @@ import random
 import rasp
 from compiler import compile_rasp_to_model
 from rasp_runtime.verify import find_mismatches
-
-
-def assert_exact_on_all_inputs(program, vocab, max_len):
-    model = compile_rasp_to_model(program, vocab, max_len)
-    inputs = [list(xs) for n in range(1, max_len + 1)
-              for xs in itertools.product(vocab, repeat=n)]
-    checked, mismatches = find_mismatches(model, program, inputs)
-    assert checked == len(inputs) and not mismatches, mismatches[:1]
+from tests.helpers import assert_exact_on_all_inputs
 
 
 def test_output_that_is_always_none():

@@ -1,0 +1,273 @@
+"""The scorer (interp/circuits/scoring.py) on tiny hand-built truths, worked out by hand.
+
+Written to kill the mutants `make mutation` found alive (docs/mutation.md). The
+truth is a stand-in with the four things `score_edges` asks of a GroundTruth
+(full_graph, circuit_graph, inert, n_layers), so every count, rate, rank and
+AUROC below is worked out on paper from the graphs here, not taken from the code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import networkx as nx
+import pytest
+
+from interp.circuits.scoring import (CircuitScore, Curve, pessimistic_auroc, score_edges,
+                                     scores_from_json, scores_to_json)
+
+EMBED, POS, ATTN, MLP, OUT = "embed", "pos_embed", "blocks.0.attn[0]", "blocks.0.mlp", \
+    "blocks.0.hook_resid_post"
+Q_IN, Q, RESULT = "blocks.0.hook_q_input[0]", "blocks.0.attn.hook_q[0]", \
+    "blocks.0.attn.hook_result[0]"
+V_IN, MLP_IN, MLP_OUT = "blocks.0.hook_v_input[0]", "blocks.0.hook_mlp_in", "blocks.0.hook_mlp_out"
+PRE = "blocks.0.hook_resid_pre"
+
+
+class Truth:
+    """A one-layer GroundTruth stand-in: {granularity: (every edge, true edges)}."""
+
+    n_layers = 1
+
+    def __init__(self, graphs, inert=frozenset()):
+        self.graphs, self.inert_edges = graphs, set(inert)
+
+    def full_graph(self, granularity):
+        return self.graphs[granularity][0]
+
+    def circuit_graph(self, granularity):
+        return self.graphs[granularity][1]
+
+    def inert(self, dataset, granularity):
+        assert granularity in self.graphs
+        return self.inert_edges if dataset is not None else set()
+
+
+def graph(edges, internal=(), constant=()):
+    g = nx.DiGraph()
+    for u, v in edges:
+        g.add_edge(u, v, internal=(u, v) in internal, constant=(u, v) in constant)
+    return g
+
+
+# component granularity: every writer -> later reader edge; three of them are true.
+EVERY = [(EMBED, ATTN), (POS, ATTN), (ATTN, OUT), (EMBED, MLP), (EMBED, OUT), (POS, MLP),
+         (POS, OUT), (ATTN, MLP), (MLP, OUT)]
+TRUE = [(EMBED, ATTN), (POS, ATTN), (ATTN, OUT)]  # (POS, ATTN) only carries a constant
+COMPONENT = {"component": (graph(EVERY), graph(TRUE, constant=[(POS, ATTN)]))}
+SCORES = {(EMBED, ATTN): 0.9, (ATTN, OUT): 0.5, (POS, ATTN): 0.1, (EMBED, OUT): 0.5,
+          (ATTN, MLP): 0.7}  # the other four negatives are unscored (ranked last)
+
+
+def test_edges_by_hand():
+    result = score_edges(Truth(COMPONENT), SCORES)  # granularity "component" by default
+    assert result.granularity == "component"
+    edges = result.edges
+    # Positives 0.9 and 0.5; negatives 0.7, 0.5 and four unscored; the constant edge left out.
+    assert (edges.positives, edges.negatives, edges.excluded, result.unscored) == (2, 6, 1, 4)
+    assert edges.auroc == 10 / 12 and edges.why is None  # 6 wins for 0.9, 4 for the tied 0.5
+    assert edges.thresholds == (0.9, 0.7, 0.5, -math.inf)
+    assert edges.tpr == (0.5, 0.5, 1.0, 1.0)
+    assert edges.fpr == (0.0, 1 / 6, 2 / 6, 1.0)
+    assert edges.precision_at_size == 0.5  # the top two: a true edge and the 0.7 negative
+    # Ranks: 0.9 first, 0.7 second, and the tie at 0.5 puts the negative (3) first.
+    assert edges.lowest_true == ((f"{ATTN} -> {OUT}", 0.5, 4), (f"{EMBED} -> {ATTN}", 0.9, 1))
+    assert edges.missed == ((f"{ATTN} -> {OUT}", 0.5, 4),)
+
+
+def test_nodes_by_hand():
+    nodes = score_edges(Truth(COMPONENT), SCORES, "component").nodes
+    # A node scores its best edge: embed 0.9, attn 0.9, mlp 0.7 (false), pos_embed 0.1 (its
+    # only true edge is constant, so it is left out); the output is no node.
+    assert (nodes.positives, nodes.negatives, nodes.excluded) == (2, 1, 1)
+    assert nodes.auroc == 1.0 and nodes.precision_at_size == 1.0
+    assert nodes.thresholds == (0.9, 0.7) and nodes.tpr == (1.0, 1.0)
+    assert nodes.fpr == (0.0, 1.0)
+    # embed and attn tie at 0.9: ranks 1 and 2 in either order, the rank 2 one listed first.
+    assert {(node, score) for node, score, _ in nodes.lowest_true} == {(EMBED, 0.9), (ATTN, 0.9)}
+    assert [rank for *_, rank in nodes.lowest_true] == [2, 1] and nodes.missed == ()
+
+
+def test_kept_and_inert_edges_by_hand():
+    kept = score_edges(Truth(COMPONENT), SCORES, "component", keep_excluded=True)
+    # The constant edge (0.1) is a positive: it beats only the four unscored negatives.
+    assert (kept.edges.positives, kept.edges.excluded) == (3, 0)
+    assert kept.edges.auroc == 14 / 18
+    assert kept.nodes.positives == 3 and kept.nodes.auroc == 2 / 3  # pos_embed 0.1 < mlp 0.7
+    inert = Truth(COMPONENT, inert={(EMBED, ATTN)})
+    assert score_edges(inert, SCORES, "component").edges.positives == 2  # no dataset: kept
+    with_data = score_edges(inert, SCORES, "component", dataset=object())
+    assert (with_data.edges.positives, with_data.edges.excluded) == (1, 2)
+    assert with_data.edges.auroc == 4 / 6  # 0.5 beats the four unscored negatives
+
+
+def test_node_scores_by_hand():
+    result = score_edges(Truth(COMPONENT), {EMBED: 0.9, ATTN: 0.8, MLP: 0.1, POS: 0.05},
+                         "component")
+    assert result.nodes.auroc == 1.0 and result.nodes.positives == 2
+    assert result.nodes.lowest_true == ((ATTN, 0.8, 2), (EMBED, 0.9, 1))
+    # An edge scores its weaker end (the output counts as +inf): both true edges 0.8;
+    # negatives embed->out 0.9, mlp->out 0.1, attn->mlp 0.1, embed->mlp 0.1, pos 0.05 twice.
+    assert result.edges.auroc == 10 / 12 and result.unscored == 0
+    assert result.edges.thresholds == (0.9, 0.8, 0.1, 0.05)
+    partial = score_edges(Truth(COMPONENT), {ATTN: 0.8, MLP: 0.1}, "component")
+    assert partial.nodes.lowest_true == ((EMBED, -math.inf, 3), (ATTN, 0.8, 1))
+    # Unscored readers: every edge into the MLP scores -inf, below both true edges (0.8).
+    upstream = score_edges(Truth(COMPONENT), {EMBED: 0.9, ATTN: 0.8}, "component")
+    assert upstream.edges.auroc == 10 / 12 and upstream.edges.thresholds[-1] == -math.inf
+    # A node named twice after renaming keeps its best score.
+    hooks = Truth(HOOKS)
+    twice = score_edges(hooks, {"hook_pos_embed": 0.7, "hook_embed": 0.2, RESULT: 0.5,
+                                MLP_OUT: 0.6}, "acdc_hooks")
+    assert twice.nodes.lowest_true == ((RESULT, 0.5, 3), (PRE, 0.7, 1))
+
+
+def test_unknown_nodes_and_edges_are_refused():
+    truth = Truth(COMPONENT)
+    with pytest.raises(ValueError, match=r"unknown nodes \['nowhere'\]; expected nodes like "
+                                         r"\['blocks.0.attn\[0\]', 'blocks.0.mlp', 'embed'\]"):
+        score_edges(truth, {"nowhere": 1.0, EMBED: 0.5}, "component")
+    with pytest.raises(ValueError, match="unknown nodes"):
+        score_edges(truth, {OUT: 1.0}, "component")
+    with pytest.raises(ValueError, match=r"^unknown nodes \['a', 'b', 'c'\]; expected"):
+        score_edges(truth, dict.fromkeys("abcd", 1.0), "component")  # three are shown
+    nothing = Truth({"component": (graph([]), graph([]))})
+    with pytest.raises(ValueError, match=r"unknown edge \('a', 'b'\); .* such as None at this"):
+        score_edges(nothing, {("a", "b"): 1.0}, "component")
+    with pytest.raises(ValueError, match=r"unknown edge \('embed', 'nowhere'\); expected "
+                                         r"\(upstream, downstream\) hook pairs such as "
+                                         r"\('embed', 'blocks.0.attn\[0\]'\)"):
+        score_edges(truth, {(EMBED, "nowhere"): 1.0}, "component")
+    with pytest.raises(ValueError, match="unknown edge"):
+        score_edges(truth, {(EMBED, ATTN, OUT): 1.0}, "component")
+    with pytest.raises(ValueError, match="unknown edge"):
+        score_edges(Truth(HOOKS), {(Q_IN, Q): 1.0}, "acdc_hooks")  # internal: not scorable
+    with pytest.raises(ValueError, match="granularity must be one of component, acdc_hooks, "
+                                         "sp_hooks, got 'matrix'"):
+        score_edges(truth, {}, "matrix")
+
+
+# acdc_hooks: q/v inputs and the MLP input are canonicalised onto their writers.
+HOOK_EDGES = [("hook_embed", Q_IN), ("hook_pos_embed", Q_IN), ("hook_embed", V_IN),
+              (Q_IN, Q), (Q, RESULT), (V_IN, RESULT), (RESULT, OUT), ("hook_embed", OUT),
+              ("hook_pos_embed", OUT),
+              ("hook_embed", MLP_IN), (MLP_IN, MLP_OUT), (MLP_OUT, OUT)]
+INTERNAL = [(Q_IN, Q), (Q, RESULT), (V_IN, RESULT), (MLP_IN, MLP_OUT)]
+HOOKS = {"acdc_hooks": (graph(HOOK_EDGES, internal=INTERNAL),
+                        graph([("hook_embed", Q_IN), (Q_IN, Q), (Q, RESULT), (RESULT, OUT)],
+                              internal=INTERNAL))}
+HOOK_SCORES = {("hook_embed", Q_IN): 0.2, ("hook_pos_embed", Q_IN): 0.6, (RESULT, OUT): 0.3,
+               ("hook_embed", OUT): 0.9, ("hook_embed", MLP_IN): 0.4}
+
+
+def test_canonical_hooks_by_hand():
+    result = score_edges(Truth(HOOKS), HOOK_SCORES, "acdc_hooks")
+    # Canonical edges: pre -> result (true, best member 0.6), result -> out (true, 0.3),
+    # pre -> mlp_out (0.4), mlp_out -> out (unscored); both embeddings -> out are dropped.
+    assert (result.edges.positives, result.edges.negatives, result.unscored) == (2, 2, 1)
+    assert result.edges.auroc == 3 / 4
+    assert result.edges.lowest_true == ((f"{RESULT} -> {OUT}", 0.3, 3),
+                                        (f"{PRE} -> {RESULT}", 0.6, 1))
+    assert {n for n, *_ in result.nodes.lowest_true} == {PRE, RESULT}
+    raw = score_edges(Truth(HOOKS), HOOK_SCORES, "acdc_hooks", canonical=False)
+    # Raw edges: true 0.2 and 0.3; false 0.6, 0.9, 0.4 and three unscored (v input,
+    # pos_embed -> out, mlp_out -> out), which each true edge beats.
+    assert (raw.edges.positives, raw.edges.negatives, raw.unscored) == (2, 6, 3)
+    assert raw.edges.auroc == 6 / 12
+    assert raw.edges.missed == ((f"hook_embed -> {Q_IN}", 0.2, 5), (f"{RESULT} -> {OUT}", 0.3, 4))
+
+
+def test_a_canonical_edge_is_true_when_any_member_is():
+    full, true = HOOKS["acdc_hooks"]
+    true = true.copy()
+    true.add_edge("hook_pos_embed", Q_IN, internal=False, constant=True)
+    result = score_edges(Truth({"acdc_hooks": (full, true)}), HOOK_SCORES, "acdc_hooks")
+    # pre -> result merges a live true edge with a constant one: still a positive.
+    assert (result.edges.positives, result.edges.excluded) == (2, 0)
+    assert (result.nodes.positives, result.nodes.excluded) == (2, 0)
+
+
+def test_ties_with_the_best_negative_are_missed():
+    tied = {"component": (graph([(EMBED, OUT), (POS, OUT)]), graph([(EMBED, OUT)]))}
+    curve = score_edges(Truth(tied), {(EMBED, OUT): 1.0, (POS, OUT): 1.0}, "component").edges
+    assert curve.auroc == 0.0 and curve.precision_at_size == 0.0
+    assert curve.missed == ((f"{EMBED} -> {OUT}", 1.0, 2),)  # the negative ranks first
+
+
+def test_undefined_auroc_and_the_pessimistic_formula():
+    all_true = {"component": (graph([(EMBED, OUT)]), graph([(EMBED, OUT)]))}
+    curve = score_edges(Truth(all_true), {(EMBED, OUT): 1.0}, "component").edges
+    assert (curve.auroc, curve.why, curve.precision_at_size) == (None, "no negatives", 1.0)
+    assert math.isnan(curve.fpr[0]) and curve.tpr == (1.0,) and curve.missed == ()
+    none_true = {"component": (graph([(EMBED, OUT)]), graph([]))}
+    curve = score_edges(Truth(none_true), {(EMBED, OUT): 1.0}, "component").edges
+    assert (curve.auroc, curve.why, curve.precision_at_size) == (None, "no positives", None)
+    assert math.isnan(curve.tpr[0]) and curve.fpr == (1.0,)
+    assert pessimistic_auroc([3.0, 1.0], [2.0, 0.0, 1.0]) == 4 / 6  # 1.0 ties 1.0
+    with pytest.raises(ValueError, match="^AUROC needs at least one positive and one negative$"):
+        pessimistic_auroc([], [1.0])
+    with pytest.raises(ValueError, match="^AUROC needs at least one positive"):
+        pessimistic_auroc([1.0], [])
+
+
+def curve(auroc, why=None, precision=None, lowest=()):
+    return Curve(2, 3, 1, auroc, why, (), (), (), precision, lowest, ())
+
+
+def test_summary_and_format_by_hand():
+    assert curve(0.75, precision=0.5).summary() == \
+        "AUROC 0.750; 2 true, 3 false, 1 left out; precision at 2: 0.500"
+    assert curve(None, "no negatives").summary() == \
+        "AUROC undefined (no negatives); 2 true, 3 false, 1 left out; precision at 2: -"
+    score = CircuitScore("acdc_hooks", curve(1.0, precision=1.0, lowest=(("a -> b", 0.25, 4),)),
+                         curve(0.5, precision=0.5, lowest=(("a", 1.5, 1),)), 3)
+    assert score.format() == "\n".join([
+        "granularity acdc_hooks",
+        "edges: AUROC 1.000; 2 true, 3 false, 1 left out; precision at 2: 1.000",
+        "nodes: AUROC 0.500; 2 true, 3 false, 1 left out; precision at 2: 0.500",
+        "3 edges had no score (ranked last)",
+        "true edges ranked lowest:", "  #4 a -> b  score 0.25",
+        "true nodes ranked lowest:", "  #1 a  score 1.5"])
+    quiet = CircuitScore("component", curve(1.0), curve(1.0), 0)
+    assert quiet.format().splitlines()[1:] == [
+        "edges: AUROC 1.000; 2 true, 3 false, 1 left out; precision at 2: -",
+        "nodes: AUROC 1.000; 2 true, 3 false, 1 left out; precision at 2: -"]
+    assert score.to_dict()["edges"]["lowest_true"] == (("a -> b", 0.25, 4),)
+    assert score.to_dict()["unscored"] == 3
+
+
+def test_json_by_hand():
+    text = scores_to_json({(EMBED, ATTN): 1, (ATTN, OUT): 0.5}, "component", "eap")
+    assert json.loads(text) == {"granularity": "component", "method": "eap", "edges": [
+        {"upstream": EMBED, "downstream": ATTN, "score": 1.0},
+        {"upstream": ATTN, "downstream": OUT, "score": 0.5}]}
+    assert text.startswith('{\n "granularity"')  # indented one space
+    assert json.loads(scores_to_json({EMBED: 2}, "acdc_hooks")) == {
+        "granularity": "acdc_hooks", "method": None, "nodes": [{"node": EMBED, "score": 2.0}]}
+    assert json.loads(scores_to_json({}, "component")) == {
+        "granularity": "component", "method": None, "edges": []}
+    assert scores_from_json('{"edges": [{"upstream": "a", "downstream": "b", "score": "2"}]}') \
+        == ({("a", "b"): 2.0}, "component")
+    assert scores_from_json('{"nodes": [{"node": "a", "score": 1}], "granularity": "sp_hooks"}') \
+        == ({"a": 1.0}, "sp_hooks")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "the scores file is not JSON: Expecting property name"),
+    ("[1, 2]", 'the scores file needs an "edges" or a "nodes" list, e.g. {"granularity": '
+               '"component", "edges": [{"upstream": "embed", "downstream": "blocks.0.attn[0]", '
+               '"score": 0.5}]}'),
+    ('{"edges": [], "nodes": []}', 'needs an "edges" or a "nodes" list'),
+    ('{"edges": [{"upstream": "a", "score": 1}]}',
+     "a score entry lacks a field or a number ('downstream'); each needs \"upstream\", "
+     "\"downstream\" (or \"node\") and \"score\""),
+    ('{"nodes": [{"node": "a"}]}', "lacks a field or a number"),
+    ('{"nodes": [{"node": "a", "score": "high"}]}', "lacks a field or a number"),
+    ('{"nodes": [3]}', "lacks a field or a number"),
+])
+def test_bad_json_is_refused_in_one_line(text, message):
+    with pytest.raises(ValueError) as error:
+        scores_from_json(text)
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert error.value.__context__ is None or error.value.__suppress_context__  # no chain

@@ -1,0 +1,88 @@
+"""compile_rasp_to_model(prefer="params") and fuse=False (issue 30).
+
+Fusion saves a layer by merging a Map into the SequenceMap that reads it, at the cost of
+one MLP over the product of the sources' values. prefer="params" takes the layout with
+the fewest weights instead; fuse=False gives one block per SOp.
+"""
+
+import itertools
+import random
+
+import pytest
+
+import rasp
+from compiler import compile_rasp_to_model
+from rasp_runtime.verify import find_mismatches
+from tests import tracr_programs
+
+VOCAB = list(range(10))
+
+
+def parity_mix():
+    """A Map of tokens and a SequenceMap of it and indices: fused, one MLP of 10·10 units."""
+    parity = rasp.Map(lambda t: t % 2, rasp.tokens).named("parity")
+    return rasp.SequenceMap(lambda p, i: (p + i) % 3, parity, rasp.indices).named("mix")
+
+
+def mlp_widths(model):
+    return [component.hidden[1] - component.hidden[0] for component in model.components
+            if component.kind == "mlp"]
+
+
+def assert_exact(model, program, vocab, max_seq_len):
+    rng = random.Random(0)
+    inputs = [[rng.choice(vocab) for _ in range(rng.randint(1, max_seq_len))]
+              for _ in range(100)]
+    checked, mismatches = find_mismatches(model, program, inputs)
+    assert checked == 100 and not mismatches, mismatches[:1]
+
+
+def test_depth_first_by_default_fuses_into_one_wide_mlp():
+    model = compile_rasp_to_model(parity_mix(), VOCAB, 10)
+    assert len(model.config.layers) == 1 and mlp_widths(model) == [100]
+
+
+def test_prefer_params_gives_two_narrower_layers():
+    program = parity_mix()
+    fused = compile_rasp_to_model(program, VOCAB, 10)
+    small = compile_rasp_to_model(program, VOCAB, 10, prefer="params")
+    # parity: 2 units (one per output value); mix: 2 parities × 10 positions
+    assert len(small.config.layers) == 2 and mlp_widths(small) == [2, 20]
+    assert small.parameter_count < fused.parameter_count
+    assert_exact(small, program, VOCAB, 10)
+
+
+def test_fuse_false_names_every_sop_in_the_ground_truth():
+    program = tracr_programs.make_reverse(rasp.tokens)
+    model = compile_rasp_to_model(program, ["a", "b", "c"], 5, fuse=False)
+    named = {label for component in model.components for label in component.info.exprs}
+    assert {"length", "opp_idx", "opp_idx-1", "reverse"} <= named
+    assert_exact(model, program, ["a", "b", "c"], 5)
+
+
+def test_prefer_params_never_takes_more_weights_than_the_default():
+    program = tracr_programs.make_reverse(rasp.tokens)
+    default = compile_rasp_to_model(program, ["a", "b", "c"], 5)
+    small = compile_rasp_to_model(program, ["a", "b", "c"], 5, prefer="params")
+    assert small.parameter_count <= default.parameter_count
+
+
+@pytest.mark.parametrize("arguments,message", [({"prefer": "speed"}, "prefer must be"),
+                                                ({"fuse": "no"}, "fuse must be")])
+def test_bad_choices_are_refused_in_one_line(arguments, message):
+    with pytest.raises(rasp.CompileError, match=message):
+        compile_rasp_to_model(parity_mix(), VOCAB, 10, **arguments)
+
+
+def test_a_fused_layout_that_is_refused_falls_back_to_the_unfused_program():
+    # Fused, n is one gated discretiser of a mean writing values up to 507, beyond its
+    # float32 budget; kept apart, s is a one-hot and n a lookup of it (issue 30, group 3).
+    frac = rasp.numerical(rasp.Aggregate(
+        rasp.Select(rasp.tokens, rasp.tokens, rasp.GEQ),
+        rasp.numerical(rasp.Map(lambda x: x != 2, rasp.tokens)), default=0))
+    s = rasp.categorical(rasp.SequenceMap(lambda x, t: int(x > 0.5) + t, frac, rasp.tokens))
+    n = rasp.numerical(rasp.Map(lambda v: 100 * v + 7, s))
+    model = compile_rasp_to_model(n, [0, 1, 2, 3, 4], 4)
+    inputs = [list(xs) for k in range(1, 5) for xs in itertools.product(range(5), repeat=k)]
+    checked, mismatches = find_mismatches(model, n, inputs)
+    assert checked == len(inputs) and not mismatches, mismatches[:1]

@@ -39,7 +39,7 @@ class ModelConfig:
     output_label: str
     output_numerical: bool
     output_values: tuple[Any, ...]  # decoded values of the unembedding columns
-    # The architecture the forward runs (compiler.forward reads these; none guesses).
+    # The architecture the forward runs (rasp_runtime.forward reads these; none guesses).
     normalization: str = "none"   # no LayerNorm before attention, MLP or unembedding
     activation: str = "relu"      # the MLPs' activation
 

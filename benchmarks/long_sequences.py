@@ -73,7 +73,7 @@ def measure_one(name: str, max_len: int, count: int, repeats: int = 3) -> dict:
     """Compile `name` at `max_len` `repeats` times (the median is compile_s) and verify it
     on `count` inputs (run in its own process)."""
     from compiler import compile_rasp_to_model
-    from compiler.verify import verify_inputs
+    from rasp_runtime.verify import verify_inputs
     from examples.library import EXAMPLES
     from run import vocab_for
 

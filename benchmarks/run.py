@@ -33,8 +33,8 @@ import long_sequences  # noqa: E402  (benchmarks/ is on sys.path when run as a s
 import measures  # noqa: E402
 import reference  # noqa: E402
 from compiler import compile_rasp_to_model  # noqa: E402
-from compiler.verify import find_mismatches  # noqa: E402
 from examples.library import EXAMPLES, unique  # noqa: E402
+from rasp_runtime.verify import find_mismatches  # noqa: E402
 
 # Parameter counts of the reference compiler (Tracr) at N = 40, vocab 5, as published
 # in the project's issue tracker; sort_unique uses vocab 40.

@@ -28,11 +28,11 @@ from compiler import compile_rasp_to_model  # noqa: E402
 from examples import programs as classic  # noqa: E402
 from examples.library import EXAMPLES  # noqa: E402
 from interp.compress import compress, exact_match, layer_cosines, sampler_for  # noqa: E402
-from compiler.interventions import run_batch  # noqa: E402
 from interp.compress_train import (PCA_INPUTS, encode_batch, read_basis,  # noqa: E402
                                    residual_metric)
 from interp.compress_truth import expected_random_max_cosine, score_dictionary  # noqa: E402
 from interp.sae import narrow_activations, train_sae  # noqa: E402
+from rasp_runtime.interventions import run_batch  # noqa: E402
 
 SWEPT = ("frac_prevs", "sort_unique", "reverse", "hist", "previous_token", "shuffle_dyck1")
 WIDTH_FRACTIONS = (1, 3 / 4, 1 / 2, 3 / 8, 1 / 4, 1 / 8)

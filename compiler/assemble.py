@@ -9,7 +9,6 @@ attention or MLP half is absent when nothing runs there. W_Q is multiplied by
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
@@ -20,38 +19,7 @@ from compiler.schedule import Schedule
 from craft.bases import BOS, ONE, VectorSpace, zeros_matrix
 from craft.blocks import combine_mlps
 from rasp import expr as rx
-
-Params = dict[str, dict[str, np.ndarray]]
-
-
-@dataclasses.dataclass(frozen=True)
-class LayerConfig:
-    num_heads: int
-    key_size: int
-    value_size: int
-    mlp_hidden: int
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """Everything needed to rebuild the forward function from the parameters."""
-
-    vocab: tuple[Any, ...]
-    max_seq_len: int
-    causal: bool
-    bos: str
-    pad: str
-    d_model: int
-    layers: tuple[LayerConfig, ...]
-    output_label: str
-    output_numerical: bool
-    output_values: tuple[Any, ...]  # decoded values of the unembedding columns
-
-    @property
-    def vocab_size(self) -> int:
-        """Input ids: BOS = 0, the vocabulary in order, then PAD."""
-        return len(self.vocab) + 2
-
+from rasp_runtime.config import LayerConfig, Params
 
 def assemble_params(graph: ProgramGraph, spaces: dict[int, VectorSpace], residual: VectorSpace,
                     schedule: Schedule, vocab: tuple[Any, ...],

@@ -19,26 +19,17 @@ from craft.bases import zeros_matrix
 from craft.blocks import Series
 from craft.selector_width import scratch_error, scratch_tolerance
 from rasp.errors import CompileError
+from rasp_runtime.verify import ABSOLUTE_TOLERANCE, tolerance
 
 # Float32 error a numerical SOp may carry (any summation order) when no reader says
 # what it tolerates; readers that do (discretisers, means, linear maps) set their own.
 NUMERIC_BUDGET = 1e-5
-# How far a decoded number may be from the evaluator's value v: absolute for small
-# values, relative (128 float32 ulps) for large ones, which float32 cannot hold to
-# an absolute 1e-4 at all. Used by compiler.verify and CompiledModel.apply(check=True).
-ABSOLUTE_TOLERANCE = 1e-4
-RELATIVE_TOLERANCE = 2.0 ** -17
-# The compiler leaves half of it to spare: the output's float32 error may reach
-# output_budget(v) (OUTPUT_BUDGET where the bound does not depend on the value).
+# The compiler leaves half of the runtime's verification tolerance to spare: the
+# output's float32 error may reach output_budget(v) (OUTPUT_BUDGET where the bound
+# does not depend on the value).
 OUTPUT_BUDGET = ABSOLUTE_TOLERANCE / 2
 # Most combinations of input values a linear map's bound is checked on, one by one.
 MAX_COMBINATIONS = 1_000_000
-
-
-def tolerance(value):
-    """The largest |decoded − v| that counts as equal to the evaluator's number v:
-    max(1e-4, 2⁻¹⁷·|v|). Broadcasts over numpy arrays."""
-    return np.maximum(ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE * np.abs(value))
 
 
 def output_budget(value):

@@ -12,23 +12,25 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from compiler.assemble import ModelConfig, assemble_params, weight_count
+from compiler.assemble import assemble_params, weight_count
 from compiler.blocks import build_blocks
-from compiler.domain import Domain, infer_domain
+from compiler.domain import infer_domain
 from compiler.fusion import fuse_alternatives
 from compiler.graph import ProgramGraph, extract_graph
 from compiler.layout import layout_residual
 from compiler.lowering import lower_program
-from compiler.model import CompiledModel, hashable
 from compiler.record import record_components, record_values
-from compiler.representable import check_vocab
 from compiler.schedule import Schedule, schedule_layers
 from compiler.spaces import node_spaces
 from compiler.values import infer_value_sets, sort_values
 from craft.bases import MatrixTooLarge, VectorSpace
 from rasp import expr as rx
-from rasp.traverse import topological_order
 from rasp.errors import CompileError, CompileWarning
+from rasp.traverse import topological_order
+from rasp_runtime.config import ModelConfig
+from rasp_runtime.domain import Domain
+from rasp_runtime.model import CompiledModel, hashable
+from rasp_runtime.representable import check_vocab
 
 
 def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: int,

@@ -17,10 +17,12 @@ from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from typing import Any
 
-from compiler.graph import ProgramGraph
-from compiler.representable import check_values
+from compiler.graph import ProgramGraph, extract_graph
 from rasp import expr as rx
 from rasp.errors import CompileError
+from rasp.syntax_ops import Fault
+from rasp.to_source import to_source as print_source
+from rasp_runtime.representable import check_values
 
 # Largest value set we enumerate (a discretising MLP is 2 units per value).
 MAX_VALUES = 20_000
@@ -77,7 +79,7 @@ def infer_value_sets(graph: ProgramGraph, vocab: Iterable[Any], max_seq_len: int
     A Map or SequenceMap whose function raises on some values contributes no value
     for them; each such call is appended to `failures` when it is given. A set that
     holds NaN, or for a numerical SOp a number beyond float32's finite range, raises
-    ValueRangeError naming the SOp (compiler.representable). `known` holds
+    ValueRangeError naming the SOp (rasp_runtime.representable). `known` holds
     sets already inferred (same vocab and length) for nodes of another graph: a node's
     set depends only on the sub-expression it roots, so those are reused, and the new
     ones are added to it.
@@ -309,3 +311,23 @@ def predicate_holds(predicate, key, query) -> bool:
         return bool(predicate(key, query))
     except Exception:  # noqa: BLE001  the evaluator rejects inputs where it raises
         return False
+
+
+def to_source(program: rx.RASPExpr, vocab=None, max_seq_len: int | None = None,
+              name: str | None = None) -> str:
+    """`rasp.to_source`, with Python functions tabulated over the exact value sets that
+    `infer_value_sets` gives for `vocab` and `max_seq_len` (inferred once, when needed)."""
+    found: dict = {}
+
+    def values_of(sop) -> tuple:
+        if vocab is None or max_seq_len is None:
+            raise Fault("it applies a Python function; give vocab= and max_seq_len= to "
+                        "print it as a table")
+        if not found:
+            found.update(infer_value_sets(extract_graph(program), vocab, max_seq_len))
+        value_set = found[sop.unique_id]
+        if value_set.too_large:
+            raise Fault(f"the values of {sop.label!r} are too many to tabulate")
+        return value_set.values
+
+    return print_source(program, vocab, max_seq_len, name, values_of)

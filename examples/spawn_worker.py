@@ -11,7 +11,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from compiler.model import CompiledModel
+from rasp_runtime.model import CompiledModel
 
 
 @functools.cache

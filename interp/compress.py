@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from compiler.model import CompiledModel
 from interp.compress_fold import fold_numpy, narrow_config, narrow_labels
 from interp.compress_train import (Sampler, TrainingSettings, Validator, outputs_match,
                                    reference_outputs, train_projection)
+from rasp_runtime.model import CompiledModel
 
 COMPRESSION_FORMAT = "rasp-compiler-compression"
 COMPRESSION_VERSION = 1
@@ -93,7 +93,7 @@ class CompressedModel(CompiledModel):
         Another `format` exports the narrow transformer as `CompiledModel.save` does."""
         if format != "npz":
             return super().save(path, description, format=format)
-        from compiler.serialize import save_model
+        from rasp_runtime.serialize import save_model
         return save_model(self.original, path, description, sections={"compression": {
             "format": COMPRESSION_FORMAT, "version": COMPRESSION_VERSION, "dim": self.dim,
             "projection": self.projection.tolist(),  # float32 → float64 repr: exact
@@ -103,7 +103,7 @@ class CompressedModel(CompiledModel):
     def load(cls, path, verify: bool = True) -> CompressedModel:
         """A compressed model saved with `save`, refolded from the original and W
         (checksummed as `CompiledModel.load` does, unless `verify=False`)."""
-        from compiler.serialize import ModelFileError, load_model, read_metadata
+        from rasp_runtime.serialize import ModelFileError, load_model, read_metadata
         section = read_metadata(path).get("compression")
         if not isinstance(section, dict) or section.get("format") != COMPRESSION_FORMAT:
             raise ModelFileError(f"{path} is not a compressed model (no compression section); "
@@ -207,7 +207,7 @@ def exact_match(compressed: CompiledModel, inputs: Sequence[Sequence[Any]],
 def layer_cosines(compressed: CompressedModel, inputs: Sequence[Sequence[Any]]) -> list[float]:
     """Per residual (embeddings, then after each sublayer): the mean cosine similarity,
     over token positions, of the reconstructed residual z·W with the original's."""
-    from compiler.interventions import run_batch
+    from rasp_runtime.interventions import run_batch
     batch = [[compressed.config.bos, *xs] for xs in inputs]
     narrow = run_batch(compressed, batch)["residuals"]
     original = run_batch(compressed.original, batch)["residuals"]

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from compiler.assemble import ModelConfig, Params
+from rasp_runtime.config import ModelConfig, Params
 
 # Module leaf names (the last part of a haiku module path) by how they touch the residual.
 EMBEDDINGS = ("token_embed", "pos_embed")     # rows are written into the residual

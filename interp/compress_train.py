@@ -20,10 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import rasp
-from compiler.batch import encode_batch as encode_ids
-from compiler.forward import make_forward
-from compiler.model import DECODE_THRESHOLD, CompiledModel
 from interp.compress_fold import READERS, fold, initial_projection, narrow_config
+from rasp_runtime.batch import encode_batch as encode_ids
+from rasp_runtime.forward import make_forward
+from rasp_runtime.model import DECODE_THRESHOLD, CompiledModel
 
 Sampler = Callable[[random.Random], list[Any]]
 

@@ -39,7 +39,7 @@ class SparseAutoencoder:
 def narrow_activations(compressed, inputs: Sequence[Sequence[Any]], layer: int) -> np.ndarray:
     """The narrow residual `layer` (as in `apply(...).residuals`) at every token position
     of `inputs` (without BOS), stacked: (positions, dim)."""
-    from compiler.interventions import run_batch
+    from rasp_runtime.interventions import run_batch
     residual = run_batch(compressed, [[compressed.config.bos, *xs] for xs in inputs])[
         "residuals"][layer]
     return np.concatenate([residual[row, 1:len(xs) + 1] for row, xs in enumerate(inputs)])

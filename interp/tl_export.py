@@ -22,11 +22,11 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from compiler.model import DECODE_THRESHOLD
-from compiler.checksum import export_manifest
-from compiler.serialize import EXPORT_MODEL_NAME, ModelFileError, save_model
 from interp import tl_weights
 from interp.extras import import_extra
+from rasp_runtime.checksum import export_manifest
+from rasp_runtime.model import DECODE_THRESHOLD
+from rasp_runtime.serialize import EXPORT_MODEL_NAME, ModelFileError, save_model
 
 FORMATS = ("safetensors", "transformer-lens", "interpbench")
 # Files only some formats write (every format writes the others).

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from compiler.assemble import ModelConfig
+from rasp_runtime.config import ModelConfig
 
 
 @dataclasses.dataclass(frozen=True)

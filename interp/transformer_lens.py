@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from compiler.batch import encode_batch
 from interp import tl_weights
 from interp.extras import import_extra
+from rasp_runtime.batch import encode_batch
 
 torch = import_extra("torch")
 import_extra("transformer_lens")

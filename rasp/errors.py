@@ -41,7 +41,7 @@ class CompileError(RaspError):
 
 class ValueRangeError(CompileError):
     """An SOp can take a value no model can hold: NaN, or for a numerical SOp a number
-    beyond float32's finite range (compiler.representable)."""
+    beyond float32's finite range (rasp_runtime.representable)."""
 
 
 class InputError(RaspError, ValueError):
@@ -56,7 +56,7 @@ class DomainError(InputError):
 
 class ForkError(RaspError):
     """A compiled model was run in a process forked after jax had run in its parent,
-    where jax can hang (compiler.fork_safety); worker processes must be spawned."""
+    where jax can hang (rasp_runtime.fork_safety); worker processes must be spawned."""
 
 
 class CompileWarning(UserWarning):

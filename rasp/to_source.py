@@ -3,8 +3,9 @@
 Takes an SOp or selector and gives source text that `rasp.parse` turns back into
 an equivalent program, one assignment per expression. Expressions parsed from
 RASP print as they were written; a Python function (a Map's, a SequenceMap's or a
-Select's predicate) prints as a table over the values it can receive, which needs
-the vocabulary and maximum length to enumerate.
+Select's predicate) prints as a table over the values it can receive, which the
+caller passes in (`values_of`): `compiler.to_source` passes the compiler's exact
+value sets, since rasp does not infer them (rasp imports nothing above it).
 """
 
 from __future__ import annotations
@@ -22,22 +23,25 @@ _PRIMITIVES = {rx.TokensType: "tokens", rx.IndicesType: "indices", rx.LengthType
 
 
 def to_source(program: rx.RASPExpr, vocab=None, max_seq_len: int | None = None,
-              name: str | None = None) -> str:
+              name: str | None = None, values_of=None) -> str:
     """RASP source whose `parse(...)[name]` is equivalent to `program`.
 
     Args:
       program: an SOp or a selector.
-      vocab, max_seq_len: the inputs to tabulate Python functions over (needed
-        only when the program has some).
+      vocab: the vocabulary (it sets the printed token type).
+      max_seq_len: not read here; kept so that calls read as compiler.to_source's.
       name: the name the program is bound to (default: its label, made an identifier).
+      values_of: sop -> the values it can take, to tabulate Python functions over
+        (needed only when the program has some). rasp cannot infer value sets exactly;
+        `compiler.to_source(program, vocab, max_seq_len)` passes the compiler's.
 
     Raises:
       RaspError: for an expression with no RASP form (a ConstantSelector), or a
-        Python function when vocab and max_seq_len are not given.
+        Python function when `values_of` is not given.
     """
     if isinstance(program, (*_PRIMITIVES, rx.Full)):
         raise RaspError(f"{program.label!r} is a primitive; there is nothing to print")
-    printer = _Printer(program, vocab, max_seq_len)
+    printer = _Printer(values_of)
     order = topological_order(program, _arguments)
     names = _names(order, program, name)
     lines = ["# printed by rasp.to_source", *_input_type_line(order, vocab)]
@@ -96,27 +100,18 @@ def _input_type_line(order, vocab) -> list[str]:
 
 
 class _Printer:
-    """Renders one expression at a time; value sets are inferred once, when needed."""
+    """Renders one expression at a time; Python functions are tabulated over `values_of`."""
 
-    def __init__(self, program, vocab, max_seq_len):
-        self.program, self.vocab, self.max_seq_len = program, vocab, max_seq_len
-        self._values = None
+    def __init__(self, values_of):
+        self._values_of = values_of
 
     def values_of(self, sop) -> tuple:
-        """The values `sop` can take (the compiler's exact value sets)."""
-        if self.vocab is None or self.max_seq_len is None:
-            raise Fault("it applies a Python function; give vocab= and max_seq_len= to "
-                        "print it as a table")
-        if self._values is None:
-            from compiler.graph import extract_graph  # the compiler infers value sets
-            from compiler.values import infer_value_sets
-
-            graph = extract_graph(self.program)
-            self._values = infer_value_sets(graph, self.vocab, self.max_seq_len)
-        found = self._values[sop.unique_id]
-        if found.too_large:
-            raise Fault(f"the values of {sop.label!r} are too many to tabulate")
-        return found.values
+        """The values `sop` can take (as the caller's `values_of` gives them)."""
+        if self._values_of is None:
+            raise Fault("it applies a Python function; print it with compiler.to_source("
+                        "program, vocab, max_seq_len), which tabulates it over the "
+                        "compiler's exact value sets")
+        return self._values_of(sop)
 
     def render(self, node, names) -> str:
         """The right-hand side printing `node`; `names` gives each expression's name."""

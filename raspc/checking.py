@@ -13,7 +13,7 @@ from raspc.targets import (TARGET_HELP, Target, add_program_options, domain_warn
 
 if TYPE_CHECKING:
     from compiler import CompiledModel
-    from compiler.verify import Verification
+    from rasp_runtime.verify import Verification
 
 MAX_SHOWN_MISMATCHES = 5
 
@@ -23,7 +23,7 @@ def verify(model: CompiledModel, target: Target, inputs: int, seed: int,
     """The model against the evaluator on `inputs` random samples of `target`."""
     from tqdm import tqdm
 
-    from compiler.verify import Verification, verify_inputs
+    from rasp_runtime.verify import Verification, verify_inputs
 
     rng = random.Random(seed)
     result = Verification()

@@ -289,9 +289,9 @@ def _describe(error: BaseException, path: Path) -> str:
 
 def load_model_file(spec: str, verify: bool = True) -> tuple[CompiledModel, str]:
     """A saved model and its description, without recompiling (`verify`: check its
-    checksum, see compiler.serialize.load_model)."""
+    checksum, see rasp_runtime.serialize.load_model)."""
     from compiler import CompiledModel
-    from compiler.serialize import ModelFileError, read_metadata
+    from rasp_runtime.serialize import ModelFileError, read_metadata
 
     try:
         model = CompiledModel.load(spec, verify)
@@ -327,7 +327,7 @@ def saved_model_target(spec: str, vocab: str | None = None, max_seq_len: int | N
     """A saved model with its program rebuilt, never by running code the model file names
     unless asked: from `program` (a target the user gives), else from the library example
     the model records by name, else, only with `trust_source`, from the file it records."""
-    from compiler.serialize import describe_program, program_structure, read_metadata
+    from rasp_runtime.serialize import describe_program, program_structure, read_metadata
 
     _refuse_compile_flags(vocab, max_seq_len, causal)
     start = time.perf_counter()

@@ -74,7 +74,7 @@ class Outcome:
 def check_case(case: FuzzCase, inputs: list[list] | None = None) -> Outcome:
     """Compile the case; a refusal must name a program expression, a model must be exact."""
     from compiler.compiling import compile_rasp_to_model
-    from compiler.verify import verify_inputs
+    from rasp_runtime.verify import verify_inputs
 
     program, vocab, max_seq_len, causal = case
     inputs = case_inputs(case) if inputs is None else inputs

@@ -6,8 +6,8 @@ import itertools
 import random
 
 from compiler import compile_rasp_to_model
-from compiler.verify import find_mismatches
 from examples.library import Example, unique
+from rasp_runtime.verify import find_mismatches
 
 EXHAUSTIVE_LIMIT = 5000
 

@@ -1,4 +1,4 @@
-"""The fast batched path (compiler.batch): same outputs as one-at-a-time decoding, id-array
+"""The fast batched path (rasp_runtime.batch): same outputs as one-at-a-time decoding, id-array
 inputs, chunking, residuals on request, and clear errors for malformed id arrays."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from compiler import compile_rasp_to_model
-from compiler import batch as fast
 from examples.library import EXAMPLES
 from rasp.errors import InputError
+from rasp_runtime import batch as fast
 
 INPUTS_PER_EXAMPLE = 1000
 

@@ -1,7 +1,7 @@
 """The edge-level ground truth (compiler/granularity.py) is falsifiable, and holds.
 
   - InterpBench's node names and canonicalisation, spelled out by hand on reverse;
-  - the hooked jax forward reproduces compiler/forward.py bit for bit;
+  - the hooked jax forward reproduces rasp_runtime/forward.py bit for bit;
   - on every library example, at component and acdc_hooks granularity, path
     patching one edge outside the true circuit changes no output on any pair,
     and patching each true edge that is neither constant nor inert changes the

@@ -29,8 +29,8 @@ import numpy as np
 import pytest
 
 from compiler import compile_rasp_to_model
-from compiler.serialize import model_metadata
 from examples.library import EXAMPLES, unique
+from rasp_runtime.serialize import model_metadata
 
 # Slow to compile at 16, so pinned at 5 only.
 SLOW_AT_16 = {"paper_sort", "most_freq", "dyck1", "dyck2", "dyck3", "rasp_sort",

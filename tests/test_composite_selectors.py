@@ -9,7 +9,7 @@ import pytest
 
 import rasp
 from compiler import compile_rasp_to_model
-from compiler.verify import find_mismatches
+from rasp_runtime.verify import find_mismatches
 
 EQ, LT, LEQ, TRUE = rasp.EQ, rasp.LT, rasp.LEQ, rasp.TRUE
 tokens, indices = rasp.tokens, rasp.indices

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from compiler import CompiledModel, compile_rasp_to_model
-from compiler.serialize import ModelFileError
 from examples.library import EXAMPLES
 from interp.compress import CompressedModel, compress, exact_match, layer_cosines, sampler_for
 from interp.compress_fold import initial_projection
 from interp.compress_train import encode_batch, make_loss
+from rasp_runtime.serialize import ModelFileError
 
 RTOL = 1e-5  # relative to the largest entry of the reference
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from compiler import compile_rasp_to_model
-from compiler.interventions import run_batch
 from examples.library import EXAMPLES
 from interp.compress import CompressedModel, compress
 from interp.compress_fold import initial_projection
 from interp.compress_train import encode_batch, make_loss, projection_of
+from rasp_runtime.interventions import run_batch
 
 
 @pytest.fixture(scope="module")

@@ -167,7 +167,7 @@ def test_raspc_compress_errors_are_one_line(capsys):
 def test_ablation_commutes_with_folding(squeezed):
     # ablating a component of the compressed model = compressing the ablated original
     from compiler import CompiledModel
-    from compiler.interventions import ablated_params, run_batch
+    from rasp_runtime.interventions import ablated_params, run_batch
     original, batch = squeezed.original, [["BOS", 3, 1, 2], ["BOS", 5, 8]]
     for component in ("L0.M0", "L1.H0"):
         ablated_original = CompiledModel(ablated_params(original, [component]),

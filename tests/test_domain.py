@@ -13,12 +13,13 @@ import pytest
 
 import rasp
 from compiler import compile_rasp_to_model
-from compiler.domain import AMBIGUOUS, LENGTH, RAISES, program_domain
-from compiler.model import CompiledModel
-from compiler.verify import find_mismatches, verify_inputs
+from compiler.domain import program_domain
 from examples import paper
 from examples import programs as classic
 from examples.library import EXAMPLES, uniform
+from rasp_runtime.domain import AMBIGUOUS, LENGTH, RAISES
+from rasp_runtime.model import CompiledModel
+from rasp_runtime.verify import find_mismatches, verify_inputs
 
 # Partial by design; each sampler keeps to the domain.
 PARTIAL_EXAMPLES = {"sort_unique": "'sel_new' = Select(target_pos, indices, EQ)",

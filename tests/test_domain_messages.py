@@ -15,8 +15,8 @@ import pytest
 
 import rasp
 from compiler import compile_rasp_to_model
-from compiler.verify import find_mismatches
 from examples import lib
+from rasp_runtime.verify import find_mismatches
 from tests import tracr_programs
 from tests.test_cli import assert_clean_error, raspc
 from tests.tracr_references import ref_count_less_freq

@@ -14,7 +14,7 @@ import pytest
 
 import rasp
 from compiler import CompiledModel, compile_rasp_to_model
-from compiler.serialize import ModelFileError
+from rasp_runtime.serialize import ModelFileError
 from raspc import cli
 from tests.test_cli import assert_clean_error, raspc
 

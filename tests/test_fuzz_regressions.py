@@ -5,7 +5,7 @@ import random
 
 import rasp
 from compiler import compile_rasp_to_model
-from compiler.verify import find_mismatches
+from rasp_runtime.verify import find_mismatches
 from tests.helpers import assert_exact_on_all_inputs
 
 

@@ -21,9 +21,9 @@ import pytest
 import rasp
 from compiler.compiling import compile_rasp_to_model
 from compiler.ground_truth import GroundTruth
-from compiler.interventions import ablated_params, decode_intermediates_batch, run_batch
-from compiler.verify import values_agree
 from examples.library import EXAMPLES
+from rasp_runtime.interventions import ablated_params, decode_intermediates_batch, run_batch
+from rasp_runtime.verify import values_agree
 
 MAX_LEN = 5
 INPUTS = 200  # per example; one batch size, so each model's forward traces once

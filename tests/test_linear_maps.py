@@ -11,8 +11,8 @@ import pytest
 
 import rasp
 from compiler import compile_rasp_to_model
-from compiler.budgets import tolerance
-from compiler.verify import find_mismatches, values_agree
+from rasp_runtime.verify import tolerance
+from rasp_runtime.verify import find_mismatches, values_agree
 
 VOCAB = [0, 1, 2, 3, 4]
 ALL_INPUTS = [list(xs) for n in range(1, 6) for xs in itertools.product(VOCAB, repeat=n)]

@@ -103,7 +103,7 @@ def test_width_examples_compile_and_agree_at_1024(name):
     import random
 
     from compiler import compile_rasp_to_model
-    from compiler.verify import find_mismatches
+    from rasp_runtime.verify import find_mismatches
     from examples.library import EXAMPLES
 
     example, vocab = EXAMPLES[name], tuple("abcde")

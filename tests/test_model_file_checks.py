@@ -18,10 +18,10 @@ import pytest
 
 import rasp
 from compiler import CompiledModel, compile_rasp_to_model
-from compiler.serialize import ModelFileError as ReExported
 from examples.library import EXAMPLES
-from raspc import cli
 from rasp.errors import ModelFileError
+from rasp_runtime.serialize import ModelFileError as ReExported
+from raspc import cli
 from tests.test_cli import assert_clean_error, raspc
 
 CHANGED = "was changed after it was saved"
@@ -83,7 +83,7 @@ def test_save_writes_the_documented_checksum_and_is_deterministic(saved, tmp_pat
     assert (tmp_path / "again.npz").read_bytes() == (folder / "m.npz").read_bytes()
     assert (tmp_path / "again.json").read_bytes() == (folder / "m.json").read_bytes()
 
-    # Recomputed here from the definition in compiler/checksum.py's docstring.
+    # Recomputed here from the definition in rasp_runtime/checksum.py's docstring.
     metadata = json.loads((folder / "m.json").read_text(encoding="utf-8"))
     checksum = metadata.pop("checksum")
     assert checksum["npz_sha256"] == hashlib.sha256((folder / "m.npz").read_bytes()).hexdigest()

@@ -17,8 +17,8 @@ from compiler import compile_rasp_to_model
 from compiler import compiling
 from compiler.fusion import fuse_alternatives
 from compiler.lowering import lower_program
-from compiler.verify import find_mismatches
 from examples.library import EXAMPLES
+from rasp_runtime.verify import find_mismatches
 
 BRACKETS3 = ("(", ")", "{", "}", "[", "]")
 

@@ -12,7 +12,7 @@ import pytest
 
 import rasp
 from compiler import compile_rasp_to_model
-from compiler.verify import find_mismatches
+from rasp_runtime.verify import find_mismatches
 from tests import tracr_programs
 
 VOCAB = list(range(10))

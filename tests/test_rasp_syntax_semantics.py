@@ -19,7 +19,7 @@ import pytest
 
 import rasp
 from compiler import compile_rasp_to_model
-from compiler.verify import outputs_agree
+from rasp_runtime.verify import outputs_agree
 
 MAX_LEN = 5
 

@@ -1,4 +1,4 @@
-"""Saving and loading compiled models (compiler/serialize.py), in-process.
+"""Saving and loading compiled models (rasp_runtime/serialize.py), in-process.
 
 A loaded model must be the same model: identical parameter bytes, config,
 residual labels, components and value records, and identical outputs and
@@ -16,9 +16,9 @@ import pytest
 
 import rasp
 from compiler import CompiledModel, compile_rasp_to_model
-from compiler import serialize
-from compiler.serialize import ModelFileError, decode_value, encode_value, model_paths
 from examples.library import EXAMPLES
+from rasp_runtime import serialize
+from rasp_runtime.serialize import ModelFileError, decode_value, encode_value, model_paths
 
 # Int vocab with float values; tuples; bools with None; numerical output, compiled causal.
 ROUND_TRIP = ["sort", "nary_sequencemap", "detect_pattern", "count"]

@@ -21,11 +21,11 @@ import torch  # the transformer-lens extra, which `make test` installs
 
 import rasp
 from compiler import CompiledModel, compile_rasp_to_model
-from compiler.interventions import ablated_params, run_batch
 from compiler.hook_names import bridge_hook, split_index
 from examples.library import EXAMPLES
 from interp.transformer_lens import (add_result_hooks, bridge_from_legacy, bridge_from_state_dict,
                                      to_tokens, to_transformer_lens)
+from rasp_runtime.interventions import ablated_params, run_batch
 from raspc import cli
 from tests.tl_checks import compare, ground_truth_hooks, sample_batch
 

@@ -21,8 +21,8 @@ import pytest
 
 import rasp
 from compiler import compile_rasp_to_model
-from compiler.model import CompiledModel
 from rasp.errors import CompileError, InputError
+from rasp_runtime.model import CompiledModel
 
 ROOT = Path(__file__).resolve().parents[1]
 NAN = float("nan")

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 import rasp
-from compiler.interventions import run_batch
-from compiler.verify import outputs_agree
 from interp.transformer_lens import decode_logits, to_tokens
+from rasp_runtime.interventions import run_batch
+from rasp_runtime.verify import outputs_agree
 
 # The models are tiny: one thread is fastest, and on a shared, overloaded machine
 # torch's spinning worker threads can slow a test by orders of magnitude.

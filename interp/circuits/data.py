@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import rasp
-from compiler.batch import encode_batch
+from rasp_runtime.batch import encode_batch
 
 # Carried values closer than this on every pair count as identical: float
 # rounding and softmax leakage stay far below it, while two different values

@@ -1,25 +1,24 @@
-"""One hooked forward pass in jax, shared by every circuit-discovery method.
+"""Circuit-discovery patches as hooks on the model's one forward (rasp_runtime.forward).
 
-Takes a `CompiledModel` and gives `HookedModel.run`: the forward of
-compiler/forward.py, plus each writer's contribution (embeddings, each head's
-result, each MLP's output) and per-slot patches. A slot is one reader input (a
-head's q, k or v input, a layer's MLP input, the output); `alpha[b, w, r]` moves
-slot r's copy of writer w's contribution towards its corrupted value, leaving
-every other reader's view of w clean. With nothing patched, `run` reproduces
-compiler/forward.py bit for bit (same operations in the same order).
+Takes a `CompiledModel` and gives `HookedModel.run`: the model's forward with hooks
+that read each writer's contribution (embeddings, each head's result, each MLP's
+output) and patch reader slots. A slot is one reader input (a head's q, k or v
+input, a layer's MLP input, the output); `alpha[b, w, r]` moves slot r's copy of
+writer w's contribution towards its corrupted value, leaving every other reader's
+view of w clean. A slot's input delta is added through that reader's own weights at
+its projection (`attn.hook_q/k/v`, `mlp.hook_pre`, `unembed.hook_out`): linear, so the
+same as patching the input, and it leaves the clean computation's floats untouched.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from functools import cached_property
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from compiler.forward import MASKED_LOGIT
 from compiler.granularity import Slot, Writer, sites
 
 
@@ -53,7 +52,7 @@ class Wiring:
 
 
 class HookedModel:
-    """A compiled model's forward with contributions exposed and slots patchable."""
+    """A compiled model's forward with contributions read and slots patched by hooks."""
 
     def __init__(self, model):
         self.model = model
@@ -70,74 +69,76 @@ class HookedModel:
         alpha [B, W, R]: how far each slot's copy of each writer moves to it;
         slot_delta [R, B, S, d]: added to each slot's input (zeros, for gradients).
         """
-        config = self.config
-        seq = ids.shape[1]
-        allowed = valid[:, None, None, :]
-        if config.causal:
-            allowed = allowed & jnp.tril(jnp.ones((seq, seq), bool))[None, None]
-        embed = weights["token_embed"]["embeddings"][ids]
-        pos = jnp.broadcast_to(weights["pos_embed"]["embeddings"][jnp.arange(seq)][None],
-                               embed.shape)
-        x = embed + pos
-        live, residuals = [embed, pos], [x]
-        patched = alpha is not None or slot_delta is not None
-        next_slot = 0
+        patches = _Patches(weights, self.config, corrupt, alpha, slot_delta)
+        out = self.model.forward.apply(weights, ids, valid, patches.hooks())
+        return {"output": out["output"], "contributions": jnp.stack(patches.live),
+                "residuals": out["residuals"]}
 
-        def deltas(count):
-            """[count, B, S, d]: what the next `count` slots' inputs gain from their patches."""
-            nonlocal next_slot
-            r = slice(next_slot, next_slot + count)
-            next_slot += count
-            out = jnp.zeros((count,) + x.shape, x.dtype) if slot_delta is None else slot_delta[r]
-            if alpha is not None:
-                done = jnp.stack(live)
-                out = out + jnp.einsum("bwr,wbsd->rbsd", alpha[:, :len(live), r],
-                                       corrupt[:len(live)] - done)
-            return out
 
-        for i, layer in enumerate(config.layers):
+class _Patches:
+    """The hooks of one traced run: they collect the writers' contributions in forward
+    order and add each slot's delta (from `alpha` and `slot_delta`) where it is read."""
+
+    def __init__(self, weights, config, corrupt, alpha, slot_delta):
+        self.weights, self.config = weights, config
+        self.corrupt, self.alpha, self.slot_delta = corrupt, alpha, slot_delta
+        self.live: list = []     # contributions so far, in writer order
+        self.next_slot = 0
+        self.sides = None        # this layer's q/k/v input deltas [3H, B, S, d]
+
+    def hooks(self) -> dict:
+        """Hook name -> function, for every layer of the model."""
+        patched = self.alpha is not None or self.slot_delta is not None
+        hooks = {"hook_embed": self._read, "hook_pos_embed": self._read}
+        for i, layer in enumerate(self.config.layers):
             prefix = f"transformer/layer_{i}"
             if layer.num_heads:
-                sides = deltas(3 * layer.num_heads) if patched else None
-                out, results = _attention(weights, prefix, x, layer, allowed, sides)
-                live.extend(results)
-                x = x + out
-            residuals.append(x)
-            if layer.mlp_hidden:
-                w1, w2 = weights[f"{prefix}/mlp/linear_1"], weights[f"{prefix}/mlp/linear_2"]
-                pre = x @ w1["w"] + w1["b"]
+                hooks[f"blocks.{i}.attn.hook_result"] = self._read_heads
                 if patched:
-                    pre = pre + deltas(1)[0] @ w1["w"]
-                out = jax.nn.relu(pre) @ w2["w"] + w2["b"]
-                live.append(out)
-                x = x + out
-            residuals.append(x)
-        logits = x @ weights["unembed"]["w"]
+                    for side, name in enumerate(("q", "k", "v")):
+                        hooks[f"blocks.{i}.attn.hook_{name}"] = self._head_input(
+                            prefix, layer.num_heads, side)
+            if layer.mlp_hidden:
+                hooks[f"blocks.{i}.hook_mlp_out"] = self._read
+                if patched:
+                    hooks[f"blocks.{i}.mlp.hook_pre"] = self._through(f"{prefix}/mlp/linear_1")
         if patched:
-            logits = logits + deltas(1)[0] @ weights["unembed"]["w"]
-        return {"output": logits, "contributions": jnp.stack(live), "residuals": residuals}
+            hooks["unembed.hook_out"] = self._through("unembed")
+        return hooks
 
+    def _read(self, x):
+        self.live.append(x)
+        return x
 
-def _attention(weights, prefix, x, layer, allowed, sides):
-    """A layer's attention output (as compiler/forward.py) and each head's result."""
-    batch, seq, d = x.shape
-    heads, key_size, value_size = layer.num_heads, layer.key_size, layer.value_size
-    projected = []
-    for side, (name, size) in enumerate((("query", key_size), ("key", key_size),
-                                         ("value", value_size))):
-        p = weights[f"{prefix}/attn/{name}"]
-        y = (x @ p["w"] + p["b"]).reshape(batch, seq, heads, size)
-        if sides is not None:  # each head's own input delta through its own columns
-            extra = sides[side::3]                                     # [H, B, S, d]
-            w = p["w"].reshape(d, heads, size)
-            y = y + jnp.einsum("hbsd,dhk->bshk", extra, w)
-        projected.append(y)
-    q, k, v = projected
-    logits = jnp.einsum("bqhk,bshk->bhqs", q, k) / math.sqrt(key_size)
-    logits = jnp.where(allowed, logits, MASKED_LOGIT)
-    pattern = jax.nn.softmax(logits, axis=-1)
-    z = jnp.einsum("bhqs,bshv->bqhv", pattern, v)
-    o = weights[f"{prefix}/attn/linear"]
-    out = z.reshape(batch, seq, heads * value_size) @ o["w"] + o["b"]
-    results = jnp.einsum("bqhv,hvd->hbqd", z, o["w"].reshape(heads, value_size, d))
-    return out, list(results)
+    def _read_heads(self, result):
+        self.live.extend(jnp.moveaxis(result, 2, 0))  # [B, S, H, d] -> H × [B, S, d]
+        return result
+
+    def _deltas(self, count: int):
+        """[count, B, S, d]: what the next `count` slots' inputs gain from their patches."""
+        r = slice(self.next_slot, self.next_slot + count)
+        self.next_slot += count
+        shape = (count,) + self.live[0].shape
+        out = jnp.zeros(shape, self.live[0].dtype) if self.slot_delta is None \
+            else self.slot_delta[r]
+        if self.alpha is not None:
+            done = jnp.stack(self.live)
+            out = out + jnp.einsum("bwr,wbsd->rbsd", self.alpha[:, :len(self.live), r],
+                                   self.corrupt[:len(self.live)] - done)
+        return out
+
+    def _head_input(self, prefix: str, heads: int, side: int):
+        """Adds each head's own q/k/v input delta through its own columns."""
+        name = ("query", "key", "value")[side]
+
+        def hook(y):
+            if side == 0:  # one delta computation per layer, for its 3H slots
+                self.sides = self._deltas(3 * heads)
+            w = self.weights[f"{prefix}/attn/{name}"]["w"]
+            w = w.reshape(w.shape[0], heads, y.shape[-1])
+            return y + jnp.einsum("hbsd,dhk->bshk", self.sides[side::3], w)
+        return hook
+
+    def _through(self, module: str):
+        """Adds the next slot's input delta through `module`'s weights."""
+        return lambda y: y + self._deltas(1)[0] @ self.weights[module]["w"]

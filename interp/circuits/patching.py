@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from compiler.granularity import output_hook
-from compiler.model import DECODE_THRESHOLD
-from compiler.verify import NUMERIC_TOLERANCE
+from rasp_runtime.model import DECODE_THRESHOLD
+from rasp_runtime.verify import NUMERIC_TOLERANCE
 
 CHUNK = 64  # interventions per vmapped forward call (bounds memory)
 ACDC_THRESHOLD = 1e-3  # metric increase below which ACDC drops an edge

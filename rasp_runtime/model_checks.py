@@ -31,7 +31,7 @@ def whole_number(value: Any, what: str, low: int = 0, high: int | None = None) -
 
 
 def expected_shapes(config) -> dict[str, dict[str, tuple[int, ...]]]:
-    """Module -> parameter -> shape, as the forward pass (compiler.forward) reads them."""
+    """Module -> parameter -> shape, as the forward pass (rasp_runtime.forward) reads them."""
     d = config.d_model
     shapes = {"token_embed": {"embeddings": (config.vocab_size, d)},
               "pos_embed": {"embeddings": (config.max_seq_len + 1, d)}}

@@ -13,8 +13,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from compiler.batch import encode_batch
-from compiler.fork_safety import check_can_run
+from rasp_runtime.batch import encode_batch
+from rasp_runtime.fork_safety import check_can_run
 
 
 def decode_intermediates(model, tokens: Sequence[Any]) -> dict[str, list[Any]]:

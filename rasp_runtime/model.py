@@ -2,7 +2,14 @@
 
 `apply` runs one sequence and returns decoded outputs with residuals and
 attention logits; `apply_batch` runs many (token lists or an id array) through
-compiler.batch: chunked, jitted once per batch-size bucket, decoded on the device.
+rasp_runtime.batch: chunked, jitted once per batch-size bucket, decoded on the device.
+Both run the one hooked forward of rasp_runtime.forward.
+
+Conveniences that reach above the runtime are thin lazy delegations, importing their
+package only when called: `ground_truth` (compiler.ground_truth, which derives the truth
+from the program or the saved records), `save(format=...)` other than npz,
+`to_transformer_lens` and `transformer_lens_state_dict` (interp). Nothing else here
+imports compiler/ or interp/ (tests/test_layering.py checks it).
 """
 
 from __future__ import annotations
@@ -14,87 +21,20 @@ from typing import Any
 
 import numpy as np
 
-from compiler.assemble import ModelConfig, Params
-from compiler.domain import Domain
-from compiler.fork_safety import check_can_run
-from compiler.representable import type_hint, unmatched_kind
 from craft.blocks import BlockInfo
 from rasp.errors import DomainError, EvaluationError, InputError, ModelMismatchError
 from rasp.evaluate import evaluate
-
-# A categorical output direction must exceed this to decode as its value;
-# below it, on every direction, the value is None (the zero vector).
-DECODE_THRESHOLD = 0.5
+from rasp_runtime.config import ModelConfig, Params
+from rasp_runtime.domain import Domain
+from rasp_runtime.encoders import DECODE_THRESHOLD, InputEncoder, OutputEncoder
+from rasp_runtime.fork_safety import check_can_run
+from rasp_runtime.representable import type_hint, unmatched_kind
 
 
 def relu(x):
     """max(x, 0), by jax (imported on first call: compiling never needs jax)."""
     import jax
     return jax.nn.relu(x)
-
-
-@dataclasses.dataclass(frozen=True)
-class InputEncoder:
-    """Tokens ↔ input ids: BOS = 0, the vocabulary in order, PAD last."""
-
-    vocab: tuple[Any, ...]
-    bos: str
-    pad: str
-
-    @property
-    def encoding_map(self) -> dict[Any, int]:
-        return {self.bos: 0, **{t: i for i, t in enumerate(self.vocab, 1)},
-                self.pad: len(self.vocab) + 1}
-
-    def encode(self, tokens: Sequence[Any]) -> list[int]:
-        """One token list (BOS first) → its ids; KeyError names a token that is not in
-        the vocabulary, or is of another kind than the token it equals (True for 1)."""
-        ids = self.encoding_map
-        out = [ids[t] for t in tokens]
-        for token, i in zip(tokens, out):
-            if 0 < i <= len(self.vocab) and unmatched_kind(token, self.vocab[i - 1]):
-                raise KeyError(token)
-        return out
-
-    def encode_batch(self, batch: Sequence[Sequence[Any]], width: int | None = None) -> np.ndarray:
-        """Token lists → an int32 id array (batch, width), padded with the PAD id; `width`
-        defaults to the longest list. `CompiledModel.apply_batch` takes this array."""
-        width = max(map(len, batch), default=1) if width is None else width
-        out = np.full((len(batch), width), len(self.vocab) + 1, np.int32)
-        for row, tokens in enumerate(batch):
-            try:
-                out[row, :len(tokens)] = self.encode(tokens)
-            except (KeyError, TypeError, ValueError):
-                raise InputError(f"row {row} has a token outside the vocabulary or is longer "
-                                 f"than {width}: {list(tokens)[:8]!r}") from None
-        return out
-
-
-@dataclasses.dataclass(frozen=True)
-class OutputEncoder:
-    """Unembedding columns ↔ output values (numerical outputs have no table)."""
-
-    values: tuple[Any, ...]
-    numerical: bool
-
-    @property
-    def decoding_map(self) -> dict[int, Any]:
-        return dict(enumerate(self.values))
-
-    @property
-    def encoding_map(self) -> dict[Any, int]:
-        """Value -> unembedding column (categorical only, as Tracr's output encoder has)."""
-        if self.numerical:
-            raise AttributeError("a numerical output has no encoding_map")
-        return {v: i for i, v in enumerate(self.values)}
-
-    def decode(self, row: np.ndarray) -> Any:
-        if self.numerical:
-            return float(row[0])
-        if not len(row):  # no value is possible: always None
-            return None
-        best = int(np.argmax(row))
-        return self.values[best] if row[best] > DECODE_THRESHOLD else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,9 +172,10 @@ class CompiledModel:
     # does not pay for haiku's transform and two jit wrappers.
     @functools.cached_property
     def forward(self):
-        """The haiku forward function (`hk.Transformed`): `forward.apply(params, ids, valid)`."""
+        """The one haiku forward (`hk.Transformed`): `forward.apply(params, ids, valid, hooks=None)`;
+        hooks map rasp_runtime.forward.hook_names to functions (see there)."""
         import haiku as hk  # jax is imported when a model first runs, not when it compiles
-        from compiler.forward import make_forward
+        from rasp_runtime.forward import make_forward
         return hk.without_apply_rng(hk.transform(make_forward(self.config)))
 
     @functools.cached_property
@@ -244,7 +185,7 @@ class CompiledModel:
 
     @functools.cached_property
     def _jitted_outputs(self):
-        from compiler.batch import make_decoder_outputs, sub_chunk_rows
+        from rasp_runtime.batch import make_decoder_outputs, sub_chunk_rows
         return make_decoder_outputs(self.forward.apply, self.config.output_numerical,
                                     DECODE_THRESHOLD, sub_chunk_rows(self.config))
 
@@ -283,7 +224,7 @@ class CompiledModel:
         return result
 
     def _check(self, xs: list[Any], decoded: list[Any]):
-        from compiler.verify import outputs_agree  # verify imports this module
+        from rasp_runtime.verify import outputs_agree  # verify imports this module
         if self.program is None:
             raise ModelMismatchError("check=True needs the program; this model was loaded "
                                      "without one")
@@ -305,7 +246,7 @@ class CompiledModel:
         only at the end. Large batches run in chunks of bounded memory. With
         `return_residuals=True`, returns a `BatchOutput` with the residuals as well.
         """
-        from compiler.batch import run_batch
+        from rasp_runtime.batch import run_batch
         return run_batch(self, batch, return_residuals)
 
     def _run(self, encoded: list[list[int]]):
@@ -356,7 +297,7 @@ class CompiledModel:
 
     # ------------------------------------------------------------------ files
     def save(self, path, description: str | None = None, format: str = "npz"):
-        """Save to `path` (.npz parameters) and a .json beside it; see compiler.serialize.
+        """Save to `path` (.npz parameters) and a .json beside it; see rasp_runtime.serialize.
 
         format="safetensors" (or "transformer-lens", "interpbench") writes a
         directory TransformerLens loads instead; see interp.tl_export.
@@ -364,14 +305,14 @@ class CompiledModel:
         if format != "npz":
             from interp.tl_export import export_model  # torch-free, but interp stays optional
             return export_model(self, path, format, description)
-        from compiler.serialize import save_model
+        from rasp_runtime.serialize import save_model
         return save_model(self, path, description)
 
     @classmethod
     def load(cls, path, verify: bool = True) -> CompiledModel:
         """A model saved with `save` (.npz, .json or export directory), without recompiling;
-        its checksum is checked unless `verify=False` (see compiler.serialize.load_model)."""
-        from compiler.serialize import load_model
+        its checksum is checked unless `verify=False` (see rasp_runtime.serialize.load_model)."""
+        from rasp_runtime.serialize import load_model
         return load_model(path, verify)
 
     # ------------------------------------------------------------ TransformerLens
@@ -394,7 +335,7 @@ class CompiledModel:
 
     def decode_intermediates(self, tokens: Sequence[Any]) -> dict[str, list[Any]]:
         """Each recorded RASP expression's values at positions 1..n, read from the residuals."""
-        from compiler.interventions import decode_intermediates
+        from rasp_runtime.interventions import decode_intermediates
         return decode_intermediates(self, tokens)
 
 

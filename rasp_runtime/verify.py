@@ -1,6 +1,6 @@
 """Compare a compiled model with the reference evaluator.
 
-Categorical values must be equal; numerical values within compiler.budgets.tolerance.
+Categorical values must be equal; numerical values within `tolerance`.
 Inputs outside the program's domain (the evaluator raises) are counted by reason.
 """
 
@@ -12,11 +12,24 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+
 import rasp
-from compiler.budgets import tolerance
-from compiler.model import CompiledModel
+from rasp_runtime.model import CompiledModel
 
 NUMERIC_TOLERANCE = 1e-4
+# How far a decoded number may be from the evaluator's value v: absolute for small
+# values, relative (128 float32 ulps) for large ones, which float32 cannot hold to
+# an absolute 1e-4 at all. Used here, by CompiledModel.apply(check=True), and by the
+# compiler's budgets (compiler.budgets.output_budget leaves half of it to spare).
+ABSOLUTE_TOLERANCE = NUMERIC_TOLERANCE
+RELATIVE_TOLERANCE = 2.0 ** -17
+
+
+def tolerance(value):
+    """The largest |decoded − v| that counts as equal to the evaluator's number v:
+    max(1e-4, 2⁻¹⁷·|v|). Broadcasts over numpy arrays."""
+    return np.maximum(ABSOLUTE_TOLERANCE, RELATIVE_TOLERANCE * np.abs(value))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +45,7 @@ class Mismatch:
 
 
 def values_agree(expected: Any, got: Any) -> bool:
-    """Equal, or both numbers within compiler.budgets.tolerance(expected)."""
+    """Equal, or both numbers within `tolerance`(expected)."""
     if isinstance(got, float) and isinstance(expected, numbers.Real):
         return abs(float(expected) - got) <= tolerance(float(expected))
     return expected == got and (expected is None) == (got is None)

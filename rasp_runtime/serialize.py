@@ -6,11 +6,13 @@ the input and output encoders, the residual labels, a description of the
 program and where it came from (`model.source`), the components (which head or
 MLP implements what), the value records and the ground-truth alignment.
 `load_model` rebuilds an identical `CompiledModel` from the two files without
-recompiling. The JSON holds a checksum of both files (compiler.checksum), which
+recompiling. The JSON holds a checksum of both files (rasp_runtime.checksum), which
 `load_model` checks unless `verify=False`; the rebuilt model's parts are always
-checked against each other (compiler.model_checks). The loaded model has no
+checked against each other (rasp_runtime.model_checks). The loaded model has no
 `program` (functions inside a RASP program cannot be stored), but its ground truth
 is complete: the alignment, with its fused, query and key sites, comes from the file.
+The alignment's records are the compiler's (compiler.ground_truth): saving and loading
+import them when they run, the one place this package reaches up (see docs/compiler.md).
 
 Token and value types are tagged in the JSON so they come back exactly:
 ints stay ints, bools stay bools, tuples stay tuples, floats are stored by
@@ -29,14 +31,13 @@ from typing import Any
 import numpy as np
 
 import rasp
-from compiler.assemble import LayerConfig, ModelConfig
-from compiler.checksum import check_checksum, check_export_files, checksum_entry
-from compiler.domain import Domain, DomainCondition
-from compiler.ground_truth import alignment_from_json, alignment_to_json
-from compiler.model import CompiledModel, Component, ValueRecord
-from compiler.model_checks import MAX_SEQ_LEN_LIMIT, check_model, whole_number
 from craft.blocks import BlockInfo
 from rasp.errors import ModelFileError  # defined with every error type; importable here too
+from rasp_runtime.checksum import check_checksum, check_export_files, checksum_entry
+from rasp_runtime.config import LayerConfig, ModelConfig
+from rasp_runtime.domain import Domain, DomainCondition
+from rasp_runtime.model import CompiledModel, Component, ValueRecord
+from rasp_runtime.model_checks import MAX_SEQ_LEN_LIMIT, check_model, whole_number
 
 FORMAT = "rasp-compiler-model"
 VERSION = 1
@@ -233,7 +234,7 @@ def model_metadata(model: CompiledModel, description: str | None = None) -> dict
         "program": _program_to_json(model, description),
         "components": [_component_to_json(c) for c in model.components],
         "value_records": [_record_to_json(r) for r in model.value_records.values()],
-        "alignment": alignment_to_json(model.ground_truth.alignment),
+        "alignment": _alignment_to_json(model),
         "domain": _domain_to_json(model.domain),
         "params": {module: {name: {"shape": list(a.shape), "dtype": str(a.dtype)}
                             for name, a in weights.items()}
@@ -296,9 +297,9 @@ def load_model(path: str | os.PathLike, verify: bool = True) -> CompiledModel:
     recompiling.
 
     Raises ModelFileError when a file is missing or corrupt, when (with `verify`) a file
-    differs from what was saved (its checksum, see compiler.checksum) or an export
+    differs from what was saved (its checksum, see rasp_runtime.checksum) or an export
     directory's other files differ from the model, and always when the model's parts
-    disagree (compiler.model_checks). `verify=False` loads a hand-edited or old file.
+    disagree (rasp_runtime.model_checks). `verify=False` loads a hand-edited or old file.
     """
     npz_path, json_path = model_paths(path)
     metadata = read_metadata(path)
@@ -355,10 +356,20 @@ def _build(metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -> CompiledM
     model = CompiledModel(params, config, metadata["residual_labels"],
                           [_component_from_json(c) for c in metadata["components"]], records,
                           saved_alignment=None if alignment is None
-                          else alignment_from_json(alignment),
+                          else _alignment_from_json(alignment),
                           domain=_domain_from_json(metadata.get("domain")))
     model.source = metadata["program"].get("source")
     ids = {decode_value(t): i for t, i in metadata["encoders"]["input"]["ids"]}
     if ids != model.input_encoder.encoding_map:
         raise ModelFileError("the saved input encoder does not match the config's vocabulary")
     return model
+
+
+def _alignment_to_json(model) -> dict[str, list[dict]]:
+    from compiler.ground_truth import alignment_to_json  # the truth is the compiler's
+    return alignment_to_json(model.ground_truth.alignment)
+
+
+def _alignment_from_json(data) -> dict:
+    from compiler.ground_truth import alignment_from_json  # the truth is the compiler's
+    return alignment_from_json(data)

@@ -22,12 +22,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from compiler.fork_safety import check_can_run
-from compiler.representable import fast_types, unmatched_kind
 from rasp.errors import InputError
+from rasp_runtime.fork_safety import check_can_run
+from rasp_runtime.representable import fast_types, unmatched_kind
 
 if TYPE_CHECKING:
-    from compiler.model import CompiledModel
+    from rasp_runtime.model import CompiledModel
 
 # Floats of activation memory one chunk may use (about 1 GiB in float32), and the most
 # rows per chunk: beyond that throughput no longer grows on a CPU.

@@ -1,0 +1,49 @@
+"""The compiled model's shape: its config, per-layer sizes and parameter layout.
+
+`ModelConfig` is everything the forward (rasp_runtime.forward) needs besides the
+parameters, including the architecture it runs (normalisation, MLP activation);
+`Params` is the haiku-style parameter dict the compiler assembles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+Params = dict[str, dict[str, np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerConfig:
+    """One layer's sizes: heads (0: no attention), key/value width, MLP hidden units."""
+
+    num_heads: int
+    key_size: int
+    value_size: int
+    mlp_hidden: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the forward function from the parameters."""
+
+    vocab: tuple[Any, ...]
+    max_seq_len: int
+    causal: bool
+    bos: str
+    pad: str
+    d_model: int
+    layers: tuple[LayerConfig, ...]
+    output_label: str
+    output_numerical: bool
+    output_values: tuple[Any, ...]  # decoded values of the unembedding columns
+    # The architecture the forward runs (rasp_runtime.forward reads these; none guesses).
+    normalization: str = "none"   # no LayerNorm before attention, MLP or unembedding
+    activation: str = "relu"      # the MLPs' activation
+
+    @property
+    def vocab_size(self) -> int:
+        """Input ids: BOS = 0, the vocabulary in order, then PAD."""
+        return len(self.vocab) + 2

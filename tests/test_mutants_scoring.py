@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 
+from types import SimpleNamespace
+
 import networkx as nx
 import pytest
 
@@ -25,13 +27,36 @@ V_IN, MLP_IN, MLP_OUT = "blocks.0.hook_v_input[0]", "blocks.0.hook_mlp_in", "blo
 PRE = "blocks.0.hook_resid_pre"
 
 
+def _dirs(*indices):
+    return tuple((i, f"d{i}") for i in indices)
+
+
+def sites(q=(0, 1), v=(0,), mlp=(0, 1, 2), out=(0, 1, 2, 3), head=True):
+    """The sites the scorer maps names through: token and position embeddings writing
+    d0 and d1, head 0 (q and v reading the given directions) writing d2, the MLP (none
+    when `mlp` is None) reading the given ones and writing d3, the output reading `out`."""
+    components = []
+    if head:
+        components.append(SimpleNamespace(layer=0, kind="attn", head=0, query_reads=_dirs(*q),
+                                          key_reads=(), value_reads=_dirs(*v),
+                                          writes=_dirs(2)))
+    if mlp is not None:
+        components.append(SimpleNamespace(layer=0, kind="mlp", head=None,
+                                          reads=_dirs(*mlp), writes=_dirs(3)))
+    embeddings = (SimpleNamespace(hook="hook_embed", writes=_dirs(0)),
+                  SimpleNamespace(hook="hook_pos_embed", writes=_dirs(1)))
+    return embeddings, tuple(components), _dirs(*out)
+
+
 class Truth:
-    """A one-layer GroundTruth stand-in: {granularity: (every edge, true edges)}."""
+    """A one-layer GroundTruth stand-in: {granularity: (every edge, true edges)}, and
+    the sites (`sites()`) whose edges are the scorer's universe, matching those graphs."""
 
     n_layers = 1
 
-    def __init__(self, graphs, inert=frozenset()):
+    def __init__(self, graphs, inert=frozenset(), where=None):
         self.graphs, self.inert_edges = graphs, set(inert)
+        self.embeddings, self.components, self.output_reads = where or sites()
 
     def full_graph(self, granularity):
         return self.graphs[granularity][0]
@@ -133,7 +158,8 @@ def test_unknown_nodes_and_edges_are_refused():
     with pytest.raises(ValueError, match=r"^unknown nodes \['a', 'b', 'c'\]; expected"):
         score_edges(truth, dict.fromkeys("abcd", 1.0), "component")  # three are shown
     nothing = Truth({"component": (graph([]), graph([]))})
-    with pytest.raises(ValueError, match=r"unknown edge \('a', 'b'\); .* such as None at this"):
+    with pytest.raises(ValueError, match=r"unknown edge \('a', 'b'\); expected \(upstream, "
+                                         r"downstream\) hook pairs such as"):
         score_edges(nothing, {("a", "b"): 1.0}, "component")
     with pytest.raises(ValueError, match=r"unknown edge \('embed', 'nowhere'\); expected "
                                          r"\(upstream, downstream\) hook pairs such as "
@@ -141,8 +167,6 @@ def test_unknown_nodes_and_edges_are_refused():
         score_edges(truth, {(EMBED, "nowhere"): 1.0}, "component")
     with pytest.raises(ValueError, match="unknown edge"):
         score_edges(truth, {(EMBED, ATTN, OUT): 1.0}, "component")
-    with pytest.raises(ValueError, match="unknown edge"):
-        score_edges(Truth(HOOKS), {(Q_IN, Q): 1.0}, "acdc_hooks")  # internal: not scorable
     with pytest.raises(ValueError, match="granularity must be one of component, acdc_hooks, "
                                          "sp_hooks, got 'matrix'"):
         score_edges(truth, {}, "matrix")
@@ -157,32 +181,17 @@ INTERNAL = [(Q_IN, Q), (Q, RESULT), (V_IN, RESULT), (MLP_IN, MLP_OUT)]
 HOOKS = {"acdc_hooks": (graph(HOOK_EDGES, internal=INTERNAL),
                         graph([("hook_embed", Q_IN), (Q_IN, Q), (Q, RESULT), (RESULT, OUT)],
                               internal=INTERNAL))}
+HOOK_SITES = sites(mlp=(0,))  # the MLP reads the token embedding only
 HOOK_SCORES = {("hook_embed", Q_IN): 0.2, ("hook_pos_embed", Q_IN): 0.6, (RESULT, OUT): 0.3,
                ("hook_embed", OUT): 0.9, ("hook_embed", MLP_IN): 0.4}
-
-
-def test_canonical_hooks_by_hand():
-    result = score_edges(Truth(HOOKS), HOOK_SCORES, "acdc_hooks")
-    # Canonical edges: pre -> result (true, best member 0.6), result -> out (true, 0.3),
-    # pre -> mlp_out (0.4), mlp_out -> out (unscored); both embeddings -> out are dropped.
-    assert (result.edges.positives, result.edges.negatives, result.unscored) == (2, 2, 1)
-    assert result.edges.auroc == 3 / 4
-    assert result.edges.lowest_true == ((f"{RESULT} -> {OUT}", 0.3, 3),
-                                        (f"{PRE} -> {RESULT}", 0.6, 1))
-    assert {n for n, *_ in result.nodes.lowest_true} == {PRE, RESULT}
-    raw = score_edges(Truth(HOOKS), HOOK_SCORES, "acdc_hooks", canonical=False)
-    # Raw edges: true 0.2 and 0.3; false 0.6, 0.9, 0.4 and three unscored (v input,
-    # pos_embed -> out, mlp_out -> out), which each true edge beats.
-    assert (raw.edges.positives, raw.edges.negatives, raw.unscored) == (2, 6, 3)
-    assert raw.edges.auroc == 6 / 12
-    assert raw.edges.missed == ((f"hook_embed -> {Q_IN}", 0.2, 5), (f"{RESULT} -> {OUT}", 0.3, 4))
 
 
 def test_a_canonical_edge_is_true_when_any_member_is():
     full, true = HOOKS["acdc_hooks"]
     true = true.copy()
     true.add_edge("hook_pos_embed", Q_IN, internal=False, constant=True)
-    result = score_edges(Truth({"acdc_hooks": (full, true)}), HOOK_SCORES, "acdc_hooks")
+    result = score_edges(Truth({"acdc_hooks": (full, true)}, where=HOOK_SITES), HOOK_SCORES,
+                         "acdc_hooks")
     # pre -> result merges a live true edge with a constant one: still a positive.
     assert (result.edges.positives, result.edges.excluded) == (2, 0)
     assert (result.nodes.positives, result.nodes.excluded) == (2, 0)
@@ -190,20 +199,16 @@ def test_a_canonical_edge_is_true_when_any_member_is():
 
 def test_ties_with_the_best_negative_are_missed():
     tied = {"component": (graph([(EMBED, OUT), (POS, OUT)]), graph([(EMBED, OUT)]))}
-    curve = score_edges(Truth(tied), {(EMBED, OUT): 1.0, (POS, OUT): 1.0}, "component").edges
+    only_output = sites(head=False, mlp=None, out=(0, 1))  # universe: embed, pos -> out
+    curve = score_edges(Truth(tied, where=only_output), {(EMBED, OUT): 1.0, (POS, OUT): 1.0},
+                        "component").edges
     assert curve.auroc == 0.0 and curve.precision_at_size == 0.0
     assert curve.missed == ((f"{EMBED} -> {OUT}", 1.0, 2),)  # the negative ranks first
 
 
-def test_undefined_auroc_and_the_pessimistic_formula():
-    all_true = {"component": (graph([(EMBED, OUT)]), graph([(EMBED, OUT)]))}
-    curve = score_edges(Truth(all_true), {(EMBED, OUT): 1.0}, "component").edges
-    assert (curve.auroc, curve.why, curve.precision_at_size) == (None, "no negatives", 1.0)
-    assert math.isnan(curve.fpr[0]) and curve.tpr == (1.0,) and curve.missed == ()
-    none_true = {"component": (graph([(EMBED, OUT)]), graph([]))}
-    curve = score_edges(Truth(none_true), {(EMBED, OUT): 1.0}, "component").edges
-    assert (curve.auroc, curve.why, curve.precision_at_size) == (None, "no positives", None)
-    assert math.isnan(curve.tpr[0]) and curve.fpr == (1.0,)
+def test_the_pessimistic_formula():
+    # (The undefined cases, no negatives or no positives, are checked on real truths in
+    # tests/test_circuits_edge_names.py: the scorer's universe is now the model's sites.)
     assert pessimistic_auroc([3.0, 1.0], [2.0, 0.0, 1.0]) == 4 / 6  # 1.0 ties 1.0
     with pytest.raises(ValueError, match="^AUROC needs at least one positive and one negative$"):
         pessimistic_auroc([], [1.0])

@@ -23,10 +23,10 @@ OPERATOR_WORDS = {"**": "pow", "//": "floordiv", "<=": "le", ">=": "ge", "==": "
 _OPERATOR = re.compile("|".join(re.escape(op) for op in OPERATOR_WORDS))
 _NOT_NAME = re.compile(r"[^0-9A-Za-z_]+")
 _QUOTED = re.compile(r"\"([^\"]*)\"|'([^']*)'")
-# Words the RASP text syntax reserves (rasp.syntax_scope.KEYWORDS), kept here so that
-# importing rasp does not import the parser.
-_RASP_KEYWORDS = {"def", "return", "for", "in", "if", "else", "and", "or", "not", "select",
-                  "load"}
+# Words the RASP text syntax reserves; defined here, not with the parser, so that naming
+# an expression never imports lark (rasp.syntax_scope re-exports it as KEYWORDS).
+RASP_KEYWORDS = frozenset({"def", "return", "for", "in", "if", "else", "and", "or", "not",
+                           "select", "load"})
 
 
 def derived_label(formula: str) -> str | None:
@@ -39,7 +39,7 @@ def derived_label(formula: str) -> str | None:
     name = _NOT_NAME.sub("_", text).strip("_")
     name = re.sub("_+", "_", name)
     if not name or len(name) > MAX_DERIVED_LENGTH or not name.isidentifier() or \
-            keyword.iskeyword(name) or name in _RASP_KEYWORDS:
+            keyword.iskeyword(name) or name in RASP_KEYWORDS:
         return None
     return name
 

@@ -14,13 +14,14 @@ from typing import Any
 from lark import Tree
 
 from rasp import expr as rx
+from rasp.naming import RASP_KEYWORDS
 from rasp.syntax_attention import Operations
 from rasp.syntax_ops import MAX_ELEMENTS, Fault, type_name
 
 INPUT_TYPES = {"tokens_str": "str", "tokens_int": "int", "tokens_float": "float",
                "tokens_bool": "bool"}
 MAX_CALL_DEPTH = 100
-KEYWORDS = {"def", "return", "for", "in", "if", "else", "and", "or", "not", "select", "load"}
+KEYWORDS = RASP_KEYWORDS
 
 
 @dataclasses.dataclass(frozen=True)

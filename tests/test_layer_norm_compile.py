@@ -84,3 +84,21 @@ def test_a_reader_that_cannot_absorb_the_layer_norm_is_named():
 def test_layer_norm_must_be_a_bool():
     with pytest.raises(CompileError, match="layer_norm must be True or False"):
         compile_rasp_to_model(rasp.tokens, [1, 2], 3, layer_norm="yes")
+
+
+def test_raspc_compile_and_export_take_layer_norm(tmp_path, capsys):
+    from raspc import cli
+    from rasp_runtime.serialize import load_model
+
+    path = tmp_path / "hist.npz"
+    assert cli.main(["compile", "hist", "--max-seq-len", "5", "--layer-norm",
+                     "-o", str(path)]) == 0
+    assert "LayerNorm:" in capsys.readouterr().out
+    assert load_model(path).config.normalization == "layernorm"
+    assert cli.main(["export", "hist", "--max-seq-len", "5", "--layer-norm",
+                     "-o", str(tmp_path / "tl")]) == 0
+    assert load_model(tmp_path / "tl").config.normalization == "layernorm"
+    capsys.readouterr()
+    assert cli.main(["export", str(path), "--layer-norm", "-o", str(tmp_path / "x")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--layer-norm apply when compiling" in error

@@ -62,7 +62,7 @@ def export_model(model, directory: str | os.PathLike, format: str = "safetensors
                        tl_weights.native_arrays(model.params, model.config))
     _write_json(files["config.json"], tl_weights.bridge_config(model.config))
     _write_json(files["tokenizer.json"], tokenizer_table(model))
-    files["ground_truth.json"].write_text(truth.to_json(indent=1) + "\n", encoding="utf-8")
+    write_ground_truth(files["ground_truth.json"], truth)
     _write_json(files["edges.json"], circuit_edges(truth))
     written = list(files.values())
     (directory / DATASET_FILE).unlink(missing_ok=True)  # a stale one must not pass as ours
@@ -95,6 +95,20 @@ def _write_dataset(model, directory: Path) -> list[Path]:
         return []
     _write_json(directory / DATASET_FILE, data)
     return [directory / DATASET_FILE]
+
+
+def write_ground_truth(path: Path, truth, hf_config=None) -> None:
+    """`truth` as JSON (GroundTruth.to_json); given the model's config (the Hugging Face
+    export), also "hf_modules": each hook name -> its GPT-2 module (hook_names.hf_module)."""
+    text = truth.to_json(indent=1)
+    if hf_config is not None:
+        from compiler.hook_names import hf_module
+        from rasp_runtime.forward import hook_names
+
+        data = json.loads(text)
+        data["hf_modules"] = {name: hf_module(name) for name in hook_names(hf_config)}
+        text = json.dumps(data, indent=1)
+    path.write_text(text + "\n", encoding="utf-8")
 
 
 def tokenizer_table(model) -> dict[str, Any]:

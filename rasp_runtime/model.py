@@ -8,7 +8,7 @@ Both run the one hooked forward of rasp_runtime.forward.
 Conveniences that reach above the runtime are thin lazy delegations, importing their
 package only when called: `ground_truth` (compiler.ground_truth, which derives the truth
 from the program or the saved records), `save(format=...)` other than npz,
-`to_transformer_lens` and `transformer_lens_state_dict` (interp). Nothing else here
+`to_transformer_lens`, `transformer_lens_state_dict` and `to_hf` (interp). Nothing else here
 imports compiler/ or interp/ (tests/test_layering.py checks it).
 """
 
@@ -325,6 +325,13 @@ class CompiledModel:
         """TransformerLens weights (legacy=True: HookedTransformer state dict and config)."""
         from interp.transformer_lens import transformer_lens_state_dict
         return transformer_lens_state_dict(self, legacy)
+
+    # ------------------------------------------------------------ Hugging Face
+    def to_hf(self):
+        """This model as a `transformers.GPT2LMHeadModel` (the hf extra; causal LayerNorm
+        models only): see interp.hf_export."""
+        from interp.hf_export import to_hf
+        return to_hf(self)
 
     # ------------------------------------------------------------ ground truth
     @property

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 Params = dict[str, dict[str, np.ndarray]]
+# The normalisations the forward runs: none, or pre-LN LayerNorm (as GPT-2).
+NORMALIZATIONS = ("none", "layernorm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +42,9 @@ class ModelConfig:
     output_numerical: bool
     output_values: tuple[Any, ...]  # decoded values of the unembedding columns
     # The architecture the forward runs (rasp_runtime.forward reads these; none guesses).
-    normalization: str = "none"   # no LayerNorm before attention, MLP or unembedding
+    normalization: str = "none"   # or "layernorm": pre-LN before attention, MLP, unembedding
     activation: str = "relu"      # the MLPs' activation
+    layer_norm_eps: float = 0.0   # LayerNorm's epsilon (read only with "layernorm")
 
     @property
     def vocab_size(self) -> int:

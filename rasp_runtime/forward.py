@@ -1,8 +1,14 @@
 """The compiled transformer's one forward pass, as a haiku function with named hook points.
 
 Attention is standard multi-head attention with logits q·k/√key_size, PAD keys
-masked out (and later keys too when causal), then the config's normalisation (today
-none) and MLP activation (today ReLU). Returns the final logits, the residual after
+masked out (and later keys too when causal), and the MLP activation the config names
+(today ReLU). With `normalization="layernorm"` the blocks are pre-LN, as GPT-2's: a
+LayerNorm before each attention and MLP sublayer and a final one before the unembedding,
+each (x − mean) / sqrt(mean((x − mean)²) + eps) · scale + offset, computed as
+TransformerLens's LayerNorm (hooks `ln1`, `ln2`, `ln_final`: `hook_scale` [B, S, 1] and
+`hook_normalized` [B, S, d], the latter after scale and offset). As in TransformerLens,
+`hook_mlp_in` is the residual before ln2; unlike it, `hook_{q,k,v}_input` are ln1's
+output split per head (one LayerNorm per layer, not one per head). Returns the final logits, the residual after
 every sublayer, what each sublayer added and the attention logits. Every matmul runs
 at full float32 precision (`PRECISION`), whatever the backend's default (TF32 or
 bfloat16 passes on GPUs would break exactness).
@@ -24,7 +30,7 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
-from rasp_runtime.config import ModelConfig
+from rasp_runtime.config import NORMALIZATIONS, ModelConfig
 
 MASKED_LOGIT = -1e30
 # Pinned on every dot: the exactness bounds (craft.float_bounds) assume float32 products.
@@ -44,21 +50,28 @@ ATTENTION_POINTS = (
     "attn.hook_result",                    # each head's output, [B, S, H, d]
     "hook_attn_out",
 )
-MLP_POINTS = ("hook_mlp_in", "mlp.hook_pre", "mlp.hook_post", "hook_mlp_out")  # pre/post [B, S, h]
+MLP_POINTS = ("mlp.hook_pre", "mlp.hook_post", "hook_mlp_out")  # pre/post [B, S, h]
 OUTPUT_POINTS = ("unembed.hook_out",)      # the output logits, [B, S, out]
+LAYER_NORM_POINTS = ("hook_scale", "hook_normalized")  # scale [B, S, 1]; normalised [B, S, d]
 ACTIVATIONS = {"relu": jax.nn.relu}
-NORMALIZATIONS = ("none",)  # LayerNorm comes with the GPT-2 layout
 
 
 def hook_names(config: ModelConfig) -> list[str]:
     """Every hook name of a model with `config`, in forward order (attention points only
     in layers with heads, MLP points only in layers with an MLP)."""
+    ln = config.normalization == "layernorm"
     names = list(EMBED_POINTS)
     for i, layer in enumerate(config.layers):
-        points = ("hook_resid_pre",) + (ATTENTION_POINTS if layer.num_heads else ()) + (
-            "hook_resid_mid",) + (MLP_POINTS if layer.mlp_hidden else ()) + ("hook_resid_post",)
+        attention = _ln_points("ln1", ln) + ATTENTION_POINTS if layer.num_heads else ()
+        mlp = ("hook_mlp_in",) + _ln_points("ln2", ln) + MLP_POINTS if layer.mlp_hidden else ()
+        points = ("hook_resid_pre",) + attention + ("hook_resid_mid",) + mlp + (
+            "hook_resid_post",)
         names += [f"blocks.{i}.{point}" for point in points]
-    return names + list(OUTPUT_POINTS)
+    return names + list(_ln_points("ln_final", ln)) + list(OUTPUT_POINTS)
+
+
+def _ln_points(name: str, layer_norm: bool) -> tuple[str, ...]:
+    return tuple(f"{name}.{point}" for point in LAYER_NORM_POINTS) if layer_norm else ()
 
 
 def make_forward(config: ModelConfig):
@@ -68,6 +81,11 @@ def make_forward(config: ModelConfig):
                          f"{tuple(ACTIVATIONS)}; the config asks for {config.normalization!r} "
                          f"and {config.activation!r}")
     activation = ACTIVATIONS[config.activation]
+    ln = config.normalization == "layernorm"
+
+    def normalize(name: str, x, hook, prefix: str):
+        """x through the LayerNorm `name` when the config has LayerNorm, else x itself."""
+        return _layer_norm(name, x, config.layer_norm_eps, hook, prefix) if ln else x
 
     def forward(token_ids: jnp.ndarray, valid: jnp.ndarray, hooks: Hooks | None = None):
         hook = _HookCaller(hooks)
@@ -89,8 +107,9 @@ def make_forward(config: ModelConfig):
                 with hk.name_scope(f"layer_{i}"):
                     out, logits = jnp.zeros_like(x), None
                     if layer.num_heads:
+                        attn_in = normalize("ln_1", x, hook, block + "ln1.")
                         with hk.name_scope("attn"):
-                            out, logits = _attention(x, layer, allowed, d, hook, block)
+                            out, logits = _attention(attn_in, layer, allowed, d, hook, block)
                         out = hook(block + "hook_attn_out", out)
                     x = hook(block + "hook_resid_mid", x + out)
                     residuals.append(x)
@@ -98,17 +117,20 @@ def make_forward(config: ModelConfig):
                     attn_logits.append(logits)
                     out = jnp.zeros_like(x)
                     if layer.mlp_hidden:
+                        # As TransformerLens: hook_mlp_in is the residual, before ln2.
+                        mlp_in = normalize("ln_2", hook(block + "hook_mlp_in", x), hook,
+                                           block + "ln2.")
                         with hk.name_scope("mlp"):
-                            pre = _linear("linear_1", hook(block + "hook_mlp_in", x),
-                                          layer.mlp_hidden)
+                            pre = _linear("linear_1", mlp_in, layer.mlp_hidden)
                             hidden = hook(block + "mlp.hook_post",
                                           activation(hook(block + "mlp.hook_pre", pre)))
                             out = hook(block + "hook_mlp_out", _linear("linear_2", hidden, d))
                     x = hook(block + "hook_resid_post", x + out)
                     residuals.append(x)
                     layer_outputs.append(out)
+            final = normalize("ln_final", x, hook, "ln_final.")
         width = 1 if config.output_numerical else len(config.output_values)
-        unembedded = hook("unembed.hook_out", _linear("unembed", x, width, with_bias=False))
+        unembedded = hook("unembed.hook_out", _linear("unembed", final, width, with_bias=False))
         return {"output": unembedded, "residuals": residuals,
                 "layer_outputs": layer_outputs, "attn_logits": attn_logits}
 
@@ -127,6 +149,19 @@ class _HookCaller:
 
     def __contains__(self, name: str) -> bool:
         return name in self.hooks
+
+
+def _layer_norm(name: str, x, eps: float, hook, prefix: str):
+    """LayerNorm `name` over the last axis, in TransformerLens's order of operations:
+    centre, scale = sqrt(mean of squares + eps), divide, then · scale + offset."""
+    d = x.shape[-1]
+    with hk.name_scope(name):
+        gain = hk.get_parameter("scale", [d], init=jnp.ones)
+        offset = hk.get_parameter("offset", [d], init=jnp.zeros)
+    centred = x - x.mean(axis=-1, keepdims=True)
+    scale = hook(prefix + "hook_scale",
+                 jnp.sqrt((centred * centred).mean(axis=-1, keepdims=True) + eps))
+    return hook(prefix + "hook_normalized", centred / scale * gain + offset)
 
 
 def _embed(name: str, rows: int, d: int, ids):

@@ -43,8 +43,8 @@ class TransformerConfig:
 
     Tracr pads every layer to the same number of heads, key size and MLP width;
     here layers differ (`config.layers`), and these are the maxima over layers
-    (0 when no layer has heads, or none has MLP units). No dropout, no layer
-    norm, ReLU MLPs.
+    (0 when no layer has heads, or none has MLP units). No dropout, ReLU MLPs,
+    pre-LN LayerNorm where the config says so.
     """
 
     num_heads: int
@@ -293,7 +293,7 @@ class CompiledModel:
             num_heads=max((l.num_heads for l in layers), default=0), num_layers=len(layers),
             key_size=max((l.key_size for l in layers if l.num_heads), default=0),
             mlp_hidden_size=max((l.mlp_hidden for l in layers), default=0),
-            causal=self.config.causal)
+            layer_norm=self.config.normalization == "layernorm", causal=self.config.causal)
 
     # ------------------------------------------------------------------ files
     def save(self, path, description: str | None = None, format: str = "npz"):

@@ -15,6 +15,9 @@ from typing import Any
 import numpy as np
 
 from rasp.errors import ModelFileError
+from rasp_runtime.config import NORMALIZATIONS
+
+ACTIVATIONS = ("relu",)  # rasp_runtime.forward's (named here: these checks never import jax)
 
 # Far beyond any compiled model (the position embedding has max_seq_len + 1 rows);
 # a larger number in a file is corruption, not a model.
@@ -46,6 +49,13 @@ def expected_shapes(config) -> dict[str, dict[str, tuple[int, ...]]]:
             shapes[f"{prefix}/mlp/linear_1"] = {"w": (d, layer.mlp_hidden),
                                                 "b": (layer.mlp_hidden,)}
             shapes[f"{prefix}/mlp/linear_2"] = {"w": (layer.mlp_hidden, d), "b": (d,)}
+    if config.normalization == "layernorm":  # one LayerNorm before each sublayer, one final
+        norm = {"scale": (d,), "offset": (d,)}
+        for i, layer in enumerate(config.layers):
+            for name, present in (("ln_1", layer.num_heads), ("ln_2", layer.mlp_hidden)):
+                if present:
+                    shapes[f"transformer/layer_{i}/{name}"] = dict(norm)
+        shapes["transformer/ln_final"] = dict(norm)
     width = 1 if config.output_numerical else len(config.output_values)
     shapes["unembed"] = {"w": (d, width)}
     return shapes
@@ -62,6 +72,14 @@ def check_model(model) -> None:
 
 
 def _check_config(config) -> None:
+    if config.normalization not in NORMALIZATIONS or config.activation not in ACTIVATIONS:
+        raise ModelFileError(f"config asks for normalisation {config.normalization!r:.40} and "
+                             f"activation {config.activation!r:.40}; the forward runs "
+                             f"{NORMALIZATIONS} and {ACTIVATIONS}")
+    eps = config.layer_norm_eps
+    if type(eps) not in (int, float) or not 0 <= eps < float("inf"):
+        raise ModelFileError(f"config.layer_norm_eps must be a finite number ≥ 0, not "
+                             f"{eps!r:.40}")
     whole_number(config.max_seq_len, "config.max_seq_len", 1, MAX_SEQ_LEN_LIMIT)
     whole_number(config.d_model, "config.d_model", 1)
     for i, layer in enumerate(config.layers):

@@ -123,6 +123,10 @@ def _config_to_json(config: ModelConfig) -> dict[str, Any]:
                    for l in config.layers],
         "output_label": config.output_label, "output_numerical": config.output_numerical,
         "output_values": _values(config.output_values),
+        # Written only for LayerNorm models, so plain models' files stay as they were.
+        **({"normalization": config.normalization, "activation": config.activation,
+            "layer_norm_eps": config.layer_norm_eps}
+           if config.normalization != "none" else {}),
     }
 
 
@@ -135,7 +139,10 @@ def _config_from_json(data: dict[str, Any]) -> ModelConfig:
         pad=decode_value(data["pad"]), d_model=whole_number(data["d_model"], "config.d_model", 1),
         layers=tuple(LayerConfig(**layer) for layer in data["layers"]),
         output_label=data["output_label"], output_numerical=bool(data["output_numerical"]),
-        output_values=_unvalues(data["output_values"]))
+        output_values=_unvalues(data["output_values"]),
+        normalization=data.get("normalization", "none"),  # absent: saved before LayerNorm
+        activation=data.get("activation", "relu"),
+        layer_norm_eps=data.get("layer_norm_eps", 0.0))
 
 
 def _component_to_json(c: Component) -> dict[str, Any]:

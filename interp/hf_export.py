@@ -207,17 +207,27 @@ def to_hf(model):
 
     Its logits at each position are the lm_head over the token table
     (`interp.hf_tokens.token_table`): argmax gives the program's output there."""
-    check_exportable(model.config)
-    table = token_table(model.config)
     torch = import_extra("torch")
     transformers = import_extra("transformers")
-    config = transformers.GPT2Config(**hf_config(model, table))
+    config, generation, arrays = _export_parts(model)
     with torch.device("meta"):  # no random initialisation: every weight is loaded below
         hf_model = transformers.GPT2LMHeadModel(config)
-    state = {k: torch.from_numpy(v) for k, v in hf_arrays(model, table).items()}
+    state = {k: torch.from_numpy(v) for k, v in arrays.items()}
     hf_model.load_state_dict(state, strict=True, assign=True)
-    hf_model.generation_config = transformers.GenerationConfig(**_generation(model, table))
+    hf_model.generation_config = generation
     return hf_model.eval()
+
+
+def _export_parts(model):
+    """(GPT2Config, GenerationConfig, state dict as numpy) of `model`, refused (one line)
+    unless GPT-2 runs it exactly."""
+    check_exportable(model.config)
+    transformers = import_extra("transformers")
+    table = token_table(model.config)
+    config = transformers.GPT2Config(architectures=["GPT2LMHeadModel"], dtype="float32",
+                                     **hf_config(model, table))
+    generation = transformers.GenerationConfig(**_generation(model, table))
+    return config, generation, hf_arrays(model, table)
 
 
 def _generation(model, table: TokenTable) -> dict:
@@ -228,20 +238,22 @@ def _generation(model, table: TokenTable) -> dict:
 
 
 def save_hf(model, directory: str | os.PathLike, description: str | None = None) -> list[Path]:
-    """Write `model`'s Hugging Face directory (see the module docstring); returns the files."""
-    from interp.tl_export import write_ground_truth
+    """Write `model`'s Hugging Face directory (see the module docstring); returns the files.
+    Deterministic: the same model gives byte-identical files."""
+    from interp.tl_export import write_safetensors, write_ground_truth
     from rasp_runtime.checksum import export_manifest
     from rasp_runtime.serialize import EXPORT_MODEL_NAME, save_model
 
-    hf_model = to_hf(model)
+    config, generation, arrays = _export_parts(model)
     directory = Path(directory)
     if directory.suffix in (".npz", ".json") or directory.is_file():
         raise ModelFileError(f"{directory} must be a directory for format 'hf'")
     directory.mkdir(parents=True, exist_ok=True)
-    hf_model.save_pretrained(directory)
-    table = token_table(model.config)
-    tokenizer = hf_tokenizer(table, hf_model.config.n_positions)
+    config.save_pretrained(directory)
+    generation.save_pretrained(directory)
+    write_safetensors(directory / "model.safetensors", arrays)
     written = [directory / name for name in HF_MODEL_FILES]
+    tokenizer = hf_tokenizer(token_table(model.config), config.n_positions)
     written += [Path(p) for p in tokenizer.save_pretrained(directory)]
     written.append(directory / GROUND_TRUTH)
     write_ground_truth(written[-1], model.ground_truth, model.config)

@@ -62,10 +62,12 @@ def token_table(config) -> TokenTable:
     output_ids = []
     for value in config.output_values:
         spelt = _spelling(value)
-        same = spelt in ids and ids[spelt] < len(inputs) and _same_value(inputs[ids[spelt]],
-                                                                         value)
-        output_ids.append(ids[spelt] if same else
-                          _add(tokens, ids, _free_spelling(OUTPUT_PREFIX + spelt, ids)))
+        if spelt not in ids:
+            output_ids.append(_add(tokens, ids, spelt))
+        elif ids[spelt] < len(inputs) and _same_value(inputs[ids[spelt]], value):
+            output_ids.append(ids[spelt])
+        else:  # another token's spelling
+            output_ids.append(_add(tokens, ids, _free_spelling(OUTPUT_PREFIX + spelt, ids)))
     return TokenTable(tuple(tokens), tuple(output_ids), 0, len(inputs) - 1,
                       special["sep"], special["eos"])
 

@@ -58,7 +58,7 @@ def export_model(model, directory: str | os.PathLike, format: str = "safetensors
     files = {name: directory / name for name in
              ("model.safetensors", "config.json", "tokenizer.json", "ground_truth.json",
               "edges.json")}
-    _write_safetensors(files["model.safetensors"],
+    write_safetensors(files["model.safetensors"],
                        tl_weights.native_arrays(model.params, model.config))
     _write_json(files["config.json"], tl_weights.bridge_config(model.config))
     _write_json(files["tokenizer.json"], tokenizer_table(model))
@@ -71,7 +71,7 @@ def export_model(model, directory: str | os.PathLike, format: str = "safetensors
     absent += [] if dataset else [DATASET_FILE]
     if format == "transformer-lens":
         legacy = directory / "legacy.safetensors"
-        _write_safetensors(legacy, tl_weights.legacy_arrays(model.params, model.config))
+        write_safetensors(legacy, tl_weights.legacy_arrays(model.params, model.config))
         _write_json(directory / "legacy_config.json", tl_weights.legacy_config(model.config))
         written += [legacy, directory / "legacy_config.json"]
     if format == "interpbench":
@@ -197,7 +197,7 @@ def _plain(value):
     return str(value)
 
 
-def _write_safetensors(path: Path, arrays) -> None:
+def write_safetensors(path: Path, arrays) -> None:
     """Like safetensors' save_file, but with the usual file permissions (it writes 0600).
 
     One metadata key only: safetensors writes the metadata map in hash order, so two

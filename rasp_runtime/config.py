@@ -42,6 +42,12 @@ class ModelConfig:
     # The architecture the forward runs (rasp_runtime.forward reads these; none guesses).
     normalization: str = "none"   # no LayerNorm before attention, MLP or unembedding
     activation: str = "relu"      # the MLPs' activation
+    # "per-position": the program's value at each position; "completion": the input is
+    # `x… sep y…` over `vocab` (prompt tokens from `prompt_vocab`), the output the next token.
+    form: str = "per-position"
+    sep: Any = None
+    eos: Any = None
+    prompt_vocab: tuple[Any, ...] = ()
 
     @property
     def vocab_size(self) -> int:

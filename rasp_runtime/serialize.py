@@ -123,6 +123,10 @@ def _config_to_json(config: ModelConfig) -> dict[str, Any]:
                    for l in config.layers],
         "output_label": config.output_label, "output_numerical": config.output_numerical,
         "output_values": _values(config.output_values),
+        # Only a completion model says its form, so per-position files stay as they were.
+        **({"form": config.form, "sep": encode_value(config.sep),
+            "eos": encode_value(config.eos), "prompt_vocab": _values(config.prompt_vocab)}
+           if config.form != "per-position" else {}),
     }
 
 
@@ -135,7 +139,15 @@ def _config_from_json(data: dict[str, Any]) -> ModelConfig:
         pad=decode_value(data["pad"]), d_model=whole_number(data["d_model"], "config.d_model", 1),
         layers=tuple(LayerConfig(**layer) for layer in data["layers"]),
         output_label=data["output_label"], output_numerical=bool(data["output_numerical"]),
-        output_values=_unvalues(data["output_values"]))
+        output_values=_unvalues(data["output_values"]), **_form_from_json(data))
+
+
+def _form_from_json(data: dict[str, Any]) -> dict[str, Any]:
+    """The form fields of a config; a file without them is per-position (older files too)."""
+    if "form" not in data:
+        return {}
+    return {"form": data["form"], "sep": decode_value(data["sep"]),
+            "eos": decode_value(data["eos"]), "prompt_vocab": _unvalues(data["prompt_vocab"])}
 
 
 def _component_to_json(c: Component) -> dict[str, Any]:

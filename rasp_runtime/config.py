@@ -45,6 +45,12 @@ class ModelConfig:
     normalization: str = "none"   # or "layernorm": pre-LN before attention, MLP, unembedding
     activation: str = "relu"      # the MLPs' activation
     layer_norm_eps: float = 0.0   # LayerNorm's epsilon (read only with "layernorm")
+    # "per-position": the program's value at each position; "completion": the input is
+    # `x… sep y…` over `vocab` (prompt tokens from `prompt_vocab`), the output the next token.
+    form: str = "per-position"
+    sep: Any = None
+    eos: Any = None
+    prompt_vocab: tuple[Any, ...] = ()
 
     @property
     def vocab_size(self) -> int:

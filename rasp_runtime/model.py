@@ -163,6 +163,9 @@ class CompiledModel:
         # "args": [8]}; set by raspc and saved, as information: loading never imports it
         # (raspc verify rebuilds an example by name, a file only with --trust-program-source).
         self.source: dict[str, Any] | None = None
+        # A completion-form model compiled here: (the program as written, its causal flag);
+        # `program` is then the rewritten program the weights compute (compiler.completion).
+        self.completion_of: tuple[Any, bool] | None = None
         # Where the program has a value; unknown (not total) for models saved without it.
         self.domain = domain if domain is not None else Domain(unknown="not recorded")
         self.input_encoder = InputEncoder(config.vocab, config.bos, config.pad)
@@ -204,6 +207,11 @@ class CompiledModel:
         Without it, nothing is checked: on an input outside `self.domain` the decoded
         output is whatever the weights compute (often None, or one of several
         selected values), so check inputs whenever `self.domain.total` is False.
+
+        A completion-form model (`config.form == "completion"`) runs the sequence
+        `BOS x1 … xn SEP y1 …`; the value decoded at SEP and after is the next token
+        (before SEP it means nothing), and `check` compares those with the program's
+        output then EOS. `generate` writes the whole completion.
         """
         check_can_run()
         ids = self._encode(tokens)
@@ -225,6 +233,12 @@ class CompiledModel:
 
     def _check(self, xs: list[Any], decoded: list[Any]):
         from rasp_runtime.verify import outputs_agree  # verify imports this module
+        if self.config.form == "completion":
+            from rasp_runtime.generation import check_completion, split_completion
+            split = split_completion(self.config, [self.config.bos, *xs])
+            if split is not None:
+                check_completion(self, split[0], decoded[split[1] - 1:])
+            return
         if self.program is None:
             raise ModelMismatchError("check=True needs the program; this model was loaded "
                                      "without one")
@@ -237,6 +251,14 @@ class CompiledModel:
         if not outputs_agree(expected, decoded):
             raise ModelMismatchError(f"model and evaluator disagree on {xs!r}: "
                                      f"evaluator {expected!r}, model {decoded!r}")
+
+    def generate(self, tokens: Sequence[Any], check: bool = False) -> list[Any]:
+        """The output tokens a completion-form model writes after the prompt `tokens`:
+        greedy, one forward pass per token over the whole prefix (no key/value cache),
+        stopping at EOS or after len(tokens) outputs (rasp_runtime.generation)."""
+        check_can_run()
+        from rasp_runtime.generation import generate
+        return generate(self, tokens, check)
 
     def apply_batch(self, batch, return_residuals: bool = False):
         """Decoded outputs of many sequences, each a list starting with BOS.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from raspc.targets import TARGET_HELP, load_model_or_target
+from raspc.targets import FORM_HELP, TARGET_HELP, load_model_or_target
 
 FORMATS = ("safetensors", "transformer-lens", "interpbench")  # = interp.tl_export.FORMATS
 
@@ -27,3 +27,4 @@ def register(command) -> None:
                         "truth/edges JSON; transformer-lens: also the HookedTransformer layout; "
                         "interpbench: also ll_model.pth, ll_model_cfg.pkl, edges.pkl")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--form", choices=("per-position", "completion"), help=FORM_HELP)

@@ -67,6 +67,7 @@ class Target:
     sample: Callable[[random.Random], list[Any]]
     source: dict[str, Any] | None = None  # how to rebuild the program; saved with the model
     loaded: tuple[CompiledModel, float] | None = None  # a saved model, seconds to load it
+    form: str = "per-position"  # or "completion" (compile_rasp_to_model's `form`)
 
     def compile(self, strict: bool = False) -> tuple[CompiledModel, float]:
         """The compiled (or loaded) model and the wall time in seconds it took, importing
@@ -80,7 +81,7 @@ class Target:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasp.CompileWarning)
             model = compile_rasp_to_model(self.program, self.vocab, self.max_seq_len,
-                                          self.causal, strict=strict)
+                                          self.causal, strict=strict, form=self.form)
         model.source = self.source
         return model, time.perf_counter() - start
 
@@ -302,8 +303,22 @@ def load_model_file(spec: str, verify: bool = True) -> tuple[CompiledModel, str]
 
 def _refuse_compile_flags(vocab, max_seq_len, causal) -> None:
     if vocab is not None or max_seq_len or causal:
-        raise CliError("--vocab, --max-seq-len and --causal apply when compiling, "
+        raise CliError("--vocab, --max-seq-len, --causal and --form apply when compiling, "
                        "not to a saved model")
+
+
+FORM_HELP = ("per-position (default): the program's value at each input position; "
+             "completion: a causal decoder that reads the prompt then SEP and writes the "
+             "output one token per step, then EOS (see raspc generate)")
+
+
+def with_form(target: Target, form: str | None) -> Target:
+    """`target` compiled in `form` (None: as it is)."""
+    if form is None:
+        return target
+    if target.loaded is not None:
+        _refuse_compile_flags(None, None, form)
+    return dataclasses.replace(target, form=form)
 
 
 def load_model_or_target(args, strict: bool = False
@@ -311,12 +326,13 @@ def load_model_or_target(args, strict: bool = False
     """(model, description, target) for a command's `target` argument: a saved model
     (then target is None, and the compile flags are refused; its program is not rebuilt,
     so nothing its JSON names is imported or read) or a compiled program."""
+    form = getattr(args, "form", None)
     if args.target.endswith(MODEL_SUFFIXES):
-        _refuse_compile_flags(args.vocab, args.max_seq_len, args.causal)
+        _refuse_compile_flags(args.vocab, args.max_seq_len, args.causal or form)
         model, description = load_model_file(args.target, args.verify)
         return model, description, None
-    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal,
-                         **target_options(args))
+    target = with_form(load_target(args.target, args.vocab, args.max_seq_len, args.causal,
+                                   **target_options(args)), form)
     model, _ = target.compile(strict)
     return model, f"{target.name}: {target.description}", target
 

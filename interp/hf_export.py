@@ -31,8 +31,8 @@ HF_MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors")
 def check_exportable(config) -> None:
     """Refuse (one ModelFileError line, saying how to compile one) a model GPT-2 cannot run
     exactly: GPT-2 always masks causally and always applies LayerNorm."""
-    fix = ("compile it with causal=True and layer_norm=True (raspc: --causal --layer-norm) "
-           "or in the completion form (--form completion)")
+    fix = ("compile it with layer_norm=True and causal=True or form='completion' (raspc: "
+           "--layer-norm with --causal or --form completion)")
     if not config.causal:
         raise ModelFileError(f"GPT-2 attention is causal and this model is not: {fix}")
     if config.normalization != "layernorm":
@@ -231,10 +231,17 @@ def _export_parts(model):
 
 
 def _generation(model, table: TokenTable) -> dict:
-    """Greedy decoding, the special ids, and room for the longest output plus EOS."""
+    """Greedy decoding and the special ids. A completion model writes at most one output
+    per prompt token, then EOS; a per-position model's next token is the program's output
+    at the last position, so it generates one."""
+    config = model.config
+    if getattr(config, "form", "per-position") == "completion":
+        new_tokens = (config.max_seq_len - 1) // 2 + 1  # the longest prompt's outputs + EOS
+    else:
+        new_tokens = 1
     return {"do_sample": False, "num_beams": 1, "bos_token_id": table.bos_id,
             "eos_token_id": table.eos_id, "pad_token_id": table.pad_id,
-            "max_new_tokens": model.config.max_seq_len + 1}
+            "max_new_tokens": new_tokens}
 
 
 def save_hf(model, directory: str | os.PathLike, description: str | None = None) -> list[Path]:

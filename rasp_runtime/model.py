@@ -322,8 +322,13 @@ class CompiledModel:
         """Save to `path` (.npz parameters) and a .json beside it; see rasp_runtime.serialize.
 
         format="safetensors" (or "transformer-lens", "interpbench") writes a
-        directory TransformerLens loads instead; see interp.tl_export.
+        directory TransformerLens loads instead; see interp.tl_export. format="hf"
+        writes a Hugging Face GPT-2 directory (causal LayerNorm models); see
+        interp.hf_export.
         """
+        if format == "hf":
+            from interp.hf_export import save_hf  # needs the hf extra
+            return save_hf(self, path, description)
         if format != "npz":
             from interp.tl_export import export_model  # torch-free, but interp stays optional
             return export_model(self, path, format, description)

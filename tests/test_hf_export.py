@@ -43,8 +43,10 @@ def ln_model(name: str, form: str = "per-position") -> CompiledModel:
 
 
 def inputs(name: str, count: int, seed: int = 0) -> list[list]:
+    """`count` valid inputs of length N (one length: each forward traces once)."""
     rng = random.Random(seed)
-    return [EXAMPLES[name].sample(rng, N) for _ in range(count)]
+    example = EXAMPLES[name]
+    return [example.sampler(rng, list(example.vocab), N) for _ in range(count)]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -67,12 +69,11 @@ def dyck1(tmp_path_factory):
     return model, directory
 
 
-def _ours(model, batch):
-    """Our forward's logits on token lists of equal length, and the ids fed to it."""
+def _ours(model, batch, hooks=None):
+    """Our forward's outputs on token lists of one length, and the ids fed to it."""
     ids = np.array([model.input_encoder.encode([model.config.bos, *xs]) for xs in batch],
                    np.int32)
-    out = model.forward.apply(model.params, ids, np.ones_like(ids, bool))
-    return np.asarray(out["output"]), ids
+    return model.forward.apply(model.params, ids, np.ones_like(ids, bool), hooks), ids
 
 
 @pytest.mark.parametrize("name", ["previous_token", "first_occurrence", "dyck1"])
@@ -81,19 +82,18 @@ def test_logits_equal_ours_and_argmax_is_the_programs_output(name):
     hf = model.to_hf()
     tokenizer_vocab = {i: t for t, i in _tokens_of(hf, model).items()}
     output_ids = [_id_of(hf, model, value) for value in model.config.output_values]
-    pairs = []
-    for xs in inputs(name, 6):
-        ours, ids = _ours(model, [xs])
-        with torch.no_grad():
-            logits = hf(torch.from_numpy(ids).long()).logits[0].numpy()
-        pairs.append((logits, ours[0]))
+    batch = inputs(name, 8)
+    out, ids = _ours(model, batch)
+    ours = np.asarray(out["output"])
+    with torch.no_grad():
+        logits = hf(torch.from_numpy(ids).long()).logits.numpy()
+    np.testing.assert_allclose(logits[..., output_ids], ours,
+                               atol=TOLERANCE * np.abs(ours).max())  # of the largest entry
+    for xs, row in zip(batch, logits):
         expected = evaluate(model.program, xs, causal=True)
-        got = [tokenizer_vocab[i] for i in logits.argmax(-1)[1:]]
+        got = [tokenizer_vocab[i] for i in row.argmax(-1)[1:]]
         assert [g for g, e in zip(got, expected) if e is not None] == \
             [str(e) for e in expected if e is not None], xs
-    scale = max(np.abs(ours).max() for _, ours in pairs)  # the largest entry
-    for logits, ours in pairs:
-        np.testing.assert_allclose(logits[:, output_ids], ours, atol=TOLERANCE * scale)
 
 
 def _tokens_of(hf, model) -> dict[str, int]:
@@ -115,32 +115,26 @@ def test_every_layers_residual_through_nnsight_equals_ours(dyck1):
     # by itself (it reads the pipeline class as a string); it is passed in.
     lm = LanguageModel(str(directory), tokenizer=AutoTokenizer.from_pretrained(directory))
     d, layers = model.config.d_model, len(model.config.layers)
-    found = []
-    for xs in inputs("dyck1", 3, seed=1):
-        saved = {}
-        with lm.trace(" ".join([model.config.bos, *xs])):
-            for i in range(layers):
-                block = lm.transformer.h[i]
-                saved[f"blocks.{i}.hook_resid_pre"] = block.input.save()
-                saved[f"blocks.{i}.hook_resid_mid"] = block.ln_2.input.save()
-                saved[f"blocks.{i}.hook_resid_post"] = block.output.save()
-            saved["ln_final.hook_normalized"] = lm.transformer.ln_f.output.save()
-        ours = {}
-        hooks = {name: (lambda name: lambda x: ours.setdefault(name, x) is None or x)(name)
-                 for name in saved}
-        ids = np.array([model.input_encoder.encode([model.config.bos, *xs])], np.int32)
-        model.forward.apply(model.params, ids, np.ones_like(ids, bool), hooks)
-        assert len(ours) == len(saved) == 3 * layers + 1
-        found.append({name: (theirs[0].detach().numpy(), np.asarray(ours[name])[0])
-                      for name, theirs in saved.items()})
-    for name in found[0]:
-        scale = max(np.abs(pair[name][1]).max() for pair in found)  # the largest entry
-        for pair in found:
-            theirs, expected = pair[name]
-            np.testing.assert_allclose(theirs[:, :d], expected, atol=TOLERANCE * scale,
-                                       err_msg=name)
-            if name.startswith("blocks."):  # padding coordinates stay zero
-                assert np.abs(theirs[:, d:]).max() <= TOLERANCE * scale, name
+    batch = inputs("dyck1", 3, seed=1)
+    saved = {}
+    with lm.trace([" ".join([model.config.bos, *xs]) for xs in batch]):
+        for i in range(layers):
+            block = lm.transformer.h[i]
+            saved[f"blocks.{i}.hook_resid_pre"] = block.input.save()
+            saved[f"blocks.{i}.hook_resid_mid"] = block.ln_2.input.save()
+            saved[f"blocks.{i}.hook_resid_post"] = block.output.save()
+        saved["ln_final.hook_normalized"] = lm.transformer.ln_f.output.save()
+    ours = {}
+    _ours(model, batch, {name: (lambda name: lambda x: ours.setdefault(name, x) is None or x)(
+        name) for name in saved})
+    assert len(ours) == len(saved) == 3 * layers + 1
+    for name, theirs in saved.items():
+        theirs, expected = theirs.detach().numpy(), np.asarray(ours[name])
+        scale = np.abs(expected).max()  # the largest entry
+        np.testing.assert_allclose(theirs[..., :d], expected, atol=TOLERANCE * scale,
+                                   err_msg=name)
+        if name.startswith("blocks."):  # padding coordinates stay zero
+            assert np.abs(theirs[..., d:]).max() <= TOLERANCE * scale, name
 
 
 _LOADER = r"""
@@ -224,8 +218,8 @@ def test_the_ground_truth_names_each_hooks_module_in_the_hf_model(dyck1):
 def test_the_export_loads_back_as_our_model(dyck1):
     model, directory = dyck1
     loaded = CompiledModel.load(directory)
-    xs = ["BOS", "(", ")", "("]
-    assert loaded.apply(xs).decoded == model.apply(xs).decoded
+    batch = [["BOS", *xs] for xs in inputs("dyck1", 4, seed=4)]
+    assert loaded.apply_batch(batch) == model.apply_batch(batch)
 
 
 @pytest.mark.parametrize("shape, fragment", [

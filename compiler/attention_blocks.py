@@ -139,7 +139,7 @@ class AttentionBlocks:
         block, hardness = fitted_selector_width(
             form, level, self.max_seq_len, self.spaces[node], output_of,
             BasisDirection(f"{label}.width"), f"{label}.hidden", info, side_space, shift)
-        check_scratch(expr, block, self.max_seq_len, hardness, shift)
+        check_scratch(expr, block, self.max_seq_len, hardness, shift, self.layer_norm)
         return NodeBlock(node, block, inputs)
 
 

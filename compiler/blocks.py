@@ -16,11 +16,13 @@ import numpy as np
 from compiler.attention_blocks import AttentionBlocks, width_with_side
 from compiler.budgets import Budgets, class_indices, one_hots
 from compiler.graph import ProgramGraph
+from compiler.layer_norm import LayerNormReads
 from compiler.node_block import NodeBlock
 from compiler.values import ValueSet
 from craft import categorical, clean_lookup, numerical
 from craft.bases import ONE, MatrixTooLarge, VectorSpace, zeros_matrix
 from craft.blocks import MLP, BlockInfo, Series
+from craft.selector_width import scratch_tolerance
 from rasp import expr as rx
 from rasp.errors import CompileError
 
@@ -50,15 +52,21 @@ LOOKUP_NOISE = 1e-5
 
 def build_blocks(graph: ProgramGraph, values: dict[int, ValueSet],
                  spaces: dict[int, VectorSpace], max_seq_len: int,
-                 causal: bool, fold: bool = True) -> list[NodeBlock]:
+                 causal: bool, fold: bool = True,
+                 layer_norm: LayerNormReads | None = None) -> list[NodeBlock]:
     """A block for every SOp the output needs that is not embedded, in topological order.
 
     Demand-driven: a node gets a block only if the output or another block reads
     it, so an SOp that a block reads through its sources (see compiler.affine)
-    costs nothing. With `fold` False, every SOp gets a block of its own.
+    costs nothing. With `fold` False, every SOp gets a block of its own. With
+    `layer_norm`, every read goes through a LayerNorm: numerical budgets and one-hot
+    noise are charged its error, and each block's written error is recorded there.
     """
     budgets = Budgets(graph.output, lambda node: rx.is_numerical(graph.expr(node)), graph.label)
-    builder = _Builder(graph, values, spaces, max_seq_len, causal, budgets, fold)
+    builder = _Builder(graph, values, spaces, max_seq_len, causal, budgets, fold,
+                       layer_norm=layer_norm)
+    if layer_norm is not None:
+        budgets.read_error = lambda node: layer_norm.read_error(builder._largest(node) + 1)
     needed, blocks = {graph.output}, []
     for node in reversed(graph.order):
         expr = graph.expr(node)
@@ -71,6 +79,9 @@ def build_blocks(graph: ProgramGraph, values: dict[int, ValueSet],
             builder.budgets.tolerate_by_default(node, block.inputs)
             needed.update(block.inputs)
             blocks.append(block)
+    if layer_norm is not None:
+        for block in blocks:
+            layer_norm.written[block.node] = builder.written_error(block)
     return blocks[::-1]
 
 
@@ -86,6 +97,7 @@ class _Builder(AttentionBlocks):
     exact: dict[int, bool] = dataclasses.field(default_factory=dict)  # _exact_lookup's answers
     # Per Map node, its cached output function (`_map_result`).
     map_results: dict = dataclasses.field(default_factory=dict)
+    layer_norm: LayerNormReads | None = None  # a LayerNorm before every read
 
     def build(self, node: int) -> NodeBlock:
         expr = self.graph.expr(node)
@@ -319,7 +331,33 @@ class _Builder(AttentionBlocks):
         return rows
 
     def _noise(self, sop) -> float:
-        """A bound on the float32 error of a categorical SOp's one-hot."""
+        """A bound on the float32 error of a categorical SOp's one-hot, as its readers see
+        it: what it is written with, and with a LayerNorm what the LayerNorm adds."""
+        written = self._written_noise(sop)
+        if self.layer_norm is None:
+            return written
+        return written + self.layer_norm.one_hot_error(self.spaces[sop.unique_id].dim)
+
+    def written_error(self, block: NodeBlock) -> float:
+        """A bound on the L1 float32 error of what `block` writes to the residual: its
+        SOp's (a number's budget, a one-hot's noise), and a width's scratch."""
+        expr = self.graph.expr(block.node)
+        error = self.budgets.budget(block.node) + self.budgets.read_error(block.node) \
+            if rx.is_numerical(expr) else self._written_noise(expr)
+        own = set(self.spaces[block.node].basis)
+        if any(d not in own for part in block.parts() for d in part.writes.basis):
+            error += scratch_tolerance(self.max_seq_len) * 2  # relative, of a value ≤ 2
+        return error
+
+    def _written_noise(self, sop) -> float:
+        """`_noise` as written: with a LayerNorm no lookup reads an exact one-hot, and
+        lookups of noisy ones carry LOOKUP_NOISE."""
+        if isinstance(sop, EMBEDDED):
+            return 0.0
+        plain = self._plain_noise(sop)
+        return LOOKUP_NOISE if self.layer_norm is not None and plain == 0.0 else plain
+
+    def _plain_noise(self, sop) -> float:
         if isinstance(sop, EMBEDDED) or self._exact_lookup(sop):
             return 0.0
         if isinstance(sop, rx.Map) and rx.is_numerical(sop.inner):

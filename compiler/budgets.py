@@ -46,6 +46,9 @@ class Budgets:
     is_numerical: Callable[[int], bool]
     label: Callable[[int], str] = str
     tolerances: dict[int, dict[int, float]] = dataclasses.field(default_factory=dict)
+    # What reading `node` costs on top of its own error (a LayerNorm before every read,
+    # compiler.layer_norm); its readers' tolerances pay for it first.
+    read_error: Callable[[int], float] = lambda node: 0.0
 
     def tolerate(self, reader: int, sop: int, error: float):
         """Record that `reader` stays exact while numerical `sop` errs by at most `error`."""
@@ -62,7 +65,7 @@ class Budgets:
         tolerated = list(self.tolerances.get(node, {}).values())
         if node == self.output:
             tolerated.append(OUTPUT_BUDGET)
-        return min(tolerated, default=NUMERIC_BUDGET)
+        return min(tolerated, default=NUMERIC_BUDGET) - self.read_error(node)
 
     def spent_by(self, node: int) -> str:
         """Who sets `node`'s budget, for a refusal: its least tolerant reader, and what
@@ -104,7 +107,7 @@ class Budgets:
             allowed = self.budget(node)
             if node == self.output:  # its readers' tolerances, and the output's own rule
                 readers = min(self.tolerances.get(node, {}).values(), default=np.inf)
-                allowed = np.minimum(readers, output_budget(values))
+                allowed = np.minimum(readers, output_budget(values)) - self.read_error(node)
             slack = float(np.min(allowed - float_bounds.matmul_error(magnitudes, units)))
         if slack <= 0:
             raise CompileError(expr, "float32 rounding of its linear combination may exceed "
@@ -145,10 +148,13 @@ def _combinations(scaled: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | N
     return values, magnitudes
 
 
-def check_scratch(expr, block: Series, max_seq_len: int, hardness: float, shift: float = 0.0):
+def check_scratch(expr, block: Series, max_seq_len: int, hardness: float, shift: float = 0.0,
+                  layer_norm=None):
     """Refuse a width whose head (logit gap `hardness`, scratch `shift`) could, in
-    float32, move its scratch out of its window."""
-    error = scratch_error(block.blocks[0], max_seq_len, hardness, shift)
+    float32, move its scratch out of its window; with `layer_norm` (compiler.layer_norm.
+    LayerNormReads), what a LayerNorm before the head adds to its logits too."""
+    extra = 0.0 if layer_norm is None else layer_norm.logit_error(block.blocks[0].w_qk)
+    error = scratch_error(block.blocks[0], max_seq_len, hardness, shift, extra)
     tolerance = scratch_tolerance(max_seq_len)
     if error > tolerance:
         raise CompileError(expr, f"its head may count up to {max_seq_len} keys with a float32 "

@@ -17,6 +17,7 @@ from compiler.blocks import build_blocks
 from compiler.domain import infer_domain
 from compiler.fusion import fuse_alternatives
 from compiler.graph import ProgramGraph, extract_graph
+from compiler.layer_norm import LayerNormReads, with_layer_norm
 from compiler.layout import layout_residual
 from compiler.lowering import lower_program
 from compiler.record import record_components, record_values
@@ -37,7 +38,8 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
                           causal: bool = False, compiler_bos: str = "BOS",
                           compiler_pad: str = "PAD", mlp_exactness: float = 100,
                           strict: bool = False, prefer: str = "depth",
-                          fuse: bool = True, form: str = "per-position") -> CompiledModel:
+                          fuse: bool = True, form: str = "per-position",
+                          layer_norm: bool = False) -> CompiledModel:
     """Compile a RASP program into a transformer that agrees with `rasp.evaluate`.
 
     Args:
@@ -59,6 +61,9 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
         writes the output `y1 … yn` then EOS (`model.generate`; compiler.completion).
       fuse: False compiles one block per SOp (no fusion, no Map read through its
         source), so the ground truth names every SOp of the lowered program.
+      layer_norm: build pre-LN blocks (a LayerNorm before each attention and MLP
+        sublayer and before the unembedding, as GPT-2), exact within a proved bound
+        (compiler.layer_norm); a reader that cannot absorb it is refused by name.
 
     The model's `domain` lists every way an input can make the reference evaluator
     raise (a function raising on some value, a categorical Aggregate that may select
@@ -75,6 +80,8 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
     vocab = _check_arguments(program, vocab, max_seq_len, compiler_bos, compiler_pad)
     _check_mlp_exactness(mlp_exactness)
     _check_choice(prefer, fuse)
+    if not isinstance(layer_norm, bool):
+        raise CompileError(None, f"layer_norm must be True or False, got {layer_norm!r}")
     if form != "per-position":
         _check_form(form)
         from compiler.completion import compile_completion  # it calls back into this module
@@ -82,13 +89,13 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
                                   functools.partial(compile_rasp_to_model, causal=True,
                                                     compiler_bos=compiler_bos,
                                                     compiler_pad=compiler_pad, prefer=prefer,
-                                                    fuse=fuse))
+                                                    fuse=fuse, layer_norm=layer_norm))
     lowered = lower_program(program, _none_oracle(program, vocab, max_seq_len))
     known: dict = {}  # the lowered program's value sets; fusion keeps most of its nodes
     domain = infer_domain(program, lowered, vocab, max_seq_len, causal, known)
     _enforce(domain, strict)
     def lay_out(program: rx.SOp) -> _LaidOut:
-        return _laid_out(program, vocab, max_seq_len, causal, known, fuse)
+        return _laid_out(program, vocab, max_seq_len, causal, known, fuse, layer_norm)
 
     if not fuse:
         laid_out = lay_out(lowered)
@@ -118,6 +125,8 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
                           record_components(schedule, residual),
                           record_values(graph, spaces, residual, schedule), program,
                           domain=domain)
+    if layer_norm:
+        model = with_layer_norm(model, graph, values, spaces, laid_out.layer_norm)
     if not domain.total:
         warnings.warn(CompileWarning(domain.message()), stacklevel=2)
     return model
@@ -133,18 +142,22 @@ class _LaidOut:
     schedule: Schedule
     residual: VectorSpace
     size: tuple[int, int]  # (layers, weights): depth first
+    layer_norm: LayerNormReads | None = None  # what the blocks were charged per read
 
 
 def _laid_out(program: rx.SOp, vocab, max_seq_len: int, causal: bool,
-              known: dict | None = None, fold: bool = True) -> _LaidOut:
+              known: dict | None = None, fold: bool = True,
+              layer_norm: bool = False) -> _LaidOut:
     graph = extract_graph(program)
     values = infer_value_sets(graph, vocab, max_seq_len, known=known)
     spaces = node_spaces(graph, values)
-    blocks = build_blocks(graph, values, spaces, max_seq_len, causal, fold)
+    reads = LayerNormReads() if layer_norm else None
+    blocks = build_blocks(graph, values, spaces, max_seq_len, causal, fold, reads)
     schedule = schedule_layers(blocks)
     residual = layout_residual(graph, spaces, blocks)
     weights = weight_count(schedule, residual, spaces[graph.output].dim, len(vocab), max_seq_len)
-    return _LaidOut(graph, values, spaces, schedule, residual, (len(schedule.layers), weights))
+    return _LaidOut(graph, values, spaces, schedule, residual, (len(schedule.layers), weights),
+                    reads)
 
 
 def _narrowing(program: rx.SOp, values: dict) -> Callable[[rx.SOp], bool]:

@@ -88,3 +88,52 @@ def mean_error(count, max_abs_value, input_error=0.0):
     rho = mean_weight_error(count)
     summation = rho + gamma(count) * (1 + rho)
     return (1 + rho) * input_error + summation * (max_abs_value + input_error)
+
+
+
+# A library sqrt (or rsqrt) is within this many ulps; IEEE's correctly rounded one is exact
+# on the powers of four `layer_norm_error` is used with.
+SQRT_ULPS = 2
+
+
+def layer_norm_error(d, magnitude, residual_sum, square_sum, eps):
+    """(M, ρ): every coordinate of LayerNorm(x̂) with gain √eps, offset 0, computed in
+    float32 in any summation order, is (x̂ᵢ − μ̂ + ξᵢ)·(1 + τ) with |μ̂| ≤ M, |ξᵢ| ≤ u·|x̂ᵢ − μ̂|,
+    |τ| ≤ ρ: the same computed mean μ̂ comes off every coordinate, then one common scale.
+
+    x̂ is a float32 residual of `d` coordinates with Σ|x̂ᵢ| ≤ `magnitude`, |Σx̂ᵢ| ≤
+    `residual_sum` (zero in exact arithmetic for a balanced residual: what is left is its
+    writers' rounding) and Σx̂ᵢ² ≤ `square_sum`. The steps, as TransformerLens runs them:
+      μ̂ = fl(Σx̂/d):  |μ̂| ≤ M = (1+γ₂)·(residual_sum + γ_{d−1}·magnitude)/d (γ₂: a
+        division, or a multiplication by a rounded 1/d, as XLA may do);
+      cᵢ = fl(x̂ᵢ − μ̂) = (x̂ᵢ − μ̂)(1 + ξ'), |ξ'| ≤ u;
+      v̂ = fl(Σcᵢ²/d) ≤ V = (1+γ_{d+2})·(√square_sum + √d·M)²·(1+u)²/d;
+      σ = fl(√fl(v̂ + eps)) = √eps·(1+θ), 0 ≤ … ≤ V/(2·eps) + (SQRT_ULPS + ½)·u;
+      out = fl(fl(cᵢ/σ)·√eps): two more roundings,
+    so ρ = V/(2·eps) + (SQRT_ULPS + 3.01)·u (the 0.01 covers second-order terms).
+    Where v̂ < eps·2⁻²⁴ and sqrt is correctly rounded, σ = √eps exactly and τ is 0.
+    """
+    u = UNIT_ROUNDOFF
+    mean = (1 + gamma(2)) * (residual_sum + gamma(max(d - 1, 0)) * magnitude) / d
+    variance = (1 + gamma(d + 2)) * (np.sqrt(square_sum) + np.sqrt(d) * mean) ** 2 \
+        * (1 + u) ** 2 / d
+    return mean, variance / (2 * eps) + (SQRT_ULPS + 3.01) * u
+
+
+def probed_read_error(count, mean, scale):
+    """(A, ρ'): what reading a LayerNorm's output adds to a read's error bound.
+
+    The read is Σwᵢyᵢ over `count` rows of y = LayerNorm(x̂) (`layer_norm_error`'s (M, ρ) =
+    (`mean`, `scale`)), with one more row −Σwᵢ (rounded to float32) on a coordinate that is
+    0 in the residual, so that yₚ = −μ̂·(1+τ) and the probe row cancels the mean. In float32,
+    in any order, it is within A·Σ|wᵢ| + ρ'·Σ|wᵢx̂ᵢ| of Σwᵢx̂ᵢ, on top of the γ_count·Σ|wᵢx̂ᵢ|
+    the reader's own bound already charges. Exactly,
+      Σwᵢyᵢ + wₚyₚ = (1+τ)·(Σwᵢx̂ᵢ + Σwᵢ(x̂ᵢ − μ̂)ξᵢ + μ̂·δ·Σwᵢ), |ξᵢ|, |δ| ≤ u,
+    and the matmul's rounding γ_{count+1}·(Σ|wᵢyᵢ| + |wₚyₚ|) exceeds the reader's own by at
+    most γ_{count+1}·2M·Σ|wᵢ|·(1+u)(1+ρ) (the mean on every row) plus u·(1+u)·Σ|wᵢx̂ᵢ| (one
+    more term). So ρ' = ρ + (1+ρ)·2.02·u and A = (1+ρ)·M·(2u + 2γ_{count+1}·(1+u)).
+    """
+    u, g = UNIT_ROUNDOFF, gamma(count + 1)
+    relative = scale + (1 + scale) * 2.02 * u
+    absolute = (1 + scale) * mean * (2 * u + 2 * g * (1 + u))
+    return absolute, relative

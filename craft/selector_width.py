@@ -86,10 +86,11 @@ def _width_mlp(max_seq_len, output_space, output_of, scratch, hidden_name, info,
 
 
 def scratch_error(head: AttentionHead, max_seq_len: int, hardness: float = HARDNESS,
-                  shift: float = 0.0) -> float:
+                  shift: float = 0.0, extra_logit_error: float = 0.0) -> float:
     """Relative float32 error bound of the scratch 1/(w+1), for every w ≤ N and any order
     (with a `shift` c: of (1+c)/(w+1) − c, relative to (1+c)/(w+1), so that it compares
-    with `scratch_tolerance` the same way).
+    with `scratch_tolerance` the same way); `extra_logit_error` is added to every logit's
+    error bound (what noise on the head's inputs may add, e.g. a LayerNorm's).
 
     BOS and the w selected keys share one exact logit, unselected keys sit at least
     `hardness` lower, and each logit errs by at most δ (`logit_error_bound`). The
@@ -103,7 +104,8 @@ def scratch_error(head: AttentionHead, max_seq_len: int, hardness: float = HARDN
     by at most γ_{N+2}·(x + c) (float_bounds.matmul_error), x = 1/(w+1) ≥ 1/(N+1), so
     relative to (1+c)·x by at most γ_{N+2}·(1 + c·(N+1))/(1 + c), added to the above.
     """
-    error = _scratch_error_of(logit_error_bound(head.w_qk), float(hardness), max_seq_len)
+    error = _scratch_error_of(logit_error_bound(head.w_qk) + extra_logit_error,
+                              float(hardness), max_seq_len)
     if shift:
         error += float_bounds.gamma(max_seq_len + 2) * (1 + shift * (max_seq_len + 1)) \
             / (1 + shift)

@@ -71,6 +71,8 @@ def bridge_config(config: ModelConfig) -> dict:
     }
     if not s.attn_only:
         fields["d_mlp"] = s.d_mlp
+    if config.normalization == "layernorm":  # pre-LN, as ours; plain exports stay as they were
+        fields.update(normalization_type="LN", eps=config.layer_norm_eps)
     return fields
 
 
@@ -87,7 +89,8 @@ def legacy_config(config: ModelConfig) -> dict:
     fields = bridge_config(config)
     fields["original_architecture"] = "rasp-compiler"
     fields.setdefault("d_mlp", None)
-    return {k: fields[k] for k in (*_LEGACY_FIELDS, "original_architecture")}
+    extra = ("eps",) if "eps" in fields else ()  # a HookedTransformerConfig field since 1.x
+    return {k: fields[k] for k in (*_LEGACY_FIELDS, *extra, "original_architecture")}
 
 
 def legacy_arrays(params, config: ModelConfig) -> dict[str, np.ndarray]:
@@ -108,6 +111,11 @@ def legacy_arrays(params, config: ModelConfig) -> dict[str, np.ndarray]:
         if not s.attn_only:
             out.update({f"{prefix}.mlp.{name}": array
                         for name, array in _mlp(params, f"{scope}/mlp", layer, s).items()})
+        if config.normalization == "layernorm":
+            for ln, ours in (("ln1", "ln_1"), ("ln2", "ln_2"))[:1 if s.attn_only else 2]:
+                out.update(_norm(params, f"{scope}/{ours}", f"{prefix}.{ln}"))
+    if config.normalization == "layernorm":
+        out.update(_norm(params, "transformer/ln_final", "ln_final"))
     unembed = np.zeros((s.d_model, s.d_vocab_out), np.float32)
     w = np.asarray(params["unembed"]["w"])
     unembed[:, :w.shape[1]] = w
@@ -135,6 +143,9 @@ def native_arrays(params, config: ModelConfig) -> dict[str, np.ndarray]:
             out[f"{p}.mlp.in.bias"] = legacy[f"{p}.mlp.b_in"]
             out[f"{p}.mlp.out.weight"] = legacy[f"{p}.mlp.W_out"].T
             out[f"{p}.mlp.out.bias"] = legacy[f"{p}.mlp.b_out"]
+    norms = [k[:-2] for k in legacy if k.endswith(".w") and "ln" in k.rsplit(".", 2)[-2]]
+    for norm in norms:  # blocks.L.ln1.w -> blocks.L.ln1.weight, ln_final.w -> ln_final.weight
+        out[f"{norm}.weight"], out[f"{norm}.bias"] = legacy[f"{norm}.w"], legacy[f"{norm}.b"]
     out["unembed.weight"] = legacy["unembed.W_U"].T
     out["unembed.bias"] = legacy["unembed.b_U"]
     return {k: np.ascontiguousarray(v, np.float32) for k, v in out.items()}
@@ -181,6 +192,15 @@ def _mlp(params, scope: str, layer, s: TLShape) -> dict[str, np.ndarray]:
         w_out[:units] = _array(params, scope, "linear_2", "w")
         b_out[:] = _array(params, scope, "linear_2", "b")
     return {"W_in": w_in, "b_in": b_in, "W_out": w_out, "b_out": b_out}
+
+
+def _norm(params, module: str, prefix: str) -> dict[str, np.ndarray]:
+    """A LayerNorm's w and b under `prefix`. A sublayer with no heads or no MLP has no
+    LayerNorm of ours; TransformerLens's still runs (before zero weights), so it gets
+    the final LayerNorm's."""
+    norm = params.get(module, params["transformer/ln_final"])
+    return {f"{prefix}.w": np.asarray(norm["scale"], np.float32),
+            f"{prefix}.b": np.asarray(norm["offset"], np.float32)}
 
 
 def _array(params, scope: str, module: str, name: str) -> np.ndarray:

@@ -6,7 +6,7 @@ masked out (and later keys too when causal), and the MLP activation the config n
 LayerNorm before each attention and MLP sublayer and a final one before the unembedding,
 each (x − mean) / sqrt(mean((x − mean)²) + eps) · scale + offset, computed as
 TransformerLens's LayerNorm (hooks `ln1`, `ln2`, `ln_final`: `hook_scale` [B, S, 1] and
-`hook_normalized` [B, S, d], the latter after scale and offset). As in TransformerLens,
+`hook_normalized` [B, S, d], the centred input over the scale, before gain and offset). As in TransformerLens,
 `hook_mlp_in` is the residual before ln2; unlike it, `hook_{q,k,v}_input` are ln1's
 output split per head (one LayerNorm per layer, not one per head). Returns the final logits, the residual after
 every sublayer, what each sublayer added and the attention logits. Every matmul runs
@@ -153,7 +153,8 @@ class _HookCaller:
 
 def _layer_norm(name: str, x, eps: float, hook, prefix: str):
     """LayerNorm `name` over the last axis, in TransformerLens's order of operations:
-    centre, scale = sqrt(mean of squares + eps), divide, then · scale + offset."""
+    centre, scale = sqrt(mean of squares + eps), divide (hook_normalized, as the
+    TransformerLens 4 bridge has it: before the gain), then · gain + offset."""
     d = x.shape[-1]
     with hk.name_scope(name):
         gain = hk.get_parameter("scale", [d], init=jnp.ones)
@@ -161,7 +162,7 @@ def _layer_norm(name: str, x, eps: float, hook, prefix: str):
     centred = x - x.mean(axis=-1, keepdims=True)
     scale = hook(prefix + "hook_scale",
                  jnp.sqrt((centred * centred).mean(axis=-1, keepdims=True) + eps))
-    return hook(prefix + "hook_normalized", centred / scale * gain + offset)
+    return hook(prefix + "hook_normalized", centred / scale) * gain + offset
 
 
 def _embed(name: str, rows: int, d: int, ids):

@@ -23,7 +23,8 @@ EPS = 0.25
 
 def with_layer_norm(model) -> CompiledModel:
     """`model` with LayerNorms of random gains and offsets inserted (not exact: a test
-    of the forward, not of the compiler)."""
+    of the forward, not of the compiler). hook_normalized is before gain and offset,
+    so the test checks those through the output."""
     rng = np.random.default_rng(0)
     d = model.config.d_model
     params = {k: dict(v) for k, v in model.params.items()}
@@ -50,7 +51,7 @@ def ln_model():
 def _layer_norm(x, norm):
     centred = x - x.mean(-1, keepdims=True)
     scale = np.sqrt((centred ** 2).mean(-1, keepdims=True) + EPS)
-    return scale, centred / scale * norm["scale"] + norm["offset"]
+    return scale, centred / scale
 
 
 def test_each_layer_norm_normalises_what_its_sublayer_reads(ln_model):
@@ -72,11 +73,13 @@ def test_each_layer_norm_normalises_what_its_sublayer_reads(ln_model):
                 np.testing.assert_allclose(seen[f"{point}.hook_scale"], scale, rtol=1e-5)
                 np.testing.assert_allclose(seen[f"{point}.hook_normalized"], normalized,
                                            rtol=1e-4, atol=1e-4)
-    final = _layer_norm(np.asarray(out["residuals"][-1]),
-                        ln_model.params["transformer/ln_final"])[1]
+    norm = ln_model.params["transformer/ln_final"]
+    final = _layer_norm(np.asarray(out["residuals"][-1]), norm)[1]
     np.testing.assert_allclose(seen["ln_final.hook_normalized"], final, rtol=1e-4, atol=1e-4)
     unembed = ln_model.params["unembed"]["w"]
-    np.testing.assert_allclose(np.asarray(out["output"]), final @ unembed, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(out["output"]),
+                               (final * norm["scale"] + norm["offset"]) @ unembed,
+                               rtol=1e-4, atol=1e-4)
     assert names.index("ln_final.hook_scale") == len(names) - 3
 
 

@@ -4,7 +4,9 @@
 acceptance tolerances: decoded outputs equal; residuals, per-head results, attention
 and MLP outputs within 1e-5 of the largest entry; attention patterns within 1e-6 of
 the softmax of our logits (plus softmax's sensitivity to the logits' float32
-rounding). Only real (non-PAD) positions are compared.
+rounding). Only real (non-PAD) positions are compared. A LayerNorm model's
+`ln1`/`ln2`/`ln_final` hook_scale and hook_normalized are checked against a numpy
+LayerNorm of our residuals, within RELATIVE too.
 """
 
 from __future__ import annotations
@@ -59,10 +61,23 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return weights / weights.sum(axis=-1, keepdims=True)
 
 
+def _layer_norm(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(scale [.., 1], normalised before the gain) of a numpy LayerNorm with the model's
+    eps, in float64 (an independent reference for ours and the bridge's)."""
+    x = x.astype(np.float64)
+    centred = x - x.mean(-1, keepdims=True)
+    scale = np.sqrt((centred ** 2).mean(-1, keepdims=True) + model.config.layer_norm_eps)
+    return scale, centred / scale
+
+
 def _our_head_results(model, layer: int, x: np.ndarray, logits: np.ndarray) -> np.ndarray:
-    """[batch, seq, heads, d_model]: each head's output, from our parameters and logits."""
+    """[batch, seq, heads, d_model]: each head's output, from our parameters and logits
+    (and, in a LayerNorm model, ln_1 of the residual `x`)."""
     config = model.config.layers[layer]
     prefix = f"transformer/layer_{layer}/attn"
+    if model.config.normalization == "layernorm":
+        norm = model.params[f"transformer/layer_{layer}/ln_1"]
+        x = (_layer_norm(model, x)[1] * norm["scale"] + norm["offset"]).astype(np.float32)
     value = model.params[f"{prefix}/value"]
     out = model.params[f"{prefix}/linear"]["w"]
     v = x @ np.asarray(value["w"]) + np.asarray(value["b"])
@@ -107,6 +122,8 @@ def compare(model, bridge, batch) -> dict:
         _, cache = bridge.run_with_cache(ids, attention_mask=mask)
     for i, hook in enumerate(_residual_hooks(bridge, model)):
         _close(residuals[i], cache[hook].numpy(), real, hook)
+    if model.config.normalization == "layernorm":
+        _check_layer_norms(model, bridge, cache, residuals, real)
     for layer, shape in enumerate(model.config.layers):
         block = f"blocks.{layer}"
         _close(outputs[2 * layer], cache[f"{block}.hook_attn_out"].numpy(), real,
@@ -124,6 +141,21 @@ def compare(model, bridge, batch) -> dict:
                 _close(mine[:, :, h], result[:, :, h], real, f"{block}.attn.hook_result[{h}]")
             _check_pattern(bridge, cache, block, ours, real, heads)
     return cache
+
+
+def _check_layer_norms(model, bridge, cache, residuals, real):
+    """Each LayerNorm's hook_scale and hook_normalized against a numpy LayerNorm of the
+    residual it reads (teacher-forced, so ours)."""
+    norms = [("ln_final", residuals[-1])]
+    for layer in range(len(model.config.layers)):
+        norms.append((f"blocks.{layer}.ln1", residuals[2 * layer]))
+        if not bridge.cfg.attn_only:
+            norms.append((f"blocks.{layer}.ln2", residuals[2 * layer + 1]))
+    for name, x in norms:
+        scale, normalized = _layer_norm(model, np.asarray(x))
+        _close(scale, cache[f"{name}.hook_scale"].numpy(), real, f"{name}.hook_scale")
+        _close(normalized, cache[f"{name}.hook_normalized"].numpy(), real,
+               f"{name}.hook_normalized")
 
 
 def _check_decoded(model, batch, theirs):

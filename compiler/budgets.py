@@ -111,7 +111,8 @@ class Budgets:
             slack = float(np.min(allowed - float_bounds.matmul_error(magnitudes, units)))
         if slack <= 0:
             raise CompileError(expr, "float32 rounding of its linear combination may exceed "
-                               f"what {self.spent_by(node)} tolerates by {-slack:.2g}",
+                               f"what {self.spent_by(node)} tolerates by {-slack:.2g}"
+                               + self._after_reads(node),
                                "scale the coefficients or the values down")
         carried = sum(abs(c) for sop, c, _ in terms if sop is not None)  # the F above
         per_input_error = max(carried * (1 + float_bounds.gamma(units + 1)), 1e-300)
@@ -127,12 +128,18 @@ class Budgets:
         if own > budget:
             raise CompileError(expr, f"averaging over up to {count} positions in float32 "
                                f"may err by {own:.2g}, more than {self.spent_by(node)} "
-                               f"tolerates ({budget:.2g})",
+                               f"tolerates ({budget:.2g}{self._after_reads(node)})",
                                "compile for a shorter max_seq_len, or space the values "
                                "that later Maps tell apart further apart")
         if sop is not None:
             per_input_error = float_bounds.mean_error(count, 0.0, 1.0)  # linear in it
             self.tolerate(node, sop, (budget - own) / per_input_error)
+
+
+    def _after_reads(self, node: int) -> str:
+        cost = self.read_error(node)
+        return f", after the {cost:.2g} that the LayerNorm before its readers costs" \
+            if cost else ""
 
 
 def _combinations(scaled: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:

@@ -3,7 +3,7 @@ directory."""
 
 from __future__ import annotations
 
-from raspc.targets import FORM_HELP, TARGET_HELP, load_model_or_target
+from raspc.targets import FORM_HELP, TARGET_HELP, add_layer_norm_option, load_model_or_target
 
 # interp.tl_export.FORMATS, and hf (interp.hf_export)
 FORMATS = ("safetensors", "transformer-lens", "interpbench", "hf")
@@ -33,3 +33,4 @@ def register(command) -> None:
                         "--layer-norm)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     p.add_argument("--form", choices=("per-position", "completion"), help=FORM_HELP)
+    add_layer_norm_option(p)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from examples.library import EXAMPLES
 from raspc.formatting import fmt, print_table
 from raspc.formatting import print_warnings
-from raspc.targets import (FORM_HELP, TARGET_HELP, add_program_options, domain_warnings,
-                           load_target, target_options, with_form)
+from raspc.targets import (FORM_HELP, TARGET_HELP, add_layer_norm_option, add_program_options,
+                           domain_warnings, load_target, target_options, with_form)
 
 if TYPE_CHECKING:
     from compiler import CompiledModel
@@ -29,6 +30,9 @@ def print_summary(model: CompiledModel, name: str, description: str, seconds: fl
                        ("MLP widths", ", ".join(str(l.mlp_hidden) for l in config.layers)),
                        ("d_model", config.d_model), ("parameters", f"{model.parameter_count:,}")]:
         print(f"  {key + ':':16} {value}")
+    if config.normalization == "layernorm":
+        print(f"  {'LayerNorm:':16} pre-LN, eps 2^{math.log2(config.layer_norm_eps):g}, gain "
+              "√eps (residual labels 'balance' and 'mean_probe' keep it exact)")
     owner = {model.residual_labels[d]: r.label
              for r in model.value_records.values() for d in r.dims}
     rows = []
@@ -58,7 +62,7 @@ def cmd_compile(args) -> int:
     """Compile an example or a user program, print its summary, optionally save it."""
     target = with_form(load_target(args.target, args.vocab, args.max_seq_len, args.causal,
                                    **target_options(args)), args.form)
-    model, seconds = target.compile(args.strict)
+    model, seconds = target.compile(args.strict, args.layer_norm)
     print_warnings(domain_warnings(model))
     print_summary(model, target.name, target.description, seconds)
     if args.output:
@@ -81,3 +85,4 @@ def register(command) -> None:
                           help="save the parameters here and the metadata as .json beside it")
     add_program_options(compile_)
     compile_.add_argument("--form", choices=("per-position", "completion"), help=FORM_HELP)
+    add_layer_norm_option(compile_)

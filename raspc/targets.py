@@ -69,11 +69,14 @@ class Target:
     loaded: tuple[CompiledModel, float] | None = None  # a saved model, seconds to load it
     form: str = "per-position"  # or "completion" (compile_rasp_to_model's `form`)
 
-    def compile(self, strict: bool = False) -> tuple[CompiledModel, float]:
+    def compile(self, strict: bool = False, layer_norm: bool = False
+                ) -> tuple[CompiledModel, float]:
         """The compiled (or loaded) model and the wall time in seconds it took, importing
         the compiler (and with it jax) included; the domain warning is left to the caller
-        (see `domain_warnings`)."""
+        (see `domain_warnings`). `layer_norm`: compile a pre-LN model."""
         if self.loaded is not None:
+            if layer_norm:
+                raise CliError("--layer-norm applies when compiling, not to a saved model")
             return self.loaded
         start = time.perf_counter()
         from compiler import compile_rasp_to_model  # the first import loads jax: a wait too
@@ -81,7 +84,8 @@ class Target:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasp.CompileWarning)
             model = compile_rasp_to_model(self.program, self.vocab, self.max_seq_len,
-                                          self.causal, strict=strict, form=self.form)
+                                          self.causal, strict=strict, form=self.form,
+                                          layer_norm=layer_norm)
         model.source = self.source
         return model, time.perf_counter() - start
 
@@ -132,6 +136,14 @@ def add_program_options(parser) -> None:
     program (see `saved_model_target`)."""
     parser.add_argument("--program", metavar="FILE:FUNCTION", help=PROGRAM_HELP)
     parser.add_argument("--trust-program-source", action="store_true", help=TRUST_HELP)
+
+
+def add_layer_norm_option(parser) -> None:
+    """--layer-norm, for commands that compile a model to keep (compile, export)."""
+    parser.add_argument("--layer-norm", action="store_true",
+                        help="compile pre-LN blocks (a LayerNorm before each attention and "
+                             "MLP sublayer and before the unembedding, as GPT-2), exact "
+                             "within a proved bound (docs/compiler.md, LayerNorm)")
 
 
 def target_options(args) -> dict[str, Any]:
@@ -301,10 +313,10 @@ def load_model_file(spec: str, verify: bool = True) -> tuple[CompiledModel, str]
         raise CliError(str(error)) from None
 
 
-def _refuse_compile_flags(vocab, max_seq_len, causal) -> None:
-    if vocab is not None or max_seq_len or causal:
-        raise CliError("--vocab, --max-seq-len, --causal and --form apply when compiling, "
-                       "not to a saved model")
+def _refuse_compile_flags(vocab, max_seq_len, *flags) -> None:
+    if vocab is not None or max_seq_len or any(flags):
+        raise CliError("--vocab, --max-seq-len, --causal, --form and --layer-norm apply "
+                       "when compiling, not to a saved model")
 
 
 FORM_HELP = ("per-position (default): the program's value at each input position; "
@@ -327,13 +339,14 @@ def load_model_or_target(args, strict: bool = False
     (then target is None, and the compile flags are refused; its program is not rebuilt,
     so nothing its JSON names is imported or read) or a compiled program."""
     form = getattr(args, "form", None)
+    layer_norm = getattr(args, "layer_norm", False)
     if args.target.endswith(MODEL_SUFFIXES):
-        _refuse_compile_flags(args.vocab, args.max_seq_len, args.causal or form)
+        _refuse_compile_flags(args.vocab, args.max_seq_len, args.causal, form, layer_norm)
         model, description = load_model_file(args.target, args.verify)
         return model, description, None
     target = with_form(load_target(args.target, args.vocab, args.max_seq_len, args.causal,
                                    **target_options(args)), form)
-    model, _ = target.compile(strict)
+    model, _ = target.compile(strict, layer_norm)
     return model, f"{target.name}: {target.description}", target
 
 

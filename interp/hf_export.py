@@ -207,9 +207,9 @@ def to_hf(model):
 
     Its logits at each position are the lm_head over the token table
     (`interp.hf_tokens.token_table`): argmax gives the program's output there."""
+    config, generation, arrays = _export_parts(model)  # refuses first, then needs transformers
     torch = import_extra("torch")
     transformers = import_extra("transformers")
-    config, generation, arrays = _export_parts(model)
     with torch.device("meta"):  # no random initialisation: every weight is loaded below
         hf_model = transformers.GPT2LMHeadModel(config)
     state = {k: torch.from_numpy(v) for k, v in arrays.items()}

@@ -262,3 +262,12 @@ def test_raspc_export_hf_writes_a_saved_model(tmp_path, capsys):
     assert {"config.json", "model.safetensors", "tokenizer.json", "generation_config.json",
             "ground_truth.json"} <= names
     assert "config.json" in capsys.readouterr().out
+
+
+def test_without_transformers_the_export_names_the_extra(monkeypatch):
+    from interp.extras import MissingExtraError
+
+    model = ln_model("previous_token")
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as if not installed
+    with pytest.raises(MissingExtraError, match=r"rasp-compiler\[hf\]"):
+        model.to_hf()

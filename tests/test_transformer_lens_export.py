@@ -203,7 +203,7 @@ def test_raspc_export_reports_mistakes_in_one_line(tmp_path, capsys):
         cli.main(["export", "reverse", "--format", "onnx", "-o", str(tmp_path / "x")])
     from interp.tl_export import FORMATS
     from raspc.export import FORMATS as CLI_FORMATS
-    assert CLI_FORMATS == FORMATS
+    assert CLI_FORMATS == (*FORMATS, "hf")  # hf: interp.hf_export
     model_path = tmp_path / "saved" / "reverse.npz"
     assert cli.main(["compile", "reverse", "-o", str(model_path)]) == 0
     assert cli.main(["export", str(model_path), "--format", "interpbench",

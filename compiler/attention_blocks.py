@@ -139,7 +139,9 @@ class AttentionBlocks:
         block, hardness = fitted_selector_width(
             form, level, self.max_seq_len, self.spaces[node], output_of,
             BasisDirection(f"{label}.width"), f"{label}.hidden", info, side_space, shift)
-        check_scratch(expr, block, self.max_seq_len, hardness, shift, self.layer_norm)
+        error = check_scratch(expr, block, self.max_seq_len, hardness, shift, self.layer_norm)
+        if self.layer_norm is not None:  # the scratch holds at most 1 + shift < 2
+            self.layer_norm.written_scratch[node] = 2 * error
         return NodeBlock(node, block, inputs)
 
 

@@ -346,7 +346,9 @@ class _Builder(AttentionBlocks):
             if rx.is_numerical(expr) else self._written_noise(expr)
         own = set(self.spaces[block.node].basis)
         if any(d not in own for part in block.parts() for d in part.writes.basis):
-            error += scratch_tolerance(self.max_seq_len) * 2  # relative, of a value ≤ 2
+            # a width's scratch: its bound where _counting recorded it, else its window
+            error += self.layer_norm.written_scratch.get(
+                block.node, 2 * scratch_tolerance(self.max_seq_len))
         return error
 
     def _written_noise(self, sop) -> float:

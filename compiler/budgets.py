@@ -156,10 +156,11 @@ def _combinations(scaled: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | N
 
 
 def check_scratch(expr, block: Series, max_seq_len: int, hardness: float, shift: float = 0.0,
-                  layer_norm=None):
+                  layer_norm=None) -> float:
     """Refuse a width whose head (logit gap `hardness`, scratch `shift`) could, in
     float32, move its scratch out of its window; with `layer_norm` (compiler.layer_norm.
-    LayerNormReads), what a LayerNorm before the head adds to its logits too."""
+    LayerNormReads), what a LayerNorm before the head adds to its logits too. Returns
+    the scratch's relative error bound."""
     extra = 0.0 if layer_norm is None else layer_norm.logit_error(block.blocks[0].w_qk)
     error = scratch_error(block.blocks[0], max_seq_len, hardness, shift, extra)
     tolerance = scratch_tolerance(max_seq_len)
@@ -168,6 +169,7 @@ def check_scratch(expr, block: Series, max_seq_len: int, hardness: float, shift:
                            f"error of {error:.2g} (relative), more than the {tolerance:.2g} "
                            "that tells w from w + 1", "compile for a shorter max_seq_len or "
                            "split the selector into simpler ones")
+    return error
 
 
 def class_indices(rows: list, runs: bool) -> list[int]:

@@ -35,7 +35,7 @@ from rasp_runtime.model import CompiledModel
 BALANCE, MEAN_PROBE = "balance", "mean_probe"  # the two residual labels it adds
 # What a read through LayerNorm may err by per unit of |weight| (A of float_bounds.
 # probed_read_error): the blocks are charged it, with_layer_norm proves it per model.
-COORDINATE_ALLOWANCE = 2.0 ** -22
+COORDINATE_ALLOWANCE = 2.0 ** -24
 # E is chosen so that the residual's variance moves the normaliser by at most this.
 VARIANCE_SHARE = 2.0 ** -27
 _SCALE = VARIANCE_SHARE + (float_bounds.SQRT_ULPS + 3.01) * float_bounds.UNIT_ROUNDOFF
@@ -48,9 +48,12 @@ SCRATCH_MAGNITUDE = 2.0
 @dataclasses.dataclass
 class LayerNormReads:
     """What a read through LayerNorm may err by, and (filled in by compiler.blocks) a bound
-    on the error each SOp's coordinates carry in the residual (L1 over its directions)."""
+    on the error each SOp's coordinates carry in the residual (L1 over its directions,
+    a width's scratch included)."""
 
     written: dict[int, float] = dataclasses.field(default_factory=dict)
+    # A width's scratch error bound (absolute), by the width's node (compiler.attention_blocks).
+    written_scratch: dict[int, float] = dataclasses.field(default_factory=dict)
 
     @staticmethod
     def read_error(magnitude: float) -> float:

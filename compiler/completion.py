@@ -202,7 +202,8 @@ class _Rewrite:
                 self._prompt_selector(expr.selector)), ".prompt")
         else:
             self.unavailable[expr.unique_id] = reason or (
-                f"{expr.selector.label!r}, which can select a later position ({later})")
+                f"{expr.selector.label!r}, a selector not shown to select only earlier "
+                f"positions ({later})")
 
     # ---------------------------------------------------------------- selectors
     def _completion_selector(self, selector: rx.Selector, reader) -> rx.Selector:
@@ -296,7 +297,7 @@ def _later_key(selector: rx.Selector, max_seq_len: int, vocab: list) -> str | No
 @functools.lru_cache(maxsize=None)
 def _select_later_key(select: rx.Select, max_seq_len: int, filler: tuple) -> str | None:
     if not all(_of_indices(sop) for sop in (select.keys, select.queries)):
-        return "its keys or queries depend on tokens or length"
+        return "it reads more than indices"
     xs = list(filler) * max_seq_len
     try:
         keys, queries = evaluate(select.keys, xs), evaluate(select.queries, xs)

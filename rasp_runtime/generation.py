@@ -66,6 +66,29 @@ def check_completion(model, prompt: list[Any], written: list[Any]) -> None:
                                  f"evaluator {expected!r}, model {written!r}")
 
 
+def completion_mismatches(model, program, inputs, causal: bool = False
+                          ) -> tuple[int, list[tuple[list, list, list]]]:
+    """(inputs inside the domain, [(input, expected, written)] where the model differs):
+    each input's prompt, SEP and the evaluator's output run as one teacher-forced batch,
+    and the tokens written from SEP on compared with that output then EOS. Equal at
+    every step, greedy `generate` writes exactly the evaluator's output (the model is
+    causal: each step sees only the prefix, the same as generating it)."""
+    from rasp_runtime.verify import outputs_agree
+    config, cases = model.config, []
+    for xs in inputs:
+        try:
+            expected = evaluate(program, list(xs), causal=causal) + [config.eos]
+        except EvaluationError:
+            continue
+        fed = [y if _in_vocab(y, config.vocab) else config.eos for y in expected[:-1]]
+        cases.append((list(xs), expected, [config.bos, *xs, config.sep, *fed]))
+    decoded = model.apply_batch([sequence for *_, sequence in cases]) if cases else []
+    mismatches = [(xs, expected, row[len(xs) + 1:])
+                  for (xs, expected, _), row in zip(cases, decoded)
+                  if not outputs_agree(expected, row[len(xs) + 1:])]
+    return len(cases), mismatches
+
+
 def split_completion(config, tokens: Sequence[Any]) -> tuple[list[Any], int] | None:
     """The prompt of a raw sequence `BOS x… SEP y…` and SEP's index, or None before SEP."""
     for index, token in enumerate(tokens):

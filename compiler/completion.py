@@ -94,7 +94,8 @@ class _Rewrite:
         self._build_positions()
 
     def _build_positions(self) -> None:
-        """Where SEP is, the logical position j, its token and the prompt's length."""
+        """Where SEP is, the logical position j, its token and the prompt's length. Before
+        SEP they are None (nothing selected), so no completion query selects anything there."""
         n_max, known = self.n_max, set(self.vocab)
         first, last = self.vocab[0], n_max - 1
         raw_t, raw_r = rx.tokens, rx.indices
@@ -106,24 +107,23 @@ class _Rewrite:
             "completion.prompt_indices")
         at_sep = rx.Select(raw_t, raw_t, lambda key, query: key == self.sep).named(
             "completion.select_sep")
-        # n: SEP's position, the prompt's length; 0 before SEP (no key selected).
-        clamped = rx.Map(lambda r: min(r, n_max), raw_r).named("completion.positions")
-        n = rx.Aggregate(at_sep, clamped, default=0).named("completion.sep_position")
-        self.length = rx.Map(lambda n: max(n, 1), n).named("completion.length")
+        # n: SEP's position, which is the prompt's length (1..N for a valid prompt).
+        clamped = rx.Map(lambda r: min(max(r, 1), n_max), raw_r).named("completion.positions")
+        n = rx.Aggregate(at_sep, clamped).named("completion.length")
+        self.length = n
         # j = r − n, the logical position whose output is predicted; the final position
         # (r = 2n, which predicts EOS) computes j = n − 1 again, a real position.
-        self.index = rx.SequenceMap(lambda r, n: max(0, min(r - n, n - 1)) if n else 0,
-                                    raw_r, n).named("completion.index")
-        self.is_end = rx.SequenceMap(lambda r, n: n > 0 and r == 2 * n, raw_r, n).named(
+        self.index = rx.SequenceMap(lambda r, n: max(0, min(r - n, n - 1)), raw_r, n).named(
+            "completion.index")
+        self.is_end = rx.SequenceMap(lambda r, n: r == 2 * n, raw_r, n).named(
             "completion.is_end")
         self.token = rx.Aggregate(rx.Select(raw_r, self.index, Comparison.EQ),
-                                  self.prompt_tokens, default=first).named("completion.token")
-        # Keys a completion query may select: prompt positions (< n), and for a causal
-        # program only those up to j; before SEP none (limit −1).
-        limit = (rx.SequenceMap(lambda j, n: j if n else -1, self.index, n) if self.causal
-                 else rx.Map(lambda n: n - 1, n))
-        self.key_mask = rx.Select(raw_r, limit.named("completion.key_limit"), Comparison.LEQ
-                                  ).named("completion.prompt_keys")
+                                  self.prompt_tokens).named("completion.token")
+        # Keys a completion query may select: prompt positions (r ≤ n − 1), and for a
+        # causal program only those up to j.
+        limit = self.index if self.causal else rx.Map(lambda n: n - 1, n).named(
+            "completion.last_prompt_index")
+        self.key_mask = rx.Select(raw_r, limit, Comparison.LEQ).named("completion.prompt_keys")
 
     # ---------------------------------------------------------------- the walk
     def output(self, program: rx.SOp, may_be_none: bool) -> rx.SOp:
@@ -167,7 +167,7 @@ class _Rewrite:
                                   expr.children)
             case rx.SelectorWidth() if _counts_everything(expr.selector):
                 self.unavailable[key] = "the input's length"
-                self.done[key] = _like(expr, self.length)
+                self.done[key] = self.length  # make_length(): SEP's position, one head
             case rx.SelectorWidth():
                 self._selection(expr, lambda s: rx.SelectorWidth(s))
             case rx.Aggregate():

@@ -165,7 +165,7 @@ class _Rewrite:
             case rx.SequenceMap():
                 self._elementwise(expr, lambda c: rx.SequenceMap(expr.f, c[0], c[1]),
                                   expr.children)
-            case rx.SelectorWidth() if _counts_everything(expr.selector):
+            case rx.SelectorWidth() if not self.causal and _counts_everything(expr.selector):
                 self.unavailable[key] = "the input's length"
                 self.done[key] = self.length  # make_length(): SEP's position, one head
             case rx.SelectorWidth():

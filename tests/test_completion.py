@@ -53,6 +53,8 @@ def test_a_causal_program_sees_only_the_prompt_up_to_each_position():
     assert model.generate(["a", "b", "a"]) == [1, 1, 2]
     for xs in random_inputs("hist", 20):
         assert model.generate(xs) == rasp.evaluate(program, xs, causal=True), xs
+    length, _ = completion_model("length", causal=True)  # make_length() counts the prefix
+    assert length.generate(["a", "c", "b", "a"]) == [1, 2, 3, 4]
 
 
 def test_the_model_writes_eos_after_the_output_and_apply_checks_it():

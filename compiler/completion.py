@@ -25,7 +25,6 @@ from rasp.errors import CompileError, CompileWarning, EvaluationError
 from rasp.evaluate import evaluate
 from rasp.traverse import topological_order
 
-FORMS = ("per-position", "completion")
 SEP, EOS = "SEP", "EOS"  # preferred names; primed ("SEP'") where a token already uses one
 
 

@@ -36,7 +36,7 @@ def compile_completion(program: rx.SOp, vocab: list, max_seq_len: int, causal: b
     program causally (compile_rasp_to_model with this call's other arguments); `strict`
     refuses a program whose own domain is not total. The
     model's `domain` is the program's own; `program` is the raw program (the weights'
-    ground truth) and `completion_of` the program as written with its causal flag.
+    ground truth) and `completion_of` the program as written.
     """
     from compiler.compiling import _enforce  # compiling imports this module
     from compiler.domain import program_domain
@@ -53,10 +53,10 @@ def compile_completion(program: rx.SOp, vocab: list, max_seq_len: int, causal: b
         warnings.simplefilter("ignore", CompileWarning)
         model = compile_raw(raw, raw_vocab, 2 * max_seq_len + 1)
     config = dataclasses.replace(model.config, form="completion", sep=sep, eos=eos,
-                                 prompt_vocab=tuple(vocab))
+                                 prompt_vocab=tuple(vocab), completion_causal=causal)
     completed = CompiledModel(model.params, config, model.residual_labels, model.components,
                               model.value_records.values(), raw, domain=domain)
-    completed.completion_of = (program, causal)
+    completed.completion_of = program
     if not domain.total:
         warnings.warn(CompileWarning(domain.message()), stacklevel=3)
     return completed

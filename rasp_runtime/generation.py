@@ -16,11 +16,6 @@ from rasp.evaluate import evaluate
 from rasp_runtime.representable import type_hint, unmatched_kind
 
 
-def prompt_length_limit(config) -> int:
-    """The longest prompt: the raw model holds the prompt, SEP and n outputs (2n + 1)."""
-    return (config.max_seq_len - 1) // 2
-
-
 def generate(model, tokens: Sequence[Any], check: bool = False) -> list[Any]:
     """The output tokens `y1 … yn` the model writes after the prompt `tokens`.
 
@@ -53,9 +48,9 @@ def check_completion(model, prompt: list[Any], written: list[Any]) -> None:
     if model.completion_of is None:
         raise ModelMismatchError("check=True needs the program; this model was loaded "
                                  "without one")
-    program, causal = model.completion_of
     try:
-        expected = evaluate(program, prompt, causal=causal) + [model.config.eos]
+        expected = evaluate(model.completion_of, prompt, causal=model.config.completion_causal
+                            ) + [model.config.eos]
     except EvaluationError as error:
         raise DomainError(f"input {prompt!r} is outside the program's domain "
                           f"({model.domain.reason_of(error)}): {error}; the model's "
@@ -66,27 +61,12 @@ def check_completion(model, prompt: list[Any], written: list[Any]) -> None:
                                  f"evaluator {expected!r}, model {written!r}")
 
 
-def completion_mismatches(model, program, inputs, causal: bool = False
-                          ) -> tuple[int, list[tuple[list, list, list]]]:
-    """(inputs inside the domain, [(input, expected, written)] where the model differs):
-    each input's prompt, SEP and the evaluator's output run as one teacher-forced batch,
-    and the tokens written from SEP on compared with that output then EOS. Equal at
-    every step, greedy `generate` writes exactly the evaluator's output (the model is
-    causal: each step sees only the prefix, the same as generating it)."""
-    from rasp_runtime.verify import outputs_agree
-    config, cases = model.config, []
-    for xs in inputs:
-        try:
-            expected = evaluate(program, list(xs), causal=causal) + [config.eos]
-        except EvaluationError:
-            continue
-        fed = [y if _in_vocab(y, config.vocab) else config.eos for y in expected[:-1]]
-        cases.append((list(xs), expected, [config.bos, *xs, config.sep, *fed]))
-    decoded = model.apply_batch([sequence for *_, sequence in cases]) if cases else []
-    mismatches = [(xs, expected, row[len(xs) + 1:])
-                  for (xs, expected, _), row in zip(cases, decoded)
-                  if not outputs_agree(expected, row[len(xs) + 1:])]
-    return len(cases), mismatches
+def teacher_forced(config, prompt: list[Any], output: list[Any]) -> list[Any]:
+    """The raw sequence `BOS prompt SEP output` (a None output as EOS, as `generate` feeds
+    it back): run at once, the tokens decoded from SEP on are what `generate` would write
+    if each equals the next output (the model is causal, so each step sees only its prefix)."""
+    fed = [y if _in_vocab(y, config.vocab) else config.eos for y in output]
+    return [config.bos, *prompt, config.sep, *fed]
 
 
 def split_completion(config, tokens: Sequence[Any]) -> tuple[list[Any], int] | None:
@@ -106,7 +86,7 @@ def _prompt(config, tokens) -> list[Any]:
     prompt = list(tokens)
     if prompt and _is_token(prompt[0], config.bos):
         prompt = prompt[1:]
-    limit = prompt_length_limit(config)
+    limit = config.prompt_len
     if not 1 <= len(prompt) <= limit:
         raise InputError(f"the prompt has {len(prompt)} tokens; this model takes 1 to "
                          f"{limit}")

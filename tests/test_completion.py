@@ -2,7 +2,7 @@
 
 Expected outputs come from the reference evaluator on the prompt; the model is run
 through `generate` (greedy decoding) and, for many inputs at once, teacher-forced
-(`completion_mismatches`). The slow test sweeps the whole library, as written and
+(`rasp_runtime.verify.find_mismatches`). The slow test sweeps the whole library, as written and
 causally, at N = 5 and at each example's default N, and pins which examples are
 refused, and why.
 """
@@ -19,8 +19,8 @@ from compiler import compile_rasp_to_model
 from examples.library import EXAMPLES
 from raspc import cli
 from rasp.errors import CompileError, InputError
-from rasp_runtime.generation import completion_mismatches
 from rasp_runtime.model import CompiledModel
+from rasp_runtime.verify import find_mismatches
 from tests.helpers import vocab_for
 
 N = 5
@@ -44,7 +44,7 @@ def test_generate_writes_the_evaluators_output(name):
     model, program = completion_model(name)
     for xs in random_inputs(name, 8):
         assert model.generate(xs) == rasp.evaluate(program, xs), xs
-    checked, mismatches = completion_mismatches(model, program, random_inputs(name, 100, seed=1))
+    checked, mismatches = find_mismatches(model, program, random_inputs(name, 100, seed=1))
     assert checked == 100 and not mismatches, mismatches[:1]
 
 
@@ -110,6 +110,10 @@ def test_cli_generate_compile_and_export_take_the_form(tmp_path, capsys):
     assert "completion form" in capsys.readouterr().out
     assert cli.main(["generate", str(saved), "a", "b", "a"]) == 0
     assert capsys.readouterr().out.splitlines()[-1].split() == ["completion:", "2", "1", "2"]
+    assert cli.main(["verify", str(saved), "--inputs", "40"]) == 0
+    assert "✓ all 40 inputs agree" in capsys.readouterr().out
+    assert cli.main(["verify", "frac_prevs", "--form", "completion", "--max-seq-len", "4",
+                     "--inputs", "40"]) == 0
     assert cli.main(["run", str(saved), "a"]) == 2
     assert "raspc generate" in capsys.readouterr().err
     assert cli.main(["generate", "sort", "1", "2"]) == 1
@@ -140,7 +144,7 @@ def test_every_example_is_exact_or_refused_in_completion_form(name, causal):
             return
         assert causal or name not in REFUSED
         inputs = random_inputs(name, 200, max_len)
-        checked, mismatches = completion_mismatches(model, program, inputs, causal)
+        checked, mismatches = find_mismatches(model, program, inputs)
         assert checked >= 100 and not mismatches, (max_len, mismatches[:1])
         xs = inputs[0]
         assert model.generate(xs) == rasp.evaluate(program, xs, causal=causal)

@@ -25,7 +25,6 @@ from rasp.errors import CompileError, CompileWarning, EvaluationError
 from rasp.evaluate import evaluate
 from rasp.traverse import topological_order
 
-FORMS = ("per-position", "completion")
 SEP, EOS = "SEP", "EOS"  # preferred names; primed ("SEP'") where a token already uses one
 
 
@@ -37,7 +36,7 @@ def compile_completion(program: rx.SOp, vocab: list, max_seq_len: int, causal: b
     program causally (compile_rasp_to_model with this call's other arguments); `strict`
     refuses a program whose own domain is not total. The
     model's `domain` is the program's own; `program` is the raw program (the weights'
-    ground truth) and `completion_of` the program as written with its causal flag.
+    ground truth) and `completion_of` the program as written.
     """
     from compiler.compiling import _enforce  # compiling imports this module
     from compiler.domain import program_domain
@@ -54,10 +53,10 @@ def compile_completion(program: rx.SOp, vocab: list, max_seq_len: int, causal: b
         warnings.simplefilter("ignore", CompileWarning)
         model = compile_raw(raw, raw_vocab, 2 * max_seq_len + 1)
     config = dataclasses.replace(model.config, form="completion", sep=sep, eos=eos,
-                                 prompt_vocab=tuple(vocab))
+                                 prompt_vocab=tuple(vocab), completion_causal=causal)
     completed = CompiledModel(model.params, config, model.residual_labels, model.components,
                               model.value_records.values(), raw, domain=domain)
-    completed.completion_of = (program, causal)
+    completed.completion_of = program
     if not domain.total:
         warnings.warn(CompileWarning(domain.message()), stacklevel=3)
     return completed
@@ -94,7 +93,8 @@ class _Rewrite:
         self._build_positions()
 
     def _build_positions(self) -> None:
-        """Where SEP is, the logical position j, its token and the prompt's length."""
+        """Where SEP is, the logical position j, its token and the prompt's length. Before
+        SEP they are None (nothing selected), so no completion query selects anything there."""
         n_max, known = self.n_max, set(self.vocab)
         first, last = self.vocab[0], n_max - 1
         raw_t, raw_r = rx.tokens, rx.indices
@@ -106,24 +106,23 @@ class _Rewrite:
             "completion.prompt_indices")
         at_sep = rx.Select(raw_t, raw_t, lambda key, query: key == self.sep).named(
             "completion.select_sep")
-        # n: SEP's position, the prompt's length; 0 before SEP (no key selected).
-        clamped = rx.Map(lambda r: min(r, n_max), raw_r).named("completion.positions")
-        n = rx.Aggregate(at_sep, clamped, default=0).named("completion.sep_position")
-        self.length = rx.Map(lambda n: max(n, 1), n).named("completion.length")
+        # n: SEP's position, which is the prompt's length (1..N for a valid prompt).
+        clamped = rx.Map(lambda r: min(max(r, 1), n_max), raw_r).named("completion.positions")
+        n = rx.Aggregate(at_sep, clamped).named("completion.length")
+        self.length = n
         # j = r − n, the logical position whose output is predicted; the final position
         # (r = 2n, which predicts EOS) computes j = n − 1 again, a real position.
-        self.index = rx.SequenceMap(lambda r, n: max(0, min(r - n, n - 1)) if n else 0,
-                                    raw_r, n).named("completion.index")
-        self.is_end = rx.SequenceMap(lambda r, n: n > 0 and r == 2 * n, raw_r, n).named(
+        self.index = rx.SequenceMap(lambda r, n: max(0, min(r - n, n - 1)), raw_r, n).named(
+            "completion.index")
+        self.is_end = rx.SequenceMap(lambda r, n: r == 2 * n, raw_r, n).named(
             "completion.is_end")
         self.token = rx.Aggregate(rx.Select(raw_r, self.index, Comparison.EQ),
-                                  self.prompt_tokens, default=first).named("completion.token")
-        # Keys a completion query may select: prompt positions (< n), and for a causal
-        # program only those up to j; before SEP none (limit −1).
-        limit = (rx.SequenceMap(lambda j, n: j if n else -1, self.index, n) if self.causal
-                 else rx.Map(lambda n: n - 1, n))
-        self.key_mask = rx.Select(raw_r, limit.named("completion.key_limit"), Comparison.LEQ
-                                  ).named("completion.prompt_keys")
+                                  self.prompt_tokens).named("completion.token")
+        # Keys a completion query may select: prompt positions (r ≤ n − 1), and for a
+        # causal program only those up to j.
+        limit = self.index if self.causal else rx.Map(lambda n: n - 1, n).named(
+            "completion.last_prompt_index")
+        self.key_mask = rx.Select(raw_r, limit, Comparison.LEQ).named("completion.prompt_keys")
 
     # ---------------------------------------------------------------- the walk
     def output(self, program: rx.SOp, may_be_none: bool) -> rx.SOp:
@@ -165,9 +164,9 @@ class _Rewrite:
             case rx.SequenceMap():
                 self._elementwise(expr, lambda c: rx.SequenceMap(expr.f, c[0], c[1]),
                                   expr.children)
-            case rx.SelectorWidth() if _counts_everything(expr.selector):
+            case rx.SelectorWidth() if not self.causal and _counts_everything(expr.selector):
                 self.unavailable[key] = "the input's length"
-                self.done[key] = _like(expr, self.length)
+                self.done[key] = self.length  # make_length(): SEP's position, one head
             case rx.SelectorWidth():
                 self._selection(expr, lambda s: rx.SelectorWidth(s))
             case rx.Aggregate():
@@ -202,7 +201,8 @@ class _Rewrite:
                 self._prompt_selector(expr.selector)), ".prompt")
         else:
             self.unavailable[expr.unique_id] = reason or (
-                f"{expr.selector.label!r}, which can select a later position ({later})")
+                f"{expr.selector.label!r}, a selector not shown to select only earlier "
+                f"positions ({later})")
 
     # ---------------------------------------------------------------- selectors
     def _completion_selector(self, selector: rx.Selector, reader) -> rx.Selector:
@@ -296,7 +296,7 @@ def _later_key(selector: rx.Selector, max_seq_len: int, vocab: list) -> str | No
 @functools.lru_cache(maxsize=None)
 def _select_later_key(select: rx.Select, max_seq_len: int, filler: tuple) -> str | None:
     if not all(_of_indices(sop) for sop in (select.keys, select.queries)):
-        return "its keys or queries depend on tokens or length"
+        return "it reads more than indices"
     xs = list(filler) * max_seq_len
     try:
         keys, queries = evaluate(select.keys, xs), evaluate(select.queries, xs)

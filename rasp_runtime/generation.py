@@ -16,11 +16,6 @@ from rasp.evaluate import evaluate
 from rasp_runtime.representable import type_hint, unmatched_kind
 
 
-def prompt_length_limit(config) -> int:
-    """The longest prompt: the raw model holds the prompt, SEP and n outputs (2n + 1)."""
-    return (config.max_seq_len - 1) // 2
-
-
 def generate(model, tokens: Sequence[Any], check: bool = False) -> list[Any]:
     """The output tokens `y1 … yn` the model writes after the prompt `tokens`.
 
@@ -53,9 +48,9 @@ def check_completion(model, prompt: list[Any], written: list[Any]) -> None:
     if model.completion_of is None:
         raise ModelMismatchError("check=True needs the program; this model was loaded "
                                  "without one")
-    program, causal = model.completion_of
     try:
-        expected = evaluate(program, prompt, causal=causal) + [model.config.eos]
+        expected = evaluate(model.completion_of, prompt, causal=model.config.completion_causal
+                            ) + [model.config.eos]
     except EvaluationError as error:
         raise DomainError(f"input {prompt!r} is outside the program's domain "
                           f"({model.domain.reason_of(error)}): {error}; the model's "
@@ -64,6 +59,14 @@ def check_completion(model, prompt: list[Any], written: list[Any]) -> None:
     if not outputs_agree(expected[:len(written)], written):
         raise ModelMismatchError(f"model and evaluator disagree on {prompt!r}: "
                                  f"evaluator {expected!r}, model {written!r}")
+
+
+def teacher_forced(config, prompt: list[Any], output: list[Any]) -> list[Any]:
+    """The raw sequence `BOS prompt SEP output` (a None output as EOS, as `generate` feeds
+    it back): run at once, the tokens decoded from SEP on are what `generate` would write
+    if each equals the next output (the model is causal, so each step sees only its prefix)."""
+    fed = [y if _in_vocab(y, config.vocab) else config.eos for y in output]
+    return [config.bos, *prompt, config.sep, *fed]
 
 
 def split_completion(config, tokens: Sequence[Any]) -> tuple[list[Any], int] | None:
@@ -83,7 +86,7 @@ def _prompt(config, tokens) -> list[Any]:
     prompt = list(tokens)
     if prompt and _is_token(prompt[0], config.bos):
         prompt = prompt[1:]
-    limit = prompt_length_limit(config)
+    limit = config.prompt_len
     if not 1 <= len(prompt) <= limit:
         raise InputError(f"the prompt has {len(prompt)} tokens; this model takes 1 to "
                          f"{limit}")

@@ -163,9 +163,9 @@ class CompiledModel:
         # "args": [8]}; set by raspc and saved, as information: loading never imports it
         # (raspc verify rebuilds an example by name, a file only with --trust-program-source).
         self.source: dict[str, Any] | None = None
-        # A completion-form model compiled here: (the program as written, its causal flag);
-        # `program` is then the rewritten program the weights compute (compiler.completion).
-        self.completion_of: tuple[Any, bool] | None = None
+        # A completion-form model compiled here: the program as written; `program` is then
+        # the rewritten program the weights compute (compiler.completion).
+        self.completion_of = None
         # Where the program has a value; unknown (not total) for models saved without it.
         self.domain = domain if domain is not None else Domain(unknown="not recorded")
         self.input_encoder = InputEncoder(config.vocab, config.bos, config.pad)

@@ -43,9 +43,8 @@ def parse_tokens(words: Sequence[str], model: CompiledModel) -> list[Any]:
     """Command-line words → vocabulary tokens (matched by their str), checked for length
     (for a completion-form model: prompt tokens, at most its prompt length)."""
     config = model.config
-    vocab, limit = config.vocab, config.max_seq_len
-    if config.form == "completion":
-        vocab, limit = config.prompt_vocab, (config.max_seq_len - 1) // 2
+    vocab = config.prompt_vocab if config.form == "completion" else config.vocab
+    limit = config.prompt_len
     lookup = {str(t): t for t in vocab} | {t: t for t in vocab if isinstance(t, str)}
     if len(words) > limit:
         raise CliError(f"the input has {len(words)} tokens, but this model accepts at most "

@@ -376,9 +376,18 @@ def saved_model_target(spec: str, vocab: str | None = None, max_seq_len: int | N
             program_structure(expressions):
         raise CliError(f"the program {where} no longer matches the one {spec} was compiled "
                        "from; give the matching program or recompile the model")
-    return dataclasses.replace(target, name=spec, description=description,
-                               vocab=config.vocab, causal=config.causal, source=source,
-                               loaded=(model, seconds))
+    vocab, _, causal = _program_settings(config)
+    return dataclasses.replace(target, name=spec, description=description, vocab=vocab,
+                               causal=causal, source=source, loaded=(model, seconds),
+                               form=config.form)
+
+
+def _program_settings(config) -> tuple[tuple, int, bool]:
+    """(vocab, max_seq_len, causal) of the program a saved model computes: for a completion
+    model, its prompt's, not those of the raw sequence it runs."""
+    if config.form == "completion":
+        return config.prompt_vocab, config.prompt_len, config.completion_causal
+    return config.vocab, config.max_seq_len, config.causal
 
 
 def _recorded_program(spec: str, source: Any, trust_source: bool) -> tuple[str, str]:
@@ -417,16 +426,15 @@ def _rebuilt_target(spec: str, where: str, kind: str, config, search_path,
     """The Target of a saved model's program: `where` is an example name (kind
     "example"), FILE.py:FUNCTION ("file") or FILE.rasp:NAME ("rasp"), `recorded` in
     the model or given by the user."""
+    vocab, length, causal = _program_settings(config)
     if kind == "rasp":
-        return rasp_file_target(where, ",".join(map(str, config.vocab)), config.max_seq_len,
-                                config.causal, search_path)
+        return rasp_file_target(where, ",".join(map(str, vocab)), length, causal, search_path)
     if kind == "example":
-        target = load_target(where, max_seq_len=config.max_seq_len)
-        target.sample = lambda rng: EXAMPLES[where].sample(rng, config.max_seq_len,
-                                                           config.vocab)
+        target = load_target(where, max_seq_len=length)
+        target.sample = lambda rng: EXAMPLES[where].sample(rng, length, vocab)
         return target
     try:
-        return _program_file_target(where, config.vocab, config.max_seq_len, config.causal)
+        return _program_file_target(where, vocab, length, causal)
     except CliError as error:
         if not recorded:
             raise

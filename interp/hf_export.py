@@ -45,6 +45,29 @@ def check_exportable(config) -> None:
         raise ModelFileError(f"the MLP activation {config.activation!r} has no GPT-2 name")
 
 
+# How far a writer's row may be from summing to zero, relative to the sum of its |entries|
+# (the compiler's balance coordinate makes it exactly zero; float32 rounding is far below).
+BALANCE_TOLERANCE = 2.0 ** -20
+
+
+def check_mean_zero(params, config) -> None:
+    """Refuse a model whose residual does not sum to zero at every position: every row a
+    writer adds (embeddings, attention and MLP outputs, their biases) must sum to zero.
+    Then LayerNorm's centring is a no-op over d_model or over GPT-2's padded n_embd alike;
+    otherwise the two means differ and so would the models."""
+    writers = [("token_embed", "embeddings"), ("pos_embed", "embeddings")]
+    for i, layer in enumerate(config.layers):
+        scope = f"transformer/layer_{i}"
+        writers += [(f"{scope}/attn/linear", k) for k in ("w", "b") if layer.num_heads]
+        writers += [(f"{scope}/mlp/linear_2", k) for k in ("w", "b") if layer.mlp_hidden]
+    for module, name in writers:
+        rows = np.atleast_2d(np.asarray(params[module][name], np.float64))
+        if np.any(np.abs(rows.sum(-1)) > BALANCE_TOLERANCE * np.abs(rows).sum(-1)):
+            raise ModelFileError(f"{module}/{name} writes rows that do not sum to zero, so "
+                                 "GPT-2's LayerNorm over its padded width would differ from "
+                                 "ours: export a model compiled with layer_norm=True")
+
+
 def hf_shape(config) -> dict[str, int]:
     """GPT-2's sizes for `config`: n_head = the most heads of a layer, head_dim covers
     every key and value size, n_embd = n_head × head_dim leaves one padding coordinate."""
@@ -80,8 +103,9 @@ def _padded_eps(eps: float, d: int, n_embd: int) -> float:
     """LayerNorm's epsilon over n_embd coordinates that gives our normaliser up to a
     constant factor (which `_layer_norm` folds into the gain).
 
-    The padding coordinates are zero, so the sum of squares S is the same over d and over
-    n_embd coordinates, and √(S/n_embd + eps·d/n_embd) = √(d/n_embd)·√(S/d + eps): ours
+    Every residual sums to zero (`check_mean_zero`), so centring is a no-op over either
+    count, and the padding coordinates are zero, so the sum of squares S is the same over
+    d and over n_embd coordinates, and √(S/n_embd + eps·d/n_embd) = √(d/n_embd)·√(S/d + eps): ours
     times √(d/n_embd), in exact arithmetic. So the normaliser's relative distance from
     √eps, the bound the compiler proved, is unchanged; the float mean only gets smaller
     (the same sum divided by n_embd > d), and the sums add only exact zeros. Rounding
@@ -222,6 +246,7 @@ def _export_parts(model):
     """(GPT2Config, GenerationConfig, state dict as numpy) of `model`, refused (one line)
     unless GPT-2 runs it exactly."""
     check_exportable(model.config)
+    check_mean_zero(model.params, model.config)
     transformers = import_extra("transformers")
     table = token_table(model.config)
     config = transformers.GPT2Config(architectures=["GPT2LMHeadModel"], dtype="float32",

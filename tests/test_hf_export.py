@@ -271,3 +271,15 @@ def test_without_transformers_the_export_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)  # as if not installed
     with pytest.raises(MissingExtraError, match=r"rasp-compiler\[hf\]"):
         model.to_hf()
+
+
+def test_a_residual_that_does_not_sum_to_zero_is_refused():
+    """GPT-2's LayerNorm centres over the padded width: only a mean-zero residual (the
+    compiler's balance coordinate) gives the same centring as ours."""
+    model = ln_model("previous_token")
+    params = {k: dict(v) for k, v in model.params.items()}
+    params["pos_embed"]["embeddings"] = np.asarray(params["pos_embed"]["embeddings"]) + 1.0
+    unbalanced = CompiledModel(params, model.config, model.residual_labels,
+                               model.components, model.value_records.values())
+    with pytest.raises(ModelFileError, match="pos_embed/embeddings .* sum to zero"):
+        unbalanced.to_hf()

@@ -60,8 +60,9 @@ def split_index(hook: str) -> tuple[str, int | None]:
 _HF_IN_BLOCK = {
     "hook_resid_pre": ("", "input"), "hook_resid_mid": ("ln_2", "input"),
     "hook_resid_post": ("", "output"),
-    "ln1.hook_scale": ("ln_1", "internal"), "ln1.hook_normalized": ("ln_1", "output"),
-    "ln2.hook_scale": ("ln_2", "internal"), "ln2.hook_normalized": ("ln_2", "output"),
+    # hook_normalized is before the gain and offset: inside the LayerNorm, not its output.
+    "ln1.hook_scale": ("ln_1", "internal"), "ln1.hook_normalized": ("ln_1", "internal"),
+    "ln2.hook_scale": ("ln_2", "internal"), "ln2.hook_normalized": ("ln_2", "internal"),
     "hook_q_input": ("attn", "input"), "hook_k_input": ("attn", "input"),
     "hook_v_input": ("attn", "input"),
     "attn.hook_q": ("attn.c_attn", "output[..., :n_embd]"),
@@ -76,7 +77,7 @@ _HF_IN_BLOCK = {
 _HF_TOP_LEVEL = {
     "hook_embed": ("transformer.wte", "output"), "hook_pos_embed": ("transformer.wpe", "output"),
     "ln_final.hook_scale": ("transformer.ln_f", "internal"),
-    "ln_final.hook_normalized": ("transformer.ln_f", "output"),
+    "ln_final.hook_normalized": ("transformer.ln_f", "internal"),
     "unembed.hook_out": ("lm_head", "output"),
 }
 

@@ -107,7 +107,7 @@ def _id_of(hf, model, value) -> int:
     return _tokens_of(hf, model)[str(value)]
 
 
-def test_every_layers_residual_through_nnsight_equals_ours(dyck1):
+def test_every_layers_residual_and_outputs_through_nnsight_equal_ours(dyck1):
     from nnsight import LanguageModel
 
     model, directory = dyck1
@@ -120,14 +120,19 @@ def test_every_layers_residual_through_nnsight_equals_ours(dyck1):
     with lm.trace([" ".join([model.config.bos, *xs]) for xs in batch]):
         for i in range(layers):
             block = lm.transformer.h[i]
+            # nnsight 0.8 reads modules in the order they run
             saved[f"blocks.{i}.hook_resid_pre"] = block.input.save()
+            if model.config.layers[i].num_heads:
+                saved[f"blocks.{i}.hook_attn_out"] = block.attn.output[0].save()
             saved[f"blocks.{i}.hook_resid_mid"] = block.ln_2.input.save()
+            if model.config.layers[i].mlp_hidden:
+                saved[f"blocks.{i}.hook_mlp_out"] = block.mlp.output.save()
             saved[f"blocks.{i}.hook_resid_post"] = block.output.save()
         logits = lm.lm_head.output.save()
     ours = {}
     _ours(model, batch, {name: (lambda name: lambda x: ours.setdefault(name, x) is None or x)(
         name) for name in saved})
-    assert len(ours) == len(saved) == 3 * layers
+    assert len(ours) == len(saved) >= 3 * layers + 2
     output_ids = [_id_of(None, model, value) for value in model.config.output_values]
     ours["unembed.hook_out"] = _ours(model, batch)[0]["output"]
     saved["unembed.hook_out"] = logits[..., output_ids]

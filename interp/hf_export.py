@@ -105,8 +105,8 @@ def _padded_eps(eps: float, d: int, n_embd: int) -> float:
 
     Every residual sums to zero (`check_mean_zero`), so centring is a no-op over either
     count, and the padding coordinates are zero, so the sum of squares S is the same over
-    d and over n_embd coordinates, and √(S/n_embd + eps·d/n_embd) = √(d/n_embd)·√(S/d + eps): ours
-    times √(d/n_embd), in exact arithmetic. So the normaliser's relative distance from
+    d and over n_embd coordinates: √(S/n_embd + eps·d/n_embd) = √(d/n_embd)·√(S/d + eps),
+    ours times √(d/n_embd), in exact arithmetic. So the normaliser's relative distance from
     √eps, the bound the compiler proved, is unchanged; the float mean only gets smaller
     (the same sum divided by n_embd > d), and the sums add only exact zeros. Rounding
     eps·d/n_embd and the gain to float32 adds at most 1.5 ulp of relative error per LN.

@@ -38,7 +38,8 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
                           causal: bool = False, compiler_bos: str = "BOS",
                           compiler_pad: str = "PAD", mlp_exactness: float = 100,
                           strict: bool = False, prefer: str = "depth",
-                          fuse: bool = True, layer_norm: bool = False) -> CompiledModel:
+                          fuse: bool = True, form: str = "per-position",
+                          layer_norm: bool = False) -> CompiledModel:
     """Compile a RASP program into a transformer that agrees with `rasp.evaluate`.
 
     Args:
@@ -55,6 +56,9 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
       prefer: "depth" (default) takes the layout with the fewest layers, then the fewest
         weights; "params" the fewest weights, so a fused MLP is never chosen where the
         unfused program, a layer deeper, has fewer weights.
+      form: "per-position" (default) computes the program's value at each input
+        position; "completion" builds a causal decoder that reads `x1 … xn SEP` and
+        writes the output `y1 … yn` then EOS (`model.generate`; compiler.completion).
       fuse: False compiles one block per SOp (no fusion, no Map read through its
         source), so the ground truth names every SOp of the lowered program.
       layer_norm: build pre-LN blocks (a LayerNorm before each attention and MLP
@@ -78,6 +82,14 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
     _check_choice(prefer, fuse)
     if not isinstance(layer_norm, bool):
         raise CompileError(None, f"layer_norm must be True or False, got {layer_norm!r}")
+    if form != "per-position":
+        _check_form(form)
+        from compiler.completion import compile_completion  # it calls back into this module
+        return compile_completion(program, vocab, max_seq_len, causal, strict,
+                                  functools.partial(compile_rasp_to_model, causal=True,
+                                                    compiler_bos=compiler_bos,
+                                                    compiler_pad=compiler_pad, prefer=prefer,
+                                                    fuse=fuse, layer_norm=layer_norm))
     lowered = lower_program(program, _none_oracle(program, vocab, max_seq_len))
     known: dict = {}  # the lowered program's value sets; fusion keeps most of its nodes
     domain = infer_domain(program, lowered, vocab, max_seq_len, causal, known)
@@ -269,6 +281,13 @@ def _check_choice(prefer, fuse) -> None:
                            "prefer='params' for the fewest weights")
     if not isinstance(fuse, bool):
         raise CompileError(None, f"fuse must be True or False, got {fuse!r}")
+
+
+def _check_form(form) -> None:
+    if form != "completion":
+        raise CompileError(None, f"form must be 'per-position' or 'completion', got {form!r}",
+                           "form='completion' for a decoder that generates the output "
+                           "after the prompt")
 
 
 def _check_mlp_exactness(mlp_exactness) -> None:

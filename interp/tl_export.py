@@ -58,11 +58,11 @@ def export_model(model, directory: str | os.PathLike, format: str = "safetensors
     files = {name: directory / name for name in
              ("model.safetensors", "config.json", "tokenizer.json", "ground_truth.json",
               "edges.json")}
-    _write_safetensors(files["model.safetensors"],
+    write_safetensors(files["model.safetensors"],
                        tl_weights.native_arrays(model.params, model.config))
     _write_json(files["config.json"], tl_weights.bridge_config(model.config))
     _write_json(files["tokenizer.json"], tokenizer_table(model))
-    files["ground_truth.json"].write_text(truth.to_json(indent=1) + "\n", encoding="utf-8")
+    write_ground_truth(files["ground_truth.json"], truth)
     _write_json(files["edges.json"], circuit_edges(truth))
     written = list(files.values())
     (directory / DATASET_FILE).unlink(missing_ok=True)  # a stale one must not pass as ours
@@ -71,7 +71,7 @@ def export_model(model, directory: str | os.PathLike, format: str = "safetensors
     absent += [] if dataset else [DATASET_FILE]
     if format == "transformer-lens":
         legacy = directory / "legacy.safetensors"
-        _write_safetensors(legacy, tl_weights.legacy_arrays(model.params, model.config))
+        write_safetensors(legacy, tl_weights.legacy_arrays(model.params, model.config))
         _write_json(directory / "legacy_config.json", tl_weights.legacy_config(model.config))
         written += [legacy, directory / "legacy_config.json"]
     if format == "interpbench":
@@ -95,6 +95,20 @@ def _write_dataset(model, directory: Path) -> list[Path]:
         return []
     _write_json(directory / DATASET_FILE, data)
     return [directory / DATASET_FILE]
+
+
+def write_ground_truth(path: Path, truth, hf_config=None) -> None:
+    """`truth` as JSON (GroundTruth.to_json); given the model's config (the Hugging Face
+    export), also "hf_modules": each hook name -> its GPT-2 module (hook_names.hf_module)."""
+    text = truth.to_json(indent=1)
+    if hf_config is not None:
+        from compiler.hook_names import hf_module
+        from rasp_runtime.forward import hook_names
+
+        data = json.loads(text)
+        data["hf_modules"] = {name: hf_module(name) for name in hook_names(hf_config)}
+        text = json.dumps(data, indent=1)
+    path.write_text(text + "\n", encoding="utf-8")
 
 
 def tokenizer_table(model) -> dict[str, Any]:
@@ -183,7 +197,7 @@ def _plain(value):
     return str(value)
 
 
-def _write_safetensors(path: Path, arrays) -> None:
+def write_safetensors(path: Path, arrays) -> None:
     """Like safetensors' save_file, but with the usual file permissions (it writes 0600).
 
     One metadata key only: safetensors writes the metadata map in hash order, so two

@@ -45,6 +45,20 @@ class ModelConfig:
     normalization: str = "none"   # or "layernorm": pre-LN before attention, MLP, unembedding
     activation: str = "relu"      # the MLPs' activation
     layer_norm_eps: float = 0.0   # LayerNorm's epsilon (read only with "layernorm")
+    # "per-position": the program's value at each position; "completion": the input is
+    # `x… sep y…` over `vocab` (prompt tokens from `prompt_vocab`), the output the next token,
+    # and `completion_causal` says whether the program's own semantics are causal.
+    form: str = "per-position"
+    sep: Any = None
+    eos: Any = None
+    prompt_vocab: tuple[Any, ...] = ()
+    completion_causal: bool = False
+
+    @property
+    def prompt_len(self) -> int:
+        """The longest input the program reads: max_seq_len, or for a completion model
+        the longest prompt (the model holds the prompt, SEP and the output: 2n + 1)."""
+        return self.max_seq_len if self.form != "completion" else (self.max_seq_len - 1) // 2
 
     @property
     def vocab_size(self) -> int:

@@ -8,7 +8,7 @@ Both run the one hooked forward of rasp_runtime.forward.
 Conveniences that reach above the runtime are thin lazy delegations, importing their
 package only when called: `ground_truth` (compiler.ground_truth, which derives the truth
 from the program or the saved records), `save(format=...)` other than npz,
-`to_transformer_lens` and `transformer_lens_state_dict` (interp). Nothing else here
+`to_transformer_lens`, `transformer_lens_state_dict` and `to_hf` (interp). Nothing else here
 imports compiler/ or interp/ (tests/test_layering.py checks it).
 """
 
@@ -163,6 +163,9 @@ class CompiledModel:
         # "args": [8]}; set by raspc and saved, as information: loading never imports it
         # (raspc verify rebuilds an example by name, a file only with --trust-program-source).
         self.source: dict[str, Any] | None = None
+        # A completion-form model compiled here: the program as written; `program` is then
+        # the rewritten program the weights compute (compiler.completion).
+        self.completion_of = None
         # Where the program has a value; unknown (not total) for models saved without it.
         self.domain = domain if domain is not None else Domain(unknown="not recorded")
         self.input_encoder = InputEncoder(config.vocab, config.bos, config.pad)
@@ -204,6 +207,11 @@ class CompiledModel:
         Without it, nothing is checked: on an input outside `self.domain` the decoded
         output is whatever the weights compute (often None, or one of several
         selected values), so check inputs whenever `self.domain.total` is False.
+
+        A completion-form model (`config.form == "completion"`) runs the sequence
+        `BOS x1 … xn SEP y1 …`; the value decoded at SEP and after is the next token
+        (before SEP it means nothing), and `check` compares those with the program's
+        output then EOS. `generate` writes the whole completion.
         """
         check_can_run()
         ids = self._encode(tokens)
@@ -225,6 +233,12 @@ class CompiledModel:
 
     def _check(self, xs: list[Any], decoded: list[Any]):
         from rasp_runtime.verify import outputs_agree  # verify imports this module
+        if self.config.form == "completion":
+            from rasp_runtime.generation import check_completion, split_completion
+            split = split_completion(self.config, [self.config.bos, *xs])
+            if split is not None:
+                check_completion(self, split[0], decoded[split[1] - 1:])
+            return
         if self.program is None:
             raise ModelMismatchError("check=True needs the program; this model was loaded "
                                      "without one")
@@ -237,6 +251,14 @@ class CompiledModel:
         if not outputs_agree(expected, decoded):
             raise ModelMismatchError(f"model and evaluator disagree on {xs!r}: "
                                      f"evaluator {expected!r}, model {decoded!r}")
+
+    def generate(self, tokens: Sequence[Any], check: bool = False) -> list[Any]:
+        """The output tokens a completion-form model writes after the prompt `tokens`:
+        greedy, one forward pass per token over the whole prefix (no key/value cache),
+        stopping at EOS or after len(tokens) outputs (rasp_runtime.generation)."""
+        check_can_run()
+        from rasp_runtime.generation import generate
+        return generate(self, tokens, check)
 
     def apply_batch(self, batch, return_residuals: bool = False):
         """Decoded outputs of many sequences, each a list starting with BOS.
@@ -300,8 +322,13 @@ class CompiledModel:
         """Save to `path` (.npz parameters) and a .json beside it; see rasp_runtime.serialize.
 
         format="safetensors" (or "transformer-lens", "interpbench") writes a
-        directory TransformerLens loads instead; see interp.tl_export.
+        directory TransformerLens loads instead; see interp.tl_export. format="hf"
+        writes a Hugging Face GPT-2 directory (causal LayerNorm models); see
+        interp.hf_export.
         """
+        if format == "hf":
+            from interp.hf_export import save_hf  # needs the hf extra
+            return save_hf(self, path, description)
         if format != "npz":
             from interp.tl_export import export_model  # torch-free, but interp stays optional
             return export_model(self, path, format, description)
@@ -325,6 +352,13 @@ class CompiledModel:
         """TransformerLens weights (legacy=True: HookedTransformer state dict and config)."""
         from interp.transformer_lens import transformer_lens_state_dict
         return transformer_lens_state_dict(self, legacy)
+
+    # ------------------------------------------------------------ Hugging Face
+    def to_hf(self):
+        """This model as a `transformers.GPT2LMHeadModel` (the hf extra; causal LayerNorm
+        models only): see interp.hf_export."""
+        from interp.hf_export import to_hf
+        return to_hf(self)
 
     # ------------------------------------------------------------ ground truth
     @property

@@ -93,6 +93,21 @@ def _check_config(config) -> None:
     if not config.output_numerical and len(set(config.output_values)) != \
             len(config.output_values):
         raise ModelFileError("config.output_values repeats a value")
+    _check_form(config)
+
+
+def _check_form(config) -> None:
+    if config.form == "per-position":
+        return
+    if config.form != "completion":
+        raise ModelFileError(f"config.form must be 'per-position' or 'completion', got "
+                             f"{config.form!r}")
+    missing = [t for t in (config.sep, config.eos, *config.prompt_vocab)
+               if t not in config.vocab]
+    if missing or not config.prompt_vocab or config.max_seq_len % 2 != 1:
+        raise ModelFileError("a completion model needs its SEP, EOS and prompt tokens in "
+                             "the vocabulary and an odd max_seq_len (2n + 1), got "
+                             f"{missing!r} missing, max_seq_len {config.max_seq_len}")
 
 
 def _check_params(params, config) -> None:

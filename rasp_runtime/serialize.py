@@ -127,6 +127,11 @@ def _config_to_json(config: ModelConfig) -> dict[str, Any]:
         **({"normalization": config.normalization, "activation": config.activation,
             "layer_norm_eps": config.layer_norm_eps}
            if config.normalization != "none" else {}),
+        # Only a completion model says its form, so per-position files stay as they were.
+        **({"form": config.form, "sep": encode_value(config.sep),
+            "eos": encode_value(config.eos), "prompt_vocab": _values(config.prompt_vocab),
+            "completion_causal": config.completion_causal}
+           if config.form != "per-position" else {}),
     }
 
 
@@ -142,7 +147,16 @@ def _config_from_json(data: dict[str, Any]) -> ModelConfig:
         output_values=_unvalues(data["output_values"]),
         normalization=data.get("normalization", "none"),  # absent: saved before LayerNorm
         activation=data.get("activation", "relu"),
-        layer_norm_eps=data.get("layer_norm_eps", 0.0))
+        layer_norm_eps=data.get("layer_norm_eps", 0.0), **_form_from_json(data))
+
+
+def _form_from_json(data: dict[str, Any]) -> dict[str, Any]:
+    """The form fields of a config; a file without them is per-position (older files too)."""
+    if "form" not in data:
+        return {}
+    return {"form": data["form"], "sep": decode_value(data["sep"]),
+            "eos": decode_value(data["eos"]), "prompt_vocab": _unvalues(data["prompt_vocab"]),
+            "completion_causal": bool(data["completion_causal"])}
 
 
 def _component_to_json(c: Component) -> dict[str, Any]:
@@ -219,8 +233,10 @@ def _program_to_json(model: CompiledModel, description: str | None) -> dict[str,
     """A readable summary of the program, and where it came from."""
     program: dict[str, Any] = {"description": description, "output": model.config.output_label,
                                "source": model.source}
-    if model.program is not None:
-        program["expressions"] = describe_program(model.program)
+    written = getattr(model, "completion_of", None)  # a completion model's program as written
+    written = model.program if written is None else written
+    if written is not None:
+        program["expressions"] = describe_program(written)
     return program
 
 

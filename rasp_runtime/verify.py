@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 import rasp
+from rasp_runtime.generation import teacher_forced
 from rasp_runtime.model import CompiledModel
 
 NUMERIC_TOLERANCE = 1e-4
@@ -78,15 +79,23 @@ class Verification:
 def verify_inputs(model: CompiledModel, program: rasp.SOp, inputs: Iterable[Sequence[Any]],
                   batch_size: int = 256) -> Verification:
     """Compare `model` with the evaluator on every input inside the program's domain,
-    counting the others by reason."""
-    causal = model.config.causal
+    counting the others by reason. For a completion model an input is a prompt, and the
+    tokens it writes (teacher-forced) are compared with the output then EOS."""
+    config = model.config
+    completion = config.form == "completion"
+    causal = config.completion_causal if completion else config.causal
     result, pending = Verification(), []
 
     def flush():
-        outputs = model.apply_batch([[model.config.bos, *xs] for xs, _ in pending])
+        # A completion model runs prompt, SEP and the expected output teacher-forced, and
+        # must write that output then EOS from SEP on (rasp_runtime.generation).
+        outputs = model.apply_batch([teacher_forced(config, xs, expected) if completion
+                                     else [config.bos, *xs] for xs, expected in pending])
         for (xs, expected), decoded in zip(pending, outputs):
-            if not outputs_agree(expected, decoded[1:]):
-                result.mismatches.append(Mismatch(list(xs), list(expected), decoded[1:]))
+            written = decoded[len(xs) + 1:] if completion else decoded[1:]
+            expected = [*expected, config.eos] if completion else expected
+            if not outputs_agree(expected, written):
+                result.mismatches.append(Mismatch(list(xs), list(expected), written))
         pending.clear()
 
     for xs in inputs:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from examples.library import EXAMPLES
 from raspc.formatting import print_table, print_warnings
-from raspc.targets import (TARGET_HELP, Target, add_program_options, domain_warnings,
-                           load_target, target_options)
+from raspc.targets import (FORM_HELP, TARGET_HELP, Target, add_program_options,
+                           domain_warnings, load_target, target_options, with_form)
 
 if TYPE_CHECKING:
     from compiler import CompiledModel
@@ -47,8 +47,8 @@ def outside_summary(result: Verification, inputs: int) -> str:
 def cmd_verify(args) -> int:
     """Compare the compiled model with the evaluator; exit 1 on any mismatch, or when no
     sampled input is inside the program's domain."""
-    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal,
-                         **target_options(args))
+    target = with_form(load_target(args.target, args.vocab, args.max_seq_len, args.causal,
+                                   **target_options(args)), args.form)
     model, seconds = target.compile(args.strict)
     print_warnings(domain_warnings(model))
     print(f"{target.name}: {len(model.config.layers)} layers, d_model {model.config.d_model}, "
@@ -122,10 +122,12 @@ def _twin_mismatches(layers: dict) -> list[str]:
 
 def register(command) -> None:
     """Add `verify` and `demo` to the parser (`command` is raspc.cli's helper)."""
-    add_program_options(command(
+    verify_ = command(
         "verify", cmd_verify, "compare the compiled model with the reference evaluator on "
         "random valid inputs; exit status 1 on any mismatch", TARGET_HELP + ", or a saved "
-        "model.npz (its program rebuilt: see --program)", inputs=1000))
+        "model.npz (its program rebuilt: see --program)", inputs=1000)
+    add_program_options(verify_)
+    verify_.add_argument("--form", choices=("per-position", "completion"), help=FORM_HELP)
     command("demo", cmd_demo, "compile every example at its default size, verify each on "
             "random inputs and print one table; exit status 1 if any fails",
             compiles=False, inputs=200)

@@ -1,10 +1,12 @@
-"""`raspc export`: a program or saved model as a TransformerLens / InterpBench directory."""
+"""`raspc export`: a program or saved model as a TransformerLens / InterpBench / Hugging Face
+directory."""
 
 from __future__ import annotations
 
-from raspc.targets import TARGET_HELP, add_layer_norm_option, load_model_or_target
+from raspc.targets import FORM_HELP, TARGET_HELP, add_layer_norm_option, load_model_or_target
 
-FORMATS = ("safetensors", "transformer-lens", "interpbench")  # = interp.tl_export.FORMATS
+# interp.tl_export.FORMATS, and hf (interp.hf_export)
+FORMATS = ("safetensors", "transformer-lens", "interpbench", "hf")
 
 
 def cmd_export(args) -> int:
@@ -25,6 +27,10 @@ def register(command) -> None:
     p.add_argument("--format", choices=FORMATS, default="safetensors",
                    help="safetensors: TransformerBridge weights + config/tokenizer/ground "
                         "truth/edges JSON; transformer-lens: also the HookedTransformer layout; "
-                        "interpbench: also ll_model.pth, ll_model_cfg.pkl, edges.pkl")
+                        "interpbench: also ll_model.pth, ll_model_cfg.pkl, edges.pkl; "
+                        "hf: a Hugging Face GPT-2 save_pretrained directory (causal "
+                        "LayerNorm models: --causal --layer-norm, or --form completion "
+                        "--layer-norm)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--form", choices=("per-position", "completion"), help=FORM_HELP)
     add_layer_norm_option(p)

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from examples.library import EXAMPLES
 from raspc.formatting import fmt, print_table
 from raspc.formatting import print_warnings
-from raspc.targets import (TARGET_HELP, add_layer_norm_option, add_program_options,
-                           domain_warnings, load_target, target_options)
+from raspc.targets import (FORM_HELP, TARGET_HELP, add_layer_norm_option, add_program_options,
+                           domain_warnings, load_target, target_options, with_form)
 
 if TYPE_CHECKING:
     from compiler import CompiledModel
@@ -20,7 +20,9 @@ def print_summary(model: CompiledModel, name: str, description: str, seconds: fl
     config = model.config
     print(f"{name}: {description}")
     print(f"  vocab: {', '.join(map(fmt, config.vocab))}   max_seq_len: {config.max_seq_len}"
-          f"   {'causal' if config.causal else 'non-causal'}")
+          f"   {'causal' if config.causal else 'non-causal'}"
+          + (f"   completion form: prompt {fmt(config.sep)} output {fmt(config.eos)}"
+             if config.form == "completion" else ""))
     print(f"  compiled in {seconds:.2f}s (wall time, loading the compiler included; "
           "jax loads only to run a model)")
     for key, value in [("layers", len(config.layers)),
@@ -58,8 +60,8 @@ def cmd_list(args) -> int:
 
 def cmd_compile(args) -> int:
     """Compile an example or a user program, print its summary, optionally save it."""
-    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal,
-                         **target_options(args))
+    target = with_form(load_target(args.target, args.vocab, args.max_seq_len, args.causal,
+                                   **target_options(args)), args.form)
     model, seconds = target.compile(args.strict, args.layer_norm)
     print_warnings(domain_warnings(model))
     print_summary(model, target.name, target.description, seconds)
@@ -82,4 +84,5 @@ def register(command) -> None:
     compile_.add_argument("-o", "--output", metavar="model.npz",
                           help="save the parameters here and the metadata as .json beside it")
     add_program_options(compile_)
+    compile_.add_argument("--form", choices=("per-position", "completion"), help=FORM_HELP)
     add_layer_norm_option(compile_)

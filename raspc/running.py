@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 def cmd_run(args) -> int:
     """Run a program (compiled on the fly or loaded) on the tokens; print its output."""
     model, _, _ = load_model_or_target(args, args.strict)
+    if model.config.form == "completion":
+        raise CliError(f"{args.target} is a completion-form model: run it with "
+                       f"raspc generate {args.target} TOKEN ...")
     warnings = domain_warnings(model)
     if model.program is None and not model.domain.total:
         if args.strict:
@@ -37,18 +40,21 @@ def cmd_run(args) -> int:
 
 
 def parse_tokens(words: Sequence[str], model: CompiledModel) -> list[Any]:
-    """Command-line words → vocabulary tokens (matched by their str), checked for length."""
+    """Command-line words → vocabulary tokens (matched by their str), checked for length
+    (for a completion-form model: prompt tokens, at most its prompt length)."""
     config = model.config
-    lookup = {str(t): t for t in config.vocab} | {t: t for t in config.vocab if isinstance(t, str)}
-    if len(words) > config.max_seq_len:
+    vocab = config.prompt_vocab if config.form == "completion" else config.vocab
+    limit = config.prompt_len
+    lookup = {str(t): t for t in vocab} | {t: t for t in vocab if isinstance(t, str)}
+    if len(words) > limit:
         raise CliError(f"the input has {len(words)} tokens, but this model accepts at most "
-                       f"max_seq_len = {config.max_seq_len} (recompile with --max-seq-len)")
+                       f"max_seq_len = {limit} (recompile with --max-seq-len)")
     tokens = []
     for position, word in enumerate(words):
-        token = lookup.get(word, _numeric_token(word, config.vocab))
+        token = lookup.get(word, _numeric_token(word, vocab))
         if token is None:
             raise CliError(f"token {word!r} at position {position} is not in the vocabulary "
-                           f"{{{', '.join(map(fmt, config.vocab))}}}")
+                           f"{{{', '.join(map(fmt, vocab))}}}")
         tokens.append(token)
     return tokens
 

@@ -67,6 +67,7 @@ class Target:
     sample: Callable[[random.Random], list[Any]]
     source: dict[str, Any] | None = None  # how to rebuild the program; saved with the model
     loaded: tuple[CompiledModel, float] | None = None  # a saved model, seconds to load it
+    form: str = "per-position"  # or "completion" (compile_rasp_to_model's `form`)
 
     def compile(self, strict: bool = False, layer_norm: bool = False
                 ) -> tuple[CompiledModel, float]:
@@ -83,7 +84,8 @@ class Target:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasp.CompileWarning)
             model = compile_rasp_to_model(self.program, self.vocab, self.max_seq_len,
-                                          self.causal, strict=strict, layer_norm=layer_norm)
+                                          self.causal, strict=strict, form=self.form,
+                                          layer_norm=layer_norm)
         model.source = self.source
         return model, time.perf_counter() - start
 
@@ -313,8 +315,22 @@ def load_model_file(spec: str, verify: bool = True) -> tuple[CompiledModel, str]
 
 def _refuse_compile_flags(vocab, max_seq_len, *flags) -> None:
     if vocab is not None or max_seq_len or any(flags):
-        raise CliError("--vocab, --max-seq-len, --causal and --layer-norm apply when "
-                       "compiling, not to a saved model")
+        raise CliError("--vocab, --max-seq-len, --causal, --form and --layer-norm apply "
+                       "when compiling, not to a saved model")
+
+
+FORM_HELP = ("per-position (default): the program's value at each input position; "
+             "completion: a causal decoder that reads the prompt then SEP and writes the "
+             "output one token per step, then EOS (see raspc generate)")
+
+
+def with_form(target: Target, form: str | None) -> Target:
+    """`target` compiled in `form` (None: as it is)."""
+    if form is None:
+        return target
+    if target.loaded is not None:
+        _refuse_compile_flags(None, None, form)
+    return dataclasses.replace(target, form=form)
 
 
 def load_model_or_target(args, strict: bool = False
@@ -322,13 +338,14 @@ def load_model_or_target(args, strict: bool = False
     """(model, description, target) for a command's `target` argument: a saved model
     (then target is None, and the compile flags are refused; its program is not rebuilt,
     so nothing its JSON names is imported or read) or a compiled program."""
+    form = getattr(args, "form", None)
     layer_norm = getattr(args, "layer_norm", False)
     if args.target.endswith(MODEL_SUFFIXES):
-        _refuse_compile_flags(args.vocab, args.max_seq_len, args.causal, layer_norm)
+        _refuse_compile_flags(args.vocab, args.max_seq_len, args.causal, form, layer_norm)
         model, description = load_model_file(args.target, args.verify)
         return model, description, None
-    target = load_target(args.target, args.vocab, args.max_seq_len, args.causal,
-                         **target_options(args))
+    target = with_form(load_target(args.target, args.vocab, args.max_seq_len, args.causal,
+                                   **target_options(args)), form)
     model, _ = target.compile(strict, layer_norm)
     return model, f"{target.name}: {target.description}", target
 
@@ -359,9 +376,18 @@ def saved_model_target(spec: str, vocab: str | None = None, max_seq_len: int | N
             program_structure(expressions):
         raise CliError(f"the program {where} no longer matches the one {spec} was compiled "
                        "from; give the matching program or recompile the model")
-    return dataclasses.replace(target, name=spec, description=description,
-                               vocab=config.vocab, causal=config.causal, source=source,
-                               loaded=(model, seconds))
+    vocab, _, causal = _program_settings(config)
+    return dataclasses.replace(target, name=spec, description=description, vocab=vocab,
+                               causal=causal, source=source, loaded=(model, seconds),
+                               form=config.form)
+
+
+def _program_settings(config) -> tuple[tuple, int, bool]:
+    """(vocab, max_seq_len, causal) of the program a saved model computes: for a completion
+    model, its prompt's, not those of the raw sequence it runs."""
+    if config.form == "completion":
+        return config.prompt_vocab, config.prompt_len, config.completion_causal
+    return config.vocab, config.max_seq_len, config.causal
 
 
 def _recorded_program(spec: str, source: Any, trust_source: bool) -> tuple[str, str]:
@@ -400,16 +426,15 @@ def _rebuilt_target(spec: str, where: str, kind: str, config, search_path,
     """The Target of a saved model's program: `where` is an example name (kind
     "example"), FILE.py:FUNCTION ("file") or FILE.rasp:NAME ("rasp"), `recorded` in
     the model or given by the user."""
+    vocab, length, causal = _program_settings(config)
     if kind == "rasp":
-        return rasp_file_target(where, ",".join(map(str, config.vocab)), config.max_seq_len,
-                                config.causal, search_path)
+        return rasp_file_target(where, ",".join(map(str, vocab)), length, causal, search_path)
     if kind == "example":
-        target = load_target(where, max_seq_len=config.max_seq_len)
-        target.sample = lambda rng: EXAMPLES[where].sample(rng, config.max_seq_len,
-                                                           config.vocab)
+        target = load_target(where, max_seq_len=length)
+        target.sample = lambda rng: EXAMPLES[where].sample(rng, length, vocab)
         return target
     try:
-        return _program_file_target(where, config.vocab, config.max_seq_len, config.causal)
+        return _program_file_target(where, vocab, length, causal)
     except CliError as error:
         if not recorded:
             raise

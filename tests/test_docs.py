@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
+import linecache
 import re
 import sys
 import textwrap
@@ -79,6 +80,8 @@ def run_statement(statement: ast.stmt, code: str, notes: dict, namespace: dict,
                   where: str) -> None:
     """Run one top-level statement and check what its comments say it gives."""
     trailing, following = expectations(code, notes, statement)
+    # The block's source, for tools that read their caller's code (nnsight's trace).
+    linecache.cache[where] = (len(code), None, code.splitlines(True), where)
     prints = is_print(statement) or isinstance(statement, ast.For)
     if isinstance(statement, ast.Expr) and not prints:
         value = eval(compile(ast.Expression(statement.value), where, "eval"), namespace)

@@ -28,6 +28,7 @@ ALLOWED = {
 # (file, imported module): a convenience that imports its package when it is called.
 LAZY_UPWARD = {
     ("rasp_runtime/model.py", "compiler.ground_truth"),
+    ("rasp_runtime/model.py", "interp.hf_export"),
     ("rasp_runtime/model.py", "interp.tl_export"),
     ("rasp_runtime/model.py", "interp.transformer_lens"),
     ("rasp_runtime/serialize.py", "compiler.ground_truth"),

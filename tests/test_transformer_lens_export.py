@@ -41,7 +41,9 @@ def reverse():
 
 def test_importing_our_packages_does_not_import_torch():
     code = ("import sys, compiler, rasp, raspc, interp, interp.tl_weights, compiler.hook_names\n"
-            "heavy = {'torch', 'transformer_lens', 'matplotlib'} & set(sys.modules)\n"
+            "import interp.hf_export\n"
+            "heavy = {'torch', 'transformer_lens', 'matplotlib', 'transformers', 'nnsight'}"
+            " & set(sys.modules)\n"
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120,
                    env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -201,7 +203,7 @@ def test_raspc_export_reports_mistakes_in_one_line(tmp_path, capsys):
         cli.main(["export", "reverse", "--format", "onnx", "-o", str(tmp_path / "x")])
     from interp.tl_export import FORMATS
     from raspc.export import FORMATS as CLI_FORMATS
-    assert CLI_FORMATS == FORMATS
+    assert CLI_FORMATS == (*FORMATS, "hf")  # hf: interp.hf_export
     model_path = tmp_path / "saved" / "reverse.npz"
     assert cli.main(["compile", "reverse", "-o", str(model_path)]) == 0
     assert cli.main(["export", str(model_path), "--format", "interpbench",

@@ -30,6 +30,7 @@ from craft.bases import BOS, ONE, VectorSpace
 from craft.maps import BilinearForm
 from rasp import expr as rx
 from rasp.errors import CompileError
+from rasp.traverse import fresh_name
 from rasp_runtime.model import CompiledModel
 
 BALANCE, MEAN_PROBE = "balance", "mean_probe"  # the two residual labels it adds
@@ -138,7 +139,9 @@ def with_layer_norm(model: CompiledModel, graph: ProgramGraph, values: dict,
     params["transformer/ln_final"] = dict(norm)
     config = dataclasses.replace(model.config, d_model=d, normalization="layernorm",
                                  layer_norm_eps=eps)
-    result = CompiledModel(params, config, labels + [BALANCE, MEAN_PROBE], model.components,
+    taken = set(labels)  # an SOp may be called `balance` (dyck's is)
+    added = [fresh_name(BALANCE, taken), fresh_name(MEAN_PROBE, taken)]
+    result = CompiledModel(params, config, labels + added, model.components,
                            model.value_records.values(), model.program, domain=model.domain)
     result.layer_norm_proof = LayerNormProof(eps, mean, scale, absolute, relative, residual_sum,
                                              magnitude, square_sum)

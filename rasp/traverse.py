@@ -56,13 +56,20 @@ def _walk(root: RASPExpr, children: Callable[[RASPExpr], Sequence[RASPExpr]]
     return order
 
 
+# Names of the compiled residual's special directions (craft.bases ONE and BOS): a
+# numerical SOp's direction is named by its label, so an SOp called `one` would share
+# the constant direction and read 1 too many. Such an SOp is labelled `one_2`.
+RESERVED_LABELS = ("one", "bos")
+
+
 def unique_labels(order: list[RASPExpr]) -> dict[int, str]:
     """A label per expression id, made unique by suffixing repeats `_2`, `_3`, ...
 
     Two different expressions may share a user-given name (e.g. a helper that
     names its result and is called twice); the first in `order` keeps the name.
+    RESERVED_LABELS are never given out.
     """
-    taken: set[str] = set()
+    taken: set[str] = set(RESERVED_LABELS)
     return {expr.unique_id: fresh_name(expr.label, taken) for expr in order}
 
 

@@ -19,6 +19,7 @@ from compiler import CompileError, compile_rasp_to_model
 from examples.library import EXAMPLES
 from rasp_runtime.forward import hook_names
 from rasp_runtime.interventions import run_batch
+from rasp_runtime.model import CompiledModel
 from tests.helpers import assert_compiles_exactly
 
 
@@ -102,3 +103,25 @@ def test_raspc_compile_and_export_take_layer_norm(tmp_path, capsys):
     assert cli.main(["export", str(path), "--layer-norm", "-o", str(tmp_path / "x")]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "--layer-norm apply when compiling" in error
+
+
+def _mean_of_ones(name):
+    """For each query token q: the share of tokens ≤ q that are 1, named `name`."""
+    is_one = rasp.numerical(rasp.Map(lambda t: t == 1, rasp.tokens))
+    select = rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.LEQ)
+    return rasp.numerical(rasp.Aggregate(select, is_one, default=0)).named(name)
+
+
+@pytest.mark.parametrize("name", ["one", "bos", "balance", "mean_probe"])
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_an_sop_named_like_a_special_direction_keeps_its_own(name, layer_norm, tmp_path):
+    # Worked by hand on [1, 2, 1]: query 1 sees the two 1s (share 1), query 2 sees all
+    # three tokens (share 2/3). An SOp called `one` once shared the constant direction
+    # and read 2, 5/3, 2; an LN model with an SOp called `balance` would not load.
+    model = compile_rasp_to_model(_mean_of_ones(name), [1, 2], 3, layer_norm=layer_norm)
+    assert len(set(model.residual_labels)) == len(model.residual_labels)
+    path = tmp_path / "m.npz"
+    model.save(path)
+    loaded = CompiledModel.load(path)
+    got = loaded.apply(["BOS", 1, 2, 1]).decoded[1:]
+    assert got == pytest.approx([1.0, 2 / 3, 1.0], abs=1e-4)

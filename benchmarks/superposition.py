@@ -42,7 +42,7 @@ EXACT = 0.99
 ACCEPTANCE_SEEDS = (0, 1, 2)
 SAE_INPUTS, SAE_STEPS = 400, 3000
 # Library examples where the superposed recipe is ≥ 99% exact at half d_model.
-DEFAULTS_EXAMPLES = ("previous_token", "shift_by", "first_occurrence")
+DEFAULTS_EXAMPLES = ("previous_token", "shift_by", "hist")
 
 
 def frac_prevs_a() -> tuple:

@@ -81,7 +81,7 @@ def register(command) -> None:
                        "from --dim: at or above the read rank a PCA start (exact at once), "
                        "below it the superposed recipe (random start ×0.3, no residual "
                        "term, margin weight 100, learning rate 0.01, up to 20000 steps × 3 "
-                       "starts). The options below override the recipe's settings.")
+                       "starts). The options above override the recipe's settings.")
     p.add_argument("--dim", type=_positive(int), required=True, metavar="D",
                    help="width of the narrow residual stream")
     p.add_argument("--recipe", choices=("auto", "pca", "superposed"), default="auto",

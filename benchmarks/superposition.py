@@ -41,8 +41,9 @@ TEST_INPUTS = 1000
 EXACT = 0.99
 ACCEPTANCE_SEEDS = (0, 1, 2)
 SAE_INPUTS, SAE_STEPS = 400, 3000
-# Library examples where the superposed recipe is ≥ 99% exact at half d_model.
-DEFAULTS_EXAMPLES = ("previous_token", "shift_by", "hist")
+# Library examples where the superposed recipe is ≥ 99% exact at half d_model for
+# seeds 0-2 (hist fails seed 2; first_occurrence, pair_balance, detect_pattern seed 0).
+DEFAULTS_EXAMPLES = ("previous_token", "shift_by")
 
 
 def frac_prevs_a() -> tuple:

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from interp.compress_fold import fold_numpy, narrow_config, narrow_labels
-from interp.compress_train import (Sampler, TrainingSettings, Validator, outputs_match,
-                                   reference_outputs, train_projection)
+from interp.compress_train import (PCA_INPUTS, Sampler, TrainingSettings, Validator,
+                                   outputs_match, read_rank, reference_outputs,
+                                   train_projection)
 from rasp_runtime.model import CompiledModel
 
 COMPRESSION_FORMAT = "rasp-compiler-compression"
@@ -129,14 +130,56 @@ def sampler_for(model: CompiledModel, example: str | None = None) -> Sampler:
     return lambda rng: uniform(rng, vocab, rng.randint(1, n))
 
 
-def compress(model: CompiledModel, dim: int, *, steps: int = 2000, batch_size: int = 64,
-             learning_rate: float = 3e-3, seed: int = 0, residual_weight: float = 1.0,
-             residual_metric: str = "reads", init: str = "pca", feature_scales: bool = True,
-             init_scale: float = 1.0, margin_weight: float = 0.0, restarts: int = 1,
-             sampler: Sampler | None = None,
-             example: str | None = None, validation_size: int = 256, eval_every: int = 50,
-             numeric_tolerance: float = 1e-2, progress: bool = True) -> CompressedModel:
+# The two recipes `compress` chooses between; docs/superposition.md says why each is
+# what it is. "pca": from the read rank up a linear W keeps every reader exact, and the
+# PCA start is that W at step 0 (the training is a fallback). "superposed": below it no
+# W reconstructs every residual, so the residual term only pulls W away from exact
+# outputs; a small random start keeps hard attention's softmax unsaturated, the hinge
+# pushes the last numbers under the tolerance, and restarts retry an unlucky start.
+# The budget is steps × restarts: 60,000 steps at most.
+RECIPES: dict[str, dict[str, Any]] = {
+    "pca": {"init": "pca", "init_scale": 1.0, "residual_weight": 1.0, "margin_weight": 0.0,
+            "learning_rate": 3e-3, "steps": 2000, "restarts": 1, "validation_size": 256},
+    "superposed": {"init": "random", "init_scale": 0.3, "residual_weight": 0.0,
+                   "margin_weight": 100.0, "learning_rate": 1e-2, "steps": 20_000,
+                   "restarts": 3, "validation_size": 1000},
+}
+
+
+def choose_recipe(model: CompiledModel, dim: int, sampler: Sampler, seed: int = 0
+                  ) -> tuple[str, int]:
+    """("pca" or "superposed", the read rank): "pca" when dim ≥ the rank of the
+    residuals' image in the read directions, on the inputs the PCA start sees."""
+    rng = random.Random(seed)  # the PCA start's inputs (interp.compress_train)
+    rank = read_rank(model, [sampler(rng) for _ in range(PCA_INPUTS)])
+    return ("pca" if dim >= rank else "superposed"), rank
+
+
+def compress(model: CompiledModel, dim: int, *, recipe: str = "auto",
+             steps: int | None = None, batch_size: int = 64,
+             learning_rate: float | None = None, seed: int = 0,
+             residual_weight: float | None = None, residual_metric: str = "reads",
+             init: str | None = None, feature_scales: bool = True,
+             init_scale: float | None = None, margin_weight: float | None = None,
+             restarts: int | None = None, sampler: Sampler | None = None,
+             example: str | None = None, validation_size: int | None = None,
+             eval_every: int = 50, numeric_tolerance: float = 1e-2,
+             progress: bool = True) -> CompressedModel:
     """Learn W (dim × d_model) so that the folded narrow model matches `model`.
+
+    **Recipe.** `recipe="auto"` (the default) measures the *read rank* (the rank of
+    the original residuals' image in the directions anything reads, on the PCA
+    start's inputs) and picks:
+    - "pca" when dim ≥ the read rank: `init="pca"`, residual_weight 1, learning
+      rate 3e-3, up to 2,000 steps, 1 start, 256 validation inputs. The PCA start
+      is exact at step 0 there, so usually no step runs.
+    - "superposed" below it: `init="random"`, init_scale 0.3, residual_weight 0,
+      margin_weight 100, learning rate 1e-2, 1,000 validation inputs, and up to
+      3 starts of up to 20,000 steps each (a budget of 60,000 steps), each start
+      run only if the ones before ended inexact on validation.
+    `recipe="pca"` or `"superposed"` forces one. Every setting given explicitly
+    (not None) overrides the recipe's. `training["recipe"]` and
+    `training["read_rank"]` record the choice.
 
     Loss per batch: output loss (cross-entropy on categorical outputs, with None
     as one more class; squared error on numerical ones) + `residual_weight` ×
@@ -146,8 +189,8 @@ def compress(model: CompiledModel, dim: int, *, steps: int = 2000, batch_size: i
     the readers' metric ΣR·Rᵀ of `interp.compress_train.residual_metric`.
     Adam on W only (gradient clipping, cosine-decayed learning rate). W starts
     (`init="pca"`) from the top principal directions of the original residuals
-    as the readers see them, exact at once whenever dim ≥ the rank of that
-    image, or (`init="random"`) from random orthonormal rows drawn from `seed`,
+    as the readers see them, exact at once whenever dim ≥ the read rank, or
+    (`init="random"`) from random orthonormal rows drawn from `seed`,
     times `init_scale`: below 1 it softens hard attention's saturated softmax
     at the start, so gradients reach W_Q/W_K. With `feature_scales` (default),
     W = V·diag(exp(s)) and both V and the log scale s of each original direction
@@ -167,23 +210,37 @@ def compress(model: CompiledModel, dim: int, *, steps: int = 2000, batch_size: i
     if dim > model.config.d_model:
         raise ValueError(f"dim {dim} is wider than the model (d_model "
                          f"{model.config.d_model}); compress to at most {model.config.d_model}")
-    if init not in ("random", "pca"):
-        raise ValueError(f"init must be 'random' or 'pca', got {init!r}")
-    if not init_scale > 0 or margin_weight < 0 or not isinstance(restarts, int) or restarts < 1:
-        raise ValueError("init_scale must be > 0, margin_weight ≥ 0 and restarts a positive "
-                         f"integer; got {init_scale!r}, {margin_weight!r}, {restarts!r}")
-    settings = TrainingSettings(dim, steps, batch_size, learning_rate, seed, residual_weight,
-                                residual_metric, init, feature_scales, init_scale,
-                                margin_weight, restarts, validation_size, eval_every,
-                                numeric_tolerance, progress)
+    if recipe not in ("auto", *RECIPES):
+        raise ValueError(f"recipe must be 'auto', 'pca' or 'superposed', got {recipe!r}")
     sampler = sampler or sampler_for(model, example)
+    chosen, rank = choose_recipe(model, dim, sampler, seed)
+    chosen = chosen if recipe == "auto" else recipe
+    given = {"steps": steps, "learning_rate": learning_rate, "residual_weight": residual_weight,
+             "init": init, "init_scale": init_scale, "margin_weight": margin_weight,
+             "restarts": restarts, "validation_size": validation_size}
+    picked = {**RECIPES[chosen], **{k: v for k, v in given.items() if v is not None}}
+    if picked["init"] not in ("random", "pca"):
+        raise ValueError(f"init must be 'random' or 'pca', got {picked['init']!r}")
+    if (not picked["init_scale"] > 0 or picked["margin_weight"] < 0
+            or not isinstance(picked["restarts"], int) or picked["restarts"] < 1):
+        raise ValueError("init_scale must be > 0, margin_weight ≥ 0 and restarts a positive "
+                         f"integer; got {picked['init_scale']!r}, {picked['margin_weight']!r}, "
+                         f"{picked['restarts']!r}")
+    settings = TrainingSettings(dim=dim, batch_size=batch_size, seed=seed,
+                                residual_metric=residual_metric, feature_scales=feature_scales,
+                                eval_every=eval_every, numeric_tolerance=numeric_tolerance,
+                                progress=progress, **picked)
     rng = random.Random(seed + VALIDATION_SEED_OFFSET)
-    inputs, expected = reference_outputs(model, [sampler(rng) for _ in range(validation_size)])
+    inputs, expected = reference_outputs(model, [sampler(rng)
+                                                 for _ in range(settings.validation_size)])
     validator = Validator(model, dim, inputs, expected, numeric_tolerance)
     result = train_projection(model, settings, sampler, validator)
-    summary = {"settings": {k: v for k, v in dataclasses.asdict(settings).items()
+    summary = {"recipe": chosen, "read_rank": rank,
+               "settings": {k: v for k, v in dataclasses.asdict(settings).items()
                             if k != "progress"},
                "steps_run": len(result.losses), "starts": result.starts,
+               "kept_start": result.kept_start,
+               "steps_all_starts": result.steps_all_starts,
                "stopped_early": result.stopped_early,
                "first_loss": result.losses[0] if result.losses else None,
                "final_loss": result.losses[-1] if result.losses else None,

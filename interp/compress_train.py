@@ -35,6 +35,9 @@ GRADIENT_CLIP = 1.0
 PCA_INPUTS = 512
 RESTART_STRIDE = 7919  # seeds of restarts: far from the seeds a user sweeps by hand
 READ_CUTOFF = 1e-13  # metric eigenvalues below this share of the largest read nothing
+# Singular values of the read residuals below this share of the largest are rounding
+# (the PCA start drops them and is still exact on validation).
+RANK_CUTOFF = 1e-4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +69,9 @@ class TrainingResult:
     losses: the loss at every step run. validation: (step, share of validation
     inputs the compressed model gets exactly right). stopped_early: whether every
     validation input agreed before `steps` ran out. starts: how many starts ran
-    (see `restarts`); the others' losses are not kept.
+    (see `restarts`); the others' losses are not kept. kept_start: which of them
+    (1-based) gave the projection. steps_all_starts: the steps run by every start
+    together.
     """
 
     projection: np.ndarray
@@ -74,6 +79,8 @@ class TrainingResult:
     validation: tuple[tuple[int, float], ...]
     stopped_early: bool
     starts: int = 1
+    kept_start: int = 1
+    steps_all_starts: int = 0
 
 
 def encode_batch(model: CompiledModel, batch: Sequence[Sequence[Any]]) -> tuple[np.ndarray,
@@ -206,6 +213,26 @@ def read_basis(metric: np.ndarray) -> np.ndarray:
     return vectors[:, values > values.max() * READ_CUTOFF]  # eigenvalues span ~1e9
 
 
+def read_residuals(model: CompiledModel, inputs: Sequence[Sequence[Any]],
+                   metric: np.ndarray) -> np.ndarray:
+    """The original residuals (every layer and real position, stacked, float64)
+    projected onto what the metric M reads (its range), in d_model coordinates."""
+    ids, valid = encode_batch(model, inputs)
+    out = model.forward.apply(model.params, ids, valid)
+    stacked = np.concatenate([np.asarray(r)[valid] for r in out["residuals"]]).astype(np.float64)
+    read = read_basis(metric)
+    return stacked @ read @ read.T
+
+
+def read_rank(model: CompiledModel, inputs: Sequence[Sequence[Any]]) -> int:
+    """The rank of the residuals' image in the read directions (readers' metric) on
+    `inputs`: the PCA start of that width is exact on them, and no narrower linear W
+    keeps every reader's input exact."""
+    singular = np.linalg.svd(read_residuals(model, inputs, residual_metric(model, "reads")),
+                             compute_uv=False)
+    return int((singular > singular[0] * RANK_CUTOFF).sum()) if singular.size else 0
+
+
 def pca_projection(model: CompiledModel, inputs: Sequence[Sequence[Any]], dim: int,
                    metric: np.ndarray) -> np.ndarray:
     """W whose rows are the top-`dim` principal directions (uncentered, every layer) of
@@ -214,11 +241,7 @@ def pca_projection(model: CompiledModel, inputs: Sequence[Sequence[Any]], dim: i
     when dim ≥ that image's rank. (Unweighted within the range: M's eigenvalues
     span many orders of magnitude, and weighting by them would drown the gentle
     readers; the loss weighs them during training.)"""
-    ids, valid = encode_batch(model, inputs)
-    out = model.forward.apply(model.params, ids, valid)
-    stacked = np.concatenate([np.asarray(r)[valid] for r in out["residuals"]]).astype(np.float64)
-    read = read_basis(metric)
-    _, _, vt = np.linalg.svd(stacked @ read @ read.T, full_matrices=False)
+    _, _, vt = np.linalg.svd(read_residuals(model, inputs, metric), full_matrices=False)
     return vt[:dim].astype(np.float32)  # orthonormal rows
 
 
@@ -246,8 +269,10 @@ def train_projection(model: CompiledModel, settings: TrainingSettings, sampler: 
         results.append(_train_one_start(model, start, sampler, validator))
         if results[-1].stopped_early:
             break
-    best = max(results, key=lambda r: max(score for _, score in r.validation))
-    return dataclasses.replace(best, starts=len(results))
+    best = max(range(len(results)),
+               key=lambda i: max(score for _, score in results[i].validation))
+    return dataclasses.replace(results[best], starts=len(results), kept_start=best + 1,
+                               steps_all_starts=sum(len(r.losses) for r in results))
 
 
 def _initial_params(model: CompiledModel, s: TrainingSettings, sampler: Sampler,

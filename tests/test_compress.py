@@ -147,7 +147,7 @@ def test_pca_start_is_exact_down_to_the_rank_the_readers_see():
 def test_training_lowers_the_loss_and_is_deterministic(sort_unique):
     dim, seed = 24, 3
     kwargs = dict(steps=120, batch_size=32, learning_rate=1e-2, seed=seed, eval_every=1000,
-                  init="random",
+                  recipe="pca", init="random",
                   validation_size=16, progress=False, example="sort_unique")
     first = compress(sort_unique, dim, **kwargs)
     again = compress(sort_unique, dim, **kwargs)

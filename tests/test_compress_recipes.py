@@ -1,5 +1,6 @@
-"""interp.compress training options for widths below the read rank: per-feature log
-scales, a scaled start, the hinge on numerical errors and restarts."""
+"""interp.compress recipes: the default picks the PCA start at or above the read rank
+and the superposed recipe below it; that recipe's options (per-feature log scales,
+a scaled start, the hinge on numerical errors, restarts)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 
 from compiler import compile_rasp_to_model
 from examples.library import EXAMPLES
-from interp.compress import CompressedModel, compress
+from interp.compress import (VALIDATION_SEED_OFFSET, CompressedModel, compress, exact_match,
+                             sampler_for)
 from interp.compress_fold import initial_projection
 from interp.compress_train import encode_batch, make_loss, projection_of
 from rasp_runtime.interventions import run_batch
@@ -85,3 +87,44 @@ def test_restarts_run_until_one_start_is_exact_and_are_deterministic(frac_prevs)
 def test_bad_training_options_are_refused(frac_prevs, bad):
     with pytest.raises(ValueError, match="init_scale must be > 0"):
         compress(frac_prevs, 4, progress=False, **bad)
+
+
+def test_the_default_at_the_read_rank_is_the_pca_start_with_no_training(frac_prevs):
+    # frac_prevs (d_model 14): its residuals span 11 dimensions as the readers see them
+    # (docs/superposition.md); at that width the PCA start agrees before any step
+    narrow = compress(frac_prevs, 11, example="frac_prevs", progress=False)
+    training = narrow.training
+    assert (training["recipe"], training["read_rank"]) == ("pca", 11)
+    assert training["steps_run"] == 0 and training["stopped_early"]
+    settings = training["settings"]
+    assert (settings["init"], settings["residual_weight"], settings["restarts"],
+            settings["validation_size"]) == ("pca", 1.0, 1, 256)
+
+
+def test_the_default_below_the_read_rank_is_the_superposed_recipe_reported_honestly(
+        frac_prevs):
+    # a step budget far too small to succeed: the summary must say it did not
+    narrow = compress(frac_prevs, 10, steps=20, restarts=2, validation_size=64, eval_every=10,
+                      example="frac_prevs", progress=False)
+    training, settings = narrow.training, narrow.training["settings"]
+    assert training["recipe"] == "superposed"
+    assert (settings["init"], settings["init_scale"], settings["residual_weight"],
+            settings["margin_weight"], settings["learning_rate"]) == (
+        "random", 0.3, 0.0, 100.0, 1e-2)  # the recipe's, where no argument overrides
+    assert (settings["steps"], settings["restarts"], settings["validation_size"]) == (20, 2, 64)
+    # the validation inputs, drawn again here; the kept W's score is what it gets on them
+    sample, rng = sampler_for(frac_prevs, "frac_prevs"), random.Random(VALIDATION_SEED_OFFSET)
+    validation = [sample(rng) for _ in range(64)]
+    best = max(score for _, score in training["validation"])
+    assert best == pytest.approx(exact_match(narrow, validation))
+    assert best < 1.0 and not training["stopped_early"]
+    assert (training["starts"], training["steps_all_starts"]) == (2, 40)
+
+
+def test_a_named_recipe_overrides_the_choice(frac_prevs):
+    forced = compress(frac_prevs, 12, recipe="superposed", steps=0, validation_size=8,
+                      example="frac_prevs", progress=False)
+    assert forced.training["recipe"] == "superposed"
+    assert forced.training["settings"]["init"] == "random"
+    with pytest.raises(ValueError, match="recipe must be"):
+        compress(frac_prevs, 12, recipe="fast", progress=False)

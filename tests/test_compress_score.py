@@ -141,6 +141,7 @@ def test_raspc_compress_reports_accuracy_and_cosines(capsys, tmp_path):
     assert main(["compress", "frac_prevs", "--dim", "14", "--steps", "20", "--inputs", "50",
                  "-o", str(out)]) == 0
     text = capsys.readouterr().out
+    assert "recipe pca (auto): dim 14 is at or above the read rank 11" in text
     assert "exact match with the evaluator on 50 inputs: 100.0%" in text
     assert "after layer 0 attn" in text and "1.0000" in text
     assert CompressedModel.load(out).dim == 14
@@ -152,7 +153,9 @@ def test_raspc_compress_takes_the_below_read_rank_options(capsys, tmp_path):
                  "--init", "random", "--init-scale", "0.3", "--residual-weight", "0",
                  "--margin-weight", "100", "--restarts", "2", "--validation-size", "16",
                  "-o", str(out)]) == 0
-    assert "trained 10 steps (start 2 of 2)" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "recipe superposed (auto): dim 3 is below the read rank 11" in text
+    assert "trained 10 steps in start " in text and "of 2 run (up to 2; 20 steps in all)" in text
     settings = CompressedModel.load(out).training["settings"]
     assert (settings["init_scale"], settings["residual_weight"], settings["margin_weight"],
             settings["restarts"], settings["validation_size"]) == (0.3, 0.0, 100.0, 2, 16)

@@ -8,6 +8,7 @@ with a non-zero default). Each block records the SOps it reads.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 
@@ -18,7 +19,7 @@ from compiler.budgets import Budgets, class_indices, one_hots
 from compiler.graph import ProgramGraph
 from compiler.node_block import NodeBlock
 from compiler.values import ValueSet
-from craft import categorical, clean_lookup, numerical
+from craft import categorical, clean_lookup, float_bounds, numerical
 from craft.bases import ONE, MatrixTooLarge, VectorSpace, zeros_matrix
 from craft.blocks import MLP, BlockInfo, Series
 from rasp import expr as rx
@@ -42,6 +43,9 @@ MAX_GATE_LEAK = 0.1
 # Largest float32 error (any summation order) we accept on a discretiser's one-hot:
 # lookups threshold one-hots at ½ and double what is left on the set direction.
 MAX_ONE_HOT_ERROR = 0.05
+# A one-hot that errs by less than this still reads right: every lookup and the
+# decoder threshold its directions at ½ (_lookup_error).
+ONE_HOT_LIMIT = 0.25
 # One-hot error bound of lookups and aggregates (products of exact 0/1 weights,
 # attention leaks below 1e-19, float32 averaging error ~1e-7 relative); lookups of
 # exact one-hots (tokens, indices, lookups of those) are exact (_exact_lookup).
@@ -84,6 +88,8 @@ class _Builder(AttentionBlocks):
     budgets: Budgets
     fold: bool = True  # compute an SOp inside its reader's block (affine, linear, width)
     exact: dict[int, bool] = dataclasses.field(default_factory=dict)  # _exact_lookup's answers
+    noises: dict[int, float] = dataclasses.field(default_factory=dict)  # _noise's answers
+    gated_plans: dict = dataclasses.field(default_factory=dict)  # _gated_plan's answers
     # Per Map node, its cached output function (`_map_result`).
     map_results: dict = dataclasses.field(default_factory=dict)
 
@@ -158,13 +164,38 @@ class _Builder(AttentionBlocks):
             else:
                 block = self._classes_then_lookup(node, expr.inner, xs, VectorSpace(()),
                                                   lambda x, c: result(x), info)
-        elif rx.is_numerical(expr) and self._noise(expr.inner) > LOOKUP_NOISE:
-            # a plain lookup would double a discretiser's one-hot noise into the number
-            block = clean_lookup.clean_lookup_mlp(self.spaces[inner], self.spaces[node],
-                                                  lambda d: result(d.value), hidden, info)
+        elif rx.is_numerical(expr):
+            block = self._numerical_lookup(node, expr, result, hidden, info)
         else:
+            self._check_one_hot(expr, self._noise(expr))
             block = self._lookup(expr.inner, node, lambda d: result(d.value), hidden, info)
         return NodeBlock(node, block, (inner,))
+
+    def _numerical_lookup(self, node, expr, result, hidden, info) -> MLP:
+        """A numerical Map of categorical c whose error, in float32 and any summation order,
+        fits what the Map's readers tolerate for each value it writes, given the error of
+        c's one-hot (`_noise`): a plain lookup, which passes on twice c's error
+        (categorical.output_lookup_error), where c errs by at most LOOKUP_NOISE and that
+        fits; else a clean lookup, whose error does not grow with c's; else a refusal
+        naming the reader."""
+        inner, noise = expr.inner, self._noise(expr.inner)
+        in_space = self.spaces[inner.unique_id]
+        written = sorted({abs(float(v)) for d in in_space.basis for v in result(d.value).values()})
+        allowed = self.budgets.allowed(node, written)
+
+        def fits(error_of) -> bool:
+            return all(error_of(v) <= a for v, a in zip(written, allowed))
+
+        if noise <= LOOKUP_NOISE and fits(lambda v: categorical.output_lookup_error(1, v, noise)):
+            return self._lookup(inner, node, lambda d: result(d.value), hidden, info)
+        if noise <= clean_lookup.INPUT_TOLERANCE and fits(clean_lookup.error_bound):
+            return clean_lookup.clean_lookup_mlp(in_space, self.spaces[node],
+                                                 lambda d: result(d.value), hidden, info)
+        largest = max(written, default=0.0)
+        raise CompileError(expr, f"float32 cannot write values as large as {largest:g} from "
+                           f"a one-hot that may err by {noise:.2g} within what "
+                           f"{self.budgets.spent_by(node)} tolerates "
+                           f"({float(min(allowed, default=0.0)):.2g})", "rescale the values")
 
     def _affine_fit(self, node, xs) -> tuple[float, float] | None:
         """(a, b) with the numerical Map's f(x) = a·x + b on every value x it accepts (to
@@ -200,31 +231,62 @@ class _Builder(AttentionBlocks):
                                "magnitude to be separated exactly in float32",
                                "round or rescale the values before this Map")
 
+    def _sequence_result(self, node):
+        """(a, b) ↦ the SequenceMap's output components ({} where its function raises), cached."""
+        if node not in self.map_results:
+            expr, out = self.graph.expr(node), self._output_of(node)
+
+            def result(a, b):
+                try:
+                    return out(expr.f(a, b))
+                except Exception:  # noqa: BLE001  the evaluator rejects such inputs
+                    return {}
+
+            self.map_results[node] = result
+        return self.map_results[node]
+
+    def _with_width(self, expr) -> bool | None:
+        """True (False) where SequenceMap `expr` runs in its first (second) SOp's width
+        head (`_width_with`), None where it does not."""
+        if self.fold and width_with_side(expr.fst, expr.snd):
+            return True
+        return False if self.fold and width_with_side(expr.snd, expr.fst) else None
+
     def _sequence_map(self, node, expr) -> NodeBlock:
         fst, snd = expr.fst.unique_id, expr.snd.unique_id
-        out = self._output_of(node)
-
-        def result(a, b):
-            try:
-                return out(expr.f(a, b))
-            except Exception:  # noqa: BLE001  the evaluator rejects such inputs
-                return {}
-
+        result = self._sequence_result(node)
         info, label = self._info(node, "sequence_map"), self._label(node)
-        width_first = self.fold and width_with_side(expr.fst, expr.snd)
-        if width_first or (self.fold and width_with_side(expr.snd, expr.fst)):
+        if (width_first := self._with_width(expr)) is not None:
             return self._width_with(node, expr, width_first)
         if rx.is_numerical(expr.fst) or rx.is_numerical(expr.snd):
-            return NodeBlock(node, self._gated(node, expr, result, info), (fst, snd))
+            return NodeBlock(node, self._gated(node, info), (fst, snd))
+        if not rx.is_numerical(expr):
+            self._check_one_hot(expr, self._noise(expr))
         block = categorical.pair_lookup_mlp(
             self.spaces[fst], self.spaces[snd], self.spaces[node],
             lambda a, b: result(a.value, b.value), f"{label}.hidden", info)
         return NodeBlock(node, block, (fst, snd))
 
-    def _gated(self, node, expr, result, info) -> MLP | Series:
+    def _gated(self, node, info) -> MLP | Series:
         """f(numerical x, categorical c): one MLP whose discretiser of x is gated by c,
         or, where c's float32 noise could open a gate, first discretise x into the
         classes f tells apart (two MLPs)."""
+        plan = self._gated_plan(node)
+        self._check_rounding(self.graph.expr(node), plan.xs)
+        self.budgets.tolerate(node, plan.x.unique_id, numerical.input_tolerance(plan.xs))
+        if plan.one_mlp:
+            return numerical.gated_discretising_mlp(
+                self.spaces[plan.x.unique_id].basis[0], plan.xs, self.spaces[plan.c.unique_id],
+                self.spaces[node], plan.ordered, f"{self._label(node)}.hidden", info)
+        return self._classes_then_lookup(node, plan.x, plan.xs, self.spaces[plan.c.unique_id],
+                                         plan.ordered, info, plan.c)
+
+    def _gated_plan(self, node) -> _GatedPlan:
+        """What `_gated` builds for SequenceMap `node`, and its error bound; memoised, as
+        readers ask for it (`_noise`) before the node is built."""
+        if node in self.gated_plans:
+            return self.gated_plans[node]
+        expr, result = self.graph.expr(node), self._sequence_result(node)
         numeric_first = rx.is_numerical(expr.fst)
         x, c = (expr.fst, expr.snd) if numeric_first else (expr.snd, expr.fst)
 
@@ -232,27 +294,32 @@ class _Builder(AttentionBlocks):
         def ordered(x_value, c_value):
             return result(x_value, c_value) if numeric_first else result(c_value, x_value)
 
-        x_dir, c_space = self.spaces[x.unique_id].basis[0], self.spaces[c.unique_id]
-        gate_values = [d.value for d in c_space.basis]
+        gate_values = [d.value for d in self.spaces[c.unique_id].basis]
 
         def row(x_value):  # f(x, ·): what x means to this SequenceMap
             return [ordered(x_value, c_value) for c_value in gate_values]
 
         xs = _merge_indistinguishable(
             expr, self.values[x.unique_id].require(expr, "a SequenceMap"), row)
-        self._check_rounding(expr, xs)
-        self.budgets.tolerate(node, x.unique_id, numerical.input_tolerance(xs))
-        label = self._label(node)
         rows = [row(v) for v in xs]
         used = [j for j in range(1, len(xs)) if rows[j - 1] != rows[j]]
         strength = max((numerical.gate_strength(xs, j) for j in used), default=0.0)
-        exact = self._discretiser_is_exact(
+        error = self._discretiser_error(
             node, xs, [functools.partial(lambda v, x: ordered(x, v), v) for v in gate_values],
             gated=True)
-        if strength * self._noise(c) <= MAX_GATE_LEAK and exact:
-            return numerical.gated_discretising_mlp(x_dir, xs, c_space, self.spaces[node],
-                                                    ordered, f"{label}.hidden", info)
-        return self._classes_then_lookup(node, x, xs, c_space, ordered, info, c)
+        # Each copy's base unit writes f(x_m, c')·x_c', so c's error leaks onto each output
+        # direction k as Σ_c' |f(x_m, c')_k|·e_c (doubled: a generous cover of the rounding
+        # of those few products); the copies' steps cancel it exactly.
+        leaks = collections.Counter()
+        for out in rows[-1]:
+            leaks.update({k: abs(v) for k, v in out.items()})
+        error += 2 * max(leaks.values(), default=0.0) * self._noise(c)
+        one_mlp = strength * self._noise(c) <= MAX_GATE_LEAK and error <= self._budget(node)
+        if not one_mlp and not rx.is_numerical(expr):
+            error = clean_lookup.error_bound(1.0, pair=True)
+        plan = _GatedPlan(x, c, xs, ordered, one_mlp, error)
+        self.gated_plans[node] = plan
+        return plan
 
     def _classes_then_lookup(self, node, x, xs, c_space, ordered, info, c=None) -> Series:
         """Two MLPs: x into the classes f tells apart (one-hot), then a clean lookup from
@@ -291,23 +358,31 @@ class _Builder(AttentionBlocks):
                 f"{label}.hidden", info)
         return Series((discretise, lookup))
 
-    def _discretiser_is_exact(self, node, xs, functions, gated: bool = False) -> bool:
-        """Whether a discretiser of x computing each of `functions` (x ↦ output components,
-        one per gate value when `gated`) is within budget in float32, in any summation
-        order: the node's budget (compiler.budgets) for a number, MAX_ONE_HOT_ERROR for
-        a one-hot."""
-        if gated and numerical.rounding_bound(xs, gated=True) > MAX_STEP_ROUNDING:
-            return False
+    def _budget(self, node) -> float:
+        """The error a discretiser writing `node` may make: the node's budget
+        (compiler.budgets) for a number, MAX_ONE_HOT_ERROR for a one-hot."""
         numeric = rx.is_numerical(self.graph.expr(node))
-        budget = self.budgets.budget(node) if numeric else MAX_ONE_HOT_ERROR
+        return self.budgets.budget(node) if numeric else MAX_ONE_HOT_ERROR
+
+    def _discretiser_is_exact(self, node, xs, functions) -> bool:
+        """Whether a discretiser of x computing each of `functions` is within `_budget`."""
+        return self._discretiser_error(node, xs, functions) <= self._budget(node)
+
+    def _discretiser_error(self, node, xs, functions, gated: bool = False) -> float:
+        """The float32 error bound, in any summation order, of a discretiser of x computing
+        each of `functions` (x ↦ output components, one per gate value when `gated`);
+        infinite where its steps' rounding is too large to bound."""
+        if gated and numerical.rounding_bound(xs, gated=True) > MAX_STEP_ROUNDING:
+            return np.inf
         # Components are bounded independently, so the functions' rows are bounded side by
         # side, as many at once as numerical.BOUND_CHUNK allows (the xs part is shared).
         batch = max(1, numerical.BOUND_CHUNK // max(1, len(xs) * self.spaces[node].dim))
+        error = 0.0
         for start in range(0, len(functions), batch):
             rows = np.hstack([self._rows(node, f, xs) for f in functions[start:start + batch]])
-            if not numerical.discretiser_error_bounds(xs, rows, gated).max(initial=0.0) <= budget:
-                return False
-        return True
+            error = max(error, float(numerical.discretiser_error_bounds(xs, rows, gated)
+                                     .max(initial=0.0)))
+        return error
 
     def _rows(self, node, output_of, xs) -> np.ndarray:
         """The output vectors output_of(x) in the node's space, one row per x."""
@@ -319,9 +394,16 @@ class _Builder(AttentionBlocks):
         return rows
 
     def _noise(self, sop) -> float:
-        """A bound on the float32 error of a categorical SOp's one-hot."""
+        """A bound on the float32 error of every direction of a categorical SOp's one-hot,
+        in any summation order (memoised: readers ask before the SOp is built)."""
         if isinstance(sop, EMBEDDED) or self._exact_lookup(sop):
             return 0.0
+        if sop.unique_id not in self.noises:
+            self.noises[sop.unique_id] = self._one_hot_error(sop)
+        return self.noises[sop.unique_id]
+
+    def _one_hot_error(self, sop) -> float:
+        """`_noise` of an SOp whose one-hot is not exact, from the block that writes it."""
         if isinstance(sop, rx.Map) and rx.is_numerical(sop.inner):
             result = self._map_result(sop.unique_id)
             xs = _merge_indistinguishable(sop, self.values[sop.inner.unique_id].values, result)
@@ -330,7 +412,24 @@ class _Builder(AttentionBlocks):
             return bound if bound <= MAX_ONE_HOT_ERROR else clean_lookup.error_bound(1.0)
         if isinstance(sop, rx.SelectorWidth):
             return _width_noise(self.max_seq_len)
+        if isinstance(sop, rx.Map):  # a lookup, one unit per input value
+            return max(LOOKUP_NOISE, _lookup_error([self._noise(sop.inner)], 1.0))
+        if isinstance(sop, rx.Aggregate):  # an average of equal one-hots
+            return max(LOOKUP_NOISE, float_bounds.mean_error(self.max_seq_len + 1, 1.0,
+                                                             self._noise(sop.sop)))
+        if isinstance(sop, rx.SequenceMap) and self._with_width(sop) is None:
+            if any(rx.is_numerical(child) for child in sop.children):
+                return self._gated_plan(sop.unique_id).error
+            return max(LOOKUP_NOISE, _lookup_error([self._noise(c) for c in sop.children], 3.0))
         return LOOKUP_NOISE
+
+    @staticmethod
+    def _check_one_hot(expr, error: float):
+        """Refuse a lookup whose inputs err so much that its own one-hot could be garbled."""
+        if not error < ONE_HOT_LIMIT:
+            raise CompileError(expr, f"float32 rounding upstream could garble its one-hot "
+                               f"(by up to {error:.2g}) in some summation order",
+                               REDUCE_VALUES_HINT)
 
     def _exact_lookup(self, sop) -> bool:
         """Whether `sop` is a categorical lookup (Map, or pair-lookup SequenceMap) of exact
@@ -380,6 +479,37 @@ class _Builder(AttentionBlocks):
     def _largest(self, node) -> float:
         """The largest magnitude of a numerical SOp's values (0 if they are not known)."""
         return max((abs(float(v)) for v in self.values[node].values), default=0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class _GatedPlan:
+    """A SequenceMap of numerical x and categorical c: x's values, f ordered as (x, c),
+    whether one gated discretiser computes it (else classes then a clean lookup), and the
+    error bound of what it writes (a one-hot's, per direction, when categorical)."""
+    x: rx.SOp
+    c: rx.SOp
+    xs: list
+    ordered: object
+    one_mlp: bool
+    error: float
+
+
+def _lookup_error(input_errors: list[float], offset: float) -> float:
+    """One-hot error bound, any summation order, of a lookup whose set unit is
+    relu(2·Σ x_d − offset·one) over one set direction per input (`offset` 1 for a Map,
+    3 for a pair), each erring by at most e_i; infinite where a unit could misfire.
+
+    The unit carries 2·Σe_i plus the rounding of its terms; every other unit stays below
+    −1 + 2·Σe_i + rounding, exactly 0; the second layer writes the unit once (weight 1)
+    and the residual add rounds once more.
+    """
+    carried = 2 * sum(input_errors)
+    unit = float_bounds.matmul_error(2 * (len(input_errors) + sum(input_errors)) + offset,
+                                     len(input_errors) + 1, carried)
+    if not unit < ONE_HOT_LIMIT:
+        return np.inf
+    second = float_bounds.matmul_error(1 + unit, 1, unit)
+    return second + float_bounds.add_error(1 + second)
 
 
 @functools.lru_cache(maxsize=64)

@@ -67,6 +67,8 @@ class Target:
     sample: Callable[[random.Random], list[Any]]
     source: dict[str, Any] | None = None  # how to rebuild the program; saved with the model
     loaded: tuple[CompiledModel, float] | None = None  # a saved model, seconds to load it
+    prefer: str = "depth"  # compile_rasp_to_model's layout choice (--prefer)
+    fuse: bool = True  # False: one block per SOp (--no-fuse)
 
     def compile(self, strict: bool = False) -> tuple[CompiledModel, float]:
         """The compiled (or loaded) model and the wall time in seconds it took, importing
@@ -80,7 +82,8 @@ class Target:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasp.CompileWarning)
             model = compile_rasp_to_model(self.program, self.vocab, self.max_seq_len,
-                                          self.causal, strict=strict)
+                                          self.causal, strict=strict, prefer=self.prefer,
+                                          fuse=self.fuse)
         model.source = self.source
         return model, time.perf_counter() - start
 
@@ -134,24 +137,38 @@ def add_program_options(parser) -> None:
 
 
 def target_options(args) -> dict[str, Any]:
-    """`load_target`'s keyword options from a command's --rasp-path, --program and
-    --trust-program-source (absent options take their defaults)."""
+    """`load_target`'s keyword options from a command's --rasp-path, --program,
+    --trust-program-source, --prefer and --no-fuse (absent options take their defaults)."""
     return {"search_path": tuple(getattr(args, "rasp_path", None) or ()),
             "program": getattr(args, "program", None),
             "trust_source": getattr(args, "trust_program_source", False),
-            "verify": getattr(args, "verify", True)}
+            "verify": getattr(args, "verify", True),
+            "prefer": getattr(args, "prefer", "depth"),
+            "fuse": getattr(args, "fuse", True)}
 
 
 def load_target(spec: str, vocab: str | None = None, max_seq_len: int | None = None,
                 causal: bool = False, *, search_path=(), program: str | None = None,
-                trust_source: bool = False, verify: bool = True) -> Target:
+                trust_source: bool = False, verify: bool = True, prefer: str = "depth",
+                fuse: bool = True) -> Target:
     """An example name, `path/to/file.py:function`, `file.rasp:name` or a saved model,
     with optional overrides. `search_path`: more directories a .rasp `load` may read;
     `program` and `trust_source`: how a saved model's program is rebuilt; `verify`: False
-    loads a saved model whose checksum is missing or wrong."""
+    loads a saved model whose checksum is missing or wrong; `prefer` and `fuse`: how a
+    program is compiled (see compile_rasp_to_model)."""
     if spec.endswith(MODEL_SUFFIXES):
+        _refuse_compile_flags(None, None, False, prefer, fuse)
         return saved_model_target(spec, vocab, max_seq_len, causal, search_path=search_path,
                                   program=program, trust_source=trust_source, verify=verify)
+    target = _program_target(spec, vocab, max_seq_len, causal, search_path, program,
+                             trust_source)
+    target.prefer, target.fuse = prefer, fuse
+    return target
+
+
+def _program_target(spec, vocab, max_seq_len, causal, search_path, program, trust_source
+                    ) -> Target:
+    """`load_target` of a program (not a saved model)."""
     if program is not None or trust_source:
         raise CliError("--program and --trust-program-source apply to a saved model "
                        "(model.npz), not to a program")
@@ -300,10 +317,10 @@ def load_model_file(spec: str, verify: bool = True) -> tuple[CompiledModel, str]
         raise CliError(str(error)) from None
 
 
-def _refuse_compile_flags(vocab, max_seq_len, causal) -> None:
-    if vocab is not None or max_seq_len or causal:
-        raise CliError("--vocab, --max-seq-len and --causal apply when compiling, "
-                       "not to a saved model")
+def _refuse_compile_flags(vocab, max_seq_len, causal, prefer="depth", fuse=True) -> None:
+    if vocab is not None or max_seq_len or causal or prefer != "depth" or not fuse:
+        raise CliError("--vocab, --max-seq-len, --causal, --prefer and --no-fuse apply when "
+                       "compiling, not to a saved model")
 
 
 def load_model_or_target(args, strict: bool = False
@@ -312,7 +329,8 @@ def load_model_or_target(args, strict: bool = False
     (then target is None, and the compile flags are refused; its program is not rebuilt,
     so nothing its JSON names is imported or read) or a compiled program."""
     if args.target.endswith(MODEL_SUFFIXES):
-        _refuse_compile_flags(args.vocab, args.max_seq_len, args.causal)
+        _refuse_compile_flags(args.vocab, args.max_seq_len, args.causal,
+                              getattr(args, "prefer", "depth"), getattr(args, "fuse", True))
         model, description = load_model_file(args.target, args.verify)
         return model, description, None
     target = load_target(args.target, args.vocab, args.max_seq_len, args.causal,

@@ -26,9 +26,10 @@ MAX_ONE_HOT_ERROR = 0.05
 # A one-hot that errs by less than this still reads right: every lookup and the
 # decoder threshold its directions at ½ (lookup_error).
 ONE_HOT_LIMIT = 0.25
-# One-hot error bound of lookups and aggregates (products of exact 0/1 weights,
-# attention leaks below 1e-19, float32 averaging error ~1e-7 relative); lookups of
-# exact one-hots (tokens, indices, lookups of those) are exact (_exact_lookup).
+# The least one-hot error assumed of lookups of noisy one-hots and of aggregates (their
+# own bound, `_one_hot_error`, where it is larger: ~2× their input's, ~1e-7 relative per
+# average), and the most a numerical Map reads through a plain lookup. Lookups of exact
+# one-hots (tokens, indices, lookups of those) are exact (_exact_lookup).
 LOOKUP_NOISE = 1e-5
 
 

@@ -1,6 +1,8 @@
 """Parameters and depth beside the reference compiler (Tracr, the `bench` extra), same run.
 
-    python benchmarks/width.py [--sizes 5,10,16] [--out benchmarks/results]
+    python benchmarks/width.py [--sizes 5,10,16] [--prefer depth|params] [--examples A,B]
+                               [--examples-only]
+                               [--out benchmarks/results]
 
 Compiles every library example, single categorical Maps of one SOp from large
 vocabularies and a seeded sweep of random tables, with both compilers at equal vocabulary and N, and counts the weights
@@ -8,7 +10,8 @@ of each model. Writes `<out>/width.md` and `<out>/width.json`; prints how many r
 have more parameters than the reference at equal or greater depth. Tracr keeps its
 unembedding outside its parameters and we count ours, so a second ratio adds Tracr's
 (d_model × output values). Each example is also compiled without fusing MLP chains
-(compiler.fusion), to show where fusion saves a layer at a cost in width.
+(compiler.fusion), to show where fusion saves a layer at a cost in width. `--prefer
+params` compiles ours with compile_rasp_to_model(..., prefer="params").
 """
 
 from __future__ import annotations
@@ -106,34 +109,43 @@ def _counts(model) -> tuple[int, int, int]:
             max((layer.mlp_hidden for layer in layers), default=0))
 
 
-def row(name, ours_program, tracr_program, vocab, max_len, build=None) -> dict:
+def row(name, ours_program, tracr_program, vocab, max_len, build=None,
+        prefer: str = "depth") -> dict:
     """One side-by-side measurement (`build()`, if given, rebuilds the program unfused)."""
-    layers, params, width = _counts(compile_rasp_to_model(ours_program, set(vocab), max_len))
+    layers, params, width = _counts(compile_rasp_to_model(ours_program, set(vocab), max_len,
+                                                          prefer=prefer))
     result = {"program": name, "max_seq_len": max_len, "vocab_size": len(vocab),
               "layers": layers, "params": params, "mlp_width": width}
     if build is not None:
-        with chains_unfused():
-            unfused = _counts(compile_rasp_to_model(build(), set(vocab), max_len))
-        result.update(zip(("unfused_layers", "unfused_params", "unfused_width"), unfused))
+        try:
+            with chains_unfused():
+                unfused = _counts(compile_rasp_to_model(build(), set(vocab), max_len))
+            result.update(zip(("unfused_layers", "unfused_params", "unfused_width"), unfused))
+        except rasp.CompileError:  # e.g. rasp_dyck2 at N = 40: an unfused chain too wide
+            pass
     theirs = tracr_model(tracr_program, vocab, max_len) if tracr_program is not None else None
     counts = tracr_counts(theirs) if theirs is not None else (None, None, None)
     result.update(zip(("reference_params", "reference_layers", "reference_unembed"), counts))
     return result
 
 
-def rows(sizes) -> list[dict]:
-    """Every library example at every N, then the single Maps."""
+def rows(sizes, prefer: str = "depth", examples_only: bool = False,
+         names=tuple(EXAMPLES)) -> list[dict]:
+    """The library examples `names` at every N, then (unless `examples_only`) the single
+    Maps."""
     from tracr.rasp import rasp as tracr_rasp
 
     tracr = reference.tracr_examples()
     result = []
     for max_len in sizes:
-        for name, example in EXAMPLES.items():
+        for name, example in ((name, EXAMPLES[name]) for name in names):
             vocab = vocab_for(example, max_len)
             theirs = tracr[name].build(max_len) if name in tracr else None
             result.append(row(name, example.build(max_len), theirs, vocab, max_len,
-                              lambda: example.build(max_len)))
+                              lambda: example.build(max_len), prefer))
             print(_line(result[-1]), flush=True)
+    if examples_only:
+        return result
     for name, (fn, source, size, max_len) in SINGLE_MAPS.items():
         vocab = list(range(size))
         result.append(row(name, single_map(rasp, fn, source), single_map(tracr_rasp, fn, source),
@@ -201,12 +213,19 @@ def markdown(result: list[dict]) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="5,10,16")
+    parser.add_argument("--prefer", choices=("depth", "params"), default="depth",
+                        help="compile_rasp_to_model's prefer for our models")
+    parser.add_argument("--examples", default=",".join(EXAMPLES),
+                        help="comma-separated library examples (default: all)")
+    parser.add_argument("--examples-only", action="store_true",
+                        help="only the library examples (no single Maps, no random tables)")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     args = parser.parse_args(argv)
     if not reference.available():
         print("tracr-pypi is not installed (pip install '.[bench]')")
         return 1
-    result = rows([int(n) for n in args.sizes.split(",")])
+    result = rows([int(n) for n in args.sizes.split(",")], args.prefer, args.examples_only,
+                  args.examples.split(","))
     os.makedirs(args.out, exist_ok=True)
     table = markdown(result)
     with open(os.path.join(args.out, "width.md"), "w") as f:

@@ -67,6 +67,16 @@ class Budgets:
             tolerated.append(OUTPUT_BUDGET)
         return min(tolerated, default=NUMERIC_BUDGET) - self.read_error(node)
 
+    def allowed(self, node: int, values) -> np.ndarray:
+        """The error `node` may carry where it takes each of `values`: its budget, and at
+        the program's output also `output_budget(v)` (relative for large values), so a
+        value is never charged a budget set by a larger one."""
+        values = np.asarray(values, np.float64)
+        if node != self.output:
+            return np.full(values.shape, self.budget(node))
+        readers = min(self.tolerances.get(node, {}).values(), default=np.inf)
+        return np.minimum(readers, output_budget(values)) - self.read_error(node)
+
     def spent_by(self, node: int) -> str:
         """Who sets `node`'s budget, for a refusal: its least tolerant reader, and what
         that reader must itself stay within and for whom (never a negative tolerance:
@@ -104,11 +114,8 @@ class Budgets:
             slack = self.budget(node) - float_bounds.matmul_error(magnitude, units)
         else:
             values, magnitudes = worst
-            allowed = self.budget(node)
-            if node == self.output:  # its readers' tolerances, and the output's own rule
-                readers = min(self.tolerances.get(node, {}).values(), default=np.inf)
-                allowed = np.minimum(readers, output_budget(values)) - self.read_error(node)
-            slack = float(np.min(allowed - float_bounds.matmul_error(magnitudes, units)))
+            slack = float(np.min(self.allowed(node, values)
+                                 - float_bounds.matmul_error(magnitudes, units)))
         if slack <= 0:
             raise CompileError(expr, "float32 rounding of its linear combination may exceed "
                                f"what {self.spent_by(node)} tolerates by {-slack:.2g}"

@@ -74,16 +74,34 @@ def error_bound(max_abs_output: float, pair: bool = False) -> float:
     """Float32 error bound of every output component, for inputs within INPUT_TOLERANCE
     and any summation order.
 
-    A unit adds `one` and 1 (2) input directions of magnitude ≤ 1 + 1/16, so its
+    A pair's unit adds `one` and 2 input directions of magnitude ≤ 1 + 1/16, so its
     error is e = matmul_error(slope·Σ|x| + offset). Only the clamp of the set value
     (pair) is non-zero — every other unit sits at least ¼ below its kink, and e ≪ ¼ —
     so an output component adds 2 terms, each |value| times a unit of at most
     slope·Σ|x| − offset (+ e).
     """
-    slope, offsets = _PAIR if pair else _SINGLE
-    inputs = 2 if pair else 1
+    if not pair:
+        return _single_error_bound(max_abs_output)
+    slope, offsets = _PAIR
+    inputs = 2
     largest = slope * inputs * (1 + INPUT_TOLERANCE)  # |slope·Σx| at most
     unit = max(float_bounds.matmul_error(largest + offset, inputs + 1) for offset in offsets)
     hidden = sum(largest - offset for offset in offsets) + 2 * unit
     second = float_bounds.matmul_error(max_abs_output * hidden, 2, 2 * unit * max_abs_output)
+    return second + float_bounds.add_error(max_abs_output + second)
+
+
+def _single_error_bound(max_abs_output: float) -> float:
+    """`error_bound` of a single lookup, whose units are exact.
+
+    For x within 1/16 of 1, 2x is exact and 2x − ½ ∈ [1.375, 1.625], 2x − 1½ ∈
+    [0.375, 0.625] lie on a grid at least as fine as 2x's, so each unit is the exact
+    sum of its two non-zero terms, in any order (with or without FMA); for x within
+    1/16 of 0 both are negative, so exactly 0. The output v·u₁ − v·u₂ (exactly v in
+    reals) then rounds two products (≤ u·|v|·(1.625 + 0.625)) and their sum (≤ u·|v|
+    and its own error), and the residual add rounds once more.
+    """
+    u = float_bounds.UNIT_ROUNDOFF
+    products = u * max_abs_output * (2 * _SINGLE[0] * (1 + INPUT_TOLERANCE) - sum(_SINGLE[1]))
+    second = products + u * (max_abs_output + products) * (1 + u)
     return second + float_bounds.add_error(max_abs_output + second)

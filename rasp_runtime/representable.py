@@ -76,7 +76,7 @@ def check_values(expr, values: tuple[Any, ...], numerical: bool) -> None:
     Two values float32 cannot tell apart (often the same number reached by different
     float arithmetic) are fine until a block must tell them apart: the discretising
     MLPs that read a numerical SOp merge them where they map them alike, and refuse
-    otherwise (compiler.blocks._merge_indistinguishable)."""
+    otherwise (compiler.input_errors.merge_indistinguishable)."""
     bad = _first_bad(values, numerical)
     if not bad:
         return

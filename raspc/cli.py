@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name, handler, text, target=None, compiles=True, inputs=None, epilog=None,
                 reads_rasp=None):
-        """Add one subcommand; `compiles` adds --vocab/--max-seq-len/--causal, and
+        """Add one subcommand; `compiles` adds --vocab/--max-seq-len/--causal/--prefer/--no-fuse/--strict, and
         `reads_rasp` (default: when it takes a target) --rasp-path."""
         p = commands.add_parser(name, help=text, description=text + ".", epilog=epilog)
         p.set_defaults(handler=handler)
@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--max-seq-len", type=_positive_int, metavar="N",
                            help="longest input, not counting BOS (default: the example's, or 8)")
             p.add_argument("--causal", action="store_true", help="compile a causal model")
+            p.add_argument("--prefer", choices=("depth", "params"), default="depth",
+                           help="depth (default): the fewest layers, then the fewest weights; "
+                                "params: the fewest weights, even at one more layer")
+            p.add_argument("--no-fuse", dest="fuse", action="store_false",
+                           help="one block per SOp (no fusion), so the ground truth names "
+                                "every SOp")
             p.add_argument("--strict", action="store_true",
                            help="refuse a program whose domain is not total (some input "
                                 "makes a function raise or an Aggregate ambiguous)")

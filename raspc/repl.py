@@ -31,13 +31,15 @@ class Session:
     """One REPL: the interpreter state, the running example and compile settings."""
 
     def __init__(self, example: list[Any], vocab, max_seq_len: int | None,
-                 causal: bool = False, out=sys.stdout, search_path=()):
+                 causal: bool = False, out=sys.stdout, search_path=(), prefer: str = "depth",
+                 fuse: bool = True):
         from rasp.syntax_build import Interpreter  # imports lark
 
         # `load` reads under the current directory and `search_path` (raspc --rasp-path)
         self.interpreter = Interpreter("", "<repl>", search_path=search_path)
         self.example = example
         self.vocab, self.max_seq_len, self.causal, self.out = vocab, max_seq_len, causal, out
+        self.prefer, self.fuse = prefer, fuse  # raspc repl --prefer, --no-fuse
 
     def say(self, text: str) -> None:
         """Print one line of output."""
@@ -135,7 +137,8 @@ class Session:
         try:
             with warnings.catch_warnings():  # a partial domain is reported below, as lines
                 warnings.simplefilter("ignore", rasp.CompileWarning)
-                model = compile_rasp_to_model(value, vocab, n, self.causal)
+                model = compile_rasp_to_model(value, vocab, n, self.causal,
+                                              prefer=self.prefer, fuse=self.fuse)
         except RaspError as error:
             self.say(f"error: {error}")
             return
@@ -233,7 +236,7 @@ def cmd_repl(args) -> int:
         except (ValueError, SyntaxError):
             raise CliError(f"bad --example {example}: give text or a list like [1, 2]") from None
     session = Session(list(example), vocab, args.max_seq_len, args.causal,
-                      search_path=args.rasp_path or ())
+                      search_path=args.rasp_path or (), prefer=args.prefer, fuse=args.fuse)
     session.say(f"RASP REPL; example: {session.example!r}. Type `help` for commands.")
     return run_repl(session)
 

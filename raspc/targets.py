@@ -68,6 +68,8 @@ class Target:
     source: dict[str, Any] | None = None  # how to rebuild the program; saved with the model
     loaded: tuple[CompiledModel, float] | None = None  # a saved model, seconds to load it
     form: str = "per-position"  # or "completion" (compile_rasp_to_model's `form`)
+    prefer: str = "depth"  # compile_rasp_to_model's layout choice (--prefer)
+    fuse: bool = True  # False: one block per SOp (--no-fuse)
 
     def compile(self, strict: bool = False, layer_norm: bool = False
                 ) -> tuple[CompiledModel, float]:
@@ -85,7 +87,8 @@ class Target:
             warnings.simplefilter("ignore", rasp.CompileWarning)
             model = compile_rasp_to_model(self.program, self.vocab, self.max_seq_len,
                                           self.causal, strict=strict, form=self.form,
-                                          layer_norm=layer_norm)
+                                          layer_norm=layer_norm, prefer=self.prefer,
+                                          fuse=self.fuse)
         model.source = self.source
         return model, time.perf_counter() - start
 
@@ -147,24 +150,38 @@ def add_layer_norm_option(parser) -> None:
 
 
 def target_options(args) -> dict[str, Any]:
-    """`load_target`'s keyword options from a command's --rasp-path, --program and
-    --trust-program-source (absent options take their defaults)."""
+    """`load_target`'s keyword options from a command's --rasp-path, --program,
+    --trust-program-source, --prefer and --no-fuse (absent options take their defaults)."""
     return {"search_path": tuple(getattr(args, "rasp_path", None) or ()),
             "program": getattr(args, "program", None),
             "trust_source": getattr(args, "trust_program_source", False),
-            "verify": getattr(args, "verify", True)}
+            "verify": getattr(args, "verify", True),
+            "prefer": getattr(args, "prefer", "depth"),
+            "fuse": getattr(args, "fuse", True)}
 
 
 def load_target(spec: str, vocab: str | None = None, max_seq_len: int | None = None,
                 causal: bool = False, *, search_path=(), program: str | None = None,
-                trust_source: bool = False, verify: bool = True) -> Target:
+                trust_source: bool = False, verify: bool = True, prefer: str = "depth",
+                fuse: bool = True) -> Target:
     """An example name, `path/to/file.py:function`, `file.rasp:name` or a saved model,
     with optional overrides. `search_path`: more directories a .rasp `load` may read;
     `program` and `trust_source`: how a saved model's program is rebuilt; `verify`: False
-    loads a saved model whose checksum is missing or wrong."""
+    loads a saved model whose checksum is missing or wrong; `prefer` and `fuse`: how a
+    program is compiled (see compile_rasp_to_model)."""
     if spec.endswith(MODEL_SUFFIXES):
+        _refuse_compile_flags(None, None, prefer != "depth", not fuse)
         return saved_model_target(spec, vocab, max_seq_len, causal, search_path=search_path,
                                   program=program, trust_source=trust_source, verify=verify)
+    target = _program_target(spec, vocab, max_seq_len, causal, search_path, program,
+                             trust_source)
+    target.prefer, target.fuse = prefer, fuse
+    return target
+
+
+def _program_target(spec, vocab, max_seq_len, causal, search_path, program, trust_source
+                    ) -> Target:
+    """`load_target` of a program (not a saved model)."""
     if program is not None or trust_source:
         raise CliError("--program and --trust-program-source apply to a saved model "
                        "(model.npz), not to a program")
@@ -314,9 +331,11 @@ def load_model_file(spec: str, verify: bool = True) -> tuple[CompiledModel, str]
 
 
 def _refuse_compile_flags(vocab, max_seq_len, *flags) -> None:
+    """Refuse compile flags (truthy `flags`: --causal, --form, --layer-norm, a --prefer
+    other than depth, --no-fuse) given with a saved model."""
     if vocab is not None or max_seq_len or any(flags):
-        raise CliError("--vocab, --max-seq-len, --causal, --form and --layer-norm apply "
-                       "when compiling, not to a saved model")
+        raise CliError("--vocab, --max-seq-len, --causal, --form, --layer-norm, --prefer and "
+                       "--no-fuse apply when compiling, not to a saved model")
 
 
 FORM_HELP = ("per-position (default): the program's value at each input position; "
@@ -341,7 +360,9 @@ def load_model_or_target(args, strict: bool = False
     form = getattr(args, "form", None)
     layer_norm = getattr(args, "layer_norm", False)
     if args.target.endswith(MODEL_SUFFIXES):
-        _refuse_compile_flags(args.vocab, args.max_seq_len, args.causal, form, layer_norm)
+        _refuse_compile_flags(args.vocab, args.max_seq_len, args.causal, form, layer_norm,
+                              getattr(args, "prefer", "depth") != "depth",
+                              not getattr(args, "fuse", True))
         model, description = load_model_file(args.target, args.verify)
         return model, description, None
     target = with_form(load_target(args.target, args.vocab, args.max_seq_len, args.causal,

@@ -14,7 +14,7 @@ import pytest
 
 import rasp
 from compiler import compile_rasp_to_model
-from compiler.blocks import MAX_ONE_HOT_ERROR
+from compiler.input_errors import MAX_ONE_HOT_ERROR
 from compiler.budgets import NUMERIC_BUDGET
 from craft import float_bounds
 from craft.numerical import one_hot_error_bound, output_error_bound

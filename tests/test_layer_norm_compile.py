@@ -102,7 +102,7 @@ def test_raspc_compile_and_export_take_layer_norm(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["export", str(path), "--layer-norm", "-o", str(tmp_path / "x")]) == 2
     error = capsys.readouterr().err
-    assert error.count("\n") == 1 and "--layer-norm apply when compiling" in error
+    assert error.count("\n") == 1 and "--layer-norm, --prefer and --no-fuse apply when compiling" in error
 
 
 def _mean_of_ones(name):

@@ -169,7 +169,7 @@ def test_single_maps_have_no_more_weights_than_the_reference(name):
 @pytest.mark.parametrize("max_len", [5, 16])
 def test_lookups_of_exact_one_hots_count_as_exact_gates(max_len):
     """A pair lookup of tokens and indices counts as an exact one-hot
-    (compiler.blocks._exact_lookup); a discretiser of a mean gated by it stays exact."""
+    (compiler.input_errors, _exact_lookup); a discretiser of a mean gated by it stays exact."""
     pair = rasp.categorical(rasp.SequenceMap(lambda t, i: (t + i) % 3, rasp.tokens, rasp.indices))
     ones = rasp.numerical(rasp.Map(lambda t: 1 if t == 1 else 0, rasp.tokens))
     prefix = rasp.numerical(rasp.Aggregate(rasp.Select(rasp.indices, rasp.indices, rasp.LEQ),

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from compiler.graph import extract_graph
+from compiler.lowering import lower_program
 from compiler.values import infer_value_sets
 from rasp import expr as rx
 from rasp.comparison import Comparison
@@ -40,7 +41,8 @@ def compile_completion(program: rx.SOp, vocab: list, max_seq_len: int, causal: b
     from compiler.compiling import _enforce  # compiling imports this module
     from compiler.domain import program_domain
     from rasp_runtime.model import CompiledModel
-    outputs = infer_value_sets(extract_graph(program), vocab, max_seq_len)[program.unique_id]
+    lowered = lower_program(program)  # its value sets are tighter (a mean of differences)
+    outputs = infer_value_sets(extract_graph(lowered), vocab, max_seq_len)[lowered.unique_id]
     written = [v for v in outputs.values if v is not None]
     sep, eos = _special_tokens({*vocab, *written})
     raw = completion_program(program, vocab, max_seq_len, causal, sep, eos,

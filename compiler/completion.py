@@ -12,12 +12,12 @@ Aggregate values are read from). docs/compiler.md, "Completion form", gives the 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 from compiler.graph import extract_graph
+from compiler.lowering import lower_program
 from compiler.values import infer_value_sets
 from rasp import expr as rx
 from rasp.comparison import Comparison
@@ -41,7 +41,8 @@ def compile_completion(program: rx.SOp, vocab: list, max_seq_len: int, causal: b
     from compiler.compiling import _enforce  # compiling imports this module
     from compiler.domain import program_domain
     from rasp_runtime.model import CompiledModel
-    outputs = infer_value_sets(extract_graph(program), vocab, max_seq_len)[program.unique_id]
+    lowered = lower_program(program)  # its value sets are tighter (a mean of differences)
+    outputs = infer_value_sets(extract_graph(lowered), vocab, max_seq_len)[lowered.unique_id]
     written = [v for v in outputs.values if v is not None]
     sep, eos = _special_tokens({*vocab, *written})
     raw = completion_program(program, vocab, max_seq_len, causal, sep, eos,
@@ -289,15 +290,14 @@ def _later_key(selector: rx.Selector, max_seq_len: int, vocab: list) -> str | No
             return _later_key(selector.fst, max_seq_len, vocab) or \
                 _later_key(selector.snd, max_seq_len, vocab)
         case rx.Select():
-            return _select_later_key(selector, max_seq_len, tuple(vocab[:1]))
+            return _select_later_key(selector, max_seq_len, vocab[0])
     return "a negated or constant selector"
 
 
-@functools.lru_cache(maxsize=None)
-def _select_later_key(select: rx.Select, max_seq_len: int, filler: tuple) -> str | None:
+def _select_later_key(select: rx.Select, max_seq_len: int, filler: Any) -> str | None:
     if not all(_of_indices(sop) for sop in (select.keys, select.queries)):
         return "it reads more than indices"
-    xs = list(filler) * max_seq_len
+    xs = [filler] * max_seq_len  # any tokens: the keys and queries read indices alone
     try:
         keys, queries = evaluate(select.keys, xs), evaluate(select.queries, xs)
         for q, query in enumerate(queries):

@@ -28,15 +28,17 @@ def generate(model, tokens: Sequence[Any], check: bool = False) -> list[Any]:
     prompt = _prompt(config, tokens)
     sequence = [config.bos, *prompt, config.sep]
     outputs: list[Any] = []
+    ended = False  # EOS before n outputs: wrong, and `check` must see it
     for _ in prompt:
         out = model._run([model._encode(sequence)])
         token = model.output_encoder.decode(out["output"][0][len(sequence) - 1])
         if _is_token(token, config.eos):
+            ended = True
             break
         outputs.append(token)
         sequence.append(token if _in_vocab(token, config.vocab) else config.eos)
     if check:
-        check_completion(model, prompt, outputs)
+        check_completion(model, prompt, outputs + [config.eos] if ended else outputs)
     return outputs
 
 

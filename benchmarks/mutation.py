@@ -57,7 +57,8 @@ MODULES = {
     # Warm: compiling (constant_directions, value_blind_rows) is only tested by direct calls.
     "compiler/granularity.py": (["test_circuits_truth.py", "test_circuits_scoring.py",
                                  "test_mutants_granularity.py"], NO_JAX, True),
-    "interp/circuits/attribution.py": (["test_circuits_scoring.py"], None, True),
+    "interp/circuits/attribution.py": (["test_circuits_scoring.py", "test_mutants_attribution.py"],
+                                       None, True),
     "interp/circuits/data.py": (["test_circuits_scoring.py", "test_circuits_truth.py"],
                                 PATCHING, False),
     "interp/circuits/hooked.py": (["test_circuits_truth.py", "test_circuits_scoring.py"],
@@ -202,12 +203,14 @@ def run(module: str, survivors_only: bool, before: bool, minutes: float | None) 
 def report() -> tuple[str, str]:
     """The table rows and the survivor list of docs/mutation.md, from each module's summary."""
     notes = tomllib.loads(NOTES.read_text()) if NOTES.exists() else {}
+    old_rows, old_sections = _reported()
     rows, body = [], []
     for module in MODULES:
         summary_file = SCRATCH / slug(module) / "summary.json"
-        if not summary_file.exists():
-            rows.append(f"| `{module}` | not run yet: `make mutation MODULES={module}` "
-                        f"| | | | | | |")
+        if not summary_file.exists():  # run elsewhere (build/ is not kept): keep its report
+            rows.append(old_rows.get(module, f"| `{module}` | not run yet: "
+                                             f"`make mutation MODULES={module}` | | | | | | |"))
+            body.extend([old_sections[module]] if module in old_sections else [])
             continue
         summary = json.loads(summary_file.read_text())
         status, survivors, runs = summary["status"], summary["survivors"], summary["runs"]
@@ -232,6 +235,16 @@ def report() -> tuple[str, str]:
                 body.append(f"- `{_function(name)}` #{name.split('__mutmut_')[-1]} "
                             f"({status[name]}): {line}. {why}")
     return "\n".join(rows), "\n".join(body)
+
+
+def _reported() -> tuple[dict[str, str], dict[str, str]]:
+    """docs/mutation.md's present table rows and survivor sections, by module."""
+    text = REPORT.read_text()
+    rows = {m: line for line in text.splitlines()
+            for m in re.findall(r"^\| `([^`]+)` \| \d", line)}
+    sections = {m: f"\n### `{m}`\n\n" + part.strip() for m, part in
+                re.findall(r"^### `([^`]+)`\n(.*?)(?=^### |^<!-- end results -->)", text, re.M | re.S)}
+    return rows, sections
 
 
 def _function(name: str) -> str:

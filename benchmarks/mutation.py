@@ -50,8 +50,8 @@ NO_JAX = " and ".join(f"not {t}" for t in JAX_TESTS)
 PATCHING = ("not (falsifies_nothing or length_is_inert or hooked_forward "
             "or activation_patching_ranks) or reverse")
 MODULES = {
-    "interp/circuits/scoring.py": (["test_circuits_scoring.py", "test_mutants_scoring.py"],
-                                   NO_JAX, True),
+    "interp/circuits/scoring.py": (["test_circuits_scoring.py", "test_circuits_edge_names.py",
+                                    "test_mutants_scoring.py"], NO_JAX, True),
     "interp/circuits/patching.py": (["test_circuits_scoring.py", "test_circuits_truth.py",
                                      "test_mutants_patching.py"], PATCHING, True),
     # Warm: compiling (constant_directions, value_blind_rows) is only tested by direct calls.
@@ -163,9 +163,12 @@ def changed_line(work: pathlib.Path, module: str, name: str) -> str:
 
 @functools.cache
 def _functions(path: pathlib.Path) -> dict[str, str]:
+    # Whole lines by line number: ast.get_source_segment splits the whole (megabytes of
+    # mutants) source again on every call.
     source = path.read_text()
-    return {node.name: ast.get_source_segment(source, node) for node in ast.walk(ast.parse(source))
-            if isinstance(node, ast.FunctionDef)}
+    lines = source.splitlines()
+    return {node.name: "\n".join(lines[node.lineno - 1:node.end_lineno])
+            for node in ast.walk(ast.parse(source)) if isinstance(node, ast.FunctionDef)}
 
 
 def run(module: str, survivors_only: bool, before: bool, minutes: float | None) -> None:

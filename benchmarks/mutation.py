@@ -49,6 +49,9 @@ NO_JAX = " and ".join(f"not {t}" for t in JAX_TESTS)
 # Of the tests that run patching on every example (most of the seconds), only reverse.
 PATCHING = ("not (falsifies_nothing or length_is_inert or hooked_forward "
             "or activation_patching_ranks) or reverse")
+GROUND_TRUTH = ("json_round_trip or graph_and_alignment or leaves_out or hook_names "
+                "or reverse_alignment or mlp_hidden or reverse_edges or reverse_hooks "
+                "or canonical_names")
 MODULES = {
     "interp/circuits/scoring.py": (["test_circuits_scoring.py", "test_circuits_edge_names.py",
                                     "test_mutants_scoring.py"], NO_JAX, True),
@@ -57,8 +60,9 @@ MODULES = {
     # Warm: compiling (constant_directions, value_blind_rows) is only tested by direct calls.
     "compiler/granularity.py": (["test_circuits_truth.py", "test_circuits_scoring.py",
                                  "test_mutants_granularity.py"], NO_JAX, True),
+    # Only the attribution tests worked out by hand: every_method runs all five methods.
     "interp/circuits/attribution.py": (["test_circuits_scoring.py", "test_mutants_attribution.py"],
-                                       None, True),
+                                       "eap or objective", True),
     "interp/circuits/data.py": (["test_circuits_scoring.py", "test_circuits_truth.py"],
                                 PATCHING, False),
     "interp/circuits/hooked.py": (["test_circuits_truth.py", "test_circuits_scoring.py"],
@@ -68,8 +72,10 @@ MODULES = {
     "interp/compress_train.py": (["test_compress.py", "test_compress_recipes.py"], None, False),
     "interp/compress_truth.py": (["test_compress.py", "test_compress_score.py"], None, False),
     "interp/sae.py": (["test_compress_score.py"], None, False),
+    # Cold (compiling runs from_model), so each child compiles: only the tests that read the
+    # truth itself, not those that run models (decoding, ablation, the hooked forward).
     "compiler/ground_truth.py": (["test_ground_truth.py", "test_circuits_truth.py"],
-                                 PATCHING, False),
+                                 GROUND_TRUTH, False),
     "interp/tl_export.py": (["test_transformer_lens_export.py", "test_compress_export.py"],
                             None, False),
     "interp/tl_weights.py": (["test_transformer_lens_export.py", "test_transformer_lens.py"],

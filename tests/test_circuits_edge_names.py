@@ -129,9 +129,9 @@ def test_ignored_edges_are_counted_by_reason():
     truth = example_model("reverse").ground_truth
     scores = {("blocks.0.hook_q_input[0]", "blocks.0.attn.hook_q[0]"): 1.0,  # inside the head
               ("blocks.0.hook_k_input[0]", "blocks.0.attn.hook_k[0]"): 1.0,
-              ("blocks.0.hook_resid_pre", "blocks.1.hook_resid_post"): 1.0,  # InterpBench drops
-              ("blocks.0.hook_resid_pre", "blocks.0.hook_k_input[0]"): 1.0,  # scored as given
-              ("blocks.0.attn.hook_result[0]", "blocks.0.hook_mlp_in"): 1.0}
+              ("hook_embed", "blocks.1.hook_resid_post"): 1.0,  # InterpBench drops these two
+              ("hook_pos_embed", "blocks.1.hook_resid_post"): 1.0,
+              ("blocks.0.hook_resid_pre", "blocks.0.hook_k_input[0]"): 1.0}  # scored as given
     assert score_edges(truth, scores, "acdc_hooks").notes == (
-        "ignored 3 scored edges: 2 lie inside a head or MLP (no method scores those); "
-        "1 run from the embeddings to the output (InterpBench drops them)",)
+        "ignored 4 scored edges: 2 lie inside a head or MLP (no method scores those); "
+        "2 run from the embeddings to the output (InterpBench drops them)",)

@@ -36,8 +36,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCRATCH = ROOT / "build" / "mutation"
 REPORT = ROOT / "docs" / "mutation.md"
 NOTES = ROOT / "benchmarks" / "mutation_notes.toml"
-COPIED = ("rasp", "craft", "compiler", "examples", "raspc", "interp", "tests", "pyproject.toml")
-PACKAGES = ["rasp", "craft", "compiler", "examples", "raspc", "interp"]
+COPIED = ("rasp", "craft", "compiler", "rasp_runtime", "examples", "raspc", "interp", "tests",
+          "pyproject.toml")
+PACKAGES = ["rasp", "craft", "compiler", "rasp_runtime", "examples", "raspc", "interp"]
 
 # Module -> the test files that cover it (missing files are skipped), a pytest -k
 # expression choosing among them, and whether the fork server may compile the examples

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import random
 import re
 
@@ -252,3 +253,25 @@ def test_reverse_alignment():
     # indices (queries) and indices (keys): opp_idx itself is never computed.
     assert graph.edges["hook_pos_embed", head.id]["inputs"] == ["q", "k"]
     assert graph.edges[width_mlp.id, head.id]["inputs"] == ["q"]
+
+
+def test_reverse_by_hook_nodes_full_graph_and_json_by_hand():
+    """reverse at N = 5: layer 0 has a head (length) and an MLP, layer 1 one head (flip)."""
+    truth = compiled("reverse")[2].ground_truth
+    hooks = truth.circuit_graph("hook")
+    attrs = {n: (a["kind"], a["layer"], a["head"]) for n, a in hooks.nodes(data=True)}
+    assert attrs["blocks.1.attn.hook_result[0]"] == ("attn", 1, 0)
+    assert attrs["blocks.0.hook_mlp_out"] == ("mlp", 0, None)
+    assert attrs["hook_embed"] == ("embed", None, None)
+    assert attrs["output"] == ("output", None, None)
+    # Every edge a method can score, at component granularity unless told otherwise.
+    assert set(truth.full_graph()) == {"embed", "pos_embed", "blocks.0.attn[0]", "blocks.0.mlp",
+                                       "blocks.1.attn[0]", "blocks.1.hook_resid_post"}
+    data = json.loads(truth.to_json())
+    flip = next(c.id for c in truth.components if c.exprs == ("reverse",))
+    edges = {(u, v): a for u, v, a in data["circuit_edges"]}
+    assert edges["hook_pos_embed", flip]["inputs"] == ["q", "k"]
+    assert edges[flip, "output"]["directions"] == ["reverse:a", "reverse:b", "reverse:c"]
+    assert "\n" not in truth.to_json() and truth.to_json(indent=1).startswith('{\n "')
+    del data["constant_directions"]  # written before constant directions were recorded
+    assert GroundTruth.from_json(json.dumps(data)).constant_directions == ()

@@ -275,3 +275,27 @@ def test_reverse_by_hook_nodes_full_graph_and_json_by_hand():
     assert "\n" not in truth.to_json() and truth.to_json(indent=1).startswith('{\n "')
     del data["constant_directions"]  # written before constant directions were recorded
     assert GroundTruth.from_json(json.dumps(data)).constant_directions == ()
+
+
+def test_graph_nodes_and_merged_hook_edges_by_hand():
+    truth = compiled("reverse")[2].ground_truth
+    graph = truth.circuit_graph()
+    assert dict(graph.nodes["hook_embed"]) == {"kind": "embed", "hook": "hook_embed",
+                                               "exprs": ["tokens"]}
+    assert dict(graph.nodes["L1.H0"]) == {"kind": "attn", "layer": 1, "head": 0,
+                                          "exprs": ["reverse"], "op": "aggregate",
+                                          "hook": "blocks.1.attn.hook_result"}
+    assert dict(graph.nodes["L0.M0"])["op"] == "selector_width"
+    hooks = truth.circuit_graph("hook")
+    assert hooks.nodes["output"]["exprs"] == ["reverse"]  # the output's label
+    assert hooks.nodes["hook_pos_embed"]["exprs"] == ["indices"]
+    with pytest.raises(ValueError, match=r"^granularity must be 'ids', 'hook' or one of "
+                                         r"component, acdc_hooks, sp_hooks, got 'heads'$"):
+        truth.circuit_graph("heads")
+    # double_hist's two MLP blocks in layer 0 share one hook: M0 computes hist (one-hot,
+    # 0..5), which layer 1's head reads on q and k; M1 is_first, read on k only. The hook
+    # edge carries both.
+    merged = compiled("double_hist")[2].ground_truth.circuit_graph("hook")
+    assert merged.edges["blocks.0.hook_mlp_out", "blocks.1.attn.hook_result[0]"] == {
+        "directions": [f"hist:{i}" for i in range(6)] + ["is_first:False", "is_first:True"],
+        "inputs": ["q", "k"]}

@@ -137,7 +137,11 @@ def mutmut(work: pathlib.Path, *args: str, capture: bool = True,
             stdout, stderr = process.communicate(timeout=minutes and minutes * 60)
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGINT)
-            process.wait()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # mutmut 3.8 with a fork server ignores SIGINT
+                process.terminate()  # its verdicts so far are already on disk
+                process.wait()
             return ""
     result = subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
     if result.returncode != 0:

@@ -52,7 +52,7 @@ PATCHING = ("not (falsifies_nothing or length_is_inert or hooked_forward "
             "or activation_patching_ranks) or reverse")
 GROUND_TRUTH = ("json_round_trip or graph_and_alignment or leaves_out or hook_names "
                 "or reverse_alignment or mlp_hidden or reverse_edges or reverse_hooks "
-                "or canonical_names or length_is_inert")
+                "or canonical_names or length_is_inert or by_hand")
 MODULES = {
     "interp/circuits/scoring.py": (["test_circuits_scoring.py", "test_circuits_edge_names.py",
                                     "test_mutants_scoring.py"], NO_JAX, True),

@@ -36,8 +36,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCRATCH = ROOT / "build" / "mutation"
 REPORT = ROOT / "docs" / "mutation.md"
 NOTES = ROOT / "benchmarks" / "mutation_notes.toml"
-COPIED = ("rasp", "craft", "compiler", "examples", "raspc", "interp", "tests", "pyproject.toml")
-PACKAGES = ["rasp", "craft", "compiler", "examples", "raspc", "interp"]
+COPIED = ("rasp", "craft", "compiler", "rasp_runtime", "examples", "raspc", "interp", "tests",
+          "pyproject.toml")
+PACKAGES = ["rasp", "craft", "compiler", "rasp_runtime", "examples", "raspc", "interp"]
 
 # Module -> the test files that cover it (missing files are skipped), a pytest -k
 # expression choosing among them, and whether the fork server may compile the examples
@@ -49,15 +50,20 @@ NO_JAX = " and ".join(f"not {t}" for t in JAX_TESTS)
 # Of the tests that run patching on every example (most of the seconds), only reverse.
 PATCHING = ("not (falsifies_nothing or length_is_inert or hooked_forward "
             "or activation_patching_ranks) or reverse")
+GROUND_TRUTH = ("json_round_trip or graph_and_alignment or leaves_out or hook_names "
+                "or reverse_alignment or mlp_hidden or reverse_edges or reverse_hooks "
+                "or canonical_names or length_is_inert or by_hand")
 MODULES = {
-    "interp/circuits/scoring.py": (["test_circuits_scoring.py", "test_mutants_scoring.py"],
-                                   NO_JAX, True),
+    "interp/circuits/scoring.py": (["test_circuits_scoring.py", "test_circuits_edge_names.py",
+                                    "test_mutants_scoring.py"], NO_JAX, True),
     "interp/circuits/patching.py": (["test_circuits_scoring.py", "test_circuits_truth.py",
                                      "test_mutants_patching.py"], PATCHING, True),
     # Warm: compiling (constant_directions, value_blind_rows) is only tested by direct calls.
     "compiler/granularity.py": (["test_circuits_truth.py", "test_circuits_scoring.py",
                                  "test_mutants_granularity.py"], NO_JAX, True),
-    "interp/circuits/attribution.py": (["test_circuits_scoring.py"], None, True),
+    # Only the attribution tests worked out by hand: every_method runs all five methods.
+    "interp/circuits/attribution.py": (["test_circuits_scoring.py", "test_mutants_attribution.py"],
+                                       "eap or objective", True),
     "interp/circuits/data.py": (["test_circuits_scoring.py", "test_circuits_truth.py"],
                                 PATCHING, False),
     "interp/circuits/hooked.py": (["test_circuits_truth.py", "test_circuits_scoring.py"],
@@ -67,8 +73,10 @@ MODULES = {
     "interp/compress_train.py": (["test_compress.py", "test_compress_recipes.py"], None, False),
     "interp/compress_truth.py": (["test_compress.py", "test_compress_score.py"], None, False),
     "interp/sae.py": (["test_compress_score.py"], None, False),
+    # Cold (compiling runs from_model), so each child compiles: only the tests that read the
+    # truth itself, not those that run models (decoding, ablation, the hooked forward).
     "compiler/ground_truth.py": (["test_ground_truth.py", "test_circuits_truth.py"],
-                                 PATCHING, False),
+                                 GROUND_TRUTH, False),
     "interp/tl_export.py": (["test_transformer_lens_export.py", "test_compress_export.py"],
                             None, False),
     "interp/tl_weights.py": (["test_transformer_lens_export.py", "test_transformer_lens.py"],
@@ -129,7 +137,11 @@ def mutmut(work: pathlib.Path, *args: str, capture: bool = True,
             stdout, stderr = process.communicate(timeout=minutes and minutes * 60)
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGINT)
-            process.wait()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # mutmut 3.8 with a fork server ignores SIGINT
+                process.terminate()  # its verdicts so far are already on disk
+                process.wait()
             return ""
     result = subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
     if result.returncode != 0:
@@ -162,9 +174,12 @@ def changed_line(work: pathlib.Path, module: str, name: str) -> str:
 
 @functools.cache
 def _functions(path: pathlib.Path) -> dict[str, str]:
+    # Whole lines by line number: ast.get_source_segment splits the whole (megabytes of
+    # mutants) source again on every call.
     source = path.read_text()
-    return {node.name: ast.get_source_segment(source, node) for node in ast.walk(ast.parse(source))
-            if isinstance(node, ast.FunctionDef)}
+    lines = source.splitlines()
+    return {node.name: "\n".join(lines[node.lineno - 1:node.end_lineno])
+            for node in ast.walk(ast.parse(source)) if isinstance(node, ast.FunctionDef)}
 
 
 def run(module: str, survivors_only: bool, before: bool, minutes: float | None) -> None:
@@ -202,12 +217,14 @@ def run(module: str, survivors_only: bool, before: bool, minutes: float | None) 
 def report() -> tuple[str, str]:
     """The table rows and the survivor list of docs/mutation.md, from each module's summary."""
     notes = tomllib.loads(NOTES.read_text()) if NOTES.exists() else {}
+    old_rows, old_sections = _reported()
     rows, body = [], []
     for module in MODULES:
         summary_file = SCRATCH / slug(module) / "summary.json"
-        if not summary_file.exists():
-            rows.append(f"| `{module}` | not run yet: `make mutation MODULES={module}` "
-                        f"| | | | | | |")
+        if not summary_file.exists():  # run elsewhere (build/ is not kept): keep its report
+            rows.append(old_rows.get(module, f"| `{module}` | not run yet: "
+                                             f"`make mutation MODULES={module}` | | | | | | |"))
+            body.extend([old_sections[module]] if module in old_sections else [])
             continue
         summary = json.loads(summary_file.read_text())
         status, survivors, runs = summary["status"], summary["survivors"], summary["runs"]
@@ -232,6 +249,16 @@ def report() -> tuple[str, str]:
                 body.append(f"- `{_function(name)}` #{name.split('__mutmut_')[-1]} "
                             f"({status[name]}): {line}. {why}")
     return "\n".join(rows), "\n".join(body)
+
+
+def _reported() -> tuple[dict[str, str], dict[str, str]]:
+    """docs/mutation.md's present table rows and survivor sections, by module."""
+    text = REPORT.read_text()
+    rows = {m: line for line in text.splitlines()
+            for m in re.findall(r"^\| `([^`]+)` \| \d", line)}
+    sections = {m: f"\n### `{m}`\n\n" + part.strip() for m, part in
+                re.findall(r"^### `([^`]+)`\n(.*?)(?=^### |^<!-- end results -->)", text, re.M | re.S)}
+    return rows, sections
 
 
 def _function(name: str) -> str:

@@ -101,7 +101,10 @@ def test_repeated_edges_are_refused_unless_merged():
     truth = example_model("reverse").ground_truth
     twice = {("blocks.0.hook_resid_pre", "blocks.0.hook_q_input[0]"): 1.0,
              "Resid Start->A0.0.Q": 2.0}
-    with pytest.raises(ValueError, match="Resid Start->A0.0.Q.*again.*merge"):
+    with pytest.raises(ValueError, match=r"^edge 'Resid Start->A0.0.Q' scores "
+                       r"hook_(pos_)?embed -> blocks\.0\.hook_q_input\[0\] again \(also scored "
+                       r"by \('blocks\.0\.hook_resid_pre', 'blocks\.0\.hook_q_input\[0\]'\)\); "
+                       r"give merge='max' or 'sum'"):
         score_edges(truth, twice, "component")
     summed = score_edges(truth, twice, "component", merge="sum")
     assert 3.0 in summed.edges.thresholds
@@ -120,3 +123,15 @@ def test_unknown_edges_are_named(edge):
     truth = example_model("reverse").ground_truth
     with pytest.raises(ValueError, match="unknown edge"):
         score_edges(truth, {edge: 1.0}, "acdc_hooks")
+
+
+def test_ignored_edges_are_counted_by_reason():
+    truth = example_model("reverse").ground_truth
+    scores = {("blocks.0.hook_q_input[0]", "blocks.0.attn.hook_q[0]"): 1.0,  # inside the head
+              ("blocks.0.hook_k_input[0]", "blocks.0.attn.hook_k[0]"): 1.0,
+              ("hook_embed", "blocks.1.hook_resid_post"): 1.0,  # InterpBench drops these two
+              ("hook_pos_embed", "blocks.1.hook_resid_post"): 1.0,
+              ("blocks.0.hook_resid_pre", "blocks.0.hook_k_input[0]"): 1.0}  # scored as given
+    assert score_edges(truth, scores, "acdc_hooks").notes == (
+        "ignored 4 scored edges: 2 lie inside a head or MLP (no method scores those); "
+        "2 run from the embeddings to the output (InterpBench drops them)",)

@@ -76,7 +76,7 @@ def test_canonical_names():
 def test_reverse_length_is_inert_under_equal_length_resampling():
     model = example_model("reverse")
     dataset = make_dataset(EXAMPLES["reverse"], model, 16, seed=0)
-    assert model.ground_truth.inert(dataset, "component") == {
+    assert model.ground_truth.inert(dataset) == {  # component granularity by default
         ("embed", "blocks.0.attn[0]"), ("embed", "blocks.0.mlp"),
         ("blocks.0.attn[0]", "blocks.0.mlp"), ("blocks.0.mlp", "blocks.1.attn[0]"),
         ("pos_embed", "blocks.1.attn[0]")}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import random
 import re
 
@@ -252,3 +253,49 @@ def test_reverse_alignment():
     # indices (queries) and indices (keys): opp_idx itself is never computed.
     assert graph.edges["hook_pos_embed", head.id]["inputs"] == ["q", "k"]
     assert graph.edges[width_mlp.id, head.id]["inputs"] == ["q"]
+
+
+def test_reverse_by_hook_nodes_full_graph_and_json_by_hand():
+    """reverse at N = 5: layer 0 has a head (length) and an MLP, layer 1 one head (flip)."""
+    truth = compiled("reverse")[2].ground_truth
+    hooks = truth.circuit_graph("hook")
+    attrs = {n: (a["kind"], a["layer"], a["head"]) for n, a in hooks.nodes(data=True)}
+    assert attrs["blocks.1.attn.hook_result[0]"] == ("attn", 1, 0)
+    assert attrs["blocks.0.hook_mlp_out"] == ("mlp", 0, None)
+    assert attrs["hook_embed"] == ("embed", None, None)
+    assert attrs["output"] == ("output", None, None)
+    # Every edge a method can score, at component granularity unless told otherwise.
+    assert set(truth.full_graph()) == {"embed", "pos_embed", "blocks.0.attn[0]", "blocks.0.mlp",
+                                       "blocks.1.attn[0]", "blocks.1.hook_resid_post"}
+    data = json.loads(truth.to_json())
+    flip = next(c.id for c in truth.components if c.exprs == ("reverse",))
+    edges = {(u, v): a for u, v, a in data["circuit_edges"]}
+    assert edges["hook_pos_embed", flip]["inputs"] == ["q", "k"]
+    assert edges[flip, "output"]["directions"] == ["reverse:a", "reverse:b", "reverse:c"]
+    assert "\n" not in truth.to_json() and truth.to_json(indent=1).startswith('{\n "')
+    del data["constant_directions"]  # written before constant directions were recorded
+    assert GroundTruth.from_json(json.dumps(data)).constant_directions == ()
+
+
+def test_graph_nodes_and_merged_hook_edges_by_hand():
+    truth = compiled("reverse")[2].ground_truth
+    graph = truth.circuit_graph()
+    assert dict(graph.nodes["hook_embed"]) == {"kind": "embed", "hook": "hook_embed",
+                                               "exprs": ["tokens"]}
+    assert dict(graph.nodes["L1.H0"]) == {"kind": "attn", "layer": 1, "head": 0,
+                                          "exprs": ["reverse"], "op": "aggregate",
+                                          "hook": "blocks.1.attn.hook_result"}
+    assert dict(graph.nodes["L0.M0"])["op"] == "selector_width"
+    hooks = truth.circuit_graph("hook")
+    assert hooks.nodes["output"]["exprs"] == ["reverse"]  # the output's label
+    assert hooks.nodes["hook_pos_embed"]["exprs"] == ["indices"]
+    with pytest.raises(ValueError, match=r"^granularity must be 'ids', 'hook' or one of "
+                                         r"component, acdc_hooks, sp_hooks, got 'heads'$"):
+        truth.circuit_graph("heads")
+    # double_hist's two MLP blocks in layer 0 share one hook: M0 computes hist (one-hot,
+    # 0..5), which layer 1's head reads on q and k; M1 is_first, read on k only. The hook
+    # edge carries both.
+    merged = compiled("double_hist")[2].ground_truth.circuit_graph("hook")
+    assert merged.edges["blocks.0.hook_mlp_out", "blocks.1.attn.hook_result[0]"] == {
+        "directions": [f"hist:{i}" for i in range(6)] + ["is_first:False", "is_first:True"],
+        "inputs": ["q", "k"]}

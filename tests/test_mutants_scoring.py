@@ -99,6 +99,7 @@ def test_edges_by_hand():
     # Ranks: 0.9 first, 0.7 second, and the tie at 0.5 puts the negative (3) first.
     assert edges.lowest_true == ((f"{ATTN} -> {OUT}", 0.5, 4), (f"{EMBED} -> {ATTN}", 0.9, 1))
     assert edges.missed == ((f"{ATTN} -> {OUT}", 0.5, 4),)
+    assert result.notes == ()  # nothing was ignored
 
 
 def test_nodes_by_hand():
@@ -276,3 +277,52 @@ def test_bad_json_is_refused_in_one_line(text, message):
         scores_from_json(text)
     assert message in str(error.value) and "\n" not in str(error.value)
     assert error.value.__context__ is None or error.value.__suppress_context__  # no chain
+
+
+def test_a_node_stays_true_when_its_last_true_edge_is_constant():
+    # embed's edges in the scorer's order: -> attn (true, live), -> out (true, constant).
+    truth = Truth({"component": (graph(EVERY), graph(TRUE + [(EMBED, OUT)],
+                                                     constant=[(POS, ATTN), (EMBED, OUT)]))})
+    nodes = score_edges(truth, SCORES, "component").nodes
+    assert (nodes.positives, nodes.negatives, nodes.excluded) == (2, 1, 1)  # embed, attn; mlp
+
+
+def test_one_sided_truths_have_no_auroc():
+    everything = dict.fromkeys(EVERY, 1.0)
+    all_true = score_edges(Truth({"component": (graph(EVERY), graph(EVERY))}), everything)
+    edges = all_true.edges
+    assert (edges.positives, edges.negatives, edges.auroc, edges.why) == \
+        (9, 0, None, "no negatives")
+    assert edges.tpr == (1.0,) and math.isnan(edges.fpr[0]) and edges.precision_at_size == 1.0
+    assert edges.missed == ()  # no negative to lose to
+    none_true = score_edges(Truth({"component": (graph(EVERY), graph([]))}), everything).edges
+    assert (none_true.positives, none_true.negatives, none_true.auroc, none_true.why) == \
+        (0, 9, None, "no positives")
+    assert math.isnan(none_true.tpr[0]) and none_true.fpr == (1.0,)
+    assert none_true.precision_at_size is None and none_true.lowest_true == ()
+
+
+def test_raw_hook_edges_without_canonical_names():
+    # acdc_hooks, canonical=False: every writer -> later slot pair is its own edge: q, k and
+    # v inputs 2 each (the embeddings), the MLP input 3, the output 4 (embeddings included).
+    raw = score_edges(Truth(HOOKS, where=HOOK_SITES), {}, "acdc_hooks", canonical=False)
+    assert (raw.edges.positives, raw.edges.negatives, raw.unscored) == (2, 11, 13)
+
+
+def test_merge_must_be_named():
+    message = r"^merge must be one of None, max, sum, got 'mean'$"
+    with pytest.raises(ValueError, match=message):
+        score_edges(Truth(COMPONENT), SCORES, "component", merge="mean")
+    with pytest.raises(ValueError, match=message):
+        scores_from_json("{}", merge="mean")
+
+
+def test_auto_circuit_json_forms_by_hand():
+    assert scores_from_json('{"edges": {"Resid Start->A0.0.Q": 0.5}}') == \
+        ({"Resid Start->A0.0.Q": 0.5}, "component")
+    text = '{"granularity": "sp_hooks", "method": "eap", "A0.0->Resid End": 2}'
+    assert scores_from_json(text) == ({"A0.0->Resid End": 2.0}, "sp_hooks")
+    with pytest.raises(ValueError) as error:
+        scores_from_json('{"a": "b"}')
+    assert str(error.value).endswith('or an object of edge names to scores, e.g. '
+                                     '{"Resid Start->A0.0.Q": 0.5}')

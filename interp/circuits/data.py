@@ -73,8 +73,10 @@ class Dataset:
         """Whether `writer`'s values on these residual indices differ on some pair."""
         w = self.hooked.wiring.writer_index[writer]
         valid = self.arrays["valid"]
-        gap = np.abs(np.asarray(self.clean_run["contributions"][w])
-                     - np.asarray(self.corrupt_run["contributions"][w]))[..., list(indices)]
+        gap = np.asarray(self.clean_run["contributions"][w]) \
+            - np.asarray(self.corrupt_run["contributions"][w])
+        # indices name directions; a rotated model (interp.realism) holds them off-axis
+        gap = np.abs(self.hooked.truth.named(gap)[..., list(indices)])
         return bool(np.any(gap[valid] > INERT_TOLERANCE))
 
     def metric(self, logits) -> jnp.ndarray:

@@ -1,0 +1,194 @@
+"""Realism knobs: compiled models that look less like compiled models, with exact truth.
+
+Each knob takes a `CompiledModel` and gives an ordinary one (same API, exports, save/load)
+whose ground truth was carried through the same transformation, never rebuilt:
+
+  - `rotate(model, seed)`: a seeded random orthogonal change of the residual basis; the
+    truth's `residual_basis` says where every named direction went;
+  - `permute_neurons(model, seed)`: each MLP block's hidden units shuffled and scaled by
+    powers of two (exact under ReLU); the truth's `units` / `unit_scales` follow them;
+  - `perturb(model, seed, scale=None)`: uniform noise of at most `scale` on every weight,
+    zeros included, at the largest scale the error bound (interp.realism_bounds) accepts;
+  - `recheck_truth(model)`: path patching confirms the (carried) truth on a dataset.
+
+A knob is recorded in `model.knobs` (saved with the model and shown by `raspc report`);
+rotate and perturb refuse (KnobError) a model their error bound cannot prove exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import numpy as np
+
+from rasp.errors import KnobError
+from rasp_runtime.model import CompiledModel
+
+# Power-of-two scales for hidden units: multiplying and dividing by them is exact in float.
+UNIT_SCALES = (0.5, 1.0, 2.0, 4.0)
+# Noise scales searched for `perturb(scale=None)`: bisection steps on a log scale.
+SCALE_SEARCH_STEPS = 40
+# The largest |cos| a rotated named direction may keep with a coordinate axis.
+MAX_AXIS_COSINE = 0.9
+# Modules whose weights read the residual (rows = residual) or write it (columns).
+_READERS = ("attn/query", "attn/key", "attn/value", "mlp/linear_1", "unembed")
+_WRITERS = ("token_embed", "pos_embed", "attn/linear", "mlp/linear_2")
+
+
+def rotate(model: CompiledModel, seed: int) -> CompiledModel:
+    """`model` with its residual stream in a seeded random orthonormal basis.
+
+    Every reader's weights become Rᵀ W and every writer's W R, so outputs are unchanged
+    in exact arithmetic; the float32 rounding of the now dense dot products is bounded
+    (interp.realism_bounds) and the rotation refused if the bound exceeds the margin.
+    """
+    _check_plain_norm(model, "rotate")
+    truth = model.ground_truth
+    rotation = random_rotation(model.config.d_model, seed)
+    params = _change_basis(model.params, rotation)
+    basis = truth.direction_vectors() @ rotation
+    new_truth = dataclasses.replace(truth, residual_basis=tuple(map(tuple, basis)))
+    _require_bound(model, params, truth, 0.0, "rotate")  # magnitudes are basis-free
+    return _knobbed(model, params, new_truth, {"knob": "rotate", "seed": int(seed)})
+
+
+def random_rotation(d: int, seed: int) -> np.ndarray:
+    """A seeded Haar-random orthogonal d×d matrix (float64) whose entries all stay below
+    MAX_AXIS_COSINE in size, so no named direction keeps a coordinate axis."""
+    rng = np.random.default_rng(seed)
+    for _ in range(100):
+        q, r = np.linalg.qr(rng.standard_normal((d, d)))
+        q = q * np.sign(np.diag(r))  # the sign fix makes the draw Haar-distributed
+        if np.max(np.abs(q)) < MAX_AXIS_COSINE:
+            return q
+    raise KnobError(f"a residual of {d} dimensions is too small to rotate away from the "
+                    f"axes (|cos| < {MAX_AXIS_COSINE}); rotate models with d_model ≥ 3")
+
+
+def permute_neurons(model: CompiledModel, seed: int) -> CompiledModel:
+    """`model` with each MLP block's hidden units shuffled and scaled by powers of two.
+
+    ReLU commutes with permutations and positive scalings, and a power of two times a
+    float32 is exact, so outputs are bit-for-bit unchanged (barring the summation order
+    of the second MLP matrix). Units stay inside their block's `hidden` range; the truth's
+    `units` give each unit's new column, `unit_scales` its scale.
+    """
+    rng = random.Random(seed)
+    truth = model.ground_truth
+    params = {m: dict(w) for m, w in model.params.items()}
+    components = []
+    for c in truth.components:
+        if c.kind != "mlp" or c.hidden is None:
+            components.append(c)
+            continue
+        prefix = f"transformer/layer_{c.layer}/mlp"
+        start, stop = c.hidden
+        old = list(c.units or range(start, stop))
+        old_scales = list(c.unit_scales or [1.0] * len(old))
+        order = list(range(start, stop))
+        rng.shuffle(order)                   # new column of the unit at old column start + i
+        scales = [rng.choice(UNIT_SCALES) for _ in order]
+        first, bias, second = (np.array(params[f"{prefix}/linear_1"]["w"]),
+                               np.array(params[f"{prefix}/linear_1"]["b"]),
+                               np.array(params[f"{prefix}/linear_2"]["w"]))
+        new_first, new_bias, new_second = first.copy(), bias.copy(), second.copy()
+        for i, (column, scale) in enumerate(zip(order, scales)):
+            new_first[:, column] = first[:, start + i] * np.float32(scale)
+            new_bias[column] = bias[start + i] * np.float32(scale)
+            new_second[column] = second[start + i] / np.float32(scale)
+        params[f"{prefix}/linear_1"] = {"w": new_first, "b": new_bias}
+        params[f"{prefix}/linear_2"] = {**params[f"{prefix}/linear_2"], "w": new_second}
+        moved = {start + i: (column, scale) for i, (column, scale) in enumerate(zip(order, scales))}
+        components.append(dataclasses.replace(
+            c, units=tuple(moved[u][0] for u in old),
+            unit_scales=tuple(s * moved[u][1] for u, s in zip(old, old_scales))))
+    new_truth = dataclasses.replace(truth, components=tuple(components))
+    return _knobbed(model, params, new_truth, {"knob": "permute_neurons", "seed": int(seed)})
+
+
+def perturb(model: CompiledModel, seed: int, scale: float | None = None) -> CompiledModel:
+    """`model` with seeded noise, uniform in [−scale, scale], added to every weight.
+
+    scale=None takes the largest scale the error bound accepts (interp.realism_bounds: the
+    output logits' worst-case error over every input stays inside their margin, so every
+    reader still decodes the same values and the truth is unchanged); a given `scale` is
+    refused when the bound fails. The scale used is recorded in the knob.
+    """
+    _check_plain_norm(model, "perturb")
+    from interp.realism_bounds import named_magnitudes
+    truth = model.ground_truth
+    magnitudes = named_magnitudes(model, truth)
+    if scale is None:
+        scale = largest_scale(model, truth, magnitudes)
+    elif not scale >= 0:
+        raise KnobError(f"perturb's scale must be a number ≥ 0, got {scale!r}")
+    _require_bound(model, model.params, truth, float(scale), "perturb", magnitudes)
+    rng = np.random.default_rng(seed)
+    params = {m: {n: (np.asarray(a, np.float64)
+                      + rng.uniform(-scale, scale, np.shape(a))).astype(np.float32)
+                  for n, a in sorted(w.items())} for m, w in sorted(model.params.items())}
+    knob = {"knob": "perturb", "seed": int(seed), "scale": float(scale)}
+    return _knobbed(model, params, truth, knob)
+
+
+def largest_scale(model: CompiledModel, truth=None, magnitudes=None) -> float:
+    """The largest noise scale whose error bound `perturb` accepts (bisection, from below)."""
+    from interp.realism_bounds import knob_error, named_magnitudes
+    truth = truth or model.ground_truth
+    magnitudes = named_magnitudes(model, truth) if magnitudes is None else magnitudes
+    accepts = lambda s: knob_error(model, model.params, s, magnitudes).accepted  # noqa: E731
+    if not accepts(0.0):
+        _require_bound(model, model.params, truth, 0.0, "perturb", magnitudes)
+    low, high = 0.0, 1.0
+    while accepts(high):
+        low, high = high, high * 2
+    for _ in range(SCALE_SEARCH_STEPS):
+        middle = (low + high) / 2
+        low, high = (middle, high) if accepts(middle) else (low, middle)
+    return low
+
+
+def _require_bound(model, params, truth, scale, knob, magnitudes=None):
+    from interp.realism_bounds import knob_error, named_magnitudes
+    magnitudes = named_magnitudes(model, truth) if magnitudes is None else magnitudes
+    bound = knob_error(model, params, scale, magnitudes)
+    if not bound.accepted:
+        raise KnobError(f"{knob} cannot keep this model exact: a read's worst-case error "
+                        f"would equal moving its input by {bound.read_error:.3g}, over the "
+                        f"margin {bound.margin:.3g}" + (f" (scale {scale:.3g}); use a smaller scale "
+                                                 "or scale=None" if scale else ""))
+
+
+def _check_plain_norm(model, knob):
+    if model.config.normalization != "none":
+        raise KnobError(f"{knob} does not yet support models with normalization "
+                        f"{model.config.normalization!r}; apply it to a model without LayerNorm")
+
+
+def _change_basis(params, rotation: np.ndarray):
+    """Params with the residual in the basis `rotation` (row i: axis i's new vector)."""
+    out = {}
+    for module, weights in params.items():
+        reads = module.endswith(_READERS)
+        writes = module.endswith(_WRITERS)
+        out[module] = {}
+        for name, array in weights.items():
+            a = np.asarray(array, np.float64)
+            if reads and name == "w":
+                a = rotation.T @ a
+            elif writes and name in ("w", "b", "embeddings"):
+                a = a @ rotation
+            out[module][name] = a.astype(np.float32)
+    return out
+
+
+def _knobbed(model: CompiledModel, params, truth, knob: dict) -> CompiledModel:
+    """A new model with `params`, the same records, and `truth` carried along."""
+    new = CompiledModel(params, model.config, model.residual_labels, model.components,
+                        model.value_records.values(), model.program, model.saved_alignment,
+                        model.domain)
+    new.source = model.source
+    new.knobs = [*model.knobs, knob]
+    new.saved_truth = truth.to_json()
+    return new

@@ -1,0 +1,153 @@
+"""Worst-case float32 error of a knobbed model's reads (rotated and/or perturbed), sound for
+any summation order, and what it is compared with.
+
+A rotation makes every read of the residual a dense dot product, and noise moves every
+weight, zeros included. For each read column w (q, k, v, MLP input, unembedding) the extra
+error is bounded (`knob_error`) by γ_{d+1}·‖w‖₂‖x‖₂ + s·(√d‖x‖₂ + 1): rounding of a sum of
+d products (craft.float_bounds, Cauchy–Schwarz so the same in every basis) plus noise of at
+most s on each weight and the bias. ‖x‖₂ is bounded from the value sets (`residual_norm`):
+one active direction per categorical value. The error equals moving the read's input by
+E/‖w‖₂; it is accepted below READ_MARGIN, the compiler's default error budget of a value.
+
+This is a per-read (first-order) bound: it does not follow an error through later layers,
+and a reader with a tighter budget than the default (a discretiser at large N) is not seen
+here; tests/test_realism.py checks every knobbed example against the evaluator as well.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from compiler.budgets import NUMERIC_BUDGET
+from craft.float_bounds import gamma
+
+# How far (in norm) a read's input may move for the read to stay exact: the compiler's
+# default error budget of a value (compiler.budgets.NUMERIC_BUDGET).
+READ_MARGIN = NUMERIC_BUDGET
+# Modules whose weights read the residual (their rows are residual coordinates).
+READERS = ("attn/query", "attn/key", "attn/value", "mlp/linear_1", "unembed")
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorBound:
+    """The worst-case error of the output logits, and the margin it must stay inside."""
+
+    read_error: float
+    margin: float
+
+    @property
+    def ratio(self) -> float:
+        """read_error / margin: the knob is exact when this is below 1."""
+        return self.read_error / self.margin
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the bound proves the knobbed model decodes as the plain one does."""
+        return bool(self.read_error < self.margin)
+
+
+def named_magnitudes(model, truth) -> np.ndarray:
+    """[d]: the largest |value| each named residual direction can hold on any input.
+
+    A recorded value's directions hold its value (1 for a one-hot, max |v| over its value
+    set for a number, from the program); any other direction (`one`, BOS, scratch) is
+    bounded by what the weights of the embeddings and its writers can put there.
+    """
+    d = model.config.d_model
+    basis = truth.direction_vectors()
+    params = _as64(model.params)
+    embedded = np.abs(params["token_embed"]["embeddings"] @ basis.T).max(0) + \
+        np.abs(params["pos_embed"]["embeddings"] @ basis.T).max(0)
+    bound = embedded.copy()
+    for layer, config in enumerate(model.config.layers):
+        prefix = f"transformer/layer_{layer}"
+        if config.num_heads:
+            v = _read_magnitude(params[f"{prefix}/attn/value"], basis, bound)
+            bound = bound + _write_magnitude(params[f"{prefix}/attn/linear"], basis, v)
+        if config.mlp_hidden:
+            h = _read_magnitude(params[f"{prefix}/mlp/linear_1"], basis, bound)
+            bound = bound + _write_magnitude(params[f"{prefix}/mlp/linear_2"], basis, h)
+        bound = np.minimum(bound, _recorded(model, d, bound))
+    return bound
+
+
+def _recorded(model, d: int, fallback: np.ndarray) -> np.ndarray:
+    """Per direction: the largest |value| its record allows (fallback where none)."""
+    out = fallback.copy()
+    largest = _numerical_largest(model)
+    for record in model.value_records.values():
+        for i in record.dims:
+            out[i] = largest.get(record.label, fallback[i]) if record.numerical else 1.0
+    return out
+
+
+def _numerical_largest(model) -> dict[str, float]:
+    """Label -> max |v| of each numerical SOp's value set (empty without the program)."""
+    if model.program is None:
+        return {}
+    from compiler.graph import extract_graph
+    from compiler.values import infer_value_sets
+    graph = extract_graph(model.program)
+    sets = infer_value_sets(graph, model.config.vocab, model.config.max_seq_len)
+    out = {}
+    for node, value_set in sets.items():
+        numbers = [abs(float(v)) for v in value_set.values
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        out[graph.label(node)] = max(numbers, default=1.0)
+    return out
+
+
+def _read_magnitude(module, basis, named_bound) -> np.ndarray:
+    """[columns]: the largest |x W + b| when each named direction i is at most named_bound[i]."""
+    named_w = basis @ module["w"]
+    return np.abs(named_w).T @ named_bound + np.abs(module.get("b", 0.0))
+
+
+def _write_magnitude(module, basis, inputs) -> np.ndarray:
+    """[d] named: the largest |h W + b| written, for |h_j| ≤ inputs[j]."""
+    named_w = module["w"] @ basis.T
+    return np.abs(named_w).T @ inputs + np.abs(module.get("b", 0.0) @ basis.T)
+
+
+def _as64(params) -> dict[str, dict[str, np.ndarray]]:
+    return {m: {n: np.asarray(a, np.float64) for n, a in w.items()} for m, w in params.items()}
+
+
+def residual_norm(model, magnitudes: np.ndarray) -> float:
+    """A bound on ‖x‖₂ of the residual at any position, in any orthonormal basis: each
+    categorical value has one active direction, so a record adds its largest |value|²
+    once; every other direction adds its own bound squared."""
+    recorded = [list(r.dims) for r in model.value_records.values() if r.dims]
+    in_records = {i for dims in recorded for i in dims}
+    others = [i for i in range(len(magnitudes)) if i not in in_records]
+    squares = sum(float(np.max(magnitudes[dims])) ** 2 for dims in recorded)
+    return math.sqrt(squares + float(np.sum(magnitudes[others] ** 2)))
+
+
+def knob_error(model, params, scale: float, magnitudes: np.ndarray) -> ErrorBound:
+    """The worst read's extra error from dense rounding and noise, relative to its margin.
+
+    Every read column w of the residual x (q, k, v, MLP input, unembedding) errs by at most
+    γ_{d+1}·Σ_k |w_k x_k| ≤ γ_{d+1}·‖w‖₂‖x‖₂ (Cauchy–Schwarz, the same in every basis) from
+    rounding, with every term dense, plus s·(‖x‖₁ + 1) ≤ s·(√d‖x‖₂ + 1) from noise of at
+    most s on each weight and the bias. That is the error of moving x by at most
+    E/‖w‖₂ along w; the margin is READ_MARGIN (the compiler's default budget of a value).
+    """
+    d = model.config.d_model
+    norm = residual_norm(model, magnitudes)
+    g = gamma(d + 1)
+    worst = 0.0
+    for module, weights in params.items():
+        if not module.endswith(READERS):
+            continue
+        w = np.asarray(weights["w"], np.float64)
+        column_norms = np.linalg.norm(w, axis=0)
+        live = column_norms > 0
+        if not np.any(live):
+            continue
+        error = g * column_norms[live] * norm + scale * (math.sqrt(d) * norm + 1)
+        worst = max(worst, float(np.max(error / column_norms[live])))
+    return ErrorBound(worst, READ_MARGIN)

@@ -192,3 +192,67 @@ def _knobbed(model: CompiledModel, params, truth, knob: dict) -> CompiledModel:
     new.knobs = [*model.knobs, knob]
     new.saved_truth = truth.to_json()
     return new
+
+
+@dataclasses.dataclass(frozen=True)
+class TruthCheck:
+    """What path patching found of a model's truth: edges checked and those that failed."""
+
+    edges: int
+    failures: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every edge behaved as the truth says."""
+        return not self.failures
+
+    def raise_if_failed(self):
+        """Raise KnobError (one line, the first failure) when the truth failed."""
+        if self.failures:
+            raise KnobError(f"the model's ground truth fails the path-patching re-check on "
+                            f"{len(self.failures)} edges, e.g. {self.failures[0]}; do not "
+                            "score this variant")
+
+
+def recheck_truth(model: CompiledModel, source=None, pairs: int = 32, seed: int = 0,
+                  granularity: str = "component") -> TruthCheck:
+    """Path patching against the model's (carried) ground truth, edge by edge.
+
+    Every edge off the true circuit must change no decoded output on any pair, and every
+    true edge that is neither constant nor inert must change some output. `source` is
+    what `interp.circuits.make_dataset` draws from (default: the library example the
+    model came from, else uniform tokens of the vocabulary).
+    """
+    from interp.circuits import make_dataset
+    from interp.circuits.patching import changed_pairs, patched_logits, scorable_edges
+    dataset = make_dataset(_default_source(model) if source is None else source, model,
+                           pairs, seed)
+    truth = dataset.hooked.truth
+    true_graph = truth.circuit_graph(granularity)
+    inert = truth.inert(dataset, granularity)
+    edges = scorable_edges(truth, granularity)
+    if not edges:
+        return TruthCheck(0, ())
+    masks = np.stack([dataset.hooked.wiring.mask([a]) for *_, a in edges])
+    changed = changed_pairs(dataset, patched_logits(dataset, masks))
+    failures = []
+    for (u, v, _), moved in zip(edges, changed):
+        if not true_graph.has_edge(u, v):
+            if moved.any():
+                failures.append(f"{u} -> {v} is off the circuit but changes the output")
+        elif true_graph.edges[u, v]["constant"] or (u, v) in inert:
+            if moved.any():
+                failures.append(f"{u} -> {v} is constant or inert but changes the output")
+        elif not moved.any():
+            failures.append(f"{u} -> {v} is on the circuit but changes nothing")
+    return TruthCheck(len(edges), tuple(failures))
+
+
+def _default_source(model: CompiledModel):
+    """The library example's sampler for an example model, else uniform tokens."""
+    source = model.source or {}
+    if source.get("kind") == "example":
+        from examples.library import EXAMPLES
+        if source.get("name") in EXAMPLES:
+            return EXAMPLES[source["name"]]
+    return lambda rng, vocab, length: [rng.choice(vocab) for _ in range(length)]

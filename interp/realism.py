@@ -256,3 +256,27 @@ def _default_source(model: CompiledModel):
         if source.get("name") in EXAMPLES:
             return EXAMPLES[source["name"]]
     return lambda rng, vocab, length: [rng.choice(vocab) for _ in range(length)]
+
+
+def describe_knobs(model: CompiledModel) -> str:
+    """The model's knobs in order, e.g. "rotate (seed 1), perturb (seed 3, scale 5.2e-07)";
+    "none" for a plain compiled model."""
+    parts = []
+    for knob in model.knobs:
+        details = [f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
+                   for key, value in knob.items() if key != "knob"]
+        parts.append(f"{knob['knob']} ({', '.join(details)})" if details else knob["knob"])
+    return ", ".join(parts) or "none"
+
+
+def apply_knobs(model: CompiledModel, rotate_seed: int | None = None,
+                permute_seed: int | None = None, perturb_seed: int | None = None,
+                scale: float | None = None) -> CompiledModel:
+    """The knobs whose seeds are given, in the order rotate, permute_neurons, perturb."""
+    if rotate_seed is not None:
+        model = rotate(model, rotate_seed)
+    if permute_seed is not None:
+        model = permute_neurons(model, permute_seed)
+    if perturb_seed is not None:
+        model = perturb(model, perturb_seed, scale)
+    return model

@@ -31,39 +31,70 @@ UNIT_SCALES = (0.5, 1.0, 2.0, 4.0)
 SCALE_SEARCH_STEPS = 40
 # The largest |cos| a rotated named direction may keep with a coordinate axis.
 MAX_AXIS_COSINE = 0.9
+# Smallest group of coordinates `rotate` mixes (a 2×2 or 3×3 group stays near the axes).
+MIN_BLOCK = 4
 # Modules whose weights read the residual (rows = residual) or write it (columns).
 _READERS = ("attn/query", "attn/key", "attn/value", "mlp/linear_1", "unembed")
 _WRITERS = ("token_embed", "pos_embed", "attn/linear", "mlp/linear_2")
 
 
-def rotate(model: CompiledModel, seed: int) -> CompiledModel:
+def rotate(model: CompiledModel, seed: int, block: int | None = None) -> CompiledModel:
     """`model` with its residual stream in a seeded random orthonormal basis.
 
     Every reader's weights become Rᵀ W and every writer's W R, so outputs are unchanged
-    in exact arithmetic; the float32 rounding of the now dense dot products is bounded
-    (interp.realism_bounds) and the rotation refused if the bound exceeds the margin.
+    in exact arithmetic. R mixes the coordinates in random groups of `block` (a random
+    permutation, then a Haar rotation per group); block=None takes the whole residual
+    if the float32 error bound (interp.realism_bounds) accepts it, else halves the
+    groups until it does (at least MIN_BLOCK). A given `block` is refused (KnobError)
+    when the bound fails. The block used is recorded in the knob.
     """
     _check_plain_norm(model, "rotate")
     truth = model.ground_truth
-    rotation = random_rotation(model.config.d_model, seed)
-    params = _change_basis(model.params, rotation)
-    basis = truth.direction_vectors() @ rotation
-    new_truth = dataclasses.replace(truth, residual_basis=tuple(map(tuple, basis)))
-    _require_bound(model, params, truth, 0.0, "rotate")  # magnitudes are basis-free
-    return _knobbed(model, params, new_truth, {"knob": "rotate", "seed": int(seed)})
+    from interp.realism_bounds import named_magnitudes
+    magnitudes = named_magnitudes(model, truth)  # basis-free: the same after rotating
+    d = model.config.d_model
+    sizes = [block] if block is not None else \
+        [d] + [b for b in (2 ** k for k in range(d.bit_length() - 1, 1, -1)) if b < d]
+    for size in sizes:
+        rotation = random_rotation(d, seed, size)
+        params = _change_basis(model.params, rotation)
+        basis = truth.direction_vectors() @ rotation
+        new_truth = dataclasses.replace(truth, residual_basis=tuple(map(tuple, basis)))
+        if size == sizes[-1]:
+            _require_bound(model, params, new_truth, 0.0, "rotate", magnitudes)
+        elif not _bound(model, params, new_truth, 0.0, magnitudes).accepted:
+            continue
+        knob = {"knob": "rotate", "seed": int(seed), "block": int(min(size, d))}
+        return _knobbed(model, params, new_truth, knob)
+    raise AssertionError("unreachable: the last size raises or returns")
 
 
-def random_rotation(d: int, seed: int) -> np.ndarray:
-    """A seeded Haar-random orthogonal d×d matrix (float64) whose entries all stay below
+def random_rotation(d: int, seed: int, block: int | None = None) -> np.ndarray:
+    """A seeded random orthogonal d×d matrix (float64): a random permutation of the
+    coordinates, then a Haar-random rotation within each group of about `block` (the
+    whole space by default). Each group is redrawn until its entries all stay below
     MAX_AXIS_COSINE in size, so no named direction keeps a coordinate axis."""
+    block = d if block is None else block
+    if block < MIN_BLOCK and block < d or d < 2:
+        raise KnobError(f"rotate needs groups of at least {MIN_BLOCK} coordinates and "
+                        f"d_model ≥ 2, got block {block} and d_model {d}")
     rng = np.random.default_rng(seed)
-    for _ in range(100):
-        q, r = np.linalg.qr(rng.standard_normal((d, d)))
+    order = rng.permutation(d)
+    groups = np.array_split(order, -(-d // block))
+    rotation = np.zeros((d, d))
+    for group in groups:
+        rotation[np.ix_(group, group)] = _haar(rng, len(group))
+    return rotation
+
+
+def _haar(rng, size: int) -> np.ndarray:
+    for _ in range(1000):
+        q, r = np.linalg.qr(rng.standard_normal((size, size)))
         q = q * np.sign(np.diag(r))  # the sign fix makes the draw Haar-distributed
         if np.max(np.abs(q)) < MAX_AXIS_COSINE:
             return q
-    raise KnobError(f"a residual of {d} dimensions is too small to rotate away from the "
-                    f"axes (|cos| < {MAX_AXIS_COSINE}); rotate models with d_model ≥ 3")
+    raise KnobError(f"no rotation of {size} coordinates kept every entry below "
+                    f"{MAX_AXIS_COSINE} in 1000 draws")
 
 
 def permute_neurons(model: CompiledModel, seed: int) -> CompiledModel:
@@ -110,10 +141,10 @@ def permute_neurons(model: CompiledModel, seed: int) -> CompiledModel:
 def perturb(model: CompiledModel, seed: int, scale: float | None = None) -> CompiledModel:
     """`model` with seeded noise, uniform in [−scale, scale], added to every weight.
 
-    scale=None takes the largest scale the error bound accepts (interp.realism_bounds: the
-    output logits' worst-case error over every input stays inside their margin, so every
-    reader still decodes the same values and the truth is unchanged); a given `scale` is
-    refused when the bound fails. The scale used is recorded in the knob.
+    scale=None takes the largest scale the error bound accepts (interp.realism_bounds: no
+    read's worst-case error, rounding of the now dense sums included, exceeds its margin,
+    so every reader still decodes the same values and the truth is unchanged); a given
+    `scale` is refused when the bound fails. The scale used is recorded in the knob.
     """
     _check_plain_norm(model, "perturb")
     from interp.realism_bounds import named_magnitudes
@@ -121,8 +152,8 @@ def perturb(model: CompiledModel, seed: int, scale: float | None = None) -> Comp
     magnitudes = named_magnitudes(model, truth)
     if scale is None:
         scale = largest_scale(model, truth, magnitudes)
-    elif not scale >= 0:
-        raise KnobError(f"perturb's scale must be a number ≥ 0, got {scale!r}")
+    elif not scale > 0:
+        raise KnobError(f"perturb's scale must be a number > 0, got {scale!r}")
     _require_bound(model, model.params, truth, float(scale), "perturb", magnitudes)
     rng = np.random.default_rng(seed)
     params = {m: {n: (np.asarray(a, np.float64)
@@ -134,12 +165,13 @@ def perturb(model: CompiledModel, seed: int, scale: float | None = None) -> Comp
 
 def largest_scale(model: CompiledModel, truth=None, magnitudes=None) -> float:
     """The largest noise scale whose error bound `perturb` accepts (bisection, from below)."""
-    from interp.realism_bounds import knob_error, named_magnitudes
+    from interp.realism_bounds import named_magnitudes
     truth = truth or model.ground_truth
     magnitudes = named_magnitudes(model, truth) if magnitudes is None else magnitudes
-    accepts = lambda s: knob_error(model, model.params, s, magnitudes).accepted  # noqa: E731
-    if not accepts(0.0):
-        _require_bound(model, model.params, truth, 0.0, "perturb", magnitudes)
+    accepts = lambda s: _bound(model, model.params, truth, s, magnitudes).accepted  # noqa: E731
+    if not accepts(np.finfo(np.float64).tiny):  # the dense rounding alone fails
+        _require_bound(model, model.params, truth, np.finfo(np.float64).tiny, "perturb",
+                       magnitudes)
     low, high = 0.0, 1.0
     while accepts(high):
         low, high = high, high * 2
@@ -149,15 +181,18 @@ def largest_scale(model: CompiledModel, truth=None, magnitudes=None) -> float:
     return low
 
 
-def _require_bound(model, params, truth, scale, knob, magnitudes=None):
-    from interp.realism_bounds import knob_error, named_magnitudes
-    magnitudes = named_magnitudes(model, truth) if magnitudes is None else magnitudes
-    bound = knob_error(model, params, scale, magnitudes)
+def _bound(model, params, truth, scale, magnitudes):
+    from interp.realism_bounds import knob_error
+    return knob_error(model, params, truth, scale, magnitudes)
+
+
+def _require_bound(model, params, truth, scale, knob, magnitudes):
+    bound = _bound(model, params, truth, scale, magnitudes)
     if not bound.accepted:
         raise KnobError(f"{knob} cannot keep this model exact: a read's worst-case error "
                         f"would equal moving its input by {bound.read_error:.3g}, over the "
-                        f"margin {bound.margin:.3g}" + (f" (scale {scale:.3g}); use a smaller scale "
-                                                 "or scale=None" if scale else ""))
+                        f"margin {bound.margin:.3g}" + (f" (scale {scale:.3g}); use a smaller "
+                                                        "scale or scale=None" if scale else ""))
 
 
 def _check_plain_norm(model, knob):

@@ -116,38 +116,57 @@ def _as64(params) -> dict[str, dict[str, np.ndarray]]:
     return {m: {n: np.asarray(a, np.float64) for n, a in w.items()} for m, w in params.items()}
 
 
+def _groups(model, d: int) -> tuple[list[list[int]], list[int]]:
+    """(each recorded value's directions, the directions in no record)."""
+    recorded = [list(r.dims) for r in model.value_records.values() if r.dims]
+    in_records = {i for dims in recorded for i in dims}
+    return recorded, [i for i in range(d) if i not in in_records]
+
+
 def residual_norm(model, magnitudes: np.ndarray) -> float:
     """A bound on ‖x‖₂ of the residual at any position, in any orthonormal basis: each
     categorical value has one active direction, so a record adds its largest |value|²
     once; every other direction adds its own bound squared."""
-    recorded = [list(r.dims) for r in model.value_records.values() if r.dims]
-    in_records = {i for dims in recorded for i in dims}
-    others = [i for i in range(len(magnitudes)) if i not in in_records]
+    recorded, others = _groups(model, len(magnitudes))
     squares = sum(float(np.max(magnitudes[dims])) ** 2 for dims in recorded)
     return math.sqrt(squares + float(np.sum(magnitudes[others] ** 2)))
 
 
-def knob_error(model, params, scale: float, magnitudes: np.ndarray) -> ErrorBound:
-    """The worst read's extra error from dense rounding and noise, relative to its margin.
+def knob_error(model, params, truth, scale: float, magnitudes: np.ndarray) -> ErrorBound:
+    """The worst read's extra error from rounding and noise, as an input movement.
 
-    Every read column w of the residual x (q, k, v, MLP input, unembedding) errs by at most
-    γ_{d+1}·Σ_k |w_k x_k| ≤ γ_{d+1}·‖w‖₂‖x‖₂ (Cauchy–Schwarz, the same in every basis) from
-    rounding, with every term dense, plus s·(‖x‖₁ + 1) ≤ s·(√d‖x‖₂ + 1) from noise of at
-    most s on each weight and the bias. That is the error of moving x by at most
-    E/‖w‖₂ along w; the margin is READ_MARGIN (the compiler's default budget of a value).
+    For every read column w of the residual x (q, k, v, MLP input, unembedding), with
+    noise of at most s on each weight and the bias:
+      - rounding: γ_{n+1}·Σ_k |w_k x_k| over its n non-zero weights (all d with noise);
+        in named coordinates Σ_k |w_k x_k| ≤ Σ over values of max_k |w_k|·|value| (one
+        active direction per categorical value), after a rotation ≤ ‖w‖₂‖x‖₂
+        (Cauchy–Schwarz, the same in every basis);
+      - noise: s·(‖x‖₁ + 1), with ‖x‖₁ ≤ Σ |value| named, ≤ √d‖x‖₂ rotated.
+    That error E equals moving x by E/‖w‖₂ along w; the worst over all reads is
+    compared with READ_MARGIN.
     """
     d = model.config.d_model
     norm = residual_norm(model, magnitudes)
-    g = gamma(d + 1)
+    recorded, others = _groups(model, d)
+    rotated = truth.residual_basis is not None
+    one_norm = math.sqrt(d) * norm if rotated else \
+        sum(float(np.max(magnitudes[dims])) for dims in recorded) + float(np.sum(magnitudes[others]))
     worst = 0.0
     for module, weights in params.items():
         if not module.endswith(READERS):
             continue
-        w = np.asarray(weights["w"], np.float64)
+        w = np.abs(np.asarray(weights["w"], np.float64))
         column_norms = np.linalg.norm(w, axis=0)
         live = column_norms > 0
         if not np.any(live):
             continue
-        error = g * column_norms[live] * norm + scale * (math.sqrt(d) * norm + 1)
-        worst = max(worst, float(np.max(error / column_norms[live])))
+        counts = np.full(w.shape[1], d) if scale > 0 else np.count_nonzero(w, axis=0)
+        if rotated:
+            terms = (column_norms + scale * math.sqrt(d)) * norm
+        else:
+            noisy = w + scale
+            terms = sum(np.max(noisy[dims], axis=0) * float(np.max(magnitudes[dims]))
+                        for dims in recorded) + magnitudes[others] @ noisy[others]
+        error = gamma(counts + 1) * terms + scale * (one_norm + 1)
+        worst = max(worst, float(np.max(error[live] / column_norms[live])))
     return ErrorBound(worst, READ_MARGIN)

@@ -169,9 +169,13 @@ def largest_scale(model: CompiledModel, truth=None, magnitudes=None) -> float:
     truth = truth or model.ground_truth
     magnitudes = named_magnitudes(model, truth) if magnitudes is None else magnitudes
     accepts = lambda s: _bound(model, model.params, truth, s, magnitudes).accepted  # noqa: E731
-    if not accepts(np.finfo(np.float64).tiny):  # the dense rounding alone fails
-        _require_bound(model, model.params, truth, np.finfo(np.float64).tiny, "perturb",
-                       magnitudes)
+    tiny = np.finfo(np.float64).tiny
+    if not accepts(tiny):
+        bound = _bound(model, model.params, truth, tiny, magnitudes)
+        raise KnobError(f"perturb cannot keep this model exact at any noise scale: rounding "
+                        f"alone, once every weight is non-zero, would equal moving a read's "
+                        f"input by {bound.read_error:.3g}, over the margin {bound.margin:.3g}; "
+                        "perturb a smaller model (or one not rotated)")
     low, high = 0.0, 1.0
     while accepts(high):
         low, high = high, high * 2

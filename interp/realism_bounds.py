@@ -132,6 +132,26 @@ def residual_norm(model, magnitudes: np.ndarray) -> float:
     return math.sqrt(squares + float(np.sum(magnitudes[others] ** 2)))
 
 
+def _active_sum(rows: np.ndarray, magnitudes, recorded, others) -> np.ndarray:
+    """[columns]: Σ_i rows[i]·|x_i| at worst, with one active direction per recorded value."""
+    total = magnitudes[others] @ rows[others]
+    for dims in recorded:
+        total = total + float(np.max(magnitudes[dims])) * np.max(rows[dims], axis=0)
+    return total
+
+
+def coordinate_bounds(model, truth, magnitudes: np.ndarray) -> np.ndarray:
+    """[d]: the largest |x_k| of each residual coordinate after a rotation: a value with
+    one active direction reaches coordinate k by at most |value|·max over its directions
+    of |B_ik|; every other direction by its own bound·|B_ik|."""
+    basis = np.abs(truth.direction_vectors())
+    recorded, others = _groups(model, len(magnitudes))
+    reach = magnitudes[others] @ basis[others]
+    for dims in recorded:
+        reach = reach + float(np.max(magnitudes[dims])) * np.max(basis[dims], axis=0)
+    return reach
+
+
 def knob_error(model, params, truth, scale: float, magnitudes: np.ndarray) -> ErrorBound:
     """The worst read's extra error from rounding and noise, as an input movement.
 
@@ -139,9 +159,11 @@ def knob_error(model, params, truth, scale: float, magnitudes: np.ndarray) -> Er
     noise of at most s on each weight and the bias:
       - rounding: γ_{n+1}·Σ_k |w_k x_k| over its n non-zero weights (all d with noise);
         in named coordinates Σ_k |w_k x_k| ≤ Σ over values of max_k |w_k|·|value| (one
-        active direction per categorical value), after a rotation ≤ ‖w‖₂‖x‖₂
-        (Cauchy–Schwarz, the same in every basis);
-      - noise: s·(‖x‖₁ + 1), with ‖x‖₁ ≤ Σ |value| named, ≤ √d‖x‖₂ rotated.
+        active direction per categorical value); after a rotation B the smallest of
+        ‖w‖₂‖x‖₂ (Cauchy–Schwarz, the same in every basis), Σ_k |w_k|·`coordinate_bounds`,
+        and the named sum with |B||w| in place of |w| (x = Σ_i x_i b_i);
+      - noise: s·(‖x‖₁ + 1), with ‖x‖₁ ≤ Σ |value| named, ≤ min(√d‖x‖₂, Σ_k bound_k)
+        rotated.
     That error E equals moving x by E/‖w‖₂ along w; the worst over all reads is
     compared with READ_MARGIN.
     """
@@ -149,8 +171,12 @@ def knob_error(model, params, truth, scale: float, magnitudes: np.ndarray) -> Er
     norm = residual_norm(model, magnitudes)
     recorded, others = _groups(model, d)
     rotated = truth.residual_basis is not None
-    one_norm = math.sqrt(d) * norm if rotated else \
-        sum(float(np.max(magnitudes[dims])) for dims in recorded) + float(np.sum(magnitudes[others]))
+    if rotated:
+        reach = coordinate_bounds(model, truth, magnitudes)
+        one_norm = min(math.sqrt(d) * norm, float(np.sum(reach)))
+    else:
+        one_norm = sum(float(np.max(magnitudes[dims])) for dims in recorded) + \
+            float(np.sum(magnitudes[others]))
     worst = 0.0
     for module, weights in params.items():
         if not module.endswith(READERS):
@@ -161,12 +187,13 @@ def knob_error(model, params, truth, scale: float, magnitudes: np.ndarray) -> Er
         if not np.any(live):
             continue
         counts = np.full(w.shape[1], d) if scale > 0 else np.count_nonzero(w, axis=0)
-        if rotated:
-            terms = (column_norms + scale * math.sqrt(d)) * norm
+        if rotated:  # the smallest of three sound bounds on Σ_k |w_k x_k|
+            through = np.abs(truth.direction_vectors()) @ (w + scale)  # per named direction
+            terms = np.minimum.reduce([(column_norms + scale * math.sqrt(d)) * norm,
+                                       reach @ (w + scale), _active_sum(through, magnitudes,
+                                                                        recorded, others)])
         else:
-            noisy = w + scale
-            terms = sum(np.max(noisy[dims], axis=0) * float(np.max(magnitudes[dims]))
-                        for dims in recorded) + magnitudes[others] @ noisy[others]
+            terms = _active_sum(w + scale, magnitudes, recorded, others)
         error = gamma(counts + 1) * terms + scale * (one_norm + 1)
         worst = max(worst, float(np.max(error[live] / column_norms[live])))
     return ErrorBound(worst, READ_MARGIN)

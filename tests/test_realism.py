@@ -118,6 +118,12 @@ def test_perturb_fills_every_weight_and_refuses_an_absurd_scale():
         realism.perturb(model, 1, scale=-1.0)
 
 
+def test_perturb_of_a_rotated_wide_model_is_refused_in_one_line():
+    model = example_model("most_freq")   # d_model 54: rounding alone over the margin
+    with pytest.raises(KnobError, match="at any noise scale"):
+        realism.perturb(realism.rotate(model, 1), 1)
+
+
 @pytest.mark.parametrize("name", ["reverse", "hist"])
 def test_recheck_passes_on_knobbed_models(name):
     knobbed = KNOBS["all"](example_model(name))

@@ -193,3 +193,21 @@ def test_every_example_every_knob(name):
                 cosine = float(np.max(np.abs(knobbed.ground_truth.direction_vectors())))
                 print(f"{name} N={n}: max |cos(value direction, axis)| = {cosine:.3f}")
                 assert cosine < 0.9
+
+
+def test_raspc_compile_applies_and_saves_the_knobs(tmp_path, capsys):
+    from raspc import cli
+    path = tmp_path / "m.npz"
+    assert cli.main(["compile", "reverse", "--max-seq-len", "5", "--rotate", "1",
+                     "--permute-neurons", "2", "--perturb", "3", "-o", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "realism knobs:   rotate (seed 1, block 20), permute_neurons (seed 2), " \
+           "perturb (seed 3, scale " in out
+    loaded = CompiledModel.load(path)
+    assert [k["knob"] for k in loaded.knobs] == ["rotate", "permute_neurons", "perturb"]
+    assert loaded.apply(["BOS", "a", "b", "c"]).decoded == ["BOS", "c", "b", "a"]
+    assert cli.main(["compile", "reverse", "--perturb-scale", "1e-9"]) == 2
+    assert cli.main(["compile", "reverse", "--max-seq-len", "5", "--perturb", "1",
+                     "--perturb-scale", "0.5"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and "perturb cannot keep this model exact" in err

@@ -175,7 +175,8 @@ def largest_scale(model: CompiledModel, truth=None, magnitudes=None) -> float:
         raise KnobError(f"perturb cannot keep this model exact at any noise scale: rounding "
                         f"alone, once every weight is non-zero, would equal moving a read's "
                         f"input by {bound.read_error:.3g}, over the margin {bound.margin:.3g}; "
-                        "perturb a smaller model (or one not rotated)")
+                        "perturb a model with a smaller d_model" + " (or before rotating it)"
+                        * (truth.residual_basis is not None))
     low, high = 0.0, 1.0
     while accepts(high):
         low, high = high, high * 2

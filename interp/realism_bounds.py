@@ -2,12 +2,12 @@
 any summation order, and what it is compared with.
 
 A rotation makes every read of the residual a dense dot product, and noise moves every
-weight, zeros included. For each read column w (q, k, v, MLP input, unembedding) the extra
-error is bounded (`knob_error`) by γ_{d+1}·‖w‖₂‖x‖₂ + s·(√d‖x‖₂ + 1): rounding of a sum of
-d products (craft.float_bounds, Cauchy–Schwarz so the same in every basis) plus noise of at
-most s on each weight and the bias. ‖x‖₂ is bounded from the value sets (`residual_norm`):
-one active direction per categorical value. The error equals moving the read's input by
-E/‖w‖₂; it is accepted below READ_MARGIN, the compiler's default error budget of a value.
+weight, zeros included. `knob_error` bounds each read column's error (q, k, v, MLP input,
+unembedding): rounding γ_{n+1}·Σ_k |w_k x_k| over its n non-zero terms
+(craft.float_bounds), plus s·(‖x‖₁ + 1) for noise of at most s on each weight and the
+bias. |x| comes from the value sets (`named_magnitudes`): at most one active direction per
+categorical value, each numerical value's largest |v|. The error equals moving the read's
+input by E/‖w‖₂; it is accepted below READ_MARGIN, the compiler's default error budget.
 
 This is a per-read (first-order) bound: it does not follow an error through later layers,
 and a reader with a tighter budget than the default (a discretiser at large N) is not seen
@@ -33,14 +33,14 @@ READERS = ("attn/query", "attn/key", "attn/value", "mlp/linear_1", "unembed")
 
 @dataclasses.dataclass(frozen=True)
 class ErrorBound:
-    """The worst-case error of the output logits, and the margin it must stay inside."""
+    """The worst read's error (as an input movement, see `knob_error`) and its margin."""
 
     read_error: float
     margin: float
 
     @property
     def ratio(self) -> float:
-        """read_error / margin: the knob is exact when this is below 1."""
+        """read_error / margin: the knob is accepted when this is below 1."""
         return self.read_error / self.margin
 
     @property

@@ -219,3 +219,12 @@ def test_raspc_compile_applies_and_saves_the_knobs(tmp_path, capsys):
                      "--perturb-scale", "0.5"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 2 and "perturb cannot keep this model exact" in err
+
+
+def test_the_residual_plot_of_a_rotated_model_is_drawn_in_named_directions():
+    from interp.plots import plot_residuals
+    model = example_model("reverse")
+    tokens = ["BOS", "a", "b", "c"]
+    plain, rotated = (plot_residuals(m, tokens).axes[0].images[0].get_array()
+                      for m in (model, realism.rotate(model, 1)))
+    np.testing.assert_allclose(rotated, plain, atol=1e-4)

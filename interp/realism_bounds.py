@@ -8,6 +8,8 @@ unembedding): rounding γ_{n+1}·Σ_k |w_k x_k| over its n non-zero terms
 bias. |x| comes from the value sets (`named_magnitudes`): at most one active direction per
 categorical value, each numerical value's largest |v|. The error equals moving the read's
 input by E/‖w‖₂; it is accepted below READ_MARGIN, the compiler's default error budget.
+With noise, each head's logits move too, and so its weights by a factor e^{±2δ}: the
+change of its output, (e^{2δ} − 1)·max|v|, is held to the same margin.
 
 This is a per-read (first-order) bound: it does not follow an error through later layers,
 and a reader with a tighter budget than the default (a discretiser at large N) is not seen
@@ -163,7 +165,8 @@ def knob_error(model, params, truth, scale: float, magnitudes: np.ndarray) -> Er
         ‖w‖₂‖x‖₂ (Cauchy–Schwarz, the same in every basis), Σ_k |w_k|·`coordinate_bounds`,
         and the named sum with |B||w| in place of |w| (x = Σ_i x_i b_i);
       - noise: s·(‖x‖₁ + 1), with ‖x‖₁ ≤ Σ |value| named, ≤ min(√d‖x‖₂, Σ_k bound_k)
-        rotated.
+        rotated; and, through each head's logits, `_pattern_error` (noise on W_Q and W_K
+        is multiplied by the other side's size, up to the softmax hardness).
     That error E equals moving x by E/‖w‖₂ along w; the worst over all reads is
     compared with READ_MARGIN.
     """
@@ -196,4 +199,34 @@ def knob_error(model, params, truth, scale: float, magnitudes: np.ndarray) -> Er
             terms = _active_sum(w + scale, magnitudes, recorded, others)
         error = gamma(counts + 1) * terms + scale * (one_norm + 1)
         worst = max(worst, float(np.max(error[live] / column_norms[live])))
+    if scale > 0:
+        worst = max(worst, _pattern_error(model, params, truth, scale * (one_norm + 1),
+                                          magnitudes, recorded, others))
     return ErrorBound(worst, READ_MARGIN)
+
+
+def _pattern_error(model, params, truth, noise: float, magnitudes, recorded, others) -> float:
+    """The largest change noise makes to a head's output, max over heads of
+    (e^{2δ} − 1)·max|v|: noise moves every q and k entry by at most `noise`, so every
+    logit by δ ≤ Σ_c (|q_c| + |k_c| + noise)·noise / √key_size, and every attention
+    weight by a factor within [e^{−2δ}, e^{2δ}]. |q|, |k|, |v| come from the named weights
+    with one active direction per value."""
+    basis = np.abs(truth.direction_vectors())
+    worst = 0.0
+    for layer, config in enumerate(model.config.layers):
+        if not config.num_heads:
+            continue
+        prefix = f"transformer/layer_{layer}/attn"
+        size = {}
+        for name in ("query", "key", "value"):
+            w = np.abs(basis @ np.asarray(params[f"{prefix}/{name}"]["w"], np.float64))
+            size[name] = _active_sum(w, magnitudes, recorded, others) + \
+                np.abs(np.asarray(params[f"{prefix}/{name}"]["b"], np.float64)) + noise
+        for head in range(config.num_heads):
+            keys = slice(head * config.key_size, (head + 1) * config.key_size)
+            values = slice(head * config.value_size, (head + 1) * config.value_size)
+            delta = float(np.sum(size["query"][keys] + size["key"][keys] + noise)) * noise \
+                / math.sqrt(config.key_size)
+            largest = float(np.max(size["value"][values], initial=0.0))
+            worst = max(worst, math.expm1(min(2 * delta, 700.0)) * largest)
+    return worst

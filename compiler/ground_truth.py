@@ -11,7 +11,9 @@ and `.value_records`) plus the embedding tables. It gives
     also at InterpBench's granularities (compiler/granularity.py);
   - `constant_directions`: embedding directions equal on every input (`one`, BOS);
   - `to_json()` / `from_json()`; `alignment_to_json` / `alignment_from_json`
-    (a saved model keeps its alignment, since a loaded one has no program).
+    (a saved model keeps its alignment, since a loaded one has no program);
+  - `residual_basis`: after a realism knob (interp.realism) rotated the residual, each
+    named direction's vector in residual coordinates (`direction_vectors`, `named`).
 
 Component ids are "L{layer}.H{head}" for a head and "L{layer}.M{i}" for the
 i-th MLP block of a layer (TransformerLens has one MLP per layer: all MLP blocks
@@ -109,6 +111,10 @@ class GTComponent(_HookNames):
     value_reads: Directions = ()
     hidden: tuple[int, int] | None = None
     tl_bridge_hook: str = ""
+    # After interp.realism.permute_neurons: where the block's units went (hook_post
+    # columns, in the compiled order) and the power-of-two scale each was given.
+    units: tuple[int, ...] | None = None
+    unit_scales: tuple[float, ...] | None = None
 
     @property
     def sublayer(self) -> int:
@@ -151,6 +157,22 @@ class GroundTruth:
     # Embedding directions no input can change: same column for every token and
     # every position after BOS (`one`, `bos`, constants), and written by no component.
     constant_directions: Directions = ()
+    # Row i: named direction i (residual_labels[i]) in residual coordinates, after a
+    # rotation (interp.realism.rotate); None: direction i is coordinate axis i.
+    residual_basis: tuple[tuple[float, ...], ...] | None = None
+
+    def direction_vectors(self, indices=None) -> np.ndarray:
+        """[len(indices), d_model]: the residual vectors of these named directions (all of
+        them by default), e.g. a value's directions `[i for i, _ in component.writes]`."""
+        d = len(self.residual_labels)
+        basis = np.eye(d) if self.residual_basis is None else np.array(self.residual_basis)
+        return basis if indices is None else basis[list(indices)]
+
+    def named(self, residual: np.ndarray) -> np.ndarray:
+        """Residual vectors [..., d_model] in named coordinates (the compiled layout)."""
+        if self.residual_basis is None:
+            return np.asarray(residual)
+        return np.asarray(residual, np.float64) @ np.array(self.residual_basis).T
 
     # ---------------------------------------------------------------- building
     @classmethod
@@ -304,7 +326,8 @@ class GroundTruth:
                          for e in data["embeddings"]),
                    tuple(_component(c) for c in data["components"]),
                    alignment_from_json(data["alignment"]),
-                   _directions(data.get("constant_directions", ())))
+                   _directions(data.get("constant_directions", ())),
+                   _matrix(data.get("residual_basis")))
 
 
 def alignment_to_json(alignment: dict[str, tuple[Site, ...]]) -> dict[str, list[dict]]:
@@ -320,6 +343,10 @@ def alignment_from_json(data: dict[str, list[dict]]) -> dict[str, tuple[Site, ..
 
 def _directions(pairs) -> Directions:
     return tuple((int(i), str(label)) for i, label in pairs)
+
+
+def _matrix(rows) -> tuple[tuple[float, ...], ...] | None:
+    return None if rows is None else tuple(tuple(map(float, row)) for row in rows)
 
 
 def _component(data: dict[str, Any]) -> GTComponent:

@@ -108,9 +108,13 @@ def plot_residuals(model: CompiledModel, tokens: Sequence[Any]) -> Figure:
     One heatmap per stage: columns are positions (labelled with the tokens),
     rows the residual directions, labelled `sop:value` and grouped by SOp with a
     line between groups. A box marks the directions that stage's sublayer writes.
+    A rotated model (interp.realism) is drawn in its named directions (the ground
+    truth's basis), so the labels still hold.
     """
     tokens = with_bos(model, tokens)
     residuals = model.apply(tokens).residuals
+    if model.knobs:
+        residuals = [model.ground_truth.named(r) for r in residuals]
     written = _written_by_stage(model)
     d, n = model.config.d_model, len(tokens)
     labels_width = 0.06 * max(map(len, model.residual_labels)) + 0.3  # left of the first panel

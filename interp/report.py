@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from interp.plots import PlotError, plot_attention, plot_circuit, plot_program, plot_residuals
 from interp.plots_base import fmt, sublayer_title, summarize_directions, with_bos
 from interp.plots_graphs import describe_expr
+from interp.realism import describe_knobs
 from rasp import expr as rx
 from rasp.traverse import topological_order, unique_labels
 
@@ -119,6 +120,7 @@ def _summary(model: CompiledModel, tokens: list[Any]) -> str:
              ("heads per layer", ", ".join(str(l.num_heads) for l in config.layers)),
              ("MLP widths", ", ".join(str(l.mlp_hidden) for l in config.layers)),
              ("d_model", config.d_model), ("parameters", f"{params:,}"),
+             ("realism knobs", describe_knobs(model)),
              ("example input", " ".join(map(fmt, tokens[1:]))),
              ("output", " ".join(map(fmt, output)))]
     return _table(("", ""), facts)

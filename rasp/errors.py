@@ -68,6 +68,11 @@ class ModelFileError(RaspError, ValueError):
     a file changed after it was saved (its checksum differs), or parts that disagree."""
 
 
+class KnobError(RaspError, ValueError):
+    """A realism knob (interp.realism) cannot keep this model exact, or its truth failed
+    the path-patching re-check."""
+
+
 class ModelMismatchError(RaspError):
     """A compiled model disagreed with the evaluator (raised by `apply(check=True)`)."""
 

@@ -35,6 +35,9 @@ def decode_intermediates_batch(model, batch: Sequence[Sequence[Any]],
 
 
 def _decode(model, residuals, length: int) -> dict[str, list[Any]]:
+    if model.knobs:  # a rotated residual: back to the named coordinates the records index
+        named = model.ground_truth.named
+        residuals = [named(r) for r in residuals]
     return {label: [record.decode(row) for row in residuals[record.sublayer + 1][1:length]]
             for label, record in model.value_records.items()}
 

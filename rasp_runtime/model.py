@@ -168,6 +168,10 @@ class CompiledModel:
         self.completion_of = None
         # Where the program has a value; unknown (not total) for models saved without it.
         self.domain = domain if domain is not None else Domain(unknown="not recorded")
+        # Realism knobs applied after compiling (interp.realism), e.g. {"knob": "rotate",
+        # "seed": 1}, and the ground truth they carried along, as GroundTruth JSON; saved.
+        self.knobs: list[dict[str, Any]] = []
+        self.saved_truth: str | None = None
         self.input_encoder = InputEncoder(config.vocab, config.bos, config.pad)
         self.output_encoder = OutputEncoder(config.output_values, config.output_numerical)
 
@@ -363,8 +367,15 @@ class CompiledModel:
     # ------------------------------------------------------------ ground truth
     @property
     def ground_truth(self):
-        """Which head/MLP computes what, and the true circuit (compiler.ground_truth)."""
+        """Which head/MLP computes what, and the true circuit (compiler.ground_truth);
+        a knobbed model gives the truth its knobs carried along (`saved_truth`)."""
         from compiler.ground_truth import GroundTruth
+        if self.saved_truth is not None:  # parsed once per text (it holds d² floats)
+            cached = self.__dict__.get("_parsed_truth")
+            if cached is None or cached[0] is not self.saved_truth:
+                cached = self._parsed_truth = (self.saved_truth,
+                                               GroundTruth.from_json(self.saved_truth))
+            return cached[1]
         return GroundTruth.from_model(self)
 
     def decode_intermediates(self, tokens: Sequence[Any]) -> dict[str, list[Any]]:

@@ -262,6 +262,9 @@ def model_metadata(model: CompiledModel, description: str | None = None) -> dict
         "params": {module: {name: {"shape": list(a.shape), "dtype": str(a.dtype)}
                             for name, a in weights.items()}
                    for module, weights in model.params.items()},
+        # a knobbed model (interp.realism): its knobs and the truth they carried along
+        **({"realism": {"knobs": model.knobs, "truth": json.loads(model.saved_truth)}}
+           if model.knobs else {}),
     }
 
 
@@ -382,6 +385,10 @@ def _build(metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -> CompiledM
                           else _alignment_from_json(alignment),
                           domain=_domain_from_json(metadata.get("domain")))
     model.source = metadata["program"].get("source")
+    realism = metadata.get("realism")
+    if realism is not None:
+        model.knobs = [dict(knob) for knob in realism["knobs"]]
+        model.saved_truth = json.dumps(realism["truth"])
     ids = {decode_value(t): i for t, i in metadata["encoders"]["input"]["ids"]}
     if ids != model.input_encoder.encoding_map:
         raise ModelFileError("the saved input encoder does not match the config's vocabulary")

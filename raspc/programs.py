@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 from examples.library import EXAMPLES
 from raspc.formatting import fmt, print_table
 from raspc.formatting import print_warnings
-from raspc.targets import (FORM_HELP, TARGET_HELP, add_layer_norm_option, add_program_options,
-                           domain_warnings, load_target, target_options, with_form)
+from raspc.targets import (FORM_HELP, TARGET_HELP, CliError, add_layer_norm_option,
+                           add_program_options, domain_warnings, load_target, target_options,
+                           with_form)
 
 if TYPE_CHECKING:
     from compiler import CompiledModel
@@ -28,7 +29,8 @@ def print_summary(model: CompiledModel, name: str, description: str, seconds: fl
     for key, value in [("layers", len(config.layers)),
                        ("heads per layer", ", ".join(str(l.num_heads) for l in config.layers)),
                        ("MLP widths", ", ".join(str(l.mlp_hidden) for l in config.layers)),
-                       ("d_model", config.d_model), ("parameters", f"{model.parameter_count:,}")]:
+                       ("d_model", config.d_model), ("parameters", f"{model.parameter_count:,}")] + \
+            [("realism knobs", _knobs(model))] * bool(model.knobs):
         print(f"  {key + ':':16} {value}")
     if config.normalization == "layernorm":
         print(f"  {'LayerNorm:':16} pre-LN, eps 2^{math.log2(config.layer_norm_eps):g}, gain "
@@ -50,6 +52,11 @@ def print_summary(model: CompiledModel, name: str, description: str, seconds: fl
     print_table(("layer", "block", "operation", "computes", "details"), rows, "  ")
 
 
+def _knobs(model) -> str:
+    from interp.realism import describe_knobs
+    return describe_knobs(model)
+
+
 def cmd_list(args) -> int:
     """Print every example with its description and default settings."""
     rows = [(e.name, e.description, f"vocab {' '.join(map(fmt, e.vocab))}; n={e.max_seq_len}")
@@ -62,8 +69,14 @@ def cmd_compile(args) -> int:
     """Compile an example or a user program, print its summary, optionally save it."""
     target = with_form(load_target(args.target, args.vocab, args.max_seq_len, args.causal,
                                    **target_options(args)), args.form)
+    if args.perturb_scale is not None and args.perturb is None:
+        raise CliError("--perturb-scale sets --perturb's noise; give --perturb SEED too")
     model, seconds = target.compile(args.strict, args.layer_norm)
     print_warnings(domain_warnings(model))
+    if (args.rotate, args.permute_neurons, args.perturb) != (None, None, None):
+        from interp.realism import apply_knobs
+        model = apply_knobs(model, args.rotate, args.permute_neurons, args.perturb,
+                            args.perturb_scale)
     print_summary(model, target.name, target.description, seconds)
     if args.output:
         npz, meta = model.save(args.output, f"{target.name}: {target.description}")
@@ -83,6 +96,15 @@ def register(command) -> None:
                               "my.py:make_program --vocab 1,2,3 --max-seq-len 5 -o model.npz")
     compile_.add_argument("-o", "--output", metavar="model.npz",
                           help="save the parameters here and the metadata as .json beside it")
+    for flag, knob in (("--rotate", "rotate the residual basis (a seeded random orthogonal "
+                                    "change)"),
+                       ("--permute-neurons", "shuffle and rescale each MLP's hidden units"),
+                       ("--perturb", "add seeded noise to every weight, at the largest scale "
+                                     "the error bound accepts")):
+        compile_.add_argument(flag, type=int, metavar="SEED",
+                              help=f"{knob}; see docs/realism.md")
+    compile_.add_argument("--perturb-scale", type=float, metavar="S",
+                          help="--perturb's noise scale (refused if the bound fails)")
     add_program_options(compile_)
     compile_.add_argument("--form", choices=("per-position", "completion"), help=FORM_HELP)
     add_layer_norm_option(compile_)

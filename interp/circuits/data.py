@@ -32,6 +32,9 @@ from rasp_runtime.batch import encode_batch
 # rounding and softmax leakage stay far below it, while two different values
 # of any SOp differ by at least 1/(N+1)^2 (about 0.03 at N = 5).
 INERT_TOLERANCE = 1e-5
+# A knobbed model's (interp.realism) contributions carry the rounding of dense sums, about
+# 1e-5 where a plain model's are exact; a quarter of the 1/(N+1)^2 value gap, at most this:
+KNOBBED_INERT_TOLERANCE = 1e-3
 MAX_DRAWS = 50  # resamples per input before giving up on a valid, different corruption
 
 
@@ -73,9 +76,20 @@ class Dataset:
         """Whether `writer`'s values on these residual indices differ on some pair."""
         w = self.hooked.wiring.writer_index[writer]
         valid = self.arrays["valid"]
-        gap = np.abs(np.asarray(self.clean_run["contributions"][w])
-                     - np.asarray(self.corrupt_run["contributions"][w]))[..., list(indices)]
-        return bool(np.any(gap[valid] > INERT_TOLERANCE))
+        gap = np.asarray(self.clean_run["contributions"][w]) \
+            - np.asarray(self.corrupt_run["contributions"][w])
+        # indices name directions; a rotated model (interp.realism) holds them off-axis
+        gap = np.abs(self.hooked.truth.named(gap)[..., list(indices)])
+        return bool(np.any(gap[valid] > self.inert_tolerance))
+
+    @cached_property
+    def inert_tolerance(self) -> float:
+        """How far a writer's values may differ and still count as identical."""
+        model = self.hooked.model
+        if not model.knobs:
+            return INERT_TOLERANCE
+        gap = 1 / (model.config.max_seq_len + 1) ** 2
+        return max(INERT_TOLERANCE, min(KNOBBED_INERT_TOLERANCE, gap / 4))
 
     def metric(self, logits) -> jnp.ndarray:
         """Per-pair metric of `logits` [P, S, out] against the clean logits (see module doc)."""

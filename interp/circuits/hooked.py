@@ -57,7 +57,8 @@ class HookedModel:
     def __init__(self, model):
         self.model = model
         self.config = model.config
-        writers, slots = sites(model.ground_truth)
+        self.truth = model.ground_truth
+        writers, slots = sites(self.truth)
         self.wiring = Wiring(tuple(writers), tuple(slots))
         self.weights = jax.tree_util.tree_map(jnp.asarray, model.params)
         self.run = jax.jit(self._run)

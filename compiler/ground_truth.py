@@ -151,6 +151,8 @@ class GroundTruth:
     # Embedding directions no input can change: same column for every token and
     # every position after BOS (`one`, `bos`, constants), and written by no component.
     constant_directions: Directions = ()
+    # A several-task model (compiler.multitask): (task, labels of the SOps on its path).
+    tasks: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     # ---------------------------------------------------------------- building
     @classmethod
@@ -192,7 +194,8 @@ class GroundTruth:
             alignment = _alignment(embeddings, components, model.program, model.value_records)
         return cls(labels, len(model.config.layers), model.config.output_label,
                    dirs(output.dims), tuple(embeddings), tuple(components), alignment,
-                   dirs(constant_directions(model, components)))
+                   dirs(constant_directions(model, components)),
+                   tuple(zip(model.config.tasks, model.config.task_exprs)))
 
     def component(self, component_id: str) -> GTComponent:
         """The component with this id ("L0.H1", "L2.M0", ...)."""
@@ -203,7 +206,19 @@ class GroundTruth:
                        f"{', '.join(c.id for c in self.components)}")
 
     # ---------------------------------------------------------------- circuit
-    def circuit_graph(self, granularity: str = "ids") -> nx.DiGraph:
+    def for_task(self, task: str) -> GroundTruth:
+        """The truth of one task of a several-task model: only the components that compute
+        an SOp on that task's path (its program, the task fetch, its gate and the or-tree).
+        The other tasks' components still write, but a constant on this task's inputs."""
+        exprs = dict(self.tasks)
+        if task not in exprs:
+            raise ValueError(f"no task {task!r}; this model's tasks: "
+                             f"{', '.join(exprs) or 'none (a single-program model)'}")
+        on_path = set(exprs[task])
+        return dataclasses.replace(self, tasks=(), components=tuple(
+            c for c in self.components if on_path & set(c.exprs)))
+
+    def circuit_graph(self, granularity: str = "ids", task: str | None = None) -> nx.DiGraph:
         """The true data flow from the embeddings to the output, as a DiGraph.
 
         Granularities "component", "acdc_hooks", "sp_hooks" are InterpBench's,
@@ -215,7 +230,11 @@ class GroundTruth:
         residual direction u wrote in an earlier sublayer; its attributes are
         `directions` (labels) and, into a head, `inputs` (which of q, k, v read
         them). Nodes with no path to the output are left out.
+
+        `task` (a several-task model): that task's circuit (see `for_task`).
         """
+        if task is not None:
+            return self.for_task(task).circuit_graph(granularity)
         from compiler import granularity as interpbench
         if granularity in interpbench.GRANULARITIES:
             return interpbench.edge_graph(self, granularity)
@@ -304,7 +323,8 @@ class GroundTruth:
                          for e in data["embeddings"]),
                    tuple(_component(c) for c in data["components"]),
                    alignment_from_json(data["alignment"]),
-                   _directions(data.get("constant_directions", ())))
+                   _directions(data.get("constant_directions", ())),
+                   tuple((task, tuple(exprs)) for task, exprs in data.get("tasks", ())))
 
 
 def alignment_to_json(alignment: dict[str, tuple[Site, ...]]) -> dict[str, list[dict]]:

@@ -45,7 +45,9 @@ def compile_rasp_to_model(program: rx.SOp | dict[str, rx.SOp], vocab: Iterable[A
     Args:
       program: the SOp to compute; or a dict {task name: SOp}, compiled into one model
         that reads the task token after BOS (`["BOS", "hist", "a", "b"]`) and writes
-        that task's output at the input positions (compiler.multitask).
+        that task's output at the input positions (compiler.multitask). It compiles
+        unfused (fusion would copy a shared SOp into each reader that folds it), so an
+        SOp the programs share is one component serving every task that reads it.
       vocab: the input tokens the model accepts.
       max_seq_len: the longest input (not counting BOS).
       causal: build a decoder whose positions see only earlier positions.
@@ -89,7 +91,7 @@ def compile_rasp_to_model(program: rx.SOp | dict[str, rx.SOp], vocab: Iterable[A
                                "compile each task's completion model on its own")
         return compile_multitask(program, vocab, max_seq_len, functools.partial(
             compile_rasp_to_model, causal=causal, compiler_bos=compiler_bos,
-            compiler_pad=compiler_pad, strict=strict, prefer=prefer, fuse=fuse,
+            compiler_pad=compiler_pad, strict=strict, prefer=prefer, fuse=False,
             layer_norm=layer_norm))
     vocab = _check_arguments(program, vocab, max_seq_len, compiler_bos, compiler_pad)
     _check_mlp_exactness(mlp_exactness)

@@ -31,6 +31,7 @@ import numpy as np
 
 from compiler.granularity import constant_directions, value_blind_rows
 from compiler.hook_names import bridge_hook
+from compiler.multitask import GATE_PREFIX
 from rasp import expr as rx
 from rasp.traverse import topological_order, unique_labels
 
@@ -151,8 +152,8 @@ class GroundTruth:
     # Embedding directions no input can change: same column for every token and
     # every position after BOS (`one`, `bos`, constants), and written by no component.
     constant_directions: Directions = ()
-    # A several-task model (compiler.multitask): (task, labels of the SOps on its path).
-    tasks: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # A several-task model's task names (compiler.multitask), else empty.
+    tasks: tuple[str, ...] = ()
 
     # ---------------------------------------------------------------- building
     @classmethod
@@ -195,7 +196,7 @@ class GroundTruth:
         return cls(labels, len(model.config.layers), model.config.output_label,
                    dirs(output.dims), tuple(embeddings), tuple(components), alignment,
                    dirs(constant_directions(model, components)),
-                   tuple(zip(model.config.tasks, model.config.task_exprs)))
+                   tuple(model.config.tasks))
 
     def component(self, component_id: str) -> GTComponent:
         """The component with this id ("L0.H1", "L2.M0", ...)."""
@@ -207,16 +208,20 @@ class GroundTruth:
 
     # ---------------------------------------------------------------- circuit
     def for_task(self, task: str) -> GroundTruth:
-        """The truth of one task of a several-task model: only the components that compute
-        an SOp on that task's path (its program, the task fetch, its gate and the or-tree).
-        The other tasks' components still write, but a constant on this task's inputs."""
-        exprs = dict(self.tasks)
-        if task not in exprs:
+        """The truth of one task of a several-task model (compiler.multitask): only the
+        components on a path through that task's gate (the gate, what it reads from, and
+        the or-tree from it to the output). The other tasks' components still write, but
+        what they write reaches the output only through their own gates, which are shut."""
+        if task not in self.tasks:
             raise ValueError(f"no task {task!r}; this model's tasks: "
-                             f"{', '.join(exprs) or 'none (a single-program model)'}")
-        on_path = set(exprs[task])
+                             f"{', '.join(self.tasks) or 'none (a single-program model)'}")
+        graph = self.circuit_graph()
+        gates = {c.id for c in self.components if f"{GATE_PREFIX}{task}" in c.exprs}
+        keep = set(gates)
+        for gate in gates:
+            keep |= nx.ancestors(graph, gate) | nx.descendants(graph, gate)
         return dataclasses.replace(self, tasks=(), components=tuple(
-            c for c in self.components if on_path & set(c.exprs)))
+            c for c in self.components if c.id in keep))
 
     def circuit_graph(self, granularity: str = "ids", task: str | None = None) -> nx.DiGraph:
         """The true data flow from the embeddings to the output, as a DiGraph.
@@ -324,7 +329,7 @@ class GroundTruth:
                    tuple(_component(c) for c in data["components"]),
                    alignment_from_json(data["alignment"]),
                    _directions(data.get("constant_directions", ())),
-                   tuple((task, tuple(exprs)) for task, exprs in data.get("tasks", ())))
+                   tuple(data.get("tasks", ())))
 
 
 def alignment_to_json(alignment: dict[str, tuple[Site, ...]]) -> dict[str, list[dict]]:

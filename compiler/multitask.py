@@ -23,6 +23,7 @@ from rasp.errors import CompileError, CompileWarning
 from rasp.traverse import topological_order
 
 TASK_LABEL = "multitask.task"  # the task token, fetched from raw position 0 everywhere
+GATE_PREFIX = "multitask.gate."  # + task: the SOp that passes that task's output or ()
 
 
 def compile_multitask(programs: Mapping[str, rx.SOp], vocab: list, max_seq_len: int,
@@ -31,8 +32,8 @@ def compile_multitask(programs: Mapping[str, rx.SOp], vocab: list, max_seq_len: 
 
     `compile_raw(raw_program, raw_vocab, raw_max_seq_len)` compiles the rewritten program
     (compile_rasp_to_model with this call's other arguments). The model's `program` is
-    the raw program, `tasks` maps each task to its program as written, `config.tasks`
-    names the tasks in order and `config.task_exprs` the SOps on each one's path.
+    the raw program, `tasks` maps each task to its program as written, and `config.tasks`
+    names the tasks in order (GroundTruth.for_task finds each one's circuit by its gate).
     """
     from rasp_runtime.model import CompiledModel
     names = check_tasks(programs, vocab)
@@ -41,8 +42,7 @@ def compile_multitask(programs: Mapping[str, rx.SOp], vocab: list, max_seq_len: 
     with warnings.catch_warnings():  # position 0 (the task token) widens some value sets
         warnings.simplefilter("ignore", CompileWarning)
         model = compile_raw(raw, [*vocab, *names], max_seq_len + 1)
-    config = dataclasses.replace(model.config, tasks=tuple(names), task_exprs=tuple(
-        tuple(sorted(rewrite.task_labels[name])) for name in names))
+    config = dataclasses.replace(model.config, tasks=tuple(names))
     combined = CompiledModel(model.params, config, model.residual_labels, model.components,
                              model.value_records.values(), raw, domain=model.domain)
     combined.tasks = dict(programs)
@@ -85,7 +85,6 @@ class _Rewrite:
     def __init__(self, vocab: list, max_seq_len: int):
         self.done: dict[int, rx.RASPExpr] = {}
         self.vocab, self.max_seq_len = vocab, max_seq_len
-        self.task_labels: dict[str, set[str]] = {}
         known, first, last = set(vocab), vocab[0], max_seq_len - 1
         # Position 0 holds the task token: clamped into the program's own value sets, so
         # its functions see nothing new, and masked out of every selector.
@@ -112,29 +111,33 @@ class _Rewrite:
             value = self.done[program.unique_id]
             gate = rx.SequenceMap(lambda task, box, name=name: box if task == name else (),
                                   self.task, self._boxed(value, program)).named(
-                                      f"multitask.gate.{name}")
+                                      GATE_PREFIX + name)
             gates.append(gate)
-            self.task_labels[name] = {e.label for e in topological_order(gate)}
         while len(gates) > 1:  # one MLP layer per level: ceil(log2(tasks)) levels
             pairs = [rx.SequenceMap(lambda a, b: a or b, gates[i], gates[i + 1]).named(
                 f"multitask.either.{len(gates)}.{i // 2}") for i in range(0, len(gates) - 1, 2)]
             gates = pairs + gates[len(pairs) * 2:]
         output = rx.categorical(rx.Map(lambda box: box[0] if box else None, gates[0]).named(
             "multitask.output"))
-        for name, labels in self.task_labels.items():  # the or-tree sits on every path
-            labels.update(e.label for e in topological_order(output)
-                          if e.label.startswith("multitask.either") or e is output)
         return output
 
     def _boxed(self, value: rx.SOp, program: rx.SOp) -> rx.SOp:
-        """`value` as a 1-tuple, also where it is None (a SequenceMap reading None is None)."""
-        if not infer_value_sets(extract_graph(program), self.vocab,
-                                self.max_seq_len)[program.unique_id].may_be_none:
-            return rx.Map(lambda v: (v,), value).named(value.label + ".boxed")
+        """`value` as a 1-tuple, also where it is None (a SequenceMap reading None is None).
+
+        An output that may be None is an Aggregate selecting nothing (boxed inside: its
+        values boxed, default ()), or else boxed by a head that copies it where it is not
+        None (that head's query and key read only whether it is None)."""
+        values = infer_value_sets(extract_graph(program), self.vocab, self.max_seq_len)
+        label = value.label + ".boxed"
+        if not values[program.unique_id].may_be_none:
+            return rx.Map(lambda v: (v,), value).named(label)
+        if isinstance(value, rx.Aggregate) and rx.is_categorical(value) and \
+                not values[program.sop.unique_id].may_be_none:
+            return rx.Aggregate(value.selector, rx.Map(lambda v: (v,), value.sop).named(
+                label + "_values"), default=()).named(label)
         here = rx.Select(rx.indices, rx.indices, Comparison.EQ) & \
             rx.Select(value, value, Comparison.TRUE)
-        return rx.Aggregate(here, rx.Map(lambda v: (v,), value), default=()).named(
-            value.label + ".boxed")
+        return rx.Aggregate(here, rx.Map(lambda v: (v,), value), default=()).named(label)
 
     def _visit(self, expr: rx.RASPExpr) -> None:
         key = expr.unique_id

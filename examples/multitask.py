@@ -54,6 +54,14 @@ class TaskExample:
         return [task, *(rng.choice(vocab) for _ in range(length))]
 
 
+def task_sampler(task: str, vocab: Sequence[Any]):
+    """A sampler f(rng, model_vocab, length) for interp.circuits.make_dataset: inputs of
+    `task` (the task token, then length − 1 uniform tokens of `vocab`; at least one)."""
+    def sample(rng: random.Random, model_vocab, length: int) -> list[Any]:
+        return [task, *(rng.choice(list(vocab)) for _ in range(max(length - 1, 1)))]
+    return sample
+
+
 TASK_EXAMPLES: dict[str, TaskExample] = {e.name: e for e in [
     TaskExample("six_tasks", "reverse, hist, sort_freq, double_hist, length and "
                 "previous_token in one model, the task token first", make_six_tasks,

@@ -54,9 +54,7 @@ class ModelConfig:
     prompt_vocab: tuple[Any, ...] = ()
     completion_causal: bool = False
     # A several-task model (compiler.multitask): the task names, read as the token after BOS.
-    # task_exprs[i]: the labels of the SOps on task i's path to the output (its true circuit).
     tasks: tuple[str, ...] = ()
-    task_exprs: tuple[tuple[str, ...], ...] = ()
 
     @property
     def prompt_len(self) -> int:

@@ -133,8 +133,7 @@ def _config_to_json(config: ModelConfig) -> dict[str, Any]:
             "completion_causal": config.completion_causal}
            if config.form != "per-position" else {}),
         # Only a several-task model has tasks (compiler.multitask).
-        **({"tasks": list(config.tasks), "task_exprs": [list(e) for e in config.task_exprs]}
-           if config.tasks else {}),
+        **({"tasks": list(config.tasks)} if config.tasks else {}),
     }
 
 
@@ -151,8 +150,7 @@ def _config_from_json(data: dict[str, Any]) -> ModelConfig:
         normalization=data.get("normalization", "none"),  # absent: saved before LayerNorm
         activation=data.get("activation", "relu"),
         layer_norm_eps=data.get("layer_norm_eps", 0.0), **_form_from_json(data),
-        tasks=tuple(str(t) for t in data.get("tasks", ())),
-        task_exprs=tuple(tuple(str(e) for e in exprs) for exprs in data.get("task_exprs", ())))
+        tasks=tuple(str(t) for t in data.get("tasks", ())))
 
 
 def _form_from_json(data: dict[str, Any]) -> dict[str, Any]:

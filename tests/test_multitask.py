@@ -45,10 +45,12 @@ def test_hand_checked_outputs(six):
 
 
 def test_shared_sops_are_one_component(six):
-    """hist is one SOp of three tasks: one selector-width head computes it."""
+    """hist is one SOp of three tasks and the length one of two: one head computes each."""
     _, model = six
-    hist_heads = [c for c in model.components if c.kind == "attn" and "hist" in c.info.exprs]
-    assert len(hist_heads) == 1
+    heads = [e for c in model.components if c.kind == "attn" for e in c.info.exprs]
+    assert heads.count("hist") == 1
+    assert heads.count("multitask.width") == 1  # the length, shifted past the task token
+    assert "same_tok" not in heads and "length" not in heads
 
 
 def test_layer_norm_compiles_exactly():

@@ -89,7 +89,7 @@ def compile_rasp_to_model(program: rx.SOp | dict[str, rx.SOp], vocab: Iterable[A
         if form != "per-position":
             raise CompileError(None, "several tasks compile only in the per-position form",
                                "compile each task's completion model on its own")
-        return compile_multitask(program, vocab, max_seq_len, functools.partial(
+        return compile_multitask(program, vocab, max_seq_len, causal, functools.partial(
             compile_rasp_to_model, causal=causal, compiler_bos=compiler_bos,
             compiler_pad=compiler_pad, strict=strict, prefer=prefer, fuse=False,
             layer_norm=layer_norm))

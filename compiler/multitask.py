@@ -27,14 +27,17 @@ GATE_PREFIX = "multitask.gate."  # + task: the SOp that passes that task's outpu
 
 
 def compile_multitask(programs: Mapping[str, rx.SOp], vocab: list, max_seq_len: int,
-                      compile_raw: Callable[..., Any]):
+                      causal: bool, compile_raw: Callable[..., Any]):
     """The several-task model of `programs` (see the module docstring).
 
     `compile_raw(raw_program, raw_vocab, raw_max_seq_len)` compiles the rewritten program
     (compile_rasp_to_model with this call's other arguments). The model's `program` is
-    the raw program, `tasks` maps each task to its program as written, and `config.tasks`
+    the raw program; its `domain` joins the programs' own domains (the raw program's
+    would list conditions that only the task position reaches); `tasks` maps each task to its program as written, and `config.tasks`
     names the tasks in order (GroundTruth.for_task finds each one's circuit by its gate).
     """
+    from compiler.domain import program_domain
+    from rasp_runtime.domain import Domain
     from rasp_runtime.model import CompiledModel
     names = check_tasks(programs, vocab)
     rewrite = _Rewrite(vocab, max_seq_len)
@@ -43,9 +46,14 @@ def compile_multitask(programs: Mapping[str, rx.SOp], vocab: list, max_seq_len: 
         warnings.simplefilter("ignore", CompileWarning)
         model = compile_raw(raw, [*vocab, *names], max_seq_len + 1)
     config = dataclasses.replace(model.config, tasks=tuple(names))
+    domains = [program_domain(programs[name], vocab, max_seq_len, causal) for name in names]
+    domain = Domain(tuple(c for d in domains for c in d.conditions),
+                    next((d.unknown for d in domains if d.unknown), None))
     combined = CompiledModel(model.params, config, model.residual_labels, model.components,
-                             model.value_records.values(), raw, domain=model.domain)
+                             model.value_records.values(), raw, domain=domain)
     combined.tasks = dict(programs)
+    if not domain.total:
+        warnings.warn(CompileWarning(domain.message()), stacklevel=3)
     return combined
 
 

@@ -71,3 +71,30 @@ def test_bad_task_dicts_are_refused_in_one_line(programs, message):
     with pytest.raises(CompileError, match=message) as caught:
         compile_rasp_to_model(programs, ["a", "b"], 3)
     assert "\n" not in str(caught.value).split("\n  hint")[0]
+
+
+def test_save_and_load_keep_the_tasks(six, tmp_path):
+    programs, model = six
+    from compiler import CompiledModel
+    model.save(tmp_path / "six.npz")
+    loaded = CompiledModel.load(tmp_path / "six.npz")
+    assert loaded.config.tasks == tuple(programs)
+    xs = ["c", "a", "c"]
+    for task in programs:
+        assert loaded.apply(["BOS", task, *xs]).decoded[2:] == _reference(programs, task, xs)
+    assert {c.id for c in loaded.ground_truth.for_task("hist").components} == \
+        {c.id for c in model.ground_truth.for_task("hist").components}
+
+
+def test_cli_compiles_several_targets_with_tasks(tmp_path, capsys):
+    from raspc.cli import main
+    out = tmp_path / "m.npz"
+    assert main(["compile", "reverse", "hist", "--tasks", "--max-seq-len", "3",
+                 "-o", str(out)]) == 0
+    assert "tasks: reverse, hist" in capsys.readouterr().out
+    from compiler import CompiledModel
+    model = CompiledModel.load(out)
+    assert model.apply(["BOS", "reverse", "a", "b", "c"]).decoded[2:] == ["c", "b", "a"]
+    assert model.apply(["BOS", "hist", "a", "b", "a"]).decoded[2:] == [2, 1, 2]
+    assert main(["compile", "reverse", "hist"]) == 2
+    assert "only with --tasks" in capsys.readouterr().err

@@ -34,7 +34,7 @@ from rasp_runtime.model import CompiledModel, hashable
 from rasp_runtime.representable import check_vocab
 
 
-def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: int,
+def compile_rasp_to_model(program: rx.SOp | dict[str, rx.SOp], vocab: Iterable[Any], max_seq_len: int,
                           causal: bool = False, compiler_bos: str = "BOS",
                           compiler_pad: str = "PAD", mlp_exactness: float = 100,
                           strict: bool = False, prefer: str = "depth",
@@ -43,7 +43,11 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
     """Compile a RASP program into a transformer that agrees with `rasp.evaluate`.
 
     Args:
-      program: the SOp to compute.
+      program: the SOp to compute; or a dict {task name: SOp}, compiled into one model
+        that reads the task token after BOS (`["BOS", "hist", "a", "b"]`) and writes
+        that task's output at the input positions (compiler.multitask). It compiles
+        unfused (fusion would copy a shared SOp into each reader that folds it), so an
+        SOp the programs share is one component serving every task that reads it.
       vocab: the input tokens the model accepts.
       max_seq_len: the longest input (not counting BOS).
       causal: build a decoder whose positions see only earlier positions.
@@ -77,6 +81,18 @@ def compile_rasp_to_model(program: rx.SOp, vocab: Iterable[Any], max_seq_len: in
         outside whose domain some input falls; "no input of this vocabulary is
         valid" where the domain is empty.
     """
+    if isinstance(program, dict):
+        from compiler.multitask import check_tasks, compile_multitask  # it calls back here
+        check_tasks(program, [])  # the dict's shape first; its names against vocab below
+        vocab = _check_arguments(next(iter(program.values())), vocab, max_seq_len,
+                                 compiler_bos, compiler_pad)
+        if form != "per-position":
+            raise CompileError(None, "several tasks compile only in the per-position form",
+                               "compile each task's completion model on its own")
+        return compile_multitask(program, vocab, max_seq_len, causal, functools.partial(
+            compile_rasp_to_model, causal=causal, compiler_bos=compiler_bos,
+            compiler_pad=compiler_pad, strict=strict, prefer=prefer, fuse=False,
+            layer_norm=layer_norm))
     vocab = _check_arguments(program, vocab, max_seq_len, compiler_bos, compiler_pad)
     _check_mlp_exactness(mlp_exactness)
     _check_choice(prefer, fuse)

@@ -33,6 +33,7 @@ import numpy as np
 
 from compiler.granularity import constant_directions, value_blind_rows
 from compiler.hook_names import bridge_hook
+from compiler.multitask import GATE_PREFIX
 from rasp import expr as rx
 from rasp.traverse import topological_order, unique_labels
 
@@ -157,6 +158,8 @@ class GroundTruth:
     # Embedding directions no input can change: same column for every token and
     # every position after BOS (`one`, `bos`, constants), and written by no component.
     constant_directions: Directions = ()
+    # A several-task model's task names (compiler.multitask), else empty.
+    tasks: tuple[str, ...] = ()
     # Row i: named direction i (residual_labels[i]) in residual coordinates, after a
     # rotation (interp.realism.rotate); None: direction i is coordinate axis i.
     residual_basis: tuple[tuple[float, ...], ...] | None = None
@@ -214,7 +217,8 @@ class GroundTruth:
             alignment = _alignment(embeddings, components, model.program, model.value_records)
         return cls(labels, len(model.config.layers), model.config.output_label,
                    dirs(output.dims), tuple(embeddings), tuple(components), alignment,
-                   dirs(constant_directions(model, components)))
+                   dirs(constant_directions(model, components)),
+                   tuple(model.config.tasks))
 
     def component(self, component_id: str) -> GTComponent:
         """The component with this id ("L0.H1", "L2.M0", ...)."""
@@ -225,7 +229,23 @@ class GroundTruth:
                        f"{', '.join(c.id for c in self.components)}")
 
     # ---------------------------------------------------------------- circuit
-    def circuit_graph(self, granularity: str = "ids") -> nx.DiGraph:
+    def for_task(self, task: str) -> GroundTruth:
+        """The truth of one task of a several-task model (compiler.multitask): only the
+        components on a path through that task's gate (the gate, what it reads from, and
+        the or-tree from it to the output). The other tasks' components still write, but
+        what they write reaches the output only through their own gates, which are shut."""
+        if task not in self.tasks:
+            raise ValueError(f"no task {task!r}; this model's tasks: "
+                             f"{', '.join(self.tasks) or 'none (a single-program model)'}")
+        graph = self.circuit_graph()
+        gates = {c.id for c in self.components if f"{GATE_PREFIX}{task}" in c.exprs}
+        keep = set(gates)
+        for gate in gates:
+            keep |= nx.ancestors(graph, gate) | nx.descendants(graph, gate)
+        return dataclasses.replace(self, tasks=(), components=tuple(
+            c for c in self.components if c.id in keep))
+
+    def circuit_graph(self, granularity: str = "ids", task: str | None = None) -> nx.DiGraph:
         """The true data flow from the embeddings to the output, as a DiGraph.
 
         Granularities "component", "acdc_hooks", "sp_hooks" are InterpBench's,
@@ -237,7 +257,11 @@ class GroundTruth:
         residual direction u wrote in an earlier sublayer; its attributes are
         `directions` (labels) and, into a head, `inputs` (which of q, k, v read
         them). Nodes with no path to the output are left out.
+
+        `task` (a several-task model): that task's circuit (see `for_task`).
         """
+        if task is not None:
+            return self.for_task(task).circuit_graph(granularity)
         from compiler import granularity as interpbench
         if granularity in interpbench.GRANULARITIES:
             return interpbench.edge_graph(self, granularity)
@@ -327,6 +351,7 @@ class GroundTruth:
                    tuple(_component(c) for c in data["components"]),
                    alignment_from_json(data["alignment"]),
                    _directions(data.get("constant_directions", ())),
+                   tuple(data.get("tasks", ())),
                    _matrix(data.get("residual_basis")))
 
 

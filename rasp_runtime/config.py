@@ -53,6 +53,8 @@ class ModelConfig:
     eos: Any = None
     prompt_vocab: tuple[Any, ...] = ()
     completion_causal: bool = False
+    # A several-task model (compiler.multitask): the task names, read as the token after BOS.
+    tasks: tuple[str, ...] = ()
 
     @property
     def prompt_len(self) -> int:

@@ -166,6 +166,8 @@ class CompiledModel:
         # A completion-form model compiled here: the program as written; `program` is then
         # the rewritten program the weights compute (compiler.completion).
         self.completion_of = None
+        # A several-task model compiled here: {task: program as written} (compiler.multitask).
+        self.tasks: dict = {}
         # Where the program has a value; unknown (not total) for models saved without it.
         self.domain = domain if domain is not None else Domain(unknown="not recorded")
         # Realism knobs applied after compiling (interp.realism), e.g. {"knob": "rotate",

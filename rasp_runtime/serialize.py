@@ -132,6 +132,8 @@ def _config_to_json(config: ModelConfig) -> dict[str, Any]:
             "eos": encode_value(config.eos), "prompt_vocab": _values(config.prompt_vocab),
             "completion_causal": config.completion_causal}
            if config.form != "per-position" else {}),
+        # Only a several-task model has tasks (compiler.multitask).
+        **({"tasks": list(config.tasks)} if config.tasks else {}),
     }
 
 
@@ -147,7 +149,8 @@ def _config_from_json(data: dict[str, Any]) -> ModelConfig:
         output_values=_unvalues(data["output_values"]),
         normalization=data.get("normalization", "none"),  # absent: saved before LayerNorm
         activation=data.get("activation", "relu"),
-        layer_norm_eps=data.get("layer_norm_eps", 0.0), **_form_from_json(data))
+        layer_norm_eps=data.get("layer_norm_eps", 0.0), **_form_from_json(data),
+        tasks=tuple(str(t) for t in data.get("tasks", ())))
 
 
 def _form_from_json(data: dict[str, Any]) -> dict[str, Any]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING
 
 from examples.library import EXAMPLES
 from raspc.formatting import fmt, print_table
 from raspc.formatting import print_warnings
-from raspc.targets import (FORM_HELP, TARGET_HELP, CliError, add_layer_norm_option,
+from raspc.targets import (FORM_HELP, TARGET_HELP, CliError, Target, add_layer_norm_option,
                            add_program_options, domain_warnings, load_target, target_options,
                            with_form)
 
@@ -23,7 +24,8 @@ def print_summary(model: CompiledModel, name: str, description: str, seconds: fl
     print(f"  vocab: {', '.join(map(fmt, config.vocab))}   max_seq_len: {config.max_seq_len}"
           f"   {'causal' if config.causal else 'non-causal'}"
           + (f"   completion form: prompt {fmt(config.sep)} output {fmt(config.eos)}"
-             if config.form == "completion" else ""))
+             if config.form == "completion" else "")
+          + (f"   tasks: {', '.join(config.tasks)}" if config.tasks else ""))
     print(f"  compiled in {seconds:.2f}s (wall time, loading the compiler included; "
           "jax loads only to run a model)")
     for key, value in [("layers", len(config.layers)),
@@ -67,8 +69,11 @@ def cmd_list(args) -> int:
 
 def cmd_compile(args) -> int:
     """Compile an example or a user program, print its summary, optionally save it."""
-    target = with_form(load_target(args.target, args.vocab, args.max_seq_len, args.causal,
-                                   **target_options(args)), args.form)
+    if args.tasks or args.more_targets:
+        target = _tasks_target(args)
+    else:
+        target = with_form(load_target(args.target, args.vocab, args.max_seq_len,
+                                       args.causal, **target_options(args)), args.form)
     if args.perturb_scale is not None and args.perturb is None:
         raise CliError("--perturb-scale sets --perturb's noise; give --perturb SEED too")
     model, seconds = target.compile(args.strict, args.layer_norm)
@@ -82,6 +87,32 @@ def cmd_compile(args) -> int:
         npz, meta = model.save(args.output, f"{target.name}: {target.description}")
         print(f"\nsaved {npz} and {meta}")
     return 0
+
+
+def _tasks_target(args) -> Target:
+    """With --tasks, the targets as one several-task program (compiler.multitask): the
+    first target's vocabulary and length unless --vocab/--max-seq-len say otherwise."""
+    specs = [args.target, *args.more_targets]
+    if not args.tasks:
+        raise CliError(f"several targets ({' '.join(specs)}) compile into one model only "
+                       "with --tasks")
+    if args.form not in (None, "per-position") or any(s.endswith((".npz", ".json"))
+                                                       for s in specs):
+        raise CliError("--tasks compiles programs in the per-position form, not saved "
+                       "models or --form completion")
+    first = load_target(specs[0], args.vocab, args.max_seq_len, args.causal,
+                        **target_options(args))
+    vocab = args.vocab or ",".join(map(str, first.vocab))
+    targets = [first] + [load_target(s, vocab, first.max_seq_len, args.causal,
+                                     **target_options(args)) for s in specs[1:]]
+    names = [t.name.rsplit(":", 1)[-1] for t in targets]
+    if len(set(names)) < len(names):
+        raise CliError(f"--tasks needs distinct task names, got {' '.join(names)}")
+    programs = dict(zip(names, (t.program for t in targets)))
+    return dataclasses.replace(
+        first, name=" ".join(names), description="several tasks in one model: the task "
+        "token after BOS picks the program", program=programs, source=None,
+        sample=lambda rng: [rng.choice(names), *first.sample(rng)])
 
 
 def register(command) -> None:
@@ -106,5 +137,10 @@ def register(command) -> None:
     compile_.add_argument("--perturb-scale", type=float, metavar="S",
                           help="--perturb's noise scale (refused if the bound fails)")
     add_program_options(compile_)
+    compile_.add_argument("more_targets", nargs="*", metavar="NAME",
+                          help="with --tasks: more targets, compiled into the same model")
+    compile_.add_argument("--tasks", action="store_true",
+                          help="compile every target into one model that reads the task "
+                               "name after BOS (raspc compile reverse hist sort --tasks)")
     compile_.add_argument("--form", choices=("per-position", "completion"), help=FORM_HELP)
     add_layer_norm_option(compile_)

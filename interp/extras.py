@@ -7,7 +7,8 @@ import importlib
 from rasp.errors import RaspError
 
 EXTRAS = {"torch": "transformer-lens", "transformer_lens": "transformer-lens",
-          "safetensors": "transformer-lens", "matplotlib": "plots", "optax": "compress"}
+          "safetensors": "transformer-lens", "matplotlib": "plots", "optax": "compress",
+          "ray": "zoo"}
 
 
 class MissingExtraError(RaspError, ImportError):

@@ -147,7 +147,7 @@ def build_model(spec: ModelSpec, out: Path, seen: dict | None = None):
 
     program = spec.build()
     rasp_text, rasp_error = _rasp_text(to_source, program, spec)
-    program_hash = hashlib.sha256((rasp_text or spec.python_source or spec.id).encode())
+    program_hash = hashlib.sha256(_program_text(program, spec).encode())
     row = {"id": spec.id, "source": spec.source, "family": spec.family,
            "origin": spec.origin, "program_hash": program_hash.hexdigest()[:16],
            "vocab": [_plain(t) for t in spec.vocab], "max_seq_len": spec.max_seq_len,
@@ -245,6 +245,16 @@ def _rasp_text(to_source, program, spec):
         return to_source(program, spec.vocab, spec.max_seq_len, name="program") + "\n", None
     except RaspError as error:
         return None, _first_line(error)
+
+
+def _program_text(program, spec) -> str:
+    """Text identifying the program: a random one's source; a library one's structure
+    (labels aside: unnamed expressions' labels carry rasp's global ids)."""
+    from rasp_runtime.serialize import describe_program, program_structure
+
+    if spec.python_source is not None:
+        return spec.python_source
+    return f"{spec.family}: {program_structure(describe_program(program))!r}"
 
 
 def _identity(row) -> tuple:

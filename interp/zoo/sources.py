@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from rasp.errors import InputError
 # is the compiled model as it is. A variant maps a model to a model whose ground truth
 # was carried along (design.md: "Knobs transform the truth with the weights").
 VARIANTS: dict[str, Callable[[Any], Any]] = {"plain": lambda model: model}
+NAMED = re.compile(r"\.named\(('[^']*'|\"[^\"]*\")\)$")  # a line the generator named
 RANDOM_MAX_LEN = 6  # random programs' longest input: small models, quick to bench
 
 
@@ -80,12 +82,26 @@ def random_spec(seed: int, index: int, variant: str = "plain",
     """Random program `index` of `seed` (the generator of examples.random_programs)."""
     from examples.random_programs import generate_case
 
-    case = generate_case(random.Random(f"{seed}:{index}"), max_len=max_len)
+    case = stably_named(generate_case(random.Random(f"{seed}:{index}"), max_len=max_len))
     return ModelSpec(
         f"rnd-s{seed}-{index:05d}-{variant}", "random", output_kind(case.program),
         case.vocab, case.max_seq_len, case.causal, variant, build=lambda: case.program,
         origin={"kind": "random", "seed": seed, "index": index, "max_len": max_len},
         python_source=case.program_source)
+
+
+def stably_named(case):
+    """The case with every unnamed expression named by its variable (v0, s1, ...), so its
+    labels do not carry rasp's global ids: the same program gets the same ground truth
+    whichever models were built before it in the process."""
+    from examples.random_programs.model import Line, build_case
+
+    lines = [line if line.deps == () and line.code in ("rasp.tokens", "rasp.indices")
+             or NAMED.search(line.code) else Line(line.var, f"({line.code}).named({line.var!r})",
+                                                  line.deps)
+             for line in case.lines]
+    return build_case(lines, case.output, case.vocab, case.max_seq_len, case.causal,
+                      case.tracked)
 
 
 def output_kind(program) -> str:

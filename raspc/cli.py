@@ -12,12 +12,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from raspc import checking, compressing, export, plotting, programs, repl, running, scoring
+from raspc import checking, compressing, export, plotting, programs, repl, running, scoring, zoo
 from raspc.targets import RASP_PATH_HELP, CliError
 from rasp.errors import InputError, RaspError
 
 # Each family module has `register(command)`; a new command family adds itself here.
-COMMAND_FAMILIES = (programs, running, checking, repl, export, plotting, scoring, compressing)
+COMMAND_FAMILIES = (programs, running, checking, repl, export, plotting, scoring, compressing,
+                    zoo)
 
 
 def _positive_int(text: str) -> int:

@@ -40,8 +40,9 @@ def reverse():
 
 
 def test_importing_our_packages_does_not_import_torch():
-    code = ("import sys, compiler, rasp, raspc, interp, interp.tl_weights, compiler.hook_names\n"
-            "heavy = {'torch', 'transformer_lens', 'matplotlib'} & set(sys.modules)\n"
+    code = ("import sys, compiler, rasp, raspc, raspc.cli, interp, interp.tl_weights, "
+            "compiler.hook_names, interp.zoo, interp.zoo.bench\n"
+            "heavy = {'torch', 'transformer_lens', 'matplotlib', 'ray'} & set(sys.modules)\n"
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120,
                    env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -115,11 +116,11 @@ def _run_on_ray(todo, timeout_s, workers: int, address: str | None, record) -> N
            "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     options = {"runtime_env": {"env_vars": env}, "include_dashboard": False,
                "log_to_driver": False, "configure_logging": False}
-    if address:
-        ray.init(address=address, **options)
-    else:
-        ray.init(address="local", num_cpus=workers, object_store_memory=OBJECT_STORE_BYTES,
-                 **options)
+    if not address:
+        options.update(num_cpus=workers, object_store_memory=OBJECT_STORE_BYTES)
+    with warnings.catch_warnings():  # Ray starts its processes by fork + exec: no jax state
+        warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
+        ray.init(address=address or "local", **options)
     try:
         task = ray.remote(num_cpus=1, max_retries=0)(run_cell)
         pending = {task.remote(*cell, timeout_s): cell for cell in todo}

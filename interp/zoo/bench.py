@@ -62,8 +62,10 @@ class BenchSummary:
 def bench_zoo(zoo, methods: Sequence[str], granularities: Sequence[str] = ("component",),
               workers: int = 2, address: str | None = None, out=None,
               timeout_s: float = CELL_TIMEOUT_S, limit: int | None = None,
-              retry_failed: bool = False, progress: bool = True) -> BenchSummary:
-    """Run the zoo's missing cells (see the module docstring) and write the leaderboard."""
+              retry_failed: bool = False, progress: bool = True,
+              use_ray: bool | None = None) -> BenchSummary:
+    """Run the zoo's missing cells (see the module docstring) and write the leaderboard.
+    `use_ray`: None picks (in-process for one local worker); True runs even one on Ray."""
     from interp.zoo.leaderboard import write_leaderboard
 
     zoo = Path(zoo)
@@ -78,8 +80,10 @@ def bench_zoo(zoo, methods: Sequence[str], granularities: Sequence[str] = ("comp
              for row in manifest for method in methods for granularity in granularities]
     todo = [c for c in cells if cell_key(Path(c[0]).name, c[1], c[2]) not in done]
     address = address or os.environ.get("RAY_ADDRESS")
+    if use_ray is None:
+        use_ray = workers > 1 or bool(address)
     summary = BenchSummary(results, skipped=len(cells) - len(todo), workers=workers,
-                           backend="in-process" if workers == 1 and not address else
+                           backend="in-process" if not use_ray else
                            f"Ray at {address}" if address else "Ray, local")
     start = time.perf_counter()
     if results.is_file() and not results.read_bytes().endswith(b"\n") and results.stat().st_size:

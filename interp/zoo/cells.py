@@ -57,6 +57,7 @@ def run_cell(model_dir: str, method: str, granularity: str = "component",
         first = (str(error).splitlines() or [""])[0]
         row.update(status="failed", error=f"{type(error).__name__}: {first}")
     row["seconds"] = round(time.perf_counter() - start, 3)
+    row["finished_at"] = round(time.time(), 3)  # wall clock: rates over part of a run
     return row
 
 

@@ -143,7 +143,6 @@ def _existing_or_new(spec, out: Path, known_refusals, seen, summary):
 def build_model(spec: ModelSpec, out: Path, seen: dict | None = None):
     """Compile, export and verify one model into out/<id>; (row, None) or (None, reason)."""
     from compiler import compile_rasp_to_model, to_source
-    from rasp_runtime.model import CompiledModel
 
     program = spec.build()
     rasp_text, rasp_error = _rasp_text(to_source, program, spec)

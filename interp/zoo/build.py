@@ -68,6 +68,10 @@ def build_zoo(out, library: Sequence[ModelSpec] = (), random_programs: int = 0,
               random_max_len: int | None = None, progress: bool = True) -> BuildSummary:
     """Build (or finish building) a zoo in `out`: every spec of `library`, then
     `random_programs` random programs of `seed` that compile and verify, in each variant."""
+    from interp.extras import import_extra
+
+    for module in ("safetensors.numpy", "torch"):  # the InterpBench layout: before any model
+        import_extra(module)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

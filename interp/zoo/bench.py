@@ -89,22 +89,25 @@ def bench_zoo(zoo, methods: Sequence[str], granularities: Sequence[str] = ("comp
     if results.is_file() and not results.read_bytes().endswith(b"\n") and results.stat().st_size:
         with open(results, "a") as f:  # a row cut short by a killed run: end its line
             f.write("\n")
-    with open(results, "a", encoding="utf-8") as sink, _progress(len(todo), progress) as bar:
-        def record(row: dict) -> None:
-            sink.write(json.dumps(row) + "\n")
-            sink.flush()
-            summary.statuses[row["status"]] = summary.statuses.get(row["status"], 0) + 1
-            summary.ran += 1
-            bar.update()
-        if todo and summary.backend == "in-process":
-            for cell in todo:
-                record(run_cell(*cell, timeout_s))
-        elif todo:
-            _run_on_ray(todo, timeout_s, workers, address, record)
-    summary.seconds = time.perf_counter() - start
-    mine = {cell_key(Path(c[0]).name, c[1], c[2]) for c in cells}
-    rows = [r for r in _latest(_read_rows(results)) if r["cell"] in mine]
-    summary.leaderboard, summary.files = write_leaderboard(out, rows, manifest)
+    try:
+        with open(results, "a", encoding="utf-8") as sink, \
+                _progress(len(todo), progress) as bar:
+            def record(row: dict) -> None:
+                sink.write(json.dumps(row) + "\n")
+                sink.flush()
+                summary.statuses[row["status"]] = summary.statuses.get(row["status"], 0) + 1
+                summary.ran += 1
+                bar.update()
+            if todo and summary.backend == "in-process":
+                for cell in todo:
+                    record(run_cell(*cell, timeout_s))
+            elif todo:
+                _run_on_ray(todo, timeout_s, workers, address, record)
+    finally:  # interrupted too: the leaderboard of the cells finished so far
+        summary.seconds = time.perf_counter() - start
+        mine = {cell_key(Path(c[0]).name, c[1], c[2]) for c in cells}
+        rows = [r for r in _latest(_read_rows(results)) if r["cell"] in mine]
+        summary.leaderboard, summary.files = write_leaderboard(out, rows, manifest)
     return summary
 
 

@@ -42,12 +42,12 @@ def cell_key(model: str, method: str, granularity: str) -> str:
 def run_cell(model_dir: str, method: str, granularity: str = "component",
              timeout_s: float | None = None) -> dict:
     """The result row of one cell: status "ok" with its AUROCs, "failed" with the error,
-    or "timeout"; seconds include loading the model."""
+    or "timeout"; seconds (wall) and cpu_seconds include loading the model."""
     model_id = Path(model_dir).name
     row = {"cell": cell_key(model_id, method, granularity), "model": model_id,
            "method": method, "granularity": granularity, "status": "ok", "error": None,
            "host": socket.gethostname(), "pid": os.getpid()}
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     try:
         with _deadline(timeout_s):
             row.update(_scored(Path(model_dir), method, granularity))
@@ -57,6 +57,7 @@ def run_cell(model_dir: str, method: str, granularity: str = "component",
         first = (str(error).splitlines() or [""])[0]
         row.update(status="failed", error=f"{type(error).__name__}: {first}")
     row["seconds"] = round(time.perf_counter() - start, 3)
+    row["cpu_seconds"] = round(time.process_time() - cpu_start, 3)  # all of its threads
     row["finished_at"] = round(time.time(), 3)  # wall clock: rates over part of a run
     return row
 

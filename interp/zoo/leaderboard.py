@@ -37,16 +37,16 @@ def leaderboard_markdown(rows: list[dict], manifest: list[dict]) -> str:
              "over the cells where it is defined (mean ± standard deviation, median and "
              "quartiles). n/a: no scorable true edge, or no false one.", "",
              "| method | cells | failed / timed out | AUROC defined | mean ± sd | "
-             "median [q1, q3] | AUROC = 1 | mean seconds |", "|---|---|---|---|---|---|---|---|"]
+             "median [q1, q3] | AUROC = 1 | mean seconds (wall / CPU) |",
+             "|---|---|---|---|---|---|---|---|"]
     for method in methods:
         mine = [r for r in rows if r["method"] == method]
         ok = [r for r in mine if r["status"] == "ok"]
         values = [r["edge_auroc"] for r in ok if r.get("edge_auroc") is not None]
         bad = len(mine) - len(ok)
-        seconds = [r["seconds"] for r in ok if r.get("seconds") is not None]
         lines.append(f"| {method} | {len(mine)} | {bad} | {len(values)} | {_mean_sd(values)} "
-                     f"| {_quartiles(values)} | {_share(values)} | "
-                     f"{statistics.fmean(seconds) if seconds else 0:.1f} |")
+                     f"| {_quartiles(values)} | {_share(values)} | {_mean(ok, 'seconds')} / "
+                     f"{_mean(ok, 'cpu_seconds')} |")
     groups = (("source", lambda m: m["source"]),
               ("size", lambda m: size_band(m.get("layers", 0))),
               ("variant", lambda m: m["variant"]),
@@ -71,6 +71,11 @@ def _grouped(title: str, key: Callable[[dict], str], rows, models, methods) -> s
             cells.append(f"{_mean_sd(values)} ({len(values)})" if values else "-")
         lines.append(f"| {group} | {count[group]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _mean(rows, field: str) -> str:
+    values = [r[field] for r in rows if r.get(field) is not None]
+    return f"{statistics.fmean(values):.1f}" if values else "-"
 
 
 def _mean_sd(values) -> str:

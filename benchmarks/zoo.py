@@ -70,10 +70,12 @@ def main() -> None:
                             limit=args.bench_models, use_ray=True)
         rows = read_results(results)
         seconds = [r["seconds"] for r in rows if r.get("seconds") is not None]
+        cpu = [r["cpu_seconds"] for r in rows if r.get("cpu_seconds") is not None]
         run = {"workers": workers, "backend": summary.backend, "cells": summary.ran,
                "wall_seconds": round(summary.seconds, 1),
                "cells_per_minute": round(summary.cells_per_minute, 2),
                "mean_cell_seconds": round(statistics.fmean(seconds), 2) if seconds else None,
+               "mean_cell_cpu_seconds": round(statistics.fmean(cpu), 2) if cpu else None,
                "statuses": summary.statuses, "load_average": os.getloadavg()}
         report["runs"].append(run)
         print(f"{workers} worker(s): {summary.format()}")
@@ -81,17 +83,19 @@ def main() -> None:
     if len(runs) >= 2 and runs[0]["cells_per_minute"]:
         report["speedup"] = round(runs[-1]["cells_per_minute"] / runs[0]["cells_per_minute"], 2)
         print(f"{runs[-1]['workers']} workers / {runs[0]['workers']}: {report['speedup']}x")
-    cell = runs[0]["mean_cell_seconds"] if runs else None
+    # CPU seconds: what a cell costs a core of its own; wall seconds on a shared machine
+    # also count the time the other processes held the core.
+    cell = runs[0]["mean_cell_cpu_seconds"] or runs[0]["mean_cell_seconds"] if runs else None
     if cell:
         per_model = len(methods) * cell
         core_hours = TARGET_MODELS * per_model / 3600
         report["extrapolation"] = {
-            "models": TARGET_MODELS, "methods": len(methods), "cell_seconds": cell,
+            "models": TARGET_MODELS, "methods": len(methods), "cell_cpu_seconds": cell,
             "core_hours": round(core_hours, 1),
             "build_core_hours": round(TARGET_MODELS * report["build"]["seconds_now"]
                                       / max(1, built.built) / 3600, 1) if built.built else None,
             "bytes": round(TARGET_MODELS * report["build"]["bytes"] / max(1, built.kept))}
-        print(f"{TARGET_MODELS} models x {len(methods)} methods at {cell:.1f} s a cell: "
+        print(f"{TARGET_MODELS} models x {len(methods)} methods at {cell:.1f} CPU s a cell: "
               f"{core_hours:.0f} core-hours ({core_hours / 64:.1f} h on 64 cores)")
     report["bench_models"] = models
     (out / "zoo.json").write_text(json.dumps(report, indent=1) + "\n")

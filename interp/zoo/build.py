@@ -74,7 +74,7 @@ def build_zoo(out, library: Sequence[ModelSpec] = (), random_programs: int = 0,
         import_extra(module)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     summary = BuildSummary(out)
     refused_before = _read_jsonl(out / REFUSED)
     known_refusals = {r["id"]: r["reason"] for r in refused_before}
@@ -112,6 +112,7 @@ def build_zoo(out, library: Sequence[ModelSpec] = (), random_programs: int = 0,
     (out / SUMMARY).write_text(json.dumps(
         {"kept": summary.kept, "built_now": summary.built, "reused": summary.reused,
          "refused": dict(summary.refused.most_common()), "seconds": round(summary.seconds, 1),
+         "cpu_seconds": round(time.process_time() - cpu_start, 1),
          "seed": seed, "random_programs": random_programs}, indent=1) + "\n")
     return summary
 

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Every install is pinned by constraints.txt: the versions the suite last passed with.
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
-TEST_EXTRAS := test,transformer-lens,hf,plots,compress,notebook
+TEST_EXTRAS := test,transformer-lens,hf,plots,compress,notebook,zoo
 
 .PHONY: demo test test-slow test-outside breaks bench fuzz circuits docs-images mutation clean
 

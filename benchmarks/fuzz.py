@@ -3,9 +3,9 @@
     python benchmarks/fuzz.py --programs 5000 [--seed S] [--jobs 2] [--fast-xla]
     python benchmarks/fuzz.py --seed S --only I      # re-run program I of seed S
 
-Program i of seed S is `generate_case(random.Random(f"{S}:{i}"))` (the same
-generator as the hypothesis strategy in tests/fuzz_programs.py), so every
-result is reproducible. For each program: compile; a refusal must be a
+Program i of seed S is `generate_case(random.Random(f"{S}:{i}"))` (the generator
+in examples/random_programs, which tests/fuzz_programs.py drives with hypothesis),
+so every result is reproducible. For each program: compile; a refusal must be a
 CompileError naming an expression of the program; a model must agree with the
 evaluator on every valid input. Prints the counts, refusals grouped by reason,
 and failures with minimised standalone repros; writes benchmarks/results/fuzz.json.
@@ -31,7 +31,7 @@ import rasp  # noqa: E402
 from tests.fuzz_checks import (  # noqa: E402
     case_inputs, check_case, minimise, reason_group, repro,
 )
-from tests.fuzz_programs import generate_case  # noqa: E402
+from examples.random_programs import generate_case  # noqa: E402
 
 MINIMISE_PER_GROUP = 3
 

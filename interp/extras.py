@@ -8,7 +8,8 @@ from rasp.errors import RaspError
 
 EXTRAS = {"torch": "transformer-lens", "transformer_lens": "transformer-lens",
           "safetensors": "transformer-lens", "matplotlib": "plots", "optax": "compress",
-          "transformers": "hf", "tokenizers": "hf", "nnsight": "hf"}
+          "transformers": "hf", "tokenizers": "hf", "nnsight": "hf",
+          "ray": "zoo"}
 
 
 class MissingExtraError(RaspError, ImportError):

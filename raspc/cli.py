@@ -13,13 +13,13 @@ import sys
 from collections.abc import Sequence
 
 from raspc import (checking, compressing, export, generating, plotting, programs, repl,
-                   running, scoring)
+                   running, scoring, zoo)
 from raspc.targets import RASP_PATH_HELP, CliError
 from rasp.errors import InputError, RaspError
 
 # Each family module has `register(command)`; a new command family adds itself here.
 COMMAND_FAMILIES = (programs, running, generating, checking, repl, export, plotting, scoring,
-                    compressing)
+                    compressing, zoo)
 
 
 def _positive_int(text: str) -> int:

@@ -12,7 +12,7 @@ import warnings
 import zlib
 
 import rasp
-from tests.fuzz_model import INPUTS_PER_PROGRAM, FuzzCase
+from examples.random_programs.model import INPUTS_PER_PROGRAM, FuzzCase
 
 # ------------------------------------------------------------------ the property
 
@@ -138,7 +138,7 @@ def _valid(program, xs, causal) -> bool:
 
 def _tie_sort_errors(program, max_seq_len: int, domain) -> str:
     """What model.domain gets wrong about the generator's make_sort shapes (labels
-    tie_sort_*, tests/fuzz_programs.py): a total one must not be listed; a colliding
+    tie_sort_*, examples/random_programs): a total one must not be listed; a colliding
     one must be, at the length it was made for; and a colliding pair it names must be
     one on which the evaluator rejects an input holding it."""
     listed = {c.label: c for c in domain.conditions}

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from rasp import CompileError
 from tests.fuzz_checks import case_inputs, check_case, minimise, reason_group, repro
-from tests.fuzz_model import untracked_values
+from examples.random_programs.model import untracked_values
 from tests.fuzz_programs import generate_case, programs
 
 # Partial domains are expected here; check_case tests that model.domain lists them.

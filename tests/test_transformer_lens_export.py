@@ -40,9 +40,9 @@ def reverse():
 
 
 def test_importing_our_packages_does_not_import_torch():
-    code = ("import sys, compiler, rasp, raspc, interp, interp.tl_weights, compiler.hook_names\n"
-            "import interp.hf_export\n"
-            "heavy = {'torch', 'transformer_lens', 'matplotlib', 'transformers', 'nnsight'}"
+    code = ("import sys, compiler, rasp, raspc, raspc.cli, interp, interp.tl_weights, "
+            "compiler.hook_names, interp.hf_export, interp.zoo, interp.zoo.bench\n"
+            "heavy = {'torch', 'transformer_lens', 'matplotlib', 'transformers', 'nnsight', 'ray'}"
             " & set(sys.modules)\n"
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120,

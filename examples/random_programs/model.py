@@ -1,6 +1,7 @@
-"""The fuzzer's model of a program: choices, tracked value sets, and the program as source.
+"""The random-program generator's model of a program: choices, tracked value sets, source.
 
-Used by tests/fuzz_programs.py (the generator) and tests/fuzz_checks.py (the property).
+Used by examples.random_programs.generator, by tests/fuzz_checks.py (the fuzz
+property) and by the model zoo (interp.zoo).
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import random
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
-
-from hypothesis import strategies as st
 
 import rasp
 
@@ -64,16 +63,6 @@ class RandomChooser(Chooser):
 
     def integer(self, lo, hi):
         return self.rng.randint(lo, hi)
-
-
-class DrawChooser(Chooser):
-    def __init__(self, draw):
-        self.draw = draw
-
-    def integer(self, lo, hi):
-        # Drawn from a wide range and reduced, so choices are about uniform (hypothesis
-        # favours the ends of a small range); still shrinks towards `lo`.
-        return lo if lo == hi else lo + self.draw(st.integers(0, 2**16 - 1)) % (hi - lo + 1)
 
 
 # ------------------------------------------------------------------ value sets

@@ -1,12 +1,12 @@
-"""The fuzz generator's selectors: Selects of every comparison and callables, composites.
+"""The random-program generator's selectors: Selects of every comparison and callables, composites.
 
-A mixin of the generator in tests/fuzz_programs.py: it uses the generator's
+A mixin of the generator in examples/random_programs/generator.py: it uses the generator's
 chooser `c`, `lines`, `n`, `_pick`, `_key`, `_map_code`, `_emit`, `_name` and `_var`.
 """
 
 from __future__ import annotations
 
-from tests.fuzz_model import COMPARISONS, ORDERED, Line, Node, Sel, comparable, distinct
+from examples.random_programs.model import COMPARISONS, ORDERED, Line, Node, Sel, comparable, distinct
 
 
 class SelectorChoices:

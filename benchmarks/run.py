@@ -32,7 +32,7 @@ sys.path.insert(0, ROOT)
 import long_sequences  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 import measures  # noqa: E402
 import reference  # noqa: E402
-from compiler import compile_rasp_to_model  # noqa: E402
+from compiler import CompileError, compile_rasp_to_model  # noqa: E402
 from examples.library import EXAMPLES, unique  # noqa: E402
 from rasp_runtime.verify import find_mismatches  # noqa: E402
 
@@ -106,6 +106,43 @@ def measure(example, max_len: int, repeats: int, cold: bool, batch_size: int,
         "fast_path_matches": measures.fast_path_matches(model, example, max_len, vocab,
                                                         FAST_PATH_INPUTS),
     }
+
+
+def form_costs(example, max_len: int) -> dict:
+    """The layers and parameters that LayerNorm and the completion form (with LayerNorm,
+    as the Hugging Face export takes it) add over the plain model; None where the
+    completion form is refused (the CompileError's SOp is kept)."""
+    vocab = set(vocab_for(example, max_len))
+    shapes = {"plain": {}, "layernorm": {"layer_norm": True},
+              "completion": {"layer_norm": True, "form": "completion"}}
+    sizes, refused = {}, None
+    for name, options in shapes.items():
+        try:
+            model = compile_rasp_to_model(example.build(max_len), vocab, max_len,
+                                          causal=example.causal, **options)
+        except CompileError as error:
+            refused = error.label
+            continue
+        sizes[name] = (len(model.config.layers), model.parameter_count)
+    plain = sizes["plain"]
+    added = {name: (sizes[name][0] - plain[0], sizes[name][1] - plain[1]) if name in sizes
+             else None for name in ("layernorm", "completion")}
+    return {"ln_added_layers": added["layernorm"][0], "ln_added_params": added["layernorm"][1],
+            "completion_added": added["completion"], "completion_refused": refused}
+
+
+def form_costs_markdown(rows: list[dict]) -> str:
+    """What LayerNorm and the completion form (LayerNorm included) add, per example."""
+    lines = ["| example | N | plain layers | plain params | LayerNorm adds | "
+             "completion + LayerNorm adds |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        done = r["completion_added"]
+        completion = (f"+{done[0]} layers, +{done[1]:,} params" if done is not None
+                      else f"refused ({r['completion_refused']})")
+        lines.append(f"| {r['example']} | {r['max_seq_len']} | {r['layers']} | {r['params']:,} "
+                     f"| +{r['ln_added_layers']} layers, +{r['ln_added_params']:,} params "
+                     f"| {completion} |")
+    return "\n".join(lines) + "\n"
 
 
 def cold_compile(name: str, max_len: int, vocab) -> float:
@@ -229,9 +266,15 @@ def main(argv=None) -> int:
     parser.add_argument("--no-reference", action="store_true",
                         help="skip the reference compiler even if tracr-pypi is installed")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument("--form-costs", metavar="SIZES",
+                        help="only the table of what LayerNorm and the completion form add, "
+                             "at these sizes (e.g. 5,default: each example's own N); writes "
+                             "form_costs.md/.json")
     parser.add_argument("--readme", action="store_true",
                         help="also replace the table between the benchmark markers in README.md")
     args = parser.parse_args(argv)
+    if args.form_costs:
+        return write_form_costs(args)
     plan = [(name, int(n)) for n in args.sizes.split(",") for name in args.examples.split(",")]
     plan += [(name, int(n)) for n in args.large.split(",") if n for name in LARGE_EXAMPLES]
     tracr = None if args.no_reference or not reference.available() else reference.tracr_examples()
@@ -262,6 +305,29 @@ def main(argv=None) -> int:
         update_readme(table)
     exact = all(r["exact"] and r["fast_path_matches"] for r in rows)
     return 0 if exact and (not args.long or exact_long) else 1
+
+
+def write_form_costs(args) -> int:
+    """`--form-costs`: the plain model's size and what the two forms add, per example."""
+    rows = []
+    for size in args.form_costs.split(","):
+        for name in args.examples.split(","):
+            example = EXAMPLES[name]
+            n = example.max_seq_len if size == "default" else int(size)
+            plain = compile_rasp_to_model(example.build(n), set(vocab_for(example, n)), n,
+                                          causal=example.causal)
+            rows.append({"example": name, "max_seq_len": n,
+                         "layers": len(plain.config.layers), "params": plain.parameter_count,
+                         **form_costs(example, n)})
+            print(f"{name:18s} N={n:<4d} {rows[-1]}", flush=True)
+    os.makedirs(args.out, exist_ok=True)
+    table = form_costs_markdown(rows)
+    with open(os.path.join(args.out, "form_costs.md"), "w") as f:
+        f.write(table)
+    with open(os.path.join(args.out, "form_costs.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    print(table)
+    return 0
 
 
 if __name__ == "__main__":

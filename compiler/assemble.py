@@ -36,7 +36,9 @@ def assemble_params(graph: ProgramGraph, spaces: dict[int, VectorSpace], residua
         if layer.heads:
             weights, key_size, value_size = _attention(layer.heads, residual)
             params.update({f"{prefix}/attn/{k}": v for k, v in weights.items()})
-        if layer.mlps:
+        # An MLP half with no hidden units (its SOps have no possible value) computes
+        # nothing; the config says "no MLP" then, so it gets no parameters either.
+        if sum(m.hidden_space.dim for m in layer.mlps):
             # One MLP embeds as it is (combining it would copy it twice to the same weights).
             mlp = layer.mlps[0] if len(layer.mlps) == 1 else combine_mlps(list(layer.mlps))
             hidden = mlp.hidden_space
@@ -62,7 +64,7 @@ def weight_count(schedule: Schedule, residual: VectorSpace, output_dim: int, voc
             values = n * max(max(h.w_ov.output_space.dim for h in layer.heads), 1)
             count += 2 * (d + 1) * keys + (d + 1) * values + (values + 1) * d
         hidden = sum(m.hidden_space.dim for m in layer.mlps)
-        if layer.mlps:
+        if hidden:
             count += (d + 1) * hidden + (hidden + 1) * d
     return count
 

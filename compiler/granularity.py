@@ -251,7 +251,8 @@ def value_blind_rows(model, w, rows: set[int]) -> set[int]:
     blind: set[int] = set()
     for record in model.value_records.values():
         dims = list(record.dims)
-        if not record.numerical and set(dims) <= rows and np.all(w[dims] == w[dims[0]]) \
+        # An SOp with no possible value has no directions, so nothing to be blind to.
+        if dims and not record.numerical and set(dims) <= rows and np.all(w[dims] == w[dims[0]]) \
                 and record.label in _never_none(model):
             blind |= set(dims)
     return blind

@@ -15,7 +15,7 @@ from rasp_runtime.model import Component, ValueRecord
 
 
 def record_components(schedule: Schedule, residual: VectorSpace) -> list[Component]:
-    """One Component per head and per MLP block, in layer order."""
+    """One Component per head and per MLP block with hidden units, in layer order."""
     components = []
     labels = dict(zip(residual.basis, residual.labels()))  # each direction's str, once
     for layer_index, layer in enumerate(schedule.layers):
@@ -25,6 +25,8 @@ def record_components(schedule: Schedule, residual: VectorSpace) -> list[Compone
         start = 0  # MLPs of a layer are concatenated in this order (craft.blocks.combine_mlps)
         for mlp in layer.mlps:
             stop = start + mlp.hidden_space.dim
+            if stop == start:  # no units, so no weights (compiler.assemble): nothing runs
+                continue
             components.append(Component(layer_index, "mlp", None, mlp.info,
                                         _labels(mlp.reads, labels), _labels(mlp.writes, labels),
                                         (start, stop)))

@@ -299,3 +299,19 @@ def test_graph_nodes_and_merged_hook_edges_by_hand():
     assert merged.edges["blocks.0.hook_mlp_out", "blocks.1.attn.hook_result[0]"] == {
         "directions": [f"hist:{i}" for i in range(6)] + ["is_first:False", "is_first:True"],
         "inputs": ["q", "k"]}
+
+
+def test_truth_builds_when_an_sop_has_no_possible_value():
+    """A categorical SOp that is always None has no residual directions; the truth
+    still builds (it used to raise IndexError) and the length head reads only one/BOS."""
+    never = rasp.Map(lambda x: None, rasp.tokens)
+    program = rasp.SequenceMap(lambda x, y: y, never, rasp.length)
+    model = compile_rasp_to_model(program, ["a", "b"], 3)
+    truth = model.ground_truth
+    head = next(c for c in truth.components if c.kind == "attn")
+    assert head.exprs == ("length",)
+    assert head.query_reads == head.key_reads == ((0, "one"), (1, "bos"))
+    for xs in (["a"], ["b", "a"], ["a", "b", "b"]):
+        expected = rasp.evaluate(program, xs, return_intermediates=True)[1]
+        decoded = model.decode_intermediates([model.config.bos, *xs])
+        assert decoded["length"] == expected["length"] == [len(xs)] * len(xs)

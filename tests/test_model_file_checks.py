@@ -279,3 +279,21 @@ def test_flipping_any_single_byte_is_refused(copy, name):
     path.write_bytes(original)
     CompiledModel.load(target)
 
+
+
+def test_a_layer_whose_mlp_has_no_units_round_trips(tmp_path):
+    """An MLP computing an SOp with no possible value has no hidden units; its layer
+    gets no MLP in the config and none in the parameters (the file used to be refused)."""
+    never = rasp.Map(lambda x: None, rasp.tokens)
+    program = rasp.SequenceMap(lambda x, y: y, never, rasp.length)  # always None
+    model = compile_rasp_to_model(program, ["a", "b"], 3)
+    assert model.config.layers[1].mlp_hidden == 0
+    assert not any(key.startswith("transformer/layer_1/mlp") for key in model.params)
+    model.save(tmp_path)
+    loaded = CompiledModel.load(tmp_path)
+    assert loaded.config == model.config
+    assert [(c.layer, c.kind) for c in loaded.components] == [(0, "attn"), (0, "mlp")]
+    for xs in (["a"], ["b", "a"], ["a", "b", "b"]):
+        expected = rasp.evaluate(program, xs)
+        assert expected == [None] * len(xs)
+        assert loaded.apply([loaded.config.bos, *xs]).decoded[1:] == expected

@@ -14,7 +14,7 @@ import functools
 import numpy as np
 
 from compiler.attention_blocks import AttentionBlocks, width_with_side
-from compiler.budgets import Budgets, class_indices, one_hots
+from compiler.budgets import LOOKUP_NOISE, Budgets, class_indices, one_hots
 from compiler.graph import ProgramGraph
 from compiler.layer_norm import LayerNormReads
 from compiler.node_block import NodeBlock
@@ -44,16 +44,13 @@ MAX_GATE_LEAK = 0.1
 # Largest float32 error (any summation order) we accept on a discretiser's one-hot:
 # lookups threshold one-hots at ½ and double what is left on the set direction.
 MAX_ONE_HOT_ERROR = 0.05
-# One-hot error bound of lookups and aggregates (products of exact 0/1 weights,
-# attention leaks below 1e-19, float32 averaging error ~1e-7 relative); lookups of
-# exact one-hots (tokens, indices, lookups of those) are exact (_exact_lookup).
-LOOKUP_NOISE = 1e-5
 
 
 def build_blocks(graph: ProgramGraph, values: dict[int, ValueSet],
                  spaces: dict[int, VectorSpace], max_seq_len: int,
                  causal: bool, fold: bool = True,
-                 layer_norm: LayerNormReads | None = None) -> list[NodeBlock]:
+                 layer_norm: LayerNormReads | None = None,
+                 soft_gaps: dict[str, float] | None = None) -> list[NodeBlock]:
     """A block for every SOp the output needs that is not embedded, in topological order.
 
     Demand-driven: a node gets a block only if the output or another block reads
@@ -61,10 +58,11 @@ def build_blocks(graph: ProgramGraph, values: dict[int, ValueSet],
     costs nothing. With `fold` False, every SOp gets a block of its own. With
     `layer_norm`, every read goes through a LayerNorm: numerical budgets and one-hot
     noise are charged its error, and each block's written error is recorded there.
+    With `soft_gaps` (a dict), heads are soft and their gaps are recorded there.
     """
     budgets = Budgets(graph.output, lambda node: rx.is_numerical(graph.expr(node)), graph.label)
     builder = _Builder(graph, values, spaces, max_seq_len, causal, budgets, fold,
-                       layer_norm=layer_norm)
+                       layer_norm=layer_norm, soft_gaps=soft_gaps)
     if layer_norm is not None:
         budgets.read_error = lambda node: layer_norm.read_error(builder._largest(node) + 1)
     needed, blocks = {graph.output}, []
@@ -98,6 +96,7 @@ class _Builder(AttentionBlocks):
     # Per Map node, its cached output function (`_map_result`).
     map_results: dict = dataclasses.field(default_factory=dict)
     layer_norm: LayerNormReads | None = None  # a LayerNorm before every read
+    soft_gaps: dict[str, float] | None = None  # soft attention: each head's gap, by label
 
     def build(self, node: int) -> NodeBlock:
         expr = self.graph.expr(node)

@@ -168,6 +168,9 @@ class CompiledModel:
         self.completion_of = None
         # Where the program has a value; unknown (not total) for models saved without it.
         self.domain = domain if domain is not None else Domain(unknown="not recorded")
+        # Soft attention (compile_rasp_to_model(attention="soft")): each head's logit gap
+        # by the SOp label it computes; None for hard attention (every gap 100). Saved.
+        self.attention_gaps: dict[str, float] | None = None
         self.input_encoder = InputEncoder(config.vocab, config.bos, config.pad)
         self.output_encoder = OutputEncoder(config.output_values, config.output_numerical)
 

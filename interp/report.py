@@ -119,6 +119,7 @@ def _summary(model: CompiledModel, tokens: list[Any]) -> str:
              ("heads per layer", ", ".join(str(l.num_heads) for l in config.layers)),
              ("MLP widths", ", ".join(str(l.mlp_hidden) for l in config.layers)),
              ("d_model", config.d_model), ("parameters", f"{params:,}"),
+             ("attention", model.attention_description),
              ("example input", " ".join(map(fmt, tokens[1:]))),
              ("output", " ".join(map(fmt, output)))]
     return _table(("", ""), facts)

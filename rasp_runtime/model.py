@@ -196,6 +196,18 @@ class CompiledModel:
                                     DECODE_THRESHOLD, sub_chunk_rows(self.config))
 
     @property
+    def attention_description(self) -> str:
+        """Which attention the model carries, for summaries: "hard (logit gap 100)", or
+        "soft" with the range of its heads' logit gaps."""
+        if self.attention_gaps is None:
+            return "hard (logit gap 100)"
+        gaps = sorted(self.attention_gaps.values())
+        if not gaps:
+            return "soft (no heads)"
+        span = f"{gaps[0]:g}" if gaps[0] == gaps[-1] else f"{gaps[0]:g}–{gaps[-1]:g}"
+        return f"soft (logit gaps {span} over {len(gaps)} heads)"
+
+    @property
     def parameter_count(self) -> int:
         """The number of weights in the haiku parameters."""
         return sum(int(a.size) for weights in self.params.values() for a in weights.values())

@@ -33,6 +33,8 @@ def print_summary(model: CompiledModel, name: str, description: str, seconds: fl
     if config.normalization == "layernorm":
         print(f"  {'LayerNorm:':16} pre-LN, eps 2^{math.log2(config.layer_norm_eps):g}, gain "
               "√eps (residual labels 'balance' and 'mean_probe' keep it exact)")
+    if model.attention_gaps is not None:
+        print(f"  {'attention:':16} {model.attention_description}")
     owner = {model.residual_labels[d]: r.label
              for r in model.value_records.values() for d in r.dims}
     rows = []
@@ -62,7 +64,8 @@ def cmd_compile(args) -> int:
     """Compile an example or a user program, print its summary, optionally save it."""
     target = with_form(load_target(args.target, args.vocab, args.max_seq_len, args.causal,
                                    **target_options(args)), args.form)
-    model, seconds = target.compile(args.strict, args.layer_norm)
+    model, seconds = target.compile(args.strict, args.layer_norm,
+                                    "soft" if args.soft_attention else "hard")
     print_warnings(domain_warnings(model))
     print_summary(model, target.name, target.description, seconds)
     if args.output:
@@ -86,3 +89,7 @@ def register(command) -> None:
     add_program_options(compile_)
     compile_.add_argument("--form", choices=("per-position", "completion"), help=FORM_HELP)
     add_layer_norm_option(compile_)
+    compile_.add_argument("--soft-attention", action="store_true",
+                          help="give every head the smallest logit gap its error bounds "
+                               "accept instead of 100, so gradients reach W_Q and W_K "
+                               "(docs/soft_attention.md)")

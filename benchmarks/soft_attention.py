@@ -118,13 +118,12 @@ def main(argv=None) -> int:
     parser.add_argument("--json", metavar="FILE", help="write the figures here")
     args = parser.parse_args(argv)
     results = []
-    for name in args.examples or list(EXAMPLES):
+    for name in args.examples or list(EXAMPLES):  # rows and JSON as each example ends
         results.append(measure(name, args.max_seq_len))
-        print(f"{name}: {len(results[-1]['woken'])} q/k edges woken", file=sys.stderr)
-    print(table(results))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+        print(table(results[-1:]).split("\n", 2 if len(results) > 1 else 0)[-1], flush=True)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1)
     return 0
 
 

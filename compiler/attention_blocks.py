@@ -3,15 +3,17 @@
 `AttentionBlocks` is mixed into compiler.blocks' builder, whose graph, value sets,
 spaces, budgets and helpers (`_info`, `_label`, `_output_of`, `_largest`) it uses.
 A head that needs an MLP after it (a width, a default) returns both as one block.
+With `soft_gaps` (a dict: soft attention) every head takes the smallest logit gap its
+readers' bounds accept, recorded there by SOp label; without, the hard gaps.
 """
 
 from __future__ import annotations
 
 from compiler.affine import affine_match
-from compiler.budgets import check_scratch
+from compiler.budgets import LOOKUP_NOISE, check_scratch
 from compiler.node_block import NodeBlock
 from compiler.selection import Selection, build_selection
-from craft import attention
+from craft import attention, float_bounds
 from craft.bases import BasisDirection, VectorSpace
 from craft.maps import BilinearForm, LinearMap
 from craft.selector_width import fitted_selector_width
@@ -33,26 +35,63 @@ class AttentionBlocks:
     def _aggregate(self, node, expr) -> NodeBlock:
         sop = expr.sop.unique_id
         w_ov = self._value_map(node, expr, sop)
-        if rx.is_numerical(expr):
-            self.budgets.mean(node, expr, sop if rx.is_numerical(expr.sop) else None,
-                              self.max_seq_len + 1, self._largest(node))
         match = affine_match(expr.selector, self.graph, self.spaces, self.max_seq_len,
                              self.causal) if self.fold else None
         if match is not None:
             info = self._info(node, "aggregate", query=tuple(map(self._label, match.inputs[1:])),
                               key=(self._label(match.inputs[0]),), value=(self._label(sop),),
                               predicate=match.description)
-            return NodeBlock(node, attention.match_head(match.form, w_ov, info),
+            gap = self._aggregate_gap(node, expr, 1.0, lambda gap: attention.match_head(
+                match.form, w_ov, info, gap))
+            return NodeBlock(node, attention.match_head(match.form, w_ov, info, gap),
                              (sop,) + match.inputs)
         selection = self._selection(expr.selector)
         info = self._attention_info(node, "aggregate", selection, (self._label(sop),))
-        head = attention.aggregate_head(selection.form, selection.level, w_ov, info)
+        gap = self._aggregate_gap(node, expr, 0.5, lambda gap: attention.aggregate_head(
+            selection.form, selection.level, w_ov, info, gap))
+        head = attention.aggregate_head(selection.form, selection.level, w_ov, info, gap)
         block = head
         default = self._output_of(node)(expr.default)
         if any(default.values()):
             block = attention.default_fill(head, BasisDirection(f"{self._label(node)}.selected"),
                                            default, f"{self._label(node)}.default")
         return NodeBlock(node, block, (sop,) + selection.keys + selection.queries)
+
+    def _aggregate_gap(self, node, expr, level_gap: float, head_at) -> float:
+        """The logit gap of an Aggregate's head (`head_at(gap)`), having charged a numerical
+        mean's budget: HARDNESS (whose leak is negligible, craft.attention) unless soft
+        attention was asked for; then the smallest gap whose leak its readers absorb.
+
+        The head's output moves by at most its leak (craft.attention.leak_bound) times the
+        range of what it writes, and a default fill adds as much again: 3·leak·largest.
+        A numerical mean may spend half of what its budget leaves after the averaging's
+        own rounding on it; a categorical one, half of what LOOKUP_NOISE (the one-hot
+        noise its readers assume of an Aggregate) leaves after its input's own noise.
+        """
+        numerical = rx.is_numerical(expr)
+        count, largest = self.max_seq_len + 1, self._largest(node) if numerical else 1.0
+        mean_input = expr.sop.unique_id if rx.is_numerical(expr.sop) else None
+        gap, leak = attention.HARDNESS, 0.0
+        if self.soft_gaps is not None:
+            if numerical:
+                spare = self.budgets.budget(node) - float_bounds.mean_error(count, largest)
+            else:
+                spare = LOOKUP_NOISE - self._noise(expr.sop)
+            scale = 3 * largest
+
+            def error(gap):
+                scores = head_at(gap).w_qk
+                logit_error = attention.logit_error_bound(scores) + (
+                    0.0 if self.layer_norm is None else self.layer_norm.logit_error(scores))
+                return scale * attention.leak_bound(logit_error, gap, self.max_seq_len,
+                                                    level_gap)
+
+            gap = attention.softest_gap(lambda gap: error(gap) <= spare / 2)
+            leak = error(gap) if gap < attention.HARDNESS else 0.0
+            self.soft_gaps[self._label(node)] = gap
+        if numerical:
+            self.budgets.mean(node, expr, mean_input, count, largest, leak)
+        return gap
 
     def _value_map(self, node, expr, sop) -> LinearMap:
         """W_OV: the aggregated SOp's value (through any folded Map) into the output."""
@@ -136,9 +175,13 @@ class AttentionBlocks:
         float32 could move the head's 1/(w+1) out of its window."""
         label, expr = self._label(node), self.graph.expr(node)
         shift = expr.annotations.get("scratch_shift", 0.0)  # compiler.fusion sets it
+        extra = (lambda scores: 0.0) if self.layer_norm is None else self.layer_norm.logit_error
         block, hardness = fitted_selector_width(
             form, level, self.max_seq_len, self.spaces[node], output_of,
-            BasisDirection(f"{label}.width"), f"{label}.hidden", info, side_space, shift)
+            BasisDirection(f"{label}.width"), f"{label}.hidden", info, side_space, shift,
+            self.soft_gaps is not None, extra)
+        if self.soft_gaps is not None:
+            self.soft_gaps[label] = hardness
         error = check_scratch(expr, block, self.max_seq_len, hardness, shift, self.layer_norm)
         if self.layer_norm is not None:  # the scratch holds at most 1 + shift < 2
             self.layer_norm.written_scratch[node] = 2 * error

@@ -34,7 +34,8 @@ MAX_MLP_WIDTH = 100_000
 def build_blocks(graph: ProgramGraph, values: dict[int, ValueSet],
                  spaces: dict[int, VectorSpace], max_seq_len: int,
                  causal: bool, fold: bool = True,
-                 layer_norm: LayerNormReads | None = None) -> list[NodeBlock]:
+                 layer_norm: LayerNormReads | None = None,
+                 soft_gaps: dict[str, float] | None = None) -> list[NodeBlock]:
     """A block for every SOp the output needs that is not embedded, in topological order.
 
     Demand-driven: a node gets a block only if the output or another block reads
@@ -42,10 +43,11 @@ def build_blocks(graph: ProgramGraph, values: dict[int, ValueSet],
     costs nothing. With `fold` False, every SOp gets a block of its own. With
     `layer_norm`, every read goes through a LayerNorm: numerical budgets and one-hot
     noise are charged its error, and each block's written error is recorded there.
+    With `soft_gaps` (a dict), heads are soft and their gaps are recorded there.
     """
     budgets = Budgets(graph.output, lambda node: rx.is_numerical(graph.expr(node)), graph.label)
     builder = _Builder(graph, values, spaces, max_seq_len, causal, budgets, fold,
-                       layer_norm=layer_norm)
+                       layer_norm=layer_norm, soft_gaps=soft_gaps)
     if layer_norm is not None:
         budgets.read_error = lambda node: layer_norm.read_error(builder._largest(node) + 1)
     needed, blocks = {graph.output}, []
@@ -84,6 +86,7 @@ class _Builder(AttentionBlocks, MLPBlocks, OneHotNoise):
     # Per Map node, its cached output function (`_map_result`).
     map_results: dict = dataclasses.field(default_factory=dict)
     layer_norm: LayerNormReads | None = None  # a LayerNorm before every read
+    soft_gaps: dict[str, float] | None = None  # soft attention: each head's gap, by label
 
     def build(self, node: int) -> NodeBlock:
         expr = self.graph.expr(node)

@@ -28,6 +28,12 @@ NUMERIC_BUDGET = 1e-5
 # output's float32 error may reach output_budget(v) (OUTPUT_BUDGET where the bound
 # does not depend on the value).
 OUTPUT_BUDGET = ABSOLUTE_TOLERANCE / 2
+# The least one-hot error assumed of lookups of noisy one-hots and of aggregates (their
+# own bound, compiler.input_errors `_one_hot_error`, where it is larger: ~2× their
+# input's, ~1e-7 relative per average; a soft head leaks within half of what is left),
+# and the most a numerical Map reads through a plain lookup. Lookups of exact one-hots
+# (tokens, indices, lookups of those) are exact (`_exact_lookup`).
+LOOKUP_NOISE = 1e-5
 # Most combinations of input values a linear map's bound is checked on, one by one.
 MAX_COMBINATIONS = 1_000_000
 
@@ -127,11 +133,13 @@ class Budgets:
             if sop is not None:
                 self.tolerate(node, sop, slack / per_input_error)
 
-    def mean(self, node: int, expr, sop: int | None, count: int, largest: float):
+    def mean(self, node: int, expr, sop: int | None, count: int, largest: float,
+             leak: float = 0.0):
         """Refuse a numerical mean over `count` keys whose float32 averaging error alone
-        exceeds its budget; otherwise record what error its numerical input `sop` may carry."""
+        (plus `leak`, what a soft head's weight off its keys may add) exceeds its budget;
+        otherwise record what error its numerical input `sop` may carry."""
         budget = self.budget(node)
-        own = float_bounds.mean_error(count, largest)
+        own = float_bounds.mean_error(count, largest) + leak
         if own > budget:
             raise CompileError(expr, f"averaging over up to {count} positions in float32 "
                                f"may err by {own:.2g}, more than {self.spent_by(node)} "

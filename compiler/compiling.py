@@ -39,7 +39,7 @@ def compile_rasp_to_model(program: rx.SOp | dict[str, rx.SOp], vocab: Iterable[A
                           compiler_pad: str = "PAD", mlp_exactness: float = 100,
                           strict: bool = False, prefer: str = "depth",
                           fuse: bool = True, form: str = "per-position",
-                          layer_norm: bool = False) -> CompiledModel:
+                          layer_norm: bool = False, attention: str = "hard") -> CompiledModel:
     """Compile a RASP program into a transformer that agrees with `rasp.evaluate`.
 
     Args:
@@ -68,6 +68,9 @@ def compile_rasp_to_model(program: rx.SOp | dict[str, rx.SOp], vocab: Iterable[A
       layer_norm: build pre-LN blocks (a LayerNorm before each attention and MLP
         sublayer and before the unembedding, as GPT-2), exact within a proved bound
         (compiler.layer_norm); a reader that cannot absorb it is refused by name.
+      attention: "hard" (default) scores every head with logit gap 100; "soft" gives
+        each head the smallest gap its readers' error bounds still accept, so gradients
+        reach W_Q and W_K. The gaps are in `model.attention_gaps` (by SOp label).
 
     The model's `domain` lists every way an input can make the reference evaluator
     raise (a function raising on some value, a categorical Aggregate that may select
@@ -92,12 +95,14 @@ def compile_rasp_to_model(program: rx.SOp | dict[str, rx.SOp], vocab: Iterable[A
         return compile_multitask(program, vocab, max_seq_len, causal, functools.partial(
             compile_rasp_to_model, causal=causal, compiler_bos=compiler_bos,
             compiler_pad=compiler_pad, strict=strict, prefer=prefer, fuse=False,
-            layer_norm=layer_norm))
+            layer_norm=layer_norm, attention=attention))
     vocab = _check_arguments(program, vocab, max_seq_len, compiler_bos, compiler_pad)
     _check_mlp_exactness(mlp_exactness)
     _check_choice(prefer, fuse)
     if not isinstance(layer_norm, bool):
         raise CompileError(None, f"layer_norm must be True or False, got {layer_norm!r}")
+    if attention not in ("hard", "soft"):
+        raise CompileError(None, f'attention must be "hard" or "soft", got {attention!r}')
     if form != "per-position":
         _check_form(form)
         from compiler.completion import compile_completion  # it calls back into this module
@@ -105,13 +110,15 @@ def compile_rasp_to_model(program: rx.SOp | dict[str, rx.SOp], vocab: Iterable[A
                                   functools.partial(compile_rasp_to_model, causal=True,
                                                     compiler_bos=compiler_bos,
                                                     compiler_pad=compiler_pad, prefer=prefer,
-                                                    fuse=fuse, layer_norm=layer_norm))
+                                                    fuse=fuse, layer_norm=layer_norm,
+                                                    attention=attention))
     lowered = lower_program(program, _none_oracle(program, vocab, max_seq_len))
     known: dict = {}  # the lowered program's value sets; fusion keeps most of its nodes
     domain = infer_domain(program, lowered, vocab, max_seq_len, causal, known)
     _enforce(domain, strict)
     def lay_out(program: rx.SOp) -> _LaidOut:
-        return _laid_out(program, vocab, max_seq_len, causal, known, fuse, layer_norm)
+        return _laid_out(program, vocab, max_seq_len, causal, known, fuse, layer_norm,
+                         attention == "soft")
 
     if not fuse:
         laid_out = lay_out(lowered)
@@ -143,6 +150,7 @@ def compile_rasp_to_model(program: rx.SOp | dict[str, rx.SOp], vocab: Iterable[A
                           domain=domain)
     if layer_norm:
         model = with_layer_norm(model, graph, values, spaces, laid_out.layer_norm)
+    model.attention_gaps = laid_out.soft_gaps
     if not domain.total:
         warnings.warn(CompileWarning(domain.message()), stacklevel=2)
     return model
@@ -159,21 +167,23 @@ class _LaidOut:
     residual: VectorSpace
     size: tuple[int, int]  # (layers, weights): depth first
     layer_norm: LayerNormReads | None = None  # what the blocks were charged per read
+    soft_gaps: dict[str, float] | None = None  # soft attention: each head's logit gap
 
 
 def _laid_out(program: rx.SOp, vocab, max_seq_len: int, causal: bool,
               known: dict | None = None, fold: bool = True,
-              layer_norm: bool = False) -> _LaidOut:
+              layer_norm: bool = False, soft: bool = False) -> _LaidOut:
     graph = extract_graph(program)
     values = infer_value_sets(graph, vocab, max_seq_len, known=known)
     spaces = node_spaces(graph, values)
     reads = LayerNormReads() if layer_norm else None
-    blocks = build_blocks(graph, values, spaces, max_seq_len, causal, fold, reads)
+    gaps = {} if soft else None
+    blocks = build_blocks(graph, values, spaces, max_seq_len, causal, fold, reads, gaps)
     schedule = schedule_layers(blocks)
     residual = layout_residual(graph, spaces, blocks)
     weights = weight_count(schedule, residual, spaces[graph.output].dim, len(vocab), max_seq_len)
     return _LaidOut(graph, values, spaces, schedule, residual, (len(schedule.layers), weights),
-                    reads)
+                    reads, gaps)
 
 
 def _narrowing(program: rx.SOp, values: dict) -> Callable[[rx.SOp], bool]:

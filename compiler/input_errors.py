@@ -11,6 +11,7 @@ import functools
 
 import numpy as np
 
+from compiler.budgets import LOOKUP_NOISE
 from craft import clean_lookup, float_bounds, numerical
 from rasp import expr as rx
 from rasp.errors import CompileError
@@ -26,11 +27,6 @@ MAX_ONE_HOT_ERROR = 0.05
 # A one-hot that errs by less than this still reads right: every lookup and the
 # decoder threshold its directions at ½ (lookup_error).
 ONE_HOT_LIMIT = 0.25
-# The least one-hot error assumed of lookups of noisy one-hots and of aggregates (their
-# own bound, `_one_hot_error`, where it is larger: ~2× their input's, ~1e-7 relative per
-# average), and the most a numerical Map reads through a plain lookup. Lookups of exact
-# one-hots (tokens, indices, lookups of those) are exact (_exact_lookup).
-LOOKUP_NOISE = 1e-5
 
 
 class OneHotNoise:

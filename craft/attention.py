@@ -13,7 +13,9 @@ Bound (HARDNESS = λ). Relative to a selected key, the BOS key of an Aggregate
 weighs e^{−λ/2} and each unselected key at most e^{−λ}; over N ≤ 256 keys the
 leak is below 257·e^{−λ/2} ≈ 5e−20 of the largest value for λ = 100: far below
 the smallest gap a later block resolves (1/(257·258) for means and widths) and
-below float32 resolution. The assembler multiplies W_Q by √key_size so that
+below float32 resolution. Soft attention (`softest_gap`, `leak_bound`) instead takes
+the smallest λ whose leak its readers still absorb, so gradients reach W_Q and W_K.
+The assembler multiplies W_Q by √key_size so that
 haiku's 1/√key_size scaling leaves these logits unchanged.
 """
 
@@ -34,6 +36,29 @@ from craft.maps import BilinearForm, LinearMap
 
 # Logit gap between adjacent score levels (see the module docstring for the bound).
 HARDNESS = 100.0
+
+
+def leak_bound(logit_error: float, hardness: float, max_seq_len: int,
+               level_gap: float) -> float:
+    """The softmax weight a head may put off the keys it should read, for any order.
+
+    Every key it should not read (BOS included) scores at least `level_gap`·λ below
+    one it reads (½ for an Aggregate's BOS, 1 for a match head), each logit errs by
+    at most δ = `logit_error`, so each such key weighs at most e^{2δ − level_gap·λ}
+    of a read key, and over N + 1 keys the weight off them is below
+    (N + 1)·e^{2δ − level_gap·λ}. Output error: that weight times the value range.
+    """
+    return (max_seq_len + 1) * float(np.exp(2 * logit_error - level_gap * hardness))
+
+
+def softest_gap(accepts: Callable[[float], bool], hard: float = HARDNESS) -> float:
+    """The smallest whole logit gap λ below `hard` that `accepts`, else `hard` (the gap
+    hard attention uses): soft attention's gap (the gentler the gap, the more gradient
+    reaches W_Q and W_K)."""
+    for gap in range(1, int(hard)):
+        if accepts(float(gap)):
+            return float(gap)
+    return hard
 
 
 def predicate_form(query_space: VectorSpace, key_space: VectorSpace,

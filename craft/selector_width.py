@@ -24,8 +24,8 @@ from collections.abc import Callable
 import numpy as np
 
 from craft import float_bounds
-from craft.attention import (HARDNESS, logit_error_bound, selector_width_head, width_head,
-                             width_scores)
+from craft.attention import (HARDNESS, logit_error_bound, selector_width_head, softest_gap,
+                             width_head, width_scores)
 from craft.bases import BasisDirection, VectorSpace
 from craft.blocks import AttentionHead, BlockInfo, Series
 from craft.categorical import Output
@@ -52,14 +52,24 @@ def fitted_selector_width(selection: BilinearForm, selected_level: int, max_seq_
                           output_space: VectorSpace, output_of: Callable[..., Output],
                           scratch: BasisDirection, hidden_name: str, info: BlockInfo,
                           side_space: VectorSpace = VectorSpace(()),
-                          shift: float = 0.0) -> tuple[Series, float]:
+                          shift: float = 0.0, soft: bool = False,
+                          extra_logit_error: Callable[[BilinearForm], float] = lambda s: 0.0
+                          ) -> tuple[Series, float]:
     """`selector_width` at the logit gap `width_hardness` picks, and that gap (with the
-    head's scratch shifted by `shift`, see `scratch_values`).
+    head's scratch shifted by `shift`, see `scratch_values`). With `soft`, the smallest
+    gap whose `scratch_error` (plus `extra_logit_error(scores)` on every logit) still
+    fits `scratch_tolerance` instead (craft.attention.softest_gap).
 
     The same blocks as calling the two, with the width scores built once: at gap λ
     they are the unit-gap scores times λ."""
     unit = width_scores(selection, selected_level, 1.0)
     hardness = _hardness(unit, max_seq_len)
+    if soft:
+        def accepts(gap):
+            head = width_head(unit * gap, scratch, info, shift)
+            return scratch_error(head, max_seq_len, gap, shift, extra_logit_error(head.w_qk)) \
+                <= scratch_tolerance(max_seq_len)
+        hardness = softest_gap(accepts, hardness)
     head = width_head(unit * hardness, scratch, info, shift)
     return Series((head, _width_mlp(max_seq_len, output_space, output_of, scratch, hidden_name,
                                     info, side_space, shift))), hardness

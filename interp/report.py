@@ -121,6 +121,7 @@ def _summary(model: CompiledModel, tokens: list[Any]) -> str:
              ("MLP widths", ", ".join(str(l.mlp_hidden) for l in config.layers)),
              ("d_model", config.d_model), ("parameters", f"{params:,}"),
              ("realism knobs", describe_knobs(model)),
+             ("attention", model.attention_description),
              ("example input", " ".join(map(fmt, tokens[1:]))),
              ("output", " ".join(map(fmt, output)))]
     return _table(("", ""), facts)

@@ -174,6 +174,9 @@ class CompiledModel:
         # "seed": 1}, and the ground truth they carried along, as GroundTruth JSON; saved.
         self.knobs: list[dict[str, Any]] = []
         self.saved_truth: str | None = None
+        # Soft attention (compile_rasp_to_model(attention="soft")): each head's logit gap
+        # by the SOp label it computes; None for hard attention (every gap 100). Saved.
+        self.attention_gaps: dict[str, float] | None = None
         self.input_encoder = InputEncoder(config.vocab, config.bos, config.pad)
         self.output_encoder = OutputEncoder(config.output_values, config.output_numerical)
 
@@ -197,6 +200,18 @@ class CompiledModel:
         from rasp_runtime.batch import make_decoder_outputs, sub_chunk_rows
         return make_decoder_outputs(self.forward.apply, self.config.output_numerical,
                                     DECODE_THRESHOLD, sub_chunk_rows(self.config))
+
+    @property
+    def attention_description(self) -> str:
+        """Which attention the model carries, for summaries: "hard (logit gap 100)", or
+        "soft" with the range of its heads' logit gaps."""
+        if self.attention_gaps is None:
+            return "hard (logit gap 100)"
+        gaps = sorted(self.attention_gaps.values())
+        if not gaps:
+            return "soft (no heads)"
+        span = f"{gaps[0]:g}" if gaps[0] == gaps[-1] else f"{gaps[0]:g}–{gaps[-1]:g}"
+        return f"soft (logit gaps {span} over {len(gaps)} heads)"
 
     @property
     def parameter_count(self) -> int:

@@ -262,6 +262,8 @@ def model_metadata(model: CompiledModel, description: str | None = None) -> dict
         "value_records": [_record_to_json(r) for r in model.value_records.values()],
         "alignment": _alignment_to_json(model),
         "domain": _domain_to_json(model.domain),
+        # soft attention: each head's logit gap, by SOp label (absent for hard attention)
+        **({"attention_gaps": model.attention_gaps} if model.attention_gaps is not None else {}),
         "params": {module: {name: {"shape": list(a.shape), "dtype": str(a.dtype)}
                             for name, a in weights.items()}
                    for module, weights in model.params.items()},
@@ -392,6 +394,8 @@ def _build(metadata: dict[str, Any], arrays: dict[str, np.ndarray]) -> CompiledM
     if realism is not None:
         model.knobs = [dict(knob) for knob in realism["knobs"]]
         model.saved_truth = json.dumps(realism["truth"])
+    gaps = metadata.get("attention_gaps")
+    model.attention_gaps = None if gaps is None else {str(k): float(v) for k, v in gaps.items()}
     ids = {decode_value(t): i for t, i in metadata["encoders"]["input"]["ids"]}
     if ids != model.input_encoder.encoding_map:
         raise ModelFileError("the saved input encoder does not match the config's vocabulary")

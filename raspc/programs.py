@@ -37,6 +37,8 @@ def print_summary(model: CompiledModel, name: str, description: str, seconds: fl
     if config.normalization == "layernorm":
         print(f"  {'LayerNorm:':16} pre-LN, eps 2^{math.log2(config.layer_norm_eps):g}, gain "
               "√eps (residual labels 'balance' and 'mean_probe' keep it exact)")
+    if model.attention_gaps is not None:
+        print(f"  {'attention:':16} {model.attention_description}")
     owner = {model.residual_labels[d]: r.label
              for r in model.value_records.values() for d in r.dims}
     rows = []
@@ -76,7 +78,8 @@ def cmd_compile(args) -> int:
                                        args.causal, **target_options(args)), args.form)
     if args.perturb_scale is not None and args.perturb is None:
         raise CliError("--perturb-scale sets --perturb's noise; give --perturb SEED too")
-    model, seconds = target.compile(args.strict, args.layer_norm)
+    model, seconds = target.compile(args.strict, args.layer_norm,
+                                    "soft" if args.soft_attention else "hard")
     print_warnings(domain_warnings(model))
     if (args.rotate, args.permute_neurons, args.perturb) != (None, None, None):
         from interp.realism import apply_knobs
@@ -144,3 +147,7 @@ def register(command) -> None:
                                "name after BOS (raspc compile reverse hist sort --tasks)")
     compile_.add_argument("--form", choices=("per-position", "completion"), help=FORM_HELP)
     add_layer_norm_option(compile_)
+    compile_.add_argument("--soft-attention", action="store_true",
+                          help="give every head the smallest logit gap its error bounds "
+                               "accept instead of 100, so gradients reach W_Q and W_K "
+                               "(docs/soft_attention.md)")

@@ -71,14 +71,17 @@ class Target:
     prefer: str = "depth"  # compile_rasp_to_model's layout choice (--prefer)
     fuse: bool = True  # False: one block per SOp (--no-fuse)
 
-    def compile(self, strict: bool = False, layer_norm: bool = False
+    def compile(self, strict: bool = False, layer_norm: bool = False, attention: str = "hard"
                 ) -> tuple[CompiledModel, float]:
         """The compiled (or loaded) model and the wall time in seconds it took, importing
         the compiler (and with it jax) included; the domain warning is left to the caller
-        (see `domain_warnings`). `layer_norm`: compile a pre-LN model."""
+        (see `domain_warnings`). `layer_norm`: compile a pre-LN model; `attention`: "soft"
+        for the gentlest logit gaps the bounds accept."""
         if self.loaded is not None:
             if layer_norm:
                 raise CliError("--layer-norm applies when compiling, not to a saved model")
+            if attention != "hard":
+                raise CliError("--soft-attention applies when compiling, not to a saved model")
             return self.loaded
         start = time.perf_counter()
         from compiler import compile_rasp_to_model  # the first import loads jax: a wait too
@@ -88,7 +91,7 @@ class Target:
             model = compile_rasp_to_model(self.program, self.vocab, self.max_seq_len,
                                           self.causal, strict=strict, form=self.form,
                                           layer_norm=layer_norm, prefer=self.prefer,
-                                          fuse=self.fuse)
+                                          fuse=self.fuse, attention=attention)
         model.source = self.source
         return model, time.perf_counter() - start
 

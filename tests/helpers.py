@@ -42,11 +42,11 @@ def vocab_for(example: Example, max_len: int):
 
 def assert_compiles_exactly(example: Example, max_len: int, causal: bool = False,
                             random_count: int = 300, min_checked: int = 50,
-                            layer_norm: bool = False):
+                            layer_norm: bool = False, attention: str = "hard"):
     vocab = vocab_for(example, max_len)
     program = example.build(max_len)
     model = compile_rasp_to_model(program, set(vocab), max_len, causal=causal,
-                                  layer_norm=layer_norm)
+                                  layer_norm=layer_norm, attention=attention)
     inputs = inputs_to_test(example, vocab, max_len, random_count)
     checked, mismatches = find_mismatches(model, program, inputs)
     assert not mismatches, f"{example.name} N={max_len}: {len(mismatches)} mismatches, " \

@@ -73,4 +73,4 @@ $(VENV)/.installed-mutation: pyproject.toml constraints.txt | $(BIN)/python
 	touch $@ $(VENV)/.installed-test $(VENV)/.installed
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(SAE_VENV) build *.egg-info

@@ -26,8 +26,8 @@ from interp.sae import narrow_activations, sae_lens_spec, train_sae, train_sae_l
 
 WIDTHS = (1, 2, 4)         # SAE latents per known feature
 L1_COEFFICIENTS = (1e-3, 1e-2)
-SAE_INPUTS, SAE_STEPS = 400, 2000
-COMPRESS_STEPS = 4000      # the superposed recipe, one start (the library default is 20,000 × 3)
+SAE_INPUTS, SAE_STEPS = 400, 1000
+COMPRESS_STEPS = 1500      # the superposed recipe, one start (the library default: 20,000 × 3)
 
 
 def compressed_models(name: str) -> list:

@@ -110,8 +110,10 @@ def markdown(rows: list[dict]) -> str:
     lines += ["", "Means over the examples (mean max cosine / share recovered at ≥ 0.9; "
               "L0: active latents per position):", "",
               "| compressed to | SAE | mean max cosine | recovered | L0 |", "|---|---|---|---|---|"]
-    for label in dict.fromkeys(r["width"] for r in rows):
-        group = [r for r in rows if r["width"] == label]
+    for width in dict.fromkeys(r["width"] for r in rows):
+        group = [r for r in rows if r["width"] == width]
+        ratio = np.mean([r["dim"] / r["d_model"] for r in group])
+        label = f"{width} (dim/d_model {ratio:.2f})"
         lines.append(f"| {label} | random (2× features) | "
                      f"{np.mean([r['random_mean_max_cosine'] for r in group]):.2f} | - | - |")
         lines.append(f"| {label} | baseline (jax, 2×, L1 0.01) | "

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
 TEST_EXTRAS := test,transformer-lens,hf,plots,compress,notebook,zoo
 
-.PHONY: demo test test-slow test-outside breaks bench fuzz circuits docs-images mutation clean
+.PHONY: demo sae-lens-venv test test-slow test-outside breaks bench fuzz circuits docs-images mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 $(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP_INSTALL) -e '.[$(TEST_EXTRAS)]'
 	touch $@ $(VENV)/.installed
+
+# SAELens 6 needs TransformerLens < 4, so it gets a venv of its own, pinned by
+# constraints-sae.txt (torch 2.13.0, the CPU build on disk); interp.sae.train_sae_lens uses it.
+SAE_VENV := .venvs/sae-lens
+$(SAE_VENV)/.installed: constraints-sae.txt
+	$(PYTHON) -m venv --clear $(SAE_VENV)
+	$(SAE_VENV)/bin/pip install --quiet -c constraints-sae.txt sae-lens
+	touch $@
+
+sae-lens-venv: $(SAE_VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(BIN)/raspc demo
@@ -63,4 +73,4 @@ $(VENV)/.installed-mutation: pyproject.toml constraints.txt | $(BIN)/python
 	touch $@ $(VENV)/.installed-test $(VENV)/.installed
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(SAE_VENV) build *.egg-info

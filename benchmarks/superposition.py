@@ -3,6 +3,7 @@
     python benchmarks/superposition.py [--steps 4000] [--examples a,b] [--out benchmarks/results]
                                        [--acceptance-steps 10000] [--acceptance-from 8]
     python benchmarks/superposition.py --defaults [--examples a,b]
+    python benchmarks/superposition.py --saes [--examples a,b]
 
 For each example and width: exact-match accuracy against the evaluator on 1,000
 inputs and per-layer cosine similarity; at the smallest ≥ 99%-exact width, a
@@ -11,6 +12,9 @@ vocab a–e, 3 seeds). Writes superposition.md/.json and PNG plots under --out.
 `--defaults` instead runs `compress(model, d_model // 2)` with nothing but a seed
 (0, 1, 2) on that frac_prevs and the --examples (default DEFAULTS_EXAMPLES) and
 prints exact match and wall time per run (superposition_defaults.json).
+`--saes` instead scores SAELens SAEs (widths × L1) beside the baseline SAE and random
+directions at two compressions per example (benchmarks/superposition_sae.py;
+superposition_sae.md/.json; needs `make sae-lens-venv`).
 """
 
 from __future__ import annotations
@@ -276,6 +280,20 @@ def plot(results: dict, out: str) -> None:
     fig.savefig(os.path.join(out, "superposition_gram.png"), dpi=150)
 
 
+def saes_only(names: list[str], out: str) -> None:
+    """The SAE recovery table (benchmarks/superposition_sae.py), printed and written."""
+    from benchmarks.superposition_sae import markdown, sweep as sae_sweep
+    start = time.perf_counter()
+    rows = sae_sweep(names)
+    table = markdown(rows)
+    minutes = (time.perf_counter() - start) / 60
+    print(f"{table}\n\n{minutes:.1f} min")
+    with open(os.path.join(out, "superposition_sae.md"), "w") as f:
+        f.write(table + "\n")
+    with open(os.path.join(out, "superposition_sae.json"), "w") as f:
+        json.dump({"minutes": round(minutes, 1), "rows": rows}, f, indent=1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=4000, help="training steps per width")
@@ -287,8 +305,13 @@ def main() -> None:
     parser.add_argument("--defaults", action="store_true",
                         help="only compress(model, d_model // 2) with default settings, "
                              "seeds 0-2, on frac_prevs (N=5) and --examples")
+    parser.add_argument("--saes", action="store_true",
+                        help="only the SAE recovery table (SAELens, baseline, random)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    if args.saes:
+        saes_only(args.examples.split(","), args.out)
+        return
     if args.defaults:
         print("| example | d_model | dim | read rank | recipe | seed | exact (1,000 inputs) | "
               "starts | steps | seconds |\n|---|---|---|---|---|---|---|---|---|---|")

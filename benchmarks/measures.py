@@ -4,7 +4,9 @@ throughput of the public batched path, and growth exponents in N."""
 from __future__ import annotations
 
 import functools
+import json
 import math
+import os
 import random
 import statistics
 import time
@@ -84,3 +86,14 @@ def growth_exponent(sizes, values) -> float | None:
     my = statistics.fmean(y for _, y in points)
     var = sum((x - mx) ** 2 for x, _ in points)
     return sum((x - mx) * (y - my) for x, y in points) / var if var else None
+
+
+def write_table(out: str, stem: str, table: str, rows) -> None:
+    """Write a benchmark's markdown `table` and its `rows` as OUT/STEM.md and OUT/STEM.json,
+    and print the table."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, f"{stem}.md"), "w") as f:
+        f.write(table)
+    with open(os.path.join(out, f"{stem}.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    print(table)

@@ -320,13 +320,7 @@ def write_form_costs(args) -> int:
                          "layers": len(plain.config.layers), "params": plain.parameter_count,
                          **form_costs(example, n)})
             print(f"{name:18s} N={n:<4d} {rows[-1]}", flush=True)
-    os.makedirs(args.out, exist_ok=True)
-    table = form_costs_markdown(rows)
-    with open(os.path.join(args.out, "form_costs.md"), "w") as f:
-        f.write(table)
-    with open(os.path.join(args.out, "form_costs.json"), "w") as f:
-        json.dump(rows, f, indent=1)
-    print(table)
+    measures.write_table(args.out, "form_costs", form_costs_markdown(rows), rows)
     return 0
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import random
 import sys
@@ -26,7 +25,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import reference  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+import measures  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+import reference  # noqa: E402
 import rasp  # noqa: E402
 from compiler import compile_rasp_to_model  # noqa: E402
 from examples.library import EXAMPLES  # noqa: E402
@@ -226,13 +226,7 @@ def main(argv=None) -> int:
         return 1
     result = rows([int(n) for n in args.sizes.split(",")], args.prefer, args.examples_only,
                   args.examples.split(","))
-    os.makedirs(args.out, exist_ok=True)
-    table = markdown(result)
-    with open(os.path.join(args.out, "width.md"), "w") as f:
-        f.write(table)
-    with open(os.path.join(args.out, "width.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    print(table)
+    measures.write_table(args.out, "width", markdown(result), result)
     return 0
 
 

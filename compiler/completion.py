@@ -25,7 +25,10 @@ from rasp.errors import CompileError, CompileWarning, EvaluationError
 from rasp.evaluate import evaluate
 from rasp.traverse import topological_order
 
-SEP, EOS = "SEP", "EOS"  # preferred names; primed ("SEP'") where a token already uses one
+# Preferred names; primed ("SEP'") where a token already uses one. NONE is written where
+# the program's output is None, so that a tokenizer-level consumer (Hugging Face
+# generate) sees a token there, not an arbitrary argmax or an early EOS.
+SEP, EOS, NONE = "SEP", "EOS", "None"
 
 
 def compile_completion(program: rx.SOp, vocab: list, max_seq_len: int, causal: bool,
@@ -44,16 +47,18 @@ def compile_completion(program: rx.SOp, vocab: list, max_seq_len: int, causal: b
     lowered = lower_program(program)  # its value sets are tighter (a mean of differences)
     outputs = infer_value_sets(extract_graph(lowered), vocab, max_seq_len)[lowered.unique_id]
     written = [v for v in outputs.values if v is not None]
-    sep, eos = _special_tokens({*vocab, *written})
+    sep, eos, none = _special_tokens({*vocab, *written})
+    none = none if outputs.may_be_none else None
     raw = completion_program(program, vocab, max_seq_len, causal, sep, eos,
-                             outputs.may_be_none)
-    raw_vocab = [*vocab, *(v for v in written if v not in vocab), sep, eos]
+                             outputs.may_be_none, none)
+    raw_vocab = [*vocab, *(v for v in written if v not in vocab), sep, eos,
+                 *([none] if none is not None else [])]
     domain = program_domain(program, vocab, max_seq_len, causal)
     _enforce(domain, strict)
     with warnings.catch_warnings():  # the raw program's domain covers garbage positions
         warnings.simplefilter("ignore", CompileWarning)
         model = compile_raw(raw, raw_vocab, 2 * max_seq_len + 1)
-    config = dataclasses.replace(model.config, form="completion", sep=sep, eos=eos,
+    config = dataclasses.replace(model.config, form="completion", sep=sep, eos=eos, none=none,
                                  prompt_vocab=tuple(vocab), completion_causal=causal)
     completed = CompiledModel(model.params, config, model.residual_labels, model.components,
                               model.value_records.values(), raw, domain=domain)
@@ -64,22 +69,24 @@ def compile_completion(program: rx.SOp, vocab: list, max_seq_len: int, causal: b
 
 
 def completion_program(program: rx.SOp, vocab: list, max_seq_len: int, causal: bool,
-                       sep: Any = SEP, eos: Any = EOS, may_be_none: bool = True) -> rx.SOp:
+                       sep: Any = SEP, eos: Any = EOS, may_be_none: bool = True,
+                       none: Any = None) -> rx.SOp:
     """The raw program: over `x_0 … x_{n-1} sep y_0 …`, the next token at each position
     from `sep` on (garbage before it). Raises CompileError naming an SOp that a Select
     reads as keys, or an Aggregate as values, which is not computable at prompt positions.
     `may_be_none`: whether the program's output can be None (then it is boxed, so that
-    the final position still says EOS)."""
-    return _Rewrite(list(vocab), max_seq_len, causal, sep, eos).output(program, may_be_none)
+    the final position still says EOS); it writes `none` where the output is None."""
+    return _Rewrite(list(vocab), max_seq_len, causal, sep, eos).output(program, may_be_none,
+                                                                       none)
 
 
 def _special_tokens(taken: set) -> tuple[str, str]:
-    """SEP and EOS, primed until no token or output value uses them."""
+    """SEP, EOS and NONE, primed until no token or output value uses them."""
     def free(name: str) -> str:
         while name in taken:
             name += "'"
         return name
-    return free(SEP), free(EOS)
+    return free(SEP), free(EOS), free(NONE)
 
 
 class _Rewrite:
@@ -126,8 +133,9 @@ class _Rewrite:
         self.key_mask = rx.Select(raw_r, limit, Comparison.LEQ).named("completion.prompt_keys")
 
     # ---------------------------------------------------------------- the walk
-    def output(self, program: rx.SOp, may_be_none: bool) -> rx.SOp:
-        """The raw program's output: the program's value at j, or EOS where r = 2n."""
+    def output(self, program: rx.SOp, may_be_none: bool, none: Any = None) -> rx.SOp:
+        """The raw program's output: the program's value at j (`none` where it is None),
+        or EOS where r = 2n."""
         for expr in topological_order(program):
             self._visit(expr)
         value, eos = self.done[program.unique_id], self.eos
@@ -139,7 +147,7 @@ class _Rewrite:
             rx.Select(value, value, Comparison.TRUE)
         boxed = rx.Aggregate(here, rx.Map(lambda v: (v,), value), default=()).named(
             "completion.boxed")
-        return rx.SequenceMap(lambda end, box: eos if end else (box[0] if box else None),
+        return rx.SequenceMap(lambda end, box: eos if end else (box[0] if box else none),
                               self.is_end, boxed).named("completion.next_token")
 
     def _visit(self, expr: rx.RASPExpr) -> None:

@@ -51,6 +51,7 @@ class ModelConfig:
     form: str = "per-position"
     sep: Any = None
     eos: Any = None
+    none: Any = None  # the token written where the program's output is None (if it can be)
     prompt_vocab: tuple[Any, ...] = ()
     completion_causal: bool = False
     # A several-task model (compiler.multitask): the task names, read as the token after BOS.

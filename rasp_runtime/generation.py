@@ -20,8 +20,8 @@ def generate(model, tokens: Sequence[Any], check: bool = False) -> list[Any]:
     """The output tokens `y1 … yn` the model writes after the prompt `tokens`.
 
     `tokens` are the prompt's tokens (a leading BOS is allowed and dropped). Decoding
-    is greedy and stops at EOS or after n outputs. A None output (the program has no
-    value there) is returned as None and fed back as EOS, which nothing reads. With
+    is greedy and stops at EOS or after n outputs. Where the program has no value, the
+    model writes its NONE token (config.none), returned as None; nothing reads it. With
     `check=True`, the outputs are compared with the reference evaluator, as in `apply`.
     """
     config = model.config
@@ -35,7 +35,7 @@ def generate(model, tokens: Sequence[Any], check: bool = False) -> list[Any]:
         if _is_token(token, config.eos):
             ended = True
             break
-        outputs.append(token)
+        outputs.append(written_value(config, token))
         sequence.append(token if _in_vocab(token, config.vocab) else config.eos)
     if check:
         check_completion(model, prompt, outputs + [config.eos] if ended else outputs)
@@ -57,7 +57,7 @@ def check_completion(model, prompt: list[Any], written: list[Any]) -> None:
         raise DomainError(f"input {prompt!r} is outside the program's domain "
                           f"({model.domain.reason_of(error)}): {error}; the model's "
                           f"output {written!r} is not an answer") from None
-    written = list(written)[:len(expected)]
+    written = [written_value(model.config, t) for t in written][:len(expected)]
     if not outputs_agree(expected[:len(written)], written):
         raise ModelMismatchError(f"model and evaluator disagree on {prompt!r}: "
                                  f"evaluator {expected!r}, model {written!r}")
@@ -67,7 +67,8 @@ def teacher_forced(config, prompt: list[Any], output: list[Any]) -> list[Any]:
     """The raw sequence `BOS prompt SEP output` (a None output as EOS, as `generate` feeds
     it back): run at once, the tokens decoded from SEP on are what `generate` would write
     if each equals the next output (the model is causal, so each step sees only its prefix)."""
-    fed = [y if _in_vocab(y, config.vocab) else config.eos for y in output]
+    fed = [config.none if y is None and config.none is not None
+           else y if _in_vocab(y, config.vocab) else config.eos for y in output]
     return [config.bos, *prompt, config.sep, *fed]
 
 
@@ -99,6 +100,12 @@ def _prompt(config, tokens) -> list[Any]:
                              f"vocabulary {{{', '.join(map(repr, vocab))}}}"
                              + type_hint(token, vocab))
     return prompt
+
+
+def written_value(config, token) -> Any:
+    """The output value a completion model's written `token` stands for: None for the
+    NONE token (compiler.completion), else the token itself."""
+    return None if config.none is not None and _is_token(token, config.none) else token
 
 
 def _is_token(value, token) -> bool:

@@ -130,6 +130,7 @@ def _config_to_json(config: ModelConfig) -> dict[str, Any]:
         # Only a completion model says its form, so per-position files stay as they were.
         **({"form": config.form, "sep": encode_value(config.sep),
             "eos": encode_value(config.eos), "prompt_vocab": _values(config.prompt_vocab),
+            **({"none": encode_value(config.none)} if config.none is not None else {}),
             "completion_causal": config.completion_causal}
            if config.form != "per-position" else {}),
         # Only a several-task model has tasks (compiler.multitask).
@@ -159,6 +160,7 @@ def _form_from_json(data: dict[str, Any]) -> dict[str, Any]:
         return {}
     return {"form": data["form"], "sep": decode_value(data["sep"]),
             "eos": decode_value(data["eos"]), "prompt_vocab": _unvalues(data["prompt_vocab"]),
+            "none": decode_value(data["none"]) if "none" in data else None,
             "completion_causal": bool(data["completion_causal"])}
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 import rasp
-from rasp_runtime.generation import teacher_forced
+from rasp_runtime.generation import teacher_forced, written_value
 from rasp_runtime.model import CompiledModel
 
 NUMERIC_TOLERANCE = 1e-4
@@ -92,7 +92,8 @@ def verify_inputs(model: CompiledModel, program: rasp.SOp, inputs: Iterable[Sequ
         outputs = model.apply_batch([teacher_forced(config, xs, expected) if completion
                                      else [config.bos, *xs] for xs, expected in pending])
         for (xs, expected), decoded in zip(pending, outputs):
-            written = decoded[len(xs) + 1:] if completion else decoded[1:]
+            written = ([written_value(config, t) for t in decoded[len(xs) + 1:]]
+                       if completion else decoded[1:])
             expected = [*expected, config.eos] if completion else expected
             if not outputs_agree(expected, written):
                 result.mismatches.append(Mismatch(list(xs), list(expected), written))

@@ -299,3 +299,40 @@ def test_graph_nodes_and_merged_hook_edges_by_hand():
     assert merged.edges["blocks.0.hook_mlp_out", "blocks.1.attn.hook_result[0]"] == {
         "directions": [f"hist:{i}" for i in range(6)] + ["is_first:False", "is_first:True"],
         "inputs": ["q", "k"]}
+
+
+def test_reverse_sides_predicate_output_and_fused_sites_by_hand():
+    """reverse at N = 5 (two layers): flip = Select(indices, opp_idx-1, EQ), where
+    opp_idx = length - indices and opp_idx-1 = opp_idx - 1 live only inside the flip
+    head's W_QK; the head moves tokens on its values."""
+    truth = compiled("reverse")[2].ground_truth
+    flip = truth.component("L1.H0")
+    assert flip.predicate.startswith("Select(indices, opp_idx-1, EQ)")
+    fused = ("L1.H0", "blocks.1.attn.hook_result", 0, "fused")
+    for label in ("opp_idx", "opp_idx-1"):
+        assert [(s.component, s.hook, s.head, s.role) for s in truth.alignment[label]] == [fused]
+    graph = truth.circuit_graph()
+    assert graph.edges["hook_embed", "L1.H0"]["inputs"] == ["q", "k", "v"]
+    assert dict(graph.nodes["output"]) == {"kind": "output", "label": "reverse",
+                                           "hook": "blocks.1.hook_resid_post"}
+    # double_hist's layer 0 has two heads: hist = SelectorWidth(Select(tokens, tokens, EQ))
+    # reads tokens (and one, bos for BOS) on its query, never is_first's indices.
+    hist = compiled("double_hist")[2].ground_truth.component("L0.H0")
+    assert [label for _, label in hist.query_reads] == [
+        "one", "bos", "tokens:a", "tokens:b", "tokens:c", "tokens:d"]
+
+
+def test_saved_model_keeps_its_alignment_by_hand(tmp_path):
+    """A loaded model has no program: its truth takes the alignment saved with it,
+    selector sites (on q and k) and fused ones included."""
+    from rasp_runtime.model import CompiledModel
+    model = compiled("reverse")[2]
+    model.save(tmp_path / "reverse.npz")
+    loaded = CompiledModel.load(tmp_path / "reverse.npz", verify=False)
+    assert loaded.program is None
+    sites = {label: [(s.component, s.hook, s.role) for s in v]
+             for label, v in loaded.ground_truth.alignment.items()}
+    assert sites["flip"] == [("L1.H0", "blocks.1.attn.hook_q", "query"),
+                             ("L1.H0", "blocks.1.attn.hook_k", "key")]
+    assert sites["opp_idx"] == [("L1.H0", "blocks.1.attn.hook_result", "fused")]
+    assert loaded.ground_truth == model.ground_truth

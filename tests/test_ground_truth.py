@@ -336,3 +336,25 @@ def test_saved_model_keeps_its_alignment_by_hand(tmp_path):
                              ("L1.H0", "blocks.1.attn.hook_k", "key")]
     assert sites["opp_idx"] == [("L1.H0", "blocks.1.attn.hook_result", "fused")]
     assert loaded.ground_truth == model.ground_truth
+
+
+def test_fused_sites_of_small_programs_by_hand():
+    """Sites worked out by hand for two one-layer programs over tokens {1, 2, 3}, N = 4."""
+    shifted = rasp.Map(lambda x: x + 1, rasp.tokens).named("shifted")
+    quarter = rasp.numerical(rasp.Map(lambda x: x / 4, rasp.tokens).named("quarter"))
+    same = rasp.Select(shifted, shifted, rasp.Comparison.EQ).named("same")
+    mean = rasp.numerical(rasp.Aggregate(same, quarter).named("mean"))
+    truth = compile_rasp_to_model(mean, {1, 2, 3}, 4).ground_truth
+    sites = {label: [(s.component, s.role) for s in v] for label, v in truth.alignment.items()}
+    # shifted feeds both sides of the selector: one fused site, not two; quarter is
+    # folded into the same head's values.
+    assert sites["shifted"] == [("L0.H0", "fused")]
+    assert sites["quarter"] == [("L0.H0", "fused")]
+    assert sites["same"] == [("L0.H0", "query"), ("L0.H0", "key")]
+    # A mean that may select nothing is a head's mean and selects gated by an MLP; the
+    # MLP does not compute what the heads read.
+    earlier = rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.LT).named("earlier")
+    gated = rasp.numerical(rasp.Aggregate(earlier, quarter).named("gated"))
+    truth = compile_rasp_to_model(gated, {1, 2, 3}, 4).ground_truth
+    assert [s.component for s in truth.alignment["gated"]] == ["L0.M0"]
+    assert all(s.component != "L0.M0" for s in truth.alignment.get("quarter", ()))

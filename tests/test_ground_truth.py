@@ -358,3 +358,9 @@ def test_fused_sites_of_small_programs_by_hand():
     truth = compile_rasp_to_model(gated, {1, 2, 3}, 4).ground_truth
     assert [s.component for s in truth.alignment["gated"]] == ["L0.M0"]
     assert all(s.component != "L0.M0" for s in truth.alignment.get("quarter", ()))
+    # An MLP adding a selector width to tokens + 1 computes tokens + 1 itself, after
+    # stopping at the selector width (the head's part).
+    width = rasp.SelectorWidth(rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.EQ))
+    total = rasp.SequenceMap(lambda x, y: x + y, width, shifted).named("total")
+    truth = compile_rasp_to_model(total, {1, 2, 3}, 4).ground_truth
+    assert ("L0.M0", "fused") in [(s.component, s.role) for s in truth.alignment["shifted"]]

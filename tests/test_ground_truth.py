@@ -364,3 +364,24 @@ def test_fused_sites_of_small_programs_by_hand():
     total = rasp.SequenceMap(lambda x, y: x + y, width, shifted).named("total")
     truth = compile_rasp_to_model(total, {1, 2, 3}, 4).ground_truth
     assert ("L0.M0", "fused") in [(s.component, s.role) for s in truth.alignment["shifted"]]
+
+
+def test_tasks_and_residual_basis_round_trip_by_hand():
+    """A truth with tasks and a rotated residual (here: the first two named directions
+    swapped) comes back from JSON; named coordinates undo the swap."""
+    truth = compiled("reverse")[2].ground_truth
+    d = len(truth.residual_labels)
+    assert np.array_equal(truth.direction_vectors(), np.eye(d))
+    swap = np.eye(d)[[1, 0, *range(2, d)]]
+    rotated = dataclasses.replace(truth, tasks=("a", "b"), residual_basis=tuple(map(tuple, swap)))
+    again = GroundTruth.from_json(rotated.to_json())
+    assert again == rotated and again.tasks == ("a", "b")
+    assert again.residual_basis[0][:3] == (0.0, 1.0, 0.0)
+    assert np.array_equal(again.direction_vectors([0, 2]), [swap[0], np.eye(d)[2]])
+    residual = np.arange(d, dtype=np.float32)
+    assert np.array_equal(truth.named(residual), residual)
+    assert list(again.named(residual)[:3]) == [1.0, 0.0, 2.0]
+    data = json.loads(truth.to_json())
+    del data["tasks"], data["residual_basis"]  # written before either existed
+    old = GroundTruth.from_json(json.dumps(data))
+    assert old.tasks == () and old.residual_basis is None

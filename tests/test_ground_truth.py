@@ -385,3 +385,15 @@ def test_tasks_and_residual_basis_round_trip_by_hand():
     del data["tasks"], data["residual_basis"]  # written before either existed
     old = GroundTruth.from_json(json.dumps(data))
     assert old.tasks == () and old.residual_basis is None
+
+
+def test_for_task_names_the_tasks_and_gives_a_single_task_truth_by_hand():
+    truth = compiled("reverse")[2].ground_truth
+    with pytest.raises(ValueError, match=r"^no task 'x'; this model's tasks: "
+                                         r"none \(a single-program model\)$"):
+        truth.for_task("x")
+    tasked = dataclasses.replace(truth, tasks=("a", "b"))
+    with pytest.raises(ValueError, match=r"^no task 'x'; this model's tasks: a, b$"):
+        tasked.for_task("x")
+    assert tasked.for_task("a").tasks == ()  # no gate of task a here: nothing kept
+    assert tasked.for_task("a").components == ()

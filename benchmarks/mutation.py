@@ -52,7 +52,9 @@ PATCHING = ("not (falsifies_nothing or length_is_inert or hooked_forward "
             "or activation_patching_ranks) or reverse")
 GROUND_TRUTH = ("json_round_trip or graph_and_alignment or leaves_out or hook_names "
                 "or reverse_alignment or mlp_hidden or reverse_edges or reverse_hooks "
-                "or canonical_names or length_is_inert or by_hand")
+                "or canonical_names or length_is_inert or by_hand "
+                # per-task truth (for_task) and a rotated residual (direction_vectors, named)
+                "or circuits_differ or unknown_task or rotated_truth or save_and_load_keep")
 MODULES = {
     "interp/circuits/scoring.py": (["test_circuits_scoring.py", "test_circuits_edge_names.py",
                                     "test_mutants_scoring.py"], NO_JAX, True),
@@ -75,7 +77,8 @@ MODULES = {
     "interp/sae.py": (["test_compress_score.py"], None, False),
     # Cold (compiling runs from_model), so each child compiles: only the tests that read the
     # truth itself, not those that run models (decoding, ablation, the hooked forward).
-    "compiler/ground_truth.py": (["test_ground_truth.py", "test_circuits_truth.py"],
+    "compiler/ground_truth.py": (["test_ground_truth.py", "test_circuits_truth.py",
+                                  "test_multitask_truth.py", "test_realism.py"],
                                  GROUND_TRUTH, False),
     "interp/tl_export.py": (["test_transformer_lens_export.py", "test_compress_export.py"],
                             None, False),

@@ -315,3 +315,101 @@ def test_truth_builds_when_an_sop_has_no_possible_value():
         expected = rasp.evaluate(program, xs, return_intermediates=True)[1]
         decoded = model.decode_intermediates([model.config.bos, *xs])
         assert decoded["length"] == expected["length"] == [len(xs)] * len(xs)
+
+
+def test_reverse_sides_predicate_output_and_fused_sites_by_hand():
+    """reverse at N = 5 (two layers): flip = Select(indices, opp_idx-1, EQ), where
+    opp_idx = length - indices and opp_idx-1 = opp_idx - 1 live only inside the flip
+    head's W_QK; the head moves tokens on its values."""
+    truth = compiled("reverse")[2].ground_truth
+    flip = truth.component("L1.H0")
+    assert flip.predicate.startswith("Select(indices, opp_idx-1, EQ)")
+    fused = ("L1.H0", "blocks.1.attn.hook_result", 0, "fused")
+    for label in ("opp_idx", "opp_idx-1"):
+        assert [(s.component, s.hook, s.head, s.role) for s in truth.alignment[label]] == [fused]
+    graph = truth.circuit_graph()
+    assert graph.edges["hook_embed", "L1.H0"]["inputs"] == ["q", "k", "v"]
+    assert dict(graph.nodes["output"]) == {"kind": "output", "label": "reverse",
+                                           "hook": "blocks.1.hook_resid_post"}
+    # double_hist's layer 0 has two heads: hist = SelectorWidth(Select(tokens, tokens, EQ))
+    # reads tokens (and one, bos for BOS) on its query, never is_first's indices.
+    hist = compiled("double_hist")[2].ground_truth.component("L0.H0")
+    assert [label for _, label in hist.query_reads] == [
+        "one", "bos", "tokens:a", "tokens:b", "tokens:c", "tokens:d"]
+
+
+def test_saved_model_keeps_its_alignment_by_hand(tmp_path):
+    """A loaded model has no program: its truth takes the alignment saved with it,
+    selector sites (on q and k) and fused ones included."""
+    from rasp_runtime.model import CompiledModel
+    model = compiled("reverse")[2]
+    model.save(tmp_path / "reverse.npz")
+    loaded = CompiledModel.load(tmp_path / "reverse.npz", verify=False)
+    assert loaded.program is None
+    sites = {label: [(s.component, s.hook, s.role) for s in v]
+             for label, v in loaded.ground_truth.alignment.items()}
+    assert sites["flip"] == [("L1.H0", "blocks.1.attn.hook_q", "query"),
+                             ("L1.H0", "blocks.1.attn.hook_k", "key")]
+    assert sites["opp_idx"] == [("L1.H0", "blocks.1.attn.hook_result", "fused")]
+    assert loaded.ground_truth == model.ground_truth
+
+
+def test_fused_sites_of_small_programs_by_hand():
+    """Sites worked out by hand for two one-layer programs over tokens {1, 2, 3}, N = 4."""
+    shifted = rasp.Map(lambda x: x + 1, rasp.tokens).named("shifted")
+    quarter = rasp.numerical(rasp.Map(lambda x: x / 4, rasp.tokens).named("quarter"))
+    same = rasp.Select(shifted, shifted, rasp.Comparison.EQ).named("same")
+    mean = rasp.numerical(rasp.Aggregate(same, quarter).named("mean"))
+    truth = compile_rasp_to_model(mean, {1, 2, 3}, 4).ground_truth
+    sites = {label: [(s.component, s.role) for s in v] for label, v in truth.alignment.items()}
+    # shifted feeds both sides of the selector: one fused site, not two; quarter is
+    # folded into the same head's values.
+    assert sites["shifted"] == [("L0.H0", "fused")]
+    assert sites["quarter"] == [("L0.H0", "fused")]
+    assert sites["same"] == [("L0.H0", "query"), ("L0.H0", "key")]
+    # A mean that may select nothing is a head's mean and selects gated by an MLP; the
+    # MLP does not compute what the heads read.
+    earlier = rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.LT).named("earlier")
+    gated = rasp.numerical(rasp.Aggregate(earlier, quarter).named("gated"))
+    truth = compile_rasp_to_model(gated, {1, 2, 3}, 4).ground_truth
+    assert [s.component for s in truth.alignment["gated"]] == ["L0.M0"]
+    assert all(s.component != "L0.M0" for s in truth.alignment.get("quarter", ()))
+    # An MLP adding a selector width to tokens + 1 computes tokens + 1 itself, after
+    # stopping at the selector width (the head's part).
+    width = rasp.SelectorWidth(rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.EQ))
+    total = rasp.SequenceMap(lambda x, y: x + y, width, shifted).named("total")
+    truth = compile_rasp_to_model(total, {1, 2, 3}, 4).ground_truth
+    assert ("L0.M0", "fused") in [(s.component, s.role) for s in truth.alignment["shifted"]]
+
+
+def test_tasks_and_residual_basis_round_trip_by_hand():
+    """A truth with tasks and a rotated residual (here: the first two named directions
+    swapped) comes back from JSON; named coordinates undo the swap."""
+    truth = compiled("reverse")[2].ground_truth
+    d = len(truth.residual_labels)
+    assert np.array_equal(truth.direction_vectors(), np.eye(d))
+    swap = np.eye(d)[[1, 0, *range(2, d)]]
+    rotated = dataclasses.replace(truth, tasks=("a", "b"), residual_basis=tuple(map(tuple, swap)))
+    again = GroundTruth.from_json(rotated.to_json())
+    assert again == rotated and again.tasks == ("a", "b")
+    assert again.residual_basis[0][:3] == (0.0, 1.0, 0.0)
+    assert np.array_equal(again.direction_vectors([0, 2]), [swap[0], np.eye(d)[2]])
+    residual = np.arange(d, dtype=np.float32)
+    assert np.array_equal(truth.named(residual), residual)
+    assert list(again.named(residual)[:3]) == [1.0, 0.0, 2.0]
+    data = json.loads(truth.to_json())
+    del data["tasks"], data["residual_basis"]  # written before either existed
+    old = GroundTruth.from_json(json.dumps(data))
+    assert old.tasks == () and old.residual_basis is None
+
+
+def test_for_task_names_the_tasks_and_gives_a_single_task_truth_by_hand():
+    truth = compiled("reverse")[2].ground_truth
+    with pytest.raises(ValueError, match=r"^no task 'x'; this model's tasks: "
+                                         r"none \(a single-program model\)$"):
+        truth.for_task("x")
+    tasked = dataclasses.replace(truth, tasks=("a", "b"))
+    with pytest.raises(ValueError, match=r"^no task 'x'; this model's tasks: a, b$"):
+        tasked.for_task("x")
+    assert tasked.for_task("a").tasks == ()  # no gate of task a here: nothing kept
+    assert tasked.for_task("a").components == ()

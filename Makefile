@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
 TEST_EXTRAS := test,transformer-lens,hf,plots,compress,notebook,zoo
 
-.PHONY: demo sae-lens-venv test test-slow test-outside breaks bench fuzz circuits docs-images mutation clean
+.PHONY: demo sae-lens-venv test test-slow test-sweep test-outside breaks bench fuzz circuits docs-images mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: $(VENV)/.installed-test
 
 test-slow: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m slow
+
+# Every library example under every realism knob (rotate, permute, perturb, soft
+# attention) at N = 5 and its default N: about an hour on 2 cores, so not in CI.
+test-sweep: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m sweep
 
 # Outside tools in venvs of their own (auto-circuit with TransformerLens 2; not in CI).
 test-outside: $(VENV)/.installed-test

@@ -7,8 +7,10 @@ in-process, or `python -m raspc` where the wall time itself is under test.
 from __future__ import annotations
 
 import re
-import time
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +19,8 @@ from compiler import CompiledModel, compile_rasp_to_model
 from rasp_runtime.serialize import ModelFileError
 from raspc import cli
 from tests.test_cli import assert_clean_error, raspc
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TENTH = '''
 import rasp
@@ -130,11 +134,23 @@ def test_verify_reports_the_share_outside_the_domain(capsys):
 
 
 def test_compile_time_is_the_wall_time_of_compiling():
-    """Importing the compiler is part of what the user waits for: it is counted."""
-    start = time.perf_counter()
-    result = raspc("compile", "reverse")
-    wall = time.perf_counter() - start
+    """Importing the compiler is part of what the user waits for: it is counted. In a
+    fresh process where raspc's command line is loaded but the compiler is not, the
+    reported time is most of the command's own wall time (Python's start-up, which the
+    command cannot see, is left out of both)."""
+    code = ("import contextlib, io, sys, time\n"
+            "from raspc import cli\n"
+            "assert 'compiler' not in sys.modules, 'raspc loads the compiler up front'\n"
+            "out = io.StringIO()\n"
+            "start = time.perf_counter()\n"
+            "with contextlib.redirect_stdout(out):\n"
+            "    assert cli.main(['compile', 'reverse']) == 0\n"
+            "print(time.perf_counter() - start)\n"
+            "print(out.getvalue())\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+    wall = float(result.stdout.splitlines()[0])
     seconds = float(re.search(r"compiled in ([\d.]+)s \(wall time", result.stdout).group(1))
     assert 0.5 * wall <= seconds <= wall
 

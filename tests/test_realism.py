@@ -178,7 +178,7 @@ def test_rotate_refuses_layer_norm_models():
 PERTURB_REFUSED = {("rasp_sort", 8), ("rasp_most_freq", 8)}
 
 
-@pytest.mark.slow
+@pytest.mark.sweep
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_every_example_every_knob(name):
     """Acceptance sweep: N = 5 and the default N; prints the largest axis cosine."""

@@ -119,7 +119,7 @@ def test_cli_compiles_soft_and_saves_the_gaps(tmp_path):
     assert CompiledModel.load(str(out)).attention_gaps == gaps
 
 
-@pytest.mark.slow
+@pytest.mark.sweep
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 @pytest.mark.parametrize("default_size", [False, True])
 def test_every_example_is_exact_soft(name, default_size):

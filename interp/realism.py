@@ -226,13 +226,17 @@ def _bound(model, params, truth, scale, magnitudes):
 
 def _require_bound(model, params, truth, scale, knob, magnitudes):
     bound = _bound(model, params, truth, scale, magnitudes)
+    if bound.layer_norm == float("inf"):
+        raise KnobError(f"{knob} cannot keep this model exact: LayerNorm's computed mean or "
+                        "scale error on the rotated residual may exceed what the read bound "
+                        "assumes (interp.realism_bounds.MEAN_SLACK, NORM_SLACK); rotate in "
+                        "smaller groups (block) or without layer_norm")
     if not bound.accepted:
+        from_norm = f" ({bound.layer_norm:.3g} of it from LayerNorm)" if bound.layer_norm else ""
+        advice = f" (scale {scale:.3g}); use a smaller scale or scale=None" if scale else ""
         raise KnobError(f"{knob} cannot keep this model exact: a read's worst-case error "
-                        f"would equal moving its input by {bound.read_error:.3g}"
-                        + (f" ({bound.layer_norm:.3g} of it from LayerNorm)"
-                           if bound.layer_norm else "")
-                        + f", over the margin {bound.margin:.3g}" + (f" (scale {scale:.3g}); use a smaller "
-                                                        "scale or scale=None" if scale else ""))
+                        f"would equal moving its input by {bound.read_error:.3g}{from_norm}, "
+                        f"over the margin {bound.margin:.3g}{advice}")
 
 
 def _check_plain_norm(model, knob):

@@ -303,7 +303,7 @@ def knob_error(model, params, truth, scale: float, magnitudes: np.ndarray) -> Er
         at = int(np.argmax(ratios))
         if ratios[at] > worst:
             worst = float(ratios[at])
-            worst_norm = float((through_norm * np.ones_like(error))[live][at]
+            worst_norm = float(np.broadcast_to(through_norm, error.shape)[live][at]
                                / column_norms[live][at])
     if scale > 0:
         worst = max(worst, _pattern_error(model, params, truth, scale * (one_norm + 1),

@@ -55,7 +55,7 @@ def rotate(model: CompiledModel, seed: int, block: int | None = None) -> Compile
     whose size is that of the whole content), so the mean-probe reads still cancel the
     computed mean (docs/realism.md).
     """
-    fixed = _norm_coordinates(model)
+    fixed = _norm_coordinates(model, "rotate")
     truth = model.ground_truth
     from interp.realism_bounds import named_magnitudes
     magnitudes = named_magnitudes(model, truth)  # basis-free: the same after rotating
@@ -179,7 +179,7 @@ def perturb(model: CompiledModel, seed: int, scale: float | None = None) -> Comp
     so every reader still decodes the same values and the truth is unchanged); a given
     `scale` is refused when the bound fails. The scale used is recorded in the knob.
     """
-    _check_plain_norm(model, "perturb")
+    _norm_coordinates(model, "perturb")  # LayerNorm as compiled: the bound covers it
     from interp.realism_bounds import named_magnitudes
     truth = model.ground_truth
     magnitudes = named_magnitudes(model, truth)
@@ -239,13 +239,7 @@ def _require_bound(model, params, truth, scale, knob, magnitudes):
                         f"over the margin {bound.margin:.3g}{advice}")
 
 
-def _check_plain_norm(model, knob):
-    if model.config.normalization != "none":
-        raise KnobError(f"{knob} does not yet support models with normalization "
-                        f"{model.config.normalization!r}; apply it to a model without LayerNorm")
-
-
-def _norm_coordinates(model) -> tuple[int, ...]:
+def _norm_coordinates(model, knob: str = "rotate") -> tuple[int, ...]:
     """The balance and mean-probe coordinates of a LayerNorm model (compiler.layer_norm
     puts them last), () without LayerNorm. KnobError unless every gain is one number on
     every coordinate and every offset is zero, as compiled: then LayerNorm commutes with
@@ -253,17 +247,17 @@ def _norm_coordinates(model) -> tuple[int, ...]:
     if model.config.normalization == "none":
         return ()
     if model.config.normalization != "layernorm":
-        raise KnobError(f"rotate does not support normalization "
+        raise KnobError(f"{knob} does not support normalization "
                         f"{model.config.normalization!r}; use a model without it or with "
                         "compiled LayerNorm (layer_norm=True)")
     for module, weights in sorted(model.params.items()):
         if "scale" in weights and (np.ptp(weights["scale"]) != 0 or np.any(weights["offset"])):
-            raise KnobError(f"rotate needs every LayerNorm gain equal on all coordinates and "
+            raise KnobError(f"{knob} needs every LayerNorm gain equal on all coordinates and "
                             f"every offset zero, as compiled; {module} is not")
     d = model.config.d_model
     labels = model.residual_labels[-2:]
     if not (labels[0].startswith("balance") and labels[1].startswith("mean_probe")):
-        raise KnobError(f"rotate expects a LayerNorm model's last two residual directions to "
+        raise KnobError(f"{knob} expects a LayerNorm model's last two residual directions to "
                         f"be its balance and mean probe, got {labels}; compile it again")
     return d - 2, d - 1
 

@@ -135,16 +135,21 @@ def _read_magnitude(module, basis, named_bound, normed: bool = False) -> np.ndar
     return read + np.abs(module.get("b", 0.0))
 
 
-def _residual_writes(model, params, basis, named_bound) -> tuple[float, float]:
+def _residual_writes(model, params, basis, named_bound, scale: float = 0.0
+                     ) -> tuple[float, float]:
     """(S, δ): |Σ_k x_k| ≤ S for what the writers (embeddings, W_O, the MLP's second
     matrix, their biases) put in the residual, in exact arithmetic, and δ bounds the L1
-    norm of their float32 rounding (any order): each row's sum is taken exactly
-    (math.fsum) from the float32 weights, times the largest input that row sees."""
+    norm of their float32 rounding (any order) and of noise of at most `scale` on each of
+    their weights: each row's sum is taken exactly (math.fsum) from the float32 weights,
+    times the largest input that row sees."""
     normed = model.config.normalization != "none"
-    total = sum(max(abs(math.fsum(row)) for row in np.asarray(params[name]["embeddings"],
-                                                                np.float64))
-                for name in ("token_embed", "pos_embed"))
-    rounding = 0.0
+    d = model.config.d_model
+    noise = d * scale  # per row: the most noise adds to its sum, and to its L1 norm
+    total, rounding = 0.0, 0.0
+    for name in ("token_embed", "pos_embed"):
+        rows = np.asarray(params[name]["embeddings"], np.float64)
+        total += max(abs(math.fsum(row)) for row in rows) + noise
+        rounding += noise
     for layer, config in enumerate(model.config.layers):
         prefix = f"transformer/layer_{layer}"
         for reader, writer, present in (("attn/value", "attn/linear", config.num_heads),
@@ -157,28 +162,33 @@ def _residual_writes(model, params, basis, named_bound) -> tuple[float, float]:
             b = np.asarray(params[f"{prefix}/{writer}"].get("b", np.zeros(w.shape[1])),
                            np.float64)
             sums = np.array([abs(math.fsum(row)) for row in w])
-            total += float(inputs @ sums) + abs(math.fsum(b))
-            rounding += float(gamma(w.shape[0] + 2) * np.sum(inputs @ np.abs(w) + np.abs(b)))
+            total += float(inputs @ sums) + abs(math.fsum(b)) + noise * (float(inputs.sum()) + 1)
+            rounding += float(gamma(w.shape[0] + 2) * np.sum(inputs @ (np.abs(w) + scale)
+                                                             + np.abs(b) + scale)) \
+                + noise * (float(inputs.sum()) + 1)
     return total, rounding
 
 
-def norm_statistics(model, params, truth, magnitudes) -> tuple[float, float, float]:
-    """(M, ρ, δ) for a LayerNorm model in the basis of `truth`: craft.float_bounds.
-    layer_norm_error's computed-mean bound M and scale error ρ for every LayerNorm, and δ,
-    the L1 bound on how far the float residual is from the exact one (writers' rounding,
-    `_residual_writes`, and each residual addition's u). Σ|x_k| ≤ min(√d‖x‖₂, Σ_k bound_k)
-    + δ, Σx_k² ≤ (‖x‖₂ + δ)², |Σx_k| ≤ S + δ."""
+def norm_statistics(model, params, truth, magnitudes, scale: float = 0.0
+                    ) -> tuple[float, float, float]:
+    """(M, ρ, δ) for a LayerNorm model in the basis of `truth`, its weights noised by at
+    most `scale`: craft.float_bounds.layer_norm_error's computed-mean bound M and scale
+    error ρ for every LayerNorm, and δ, the L1 bound on how far the float residual is from
+    the exact one (writers' rounding and noise, `_residual_writes`, and each residual
+    addition's u). Σ|x_k| ≤ min(√d‖x‖₂, Σ_k bound_k) + δ, Σx_k² ≤ (‖x‖₂ + δ)²,
+    |Σx_k| ≤ S + δ."""
     d = model.config.d_model
     norm = residual_norm(model, magnitudes)
-    total, rounding = _residual_writes(model, params, truth.direction_vectors(), magnitudes)
+    total, rounding = _residual_writes(model, params, truth.direction_vectors(), magnitudes,
+                                       scale)
     additions = 2 * len(model.config.layers) + 1
     spread = min(math.sqrt(d) * norm, float(np.sum(coordinate_bounds(model, truth,
                                                                      magnitudes))))
     magnitude = (spread + rounding) / (1 - additions * UNIT_ROUNDOFF)
     drift = rounding + additions * UNIT_ROUNDOFF * magnitude
-    mean, scale = layer_norm_error(d, magnitude, total + drift, (norm + drift) ** 2,
-                                   model.config.layer_norm_eps)
-    return mean, scale, drift
+    mean, norm_scale = layer_norm_error(d, magnitude, total + drift, (norm + drift) ** 2,
+                                        model.config.layer_norm_eps)
+    return mean, norm_scale, drift
 
 
 def _write_magnitude(module, basis, inputs) -> np.ndarray:
@@ -266,9 +276,11 @@ def knob_error(model, params, truth, scale: float, magnitudes: np.ndarray) -> Er
             float(np.sum(magnitudes[others]))
     normed = model.config.normalization != "none"
     if normed:
-        mean, norm_scale, drift = norm_statistics(model, params, truth, magnitudes)
+        mean, norm_scale, drift = norm_statistics(model, params, truth, magnitudes, scale)
         if mean > MEAN_SLACK / 2 or norm_scale > NORM_SLACK / 2:
             return ErrorBound(math.inf, READ_MARGIN, math.inf)
+        # noise on the gains (√eps each) scales each coordinate by 1 ± scale/√eps
+        norm_scale = (1 + norm_scale) * (1 + scale / math.sqrt(model.config.layer_norm_eps)) - 1
     worst, worst_norm = 0.0, 0.0
     for module, weights in params.items():
         if not module.endswith(READERS):
@@ -291,13 +303,15 @@ def knob_error(model, params, truth, scale: float, magnitudes: np.ndarray) -> Er
             terms = _active_sum(w + scale, magnitudes, recorded, others)
         through_norm = 0.0
         if normed:  # the read of LayerNorm(x̂): scale error, computed mean, x̂'s drift
-            terms = terms + w.max(0) * drift
-            absolute = w.sum(0)
-            column_sums = np.array([abs(math.fsum(c)) for c in signed.T]) + 2.0 ** -52 * absolute
+            terms = terms + (w.max(0) + scale) * drift
+            absolute = w.sum(0) + d * scale
+            column_sums = np.array([abs(math.fsum(c)) for c in signed.T]) + \
+                2.0 ** -52 * absolute + d * scale  # noise moves a column's sum by d·scale
             u = UNIT_ROUNDOFF
             through_norm = norm_scale * terms + (1 + norm_scale) * (
-                mean * column_sums + u * (terms + mean * absolute))
-            terms = (1 + norm_scale) * (1 + u) * (terms + mean * absolute)
+                mean * column_sums + u * (terms + mean * absolute)) \
+                + scale * (1 + u) * absolute  # noise on the offsets (zero as compiled)
+            terms = (1 + norm_scale) * (1 + u) * (terms + mean * absolute) + scale * absolute
         error = gamma(counts + 1) * terms + scale * (one_norm + 1) + through_norm
         ratios = error[live] / column_norms[live]
         at = int(np.argmax(ratios))

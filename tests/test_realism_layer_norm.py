@@ -1,9 +1,10 @@
 """Realism knobs on LayerNorm models (compile_rasp_to_model(..., layer_norm=True)).
 
 `rotate` turns the content of the residual in the complement of the all-ones vector, so
-LayerNorm commutes with it; these tests compare rotated LN models with the reference
-evaluator (rasp.evaluate) on random inputs, measure the truth's axis cosines from the
-saved residual_basis, and check the path-patching re-check, save/load and the seed.
+LayerNorm commutes with it, and perturb's bound covers LayerNorm. These tests compare
+knobbed LN models with the reference evaluator (rasp.evaluate) on random inputs, measure
+the truth's axis cosines from the saved residual_basis, and check the path-patching
+re-check, save/load and the seed.
 Models are library examples at N = 5; the every-example sweep is in the sweep set.
 """
 
@@ -128,9 +129,19 @@ def test_rotate_refuses_a_layer_norm_whose_gain_is_not_uniform():
         realism.rotate(other, 1)
 
 
-def test_perturb_refuses_a_layer_norm_model_in_one_line():
-    with pytest.raises(KnobError, match="perturb does not yet support") as caught:
-        realism.perturb(_layer_norm_model("reverse"), 1)
+@pytest.mark.parametrize("name", ["reverse", "frac_prevs"])
+def test_all_knobs_keep_a_layer_norm_model_exact_and_dense(name):
+    model = _layer_norm_model(name)
+    knobbed = realism.perturb(realism.permute_neurons(realism.rotate(model, 1), 2), 3)
+    assert [k["knob"] for k in knobbed.knobs] == ["rotate", "permute_neurons", "perturb"]
+    assert knobbed.knobs[-1]["scale"] > 0
+    for module, weights in knobbed.params.items():  # no exact zero left in a weight matrix
+        if "w" in weights:
+            assert np.all(weights["w"] != 0), module
+    checked, mismatches = find_mismatches(knobbed, model.program, _inputs(name))
+    assert checked > 0 and mismatches == []
+    with pytest.raises(KnobError, match="perturb cannot keep this model exact") as caught:
+        realism.perturb(model, 1, scale=1e-3)
     assert "\n" not in str(caught.value)
 
 
@@ -147,12 +158,13 @@ def test_raspc_compile_rotates_a_layer_norm_model(tmp_path, capsys):
 
 @pytest.mark.sweep
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
-def test_every_layer_norm_example_rotates_exactly(name):
+def test_every_layer_norm_example_takes_every_knob_exactly(name):
     """Acceptance sweep at N = 5: exact, truth re-checked, value cosines below 0.9."""
     model = _layer_norm_model(name, min(5, EXAMPLES[name].max_seq_len))
-    rotated = realism.rotate(model, 1)
     n = model.config.max_seq_len
-    checked, mismatches = find_mismatches(rotated, model.program, _inputs(name, n))
-    assert checked > 0 and mismatches == []
-    realism.recheck_truth(rotated).raise_if_failed()
+    rotated = realism.rotate(model, 1)
     assert _value_axis_cosine(rotated) < 0.9
+    for knobbed in (rotated, realism.permute_neurons(model, 2), realism.perturb(model, 3)):
+        checked, mismatches = find_mismatches(knobbed, model.program, _inputs(name, n))
+        assert checked > 0 and mismatches == [], knobbed.knobs
+        realism.recheck_truth(knobbed).raise_if_failed()

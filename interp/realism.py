@@ -3,8 +3,9 @@
 Each knob takes a `CompiledModel` and gives an ordinary one (same API, exports, save/load)
 whose ground truth was carried through the same transformation, never rebuilt:
 
-  - `rotate(model, seed)`: a seeded random orthogonal change of the residual basis; the
-    truth's `residual_basis` says where every named direction went;
+  - `rotate(model, seed)`: a seeded random orthogonal change of the residual basis (with
+    LayerNorm, one that fixes the all-ones vector); the truth's `residual_basis` says
+    where every named direction went;
   - `permute_neurons(model, seed)`: each MLP block's hidden units shuffled and scaled by
     powers of two (exact under ReLU); the truth's `units` / `unit_scales` follow them;
   - `perturb(model, seed, scale=None)`: uniform noise of at most `scale` on every weight,

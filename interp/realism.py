@@ -102,11 +102,11 @@ def random_rotation(d: int, seed: int, block: int | None = None, keep_ones: bool
 
 def _haar(rng, size: int, keep_ones: bool = False) -> np.ndarray:
     inner = size - 1 if keep_ones else size
+    reflect = _ones_reflection(size) if keep_ones else None
     for _ in range(1000):
         q, r = np.linalg.qr(rng.standard_normal((inner, inner)))
         q = q * np.sign(np.diag(r))  # the sign fix makes the draw Haar-distributed
         if keep_ones:  # q acts on the complement of 1: H·diag(1, q)·H, with H e₁ = 1/√size
-            reflect = _ones_reflection(size)
             q = reflect @ _direct_sum(np.eye(1), q) @ reflect
         if np.max(np.abs(q)) < MAX_AXIS_COSINE:
             return q
@@ -229,9 +229,9 @@ def _require_bound(model, params, truth, scale, knob, magnitudes):
     bound = _bound(model, params, truth, scale, magnitudes)
     if bound.layer_norm == float("inf"):
         raise KnobError(f"{knob} cannot keep this model exact: LayerNorm's computed mean or "
-                        "scale error on the rotated residual may exceed what the read bound "
-                        "assumes (interp.realism_bounds.MEAN_SLACK, NORM_SLACK); rotate in "
-                        "smaller groups (block) or without layer_norm")
+                        "scale error may exceed what the read bound assumes (interp."
+                        "realism_bounds.MEAN_SLACK, NORM_SLACK); rotate in smaller groups "
+                        "(block), perturb at a smaller scale, or compile without layer_norm")
     if not bound.accepted:
         from_norm = f" ({bound.layer_norm:.3g} of it from LayerNorm)" if bound.layer_norm else ""
         advice = f" (scale {scale:.3g}); use a smaller scale or scale=None" if scale else ""

@@ -84,6 +84,45 @@ def test_rotated_layer_norm_truth_passes_the_recheck_and_round_trips(tmp_path):
     assert loaded.apply(["BOS", "a", "b", "c"]).decoded == ["BOS", "c", "b", "a"]
 
 
+@pytest.mark.parametrize("name", ["sort", "frac_prevs"])
+def test_layer_norm_reads_of_the_rotated_residual_stay_within_the_bound(name):
+    """LayerNorm and every read of it, in float32 in four summation orders, on the rotated
+    model's own residuals: the observed error of each read against the float64 read of
+    the residual stays within realism_bounds' per-read LayerNorm bound."""
+    from craft.float_bounds import UNIT_ROUNDOFF as u
+    from craft.float_bounds import gamma
+    from interp.realism_bounds import named_magnitudes, norm_statistics
+    from rasp_runtime.interventions import run_batch
+    from tests.test_layer_norm_bounds import ORDERS, _layer_norm
+    model = _layer_norm_model(name)
+    rotated = realism.rotate(model, 1)
+    mean, scale, _ = norm_statistics(model, rotated.params, rotated.ground_truth,
+                                     named_magnitudes(model, model.ground_truth))
+    batch = [[model.config.bos, *xs] for xs in _inputs(name, count=30, seed=2)]
+    run = run_batch(rotated, batch)
+    real = np.arange(6)[None, :] < np.array([len(b) for b in batch])[:, None]
+    rows = np.concatenate([np.asarray(r)[:, :6][real] for r in run["residuals"]])
+    rows = rows.astype(np.float32)
+    exact = rows.astype(np.float64)
+    eps = model.config.layer_norm_eps
+    readers = [np.asarray(w["w"], np.float32) for module, w in rotated.params.items()
+               if module == "unembed" or module.endswith(("/query", "/key", "/value",
+                                                          "/linear_1"))]
+    for total in ORDERS:
+        computed_mean, out = _layer_norm(rows, eps, np.sqrt(eps), total)
+        assert np.abs(computed_mean).max() <= mean
+        for w in readers:
+            want = exact @ w.astype(np.float64)
+            terms = (out[:, :, None] * w[None]).astype(np.float32)
+            got = total(np.moveaxis(terms, 1, -1)).astype(np.float64)
+            size = np.abs(exact) @ np.abs(w.astype(np.float64))    # Σ|w_k x_k| per read
+            absolute = np.abs(w).sum(axis=0, dtype=np.float64)
+            column_sum = np.abs(w.sum(axis=0, dtype=np.float64))
+            allowed = gamma(w.shape[0] + 1) * (1 + scale) * (1 + u) * (size + mean * absolute) \
+                + scale * size + (1 + scale) * (mean * column_sum + u * (size + mean * absolute))
+            assert (np.abs(got - want) <= allowed).all(), total.__name__
+
+
 def test_rotate_of_a_layer_norm_model_is_deterministic_in_its_seed():
     model = _layer_norm_model("hist")
     a, b, c = (realism.rotate(model, s) for s in (5, 5, 6))
@@ -101,6 +140,20 @@ def test_a_wide_layer_norm_model_rotates_in_groups_that_stay_exact():
     checked, mismatches = find_mismatches(rotated, model.program, _inputs("sort", count=100))
     assert checked > 0 and mismatches == []
     assert _value_axis_cosine(rotated) < 0.9
+
+
+def test_rotate_refuses_in_one_line_naming_what_layer_norm_costs(monkeypatch):
+    from interp import realism_bounds
+    model = _layer_norm_model("reverse")
+    monkeypatch.setattr(realism_bounds, "READ_MARGIN", 1e-7)  # no group size fits now
+    with pytest.raises(KnobError, match=r"of it from LayerNorm\), over the margin 1e-07") \
+            as caught:
+        realism.rotate(model, 1)
+    assert "\n" not in str(caught.value)
+    monkeypatch.setattr(realism_bounds, "READ_MARGIN", 1e-5)
+    monkeypatch.setattr(realism_bounds, "MEAN_SLACK", 1e-12)  # the mean's premise fails
+    with pytest.raises(KnobError, match="LayerNorm's computed mean or scale error"):
+        realism.rotate(model, 1)
 
 
 def test_permute_neurons_keeps_a_layer_norm_model_exact():

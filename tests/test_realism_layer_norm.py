@@ -3,8 +3,9 @@
 `rotate` turns the content of the residual in the complement of the all-ones vector, so
 LayerNorm commutes with it, and perturb's bound covers LayerNorm. These tests compare
 knobbed LN models with the reference evaluator (rasp.evaluate) on random inputs, measure
-the truth's axis cosines from the saved residual_basis, and check the path-patching
-re-check, save/load and the seed.
+the truth's axis cosines from the saved residual_basis, recompute LayerNorm and its reads
+in float32 in four summation orders against the per-read bound, and check the
+path-patching re-check, save/load, the seed and the one-line refusals.
 Models are library examples at N = 5; the every-example sweep is in the sweep set.
 """
 

@@ -3,8 +3,9 @@
 Each knob takes a `CompiledModel` and gives an ordinary one (same API, exports, save/load)
 whose ground truth was carried through the same transformation, never rebuilt:
 
-  - `rotate(model, seed)`: a seeded random orthogonal change of the residual basis; the
-    truth's `residual_basis` says where every named direction went;
+  - `rotate(model, seed)`: a seeded random orthogonal change of the residual basis (with
+    LayerNorm, one that fixes the all-ones vector); the truth's `residual_basis` says
+    where every named direction went;
   - `permute_neurons(model, seed)`: each MLP block's hidden units shuffled and scaled by
     powers of two (exact under ReLU); the truth's `units` / `unit_scales` follow them;
   - `perturb(model, seed, scale=None)`: uniform noise of at most `scale` on every weight,
@@ -47,8 +48,15 @@ def rotate(model: CompiledModel, seed: int, block: int | None = None) -> Compile
     if the float32 error bound (interp.realism_bounds) accepts it, else halves the
     groups until it does (at least MIN_BLOCK). A given `block` is refused (KnobError)
     when the bound fails. The block used is recorded in the knob.
+
+    With LayerNorm (uniform gain, zero offset, as compiled) R fixes the all-ones vector:
+    it rotates only the subspace orthogonal to it (within each group), so the mean and
+    the norm LayerNorm computes, hence LayerNorm itself, commute with R. Its own two
+    coordinates, balance and mean_probe, stay on their axes (no reader reads the balance,
+    whose size is that of the whole content), so the mean-probe reads still cancel the
+    computed mean (docs/realism.md).
     """
-    _check_plain_norm(model, "rotate")
+    fixed = _norm_coordinates(model, "rotate")
     truth = model.ground_truth
     from interp.realism_bounds import named_magnitudes
     magnitudes = named_magnitudes(model, truth)  # basis-free: the same after rotating
@@ -56,7 +64,7 @@ def rotate(model: CompiledModel, seed: int, block: int | None = None) -> Compile
     sizes = [block] if block is not None else \
         [d] + [b for b in (2 ** k for k in range(d.bit_length() - 1, 1, -1)) if b < d]
     for size in sizes:
-        rotation = random_rotation(d, seed, size)
+        rotation = random_rotation(d, seed, size, bool(fixed), fixed)
         params = _change_basis(model.params, rotation)
         basis = truth.direction_vectors() @ rotation
         new_truth = dataclasses.replace(truth, residual_basis=tuple(map(tuple, basis)))
@@ -64,37 +72,63 @@ def rotate(model: CompiledModel, seed: int, block: int | None = None) -> Compile
             _require_bound(model, params, new_truth, 0.0, "rotate", magnitudes)
         elif not _bound(model, params, new_truth, 0.0, magnitudes).accepted:
             continue
-        knob = {"knob": "rotate", "seed": int(seed), "block": int(min(size, d))}
+        knob = {"knob": "rotate", "seed": int(seed), "block": int(min(size, d - len(fixed)))}
         return _knobbed(model, params, new_truth, knob)
     raise AssertionError("unreachable: the last size raises or returns")
 
 
-def random_rotation(d: int, seed: int, block: int | None = None) -> np.ndarray:
+def random_rotation(d: int, seed: int, block: int | None = None, keep_ones: bool = False,
+                    fixed: tuple[int, ...] = ()) -> np.ndarray:
     """A seeded random orthogonal d×d matrix (float64): a random permutation of the
     coordinates, then a Haar-random rotation within each group of about `block` (the
     whole space by default). Each group is redrawn until its entries all stay below
-    MAX_AXIS_COSINE in size, so no named direction keeps a coordinate axis."""
-    block = d if block is None else block
-    if block < MIN_BLOCK and block < d or d < 2:
+    MAX_AXIS_COSINE in size, so no named direction keeps a coordinate axis.
+    keep_ones: each group's rotation fixes the group's all-ones vector (it is Haar on the
+    orthogonal complement), so the matrix fixes the all-ones vector of the residual.
+    `fixed` coordinates stay on their axes; the others are grouped and rotated."""
+    moved = d - len(fixed)
+    block = moved if block is None else block
+    if block < MIN_BLOCK and block < moved or moved < 2:
         raise KnobError(f"rotate needs groups of at least {MIN_BLOCK} coordinates and "
-                        f"d_model ≥ 2, got block {block} and d_model {d}")
+                        f"at least 2 to rotate, got block {block} and {moved}")
     rng = np.random.default_rng(seed)
-    order = rng.permutation(d)
-    groups = np.array_split(order, -(-d // block))
-    rotation = np.zeros((d, d))
+    order = np.setdiff1d(np.arange(d), fixed)[rng.permutation(moved)]
+    groups = np.array_split(order, -(-moved // block))
+    rotation = np.diag(np.isin(np.arange(d), fixed).astype(np.float64))
     for group in groups:
-        rotation[np.ix_(group, group)] = _haar(rng, len(group))
+        rotation[np.ix_(group, group)] = _haar(rng, len(group), keep_ones)
     return rotation
 
 
-def _haar(rng, size: int) -> np.ndarray:
+def _haar(rng, size: int, keep_ones: bool = False) -> np.ndarray:
+    inner = size - 1 if keep_ones else size
+    reflect = _ones_reflection(size) if keep_ones else None
     for _ in range(1000):
-        q, r = np.linalg.qr(rng.standard_normal((size, size)))
+        q, r = np.linalg.qr(rng.standard_normal((inner, inner)))
         q = q * np.sign(np.diag(r))  # the sign fix makes the draw Haar-distributed
+        if keep_ones:  # q acts on the complement of 1: H·diag(1, q)·H, with H e₁ = 1/√size
+            q = reflect @ _direct_sum(np.eye(1), q) @ reflect
         if np.max(np.abs(q)) < MAX_AXIS_COSINE:
             return q
     raise KnobError(f"no rotation of {size} coordinates kept every entry below "
                     f"{MAX_AXIS_COSINE} in 1000 draws")
+
+
+def _ones_reflection(size: int) -> np.ndarray:
+    """The Householder reflection H (symmetric, orthogonal) that swaps e₁ and 1/√size."""
+    v = np.full(size, 1 / np.sqrt(size))
+    v[0] -= 1.0
+    norm = np.linalg.norm(v)
+    if norm == 0:  # size 1: e₁ is already the all-ones vector
+        return np.eye(size)
+    v /= norm
+    return np.eye(size) - 2 * np.outer(v, v)
+
+
+def _direct_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out = np.zeros((len(a) + len(b), len(a) + len(b)))
+    out[:len(a), :len(a)], out[len(a):, len(a):] = a, b
+    return out
 
 
 def permute_neurons(model: CompiledModel, seed: int) -> CompiledModel:
@@ -146,7 +180,7 @@ def perturb(model: CompiledModel, seed: int, scale: float | None = None) -> Comp
     so every reader still decodes the same values and the truth is unchanged); a given
     `scale` is refused when the bound fails. The scale used is recorded in the knob.
     """
-    _check_plain_norm(model, "perturb")
+    _norm_coordinates(model, "perturb")  # LayerNorm as compiled: the bound covers it
     from interp.realism_bounds import named_magnitudes
     truth = model.ground_truth
     magnitudes = named_magnitudes(model, truth)
@@ -193,17 +227,40 @@ def _bound(model, params, truth, scale, magnitudes):
 
 def _require_bound(model, params, truth, scale, knob, magnitudes):
     bound = _bound(model, params, truth, scale, magnitudes)
+    if bound.layer_norm == float("inf"):
+        raise KnobError(f"{knob} cannot keep this model exact: LayerNorm's computed mean or "
+                        "scale error may exceed what the read bound assumes (interp."
+                        "realism_bounds.MEAN_SLACK, NORM_SLACK); rotate in smaller groups "
+                        "(block), perturb at a smaller scale, or compile without layer_norm")
     if not bound.accepted:
+        from_norm = f" ({bound.layer_norm:.3g} of it from LayerNorm)" if bound.layer_norm else ""
+        advice = f" (scale {scale:.3g}); use a smaller scale or scale=None" if scale else ""
         raise KnobError(f"{knob} cannot keep this model exact: a read's worst-case error "
-                        f"would equal moving its input by {bound.read_error:.3g}, over the "
-                        f"margin {bound.margin:.3g}" + (f" (scale {scale:.3g}); use a smaller "
-                                                        "scale or scale=None" if scale else ""))
+                        f"would equal moving its input by {bound.read_error:.3g}{from_norm}, "
+                        f"over the margin {bound.margin:.3g}{advice}")
 
 
-def _check_plain_norm(model, knob):
-    if model.config.normalization != "none":
-        raise KnobError(f"{knob} does not yet support models with normalization "
-                        f"{model.config.normalization!r}; apply it to a model without LayerNorm")
+def _norm_coordinates(model, knob: str = "rotate") -> tuple[int, ...]:
+    """The balance and mean-probe coordinates of a LayerNorm model (compiler.layer_norm
+    puts them last), () without LayerNorm. KnobError unless every gain is one number on
+    every coordinate and every offset is zero, as compiled: then LayerNorm commutes with
+    any rotation that fixes the all-ones vector."""
+    if model.config.normalization == "none":
+        return ()
+    if model.config.normalization != "layernorm":
+        raise KnobError(f"{knob} does not support normalization "
+                        f"{model.config.normalization!r}; use a model without it or with "
+                        "compiled LayerNorm (layer_norm=True)")
+    for module, weights in sorted(model.params.items()):
+        if "scale" in weights and (np.ptp(weights["scale"]) != 0 or np.any(weights["offset"])):
+            raise KnobError(f"{knob} needs every LayerNorm gain equal on all coordinates and "
+                            f"every offset zero, as compiled; {module} is not")
+    d = model.config.d_model
+    labels = model.residual_labels[-2:]
+    if not (labels[0].startswith("balance") and labels[1].startswith("mean_probe")):
+        raise KnobError(f"{knob} expects a LayerNorm model's last two residual directions to "
+                        f"be its balance and mean probe, got {labels}; compile it again")
+    return d - 2, d - 1
 
 
 def _change_basis(params, rotation: np.ndarray):

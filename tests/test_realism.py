@@ -164,16 +164,6 @@ def test_save_and_load_keep_knobs_and_truth(tmp_path):
     assert loaded.apply(tokens).decoded == model.apply(tokens).decoded
 
 
-def test_rotate_refuses_layer_norm_models():
-    model = example_model("reverse")
-    model = CompiledModel(model.params, dataclasses.replace(model.config,
-                                                            normalization="layer_norm"),
-                          model.residual_labels, model.components,
-                          model.value_records.values(), model.program)
-    with pytest.raises(KnobError, match="normalization"):
-        realism.rotate(model, 1)
-
-
 # Where the per-read bound cannot prove any noise scale (docs/realism.md): perturb refuses.
 PERTURB_REFUSED = {("rasp_sort", 8), ("rasp_most_freq", 8)}
 

@@ -95,7 +95,7 @@ class _Builder(AttentionBlocks, MLPBlocks, OneHotNoise):
                 return self._length(node, expr)
             case rx.Map():
                 return self._map(node, expr)
-            case rx.LinearSequenceMap() if rx.is_numerical(expr.fst):
+            case rx.LinearSequenceMap() if self._reads_linearly(expr):
                 return self._linear(node, expr)
             case rx.SequenceMap():
                 return self._sequence_map(node, expr)

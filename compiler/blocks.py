@@ -17,6 +17,7 @@ from compiler.budgets import Budgets
 from compiler.graph import ProgramGraph
 from compiler.input_errors import EMBEDDED, OneHotNoise
 from compiler.layer_norm import LayerNormReads
+from compiler.linear_blocks import LinearBlocks
 from compiler.mlp_blocks import REDUCE_VALUES_HINT, MLPBlocks
 from compiler.node_block import NodeBlock
 from compiler.values import ValueSet
@@ -69,7 +70,7 @@ def build_blocks(graph: ProgramGraph, values: dict[int, ValueSet],
 
 
 @dataclasses.dataclass(frozen=True)
-class _Builder(AttentionBlocks, MLPBlocks, OneHotNoise):
+class _Builder(AttentionBlocks, MLPBlocks, LinearBlocks, OneHotNoise):
     """The program's blocks, built one SOp at a time (readers first, see build_blocks);
     the mixins hold the constructions and the one-hot error bounds."""
 

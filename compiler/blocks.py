@@ -126,10 +126,11 @@ class _Builder(AttentionBlocks, MLPBlocks, LinearBlocks, OneHotNoise):
 
     def written_error(self, block: NodeBlock) -> float:
         """A bound on the L1 float32 error of what `block` writes to the residual: its
-        SOp's (a number's budget, a one-hot's noise), and a width's scratch."""
+        SOp's (a number's budget at its largest, a one-hot's noise), and a width's scratch."""
         expr = self.graph.expr(block.node)
-        error = self.budgets.budget(block.node) + self.budgets.read_error(block.node) \
-            if rx.is_numerical(expr) else self._written_noise(expr)
+        error = self.budgets.most(block.node, self.values[block.node].values) \
+            + self.budgets.read_error(block.node) if rx.is_numerical(expr) \
+            else self._written_noise(expr)
         own = set(self.spaces[block.node].basis)
         if any(d not in own for part in block.parts() for d in part.writes.basis):
             # a width's scratch: its bound where _counting recorded it, else its window

@@ -103,7 +103,7 @@ class Budgets:
         """The error `node` may carry where it takes each of `values`: what each reader
         tolerates there (its least where it did not say per value), and at the program's
         output also `output_budget(v)` (relative for large values), so a value is never
-        charged a budget set by a larger one. Never more than `budget` at its least."""
+        charged a budget set by a larger one. Never less than `budget`."""
         values = np.asarray(values, np.float64)
         readers = self.tolerances.get(node, {})
         unread = NUMERIC_BUDGET if not readers and node != self.output else np.inf
@@ -113,6 +113,11 @@ class Budgets:
         if node == self.output:
             limit = np.minimum(limit, output_budget(values))
         return limit - self.read_error(node)
+
+    def most(self, node: int, values) -> float:
+        """The largest error `node` may carry where it takes any of `values` (all it takes):
+        what its writer was checked against, for bounds on what the residual holds."""
+        return max(self.budget(node), float(np.max(self.allowed(node, values), initial=0.0)))
 
     def _tolerated_at(self, sop: int, reader: int, values: np.ndarray, least: float):
         """What `reader` tolerates of `sop` at each of `values`: its per-value entry where

@@ -149,8 +149,8 @@ class Budgets:
 
         `terms` are `LinearTerm`s (or tuples of their fields); sop None for an input read
         without error (a one-hot). The MLP (`units` hidden units) is exact but for
-        rounding: over inputs x that carry errors e, error ≤ F·e + γ_{units+1}·(Σ m·|coeff·x|
-        + F·e), with F the Σ|coeff| of the inputs that carry errors and m each term's
+        rounding: over inputs x that carry errors e, error ≤ F·e + γ_{units+1}·(Σ m·|c·x|
+        + F·e), with F the Σ|c| of the inputs that carry errors and m each term's
         `magnitude` (float_bounds.matmul_error). That must fit the budget of the value
         Σ coeff·x it writes (at the output `output_budget`, relative for large values) for
         every combination of input values, so no cancellation is ever charged a relative

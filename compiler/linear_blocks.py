@@ -71,7 +71,7 @@ class LinearBlocks:
                 clamps.append(clean_lookup.clean_lookup_mlp(
                     space, self.spaces[node],
                     lambda d, c=coefficient, n=number: {out: c * n(d.value)},
-                    f"{label}.clamp{len(clamps)}", info))
+                    f"{label}.clamp", info))  # one at most: one input is a number
                 bounded.append((None, coefficient, values, clean_lookup.CLAMP_MAGNITUDE))
         block = numerical.linear_mlp(terms, out, f"{label}.hidden", info, frozenset(nonnegative))
         if clamps:
@@ -87,7 +87,8 @@ class LinearBlocks:
         if source is None:
             return None if rx.is_numerical(sop) else (sop, float)
         if rx.is_numerical(sop):
-            result, direction = self._map_result(sop.unique_id), self.spaces[sop.unique_id].basis[0]
+            result = self._map_result(sop.unique_id)
+            direction = self.spaces[sop.unique_id].basis[0]
             return source, lambda v: float(result(v).get(direction, 0.0))
         return source, functools.partial(_number_or_zero, sop.f)
 

@@ -17,6 +17,7 @@ from compiler.budgets import Budgets
 from compiler.graph import ProgramGraph
 from compiler.input_errors import EMBEDDED, OneHotNoise
 from compiler.layer_norm import LayerNormReads
+from compiler.linear_blocks import LinearBlocks
 from compiler.mlp_blocks import REDUCE_VALUES_HINT, MLPBlocks
 from compiler.node_block import NodeBlock
 from compiler.values import ValueSet
@@ -69,7 +70,7 @@ def build_blocks(graph: ProgramGraph, values: dict[int, ValueSet],
 
 
 @dataclasses.dataclass(frozen=True)
-class _Builder(AttentionBlocks, MLPBlocks, OneHotNoise):
+class _Builder(AttentionBlocks, MLPBlocks, LinearBlocks, OneHotNoise):
     """The program's blocks, built one SOp at a time (readers first, see build_blocks);
     the mixins hold the constructions and the one-hot error bounds."""
 
@@ -95,7 +96,7 @@ class _Builder(AttentionBlocks, MLPBlocks, OneHotNoise):
                 return self._length(node, expr)
             case rx.Map():
                 return self._map(node, expr)
-            case rx.LinearSequenceMap() if rx.is_numerical(expr.fst):
+            case rx.LinearSequenceMap() if self._reads_linearly(expr):
                 return self._linear(node, expr)
             case rx.SequenceMap():
                 return self._sequence_map(node, expr)
@@ -125,10 +126,11 @@ class _Builder(AttentionBlocks, MLPBlocks, OneHotNoise):
 
     def written_error(self, block: NodeBlock) -> float:
         """A bound on the L1 float32 error of what `block` writes to the residual: its
-        SOp's (a number's budget, a one-hot's noise), and a width's scratch."""
+        SOp's (a number's budget at its largest, a one-hot's noise), and a width's scratch."""
         expr = self.graph.expr(block.node)
-        error = self.budgets.budget(block.node) + self.budgets.read_error(block.node) \
-            if rx.is_numerical(expr) else self._written_noise(expr)
+        error = self.budgets.most(block.node, self.values[block.node].values) \
+            + self.budgets.read_error(block.node) if rx.is_numerical(expr) \
+            else self._written_noise(expr)
         own = set(self.spaces[block.node].basis)
         if any(d not in own for part in block.parts() for d in part.writes.basis):
             # a width's scratch: its bound where _counting recorded it, else its window

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -36,12 +37,27 @@ OUTPUT_BUDGET = ABSOLUTE_TOLERANCE / 2
 LOOKUP_NOISE = 1e-5
 # Most combinations of input values a linear map's bound is checked on, one by one.
 MAX_COMBINATIONS = 1_000_000
+# A value a reader's per-value tolerance was recorded at matches a value its writer
+# checks within this (relative): the same number, computed in another order.
+SAME_VALUE = 1e-9
 
 
 def output_budget(value):
     """The float32 error the compiler lets the program's output carry where it is v:
     half of `tolerance(v)`, i.e. max(5e-5, 2⁻¹⁸·|v|)."""
     return tolerance(value) / 2
+
+
+class LinearTerm(NamedTuple):
+    """One input of a linear map: numerical `sop` (None: a one-hot, read without error),
+    its coefficient and values, and the Σ|hidden unit × weight| it adds per unit of
+    |coefficient·value| (1 for relu(x) − relu(−x) or a one-hot; a clamp adds more,
+    clean_lookup.CLAMP_MAGNITUDE)."""
+
+    sop: int | None
+    coefficient: float
+    values: list[float]
+    magnitude: float = 1.0
 
 
 @dataclasses.dataclass
@@ -52,13 +68,23 @@ class Budgets:
     is_numerical: Callable[[int], bool]
     label: Callable[[int], str] = str
     tolerances: dict[int, dict[int, float]] = dataclasses.field(default_factory=dict)
+    # Where a reader tolerates more at some values of the SOp than at others (a linear
+    # map whose budget is relative for large values): SOp → reader → (sorted values,
+    # error tolerated at each). `tolerances` keeps the least, for any other value.
+    at_values: dict[int, dict[int, tuple[np.ndarray, np.ndarray]]] = \
+        dataclasses.field(default_factory=dict)
     # What reading `node` costs on top of its own error (a LayerNorm before every read,
     # compiler.layer_norm); its readers' tolerances pay for it first.
     read_error: Callable[[int], float] = lambda node: 0.0
 
-    def tolerate(self, reader: int, sop: int, error: float):
-        """Record that `reader` stays exact while numerical `sop` errs by at most `error`."""
+    def tolerate(self, reader: int, sop: int, error: float, values=None, errors=None):
+        """Record that `reader` stays exact while numerical `sop` errs by at most `error`,
+        or, where `sop` is one of `values`, by the matching entry of `errors` (≥ `error`)."""
         self.tolerances.setdefault(sop, {})[reader] = error
+        if values is not None:
+            order = np.argsort(values)
+            self.at_values.setdefault(sop, {})[reader] = (
+                np.asarray(values, np.float64)[order], np.asarray(errors, np.float64)[order])
 
     def tolerate_by_default(self, reader: int, inputs: Iterable[int]):
         """NUMERIC_BUDGET for each numerical input `reader` has not stated a tolerance for."""
@@ -74,14 +100,35 @@ class Budgets:
         return min(tolerated, default=NUMERIC_BUDGET) - self.read_error(node)
 
     def allowed(self, node: int, values) -> np.ndarray:
-        """The error `node` may carry where it takes each of `values`: its budget, and at
-        the program's output also `output_budget(v)` (relative for large values), so a
-        value is never charged a budget set by a larger one."""
+        """The error `node` may carry where it takes each of `values`: what each reader
+        tolerates there (its least where it did not say per value), and at the program's
+        output also `output_budget(v)` (relative for large values), so a value is never
+        charged a budget set by a larger one. Never less than `budget`."""
         values = np.asarray(values, np.float64)
-        if node != self.output:
-            return np.full(values.shape, self.budget(node))
-        readers = min(self.tolerances.get(node, {}).values(), default=np.inf)
-        return np.minimum(readers, output_budget(values)) - self.read_error(node)
+        readers = self.tolerances.get(node, {})
+        unread = NUMERIC_BUDGET if not readers and node != self.output else np.inf
+        limit = np.full(values.shape, unread)
+        for reader, least in readers.items():
+            limit = np.minimum(limit, self._tolerated_at(node, reader, values, least))
+        if node == self.output:
+            limit = np.minimum(limit, output_budget(values))
+        return limit - self.read_error(node)
+
+    def most(self, node: int, values) -> float:
+        """The largest error `node` may carry where it takes any of `values` (all it takes):
+        what its writer was checked against, for bounds on what the residual holds."""
+        return max(self.budget(node), float(np.max(self.allowed(node, values), initial=0.0)))
+
+    def _tolerated_at(self, sop: int, reader: int, values: np.ndarray, least: float):
+        """What `reader` tolerates of `sop` at each of `values`: its per-value entry where
+        exactly one recorded value matches (SAME_VALUE), else its least."""
+        known, errors = self.at_values.get(sop, {}).get(reader, (None, None))
+        if known is None or not len(known):
+            return np.full(values.shape, least)
+        near = SAME_VALUE * np.maximum(1.0, np.abs(values))
+        first = np.searchsorted(known, values - near, "left")
+        last = np.searchsorted(known, values + near, "right")
+        return np.where(last - first == 1, errors[np.minimum(first, len(known) - 1)], least)
 
     def spent_by(self, node: int) -> str:
         """Who sets `node`'s budget, for a refusal: its least tolerant reader, and what
@@ -97,41 +144,53 @@ class Budgets:
             text += f" (which must itself stay within {self.budget(reader):.2g} for {upstream})"
         return text
 
-    def linear(self, node: int, expr, terms: list[tuple[int | None, float, list[float]]],
-               units: int):
+    def linear(self, node: int, expr, terms: list[tuple], units: int):
         """Budgets of a linear map's inputs, or a refusal naming the rounding it cannot afford.
 
-        `terms` are (sop, coefficient, its values); sop None for an input read exactly (a
-        one-hot). The MLP (`units` hidden units) is exact but for rounding: over inputs x
-        that carry errors e, error ≤ F·e + γ_{units+1}·(Σ|coeff·x| + F·e), with F the
-        Σ|coeff| of the inputs that carry errors (float_bounds.matmul_error). That must
-        fit the budget of the value a·x + b·y it writes (at the output `output_budget`,
-        relative for large values) for every combination of input values, so no
-        cancellation is ever charged a relative budget.
+        `terms` are `LinearTerm`s (or tuples of their fields); sop None for an input read
+        without error (a one-hot). The MLP (`units` hidden units) is exact but for
+        rounding: over inputs x that carry errors e, error ≤ F·e + γ_{units+1}·(Σ m·|c·x|
+        + F·e), with F the Σ|c| of the inputs that carry errors and m each term's
+        `magnitude` (float_bounds.matmul_error). That must fit the budget of the value
+        Σ coeff·x it writes (at the output `output_budget`, relative for large values) for
+        every combination of input values, so no cancellation is ever charged a relative
+        budget. Each input may then err, at each of its values x, by what the least
+        tolerant combination holding x leaves over F (so Σ|coeff|·e fits every one).
         """
         merged: dict = {}  # the same SOp twice is one term (a·x + b·x = (a + b)·x)
-        for sop, coefficient, xs in terms:
-            key = id(xs) if sop is None else sop
-            merged[key] = (sop, merged.get(key, (sop, 0.0, xs))[1] + coefficient, xs)
+        for term in (LinearTerm(*t) for t in terms):
+            key = id(term.values) if term.sop is None else term.sop
+            before = merged.get(key, term._replace(coefficient=0.0))
+            merged[key] = term._replace(coefficient=before.coefficient + term.coefficient)
         terms = list(merged.values())
-        worst = _combinations([np.asarray(xs, np.float64) * c for _, c, xs in terms])
+        worst = _combinations([(np.asarray(t.values, np.float64) * t.coefficient, t.magnitude)
+                               for t in terms])
         if worst is None:  # too many combinations: each term at its largest, least budget
-            magnitude = sum(abs(c) * max(map(abs, xs), default=0.0) for _, c, xs in terms)
+            magnitude = sum(t.magnitude * abs(t.coefficient) * max(map(abs, t.values),
+                                                                   default=0.0) for t in terms)
+            slacks = None
             slack = self.budget(node) - float_bounds.matmul_error(magnitude, units)
         else:
             values, magnitudes = worst
-            slack = float(np.min(self.allowed(node, values)
-                                 - float_bounds.matmul_error(magnitudes, units)))
+            slacks = (self.allowed(node, values) - float_bounds.matmul_error(magnitudes, units)
+                      ).reshape([max(len(t.values), 1) for t in terms])
+            slack = float(np.min(slacks))
         if slack <= 0:
             raise CompileError(expr, "float32 rounding of its linear combination may exceed "
                                f"what {self.spent_by(node)} tolerates by {-slack:.2g}"
                                + self._after_reads(node),
                                "scale the coefficients or the values down")
-        carried = sum(abs(c) for sop, c, _ in terms if sop is not None)  # the F above
+        carried = sum(abs(t.coefficient) for t in terms if t.sop is not None)  # the F above
         per_input_error = max(carried * (1 + float_bounds.gamma(units + 1)), 1e-300)
-        for sop, _, _ in terms:
-            if sop is not None:
-                self.tolerate(node, sop, slack / per_input_error)
+        for axis, term in enumerate(terms):
+            if term.sop is None:
+                continue
+            if slacks is None or not len(term.values):
+                self.tolerate(node, term.sop, slack / per_input_error)
+                continue
+            others = tuple(a for a in range(slacks.ndim) if a != axis)
+            self.tolerate(node, term.sop, slack / per_input_error, term.values,
+                          np.min(slacks, axis=others) / per_input_error)
 
     def mean(self, node: int, expr, sop: int | None, count: int, largest: float,
              leak: float = 0.0):
@@ -157,16 +216,18 @@ class Budgets:
             if cost else ""
 
 
-def _combinations(scaled: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
-    """(Σ sᵢ, Σ|sᵢ|) over every choice of one entry sᵢ from each array, flattened; None
+def _combinations(scaled: list[tuple[np.ndarray, float]]
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(Σ sᵢ, Σ mᵢ·|sᵢ|) over every choice of one entry sᵢ from each array (with its
+    magnitude factor mᵢ), flattened in C order (the first array's axis outermost); None
     where there are more than MAX_COMBINATIONS."""
-    if np.prod([max(len(s), 1) for s in scaled], dtype=np.float64) > MAX_COMBINATIONS:
+    if np.prod([max(len(s), 1) for s, _ in scaled], dtype=np.float64) > MAX_COMBINATIONS:
         return None
     values, magnitudes = np.zeros(1), np.zeros(1)
-    for s in scaled:
+    for s, factor in scaled:
         s = s if len(s) else np.zeros(1)
         values = np.add.outer(values, s).ravel()
-        magnitudes = np.add.outer(magnitudes, np.abs(s)).ravel()
+        magnitudes = np.add.outer(magnitudes, factor * np.abs(s)).ravel()
     return values, magnitudes
 
 

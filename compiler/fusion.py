@@ -2,8 +2,8 @@
 
 Takes a lowered program and gives an equivalent one with fewer sublayers:
   - Map/SequenceMap chains over at most two source SOps (at most one numerical)
-    become one Map or SequenceMap: one MLP instead of one per link; a linear map of
-    numerical SOps stays linear unless its chains reach categorical sources only
+    become one Map or SequenceMap: one MLP instead of one per link; a linear map with
+    a numerical input stays linear unless its chains reach categorical sources only
     (compiler.blocks reads a numerical Map of tokens or indices as a one-hot);
   - a Map of a SelectorWidth is computed by the SelectorWidth's own MLP
     (annotation `width_map`); a SequenceMap of a width and tokens or indices
@@ -169,9 +169,9 @@ def _precise_shift(width_map, max_seq_len, budget) -> float | None:
 
 
 def _is_linear(expr) -> bool:
-    """A LinearSequenceMap of numerical inputs: kept as an exact linear MLP."""
-    return (isinstance(expr, rx.LinearSequenceMap) and rx.is_numerical(expr.fst)
-            and rx.is_numerical(expr.snd))
+    """A LinearSequenceMap with a numerical input: kept as an exact linear MLP (the
+    builder reads a categorical input's one-hot linearly)."""
+    return isinstance(expr, rx.LinearSequenceMap) and any(map(rx.is_numerical, expr.children))
 
 
 def _form_of(expr) -> _Fused:
@@ -183,7 +183,7 @@ def _mlp_chain(expr, children, forms, max_seq_len, budget):
     # A linear map of numbers stays linear unless fusing makes it a lookup of categorical
     # sources alone: a discretiser of one number gated by another SOp would need the
     # combination's value gaps, where linear is exact for any values.
-    linear = isinstance(expr, rx.LinearSequenceMap) and all(map(rx.is_numerical, children))
+    linear = isinstance(expr, rx.LinearSequenceMap) and any(map(rx.is_numerical, children))
     lookup = forms.expandable if isinstance(forms, _Chains) else forms.get
     child_forms = [lookup(c.unique_id, _Fused((c,), _identity)) for c in children]
     expansions = ([True, True], [True, False], [False, True], [False, False])

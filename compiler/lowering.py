@@ -7,7 +7,8 @@ which:
     and one query SOp (composites over several SOps read tuple-valued SOps
     built by a pair-lookup MLP);
   - keys and queries are categorical, and so is at least one SequenceMap input
-    (a numerical one is discretised by an identity Map first);
+    (a numerical one is discretised by an identity Map first), but for a numerical
+    LinearSequenceMap with a numerical input;
   - a SequenceMap of one SOp with itself is a Map;
   - a linear combination of two numerical means over the same selector is one
     mean of the linear combination (exact, one layer less, and a value set of
@@ -88,7 +89,8 @@ def _lower(expr, lowered: Callable[[rx.RASPExpr], rx.RASPExpr]):
             fst, snd = lowered(expr.fst), lowered(expr.snd)
             if _same_mean(fst, snd) and rx.is_numerical(expr):
                 return _mean_of_combination(expr, fst, snd)
-            if rx.is_numerical(fst) and rx.is_numerical(snd) and rx.is_numerical(expr):
+            if (rx.is_numerical(fst) or rx.is_numerical(snd)) and rx.is_numerical(expr):
+                # a categorical input too: the builder reads its one-hot linearly
                 return rebuilt(expr, rx.LinearSequenceMap(fst, snd, expr.fst_fac, expr.snd_fac))
             return _sequence_map(expr, expr.f, fst, snd)
         case rx.SequenceMap():

@@ -1,4 +1,4 @@
-"""The MLP blocks of compiler.blocks' builder: Maps, SequenceMaps and linear maps.
+"""The MLP blocks of compiler.blocks' builder: Maps and SequenceMaps.
 
 `MLPBlocks` is mixed into the builder (whose graph, value sets, spaces and budgets it
 uses). A numerical input is discretised (craft.numerical) or read linearly; a
@@ -94,18 +94,18 @@ class MLPBlocks:
         naming the reader."""
         inner, noise = expr.inner, self._noise(expr.inner)
         in_space = self.spaces[inner.unique_id]
-        written = sorted({abs(float(v)) for d in in_space.basis for v in result(d.value).values()})
-        allowed = self.budgets.allowed(node, written)
+        written = sorted({float(v) for d in in_space.basis for v in result(d.value).values()})
+        allowed = self.budgets.allowed(node, written)  # per signed value: readers say so
 
         def fits(error_of) -> bool:
-            return all(error_of(v) <= a for v, a in zip(written, allowed))
+            return all(error_of(abs(v)) <= a for v, a in zip(written, allowed))
 
         if noise <= LOOKUP_NOISE and fits(lambda v: categorical.output_lookup_error(1, v, noise)):
             return self._lookup(inner, node, lambda d: result(d.value), hidden, info)
         if noise <= clean_lookup.INPUT_TOLERANCE and fits(clean_lookup.error_bound):
             return clean_lookup.clean_lookup_mlp(in_space, self.spaces[node],
                                                  lambda d: result(d.value), hidden, info)
-        largest = max(written, default=0.0)
+        largest = max(map(abs, written), default=0.0)
         raise CompileError(expr, f"float32 cannot write values as large as {largest:g} from "
                            f"a one-hot that may err by {noise:.2g} within what "
                            f"{self.budgets.spent_by(node)} tolerates "
@@ -306,40 +306,6 @@ class MLPBlocks:
             for direction, value in output_of(x).items():
                 rows[i, space.index[direction]] += value
         return rows
-
-    def _linear(self, node, expr) -> NodeBlock:
-        """a·x + b·y in one MLP. A term that is a numerical Map of an exact categorical c
-        (tokens, indices, lookups of those) is read from c's one-hot, Σ_v f(v)·[c = v],
-        so the Map needs no layer of its own and adds no error."""
-        terms, nonnegative, inputs, bounded = [], set(), [], []
-        for sop, coefficient in ((expr.fst, expr.fst_fac), (expr.snd, expr.snd_fac)):
-            source = self._exact_categorical_source(sop) if self.fold else None
-            if source is None:
-                terms.append((self.spaces[sop.unique_id].basis[0], coefficient))
-                inputs.append(sop.unique_id)
-            else:
-                result = self._map_result(sop.unique_id)
-                direction = self.spaces[sop.unique_id].basis[0]
-                for d in self.spaces[source.unique_id].basis:
-                    terms.append((d, coefficient * float(result(d.value).get(direction, 0.0))))
-                    nonnegative.add(d)
-                inputs.append(source.unique_id)
-            values = [float(v) for v in self.values[sop.unique_id].values]
-            bounded.append((None if source is not None else sop.unique_id, coefficient, values))
-        block = numerical.linear_mlp(terms, self.spaces[node].basis[0],
-                                     f"{self._label(node)}.hidden",
-                                     self._info(node, "linear_sequence_map"),
-                                     frozenset(nonnegative))
-        self.budgets.linear(node, expr, bounded, block.hidden_space.dim)
-        return NodeBlock(node, block, tuple(dict.fromkeys(inputs)))
-
-    def _exact_categorical_source(self, sop):
-        """c where `sop` is a numerical Map of categorical c whose one-hot is exact."""
-        if isinstance(sop, rx.Map) and not rx.is_numerical(sop.inner) \
-                and not isinstance(sop.inner, rx.SelectorWidth) and self._noise(sop.inner) == 0.0:
-            return sop.inner
-        return None
-
 
 @dataclasses.dataclass(frozen=True)
 class _GatedPlan:

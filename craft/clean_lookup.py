@@ -26,6 +26,9 @@ from craft.maps import LinearMap
 INPUT_TOLERANCE = 1 / 16
 _SINGLE = (2.0, (0.5, 1.5))   # input slope, the two units' offsets
 _PAIR = (2.0, (2.5, 3.5))
+# A single clamp's two units sum to at most this (1⅝ + ⅝ for an input within 1/16 of 1):
+# what its output weight v multiplies, so a sum over clamps rounds within γ·Σ this·|v|.
+CLAMP_MAGNITUDE = 2 * _SINGLE[0] * (1 + INPUT_TOLERANCE) - sum(_SINGLE[1])
 
 
 def clean_lookup_mlp(input_space: VectorSpace, output_space: VectorSpace,
@@ -102,6 +105,6 @@ def _single_error_bound(max_abs_output: float) -> float:
     and its own error), and the residual add rounds once more.
     """
     u = float_bounds.UNIT_ROUNDOFF
-    products = u * max_abs_output * (2 * _SINGLE[0] * (1 + INPUT_TOLERANCE) - sum(_SINGLE[1]))
+    products = u * max_abs_output * CLAMP_MAGNITUDE
     second = products + u * (max_abs_output + products) * (1 + u)
     return second + float_bounds.add_error(max_abs_output + second)

@@ -95,3 +95,40 @@ def test_a_linear_map_of_one_sop_twice_is_bounded_as_one_term():
     keys = rasp.numerical(rasp.Map(lambda w: 8 * w, width))
     x = rasp.numerical(rasp.LinearSequenceMap(fraction(), keys, 2, -1))
     assert_exact(rasp.numerical(rasp.LinearSequenceMap(x, x, -1, 2)))
+
+
+def test_a_linear_map_is_charged_its_readers_budget_at_each_of_its_values():
+    # Fuzz seed 11, program 774. out = 2·mid + 2·big reaches 180, where the output's budget
+    # is relative (3.4e-4), but is near 0 where big is 0 (5e-5). mid = 2·big − frac, up to
+    # 60, may round by γ·61 ≈ 1.8e-5 there; charged the least budget of any value of out
+    # (5e-5 over out's two inputs), it was refused. Per value, mid at 60 may err by ~4e-5.
+    big = rasp.numerical(rasp.Map(lambda n: 30 if n == 3 else 0, rasp.length))
+    mid = rasp.numerical(rasp.LinearSequenceMap(fraction(), big, -1, 2))
+    assert_exact(rasp.numerical(rasp.LinearSequenceMap(mid, big, 2, 2)))
+
+
+def mean_of_indices():
+    """The mean of the indices up to the query's: values k/n up to 2."""
+    return rasp.numerical(rasp.Aggregate(rasp.Select(rasp.indices, rasp.indices, rasp.LEQ),
+                                         rasp.indices, default=0))
+
+
+@pytest.mark.parametrize("coefficient", [1, 1000])
+def test_a_mean_plus_a_categorical_width_is_a_linear_read_of_its_one_hot(coefficient):
+    # Fuzz seed 11, program 785: 3·mean + w (up to 11) was built as a discretiser of the
+    # mean gated by w and refused ("as large as 13.0 within 5e-05"). w's one-hot is read
+    # through one clamp per value, exact while it errs by < 1/16, in the linear MLP. With
+    # 1000·w the output's budget must be relative (rounding alone exceeds 5e-5 there).
+    width = rasp.SelectorWidth(rasp.Select(rasp.tokens, rasp.tokens, rasp.LEQ))
+    model = assert_exact(rasp.numerical(
+        rasp.LinearSequenceMap(mean_of_indices(), width, 3, coefficient)))
+    assert len(model.config.layers) == 2  # the heads and w's one-hot, then the linear MLP
+
+
+def test_a_mean_plus_a_map_of_tokens_held_as_a_category_reads_the_tokens():
+    # A categorical Map of tokens is exact; the linear MLP reads tokens' one-hot itself
+    # (Σ_t 7·g(t)·[token = t]), so the Map needs no layer of its own.
+    doubled = rasp.categorical(rasp.Map(lambda t: 2 * t + 1, rasp.tokens))
+    model = assert_exact(rasp.numerical(
+        rasp.LinearSequenceMap(mean_of_indices(), doubled, -1, 7)))
+    assert len(model.config.layers) == 1

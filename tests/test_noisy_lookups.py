@@ -94,12 +94,28 @@ def test_a_map_of_a_noisy_one_hot_writing_large_values_is_exact():
             assert checked == len(ALL_INPUTS) and not mismatches, mismatches[:1]
 
 
+def test_a_lookup_is_charged_what_its_reader_tolerates_at_the_values_it_writes():
+    # total = 100,000·w + mean reaches 500,000, where the output's budget is relative
+    # (2⁻¹⁸·|v|): the lookup writing 100,000·w is charged that, not the absolute 5e-5
+    # that total's small values need (refused before: one budget for every value)
+    total = rasp.numerical(rasp.LinearSequenceMap(width_map(100_000), _fraction(), 1, 1))
+    model = compile_rasp_to_model(total, VOCAB, 5, fuse=False)
+    checked, mismatches = find_mismatches(model, total, ALL_INPUTS)
+    assert checked == len(ALL_INPUTS) and not mismatches, mismatches[:1]
+
+
 def test_a_lookup_beyond_its_readers_budget_is_refused_naming_the_reader():
-    mean = rasp.numerical(rasp.Aggregate(rasp.Select(rasp.tokens, rasp.tokens, rasp.GEQ),
-                                         rasp.numerical(rasp.Map(lambda x: x != 2, rasp.tokens)),
-                                         default=0))
-    total = rasp.numerical(rasp.LinearSequenceMap(width_map(100_000), mean, 1, 1)).named("total")
+    # 10·w − 10·token is 0 where w = token (w counts equal tokens, so 1..5), so the
+    # lookup writing 10·w up to 50 must fit the output's absolute budget: it cannot
+    token = rasp.numerical(rasp.Map(lambda t: 10 * t, rasp.tokens))
+    total = rasp.numerical(rasp.LinearSequenceMap(width_map(10), token, 1, -1)).named("total")
     with pytest.raises(rasp.CompileError) as refusal:
         compile_rasp_to_model(total, VOCAB, 5, fuse=False)
     message = str(refusal.value)
     assert "'scaled'" in message and "its reader 'total'" in message and "(-" not in message
+
+
+def _fraction():
+    return rasp.numerical(rasp.Aggregate(rasp.Select(rasp.tokens, rasp.tokens, rasp.GEQ),
+                                         rasp.numerical(rasp.Map(lambda x: x != 2, rasp.tokens)),
+                                         default=0))

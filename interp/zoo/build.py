@@ -8,8 +8,11 @@ zoo_entry.json, its manifest row. A model is kept only if the model loaded back
 from its directory agrees exactly with the evaluator on its dataset.json inputs
 and on further inputs (all of them where there are at most EXHAUSTIVE_LIMIT);
 everything else is refused, counted by reason in refused.jsonl, never kept.
-A model is written under a temporary name and renamed when complete, so a rerun
-skips finished models (and known refusals) and redoes only a half-written one.
+A variant (interp.zoo.sources.VARIANTS) compiles with its keyword arguments and
+then applies its knob; a knob's refusal refuses that model too, and a kept model's
+row lists its knobs with their parameters (`knobs`). A model is written under a
+temporary name and renamed when complete, so a rerun skips finished models (and
+known refusals) and redoes only a half-written one.
 `manifest.jsonl` has one row per kept model, in build order.
 """
 
@@ -30,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from interp.zoo.sources import VARIANTS, ModelSpec, random_spec
-from rasp.errors import CompileError, CompileWarning, RaspError
+from interp.zoo.sources import ModelSpec, random_spec
+from rasp.errors import CompileError, CompileWarning, KnobError, RaspError
 
 MANIFEST = "manifest.jsonl"
 REFUSED = "refused.jsonl"
@@ -103,7 +106,7 @@ def build_zoo(out, library: Sequence[ModelSpec] = (), random_programs: int = 0,
             break
         kwargs = {} if random_max_len is None else {"max_len": random_max_len}
         kept_here = [attempt(random_spec(seed, index, variant, **kwargs)) for variant in variants]
-        if kept_here[0]:
+        if any(kept_here):  # a program some knob refuses still counts when another kept it
             kept_random += 1
             bar.update(len(variants))
     bar.close()
@@ -162,13 +165,15 @@ def build_model(spec: ModelSpec, out: Path, seen: dict | None = None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CompileWarning)
             model = compile_rasp_to_model(program, set(spec.vocab), spec.max_seq_len,
-                                          causal=spec.causal)
+                                          causal=spec.causal, **spec.compile_kwargs)
+        model.source = spec.model_source
+        model = spec.apply_knob(model)
     except CompileError as error:
         return None, f"refused by the compiler: {error.reason}"
+    except KnobError as error:
+        return None, f"refused by the {spec.variant} knob: {_first_line(error)}"
     except RaspError as error:
         return None, f"refused: {_first_line(error)}"
-    model.source = spec.model_source
-    model = VARIANTS[spec.variant](model)
     final, partial = out / spec.id, out / f".{spec.id}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     model.save(partial, f"zoo model {spec.id}", format="interpbench")
@@ -213,6 +218,7 @@ def _finish(directory: Path, row, model, program, spec, rasp_text, rasp_error):
         "verification": {"checked": result.checked, "mismatches": 0,
                          "outside_domain": sum(result.outside.values()),
                          "exhaustive": exhaustive},
+        "knobs": _knobs(model),
         "rasp_source": "program.rasp" if rasp_text is not None else None,
         "rasp_source_refused": rasp_error})
     if rasp_text is not None:
@@ -224,6 +230,17 @@ def _finish(directory: Path, row, model, program, spec, rasp_text, rasp_error):
     row["bytes"] = sum(p.stat().st_size for p in directory.iterdir())
     (directory / ENTRY).write_text(json.dumps(row, indent=1) + "\n")
     return None
+
+
+def _knobs(model) -> list[dict]:
+    """The model's compile-time knobs and its interp.realism knobs with their parameters
+    (seed, block, scale; soft attention's logit gap per head), in the order applied."""
+    knobs = []
+    if model.config.normalization != "none":
+        knobs.append({"knob": "layer_norm", "normalization": model.config.normalization})
+    if model.attention_gaps is not None:
+        knobs.append({"knob": "soft_attention", "gaps": dict(sorted(model.attention_gaps.items()))})
+    return knobs + [dict(knob) for knob in model.knobs]
 
 
 def _verification_inputs(model, dataset: dict, key: str):

@@ -20,7 +20,8 @@ def cmd_build(args) -> int:
     library = [] if args.no_library else library_specs(names, _lengths(args.lengths), variants,
                                                        args.seed)
     summary = build_zoo(args.out, library, args.random, args.seed, variants,
-                        args.random_max_len, progress=not args.no_progress)
+                        args.random_max_len, progress=not args.no_progress,
+                        recheck_truth=args.recheck_truth)
     print(summary.format())
     return 0
 
@@ -92,6 +93,10 @@ def register(command) -> None:
                             "compile's flags (default plain): " + "; ".join(
                                 f"{name}: {v.help}" for name, v in VARIANTS.items())
                        + " (docs/zoo.md)")
+    build.add_argument("--recheck-truth", action="store_true",
+                       help="re-check each rotate, permute-neurons or perturb model's carried "
+                            "truth by path patching, refusing it on a failure (about twice "
+                            "a model's build time)")
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
     bench = steps.add_parser("bench", help="score circuit-discovery methods over a zoo",
                              description="Run each (model, method, granularity) cell as a Ray "

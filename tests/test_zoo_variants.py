@@ -25,7 +25,7 @@ from rasp_runtime.verify import outputs_agree
 
 SEED = 3
 BUILD = ["--examples", "reverse,hist", "--lengths", "3", "--variants", "rotate,soft-attention",
-         "--seed", str(SEED), "--no-progress"]
+         "--seed", str(SEED), "--recheck-truth", "--no-progress"]
 HARD_GAP = 100.0  # the logit gap of a hard-attention head (compile_rasp_to_model's docstring)
 
 
@@ -53,7 +53,9 @@ def test_each_variant_is_kept_with_its_knob_and_parameters(zoo):
             seed = int.from_bytes(hashlib.sha256(f"{SEED}:{model_id}".encode()).digest()[:4],
                                   "big")
             assert knob == {"knob": "rotate", "seed": seed, "block": row["d_model"]}
-        else:
+            assert row["truth_recheck"]["failures"] == 0 and row["truth_recheck"]["edges"] > 0
+        else:  # a compile-time variant: its truth is the compiler's, not re-checked
+            assert "truth_recheck" not in row
             assert knob["knob"] == "soft_attention" and knob["gaps"]
             assert all(0 < gap < HARD_GAP for gap in knob["gaps"].values())
 

@@ -68,9 +68,12 @@ class BuildSummary:
 
 def build_zoo(out, library: Sequence[ModelSpec] = (), random_programs: int = 0,
               seed: int = 0, variants: Sequence[str] = ("plain",),
-              random_max_len: int | None = None, progress: bool = True) -> BuildSummary:
+              random_max_len: int | None = None, progress: bool = True,
+              recheck_truth: bool = False) -> BuildSummary:
     """Build (or finish building) a zoo in `out`: every spec of `library`, then
-    `random_programs` random programs of `seed` that compile and verify, in each variant."""
+    `random_programs` random programs of `seed` that compile and verify, in each variant.
+    `recheck_truth`: path patching re-checks each knobbed variant's carried truth too
+    (interp.realism.recheck_truth; about twice the cost of building the model)."""
     from interp.extras import import_extra
 
     for module in ("safetensors.numpy", "torch"):  # the InterpBench layout: before any model
@@ -85,7 +88,7 @@ def build_zoo(out, library: Sequence[ModelSpec] = (), random_programs: int = 0,
     bar = _progress(len(library) + random_programs * len(variants), progress)
 
     def attempt(spec: ModelSpec) -> bool:
-        row, reason = _existing_or_new(spec, out, known_refusals, seen, summary)
+        row, reason = _existing_or_new(spec, out, known_refusals, seen, summary, recheck_truth)
         if row is not None:
             rows.append(row)
             seen.setdefault(_identity(row), row["id"])
@@ -131,7 +134,7 @@ def read_manifest(zoo) -> list[dict]:
     return _read_jsonl(path)
 
 
-def _existing_or_new(spec, out: Path, known_refusals, seen, summary):
+def _existing_or_new(spec, out: Path, known_refusals, seen, summary, recheck: bool = False):
     """(manifest row, None) for a model kept now or before, else (None, reason)."""
     entry = out / spec.id / ENTRY
     if entry.is_file():
@@ -140,7 +143,7 @@ def _existing_or_new(spec, out: Path, known_refusals, seen, summary):
     if spec.id in known_refusals:
         return None, known_refusals[spec.id]
     try:
-        row, reason = build_model(spec, out, seen)
+        row, reason = build_model(spec, out, seen, recheck)
     except Exception as error:  # noqa: BLE001  a crash refuses this model, never the build
         row, reason = None, f"internal error: {type(error).__name__}: {_first_line(error)}"
     if row is not None:
@@ -148,8 +151,9 @@ def _existing_or_new(spec, out: Path, known_refusals, seen, summary):
     return row, reason
 
 
-def build_model(spec: ModelSpec, out: Path, seen: dict | None = None):
-    """Compile, export and verify one model into out/<id>; (row, None) or (None, reason)."""
+def build_model(spec: ModelSpec, out: Path, seen: dict | None = None, recheck: bool = False):
+    """Compile, export and verify one model into out/<id>; (row, None) or (None, reason).
+    `recheck`: also re-check a knobbed variant's truth by path patching."""
     from compiler import compile_rasp_to_model, to_source
 
     program = spec.build()
@@ -178,7 +182,7 @@ def build_model(spec: ModelSpec, out: Path, seen: dict | None = None):
     shutil.rmtree(partial, ignore_errors=True)
     model.save(partial, f"zoo model {spec.id}", format="interpbench")
     try:
-        reason = _finish(partial, row, model, program, spec, rasp_text, rasp_error)
+        reason = _finish(partial, row, model, program, spec, rasp_text, rasp_error, recheck)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -190,7 +194,7 @@ def build_model(spec: ModelSpec, out: Path, seen: dict | None = None):
     return row, None
 
 
-def _finish(directory: Path, row, model, program, spec, rasp_text, rasp_error):
+def _finish(directory: Path, row, model, program, spec, rasp_text, rasp_error, recheck):
     """Verify the model loaded back from `directory`; fill `row` and write the extra
     files; the reason to refuse it, or None."""
     from interp.tl_export import DATASET_FILE
@@ -207,6 +211,12 @@ def _finish(directory: Path, row, model, program, spec, rasp_text, rasp_error):
         return f"disagrees with the evaluator (a compiler bug; e.g. {result.mismatches[0]})"
     if result.checked == 0:
         return "no input the evaluator accepts"
+    if recheck and loaded.knobs:
+        from interp.realism import recheck_truth
+        check = recheck_truth(loaded)
+        if not check.ok:
+            return f"its truth fails the path-patching re-check: {check.failures[0]}"
+        row["truth_recheck"] = {"edges": check.edges, "failures": 0}
     truth = model.ground_truth
     circuit = truth.circuit_graph("component")
     row.update({

@@ -105,7 +105,9 @@ def register(command) -> None:
     bench.set_defaults(handler=cmd_bench)
     bench.add_argument("zoo", metavar="ZOO", help="a directory made by `raspc zoo build`")
     bench.add_argument("--methods", default="eap_ig,activation_patching,acdc", metavar="m,n",
-                       help="activation_patching, eap, eap_ig, acdc, path_patching "
+                       help="activation_patching, eap, eap_ig, acdc, path_patching; "
+                            "sae or sae_lens (an SAE on the residual scored against the "
+                            "known features, one cell per model) "
                             "(default eap_ig,activation_patching,acdc)")
     bench.add_argument("--granularity", default="component", metavar="g,h",
                        help="component, acdc_hooks and/or sp_hooks (default component)")

@@ -85,6 +85,19 @@ def test_a_rotated_model_has_its_truth_off_the_axes_and_in_its_weights(zoo):
                                        plain.params[table]["embeddings"] @ basis, atol=1e-6)
 
 
+def test_a_rotated_models_features_are_scored_where_the_rotation_put_them(zoo):
+    from interp.compress_truth import CompressedGroundTruth, score_dictionary
+
+    model = CompiledModel.load(zoo / "lib-reverse-n3-rotate")
+    truth = model.ground_truth
+    view = CompressedGroundTruth.viewed_through(truth, np.eye(model.config.d_model))
+    layer = len(model.config.layers)
+    basis = np.asarray(truth.direction_vectors())
+    assert score_dictionary(view, basis, layer).recovered == 1.0
+    axes = score_dictionary(view, np.eye(model.config.d_model), layer)
+    assert axes.recovered == 0.0 and axes.mean_max_cosine < 0.9
+
+
 def test_a_variant_its_knob_refuses_is_counted_with_the_reason(tmp_path, capsys):
     # perturb refuses rasp_sort at N = 6 (d_model 45) at any noise scale (docs/realism.md)
     assert main(["zoo", "build", str(tmp_path), "--examples", "rasp_sort", "--lengths", "6",

@@ -261,13 +261,18 @@ def _verification_inputs(model, dataset: dict, key: str):
     if sum(len(vocab) ** k for k in range(1, n + 1)) <= EXHAUSTIVE_LIMIT:
         return [list(xs) for k in range(1, n + 1)
                 for xs in itertools.product(vocab, repeat=k)], True
-    tokens = {str(t): t for t in vocab}  # JSON turned tuples into lists
-    inputs = [[tokens.get(str(t), t) for t in pair[side]] for pair in dataset["pairs"]
-              for side in ("clean", "corrupted")]
+    inputs = dataset_inputs(model, dataset)
     sampler, _ = export_sampler(model)
     rng = random.Random(f"verify:{key}")
     inputs += [sampler(rng, vocab, rng.randint(1, n)) for _ in range(SAMPLED_INPUTS)]
     return inputs, False
+
+
+def dataset_inputs(model, dataset: dict) -> list[list]:
+    """The clean and corrupted inputs of a dataset.json's pairs, in the model's tokens."""
+    tokens = {str(t): t for t in model.config.vocab}  # JSON turned tuples into lists
+    return [[tokens.get(str(t), t) for t in pair[side]] for pair in dataset["pairs"]
+            for side in ("clean", "corrupted")]
 
 
 def _rasp_text(to_source, program, spec):

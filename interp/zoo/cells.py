@@ -40,8 +40,6 @@ def zoo_methods() -> dict:
 
 def method_names() -> list[str]:
     """Every method a bench can run: the circuit methods, then the dictionary ones."""
-    from interp.zoo.cells_sae import DICTIONARY_METHODS
-
     return [*zoo_methods(), *DICTIONARY_METHODS]
 
 

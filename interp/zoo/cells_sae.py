@@ -65,11 +65,9 @@ def _inputs(directory: Path, model) -> list[list]:
     directory name) until they hold MIN_POSITIONS token positions."""
     from interp.circuits.dataset_file import export_sampler
     from interp.tl_export import DATASET_FILE
+    from interp.zoo.build import dataset_inputs
 
-    tokens = {str(t): t for t in model.config.vocab}  # JSON turned tuples into lists
-    pairs = json.loads((directory / DATASET_FILE).read_text())["pairs"]
-    inputs = [[tokens.get(str(t), t) for t in pair[side]] for pair in pairs
-              for side in ("clean", "corrupted")]
+    inputs = dataset_inputs(model, json.loads((directory / DATASET_FILE).read_text()))
     sampler, _ = export_sampler(model)
     rng = random.Random(f"sae:{directory.name}")
     vocab, n = list(model.config.vocab), model.config.max_seq_len

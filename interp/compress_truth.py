@@ -38,10 +38,25 @@ class CompressedGroundTruth(GroundTruth):
         return cls(**fields, narrow_labels=tuple(compressed.residual_labels),
                    projection=compressed.projection)
 
+    @classmethod
+    def viewed_through(cls, truth: GroundTruth, projection) -> CompressedGroundTruth:
+        """`truth` seen through a map W (dim × d_model) of its model's residual, x ↦ x·Wᵀ,
+        with no model folded: what `score_dictionary` needs to score a dictionary learned
+        on such vectors (interp.zoo's sae cell: W a random rotation)."""
+        projection = np.asarray(projection, np.float64)
+        fields = {f.name: getattr(truth, f.name) for f in dataclasses.fields(GroundTruth)}
+        return cls(**fields, narrow_labels=tuple(f"narrow:{i}" for i in
+                                                 range(projection.shape[0])),
+                   projection=projection)
+
     @property
     def feature_directions(self) -> dict[str, np.ndarray]:
-        """Original residual label → its image in the narrow stream (a column of W)."""
-        return {label: self.projection[:, i] for i, label in enumerate(self.residual_labels)}
+        """Original residual label → its image in the narrow stream (a column of W; after
+        a rotation knob, W times the direction's vector, `residual_basis`)."""
+        if self.residual_basis is None:
+            return {label: self.projection[:, i] for i, label in enumerate(self.residual_labels)}
+        images = self.projection @ self.direction_vectors().T
+        return {label: images[:, i] for i, label in enumerate(self.residual_labels)}
 
     @property
     def interference(self) -> np.ndarray:
@@ -85,16 +100,19 @@ class DictionaryScore:
 
 
 def score_dictionary(compressed, directions, layer: int) -> DictionaryScore:
-    """Score candidate narrow-stream directions (k × dim) against the features at `layer`.
+    """Score candidate narrow-stream directions (k × dim) against the features at `layer`
+    of `compressed` (a CompressedModel, or a CompressedGroundTruth).
 
     Cosines are signed: a candidate pointing against a feature does not recover
     it (SAE latents are non-negative). A feature whose image is zero (W dropped
     it) scores 0.
     """
-    truth = compressed.ground_truth
+    truth = compressed if isinstance(compressed, CompressedGroundTruth) \
+        else compressed.ground_truth
+    dim = truth.projection.shape[0]
     candidates = np.asarray(directions, np.float64)
-    if candidates.ndim != 2 or candidates.shape[1] != compressed.dim:
-        raise ValueError(f"directions must be k × dim = k × {compressed.dim}, "
+    if candidates.ndim != 2 or candidates.shape[1] != dim:
+        raise ValueError(f"directions must be k × dim = k × {dim}, "
                          f"got shape {candidates.shape}")
     features = truth.features_at(layer)
     images = np.stack([truth.feature_directions[f] for f in features]).astype(np.float64)

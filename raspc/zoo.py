@@ -17,9 +17,11 @@ def cmd_build(args) -> int:
 
     variants = check_variants(_words(args.variants))
     names = None if args.examples in (None, "all") else _words(args.examples)
-    library = [] if args.no_library else library_specs(names, _lengths(args.lengths), variants)
+    library = [] if args.no_library else library_specs(names, _lengths(args.lengths), variants,
+                                                       args.seed)
     summary = build_zoo(args.out, library, args.random, args.seed, variants,
-                        args.random_max_len, progress=not args.no_progress)
+                        args.random_max_len, progress=not args.no_progress,
+                        recheck_truth=args.recheck_truth)
     print(summary.format())
     return 0
 
@@ -59,6 +61,7 @@ def _count(text: str) -> int:
 def register(command) -> None:
     """Add `zoo build` and `zoo bench` to the parser (`command` is raspc.cli's helper)."""
     from interp.zoo.bench import CELL_TIMEOUT_S
+    from interp.zoo.sources import VARIANTS
 
     zoo = command("zoo", None, "build a zoo of exact compiled models, and benchmark "
                   "circuit-discovery methods over it on Ray", compiles=False,
@@ -81,11 +84,19 @@ def register(command) -> None:
     build.add_argument("--random", type=_count, default=0, metavar="N",
                        help="random programs to keep (each compiles and verifies; refused "
                             "ones are counted, never kept)")
-    build.add_argument("--seed", type=int, default=0, help="random programs' seed (default 0)")
+    build.add_argument("--seed", type=int, default=0, help="random programs' seed, and with "
+                       "each model's id the seed of its variant's knob (default 0)")
     build.add_argument("--random-max-len", type=_count, default=None, metavar="N",
                        help="longest input of a random program (default 6)")
     build.add_argument("--variants", default="plain", metavar="v,w",
-                       help="realism variants to build of each model (default plain)")
+                       help="realism variants to build of each model, named after raspc "
+                            "compile's flags (default plain): " + "; ".join(
+                                f"{name}: {v.help}" for name, v in VARIANTS.items())
+                       + " (docs/zoo.md)")
+    build.add_argument("--recheck-truth", action="store_true",
+                       help="re-check each rotate, permute-neurons or perturb model's carried "
+                            "truth by path patching, refusing it on a failure (about twice "
+                            "a model's build time)")
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
     bench = steps.add_parser("bench", help="score circuit-discovery methods over a zoo",
                              description="Run each (model, method, granularity) cell as a Ray "
@@ -94,7 +105,9 @@ def register(command) -> None:
     bench.set_defaults(handler=cmd_bench)
     bench.add_argument("zoo", metavar="ZOO", help="a directory made by `raspc zoo build`")
     bench.add_argument("--methods", default="eap_ig,activation_patching,acdc", metavar="m,n",
-                       help="activation_patching, eap, eap_ig, acdc, path_patching "
+                       help="activation_patching, eap, eap_ig, acdc, path_patching; "
+                            "sae or sae_lens (an SAE on the residual scored against the "
+                            "known features, one cell per model) "
                             "(default eap_ig,activation_patching,acdc)")
     bench.add_argument("--granularity", default="component", metavar="g,h",
                        help="component, acdc_hooks and/or sp_hooks (default component)")

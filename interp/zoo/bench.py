@@ -7,6 +7,8 @@ cell, so a rerun skips every cell already there (failed ones too, unless
 `num_cpus=workers`, no dashboard, usage statistics off); `address` (or
 RAY_ADDRESS) joins a cluster, whose workers must see the zoo at the same path.
 `workers=1` without an address runs the cells in this process, without Ray.
+A dictionary method (`sae`, interp.zoo.cells_sae) has one cell per model, whatever
+the granularities, keyed with granularity "residual".
 The leaderboard (interp.zoo.leaderboard) is rewritten from all rows at the end.
 """
 
@@ -22,10 +24,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from interp.zoo.build import read_manifest
-from interp.zoo.cells import cell_key, run_cell, zoo_methods
+from interp.zoo.cells import cell_key, method_names, run_cell
+from interp.zoo.cells_sae import DICTIONARY_METHODS
 from rasp.errors import InputError
 
 RESULTS = "results.jsonl"
+DICTIONARY_GRANULARITY = "residual"  # a dictionary cell is one per model, whatever --granularity
 CELL_TIMEOUT_S = 600.0
 # Each Ray worker computes with one thread, so that n workers use n cores (XLA's CPU
 # backend would otherwise spread one cell over every core and the workers would contend).
@@ -77,7 +81,9 @@ def bench_zoo(zoo, methods: Sequence[str], granularities: Sequence[str] = ("comp
     previous = _read_rows(results)
     done = {r["cell"] for r in previous if r["status"] == "ok" or not retry_failed}
     cells = [(str((zoo / row["id"]).resolve()), method, granularity)
-             for row in manifest for method in methods for granularity in granularities]
+             for row in manifest for method in methods
+             for granularity in (granularities if method not in DICTIONARY_METHODS
+                                 else (DICTIONARY_GRANULARITY,))]
     todo = [c for c in cells if cell_key(Path(c[0]).name, c[1], c[2]) not in done]
     address = address or os.environ.get("RAY_ADDRESS")
     if use_ray is None:
@@ -150,7 +156,7 @@ def _run_on_ray(todo, timeout_s, workers: int, address: str | None, record) -> N
 def _check(methods, granularities, workers: int) -> None:
     from compiler.granularity import GRANULARITIES
 
-    known = zoo_methods()
+    known = method_names()
     unknown = [m for m in methods if m not in known]
     if unknown or not methods:
         raise InputError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; "

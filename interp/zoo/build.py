@@ -8,8 +8,11 @@ zoo_entry.json, its manifest row. A model is kept only if the model loaded back
 from its directory agrees exactly with the evaluator on its dataset.json inputs
 and on further inputs (all of them where there are at most EXHAUSTIVE_LIMIT);
 everything else is refused, counted by reason in refused.jsonl, never kept.
-A model is written under a temporary name and renamed when complete, so a rerun
-skips finished models (and known refusals) and redoes only a half-written one.
+A variant (interp.zoo.sources.VARIANTS) compiles with its keyword arguments and
+then applies its knob; a knob's refusal refuses that model too, and a kept model's
+row lists its knobs with their parameters (`knobs`). A model is written under a
+temporary name and renamed when complete, so a rerun skips finished models (and
+known refusals) and redoes only a half-written one.
 `manifest.jsonl` has one row per kept model, in build order.
 """
 
@@ -30,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from interp.zoo.sources import VARIANTS, ModelSpec, random_spec
-from rasp.errors import CompileError, CompileWarning, RaspError
+from interp.zoo.sources import ModelSpec, random_spec
+from rasp.errors import CompileError, CompileWarning, KnobError, RaspError
 
 MANIFEST = "manifest.jsonl"
 REFUSED = "refused.jsonl"
@@ -65,9 +68,12 @@ class BuildSummary:
 
 def build_zoo(out, library: Sequence[ModelSpec] = (), random_programs: int = 0,
               seed: int = 0, variants: Sequence[str] = ("plain",),
-              random_max_len: int | None = None, progress: bool = True) -> BuildSummary:
+              random_max_len: int | None = None, progress: bool = True,
+              recheck_truth: bool = False) -> BuildSummary:
     """Build (or finish building) a zoo in `out`: every spec of `library`, then
-    `random_programs` random programs of `seed` that compile and verify, in each variant."""
+    `random_programs` random programs of `seed` that compile and verify, in each variant.
+    `recheck_truth`: path patching re-checks each knobbed variant's carried truth too
+    (interp.realism.recheck_truth; about twice the cost of building the model)."""
     from interp.extras import import_extra
 
     for module in ("safetensors.numpy", "torch"):  # the InterpBench layout: before any model
@@ -82,7 +88,7 @@ def build_zoo(out, library: Sequence[ModelSpec] = (), random_programs: int = 0,
     bar = _progress(len(library) + random_programs * len(variants), progress)
 
     def attempt(spec: ModelSpec) -> bool:
-        row, reason = _existing_or_new(spec, out, known_refusals, seen, summary)
+        row, reason = _existing_or_new(spec, out, known_refusals, seen, summary, recheck_truth)
         if row is not None:
             rows.append(row)
             seen.setdefault(_identity(row), row["id"])
@@ -103,7 +109,7 @@ def build_zoo(out, library: Sequence[ModelSpec] = (), random_programs: int = 0,
             break
         kwargs = {} if random_max_len is None else {"max_len": random_max_len}
         kept_here = [attempt(random_spec(seed, index, variant, **kwargs)) for variant in variants]
-        if kept_here[0]:
+        if any(kept_here):  # a program some knob refuses still counts when another kept it
             kept_random += 1
             bar.update(len(variants))
     bar.close()
@@ -128,7 +134,7 @@ def read_manifest(zoo) -> list[dict]:
     return _read_jsonl(path)
 
 
-def _existing_or_new(spec, out: Path, known_refusals, seen, summary):
+def _existing_or_new(spec, out: Path, known_refusals, seen, summary, recheck: bool = False):
     """(manifest row, None) for a model kept now or before, else (None, reason)."""
     entry = out / spec.id / ENTRY
     if entry.is_file():
@@ -137,7 +143,7 @@ def _existing_or_new(spec, out: Path, known_refusals, seen, summary):
     if spec.id in known_refusals:
         return None, known_refusals[spec.id]
     try:
-        row, reason = build_model(spec, out, seen)
+        row, reason = build_model(spec, out, seen, recheck)
     except Exception as error:  # noqa: BLE001  a crash refuses this model, never the build
         row, reason = None, f"internal error: {type(error).__name__}: {_first_line(error)}"
     if row is not None:
@@ -145,8 +151,9 @@ def _existing_or_new(spec, out: Path, known_refusals, seen, summary):
     return row, reason
 
 
-def build_model(spec: ModelSpec, out: Path, seen: dict | None = None):
-    """Compile, export and verify one model into out/<id>; (row, None) or (None, reason)."""
+def build_model(spec: ModelSpec, out: Path, seen: dict | None = None, recheck: bool = False):
+    """Compile, export and verify one model into out/<id>; (row, None) or (None, reason).
+    `recheck`: also re-check a knobbed variant's truth by path patching."""
     from compiler import compile_rasp_to_model, to_source
 
     program = spec.build()
@@ -162,18 +169,20 @@ def build_model(spec: ModelSpec, out: Path, seen: dict | None = None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CompileWarning)
             model = compile_rasp_to_model(program, set(spec.vocab), spec.max_seq_len,
-                                          causal=spec.causal)
+                                          causal=spec.causal, **spec.compile_kwargs)
+        model.source = spec.model_source
+        model = spec.apply_knob(model)
     except CompileError as error:
         return None, f"refused by the compiler: {error.reason}"
+    except KnobError as error:
+        return None, f"refused by the {spec.variant} knob: {_first_line(error)}"
     except RaspError as error:
         return None, f"refused: {_first_line(error)}"
-    model.source = spec.model_source
-    model = VARIANTS[spec.variant](model)
     final, partial = out / spec.id, out / f".{spec.id}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     model.save(partial, f"zoo model {spec.id}", format="interpbench")
     try:
-        reason = _finish(partial, row, model, program, spec, rasp_text, rasp_error)
+        reason = _finish(partial, row, model, program, spec, rasp_text, rasp_error, recheck)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -185,7 +194,7 @@ def build_model(spec: ModelSpec, out: Path, seen: dict | None = None):
     return row, None
 
 
-def _finish(directory: Path, row, model, program, spec, rasp_text, rasp_error):
+def _finish(directory: Path, row, model, program, spec, rasp_text, rasp_error, recheck):
     """Verify the model loaded back from `directory`; fill `row` and write the extra
     files; the reason to refuse it, or None."""
     from interp.tl_export import DATASET_FILE
@@ -202,6 +211,12 @@ def _finish(directory: Path, row, model, program, spec, rasp_text, rasp_error):
         return f"disagrees with the evaluator (a compiler bug; e.g. {result.mismatches[0]})"
     if result.checked == 0:
         return "no input the evaluator accepts"
+    if recheck and loaded.knobs:
+        from interp.realism import recheck_truth
+        check = recheck_truth(loaded)
+        if not check.ok:
+            return f"its truth fails the path-patching re-check: {check.failures[0]}"
+        row["truth_recheck"] = {"edges": check.edges, "failures": 0}
     truth = model.ground_truth
     circuit = truth.circuit_graph("component")
     row.update({
@@ -213,6 +228,7 @@ def _finish(directory: Path, row, model, program, spec, rasp_text, rasp_error):
         "verification": {"checked": result.checked, "mismatches": 0,
                          "outside_domain": sum(result.outside.values()),
                          "exhaustive": exhaustive},
+        "knobs": _knobs(model),
         "rasp_source": "program.rasp" if rasp_text is not None else None,
         "rasp_source_refused": rasp_error})
     if rasp_text is not None:
@@ -226,6 +242,17 @@ def _finish(directory: Path, row, model, program, spec, rasp_text, rasp_error):
     return None
 
 
+def _knobs(model) -> list[dict]:
+    """The model's compile-time knobs and its interp.realism knobs with their parameters
+    (seed, block, scale; soft attention's logit gap per head), in the order applied."""
+    knobs = []
+    if model.config.normalization != "none":
+        knobs.append({"knob": "layer_norm", "normalization": model.config.normalization})
+    if model.attention_gaps is not None:
+        knobs.append({"knob": "soft_attention", "gaps": dict(sorted(model.attention_gaps.items()))})
+    return knobs + [dict(knob) for knob in model.knobs]
+
+
 def _verification_inputs(model, dataset: dict, key: str):
     """(inputs, exhaustive): every input if there are few, else the dataset's and sampled."""
     from interp.circuits.dataset_file import export_sampler
@@ -234,13 +261,18 @@ def _verification_inputs(model, dataset: dict, key: str):
     if sum(len(vocab) ** k for k in range(1, n + 1)) <= EXHAUSTIVE_LIMIT:
         return [list(xs) for k in range(1, n + 1)
                 for xs in itertools.product(vocab, repeat=k)], True
-    tokens = {str(t): t for t in vocab}  # JSON turned tuples into lists
-    inputs = [[tokens.get(str(t), t) for t in pair[side]] for pair in dataset["pairs"]
-              for side in ("clean", "corrupted")]
+    inputs = dataset_inputs(model, dataset)
     sampler, _ = export_sampler(model)
     rng = random.Random(f"verify:{key}")
     inputs += [sampler(rng, vocab, rng.randint(1, n)) for _ in range(SAMPLED_INPUTS)]
     return inputs, False
+
+
+def dataset_inputs(model, dataset: dict) -> list[list]:
+    """The clean and corrupted inputs of a dataset.json's pairs, in the model's tokens."""
+    tokens = {str(t): t for t in model.config.vocab}  # JSON turned tuples into lists
+    return [[tokens.get(str(t), t) for t in pair[side]] for pair in dataset["pairs"]
+            for side in ("clean", "corrupted")]
 
 
 def _rasp_text(to_source, program, spec):

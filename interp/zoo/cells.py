@@ -3,7 +3,9 @@
 `run_cell(model_dir, method, granularity, timeout_s)` loads the model from its
 export directory (CompiledModel.load checks every file's checksum), reads its
 pairs from dataset.json, runs the circuit-discovery method from interp.circuits
-and scores it against the exact truth (interp.circuits.scoring). It never
+and scores it against the exact truth (interp.circuits.scoring); a dictionary
+method (`sae`, `sae_lens`: interp.zoo.cells_sae) scores an SAE's decoder rows
+against the known features instead, once per model (granularity "residual"). It never
 raises: a failure or a timeout is a row too. Being a pure function of the
 directory, a cell can run in this process, in a Ray worker, or on another machine
 that sees the same files.
@@ -20,6 +22,8 @@ import threading
 import time
 from pathlib import Path
 
+from interp.zoo.cells_sae import DICTIONARY_METHODS, dictionary_scores
+
 
 class CellTimeout(BaseException):
     """A cell ran past its time limit (a BaseException, so that no `except Exception`
@@ -32,6 +36,11 @@ def zoo_methods() -> dict:
     from interp.circuits import METHODS, path_patching
 
     return {**METHODS, "path_patching": path_patching}
+
+
+def method_names() -> list[str]:
+    """Every method a bench can run: the circuit methods, then the dictionary ones."""
+    return [*zoo_methods(), *DICTIONARY_METHODS]
 
 
 def cell_key(model: str, method: str, granularity: str) -> str:
@@ -50,7 +59,10 @@ def run_cell(model_dir: str, method: str, granularity: str = "component",
     start, cpu_start = time.perf_counter(), time.process_time()
     try:
         with _deadline(timeout_s):
-            row.update(_scored(Path(model_dir), method, granularity))
+            if method in DICTIONARY_METHODS:
+                row.update(dictionary_scores(Path(model_dir), method))
+            else:
+                row.update(_scored(Path(model_dir), method, granularity))
     except CellTimeout:
         row.update(status="timeout", error=f"ran past its limit of {timeout_s} s")
     except Exception as error:  # noqa: BLE001  a failed cell is a row, never fatal

@@ -5,7 +5,10 @@ joined with the zoo's manifest: for each method the cells run, how many failed
 or timed out, how many have a defined edge AUROC (undefined where a model's
 circuit has no scorable true edge, or no false one), and the mean, standard
 deviation and quartiles of the defined ones. Size is the model's layer count
-in bands. `write_leaderboard` writes it as leaderboard.md, with one plot
+in bands. Dictionary methods (`sae`) have no edge AUROC: they get a table of their
+own (mean max cosine and the share of features recovered, beside random directions,
+overall and by variant) and stay out of the AUROC tables and the plot.
+`write_leaderboard` writes it as leaderboard.md, with one plot
 (leaderboard.png, the distribution per method) when matplotlib is installed.
 """
 
@@ -28,11 +31,23 @@ def size_band(layers: int) -> str:
 
 def leaderboard_markdown(rows: list[dict], manifest: list[dict]) -> str:
     """The leaderboard tables (see the module docstring) as Markdown."""
+    from interp.zoo.cells_sae import DICTIONARY_METHODS
+
     models = {m["id"]: m for m in manifest}
     rows = [r for r in rows if r["model"] in models]
-    methods = list(dict.fromkeys(r["method"] for r in rows))
     if not rows:
         return "No benchmark results yet."
+    dictionary = [r for r in rows if r["method"] in DICTIONARY_METHODS]
+    rows = [r for r in rows if r["method"] not in DICTIONARY_METHODS]
+    tables = [_auroc_tables(rows, models)] if rows else []
+    if dictionary:
+        tables.append(_dictionary_table(dictionary, models))
+    return "\n\n".join(tables)
+
+
+def _auroc_tables(rows: list[dict], models: dict) -> str:
+    """The edge AUROC tables of the circuit methods' rows."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
     lines = [f"{len({r['model'] for r in rows})} models, {len(rows)} cells; edge AUROC "
              "over the cells where it is defined (mean ± standard deviation, median and "
              "quartiles). n/a: no scorable true edge, or no false one.", "",
@@ -53,6 +68,31 @@ def leaderboard_markdown(rows: list[dict], manifest: list[dict]) -> str:
               ("family", lambda m: m["family"]))
     for title, key in groups:
         lines += ["", _grouped(title, key, rows, models, methods)]
+    return "\n".join(lines)
+
+
+def _dictionary_table(rows: list[dict], models: dict) -> str:
+    """Dictionary methods: a row per method over all models, then one per variant."""
+    lines = [f"Dictionary methods: an SAE on each model's middle residual (rotated), its "
+             f"decoder rows scored against the known features: mean max cosine and the "
+             f"share of features recovered at cosine ≥ 0.9 (mean ± sd over "
+             f"{len({r['model'] for r in rows})} models), beside random directions.", "",
+             "| method | variant | cells | failed / timed out | mean max cosine | "
+             "recovered ≥ 0.9 | random directions | mean seconds (wall / CPU) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        variants = sorted({models[r["model"]]["variant"] for r in mine})
+        for variant in ["all"] + (variants if len(variants) > 1 else []):
+            group = [r for r in mine if variant == "all"
+                     or models[r["model"]]["variant"] == variant]
+            ok = [r for r in group if r["status"] == "ok"]
+            cosines, recovered, random_ = ([r[k] for r in ok] for k in (
+                "mean_max_cosine", "recovered", "random_mean_max_cosine"))
+            lines.append(f"| {method} | {variant} | {len(group)} | {len(group) - len(ok)} | "
+                         f"{_mean_sd(cosines)} | {_mean_sd(recovered)} | "
+                         f"{_mean_sd(random_)} | {_mean(ok, 'seconds')} / "
+                         f"{_mean(ok, 'cpu_seconds')} |")
     return "\n".join(lines)
 
 
@@ -97,14 +137,18 @@ def _share(values) -> str:
 
 
 def write_leaderboard(out, rows: list[dict], manifest: list[dict]) -> tuple[str, list[Path]]:
-    """(the Markdown, the files written): out/leaderboard.md and, with matplotlib,
-    out/leaderboard.png."""
+    """(the Markdown, the files written): out/leaderboard.md and, with matplotlib and
+    some circuit method's rows, out/leaderboard.png."""
+    from interp.zoo.cells_sae import DICTIONARY_METHODS
+
     out = Path(out)
     text = leaderboard_markdown(rows, manifest)
     files = [out / "leaderboard.md"]
     files[0].write_text(text + "\n", encoding="utf-8")
+    circuit_rows = [r for r in rows if r["method"] not in DICTIONARY_METHODS]
     try:
-        files.append(_plot(out / "leaderboard.png", rows))
+        if circuit_rows:
+            files.append(_plot(out / "leaderboard.png", circuit_rows))
     except ImportError:
         pass  # the plots extra is not installed: the table alone
     return text, files

@@ -298,16 +298,18 @@ class GroundTruth:
         from compiler.granularity import edge_graph
         return edge_graph(self, granularity, everything=True)
 
-    def inert(self, dataset, granularity: str = "component") -> set[tuple[str, str]]:
+    def inert(self, dataset, granularity: str = "component",
+              task: str | None = None) -> set[tuple[str, str]]:
         """True edges whose carried values are identical on every clean/corrupt pair.
 
         `dataset` is anything with `differs(writer, indices) -> bool` (e.g.
         `interp.circuits.Dataset`): whether that writer's values on those residual
         indices differ on some pair. Edges into a reader all of whose outgoing
         edges are inert are inert too: that reader's output never differs.
+        `task` (a several-task model): among that task's true edges.
         """
         from compiler.granularity import inert_edges
-        return inert_edges(self.circuit_graph(granularity), dataset.differs)
+        return inert_edges(self.circuit_graph(granularity, task=task), dataset.differs)
 
     def _by_hook(self, graph: nx.DiGraph) -> nx.DiGraph:
         def name(node):

@@ -28,24 +28,25 @@ def _inputs(count=40, seed=0):
     return [EXAMPLES["reverse"].sample(rng, N) for _ in range(count)]
 
 
+# What each variant's model must be (beyond exact): its knobs, attention, norm or width.
+WHAT = {"plain": lambda m: m.knobs == [] and m.attention_description.startswith("hard"),
+        "rotated": lambda m: [k["knob"] for k in m.knobs] == ["rotate", "permute_neurons"],
+        "dense": lambda m: [k["knob"] for k in m.knobs] == ["perturb"],
+        "soft": lambda m: m.attention_description.startswith("soft"),
+        "layernorm": lambda m: m.config.normalization != "none",
+        "compressed": lambda m: m.original is example_model("reverse", N)
+        and m.dim <= m.original.config.d_model}
+
+
 @pytest.mark.parametrize("variant", SINGLE)
 def test_each_variant_is_exact_and_its_truth_passes_the_recheck(variant):
     built = build_variant(variant, "reverse", N)
     assert built.task is None and built.model.config.max_seq_len == N
+    assert WHAT[variant](built.model)
     checked, mismatches = find_mismatches(built.model, EXAMPLES["reverse"].build(N), _inputs())
     assert checked == 40 and mismatches == []
     check = realism.recheck_truth(built.model, built.source, pairs=8)
     assert check.ok and check.edges > 0, check.failures
-
-
-def test_each_variant_is_what_its_name_says():
-    knobs = lambda v: [k["knob"] for k in build_variant(v, "reverse", N).model.knobs]  # noqa: E731
-    assert knobs("rotated") == ["rotate", "permute_neurons"]
-    assert knobs("dense") == ["perturb"]
-    assert build_variant("soft", "reverse", N).model.attention_description.startswith("soft")
-    assert build_variant("layernorm", "reverse", N).model.config.normalization != "none"
-    plain, narrow = (build_variant(v, "reverse", N).model for v in ("plain", "compressed"))
-    assert narrow.dim <= plain.config.d_model and narrow.original is plain
 
 
 def test_multitask_scores_the_example_as_a_task_of_six_tasks():

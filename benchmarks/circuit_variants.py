@@ -122,15 +122,22 @@ def _scored(rows: list[dict]) -> list[dict]:
 
 
 def realism_summary(rows: list[dict], methods) -> str:
-    """Methods × variants: mean edge AUROC (examples where it is defined, in brackets)."""
+    """Methods × variants: mean edge AUROC, [the mean above the noise floor] where it
+    differs, (the examples where it is defined)."""
     variants = [v for v in VARIANTS if any(r["variant"] == v for r in rows)]
     lines = ["| method | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     for method in methods:
         cells = []
         for variant in variants:
-            mine = [r["edge_auroc"] for r in _scored(rows)
-                    if r["method"] == method and r["variant"] == variant]
-            cells.append(f"{sum(mine) / len(mine):.3f} ({len(mine)})" if mine else "-")
+            mine = [r for r in _scored(rows) if r["method"] == method and r["variant"] == variant]
+            if not mine:
+                cells.append("-")
+                continue
+            auroc, above = (mean([r[k] for r in mine])
+                            for k in ("edge_auroc", "edge_auroc_above_noise"))
+            floor = f" [{above:.2f}]" if round(above, 2) != round(auroc, 2) else ""
+            cells.append(f"{auroc:.3f}{floor} ({len(mine)})")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -277,7 +277,9 @@ def realism_main(args, names: list[str], variants: list[str]) -> int:
     heading = (f"Mean edge AUROC at {args.granularity} granularity, {args.pairs} pairs per "
                f"example (max_seq_len ≤ {args.max_len}, seed {args.seed}; examples: "
                f"{', '.join(names)}); each variant scored only once its truth passed the "
-               f"path-patching re-check. Total {total:.0f}s.")
+               f"path-patching re-check; [in brackets]: the mean once scores below "
+               f"{NOISE_FLOOR:g} × the method's top score are set to 0, where it differs. "
+               f"Total {total:.0f}s.")
     os.makedirs(args.out, exist_ok=True)
     details = (f"# The realism table, per example\n\n(Written by `make circuits`; "
                f"docs/realism.md explains it.) {heading}\n\n{realism_summary(rows, methods)}"

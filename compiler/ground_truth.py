@@ -12,8 +12,9 @@ and `.value_records`) plus the embedding tables. It gives
   - `constant_directions`: embedding directions equal on every input (`one`, BOS);
   - `to_json()` / `from_json()`; `alignment_to_json` / `alignment_from_json`
     (a saved model keeps its alignment, since a loaded one has no program);
-  - `residual_basis`: after a realism knob (interp.realism) rotated the residual, each
-    named direction's vector in residual coordinates (`direction_vectors`, `named`).
+  - `residual_basis`: after a realism knob (interp.realism) rotated the residual, or a
+    compression (interp.compress) narrowed it, each named direction's vector in residual
+    coordinates (`direction_vectors`, `named`).
 
 Component ids are "L{layer}.H{head}" for a head and "L{layer}.M{i}" for the
 i-th MLP block of a layer (TransformerLens has one MLP per layer: all MLP blocks

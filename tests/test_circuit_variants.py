@@ -16,7 +16,7 @@ from benchmarks import circuits
 from benchmarks.circuit_variants import VARIANTS, NotApplicable, build_variant
 from examples.library import EXAMPLES
 from interp import realism
-from interp.circuits import example_model
+from interp.circuits import example_model, score_edges
 from rasp_runtime.verify import find_mismatches
 
 N = 4
@@ -53,6 +53,12 @@ def test_multitask_scores_the_example_as_a_task_of_six_tasks():
     built = build_variant("multitask", "reverse", N)
     assert built.task == "reverse" and "reverse" in built.model.config.tasks
     assert built.source(random.Random(0), None, 3)[0] == "reverse"  # the task token first
+    # scored with task=, the task's own circuit is the truth: it alone ranks perfectly
+    truth = built.model.ground_truth
+    circuit = truth.circuit_graph("component", task="reverse")
+    scores = {(u, v): float(circuit.has_edge(u, v)) for u, v in truth.full_graph().edges}
+    assert score_edges(truth, scores, task="reverse").edges.auroc == 1.0
+    assert score_edges(truth, scores).edges.auroc < 0.5  # the union of every task's circuit
     with pytest.raises(NotApplicable, match="not a task of six_tasks"):
         build_variant("multitask", "sort", N)
     assert circuits.run_variant("multitask", "sort", 4, N, 0) == [

@@ -64,9 +64,12 @@ fuzz: $(VENV)/.installed-test
 docs-images: $(VENV)/.installed-test
 	$(BIN)/python docs/make_images.py
 
-# Every circuit-discovery baseline on every example, scored against the exact truth.
+# Every circuit-discovery baseline on every example, scored against the exact truth;
+# then the realism table: each variant of 8 examples (docs/realism.md says how it is sized).
 circuits: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/circuits.py --readme
+	$(BIN)/python benchmarks/circuits.py --readme --pairs 16 \
+		--variants plain,rotated,soft,dense,multitask,layernorm,compressed
 
 # Mutation testing (mutmut, one worker) of the modules users rely on; writes docs/mutation.md.
 # MODULES=interp/circuits/scoring.py limits it; see docs/mutation.md for how long each takes.

@@ -2,13 +2,19 @@
 
     python benchmarks/circuits.py [--pairs 32] [--max-len 5] [--seed 0] [--only a,b]
                                   [--granularity component] [--out benchmarks/results]
-                                  [--readme]
+                                  [--readme] [--variants plain,rotated,...]
 
 Each example is compiled at max_seq_len ≤ --max-len; each method runs on --pairs
 seeded clean/corrupted pairs of equal length, at --granularity, and is
 scored with interp.circuits.score_edges (constant and inert edges left out).
 Writes <out>/circuits.md (the table and the true edges each method missed),
 <out>/circuits.json and ROC plots <out>/circuits/roc_<example>.png.
+
+--variants scores every variant (benchmarks/circuit_variants.py: plain, rotated, soft,
+dense, multitask, layernorm, compressed) of every example instead, each once its truth
+passes interp.realism.recheck_truth, and writes the realism table: <out>/circuits_realism.md
+(methods × variants, then per example) and .json, and a heatmap; --readme also writes
+docs/realism_table.md and docs/images/realism_auroc.png and fills the README's realism markers.
 """
 
 from __future__ import annotations
@@ -22,15 +28,26 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks.circuit_variants import (VARIANTS, NotApplicable, Variant,  # noqa: E402
+                                         build_variant, hooked_model, plot_realism,
+                                         realism_details,
+                                         realism_summary)
 from examples.library import EXAMPLES  # noqa: E402
 from interp.circuits import (METHODS, example_model, make_dataset, path_patching,  # noqa: E402
                              score_edges)
+from interp.realism import recheck_truth  # noqa: E402
 
 GRANULARITY = "component"  # the default; --granularity acdc_hooks scores canonical hooks
 # Path patching of single edges is how the truth is falsified; it is listed as
 # the reference every method is measured against, not as a baseline.
 ALL_METHODS = {**METHODS, "path_patching (reference)": path_patching}
 README_MARKERS = ("<!-- circuits:start -->", "<!-- circuits:end -->")
+# The realism table's default examples (--variants without --only), sized so that `make
+# circuits` fits in 30 minutes on 2 cores: the five six_tasks tasks with scorable edges
+# (so every variant applies) and three more with heads that gradients see differently.
+REALISM_EXAMPLES = ("reverse", "hist", "sort_freq", "double_hist", "previous_token", "sort",
+                    "frac_prevs", "induction")
+REALISM_MARKERS = ("<!-- circuits-realism:start -->", "<!-- circuits-realism:end -->")
 # Scores below this fraction of a method's top score are float noise (softmax leakage,
 # rounding): negatives score exactly 0 here, so noise alone would rank a true edge
 # above them. The "above noise" AUROC sets such scores to 0 to show what is left.
@@ -38,22 +55,27 @@ NOISE_FLOOR = 1e-4
 
 
 def run_example(name: str, pairs: int, max_len: int, seed: int,
-                granularity: str = GRANULARITY) -> list[dict]:
-    """One row per method: AUROCs, seconds, the true edges it missed, the ROC points."""
-    model = example_model(name, max_len)
-    dataset = make_dataset(EXAMPLES[name], model, pairs, seed)
+                granularity: str = GRANULARITY, variant: Variant | None = None) -> list[dict]:
+    """One row per method: AUROCs, seconds, the true edges it missed, the ROC points.
+
+    variant: the model to score, its dataset source and task (benchmarks.circuit_variants);
+    by default the plain compiled example."""
+    variant = variant or Variant(example_model(name, max_len), EXAMPLES[name])
+    dataset = make_dataset(variant.source, variant.model, pairs, seed,
+                           hooked=hooked_model(variant.model))
     dataset.clean_run, dataset.corrupt_run  # noqa: B018  traced once, outside the timings
-    truth = model.ground_truth
+    truth, task = variant.model.ground_truth, variant.task
     rows = []
     for method, run in ALL_METHODS.items():
         start = time.perf_counter()
         scores = run(dataset, granularity)
         seconds = time.perf_counter() - start
-        result = score_edges(truth, scores, granularity, dataset=dataset)
+        result = score_edges(truth, scores, granularity, dataset=dataset, task=task)
         edges, nodes = result.edges, result.nodes
         top = max(scores.values(), default=0.0)
         floored = score_edges(truth, {k: s if s >= NOISE_FLOOR * top else 0.0
-                                      for k, s in scores.items()}, granularity, dataset=dataset)
+                                      for k, s in scores.items()}, granularity,
+                              dataset=dataset, task=task)
         rows.append({"example": name, "method": method, "seconds": seconds,
                      "edge_auroc": edges.auroc, "edge_why": edges.why,
                      "edge_auroc_above_noise": floored.edges.auroc,
@@ -64,6 +86,27 @@ def run_example(name: str, pairs: int, max_len: int, seed: int,
                      "missed": _missed(result, scores),
                      "roc": {"fpr": list(edges.fpr), "tpr": list(edges.tpr)}})
     return rows
+
+
+def run_variant(variant: str, name: str, pairs: int, max_len: int, seed: int,
+                granularity: str = GRANULARITY) -> list[dict]:
+    """`run_example`'s rows for one variant of `name` (benchmarks.circuit_variants), once its
+    truth passes the path-patching re-check; else one row saying why it is not scored."""
+    row = {"example": name, "variant": variant, "method": None}
+    try:
+        built = build_variant(variant, name, max_len)
+    except NotApplicable as e:
+        return [{**row, "skipped": str(e)}]
+    dataset = make_dataset(built.source, built.model, pairs, seed,
+                           hooked=hooked_model(built.model))  # the one run_example draws
+    check = recheck_truth(built.model, granularity=granularity, task=built.task,
+                          dataset=dataset)
+    if not check.ok:
+        return [{**row, "refused": f"the truth fails the path-patching re-check on "
+                                   f"{len(check.failures)} of {check.edges} edges, e.g. "
+                                   f"{check.failures[0]}"}]
+    rows = run_example(name, pairs, max_len, seed, granularity, built)
+    return [{**r, "variant": variant, "truth_edges_checked": check.edges} for r in rows]
 
 
 def _missed(result, scores) -> list[dict]:
@@ -182,8 +225,13 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     parser.add_argument("--readme", action="store_true",
                         help="also replace the table between the circuits markers in README.md")
+    parser.add_argument("--variants", help="comma-separated variants to score instead "
+                        f"(the realism table): {','.join(VARIANTS)}")
     args = parser.parse_args(argv)
     names = args.only.split(",") if args.only else list(EXAMPLES)
+    if args.variants:
+        names = names if args.only else list(REALISM_EXAMPLES)
+        return realism_main(args, names, args.variants.split(","))
     start, rows = time.perf_counter(), []
     for name in names:
         rows += run_example(name, args.pairs, args.max_len, args.seed, args.granularity)
@@ -206,13 +254,60 @@ def main(argv=None) -> int:
     plot(rows, os.path.join(args.out, "circuits"), args.granularity)
     print(report)
     if args.readme:
-        path = os.path.join(ROOT, "README.md")
-        text = open(path).read()
-        a, b = (text.index(m) for m in README_MARKERS)
-        with open(path, "w") as f:
-            f.write(text[:a + len(README_MARKERS[0])] + "\n" + summary(rows) + "\n\n"
-                    + wide_table(rows) + "\n" + text[b:])
+        _replace_in_readme(README_MARKERS, summary(rows) + "\n\n" + wide_table(rows))
     return 0
+
+
+def realism_main(args, names: list[str], variants: list[str]) -> int:
+    """Every variant of every example (benchmarks.circuit_variants): <out>/circuits_realism.md
+    and .json, the figure, and with --readme the table between the realism markers."""
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise SystemExit(f"unknown variants {', '.join(unknown)}; choose from "
+                         f"{', '.join(VARIANTS)}")
+    start, rows = time.perf_counter(), []
+    for name in names:
+        for variant in variants:
+            rows += run_variant(variant, name, args.pairs, args.max_len, args.seed,
+                                args.granularity)
+            print(f"{name} / {variant}: done ({time.perf_counter() - start:.0f}s)",
+                  file=sys.stderr)
+    total = time.perf_counter() - start
+    methods = list(ALL_METHODS)
+    heading = (f"Mean edge AUROC at {args.granularity} granularity, {args.pairs} pairs per "
+               f"example (max_seq_len ≤ {args.max_len}, seed {args.seed}; examples: "
+               f"{', '.join(names)}); each variant scored only once its truth passed the "
+               f"path-patching re-check; [in brackets]: the mean once scores below "
+               f"{NOISE_FLOOR:g} × the method's top score are set to 0, where it differs. "
+               f"Total {total:.0f}s.")
+    os.makedirs(args.out, exist_ok=True)
+    details = (f"# The realism table, per example\n\n(Written by `make circuits`; "
+               f"docs/realism.md explains it.) {heading}\n\n{realism_summary(rows, methods)}"
+               f"\n\nEdge AUROC per example, variant and method:\n\n"
+               f"{realism_details(rows, methods)}\n")
+    for path in [os.path.join(args.out, "circuits_realism.md")] + \
+            [os.path.join(ROOT, "docs", "realism_table.md")] * args.readme:
+        with open(path, "w") as f:
+            f.write(details)
+    with open(os.path.join(args.out, "circuits_realism.json"), "w") as f:
+        json.dump({"pairs": args.pairs, "max_len": args.max_len, "seed": args.seed,
+                   "granularity": args.granularity, "examples": names, "variants": variants,
+                   "seconds": total, "rows": rows}, f, indent=1)
+    figure = os.path.join(ROOT, "docs", "images", "realism_auroc.png") if args.readme \
+        else os.path.join(args.out, "circuits_realism.png")
+    plot_realism(rows, methods, figure)
+    print(f"{heading}\n\n{realism_summary(rows, methods)}")
+    if args.readme:
+        _replace_in_readme(REALISM_MARKERS, f"{heading}\n\n{realism_summary(rows, methods)}")
+    return 0
+
+
+def _replace_in_readme(markers: tuple[str, str], text: str) -> None:
+    path = os.path.join(ROOT, "README.md")
+    readme = open(path).read()
+    a, b = (readme.index(m) for m in markers)
+    with open(path, "w") as f:
+        f.write(readme[:a + len(markers[0])] + "\n" + text + "\n" + readme[b:])
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ and `.value_records`) plus the embedding tables. It gives
   - `constant_directions`: embedding directions equal on every input (`one`, BOS);
   - `to_json()` / `from_json()`; `alignment_to_json` / `alignment_from_json`
     (a saved model keeps its alignment, since a loaded one has no program);
-  - `residual_basis`: after a realism knob (interp.realism) rotated the residual, each
-    named direction's vector in residual coordinates (`direction_vectors`, `named`).
+  - `residual_basis`: after a realism knob (interp.realism) rotated the residual, or a
+    compression (interp.compress) narrowed it, each named direction's vector in residual
+    coordinates (`direction_vectors`, `named`).
 
 Component ids are "L{layer}.H{head}" for a head and "L{layer}.M{i}" for the
 i-th MLP block of a layer (TransformerLens has one MLP per layer: all MLP blocks
@@ -298,16 +299,18 @@ class GroundTruth:
         from compiler.granularity import edge_graph
         return edge_graph(self, granularity, everything=True)
 
-    def inert(self, dataset, granularity: str = "component") -> set[tuple[str, str]]:
+    def inert(self, dataset, granularity: str = "component",
+              task: str | None = None) -> set[tuple[str, str]]:
         """True edges whose carried values are identical on every clean/corrupt pair.
 
         `dataset` is anything with `differs(writer, indices) -> bool` (e.g.
         `interp.circuits.Dataset`): whether that writer's values on those residual
         indices differ on some pair. Edges into a reader all of whose outgoing
         edges are inert are inert too: that reader's output never differs.
+        `task` (a several-task model): among that task's true edges.
         """
         from compiler.granularity import inert_edges
-        return inert_edges(self.circuit_graph(granularity), dataset.differs)
+        return inert_edges(self.circuit_graph(granularity, task=task), dataset.differs)
 
     def _by_hook(self, graph: nx.DiGraph) -> nx.DiGraph:
         def name(node):

@@ -35,6 +35,9 @@ class CompressedGroundTruth(GroundTruth):
         """The ground truth of a `CompressedModel`."""
         base = GroundTruth.from_model(compressed.original)
         fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(GroundTruth)}
+        # each named direction's vector in the narrow stream is its column of W, so
+        # `named` reads a narrow residual back as z·W (what the circuit tools decode)
+        fields["residual_basis"] = tuple(map(tuple, compressed.projection.T.tolist()))
         return cls(**fields, narrow_labels=tuple(compressed.residual_labels),
                    projection=compressed.projection)
 

@@ -312,21 +312,26 @@ class TruthCheck:
 
 
 def recheck_truth(model: CompiledModel, source=None, pairs: int = 32, seed: int = 0,
-                  granularity: str = "component") -> TruthCheck:
+                  granularity: str = "component", task: str | None = None,
+                  dataset=None) -> TruthCheck:
     """Path patching against the model's (carried) ground truth, edge by edge.
 
     Every edge off the true circuit must change no decoded output on any pair, and every
     true edge that is neither constant nor inert must change some output. `source` is
     what `interp.circuits.make_dataset` draws from (default: the library example the
-    model came from, else uniform tokens of the vocabulary).
+    model came from, else uniform tokens of the vocabulary). `task`: a several-task
+    model's task, whose circuit is checked (give a source of that task's inputs, e.g.
+    `examples.multitask.task_sampler`). `dataset`: check on this `make_dataset` of the
+    model instead of drawing one (source, pairs and seed are then not used).
     """
     from interp.circuits import make_dataset
     from interp.circuits.patching import changed_pairs, patched_logits, scorable_edges
-    dataset = make_dataset(_default_source(model) if source is None else source, model,
-                           pairs, seed)
+    if dataset is None:
+        dataset = make_dataset(_default_source(model) if source is None else source, model,
+                               pairs, seed)
     truth = dataset.hooked.truth
-    true_graph = truth.circuit_graph(granularity)
-    inert = truth.inert(dataset, granularity)
+    true_graph = truth.circuit_graph(granularity, task=task)
+    inert = truth.inert(dataset, granularity, task=task)
     edges = scorable_edges(truth, granularity)
     if not edges:
         return TruthCheck(0, ())

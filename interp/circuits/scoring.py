@@ -92,7 +92,7 @@ def _key(edge) -> str:
 
 def score_edges(truth, scores: dict, granularity: str = "component", dataset=None,
                 keep_excluded: bool = False, canonical: bool = True,
-                merge: str | None = None) -> CircuitScore:
+                merge: str | None = None, task: str | None = None) -> CircuitScore:
     """Score `scores` ({(up, down): s}, {"up->down": s} or {node: s}) against `truth`.
 
     Edge names may be ours, TransformerLens legacy hook names or auto-circuit's
@@ -105,6 +105,8 @@ def score_edges(truth, scores: dict, granularity: str = "component", dataset=Non
     keep_excluded: count constant and inert true edges as positives instead.
     canonical: at hook granularities, score InterpBench's canonical edges.
     merge: None refuses two scores for one edge; "max" or "sum" combines them.
+    task: a several-task model's task, whose circuit is the truth (every edge of the
+    model is still scored; the other tasks' edges are false).
     """
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity must be one of {', '.join(GRANULARITIES)}, "
@@ -117,10 +119,10 @@ def score_edges(truth, scores: dict, granularity: str = "component", dataset=Non
     if joint:
         rename = _joint_embeddings
     full = truth.full_graph(granularity)
-    true_graph = truth.circuit_graph(granularity)
+    true_graph = truth.circuit_graph(granularity, task=task)
     excluded = {(u, v) for u, v, a in true_graph.edges(data=True) if a["constant"]}
     if dataset is not None:
-        excluded |= truth.inert(dataset, granularity)
+        excluded |= truth.inert(dataset, granularity, task=task)
     out = output_hook(truth.n_layers)
     writers, slots = sites(truth)
     # canonical edge -> its slot edges (writer hook, reader slot); slot edge -> canonical edge

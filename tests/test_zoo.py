@@ -136,6 +136,8 @@ def test_in_process_bench_records_a_failing_cell_and_a_timeout(zoo, tmp_path):
     assert rows[first]["status"] == "failed" and "dataset" in rows[first]["error"]
     assert rows[second]["status"] == "ok"
     assert "| eap_ig | 2 | 1 |" in (copy / "bench" / "leaderboard.md").read_text()
+    # The timed-out cell needs a loadable model: a broken dataset.json could fail first.
+    shutil.copy(out / first / "dataset.json", copy / first / "dataset.json")
     slow = bench_zoo(copy, ["acdc"], workers=1, limit=1, timeout_s=0.001, progress=False)
     assert slow.statuses == {"timeout": 1}
     retried = bench_zoo(copy, ["eap_ig"], workers=1, limit=2, progress=False,

@@ -103,6 +103,9 @@ def _number(value):
         else float(value)
 
 
+REARM_S = 0.05  # how soon an expired deadline raises again if its first raise was lost
+
+
 @contextlib.contextmanager
 def _deadline(seconds: float | None):
     """Raise CellTimeout in this thread after `seconds` (SIGALRM: the main thread only,
@@ -112,6 +115,9 @@ def _deadline(seconds: float | None):
         return
 
     def expire(signum, frame):
+        # Raised inside a finaliser (__del__, a weakref callback), the exception is
+        # swallowed as "unraisable": re-arm, so the next tick raises it again.
+        signal.setitimer(signal.ITIMER_REAL, REARM_S)
         raise CellTimeout
 
     previous = signal.signal(signal.SIGALRM, expire)

@@ -104,8 +104,10 @@ def summarise(args, records: list[dict], seconds: float) -> dict:
     refusals: dict[str, dict] = {}
     for r in records:
         if r["status"] == "refused":
-            entry = refusals.setdefault(reason_group(r["reason"]), {"count": 0, "examples": []})
+            entry = refusals.setdefault(reason_group(r["reason"]),
+                                        {"count": 0, "indices": [], "examples": []})
             entry["count"] += 1
+            entry["indices"].append(r["index"])  # every one, to re-run after a fix
             if len(entry["examples"]) < 3:
                 entry["examples"].append({k: r[k] for k in ("index", "label", "reason")})
     failures = [r for r in records if r["status"] not in ("exact", "refused")]

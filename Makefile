@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 # Every install is pinned by constraints.txt: the versions the suite last passed with.
 PIP_INSTALL := $(BIN)/pip install --quiet -c constraints.txt
 TEST_EXTRAS := test,transformer-lens,hf,plots,compress,notebook,zoo
+# The suites run on every core (pytest-xdist), a test file to a worker: files that share
+# a module fixture (a compiled model, the SAELens venv) keep it in one process.
+TEST_WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: demo sae-lens-venv test test-slow test-sweep test-outside breaks bench fuzz circuits docs-images mutation clean
 
@@ -34,19 +38,19 @@ demo: $(VENV)/.installed
 	$(BIN)/raspc demo
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 test-slow: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -m slow
+	$(PYTEST) -m slow
 
 # Every library example under every realism knob (rotate, permute, perturb, soft
 # attention) at N = 5 and its default N: about an hour on 2 cores, so not in CI.
 test-sweep: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -m sweep
+	$(PYTEST) -m sweep
 
 # Outside tools in venvs of their own (auto-circuit with TransformerLens 2; not in CI).
 test-outside: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -m outside
+	$(PYTEST) -m outside
 
 # Each of tests/breaks.py's eight breaks applied to a copy of the tree: the suite must
 # catch every one (also part of test-slow).

@@ -317,7 +317,8 @@ def recheck_truth(model: CompiledModel, source=None, pairs: int = 32, seed: int 
     """Path patching against the model's (carried) ground truth, edge by edge.
 
     Every edge off the true circuit must change no decoded output on any pair, and every
-    true edge that is neither constant nor inert must change some output. `source` is
+    true edge that is neither constant nor inert must change some output (one that changes
+    nothing on the drawn pairs is tried again on eight times as many). `source` is
     what `interp.circuits.make_dataset` draws from (default: the library example the
     model came from, else uniform tokens of the vocabulary). `task`: a several-task
     model's task, whose circuit is checked (give a source of that task's inputs, e.g.
@@ -325,19 +326,37 @@ def recheck_truth(model: CompiledModel, source=None, pairs: int = 32, seed: int 
     model instead of drawing one (source, pairs and seed are then not used).
     """
     from interp.circuits import make_dataset
+    drawn = dataset is None
+    source = _default_source(model) if source is None else source
+    if drawn:
+        dataset = make_dataset(source, model, pairs, seed)
+    checked, failures, quiet = _patch_every_edge(dataset, granularity, task)
+    if drawn and quiet:
+        # A true edge that changed nothing may only lack a pair where it matters (a rare
+        # bracket pattern, say): re-check just those edges on eight times the pairs.
+        larger = make_dataset(source, model, pairs * ESCALATION, seed + 1)
+        _, _, quiet = _patch_every_edge(larger, granularity, task, only=quiet)
+    failures += [f"{u} -> {v} is on the circuit but changes nothing" for u, v in quiet]
+    return TruthCheck(checked, tuple(failures))
+
+
+ESCALATION = 8  # how many times the pairs a quiet true edge is re-checked on
+
+
+def _patch_every_edge(dataset, granularity: str, task: str | None, only=None):
+    """(edges checked, failures, true live edges that changed nothing) on `dataset`;
+    `only`: patch just these edges."""
     from interp.circuits.patching import changed_pairs, patched_logits, scorable_edges
-    if dataset is None:
-        dataset = make_dataset(_default_source(model) if source is None else source, model,
-                               pairs, seed)
     truth = dataset.hooked.truth
     true_graph = truth.circuit_graph(granularity, task=task)
     inert = truth.inert(dataset, granularity, task=task)
-    edges = scorable_edges(truth, granularity)
+    edges = [e for e in scorable_edges(truth, granularity)
+             if only is None or (e[0], e[1]) in only]
     if not edges:
-        return TruthCheck(0, ())
+        return 0, [], []
     masks = np.stack([dataset.hooked.wiring.mask([a]) for *_, a in edges])
     changed = changed_pairs(dataset, patched_logits(dataset, masks))
-    failures = []
+    failures, quiet = [], []
     for (u, v, _), moved in zip(edges, changed):
         if not true_graph.has_edge(u, v):
             if moved.any():
@@ -346,8 +365,8 @@ def recheck_truth(model: CompiledModel, source=None, pairs: int = 32, seed: int 
             if moved.any():
                 failures.append(f"{u} -> {v} is constant or inert but changes the output")
         elif not moved.any():
-            failures.append(f"{u} -> {v} is on the circuit but changes nothing")
-    return TruthCheck(len(edges), tuple(failures))
+            quiet.append((u, v))
+    return len(edges), failures, quiet
 
 
 def _default_source(model: CompiledModel):

@@ -132,6 +132,17 @@ def test_recheck_passes_on_knobbed_models(name):
     assert check.ok and check.edges > 0, check.failures
 
 
+def test_a_true_edge_that_the_drawn_pairs_miss_is_tried_on_more_pairs():
+    """shuffle_dyck2 (N = 5): no pair of these 32 needs some of its true edges, so on that
+    dataset alone they change nothing; the default re-check tries them on 256."""
+    from interp.circuits import make_dataset
+    model = example_model("shuffle_dyck2")
+    few = realism.recheck_truth(model, dataset=make_dataset(EXAMPLES["shuffle_dyck2"], model,
+                                                            32, 0))
+    assert few.failures and all("changes nothing" in f for f in few.failures)
+    assert realism.recheck_truth(model).ok
+
+
 def test_recheck_fails_when_a_live_edge_is_dropped_from_the_truth():
     model = realism.rotate(example_model("reverse"), 1)
     truth = model.ground_truth

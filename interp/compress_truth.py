@@ -33,13 +33,9 @@ class CompressedGroundTruth(GroundTruth):
     @classmethod
     def from_compressed(cls, compressed) -> CompressedGroundTruth:
         """The ground truth of a `CompressedModel`."""
-        base = GroundTruth.from_model(compressed.original)
-        fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(GroundTruth)}
-        # each named direction's vector in the narrow stream is its column of W, so
-        # `named` reads a narrow residual back as z·W (what the circuit tools decode)
-        fields["residual_basis"] = tuple(map(tuple, compressed.projection.T.tolist()))
-        return cls(**fields, narrow_labels=tuple(compressed.residual_labels),
-                   projection=compressed.projection)
+        truth = cls.viewed_through(GroundTruth.from_model(compressed.original),
+                                   compressed.projection)
+        return dataclasses.replace(truth, narrow_labels=tuple(compressed.residual_labels))
 
     @classmethod
     def viewed_through(cls, truth: GroundTruth, projection) -> CompressedGroundTruth:
@@ -48,6 +44,12 @@ class CompressedGroundTruth(GroundTruth):
         on such vectors (interp.zoo's sae cell: W a random rotation)."""
         projection = np.asarray(projection, np.float64)
         fields = {f.name: getattr(truth, f.name) for f in dataclasses.fields(GroundTruth)}
+        # One convention: residual_basis holds each named direction's vector in this
+        # model's own (narrow) stream, W·v (v: its vector in the wide one, after any
+        # rotation), so `named` reads a narrow residual back as z·W·V and the circuit
+        # tools and feature_directions agree.
+        images = truth.direction_vectors() @ projection.T
+        fields["residual_basis"] = tuple(map(tuple, images.tolist()))
         return cls(**fields, narrow_labels=tuple(f"narrow:{i}" for i in
                                                  range(projection.shape[0])),
                    projection=projection)
@@ -55,17 +57,17 @@ class CompressedGroundTruth(GroundTruth):
     @property
     def feature_directions(self) -> dict[str, np.ndarray]:
         """Original residual label → its image in the narrow stream (a column of W; after
-        a rotation knob, W times the direction's vector, `residual_basis`)."""
-        if self.residual_basis is None:
-            return {label: self.projection[:, i] for i, label in enumerate(self.residual_labels)}
-        images = self.projection @ self.direction_vectors().T
-        return {label: images[:, i] for i, label in enumerate(self.residual_labels)}
+        a rotation knob, W times the direction's vector), as `residual_basis` holds it."""
+        images = self.direction_vectors()
+        return {label: images[i] for i, label in enumerate(self.residual_labels)}
 
     @property
     def interference(self) -> np.ndarray:
-        """The Gram matrix of the feature images, WᵀW (d_model × d_model, rows and
-        columns in `residual_labels` order): entry (i, j) = ⟨W[:, i], W[:, j]⟩."""
-        return self.projection.T @ self.projection
+        """The Gram matrix of the feature images, WᵀW for an unrotated model (d_model ×
+        d_model, rows and columns in `residual_labels` order): entry (i, j) is the inner
+        product of feature i's and feature j's images."""
+        images = self.direction_vectors()
+        return images @ images.T
 
     def features_at(self, layer: int) -> tuple[str, ...]:
         """The features present in residual `layer` (0: after the embeddings, i: after

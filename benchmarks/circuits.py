@@ -99,7 +99,7 @@ def run_variant(variant: str, name: str, pairs: int, max_len: int, seed: int,
         return [{**row, "skipped": str(e)}]
     dataset = make_dataset(built.source, built.model, pairs, seed,
                            hooked=hooked_model(built.model))  # the one run_example draws
-    check = recheck_truth(built.model, granularity=granularity, task=built.task,
+    check = recheck_truth(built.model, built.source, granularity=granularity, task=built.task,
                           dataset=dataset)
     if not check.ok:
         return [{**row, "refused": f"the truth fails the path-patching re-check on "

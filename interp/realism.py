@@ -93,7 +93,10 @@ def random_rotation(d: int, seed: int, block: int | None = None, keep_ones: bool
                         f"at least 2 to rotate, got block {block} and {moved}")
     rng = np.random.default_rng(seed)
     order = np.setdiff1d(np.arange(d), fixed)[rng.permutation(moved)]
-    groups = np.array_split(order, -(-moved // block))
+    # Groups of about `block`; keeping the all-ones vector, none smaller than `block`
+    # (a group of 2 then has only the identity and the swap, both axis-aligned).
+    count = max(1, moved // block) if keep_ones else -(-moved // block)
+    groups = np.array_split(order, count)
     rotation = np.diag(np.isin(np.arange(d), fixed).astype(np.float64))
     for group in groups:
         rotation[np.ix_(group, group)] = _haar(rng, len(group), keep_ones)
@@ -323,18 +326,19 @@ def recheck_truth(model: CompiledModel, source=None, pairs: int = 32, seed: int 
     model came from, else uniform tokens of the vocabulary). `task`: a several-task
     model's task, whose circuit is checked (give a source of that task's inputs, e.g.
     `examples.multitask.task_sampler`). `dataset`: check on this `make_dataset` of the
-    model instead of drawing one (source, pairs and seed are then not used).
+    model instead of drawing one (pairs is then not used; a quiet edge is tried again
+    on draws from `source` only when it is given).
     """
     from interp.circuits import make_dataset
-    drawn = dataset is None
+    can_draw = dataset is None or source is not None
     source = _default_source(model) if source is None else source
-    if drawn:
+    if dataset is None:
         dataset = make_dataset(source, model, pairs, seed)
     checked, failures, quiet = _patch_every_edge(dataset, granularity, task)
-    if drawn and quiet:
+    if can_draw and quiet:
         # A true edge that changed nothing may only lack a pair where it matters (a rare
         # bracket pattern, say): re-check just those edges on eight times the pairs.
-        larger = make_dataset(source, model, pairs * ESCALATION, seed + 1)
+        larger = make_dataset(source, model, len(dataset) * ESCALATION, seed + 1)
         _, _, quiet = _patch_every_edge(larger, granularity, task, only=quiet)
     failures += [f"{u} -> {v} is on the circuit but changes nothing" for u, v in quiet]
     return TruthCheck(checked, tuple(failures))
@@ -345,7 +349,8 @@ ESCALATION = 8  # how many times the pairs a quiet true edge is re-checked on
 
 def _patch_every_edge(dataset, granularity: str, task: str | None, only=None):
     """(edges checked, failures, true live edges that changed nothing) on `dataset`;
-    `only`: patch just these edges."""
+    `only`: patch just these edges, each of which must change something (being inert on
+    this draw is no excuse: it was not inert on the first)."""
     from interp.circuits.patching import changed_pairs, patched_logits, scorable_edges
     truth = dataset.hooked.truth
     true_graph = truth.circuit_graph(granularity, task=task)
@@ -361,7 +366,7 @@ def _patch_every_edge(dataset, granularity: str, task: str | None, only=None):
         if not true_graph.has_edge(u, v):
             if moved.any():
                 failures.append(f"{u} -> {v} is off the circuit but changes the output")
-        elif true_graph.edges[u, v]["constant"] or (u, v) in inert:
+        elif true_graph.edges[u, v]["constant"] or (only is None and (u, v) in inert):
             if moved.any():
                 failures.append(f"{u} -> {v} is constant or inert but changes the output")
         elif not moved.any():

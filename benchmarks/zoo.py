@@ -3,6 +3,7 @@
     python benchmarks/zoo.py [--models 200] [--random-share 0.8] [--seed 0]
                              [--methods eap_ig,activation_patching] [--bench-models N]
                              [--workers 1,2] [--out benchmarks/results/zoo] [--zoo DIR]
+                             [--no-pin]
 
 Builds (or finishes) <out>/zoo with every library example at length 4 and
 random programs up to --models in all, then benches the first --bench-models of
@@ -11,7 +12,10 @@ own, so each run does every cell. Prints cells per minute for each run and the
 ratio, and an extrapolation to 10,000 models from the measured mean cell time;
 writes <out>/zoo.json. --zoo benches an existing zoo (built by `raspc zoo build`)
 instead of building <out>/zoo. Both runs go through Ray, so the ratio compares like with
-like; on a shared machine it is measured under whatever load the others make.
+like; on a shared machine it is measured under whatever load the others make. A run with
+W workers is held to W cores (sched_setaffinity, inherited by Ray's processes; --no-pin
+lifts it): unpinned, one worker's XLA threads use about 1.5 of 2 cores, so the ratio
+would compare 1.5 cores with 2.
 """
 
 from __future__ import annotations
@@ -47,6 +51,10 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "zoo"))
     parser.add_argument("--zoo", help="an existing zoo to bench (nothing is built)")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="let every run use every core (by default a run with W workers "
+                             "is held to W cores: one worker's jax threads would otherwise "
+                             "spread over all of them, and 1 vs 2 workers would measure that)")
     args = parser.parse_args()
     out = Path(args.out)
     zoo = Path(args.zoo) if args.zoo else out / "zoo"
@@ -63,11 +71,17 @@ def main() -> None:
     print(built.format())
     methods = [m for m in args.methods.split(",") if m]
     models = len(read_manifest(zoo)[:args.bench_models])
+    all_cores = sorted(os.sched_getaffinity(0))
     for workers in (int(w) for w in args.workers.split(",")):
         results = out / f"bench-{workers}"
         shutil.rmtree(results, ignore_errors=True)  # every run does every cell
-        summary = bench_zoo(zoo, methods, workers=workers, out=results,  # Ray, also for 1
-                            limit=args.bench_models, use_ray=True)
+        cores = all_cores[:workers] if args.pin and workers <= len(all_cores) else all_cores
+        os.sched_setaffinity(0, cores)  # Ray's processes, started now, inherit it
+        try:
+            summary = bench_zoo(zoo, methods, workers=workers, out=results,  # Ray, also for 1
+                                limit=args.bench_models, use_ray=True)
+        finally:
+            os.sched_setaffinity(0, all_cores)
         rows = read_results(results)
         seconds = [r["seconds"] for r in rows if r.get("seconds") is not None]
         cpu = [r["cpu_seconds"] for r in rows if r.get("cpu_seconds") is not None]
@@ -76,7 +90,8 @@ def main() -> None:
                "cells_per_minute": round(summary.cells_per_minute, 2),
                "mean_cell_seconds": round(statistics.fmean(seconds), 2) if seconds else None,
                "mean_cell_cpu_seconds": round(statistics.fmean(cpu), 2) if cpu else None,
-               "statuses": summary.statuses, "load_average": os.getloadavg()}
+               "cores": len(cores), "statuses": summary.statuses,
+               "load_average": os.getloadavg()}
         report["runs"].append(run)
         print(f"{workers} worker(s): {summary.format()}")
     runs = report["runs"]

@@ -217,6 +217,16 @@ def largest_scale(model: CompiledModel, truth=None, magnitudes=None) -> float:
     low, high = 0.0, 1.0
     while accepts(high):
         low, high = high, high * 2
+    low = _bisect(accepts, low, high)
+    if low == 0.0:  # below the bisection's resolution: halve down to an accepted scale
+        while not accepts(high / 2):
+            high /= 2
+        low = _bisect(accepts, high / 2, high)
+    return low
+
+
+def _bisect(accepts, low: float, high: float) -> float:
+    """The largest accepted scale in [low, high) to SCALE_SEARCH_STEPS halvings."""
     for _ in range(SCALE_SEARCH_STEPS):
         middle = (low + high) / 2
         low, high = (middle, high) if accepts(middle) else (low, middle)

@@ -260,7 +260,9 @@ def knob_error(model, params, truth, scale: float, magnitudes: np.ndarray) -> Er
         and the named sum with |B||w| in place of |w| (x = Σ_i x_i b_i);
       - noise: s·(‖x‖₁ + 1), with ‖x‖₁ ≤ Σ |value| named, ≤ min(√d‖x‖₂, Σ_k bound_k)
         rotated; and, through each head's logits, `_pattern_error` (noise on W_Q and W_K
-        is multiplied by the other side's size, up to the softmax hardness).
+        is multiplied by the other side's size, up to the softmax hardness; with
+        LayerNorm, noise on its offsets and gains moves every q and k entry too, by
+        s·Σ|w| + (s/√eps)·Σ|w_k y_k| for the column w that computes it).
     That error E equals moving x by E/‖w‖₂ along w; the worst over all reads is
     compared with READ_MARGIN.
     """
@@ -282,6 +284,7 @@ def knob_error(model, params, truth, scale: float, magnitudes: np.ndarray) -> Er
         # noise on the gains (√eps each) scales each coordinate by 1 ± scale/√eps
         norm_scale = (1 + norm_scale) * (1 + scale / math.sqrt(model.config.layer_norm_eps)) - 1
     worst, worst_norm = 0.0, 0.0
+    qk_move = 0.0  # how far LayerNorm's own noise moves any q or k entry
     for module, weights in params.items():
         if not module.endswith(READERS):
             continue
@@ -312,6 +315,10 @@ def knob_error(model, params, truth, scale: float, magnitudes: np.ndarray) -> Er
                 mean * column_sums + u * (terms + mean * absolute)) \
                 + scale * (1 + u) * absolute  # noise on the offsets (zero as compiled)
             terms = (1 + norm_scale) * (1 + u) * (terms + mean * absolute) + scale * absolute
+            if module.endswith(("/query", "/key")):  # noise on the offsets (s each) and on
+                # the gains (relative s/√eps) moves q_c by s·Σ|w| + (s/√eps)·Σ|w_k y_k|
+                gain = scale / math.sqrt(model.config.layer_norm_eps)
+                qk_move = max(qk_move, float(np.max(scale * absolute + gain * terms)))
         error = gamma(counts + 1) * terms + scale * (one_norm + 1) + through_norm
         ratios = error[live] / column_norms[live]
         at = int(np.argmax(ratios))
@@ -320,7 +327,8 @@ def knob_error(model, params, truth, scale: float, magnitudes: np.ndarray) -> Er
             worst_norm = float(np.broadcast_to(through_norm, error.shape)[live][at]
                                / column_norms[live][at])
     if scale > 0:
-        worst = max(worst, _pattern_error(model, params, truth, scale * (one_norm + 1),
+        worst = max(worst, _pattern_error(model, params, truth,
+                                          scale * (one_norm + 1) + qk_move,
                                           magnitudes, recorded, others))
     return ErrorBound(worst, READ_MARGIN, worst_norm)
 

@@ -73,7 +73,8 @@ class MLPBlocks:
                 block = numerical.linear_mlp([(x_dir, affine[0]), (ONE, affine[1])],
                                              self.spaces[node].basis[0], hidden, info,
                                              frozenset({ONE}))
-                self.budgets.linear(node, expr, [(inner, affine[0], xs), (None, affine[1], [1.0])],
+                one = (None, affine[1], [1.0], *clean_lookup.normed_read(self._norm, clamp=False))
+                self.budgets.linear(node, expr, [(inner, affine[0], xs), one],
                                     block.hidden_space.dim)
             else:
                 block = self._classes_then_lookup(node, expr.inner, xs, VectorSpace(()),
@@ -100,9 +101,11 @@ class MLPBlocks:
         def fits(error_of) -> bool:
             return all(error_of(abs(v)) <= a for v, a in zip(written, allowed))
 
-        if noise <= LOOKUP_NOISE and fits(lambda v: categorical.output_lookup_error(1, v, noise)):
+        if noise <= LOOKUP_NOISE and fits(
+                lambda v: categorical.output_lookup_error(1, v, noise, self._norm)):
             return self._lookup(inner, node, lambda d: result(d.value), hidden, info)
-        if noise <= clean_lookup.INPUT_TOLERANCE and fits(clean_lookup.error_bound):
+        if noise <= clean_lookup.INPUT_TOLERANCE and fits(
+                lambda v: clean_lookup.error_bound(v, norm=self._norm)):
             return clean_lookup.clean_lookup_mlp(in_space, self.spaces[node],
                                                  lambda d: result(d.value), hidden, info)
         largest = max(map(abs, written), default=0.0)
@@ -138,9 +141,8 @@ class MLPBlocks:
                 return categorical.output_lookup_mlp(in_space, out_space, output_of, hidden, info)
         return categorical.lookup_mlp(in_space, out_space, output_of, hidden, info)
 
-    @staticmethod
-    def _check_rounding(expr, xs):
-        if numerical.rounding_bound(xs) > MAX_STEP_ROUNDING:
+    def _check_rounding(self, expr, xs):
+        if numerical.rounding_bound(xs, norm=self._norm) > MAX_STEP_ROUNDING:
             raise CompileError(expr, "its input values are too close together for their "
                                "magnitude to be separated exactly in float32",
                                "round or rescale the values before this Map")
@@ -230,7 +232,7 @@ class MLPBlocks:
         error += 2 * max(leaks.values(), default=0.0) * self._noise(c)
         one_mlp = strength * self._noise(c) <= MAX_GATE_LEAK and error <= self._budget(node)
         if not one_mlp and not rx.is_numerical(expr):
-            error = clean_lookup.error_bound(1.0, pair=True)
+            error = clean_lookup.error_bound(1.0, pair=True, norm=self._norm)
         plan = _GatedPlan(x, c, xs, ordered, one_mlp, error)
         self.gated_plans[node] = plan
         return plan
@@ -243,9 +245,10 @@ class MLPBlocks:
         gate_values = [d.value for d in c_space.basis] or [None]
         rows = [repr([ordered(v, c) for c in gate_values]) for v in xs]
         class_of = class_indices(rows, runs=False)
-        if numerical.one_hot_error_bound(xs, one_hots(class_of)) > clean_lookup.INPUT_TOLERANCE:
+        if numerical.one_hot_error_bound(xs, one_hots(class_of), norm=self._norm) \
+                > clean_lookup.INPUT_TOLERANCE:
             class_of = class_indices(rows, runs=True)
-        noisy = numerical.one_hot_error_bound(xs, one_hots(class_of))
+        noisy = numerical.one_hot_error_bound(xs, one_hots(class_of), norm=self._norm)
         if max(noisy, 0.0 if c is None else self._noise(c)) > clean_lookup.INPUT_TOLERANCE:
             raise CompileError(expr, "float32 rounding could garble its discretised input "
                                "in some summation order", REDUCE_VALUES_HINT)
@@ -253,7 +256,8 @@ class MLPBlocks:
             largest = max(float(np.abs(self._rows(node, functools.partial(
                 lambda c_value, v: ordered(v, c_value), c_value), xs)).max(initial=0.0))
                 for c_value in gate_values)
-            if clean_lookup.error_bound(largest, bool(c_space.dim)) > self.budgets.budget(node):
+            if clean_lookup.error_bound(largest, bool(c_space.dim), self._norm) \
+                    > self.budgets.budget(node):
                 raise CompileError(expr, f"float32 cannot write values as large as {largest} "
                                    f"within {self.budgets.budget(node):.2g}", "rescale the values")
         representative = {c: v for v, c in zip(xs, class_of)}
@@ -286,7 +290,7 @@ class MLPBlocks:
         """The float32 error bound, in any summation order, of a discretiser of x computing
         each of `functions` (x ↦ output components, one per gate value when `gated`);
         infinite where its steps' rounding is too large to bound."""
-        if gated and numerical.rounding_bound(xs, gated=True) > MAX_STEP_ROUNDING:
+        if gated and numerical.rounding_bound(xs, True, self._norm) > MAX_STEP_ROUNDING:
             return np.inf
         # Components are bounded independently, so the functions' rows are bounded side by
         # side, as many at once as numerical.BOUND_CHUNK allows (the xs part is shared).
@@ -294,7 +298,7 @@ class MLPBlocks:
         error = 0.0
         for start in range(0, len(functions), batch):
             rows = np.hstack([self._rows(node, f, xs) for f in functions[start:start + batch]])
-            error = max(error, float(numerical.discretiser_error_bounds(xs, rows, gated)
+            error = max(error, float(numerical.discretiser_error_bounds(xs, rows, gated, self._norm)
                                      .max(initial=0.0)))
         return error
 

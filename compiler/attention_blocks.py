@@ -162,18 +162,26 @@ class AttentionBlocks:
         return (VectorSpace(()) if side is None else self.spaces[side.unique_id]), output_of
 
     def _width_error(self, node) -> tuple[np.ndarray, np.ndarray]:
-        """(bounds, written): per scratch value (rows) and written component (columns,
-        one block per side value), the float32 error bound of what a width's MLP writes
-        (craft.numerical.discretiser_error_bounds, through the LayerNorm if any), and
-        the value written there."""
+        """(bounds, written): per scratch value (rows, rising: w = N first) and written
+        component (columns, one block per side value), the float32 error bound of what a
+        width's MLP writes (craft.numerical.discretiser_error_bounds, through the
+        LayerNorm if any), and the value written there. A side's one-hot may err (through
+        a LayerNorm): each copy's base unit then leaks f(x_m, c')·error onto its output,
+        counted twice as compiler.mlp_blocks' `_gated_plan` counts it."""
         side_space, output_of = self._width_outputs(node)
-        scratch = scratch_values(self.max_seq_len,
-                                 self.graph.expr(node).annotations.get("scratch_shift", 0.0))
-        count = {x: w for w, x in enumerate(scratch)}
+        scratch = sorted(scratch_values(
+            self.max_seq_len, self.graph.expr(node).annotations.get("scratch_shift", 0.0)))
+        count = {x: w for w, x in enumerate(reversed(scratch))}  # 1/(w+1) falls as w rises
+        sides = [d.value for d in side_space.basis] or [None]
         rows = np.hstack([self._rows(node, lambda x, s=s: output_of(count[x], s), scratch)
-                          for s in [d.value for d in side_space.basis] or [None]])
+                          for s in sides])
         bounds = numerical.discretiser_error_bounds(scratch, rows, bool(side_space.dim),
                                                     self._norm)
+        if side_space.dim:
+            expr = self.graph.expr(node)
+            side = expr.children[int(self._with_width(expr))]  # the width's other input
+            leak = np.abs(rows[-1].reshape(len(sides), -1)).sum(axis=0)
+            bounds = bounds + 2 * np.tile(leak, len(sides)) * self._noise(side)
         return bounds, rows
 
     def _length(self, node, expr) -> NodeBlock:

@@ -17,7 +17,8 @@ import numpy as np
 
 from compiler.attention_blocks import width_with_side
 from compiler.budgets import class_indices, one_hots
-from compiler.input_errors import LOOKUP_NOISE, MAX_ONE_HOT_ERROR, merge_indistinguishable
+from compiler.input_errors import (LOOKUP_NOISE, MAX_ONE_HOT_ERROR, lookup_error,
+                                   merge_indistinguishable)
 from compiler.node_block import NodeBlock
 from craft import categorical, clean_lookup, numerical
 from craft.bases import ONE, VectorSpace, zeros_matrix
@@ -176,12 +177,46 @@ class MLPBlocks:
             return self._width_with(node, expr, width_first)
         if rx.is_numerical(expr.fst) or rx.is_numerical(expr.snd):
             return NodeBlock(node, self._gated(node, info), (fst, snd))
-        if not rx.is_numerical(expr):
-            self._check_one_hot(expr, self._noise(expr))
+        if rx.is_numerical(expr):
+            return NodeBlock(node, self._numerical_pair_lookup(node, expr, result, info),
+                             (fst, snd))
+        self._check_one_hot(expr, self._noise(expr))
         block = categorical.pair_lookup_mlp(
             self.spaces[fst], self.spaces[snd], self.spaces[node],
             lambda a, b: result(a.value, b.value), f"{label}.hidden", info)
         return NodeBlock(node, block, (fst, snd))
+
+    def _numerical_pair_lookup(self, node, expr, result, info) -> MLP:
+        """A numerical SequenceMap of two categoricals whose error fits what its readers
+        tolerate at each value it writes: a pair lookup, whose set unit writes v times a
+        one-hot unit (so errs by |v| times input_errors.lookup_error's bound), else a clean
+        pair lookup, whose error does not grow with its inputs', else a refusal naming
+        the reader."""
+        fst, snd = self.spaces[expr.fst.unique_id], self.spaces[expr.snd.unique_id]
+        noises = [self._noise(expr.fst), self._noise(expr.snd)]
+        written = sorted({float(v) for a in fst.basis for b in snd.basis
+                          for v in result(a.value, b.value).values()})
+        allowed = self.budgets.allowed(node, written)
+
+        def fits(error_of) -> bool:
+            return all(error_of(abs(v)) <= a for v, a in zip(written, allowed))
+
+        hidden, output_of = f"{self._label(node)}.hidden", \
+            (lambda a, b: result(a.value, b.value))
+        exact = not any(noises) and self._norm is None  # every term an exact small integer
+        unit = 0.0 if exact else lookup_error(noises, 3.0, self._norm)
+        if fits(lambda v: v * unit):
+            return categorical.pair_lookup_mlp(fst, snd, self.spaces[node], output_of, hidden,
+                                               info)
+        if max(noises) <= clean_lookup.INPUT_TOLERANCE and not set(fst.basis) & set(snd.basis) \
+                and fits(lambda v: clean_lookup.error_bound(v, True, self._norm)):
+            return clean_lookup.clean_pair_lookup_mlp(fst, snd, self.spaces[node], output_of,
+                                                      hidden, info)
+        largest = max(map(abs, written), default=0.0)
+        raise CompileError(expr, f"float32 cannot write values as large as {largest:g} from "
+                           f"one-hots that may err by {max(noises):.2g} within what "
+                           f"{self.budgets.spent_by(node)} tolerates "
+                           f"({float(min(allowed, default=0.0)):.2g})", "rescale the values")
 
     def _gated(self, node, info) -> MLP | Series:
         """f(numerical x, categorical c): one MLP whose discretiser of x is gated by c,

@@ -90,7 +90,7 @@ def output_lookup_error(preimage_size: int, max_abs_output: float, input_error: 
     stay below −1 + 2kε + rounding < 0, exactly 0); the second layer multiplies one
     unit by the output and the residual add rounds once more.
     """
-    if input_error == 0.0:
+    if input_error == 0.0 and norm is None:
         return 0.0
     if preimage_size * input_error > 1 / 8:
         raise ValueError("output_lookup_error needs preimage_size · input_error ≤ 1/8")

@@ -145,7 +145,7 @@ class AttentionBlocks:
         expr = self.graph.expr(node)
         width, side, width_first = expr, None, True
         if isinstance(expr, rx.SequenceMap):
-            width_first = self._with_width(expr)
+            width_first = self._width_side(expr)
             width, side = (expr.fst, expr.snd) if width_first else (expr.snd, expr.fst)
         width_map = width.annotations.get("width_map", lambda w: w)
         out, known = self._output_of(node), set(self.values[node].values)
@@ -179,7 +179,7 @@ class AttentionBlocks:
                                                     self._norm)
         if side_space.dim:
             expr = self.graph.expr(node)
-            side = expr.children[int(self._with_width(expr))]  # the width's other input
+            side = expr.children[int(self._width_side(expr))]  # the width's other input
             leak = np.abs(rows[-1].reshape(len(sides), -1)).sum(axis=0)
             bounds = bounds + 2 * np.tile(leak, len(sides)) * self._noise(side)
         return bounds, rows

@@ -164,7 +164,19 @@ class MLPBlocks:
 
     def _with_width(self, expr) -> bool | None:
         """True (False) where SequenceMap `expr` runs in its first (second) SOp's width
-        head (`_width_with`), None where it does not."""
+        head (`_width_with`), None where it does not: where it could (`_width_side`) but
+        writes a number that its width's MLP cannot write within its readers' budgets,
+        it is a lookup of the categorical width instead, one MLP later."""
+        side = self._width_side(expr)
+        if side is None or not rx.is_numerical(expr):
+            return side
+        bounds, written = self._width_error(expr.unique_id)
+        allowed = self.budgets.allowed(expr.unique_id, written.ravel()).reshape(written.shape)
+        return side if np.all(bounds <= allowed) else None
+
+    def _width_side(self, expr) -> bool | None:
+        """True (False) where SequenceMap `expr` is of a categorical width first (second)
+        and tokens or indices, which the width's MLP can compute gated by them."""
         if self.fold and width_with_side(expr.fst, expr.snd):
             return True
         return False if self.fold and width_with_side(expr.snd, expr.fst) else None

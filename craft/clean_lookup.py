@@ -86,8 +86,8 @@ def error_bound(max_abs_output: float, pair: bool = False,
     (`_single_error_bound`); through one, its inputs are no longer on a float32 grid,
     so it is bounded as a pair is, with NormedRead's unit error and common scale.
     """
-    if not pair and norm is None:
-        return _single_error_bound(max_abs_output)
+    if norm is None:
+        return (_pair_error_bound if pair else _single_error_bound)(max_abs_output)
     slope, offsets = _PAIR if pair else _SINGLE
     inputs = 2 if pair else 1
     largest = slope * inputs * (1 + INPUT_TOLERANCE)  # |slope·Σx| at most
@@ -119,6 +119,22 @@ def normed_read(norm: float_bounds.NormedRead | None, clamp: bool = True) -> tup
         units = norm.unit_error(1.0, 1.0, 1)
     scale = 1 + norm.relative
     return scale * (plain + units), scale * units + norm.relative
+
+
+def _pair_error_bound(max_abs_output: float) -> float:
+    """`error_bound` of a pair lookup without a LayerNorm, whose units nearly are exact.
+
+    A unit adds three exact terms, 2x, 2y (doubling is exact) and −c·one (c = 2½ or 3½,
+    one exactly 1), so any order rounds twice: once a partial sum of two terms (at most
+    2·(1 + 1/16)·2 = 4¼ in magnitude) and once the unit (at most 1¾ or ¾ where it is
+    set). The set clamp's two units then differ by 1 within u·(4¼ + 1¾) + u·(4¼ + ¾) = 11u,
+    every other unit is exactly 0 (≥ ¼ below its kink), and the second layer rounds two
+    products (u·|v|·(1¾ + ¾)) and their sum (u·|v|·(1 + 11u)); the residual add once more.
+    """
+    u = float_bounds.UNIT_ROUNDOFF
+    units = 11 * u
+    second = max_abs_output * (units + u * (2.5 + 2 * units) + u * (1 + units))
+    return second + float_bounds.add_error(max_abs_output + second)
 
 
 def _single_error_bound(max_abs_output: float) -> float:

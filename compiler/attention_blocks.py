@@ -9,14 +9,16 @@ readers' bounds accept, recorded there by SOp label; without, the hard gaps.
 
 from __future__ import annotations
 
+import numpy as np
+
 from compiler.affine import affine_match
 from compiler.budgets import LOOKUP_NOISE, check_scratch
 from compiler.node_block import NodeBlock
 from compiler.selection import Selection, build_selection
-from craft import attention, float_bounds
+from craft import attention, float_bounds, numerical
 from craft.bases import BasisDirection, VectorSpace
 from craft.maps import BilinearForm, LinearMap
-from craft.selector_width import fitted_selector_width
+from craft.selector_width import fitted_selector_width, scratch_values
 from rasp import expr as rx
 from rasp.errors import CompileError
 
@@ -129,23 +131,58 @@ class AttentionBlocks:
         """f(SelectorWidth, tokens or indices) in the width's own head and MLP: the
         width's discretiser is gated by the token or index, so no layer is added."""
         width, side = (expr.fst, expr.snd) if width_first else (expr.snd, expr.fst)
-        width_map = width.annotations.get("width_map", lambda w: w)
         selection = self._selection(width.selector)
+        side_space, output_of = self._width_outputs(node)
+        info = self._attention_info(node, "selector_width", selection)
+        return self._counting(node, selection.form, selection.level, info, output_of,
+                              selection.keys + selection.queries + (side.unique_id,),
+                              side_space)
+
+    def _width_outputs(self, node):
+        """(side space, output_of(count, side value)): what the MLP of a width computed in
+        its own head writes: a SelectorWidth or length (through its fused `width_map`), or
+        a SequenceMap of one and tokens or indices (`_width_with`: gated by the side)."""
+        expr = self.graph.expr(node)
+        width, side, width_first = expr, None, True
+        if isinstance(expr, rx.SequenceMap):
+            width_first = self._width_side(expr)
+            width, side = (expr.fst, expr.snd) if width_first else (expr.snd, expr.fst)
+        width_map = width.annotations.get("width_map", lambda w: w)
         out, known = self._output_of(node), set(self.values[node].values)
 
-        def output_of(count, side_value):
+        def output_of(count, side_value=None):
             try:
                 value = width_map(count)
-                if value is not None:
+                if side is not None and value is not None:
                     value = expr.f(value, side_value) if width_first else expr.f(side_value, value)
             except Exception:  # noqa: BLE001  the evaluator rejects such inputs
                 return {}
             return out(value) if value in known else {}
 
-        info = self._attention_info(node, "selector_width", selection)
-        return self._counting(node, selection.form, selection.level, info, output_of,
-                              selection.keys + selection.queries + (side.unique_id,),
-                              self.spaces[side.unique_id])
+        return (VectorSpace(()) if side is None else self.spaces[side.unique_id]), output_of
+
+    def _width_error(self, node) -> tuple[np.ndarray, np.ndarray]:
+        """(bounds, written): per scratch value (rows, rising: w = N first) and written
+        component (columns, one block per side value), the float32 error bound of what a
+        width's MLP writes (craft.numerical.discretiser_error_bounds, through the
+        LayerNorm if any), and the value written there. A side's one-hot may err (through
+        a LayerNorm): each copy's base unit then leaks f(x_m, c')·error onto its output,
+        counted twice as compiler.mlp_blocks' `_gated_plan` counts it."""
+        side_space, output_of = self._width_outputs(node)
+        scratch = sorted(scratch_values(
+            self.max_seq_len, self.graph.expr(node).annotations.get("scratch_shift", 0.0)))
+        count = {x: w for w, x in enumerate(reversed(scratch))}  # 1/(w+1) falls as w rises
+        sides = [d.value for d in side_space.basis] or [None]
+        rows = np.hstack([self._rows(node, lambda x, s=s: output_of(count[x], s), scratch)
+                          for s in sides])
+        bounds = numerical.discretiser_error_bounds(scratch, rows, bool(side_space.dim),
+                                                    self._norm)
+        if side_space.dim:
+            expr = self.graph.expr(node)
+            side = expr.children[int(self._width_side(expr))]  # the width's other input
+            leak = np.abs(rows[-1].reshape(len(sides), -1)).sum(axis=0)
+            bounds = bounds + 2 * np.tile(leak, len(sides)) * self._noise(side)
+        return bounds, rows
 
     def _length(self, node, expr) -> NodeBlock:
         if self.causal:
@@ -157,16 +194,7 @@ class AttentionBlocks:
         return self._width_block(node, always, 1, info, ())
 
     def _width_block(self, node, form: BilinearForm, level, info, inputs) -> NodeBlock:
-        out, known = self._output_of(node), set(self.values[node].values)
-        width_map = self.graph.expr(node).annotations.get("width_map", lambda w: w)
-
-        def output_of(width):
-            try:
-                value = width_map(width)
-            except Exception:  # noqa: BLE001  the evaluator rejects such inputs
-                return {}
-            return out(value) if value in known else {}
-
+        _, output_of = self._width_outputs(node)
         return self._counting(node, form, level, info, output_of, inputs)
 
     def _counting(self, node, form: BilinearForm, level, info, output_of, inputs,
@@ -179,12 +207,22 @@ class AttentionBlocks:
         block, hardness = fitted_selector_width(
             form, level, self.max_seq_len, self.spaces[node], output_of,
             BasisDirection(f"{label}.width"), f"{label}.hidden", info, side_space, shift,
-            self.soft_gaps is not None, extra)
+            self.soft_gaps is not None, extra,
+            0.0 if self.layer_norm is None else self.layer_norm.scratch_error(self.max_seq_len,
+                                                                              shift))
         if self.soft_gaps is not None:
             self.soft_gaps[label] = hardness
         error = check_scratch(expr, block, self.max_seq_len, hardness, shift, self.layer_norm)
         if self.layer_norm is not None:  # the scratch holds at most 1 + shift < 2
             self.layer_norm.written_scratch[node] = 2 * error
+        if rx.is_numerical(expr):
+            bounds, written = self._width_error(node)
+            excess = bounds - self.budgets.allowed(node, written.ravel()).reshape(written.shape)
+            if np.max(excess, initial=-1.0) > 0:
+                raise CompileError(expr, f"its width's MLP may err by {np.max(bounds):.2g} in "
+                                   f"float32, more than {self.budgets.spent_by(node)} "
+                                   f"tolerates", "compile for a shorter max_seq_len or write "
+                                   "the count with fewer values")
         return NodeBlock(node, block, inputs)
 
 

@@ -16,7 +16,7 @@ from compiler.attention_blocks import AttentionBlocks
 from compiler.budgets import Budgets
 from compiler.graph import ProgramGraph
 from compiler.input_errors import EMBEDDED, OneHotNoise
-from compiler.layer_norm import LayerNormReads
+from compiler.layer_norm import NORMED_READ, LayerNormReads
 from compiler.linear_blocks import LinearBlocks
 from compiler.mlp_blocks import REDUCE_VALUES_HINT, MLPBlocks
 from compiler.node_block import NodeBlock
@@ -105,6 +105,11 @@ class _Builder(AttentionBlocks, MLPBlocks, LinearBlocks, OneHotNoise):
             case rx.SelectorWidth():
                 return self._selector_width(node, expr)
         raise CompileError(expr, f"no block implements {type(expr).__name__}")
+
+    @property
+    def _norm(self):
+        """What a LayerNorm before an MLP adds to its bound (None without one)."""
+        return None if self.layer_norm is None else NORMED_READ
 
     def _label(self, node_or_expr) -> str:
         node = node_or_expr if isinstance(node_or_expr, int) else node_or_expr.unique_id

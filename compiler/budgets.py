@@ -50,14 +50,17 @@ def output_budget(value):
 
 class LinearTerm(NamedTuple):
     """One input of a linear map: numerical `sop` (None: a one-hot, read without error),
-    its coefficient and values, and the Σ|hidden unit × weight| it adds per unit of
+    its coefficient and values, the Σ|hidden unit × weight| it adds per unit of
     |coefficient·value| (1 for relu(x) − relu(−x) or a one-hot; a clamp adds more,
-    clean_lookup.CLAMP_MAGNITUDE)."""
+    clean_lookup.CLAMP_MAGNITUDE), and the error its read adds per unit of
+    |coefficient·value| besides that rounding (a clamp or `one` read through a LayerNorm,
+    clean_lookup.normed_read; a numerical input's read is paid by its budget)."""
 
     sop: int | None
     coefficient: float
     values: list[float]
     magnitude: float = 1.0
+    extra: float = 0.0
 
 
 @dataclasses.dataclass
@@ -163,17 +166,18 @@ class Budgets:
             before = merged.get(key, term._replace(coefficient=0.0))
             merged[key] = term._replace(coefficient=before.coefficient + term.coefficient)
         terms = list(merged.values())
-        worst = _combinations([(np.asarray(t.values, np.float64) * t.coefficient, t.magnitude)
-                               for t in terms])
+        worst = _combinations([(np.asarray(t.values, np.float64) * t.coefficient, t.magnitude,
+                                t.extra) for t in terms])
         if worst is None:  # too many combinations: each term at its largest, least budget
-            magnitude = sum(t.magnitude * abs(t.coefficient) * max(map(abs, t.values),
-                                                                   default=0.0) for t in terms)
+            largest = [abs(t.coefficient) * max(map(abs, t.values), default=0.0) for t in terms]
+            magnitude = sum(t.magnitude * x for t, x in zip(terms, largest))
+            extra = sum(t.extra * x for t, x in zip(terms, largest))
             slacks = None
-            slack = self.budget(node) - float_bounds.matmul_error(magnitude, units)
+            slack = self.budget(node) - float_bounds.matmul_error(magnitude, units) - extra
         else:
-            values, magnitudes = worst
+            values, magnitudes, extras = worst
             slacks = (self.allowed(node, values) - float_bounds.matmul_error(magnitudes, units)
-                      ).reshape([max(len(t.values), 1) for t in terms])
+                      - extras).reshape([max(len(t.values), 1) for t in terms])
             slack = float(np.min(slacks))
         if slack <= 0:
             raise CompileError(expr, "float32 rounding of its linear combination may exceed "
@@ -216,19 +220,20 @@ class Budgets:
             if cost else ""
 
 
-def _combinations(scaled: list[tuple[np.ndarray, float]]
-                  ) -> tuple[np.ndarray, np.ndarray] | None:
-    """(Σ sᵢ, Σ mᵢ·|sᵢ|) over every choice of one entry sᵢ from each array (with its
-    magnitude factor mᵢ), flattened in C order (the first array's axis outermost); None
-    where there are more than MAX_COMBINATIONS."""
-    if np.prod([max(len(s), 1) for s, _ in scaled], dtype=np.float64) > MAX_COMBINATIONS:
+def _combinations(scaled: list[tuple[np.ndarray, float, float]]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(Σ sᵢ, Σ mᵢ·|sᵢ|, Σ eᵢ·|sᵢ|) over every choice of one entry sᵢ from each array (with
+    its magnitude factor mᵢ and extra error eᵢ), flattened in C order (the first array's
+    axis outermost); None where there are more than MAX_COMBINATIONS."""
+    if np.prod([max(len(s), 1) for s, _, _ in scaled], dtype=np.float64) > MAX_COMBINATIONS:
         return None
-    values, magnitudes = np.zeros(1), np.zeros(1)
-    for s, factor in scaled:
+    values, magnitudes, extras = np.zeros(1), np.zeros(1), np.zeros(1)
+    for s, factor, extra in scaled:
         s = s if len(s) else np.zeros(1)
         values = np.add.outer(values, s).ravel()
         magnitudes = np.add.outer(magnitudes, factor * np.abs(s)).ravel()
-    return values, magnitudes
+        extras = np.add.outer(extras, extra * np.abs(s)).ravel()
+    return values, magnitudes, extras
 
 
 def check_scratch(expr, block: Series, max_seq_len: int, hardness: float, shift: float = 0.0,
@@ -239,6 +244,8 @@ def check_scratch(expr, block: Series, max_seq_len: int, hardness: float, shift:
     the scratch's relative error bound."""
     extra = 0.0 if layer_norm is None else layer_norm.logit_error(block.blocks[0].w_qk)
     error = scratch_error(block.blocks[0], max_seq_len, hardness, shift, extra)
+    if layer_norm is not None:
+        error += layer_norm.scratch_error(max_seq_len, shift)
     tolerance = scratch_tolerance(max_seq_len)
     if error > tolerance:
         raise CompileError(expr, f"its head may count up to {max_seq_len} keys with a float32 "

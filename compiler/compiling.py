@@ -17,7 +17,7 @@ from compiler.blocks import build_blocks
 from compiler.domain import infer_domain
 from compiler.fusion import fuse_alternatives
 from compiler.graph import ProgramGraph, extract_graph
-from compiler.layer_norm import LayerNormReads, with_layer_norm
+from compiler.layer_norm import NORMED_READ, LayerNormReads, with_layer_norm
 from compiler.layout import layout_residual
 from compiler.lowering import lower_program
 from compiler.record import record_components, record_values
@@ -125,7 +125,8 @@ def compile_rasp_to_model(program: rx.SOp | dict[str, rx.SOp], vocab: Iterable[A
     else:
         fused, narrower = fuse_alternatives(lowered, max_seq_len, (lambda chain: True)
                                             if prefer == "params" else
-                                            _narrowing(lowered, known))
+                                            _narrowing(lowered, known),
+                                            NORMED_READ if layer_norm else None)
         laid_out = _narrowest(fused, narrower, lowered, lay_out, prefer)
     graph, values, spaces = laid_out.graph, laid_out.values, laid_out.spaces
     schedule, residual = laid_out.schedule, laid_out.residual

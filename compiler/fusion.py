@@ -32,7 +32,9 @@ from collections.abc import Callable
 from typing import Any
 
 from compiler.budgets import NUMERIC_BUDGET, OUTPUT_BUDGET
+from compiler.layer_norm import LayerNormReads
 from compiler.lowering import rebuilt, selector_terms
+from craft.float_bounds import NormedRead
 from craft.numerical import output_error_bound
 from craft.selector_width import scratch_values
 from rasp import expr as rx
@@ -54,23 +56,24 @@ def fuse_program(program: rx.SOp, max_seq_len: int) -> rx.SOp:
 
 
 def fuse_alternatives(program: rx.SOp, max_seq_len: int,
-                      worth_trying: Callable[[rx.SOp], bool] = lambda chain: True
-                      ) -> tuple[rx.SOp, rx.SOp | None]:
+                      worth_trying: Callable[[rx.SOp], bool] = lambda chain: True,
+                      norm: NormedRead | None = None) -> tuple[rx.SOp, rx.SOp | None]:
     """(fused, narrower): `program` fused, and the same with every optional chain kept
     as its own MLP — a chain expanded into a reader that would also fit without it —
     or None where there is none. Expanding an optional chain can save a layer, or only
     multiply the reader's table: which, only value sets and the schedule tell.
     Only the chains (expressions of `program`) that `worth_trying` accepts are kept
-    separate: laying out the alternative costs a second layout."""
-    fused, optional = _fused_program(program, max_seq_len, frozenset())
+    separate: laying out the alternative costs a second layout. `norm`: every MLP reads
+    through a LayerNorm (compiler.layer_norm), which a numerical width's bound pays."""
+    fused, optional = _fused_program(program, max_seq_len, frozenset(), norm)
     optional = frozenset(e.unique_id for e in topological_order(program)
                          if e.unique_id in optional and worth_trying(e))
     if not optional:
         return fused, None
-    return fused, _fused_program(program, max_seq_len, optional)[0]
+    return fused, _fused_program(program, max_seq_len, optional, norm)[0]
 
 
-def _fused_program(program, max_seq_len, separate: frozenset[int]):
+def _fused_program(program, max_seq_len, separate: frozenset[int], norm=None):
     """(fused program, ids of the expressions whose chains were expanded optionally);
     chains of the expressions in `separate` (ids in `program`) are never expanded."""
     done: dict[int, rx.RASPExpr] = {}
@@ -79,7 +82,7 @@ def _fused_program(program, max_seq_len, separate: frozenset[int]):
     chains = _Chains(forms, frozenset(), set(), set(), {})
     for expr in topological_order(program):
         budget = OUTPUT_BUDGET if expr is program else NUMERIC_BUDGET
-        new = _fuse(expr, lambda e: done[e.unique_id], chains, max_seq_len, budget)
+        new = _fuse(expr, lambda e: done[e.unique_id], chains, max_seq_len, budget, norm)
         done[expr.unique_id] = new
         chains.sublayers[new.unique_id] = _sublayer(new, chains.sublayers)
         original.setdefault(new.unique_id, expr.unique_id)
@@ -113,11 +116,11 @@ class _Chains:
         return default if node in self.separate else self.forms.get(node, default)
 
 
-def _fuse(expr, fused, forms, max_seq_len, budget):
+def _fuse(expr, fused, forms, max_seq_len, budget, norm=None):
     match expr:
         case rx.Map() | rx.SequenceMap():
             return _mlp_chain(expr, [fused(c) for c in expr.children], forms, max_seq_len,
-                              budget)
+                              budget, norm)
         case rx.Aggregate():
             selector = _fold_selector(expr.selector, fused, forms)
             sop = fused(expr.sop)
@@ -129,7 +132,7 @@ def _fuse(expr, fused, forms, max_seq_len, budget):
             return rebuilt(expr, rx.Aggregate(selector, sop, expr.default))
         case rx.SelectorWidth():
             width = rebuilt(expr, rx.SelectorWidth(_fold_selector(expr.selector, fused, forms)))
-            shift = _width_shift(_identity, max_seq_len, budget)
+            shift = _width_shift(_identity, max_seq_len, budget, norm)
             if rx.is_numerical(width) and shift is None:
                 counted = rx.categorical(rx.SelectorWidth(width.selector))
                 counted = counted.named(f"{expr.label}.categorical")
@@ -142,28 +145,31 @@ def _fuse(expr, fused, forms, max_seq_len, budget):
     return expr
 
 
-def _width_shift(width_map, max_seq_len, budget) -> float | None:
+def _width_shift(width_map, max_seq_len, budget, norm=None) -> float | None:
     """The scratch shift with which a width's MLP outputs width_map(w) as a number within
     `budget`, in float32 and any summation order (NUMERIC_BUDGET, or OUTPUT_BUDGET for
-    the output): 0.0 (none) where that is precise, else 1/N where that is, else None."""
+    the output): 0.0 (none) where that is precise, else 1/N where that is, else None.
+    With `norm`, through a LayerNorm, whose read by the width's readers the budget pays."""
     if width_map is _identity:
-        return _count_shift(max_seq_len, budget)
-    return _precise_shift(width_map, max_seq_len, budget)
+        return _count_shift(max_seq_len, budget, norm)
+    return _precise_shift(width_map, max_seq_len, budget, norm)
 
 
 @functools.lru_cache(maxsize=64)
-def _count_shift(max_seq_len: int, budget: float) -> float | None:
-    """`_width_shift` of the width itself: a constant of N and the budget."""
-    return _precise_shift(_identity, max_seq_len, budget)
+def _count_shift(max_seq_len: int, budget: float, norm=None) -> float | None:
+    """`_width_shift` of the width itself: a constant of N, the budget and the norm."""
+    return _precise_shift(_identity, max_seq_len, budget, norm)
 
 
-def _precise_shift(width_map, max_seq_len, budget) -> float | None:
+def _precise_shift(width_map, max_seq_len, budget, norm=None) -> float | None:
     try:
         outputs = [float(width_map(w)) for w in range(max_seq_len + 1)]
     except Exception:  # noqa: BLE001  non-numeric or failing maps are checked elsewhere
         return 0.0
+    if norm is not None:
+        budget -= LayerNormReads.read_error(max(map(abs, outputs)) + 1)
     for shift in (0.0, 1 / max_seq_len):  # 1/N: about the least bound (N = 6..32)
-        if output_error_bound(scratch_values(max_seq_len, shift), outputs) <= budget:
+        if output_error_bound(scratch_values(max_seq_len, shift), outputs, norm=norm) <= budget:
             return shift
     return None
 
@@ -178,7 +184,7 @@ def _form_of(expr) -> _Fused:
     return _Fused(tuple(expr.children), expr.f)
 
 
-def _mlp_chain(expr, children, forms, max_seq_len, budget):
+def _mlp_chain(expr, children, forms, max_seq_len, budget, norm=None):
     """`expr` over its children, expanded through child MLP chains where it fits."""
     # A linear map of numbers stays linear unless fusing makes it a lookup of categorical
     # sources alone: a discretiser of one number gated by another SOp would need the
@@ -194,7 +200,8 @@ def _mlp_chain(expr, children, forms, max_seq_len, budget):
             if isinstance(forms, _Chains):
                 _note_optional(forms, children, child_forms, expand, _mlp_sublayer(
                     [forms.sublayers.get(s.unique_id, -1) for s in sources]))
-            return _emit(expr, sources, _compose(expr.f, parts, sources), max_seq_len, budget)
+            return _emit(expr, sources, _compose(expr.f, parts, sources), max_seq_len, budget,
+                         norm)
     if isinstance(expr, rx.LinearSequenceMap):
         return rebuilt(expr, rx.LinearSequenceMap(*children, expr.fst_fac, expr.snd_fac))
     return rebuilt(expr, type(expr)(expr.f, *children))
@@ -278,14 +285,15 @@ def _compose(f, parts: list[_Fused], sources: tuple[rx.SOp, ...]):
     return fused
 
 
-def _emit(expr, sources, fn, max_seq_len, budget):
+def _emit(expr, sources, fn, max_seq_len, budget, norm=None):
     """The fused node: a width-map, a Map or a SequenceMap over `sources`."""
     annotations = {**expr.annotations, "name": expr.label}
     if len(sources) == 1 and isinstance(sources[0], rx.SelectorWidth):
         width = sources[0]
         inner = width.annotations.get("width_map")
         mapped = fn if inner is None else (lambda w: _then(inner(w), fn))
-        shift = 0.0 if rx.is_categorical(expr) else _width_shift(mapped, max_seq_len, budget)
+        shift = 0.0 if rx.is_categorical(expr) else _width_shift(mapped, max_seq_len, budget,
+                                                                 norm)
         if shift is not None:
             return rx.SelectorWidth(width.selector).annotated(
                 **{**annotations, "width_map": mapped}, **({"scratch_shift": shift} if shift

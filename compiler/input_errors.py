@@ -7,7 +7,6 @@ SOps: values float32 cannot tell apart are merged (`merge_indistinguishable`).
 
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 
@@ -63,20 +62,24 @@ class OneHotNoise:
         if isinstance(sop, rx.Map) and rx.is_numerical(sop.inner):
             result = self._map_result(sop.unique_id)
             xs = merge_indistinguishable(sop, self.values[sop.inner.unique_id].values, result)
-            bound = numerical.one_hot_error_bound(xs, self._rows(sop.unique_id, result, xs))
+            bound = numerical.one_hot_error_bound(xs, self._rows(sop.unique_id, result, xs),
+                                                  norm=self._norm)
             # beyond budget it was built as classes then a clean lookup
-            return bound if bound <= MAX_ONE_HOT_ERROR else clean_lookup.error_bound(1.0)
-        if isinstance(sop, rx.SelectorWidth):
-            return width_noise(self.max_seq_len)
+            return bound if bound <= MAX_ONE_HOT_ERROR else \
+                clean_lookup.error_bound(1.0, norm=self._norm)
+        if isinstance(sop, (rx.SelectorWidth, rx.LengthType)) or (
+                isinstance(sop, rx.SequenceMap) and self._with_width(sop) is not None):
+            return float(self._width_error(sop.unique_id)[0].max(initial=0.0))
         if isinstance(sop, rx.Map):  # a lookup, one unit per input value
-            return max(LOOKUP_NOISE, lookup_error([self._noise(sop.inner)], 1.0))
+            return max(LOOKUP_NOISE, lookup_error([self._noise(sop.inner)], 1.0, self._norm))
         if isinstance(sop, rx.Aggregate):  # an average of equal one-hots
             return max(LOOKUP_NOISE, float_bounds.mean_error(self.max_seq_len + 1, 1.0,
                                                              self._noise(sop.sop)))
         if isinstance(sop, rx.SequenceMap) and self._with_width(sop) is None:
             if any(rx.is_numerical(child) for child in sop.children):
                 return self._gated_plan(sop.unique_id).error
-            return max(LOOKUP_NOISE, lookup_error([self._noise(c) for c in sop.children], 3.0))
+            return max(LOOKUP_NOISE, lookup_error([self._noise(c) for c in sop.children], 3.0,
+                                                  self._norm))
         return LOOKUP_NOISE
 
     @staticmethod
@@ -100,29 +103,29 @@ class OneHotNoise:
         return self.exact[sop.unique_id]
 
 
-def lookup_error(input_errors: list[float], offset: float) -> float:
+def lookup_error(input_errors: list[float], offset: float,
+                 norm: float_bounds.NormedRead | None = None) -> float:
     """One-hot error bound, any summation order, of a lookup whose set unit is
     relu(2·Σ x_d − offset·one) over one set direction per input (`offset` 1 for a Map,
-    3 for a pair), each erring by at most e_i; infinite where a unit could misfire.
+    3 for a pair), each erring by at most e_i; infinite where a unit could misfire. With
+    `norm`, read through a LayerNorm (float_bounds.NormedRead).
 
     The unit carries 2·Σe_i plus the rounding of its terms; every other unit stays below
     −1 + 2·Σe_i + rounding, exactly 0; the second layer writes the unit once (weight 1)
     and the residual add rounds once more.
     """
-    carried = 2 * sum(input_errors)
-    unit = float_bounds.matmul_error(2 * (len(input_errors) + sum(input_errors)) + offset,
-                                     len(input_errors) + 1, carried)
+    carried, count = 2 * sum(input_errors), len(input_errors) + 1
+    terms = 2 * (len(input_errors) + sum(input_errors)) + offset
+    unit = float_bounds.matmul_error(terms, count, carried)
+    if norm is not None:
+        unit += norm.unit_error(2 * len(input_errors) + offset, terms + carried, count)
     if not unit < ONE_HOT_LIMIT:
         return np.inf
     second = float_bounds.matmul_error(1 + unit, 1, unit)
+    if norm is not None:
+        second = norm.output_error(second, 1.0)
     return second + float_bounds.add_error(1 + second)
 
-
-@functools.lru_cache(maxsize=64)
-def width_noise(max_seq_len: int) -> float:
-    """The float32 error bound of a SelectorWidth's one-hot: a constant of N."""
-    widths = range(max_seq_len + 1)
-    return numerical.one_hot_error_bound([1 / (w + 1) for w in widths], np.eye(len(widths)))
 
 
 def merge_indistinguishable(expr, xs, result) -> list[float]:

@@ -44,6 +44,8 @@ _SCALE = VARIANCE_SHARE + (float_bounds.SQRT_ULPS + 3.01) * float_bounds.UNIT_RO
 RELATIVE_ALLOWANCE = _SCALE + (1 + _SCALE) * 2.02 * float_bounds.UNIT_ROUNDOFF
 # A width's scratch direction holds (1+c)/(w+1) − c, c < 1 (craft.selector_width): below 2.
 SCRATCH_MAGNITUDE = 2.0
+# What the LayerNorm before an MLP adds to the MLP's own bound (craft.float_bounds.NormedRead).
+NORMED_READ = float_bounds.NormedRead(COORDINATE_ALLOWANCE, RELATIVE_ALLOWANCE)
 
 
 @dataclasses.dataclass
@@ -66,6 +68,16 @@ class LayerNormReads:
         """The most a LayerNorm moves a one-hot of `dim` directions (L1: each direction
         by the coordinate allowance, the hot one by its relative error too)."""
         return dim * COORDINATE_ALLOWANCE + RELATIVE_ALLOWANCE
+
+    @staticmethod
+    def scratch_error(max_seq_len: int, shift: float) -> float:
+        """The most LayerNorms move a width's scratch, relative to (1+c)/(w+1) as
+        craft.selector_width.scratch_error measures it: the head's value read (its `bos`
+        and `one` weights sum to at most 1 + 2c) by A + ρ' per unit weight, and the MLP's
+        read of the scratch by 2.03u (its x̃, float_bounds.NormedRead; the rest is in the
+        discretiser's bound), over (1+c)/(N+1) at least."""
+        absolute = 2 * (COORDINATE_ALLOWANCE + RELATIVE_ALLOWANCE) * (1 + 2 * shift)
+        return absolute * (max_seq_len + 1) / (1 + shift)
 
     @staticmethod
     def logit_error(scores: BilinearForm) -> float:

@@ -72,7 +72,8 @@ class LinearBlocks:
                     space, self.spaces[node],
                     lambda d, c=coefficient, n=number: {out: c * n(d.value)},
                     f"{label}.clamp", info))  # one at most: one input is a number
-                bounded.append((None, coefficient, values, clean_lookup.CLAMP_MAGNITUDE))
+                bounded.append((None, coefficient, values,
+                                *clean_lookup.normed_read(self._norm)))
         block = numerical.linear_mlp(terms, out, f"{label}.hidden", info, frozenset(nonnegative))
         if clamps:
             block = dataclasses.replace(combine_mlps([block, *clamps]), info=info)

@@ -17,7 +17,8 @@ import numpy as np
 
 from compiler.attention_blocks import width_with_side
 from compiler.budgets import class_indices, one_hots
-from compiler.input_errors import LOOKUP_NOISE, MAX_ONE_HOT_ERROR, merge_indistinguishable
+from compiler.input_errors import (LOOKUP_NOISE, MAX_ONE_HOT_ERROR, lookup_error,
+                                   merge_indistinguishable)
 from compiler.node_block import NodeBlock
 from craft import categorical, clean_lookup, numerical
 from craft.bases import ONE, VectorSpace, zeros_matrix
@@ -73,7 +74,8 @@ class MLPBlocks:
                 block = numerical.linear_mlp([(x_dir, affine[0]), (ONE, affine[1])],
                                              self.spaces[node].basis[0], hidden, info,
                                              frozenset({ONE}))
-                self.budgets.linear(node, expr, [(inner, affine[0], xs), (None, affine[1], [1.0])],
+                one = (None, affine[1], [1.0], *clean_lookup.normed_read(self._norm, clamp=False))
+                self.budgets.linear(node, expr, [(inner, affine[0], xs), one],
                                     block.hidden_space.dim)
             else:
                 block = self._classes_then_lookup(node, expr.inner, xs, VectorSpace(()),
@@ -100,9 +102,11 @@ class MLPBlocks:
         def fits(error_of) -> bool:
             return all(error_of(abs(v)) <= a for v, a in zip(written, allowed))
 
-        if noise <= LOOKUP_NOISE and fits(lambda v: categorical.output_lookup_error(1, v, noise)):
+        if noise <= LOOKUP_NOISE and fits(
+                lambda v: categorical.output_lookup_error(1, v, noise, self._norm)):
             return self._lookup(inner, node, lambda d: result(d.value), hidden, info)
-        if noise <= clean_lookup.INPUT_TOLERANCE and fits(clean_lookup.error_bound):
+        if noise <= clean_lookup.INPUT_TOLERANCE and fits(
+                lambda v: clean_lookup.error_bound(v, norm=self._norm)):
             return clean_lookup.clean_lookup_mlp(in_space, self.spaces[node],
                                                  lambda d: result(d.value), hidden, info)
         largest = max(map(abs, written), default=0.0)
@@ -138,9 +142,8 @@ class MLPBlocks:
                 return categorical.output_lookup_mlp(in_space, out_space, output_of, hidden, info)
         return categorical.lookup_mlp(in_space, out_space, output_of, hidden, info)
 
-    @staticmethod
-    def _check_rounding(expr, xs):
-        if numerical.rounding_bound(xs) > MAX_STEP_ROUNDING:
+    def _check_rounding(self, expr, xs):
+        if numerical.rounding_bound(xs, norm=self._norm) > MAX_STEP_ROUNDING:
             raise CompileError(expr, "its input values are too close together for their "
                                "magnitude to be separated exactly in float32",
                                "round or rescale the values before this Map")
@@ -161,7 +164,19 @@ class MLPBlocks:
 
     def _with_width(self, expr) -> bool | None:
         """True (False) where SequenceMap `expr` runs in its first (second) SOp's width
-        head (`_width_with`), None where it does not."""
+        head (`_width_with`), None where it does not: where it could (`_width_side`) but
+        writes a number that its width's MLP cannot write within its readers' budgets,
+        it is a lookup of the categorical width instead, one MLP later."""
+        side = self._width_side(expr)
+        if side is None or not rx.is_numerical(expr):
+            return side
+        bounds, written = self._width_error(expr.unique_id)
+        allowed = self.budgets.allowed(expr.unique_id, written.ravel()).reshape(written.shape)
+        return side if np.all(bounds <= allowed) else None
+
+    def _width_side(self, expr) -> bool | None:
+        """True (False) where SequenceMap `expr` is of a categorical width first (second)
+        and tokens or indices, which the width's MLP can compute gated by them."""
         if self.fold and width_with_side(expr.fst, expr.snd):
             return True
         return False if self.fold and width_with_side(expr.snd, expr.fst) else None
@@ -174,12 +189,46 @@ class MLPBlocks:
             return self._width_with(node, expr, width_first)
         if rx.is_numerical(expr.fst) or rx.is_numerical(expr.snd):
             return NodeBlock(node, self._gated(node, info), (fst, snd))
-        if not rx.is_numerical(expr):
-            self._check_one_hot(expr, self._noise(expr))
+        if rx.is_numerical(expr):
+            return NodeBlock(node, self._numerical_pair_lookup(node, expr, result, info),
+                             (fst, snd))
+        self._check_one_hot(expr, self._noise(expr))
         block = categorical.pair_lookup_mlp(
             self.spaces[fst], self.spaces[snd], self.spaces[node],
             lambda a, b: result(a.value, b.value), f"{label}.hidden", info)
         return NodeBlock(node, block, (fst, snd))
+
+    def _numerical_pair_lookup(self, node, expr, result, info) -> MLP:
+        """A numerical SequenceMap of two categoricals whose error fits what its readers
+        tolerate at each value it writes: a pair lookup, whose set unit writes v times a
+        one-hot unit (so errs by |v| times input_errors.lookup_error's bound), else a clean
+        pair lookup, whose error does not grow with its inputs', else a refusal naming
+        the reader."""
+        fst, snd = self.spaces[expr.fst.unique_id], self.spaces[expr.snd.unique_id]
+        noises = [self._noise(expr.fst), self._noise(expr.snd)]
+        written = sorted({float(v) for a in fst.basis for b in snd.basis
+                          for v in result(a.value, b.value).values()})
+        allowed = self.budgets.allowed(node, written)
+
+        def fits(error_of) -> bool:
+            return all(error_of(abs(v)) <= a for v, a in zip(written, allowed))
+
+        hidden, output_of = f"{self._label(node)}.hidden", \
+            (lambda a, b: result(a.value, b.value))
+        exact = not any(noises) and self._norm is None  # every term an exact small integer
+        unit = 0.0 if exact else lookup_error(noises, 3.0, self._norm)
+        if fits(lambda v: v * unit):
+            return categorical.pair_lookup_mlp(fst, snd, self.spaces[node], output_of, hidden,
+                                               info)
+        if max(noises) <= clean_lookup.INPUT_TOLERANCE and not set(fst.basis) & set(snd.basis) \
+                and fits(lambda v: clean_lookup.error_bound(v, True, self._norm)):
+            return clean_lookup.clean_pair_lookup_mlp(fst, snd, self.spaces[node], output_of,
+                                                      hidden, info)
+        largest = max(map(abs, written), default=0.0)
+        raise CompileError(expr, f"float32 cannot write values as large as {largest:g} from "
+                           f"one-hots that may err by {max(noises):.2g} within what "
+                           f"{self.budgets.spent_by(node)} tolerates "
+                           f"({float(min(allowed, default=0.0)):.2g})", "rescale the values")
 
     def _gated(self, node, info) -> MLP | Series:
         """f(numerical x, categorical c): one MLP whose discretiser of x is gated by c,
@@ -230,7 +279,7 @@ class MLPBlocks:
         error += 2 * max(leaks.values(), default=0.0) * self._noise(c)
         one_mlp = strength * self._noise(c) <= MAX_GATE_LEAK and error <= self._budget(node)
         if not one_mlp and not rx.is_numerical(expr):
-            error = clean_lookup.error_bound(1.0, pair=True)
+            error = clean_lookup.error_bound(1.0, pair=True, norm=self._norm)
         plan = _GatedPlan(x, c, xs, ordered, one_mlp, error)
         self.gated_plans[node] = plan
         return plan
@@ -243,9 +292,10 @@ class MLPBlocks:
         gate_values = [d.value for d in c_space.basis] or [None]
         rows = [repr([ordered(v, c) for c in gate_values]) for v in xs]
         class_of = class_indices(rows, runs=False)
-        if numerical.one_hot_error_bound(xs, one_hots(class_of)) > clean_lookup.INPUT_TOLERANCE:
+        if numerical.one_hot_error_bound(xs, one_hots(class_of), norm=self._norm) \
+                > clean_lookup.INPUT_TOLERANCE:
             class_of = class_indices(rows, runs=True)
-        noisy = numerical.one_hot_error_bound(xs, one_hots(class_of))
+        noisy = numerical.one_hot_error_bound(xs, one_hots(class_of), norm=self._norm)
         if max(noisy, 0.0 if c is None else self._noise(c)) > clean_lookup.INPUT_TOLERANCE:
             raise CompileError(expr, "float32 rounding could garble its discretised input "
                                "in some summation order", REDUCE_VALUES_HINT)
@@ -253,7 +303,8 @@ class MLPBlocks:
             largest = max(float(np.abs(self._rows(node, functools.partial(
                 lambda c_value, v: ordered(v, c_value), c_value), xs)).max(initial=0.0))
                 for c_value in gate_values)
-            if clean_lookup.error_bound(largest, bool(c_space.dim)) > self.budgets.budget(node):
+            if clean_lookup.error_bound(largest, bool(c_space.dim), self._norm) \
+                    > self.budgets.budget(node):
                 raise CompileError(expr, f"float32 cannot write values as large as {largest} "
                                    f"within {self.budgets.budget(node):.2g}", "rescale the values")
         representative = {c: v for v, c in zip(xs, class_of)}
@@ -286,7 +337,7 @@ class MLPBlocks:
         """The float32 error bound, in any summation order, of a discretiser of x computing
         each of `functions` (x ↦ output components, one per gate value when `gated`);
         infinite where its steps' rounding is too large to bound."""
-        if gated and numerical.rounding_bound(xs, gated=True) > MAX_STEP_ROUNDING:
+        if gated and numerical.rounding_bound(xs, True, self._norm) > MAX_STEP_ROUNDING:
             return np.inf
         # Components are bounded independently, so the functions' rows are bounded side by
         # side, as many at once as numerical.BOUND_CHUNK allows (the xs part is shared).
@@ -294,7 +345,7 @@ class MLPBlocks:
         error = 0.0
         for start in range(0, len(functions), batch):
             rows = np.hstack([self._rows(node, f, xs) for f in functions[start:start + batch]])
-            error = max(error, float(numerical.discretiser_error_bounds(xs, rows, gated)
+            error = max(error, float(numerical.discretiser_error_bounds(xs, rows, gated, self._norm)
                                      .max(initial=0.0)))
         return error
 

@@ -78,7 +78,8 @@ def output_groups(input_space: VectorSpace, output_of: Callable[[BasisDirection]
     return groups
 
 
-def output_lookup_error(preimage_size: int, max_abs_output: float, input_error: float) -> float:
+def output_lookup_error(preimage_size: int, max_abs_output: float, input_error: float,
+                        norm: float_bounds.NormedRead | None = None) -> float:
     """Float32 error bound of each output component of `output_lookup_mlp`, any summation
     order, when every input direction errs by at most `input_error` (≤ 1/8).
 
@@ -89,13 +90,17 @@ def output_lookup_error(preimage_size: int, max_abs_output: float, input_error: 
     stay below −1 + 2kε + rounding < 0, exactly 0); the second layer multiplies one
     unit by the output and the residual add rounds once more.
     """
-    if input_error == 0.0:
+    if input_error == 0.0 and norm is None:
         return 0.0
     if preimage_size * input_error > 1 / 8:
         raise ValueError("output_lookup_error needs preimage_size · input_error ≤ 1/8")
     k = preimage_size
     unit = float_bounds.matmul_error(2 * (1 + k * input_error) + 1, k + 1, 2 * k * input_error)
+    if norm is not None:  # read through a LayerNorm (float_bounds.NormedRead)
+        unit += norm.unit_error(2 * k + 1, 2 * (1 + k * input_error) + 1, k + 1)
     second = float_bounds.matmul_error(max_abs_output * (1 + unit), 1, max_abs_output * unit)
+    if norm is not None:
+        second = norm.output_error(second, max_abs_output)
     return second + float_bounds.add_error(max_abs_output + second)
 
 

@@ -73,24 +73,67 @@ def _clamps(reads, keys, output_space, shape, hidden_name, info) -> MLP:
     return MLP(LinearMap(reads, hidden, first), LinearMap(hidden, output_space, second), info)
 
 
-def error_bound(max_abs_output: float, pair: bool = False) -> float:
+def error_bound(max_abs_output: float, pair: bool = False,
+                norm: float_bounds.NormedRead | None = None) -> float:
     """Float32 error bound of every output component, for inputs within INPUT_TOLERANCE
-    and any summation order.
+    and any summation order; with `norm`, read through a LayerNorm.
 
     A pair's unit adds `one` and 2 input directions of magnitude ≤ 1 + 1/16, so its
     error is e = matmul_error(slope·Σ|x| + offset). Only the clamp of the set value
     (pair) is non-zero — every other unit sits at least ¼ below its kink, and e ≪ ¼ —
     so an output component adds 2 terms, each |value| times a unit of at most
-    slope·Σ|x| − offset (+ e).
+    slope·Σ|x| − offset (+ e). A single clamp's units are exact without a LayerNorm
+    (`_single_error_bound`); through one, its inputs are no longer on a float32 grid,
+    so it is bounded as a pair is, with NormedRead's unit error and common scale.
     """
-    if not pair:
-        return _single_error_bound(max_abs_output)
-    slope, offsets = _PAIR
-    inputs = 2
+    if norm is None:
+        return (_pair_error_bound if pair else _single_error_bound)(max_abs_output)
+    slope, offsets = _PAIR if pair else _SINGLE
+    inputs = 2 if pair else 1
     largest = slope * inputs * (1 + INPUT_TOLERANCE)  # |slope·Σx| at most
-    unit = max(float_bounds.matmul_error(largest + offset, inputs + 1) for offset in offsets)
+    unit = max(float_bounds.matmul_error(largest + offset, inputs + 1)
+               + (0.0 if norm is None else
+                  norm.unit_error(slope * inputs + offset, largest + offset, inputs + 1))
+               for offset in offsets)
     hidden = sum(largest - offset for offset in offsets) + 2 * unit
     second = float_bounds.matmul_error(max_abs_output * hidden, 2, 2 * unit * max_abs_output)
+    if norm is not None:
+        second = norm.output_error(second, max_abs_output)
+    return second + float_bounds.add_error(max_abs_output + second)
+
+
+def normed_read(norm: float_bounds.NormedRead | None, clamp: bool = True) -> tuple[float, float]:
+    """(magnitude, extra) of a linear map's term read through `norm`, per unit of
+    |coefficient·value| (compiler.budgets.LinearTerm): a single clamp (or, `clamp` False,
+    relu(one)), whose output is 1 + the difference of its units' errors, times the
+    common scale. Without a LayerNorm: (CLAMP_MAGNITUDE or 1, 0): the units are exact."""
+    plain = CLAMP_MAGNITUDE if clamp else 1.0
+    if norm is None:
+        return plain, 0.0
+    if clamp:
+        slope, offsets = _SINGLE
+        largest = slope * (1 + INPUT_TOLERANCE)
+        units = sum(float_bounds.matmul_error(largest + offset, 2)
+                    + norm.unit_error(slope + offset, largest + offset, 2) for offset in offsets)
+    else:  # relu(one): `one` and the probe row
+        units = norm.unit_error(1.0, 1.0, 1)
+    scale = 1 + norm.relative
+    return scale * (plain + units), scale * units + norm.relative
+
+
+def _pair_error_bound(max_abs_output: float) -> float:
+    """`error_bound` of a pair lookup without a LayerNorm, whose units nearly are exact.
+
+    A unit adds three exact terms, 2x, 2y (doubling is exact) and −c·one (c = 2½ or 3½,
+    one exactly 1), so any order rounds twice: once a partial sum of two terms (at most
+    2·(1 + 1/16)·2 = 4¼ in magnitude) and once the unit (at most 1¾ or ¾ where it is
+    set). The set clamp's two units then differ by 1 within u·(4¼ + 1¾) + u·(4¼ + ¾) = 11u,
+    every other unit is exactly 0 (≥ ¼ below its kink), and the second layer rounds two
+    products (u·|v|·(1¾ + ¾)) and their sum (u·|v|·(1 + 11u)); the residual add once more.
+    """
+    u = float_bounds.UNIT_ROUNDOFF
+    units = 11 * u
+    second = max_abs_output * (units + u * (2.5 + 2 * units) + u * (1 + units))
     return second + float_bounds.add_error(max_abs_output + second)
 
 

@@ -24,6 +24,8 @@ residual add rounds once more (`add_error`).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 # Unit roundoff of float32 (round to nearest): half the gap between 1 and the next float.
@@ -59,6 +61,39 @@ def matmul_error(terms, count, input_error=0.0):
     """
     count = count + 1 if isinstance(count, int) else np.asarray(count) + 1
     return input_error + gamma(count) * (terms + input_error)
+
+
+@dataclasses.dataclass(frozen=True)
+class NormedRead:
+    """A LayerNorm before a ReLU MLP whose biases come from the `one` coordinate: the
+    (A, ρ') of `probed_read_error` (allowances the model is later proved against).
+
+    By `probed_read_error`'s identity, hidden unit j reads (1+τ)·(Σwᵢx̃ᵢ + μ̂·δⱼ·Σwᵢ) plus
+    the rounding of its sum with the probe row, where x̃ᵢ = x̂ᵢ + (x̂ᵢ − μ̂)ξᵢ is the
+    residual moved once per coordinate (the same x̃ for every unit) and |τ| ≤ ρ. ReLU
+    commutes with the factor 1+τ > 0, and x̃'s `one` is 1+ε (|ε| ≤ 1.01u); a ReLU MLP
+    is homogeneous in (x, one), so it computes (1+τ)(1+ε)·MLP(x̃/(1+ε)) with every unit
+    off by `unit_error` more than without the LayerNorm. x̃/(1+ε) is within 2.03u·|x̂|
+    of x̂: the readers of numerical and one-hot inputs already pay that (compiler.
+    layer_norm's allowances). What is left is `output_error`."""
+
+    absolute: float  # A: per unit |weight| of a hidden unit's read
+    relative: float  # ρ': the common scale (1+τ)(1+ε) − 1 of the output
+
+    def unit_error(self, weights, terms, count):
+        """What the LayerNorm adds to a unit's pre-activation error over what
+        `matmul_error(terms, count)` charges without it: A·Σ|w| (`weights`) for the mean
+        the probe cancels, and one more term in the sum (the probe row), γ's step from
+        count + 1 to count + 2 on `terms` (Σ|wᵢx̂ᵢ|; it also covers x̃'s factor 1 + u:
+        the rounding relative to the scaled y = (1+τ)·x̃ is, after taking 1+τ out, relative
+        to x̃)."""
+        return self.absolute * weights + (gamma(count + 2) - gamma(count + 1)) * terms
+
+    def output_error(self, error, magnitude):
+        """The error of an output of magnitude ≤ `magnitude` that is within `error` of
+        exact without the common scale (its units charged `unit_error`, its second layer
+        rounded on hidden values scaled by 1+ρ'): (1+ρ')·error + ρ'·magnitude."""
+        return (1 + self.relative) * error + self.relative * magnitude
 
 
 def add_error(magnitude):

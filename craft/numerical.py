@@ -138,17 +138,23 @@ def gate_strength(xs: Sequence[float], j: int) -> float:
 # `rounding_bound` < ½: exact zeros add nothing and do not count towards γ_n.
 
 
-def rounding_bound(input_values: Sequence[float], gated: bool = False) -> float:
+def rounding_bound(input_values: Sequence[float], gated: bool = False,
+                   norm: float_bounds.NormedRead | None = None) -> float:
     """Worst float32 error of one hidden unit's pre-activation, over every input the
-    discretiser decodes and any summation order (the ½ margin must exceed it)."""
+    discretiser decodes and any summation order (the ½ margin must exceed it); with
+    `norm`, read through a LayerNorm (float_bounds.NormedRead)."""
     xs = _sorted_values(input_values)
     if len(xs) < 2:
         return 0.0
     lo, hi = _windows(xs)
     slope, threshold, strength = _thresholds(xs, gated)
     spread = slope * max(abs(lo[0]), abs(hi[-1])) + strength
-    terms = np.maximum(*(np.abs(slope * threshold + o - strength) for o in (0.5, -0.5))) + spread
-    return float(float_bounds.matmul_error(terms, 2 + gated).max())
+    bias = np.maximum(*(np.abs(slope * threshold + o - strength) for o in (0.5, -0.5)))
+    terms = bias + spread
+    error = float_bounds.matmul_error(terms, 2 + gated)
+    if norm is not None:
+        error = error + norm.unit_error(bias + slope + strength, terms, 2 + gated)
+    return float(error.max())
 
 
 def _thresholds(xs: Sequence[float], gated: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -179,8 +185,8 @@ def _strengths(xs: Sequence[float]) -> np.ndarray:
     return STEP_SLOPE / np.diff(x) * ((x[:-1] + x[1:]) / 2 - lowest) + 1.5
 
 
-def discretiser_error_bounds(input_values: Sequence[float], outputs, gated: bool = False
-                             ) -> np.ndarray:
+def discretiser_error_bounds(input_values: Sequence[float], outputs, gated: bool = False,
+                             norm: float_bounds.NormedRead | None = None) -> np.ndarray:
     """Float32 error bound of every output component, for inputs near each value.
 
     `outputs[i]` is f(input_values[i]) as a vector (a number for one component).
@@ -191,10 +197,12 @@ def discretiser_error_bounds(input_values: Sequence[float], outputs, gated: bool
 
         error ≤ Σ|Δf_jk|·e_unit + γ_{n+1}·Σ|Δf_jk|·(h + e_unit)   (float_bounds.matmul_error)
 
-    plus the rounding of the residual add. Infinite when `rounding_bound` ≥ ½.
+    plus the rounding of the residual add. Infinite when `rounding_bound` ≥ ½. With
+    `norm`, the MLP reads through a LayerNorm: each unit errs by NormedRead.unit_error
+    more, and the output takes its common scale (NormedRead.output_error).
     """
     xs, f = _by_value(input_values, outputs)
-    if rounding_bound(xs, gated) >= 0.5:
+    if rounding_bound(xs, gated, norm) >= 0.5:
         return np.full(f.shape, np.inf)
     lo, hi = _windows(xs)
     largest = np.maximum(np.abs(lo), np.abs(hi))[:, None]  # |x| over each window
@@ -213,11 +221,19 @@ def discretiser_error_bounds(input_values: Sequence[float], outputs, gated: bool
         kink = np.zeros_like(f)  # threshold i's "+" unit, at its kink in window i
         kink[1:] = delta * (offsets[0][:, None] + slope[:, None] * largest[1:])
         unit_error = unit_gamma * (pair_error + kink)
+        if norm is not None:  # per unit A·Σ|w| (its one, gate and x weights), γ's step
+            weights = after(delta * (offsets[0] + offsets[1] + 2 * slope)[:, None])
+            weights[1:] += delta * (offsets[0] + slope)[:, None]
+            base = np.abs(f[-1])  # the base unit reads `one` (or the gate) with weight 1
+            unit_error = unit_error + norm.absolute * (weights + base) + (
+                float_bounds.gamma(4 + gated) - unit_gamma) * (pair_error + kink + base)
         hidden = 2 * (after(delta * (slope * threshold)[:, None])
                       - lo[:, None] * after(delta * slope[:, None])) + np.abs(f[-1])
         count = 2 * after((delta > 0).astype(float)) + (np.abs(f[-1]) > 0)
         count[1:] += delta > 0
         second = float_bounds.matmul_error(hidden, count, unit_error)
+        if norm is not None:
+            second = norm.output_error(second, np.abs(f))
         return second + float_bounds.add_error(np.abs(f) + second)
 
     step = max(1, BOUND_CHUNK // len(xs))  # bounded temporaries for wide one-hots
@@ -237,16 +253,18 @@ def _by_value(input_values, outputs) -> tuple[list[float], np.ndarray]:
 
 
 def output_error_bound(input_values: Sequence[float], outputs: Sequence[float],
-                       gated: bool = False) -> float:
+                       gated: bool = False, norm: float_bounds.NormedRead | None = None
+                       ) -> float:
     """Float32 error bound of a numerical output f(x), for any input the discretiser
     decodes and any summation order (see `discretiser_error_bounds`)."""
-    return float(discretiser_error_bounds(input_values, outputs, gated).max(initial=0.0))
+    return float(discretiser_error_bounds(input_values, outputs, gated, norm).max(initial=0.0))
 
 
-def one_hot_error_bound(input_values: Sequence[float], rows, gated: bool = False) -> float:
+def one_hot_error_bound(input_values: Sequence[float], rows, gated: bool = False,
+                        norm: float_bounds.NormedRead | None = None) -> float:
     """Float32 error bound of every component of a categorical output (rows: f(x)'s
     one-hot vectors), for any input the discretiser decodes and any summation order."""
-    return float(discretiser_error_bounds(input_values, rows, gated).max(initial=0.0))
+    return float(discretiser_error_bounds(input_values, rows, gated, norm).max(initial=0.0))
 
 
 def input_tolerance(input_values: Sequence[float]) -> float:

@@ -53,12 +53,13 @@ def fitted_selector_width(selection: BilinearForm, selected_level: int, max_seq_
                           scratch: BasisDirection, hidden_name: str, info: BlockInfo,
                           side_space: VectorSpace = VectorSpace(()),
                           shift: float = 0.0, soft: bool = False,
-                          extra_logit_error: Callable[[BilinearForm], float] = lambda s: 0.0
-                          ) -> tuple[Series, float]:
+                          extra_logit_error: Callable[[BilinearForm], float] = lambda s: 0.0,
+                          extra_scratch_error: float = 0.0) -> tuple[Series, float]:
     """`selector_width` at the logit gap `width_hardness` picks, and that gap (with the
     head's scratch shifted by `shift`, see `scratch_values`). With `soft`, the smallest
-    gap whose `scratch_error` (plus `extra_logit_error(scores)` on every logit) still
-    fits `scratch_tolerance` instead (craft.attention.softest_gap).
+    gap whose `scratch_error` (plus `extra_logit_error(scores)` on every logit, and
+    `extra_scratch_error`, relative) still fits `scratch_tolerance` instead
+    (craft.attention.softest_gap).
 
     The same blocks as calling the two, with the width scores built once: at gap λ
     they are the unit-gap scores times λ."""
@@ -68,7 +69,7 @@ def fitted_selector_width(selection: BilinearForm, selected_level: int, max_seq_
         def accepts(gap):
             head = width_head(unit * gap, scratch, info, shift)
             return scratch_error(head, max_seq_len, gap, shift, extra_logit_error(head.w_qk)) \
-                <= scratch_tolerance(max_seq_len)
+                + extra_scratch_error <= scratch_tolerance(max_seq_len)
         hardness = softest_gap(accepts, hardness)
     head = width_head(unit * hardness, scratch, info, shift)
     return Series((head, _width_mlp(max_seq_len, output_space, output_of, scratch, hidden_name,

@@ -99,3 +99,28 @@ def test_mean_under_a_folded_index_match_takes_only_the_selected_values():
     assert model.config.d_model < 100
     checked, mismatches = find_mismatches(model, program, inputs)
     assert checked == len(inputs) and not mismatches, mismatches[:1]
+
+
+def test_a_numerical_width_map_gated_by_indices_that_its_mlp_cannot_write_exactly():
+    # Fuzz seed 11, program 2773: 6, 3 or −2 by (width, index). The width's own MLP would
+    # step 6 → −2 → 6 at every count, a bound of 1.9e-4 against the output's 2.5e-5; it
+    # was built that way without a check. Now the width stays categorical and a pair
+    # lookup writes the number, one MLP later.
+    width = rasp.SelectorWidth(rasp.Select(rasp.tokens, rasp.tokens, rasp.EQ))
+    table = {(w, i): (6 if (w + i) % 3 == 0 else (3 if w % 2 else -2))
+             for w in range(5) for i in range(4)}
+    program = rasp.numerical(rasp.SequenceMap(lambda w, i: table[w, i], width, rasp.indices))
+    model = assert_exact_on_all_inputs(program, ["b", "c", "y"], 4)
+    assert len(model.config.layers) == 2  # the width, then the lookup
+
+
+def test_a_numerical_pair_lookup_of_a_noisy_one_hot_is_a_clean_lookup():
+    # A categorical mean's one-hot may err by 1e-5: a plain pair lookup writing 100·a
+    # would pass on 2·300·(1e-5 + …) ≈ 6e-3. It was built without a check; now it is a
+    # clean pair lookup (two units for each of the 15 pairs with a non-zero output).
+    first = rasp.categorical(rasp.Aggregate(
+        rasp.Select(rasp.indices, rasp.indices, rasp.EQ), rasp.tokens)).named("first")
+    program = rasp.numerical(rasp.SequenceMap(lambda a, i: 100 * a + 0.5 * i, first,
+                                              rasp.indices)).named("out")
+    model = assert_exact_on_all_inputs(program, [0, 1, 2, 3], 4)
+    assert model.config.layers[-1].mlp_hidden == 2 * 15

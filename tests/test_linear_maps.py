@@ -132,3 +132,15 @@ def test_a_mean_plus_a_map_of_tokens_held_as_a_category_reads_the_tokens():
     model = assert_exact(rasp.numerical(
         rasp.LinearSequenceMap(mean_of_indices(), doubled, -1, 7)))
     assert len(model.config.layers) == 1
+
+
+def test_through_a_layer_norm_a_width_read_by_clamps_is_refused_by_name():
+    # docs/compiler.md, "MLPs through the LayerNorm": each clamp's output carries the
+    # LayerNorm's common scale and its units' read errors (about 2.3e-6 per unit of
+    # |coefficient·value|), which with the two LayerNorms' read costs leaves 3·mean + w
+    # no room at the output; the plain model compiles it exactly (above).
+    width = rasp.SelectorWidth(rasp.Select(rasp.tokens, rasp.tokens, rasp.LEQ))
+    program = rasp.numerical(rasp.LinearSequenceMap(mean_of_indices(), width, 3, 1))
+    with pytest.raises(rasp.CompileError) as refused:
+        compile_rasp_to_model(program, VOCAB, 5, layer_norm=True)
+    assert "LayerNorm" in str(refused.value)

@@ -73,7 +73,10 @@ MODULES = {
     "interp/compress.py": (["test_compress.py", "test_compress_recipes.py"], None, False),
     "interp/compress_fold.py": (["test_compress.py", "test_compress_recipes.py"], None, False),
     "interp/compress_train.py": (["test_compress.py", "test_compress_recipes.py"], None, False),
-    "interp/compress_truth.py": (["test_compress.py", "test_compress_score.py"], None, False),
+    # Only the tests that read the compressed truth or score dictionaries: none of
+    # test_compress.py's does, and the SAE training and CLI tests add seconds per mutant.
+    "interp/compress_truth.py": (["test_compress_score.py", "test_mutants_compress_truth.py"],
+                                 "not trains and not beats and not raspc", False),
     "interp/sae.py": (["test_compress_score.py"], None, False),
     # Cold (compiling runs from_model), so each child compiles: only the tests that read the
     # truth itself, not those that run models (decoding, ablation, the hooked forward).

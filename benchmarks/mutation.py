@@ -58,8 +58,10 @@ GROUND_TRUTH = ("json_round_trip or graph_and_alignment or leaves_out or hook_na
 FOLD = ("folded_forward and not sort_unique or full_width and pca or save_load or log_scales "
         "or the_start_is or decode_intermediates or bad_projection or by_hand or float32 "
         "or refused or narrow or gram_schmidt")
-COMPRESS = ("not (training_lowers or restarts or hinge or pca_start_is_exact or sort_unique "
-            "or full_width_compression and random)")
+COMPRESS = ("not (training_lowers or restarts_run_until or hinge or pca_start_is_exact "
+            "or sort_unique or full_width_compression and random)")
+TRAIN = ("not (training_lowers or restarts_run_until or pca_start_is_exact or sort_unique "
+         "or full_width_compression and random)")
 MODULES = {
     "interp/circuits/scoring.py": (["test_circuits_scoring.py", "test_circuits_edge_names.py",
                                     "test_mutants_scoring.py"], NO_JAX, True),
@@ -83,7 +85,10 @@ MODULES = {
     # training ones cost 3-12 s each per mutant and test nothing of the fold the others miss).
     "interp/compress_fold.py": (["test_compress.py", "test_compress_recipes.py",
                                  "test_mutants_compress_fold.py"], FOLD, False),
-    "interp/compress_train.py": (["test_compress.py", "test_compress_recipes.py"], None, False),
+    # As compress.py, with the hinge's direct loss test; test_mutants_compress_train.py stands
+    # in for the training tests (restarts on stand-in starts, the loss recomputed in numpy).
+    "interp/compress_train.py": (["test_compress.py", "test_compress_recipes.py",
+                                  "test_mutants_compress_train.py"], TRAIN, False),
     # Only the tests that read the compressed truth or score dictionaries: none of
     # test_compress.py's does, and the SAE training and CLI tests add seconds per mutant.
     "interp/compress_truth.py": (["test_compress_score.py", "test_mutants_compress_truth.py"],

@@ -72,7 +72,8 @@ def test_fold_numpy_gives_float32_numpy_arrays():
 def test_a_module_that_is_neither_a_reader_nor_a_writer_is_refused():
     params = {**PARAMS, "transformer/layer_0/ln1": {"scale": np.ones(3, np.float32)}}
     with pytest.raises(ValueError, match=r"^cannot fold parameter module "
-                                         r"'transformer/layer_0/ln1': it is neither"):
+                                         r"'transformer/layer_0/ln1': it is neither an "
+                                         r"embedding nor a known residual reader or writer$"):
         fold(params, W)
 
 

@@ -16,8 +16,9 @@ import pytest
 import rasp
 from compiler import CompiledModel, compile_rasp_to_model
 from examples.library import EXAMPLES
+from interp.circuits import example_model
 from interp.compress import (RECIPES, CompressedModel, choose_recipe, compress, exact_match,
-                             sampler_for)
+                             layer_cosines, sampler_for)
 from rasp_runtime.serialize import ModelFileError, read_metadata, save_model
 
 
@@ -84,7 +85,8 @@ def test_the_saved_section_holds_w_and_the_training(frac_prevs, tmp_path):
 
 
 @pytest.mark.parametrize("section,message", [
-    ({"format": "other", "version": 1, "projection": [[1.0] * 14]}, "is not a compressed model"),
+    ({"format": "other", "version": 1, "projection": [[1.0] * 14]},
+     "is not a compressed model \\(no compression section\\); load it with CompiledModel.load$"),
     ({"format": "rasp-compiler-compression", "version": 2, "projection": [[1.0] * 14]},
      "has compression version 2; this version reads 1$"),
     ({"format": "rasp-compiler-compression", "version": 1}, "malformed compression section"),
@@ -146,17 +148,18 @@ def test_bad_options_are_refused_in_one_line(frac_prevs, kwargs, message):
         compress(frac_prevs, progress=False, **kwargs)
 
 
-def test_full_width_is_exact_at_once_and_the_summary_says_so(frac_prevs):
+def test_full_width_is_exact_at_once_and_the_summary_says_so(frac_prevs, capsys):
     # dim = d_model ≥ the read rank: the PCA recipe, exact before any step
-    full = compress(frac_prevs, 14, learning_rate=0.5, batch_size=7, eval_every=9,
-                    validation_size=16, example="frac_prevs", progress=False)
+    full = compress(frac_prevs, 14, learning_rate=0.5, residual_weight=0.25,
+                    validation_size=16, example="frac_prevs")
+    assert "compress to 14" in capsys.readouterr().err  # a progress bar by default
     assert full.training == {
         "recipe": "pca", "read_rank": 11,
-        "settings": {"dim": 14, "steps": 2000, "batch_size": 7, "learning_rate": 0.5,
-                     "seed": 0, "residual_weight": 1.0, "residual_metric": "reads",
+        "settings": {"dim": 14, "steps": 2000, "batch_size": 64, "learning_rate": 0.5,
+                     "seed": 0, "residual_weight": 0.25, "residual_metric": "reads",
                      "init": "pca", "feature_scales": True, "init_scale": 1.0,
                      "margin_weight": 0.0, "restarts": 1, "validation_size": 16,
-                     "eval_every": 9, "numeric_tolerance": 1e-2},
+                     "eval_every": 50, "numeric_tolerance": 1e-2},
         "steps_run": 0, "starts": 1, "kept_start": 1, "steps_all_starts": 0,
         "stopped_early": True, "first_loss": None, "final_loss": None,
         "validation": [[0, 1.0]]}
@@ -192,3 +195,76 @@ def test_exact_match_of_a_plain_model_is_against_the_evaluator(frac_prevs):
                 for xs in inputs) / len(inputs)
     assert right < 1.0
     assert exact_match(damaged, inputs) == pytest.approx(right)
+
+
+def test_one_dimension_is_a_width(frac_prevs):
+    narrow = compress(frac_prevs, 1, steps=0, validation_size=2, example="frac_prevs",
+                      progress=False)
+    assert narrow.dim == 1 and narrow.training["recipe"] == "superposed"
+
+
+@pytest.mark.parametrize("name", ["reverse", "hist"])  # hist: a value written by the last MLP
+def test_decode_intermediates_read_each_value_after_its_sublayer(name):
+    model = example_model(name)
+    same = CompressedModel(model, np.eye(model.config.d_model))
+    tokens = ["BOS", *list(model.config.vocab)[:3]]
+    assert same.decode_intermediates(tokens) == model.decode_intermediates(tokens)
+
+
+def test_other_formats_export_the_narrow_transformer(tmp_path):
+    narrow = CompressedModel(example_model("reverse"), keep(20, *range(7)))
+    narrow.save(tmp_path / "tl", "seven of twenty", format="safetensors")
+    assert '"d_model": 7' in (tmp_path / "tl" / "config.json").read_text()
+    assert "seven of twenty" in (tmp_path / "tl" / "rasp_model.json").read_text()
+
+
+def test_a_changed_file_is_refused_unless_told_not_to_check(frac_prevs, tmp_path):
+    CompressedModel(frac_prevs, keep(14, 0, 1)).save(tmp_path / "n.npz")
+    with np.load(tmp_path / "n.npz") as saved:
+        arrays = {name: saved[name] for name in saved.files}
+    unembed = next(name for name in arrays if "unembed" in name)
+    arrays[unembed] = arrays[unembed] * 2
+    np.savez(tmp_path / "n.npz", **arrays)
+    with pytest.raises(ModelFileError):
+        CompressedModel.load(tmp_path / "n.npz")
+    assert CompressedModel.load(tmp_path / "n.npz", verify=False).dim == 2
+
+
+def test_validation_inputs_come_from_the_examples_sampler():
+    """sort_unique's sampler draws distinct tokens; the score recorded at step 0 is the
+    share of such inputs the start gets right (drawn again here), not of uniform ones."""
+    model = example_model("sort_unique")
+    narrow = compress(model, 25, recipe="pca", steps=0, validation_size=64,
+                      example="sort_unique", progress=False)
+    score = narrow.training["validation"][0][1]
+    drawn = {}
+    for name in ("sort_unique", None):
+        sample, rng = sampler_for(model, name), random.Random(1_000_003)
+        drawn[name] = exact_match(narrow, [sample(rng) for _ in range(64)])
+    assert 0.0 < score == pytest.approx(drawn["sort_unique"]) and score != drawn[None]
+
+
+def test_exact_match_without_a_program_is_against_the_original():
+    model = example_model("reverse")
+    bare = CompiledModel(model.params, model.config, model.residual_labels, model.components,
+                         list(model.value_records.values()))
+    lossy = CompressedModel(bare, keep(20, *range(9), *range(10, 20)))  # drops tokens:c
+    rng = random.Random(6)
+    inputs = [EXAMPLES["reverse"].sample(rng, 5) for _ in range(40)]
+    batch = [["BOS", *xs] for xs in inputs]
+    want = np.mean([a == b for a, b in zip(lossy.apply_batch(batch), bare.apply_batch(batch))])
+    assert 0.0 < want < 1.0
+    assert exact_match(lossy, inputs) == pytest.approx(want)
+
+
+def test_layer_cosines_do_not_depend_on_the_scale_of_w(frac_prevs):
+    """At the embeddings z = x·Wᵀ, so z·W = 0.01·x on the kept coordinates: the cosine
+    with x is |x_kept| / |x| per position, however small W is."""
+    kept = [0, 2, 3, 7]
+    inputs = [["x", "y"], ["z", "z", "x"], ["y"]]
+    got = layer_cosines(CompressedModel(frac_prevs, 0.1 * keep(14, *kept)), inputs)[0]
+    ratios = []
+    for xs in inputs:
+        x = np.asarray(frac_prevs.apply(["BOS", *xs]).residuals[0], np.float64)[1:]
+        ratios.extend(np.linalg.norm(x[:, kept], axis=-1) / np.linalg.norm(x, axis=-1))
+    assert got == pytest.approx(float(np.mean(ratios)), abs=1e-5)

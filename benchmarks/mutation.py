@@ -60,8 +60,11 @@ FOLD = ("folded_forward and not sort_unique or full_width and pca or save_load o
         "or refused or narrow or gram_schmidt")
 COMPRESS = ("not (training_lowers or restarts_run_until or hinge or pca_start_is_exact "
             "or sort_unique or full_width_compression and random)")
-TRAIN = ("not (training_lowers or restarts_run_until or pca_start_is_exact or sort_unique "
-         "or full_width_compression and random)")
+# compress() runs every function of compress_train.py, so each mutant would run every
+# compression test: only the cheapest that still reach it (the hinge's direct loss, the
+# start, the PCA recipe, exact_match), then test_mutants_compress_train.py.
+TRAIN = ("hinge or log_scales or the_start_is or default_at_the_read_rank or exact_match_counts "
+         "or full_width_compression and pca or bad_training or mutants_compress_train")
 MODULES = {
     "interp/circuits/scoring.py": (["test_circuits_scoring.py", "test_circuits_edge_names.py",
                                     "test_mutants_scoring.py"], NO_JAX, True),
@@ -85,8 +88,8 @@ MODULES = {
     # training ones cost 3-12 s each per mutant and test nothing of the fold the others miss).
     "interp/compress_fold.py": (["test_compress.py", "test_compress_recipes.py",
                                  "test_mutants_compress_fold.py"], FOLD, False),
-    # As compress.py, with the hinge's direct loss test; test_mutants_compress_train.py stands
-    # in for the training tests (restarts on stand-in starts, the loss recomputed in numpy).
+    # test_mutants_compress_train.py stands in for the training tests (restarts on stand-in
+    # starts, the loss recomputed in numpy).
     "interp/compress_train.py": (["test_compress.py", "test_compress_recipes.py",
                                   "test_mutants_compress_train.py"], TRAIN, False),
     # Only the tests that read the compressed truth or score dictionaries: none of

@@ -268,3 +268,42 @@ def test_layer_cosines_do_not_depend_on_the_scale_of_w(frac_prevs):
         x = np.asarray(frac_prevs.apply(["BOS", *xs]).residuals[0], np.float64)[1:]
         ratios.extend(np.linalg.norm(x[:, kept], axis=-1) / np.linalg.norm(x, axis=-1))
     assert got == pytest.approx(float(np.mean(ratios)), abs=1e-5)
+
+
+def test_an_examples_sampler_keeps_to_the_models_length_and_vocab():
+    small = compile_rasp_to_model(EXAMPLES["frac_prevs"].build(4), ["x", "y"], 4)
+    sample, rng = sampler_for(small, "frac_prevs"), random.Random(0)
+    drawn = [sample(rng) for _ in range(200)]
+    assert {len(xs) for xs in drawn} == {1, 2, 3, 4}
+    assert {x for xs in drawn for x in xs} == {"x", "y"}
+
+
+def test_every_setting_given_reaches_the_training(frac_prevs, capsys):
+    full = compress(frac_prevs, 14, batch_size=5, seed=3, residual_metric="euclidean",
+                    feature_scales=False, eval_every=7, numeric_tolerance=0.05,
+                    validation_size=4, progress=False)
+    assert capsys.readouterr().err == ""
+    settings = full.training["settings"]
+    assert (settings["batch_size"], settings["seed"], settings["residual_metric"],
+            settings["feature_scales"], settings["eval_every"],
+            settings["numeric_tolerance"]) == (5, 3, "euclidean", False, 7, 0.05)
+
+
+def test_first_and_final_loss_of_a_single_step(frac_prevs):
+    """One step: both losses are the start's loss on the first batch, recomputed here with
+    make_loss (the superposed recipe: W = 0.3 × the random rows, residual weight 0,
+    hinge 100; the batch drawn from random.Random(seed))."""
+    import jax
+
+    from interp.compress_fold import initial_projection
+    from interp.compress_train import encode_batch, make_loss
+    one = compress(frac_prevs, 3, steps=1, batch_size=4, validation_size=4, seed=2,
+                   example="frac_prevs", progress=False)
+    training = one.training
+    assert (training["recipe"], training["steps_run"]) == ("superposed", 1)
+    rng, sample = random.Random(2), sampler_for(frac_prevs, "frac_prevs")
+    ids, valid = encode_batch(frac_prevs, [sample(rng) for _ in range(4)])
+    start = 0.3 * initial_projection(jax.random.PRNGKey(2), 3, 14)
+    want = float(jax.jit(make_loss(frac_prevs, 3, 0.0, "reads", 100.0, 1e-2))(start, ids, valid))
+    assert training["first_loss"] == pytest.approx(want, rel=1e-5)
+    assert training["final_loss"] == pytest.approx(want, rel=1e-5)

@@ -56,7 +56,8 @@ def keep(d_model, *coordinates):
     ([0.5], [0.75], 0.125, False),
     ([1], [1.004], 0.01, True),                  # an int expected, a float decoded
     ([0.5], [0.25], 0.25, True), ([0.5], [0.2], 0.25, False),
-    (["a"], ["b"], 0.01, False), ([2], [3], 0.01, False)])
+    (["a"], ["b"], 0.01, False), ([2], [3], 0.01, False),
+    ([1], ["1"], 0.01, False)])                  # a number expected, a token decoded
 def test_outputs_match_by_hand(want, got, tolerance, match):
     assert outputs_match(want, got, tolerance) is match
 

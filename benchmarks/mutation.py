@@ -55,6 +55,16 @@ GROUND_TRUTH = ("json_round_trip or graph_and_alignment or leaves_out or hook_na
                 "or canonical_names or length_is_inert or by_hand "
                 # per-task truth (for_task) and a rotated residual (direction_vectors, named)
                 "or circuits_differ or unknown_task or rotated_truth or save_and_load_keep")
+FOLD = ("folded_forward and not sort_unique or full_width and pca or save_load or log_scales "
+        "or the_start_is or decode_intermediates or bad_projection or by_hand or float32 "
+        "or refused or narrow or gram_schmidt")
+COMPRESS = ("not (training_lowers or restarts_run_until or hinge or pca_start_is_exact "
+            "or sort_unique or full_width_compression and random)")
+# compress() runs every function of compress_train.py, so each mutant would run every
+# compression test: only the cheapest that still reach it (the hinge's direct loss, the
+# start, the PCA recipe, exact_match), then test_mutants_compress_train.py.
+TRAIN = ("hinge or log_scales or the_start_is or default_at_the_read_rank or exact_match_counts "
+         "or full_width_compression and pca or bad_training or mutants_compress_train")
 MODULES = {
     "interp/circuits/scoring.py": (["test_circuits_scoring.py", "test_circuits_edge_names.py",
                                     "test_mutants_scoring.py"], NO_JAX, True),
@@ -70,11 +80,24 @@ MODULES = {
                                 PATCHING, False),
     "interp/circuits/hooked.py": (["test_circuits_truth.py", "test_circuits_scoring.py"],
                                   PATCHING, True),
-    "interp/compress.py": (["test_compress.py", "test_compress_recipes.py"], None, False),
-    "interp/compress_fold.py": (["test_compress.py", "test_compress_recipes.py"], None, False),
-    "interp/compress_train.py": (["test_compress.py", "test_compress_recipes.py"], None, False),
-    "interp/compress_truth.py": (["test_compress.py", "test_compress_score.py"], None, False),
-    "interp/sae.py": (["test_compress_score.py"], None, False),
+    # Without the tests that train for seconds (restarts, the loss going down, the hinge,
+    # the PCA start on hist): compress's options and summary are checked without training.
+    "interp/compress.py": (["test_compress.py", "test_compress_recipes.py",
+                            "test_mutants_compress.py"], COMPRESS, False),
+    # fold runs in every compression test: only those that fold without training (the
+    # training ones cost 3-12 s each per mutant and test nothing of the fold the others miss).
+    "interp/compress_fold.py": (["test_compress.py", "test_compress_recipes.py",
+                                 "test_mutants_compress_fold.py"], FOLD, False),
+    # test_mutants_compress_train.py stands in for the training tests (restarts on stand-in
+    # starts, the loss recomputed in numpy).
+    "interp/compress_train.py": (["test_compress.py", "test_compress_recipes.py",
+                                  "test_mutants_compress_train.py"], TRAIN, False),
+    # Only the tests that read the compressed truth or score dictionaries: none of
+    # test_compress.py's does, and the SAE training and CLI tests add seconds per mutant.
+    "interp/compress_truth.py": (["test_compress_score.py", "test_mutants_compress_truth.py"],
+                                 "not trains and not beats and not raspc", False),
+    # Only the SAE tests call sae.py (SAELens needs its own venv: test_sae_lens.py is slow).
+    "interp/sae.py": (["test_compress_score.py", "test_mutants_sae.py"], "sae", False),
     # Cold (compiling runs from_model), so each child compiles: only the tests that read the
     # truth itself, not those that run models (decoding, ablation, the hooked forward).
     "compiler/ground_truth.py": (["test_ground_truth.py", "test_circuits_truth.py",

@@ -57,6 +57,9 @@ GROUND_TRUTH = ("json_round_trip or graph_and_alignment or leaves_out or hook_na
                 "or circuits_differ or unknown_task or rotated_truth or save_and_load_keep")
 TL_WEIGHTS = ("compatibility_mode or interpbench_formats or bridge_matches_model and N5 "
               "or legacy_layout or mutants")
+TL_EXPORT = ("transformer_lens_export and (round_trip or formats_load or reports_mistakes "
+             "or missing_extra or deterministic) or mutants or export_directory_is_one_model "
+             "or re_exporting or carries_pairs")
 MODULES = {
     "interp/circuits/scoring.py": (["test_circuits_scoring.py", "test_circuits_edge_names.py",
                                     "test_mutants_scoring.py"], NO_JAX, True),
@@ -86,8 +89,11 @@ MODULES = {
     # compiler.ground_truth.x__alignment / x__implicit in mutation_notes.toml.
     "compiler/alignment.py": (["test_ground_truth.py", "test_circuits_truth.py"],
                               GROUND_TRUTH, False),
-    "interp/tl_export.py": (["test_transformer_lens_export.py", "test_compress_export.py"],
-                            None, False),
+    # The tests that export (test_compress_export.py exports nothing): not the README loader's
+    # subprocess, and of the files that export in a fixture only the tests about the export.
+    "interp/tl_export.py": (["test_transformer_lens_export.py", "test_model_file_checks.py",
+                             "test_export_dataset.py", "test_mutants_tl_export.py"],
+                            TL_EXPORT, False),
     # Only the tests that run the weights in TransformerLens and compare (at N = 5: default N
     # runs the same code on wider layers): a survivor runs every selected test (20 s a mutant
     # with the whole files). Left out: hook names, the README loader's subprocess and the

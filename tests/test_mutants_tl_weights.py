@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 
+import rasp
 from compiler import compile_rasp_to_model
 from examples.library import EXAMPLES
 from interp.tl_weights import bridge_config, legacy_arrays, legacy_config, native_arrays
@@ -80,3 +81,82 @@ def test_layer_norm_configs_carry_its_epsilon(sort_ln):
     for config in (bridge_config(model.config), legacy_config(model.config)):
         assert (config["normalization_type"], config["eps"], config["d_mlp"]) == ("LN", eps, 20)
         assert (config["attention_dir"], config["attn_only"]) == ("bidirectional", False)
+
+
+def _heads_of(params, layer: int, config):
+    """Our per-head query/key/value/output weights, sliced from haiku's flat projections."""
+    scope, spec = f"transformer/layer_{layer}/attn", config.layers[layer]
+    if not spec.num_heads:
+        return
+    take = {name: np.asarray(params[f"{scope}/{name}"]["w"], np.float64)
+            for name in ("query", "key", "value", "linear")}
+    bias = {name: np.asarray(params[f"{scope}/{name}"]["b"], np.float64)
+            for name in ("query", "key")}
+    for h in range(spec.num_heads):
+        qk, ov = slice(h * spec.key_size, (h + 1) * spec.key_size), \
+            slice(h * spec.value_size, (h + 1) * spec.value_size)
+        yield (take["query"][:, qk], bias["query"][qk], take["key"][:, qk], bias["key"][qk],
+               take["value"][:, ov], take["linear"][ov])
+
+
+@pytest.mark.parametrize("name", ["reverse", "sort", "shuffle_dyck2"])
+def test_each_heads_scores_and_output_map_are_ours(name):
+    """On any residual x, TransformerLens's scores (q·k / √d_head, d_head the padded width)
+    equal ours (q·k / √key_size), head by head, and so does each head's W_V·W_O; padding
+    heads are zero. reverse and sort have layers whose key size is below d_head."""
+    example = EXAMPLES[name]
+    model = compile_rasp_to_model(example.build(5), example.vocab, 5)
+    config, params = model.config, model.params
+    legacy = legacy_arrays(params, config)
+    d_head = max(max(l.key_size, l.value_size) for l in config.layers)
+    x = np.random.default_rng(0).normal(size=(7, config.d_model))
+    for layer, spec in enumerate(config.layers):
+        tl = {side: legacy[f"blocks.{layer}.attn.{side}"].astype(np.float64)
+              for side in ("W_Q", "b_Q", "W_K", "b_K", "W_V", "W_O")}
+        heads = list(_heads_of(params, layer, config))
+        for h, (wq, bq, wk, bk, wv, wo) in enumerate(heads):
+            ours = (x @ wq + bq) @ (x @ wk + bk).T / math.sqrt(spec.key_size)
+            q, k = x @ tl["W_Q"][h] + tl["b_Q"][h], x @ tl["W_K"][h] + tl["b_K"][h]
+            theirs = q @ k.T / math.sqrt(d_head)
+            assert np.allclose(theirs, ours, rtol=1e-5, atol=1e-5 * np.abs(ours).max()), \
+                (layer, h)
+            assert np.allclose(tl["W_V"][h] @ tl["W_O"][h], wv @ wo, rtol=0, atol=1e-6)
+        for side in tl:  # heads beyond this layer's are zero
+            assert not tl[side][len(heads):].any(), (layer, side)
+
+
+def test_legacy_arrays_are_float32_with_hooked_transformers_buffers():
+    """HookedTransformer's own state dict holds, per layer, `mask` (lower-triangular bool,
+    n_ctx = N + 1 square) and `IGNORE` (-inf); every weight is float32."""
+    example = EXAMPLES["shuffle_dyck2"]  # 3 heads beside a head-less layer, MLPs of 3 widths
+    model = compile_rasp_to_model(example.build(5), example.vocab, 5)
+    legacy = legacy_arrays(model.params, model.config)
+    lower = np.array([[j <= i for j in range(6)] for i in range(6)])
+    for layer in range(3):
+        mask, ignore = legacy[f"blocks.{layer}.attn.mask"], legacy[f"blocks.{layer}.attn.IGNORE"]
+        assert mask.dtype == np.bool_ and np.array_equal(mask, lower)
+        # one element (torch loads a 1-element array into the 0-d buffer)
+        assert ignore.dtype == np.float32 and ignore.size == 1 and ignore.item() == -np.inf
+    weights = {k: v for k, v in legacy.items() if not k.endswith(("mask", "IGNORE"))}
+    assert {k: v.dtype for k, v in weights.items()} == dict.fromkeys(weights, np.float32)
+
+
+def test_an_attention_only_layer_norm_model_has_no_ln2():
+    example = EXAMPLES["frac_prevs"]  # one layer, one head, no MLP
+    model = compile_rasp_to_model(example.build(5), example.vocab, 5, causal=True,
+                                  layer_norm=True)
+    legacy = legacy_arrays(model.params, model.config)
+    assert {k for k in legacy if ".ln" in f".{k}"} == {
+        "blocks.0.ln1.w", "blocks.0.ln1.b", "ln_final.w", "ln_final.b"}
+
+
+def test_a_model_without_attention_still_has_one_head():
+    """A program of one Map compiles to an MLP alone; TransformerLens still gets one
+    (zero) head of width 1, and the model is not attention-only."""
+    model = compile_rasp_to_model(rasp.categorical(rasp.Map(str.upper, rasp.tokens)),
+                                  ["a", "b"], 3)
+    assert [l.num_heads for l in model.config.layers] == [0]
+    config = bridge_config(model.config)
+    assert (config["n_heads"], config["d_head"], config["attn_only"]) == (1, 1, False)
+    assert config["d_mlp"] == model.params["transformer/layer_0/mlp/linear_1"]["w"].shape[1]
+    assert config["d_vocab_out"] == 2  # A and B

@@ -33,8 +33,12 @@ def sort_ln():
 
 
 def test_each_transformer_lens_layer_norm_takes_ours(sort_ln):
+    """Compiled LayerNorms all share one gain and a zero offset; a perturbed model's
+    (interp.realism) differ, so each is drawn at random here to tell them apart."""
     model = sort_ln
-    params = model.params
+    rng = np.random.default_rng(1)
+    params = {module: ({k: rng.normal(size=v.shape).astype(np.float32) for k, v in w.items()}
+                       if "/ln" in module else w) for module, w in model.params.items()}
     ours = {"blocks.0.ln1": "transformer/ln_final",  # no heads in layer 0
             "blocks.0.ln2": "transformer/layer_0/ln_2",
             "blocks.1.ln1": "transformer/layer_1/ln_1",
@@ -84,43 +88,49 @@ def test_layer_norm_configs_carry_its_epsilon(sort_ln):
 
 
 def _heads_of(params, layer: int, config):
-    """Our per-head query/key/value/output weights, sliced from haiku's flat projections."""
+    """Our per-head (W_Q, b_Q, W_K, b_K, W_V, b_V, W_O), sliced from haiku's flat projections."""
     scope, spec = f"transformer/layer_{layer}/attn", config.layers[layer]
     if not spec.num_heads:
         return
-    take = {name: np.asarray(params[f"{scope}/{name}"]["w"], np.float64)
-            for name in ("query", "key", "value", "linear")}
-    bias = {name: np.asarray(params[f"{scope}/{name}"]["b"], np.float64)
-            for name in ("query", "key")}
+    w = {name: np.asarray(params[f"{scope}/{name}"]["w"], np.float64)
+         for name in ("query", "key", "value", "linear")}
+    b = {name: np.asarray(params[f"{scope}/{name}"]["b"], np.float64)
+         for name in ("query", "key", "value")}
     for h in range(spec.num_heads):
         qk, ov = slice(h * spec.key_size, (h + 1) * spec.key_size), \
             slice(h * spec.value_size, (h + 1) * spec.value_size)
-        yield (take["query"][:, qk], bias["query"][qk], take["key"][:, qk], bias["key"][qk],
-               take["value"][:, ov], take["linear"][ov])
+        yield (w["query"][:, qk], b["query"][qk], w["key"][:, qk], b["key"][qk],
+               w["value"][:, ov], b["value"][ov], w["linear"][ov])
 
 
 @pytest.mark.parametrize("name", ["reverse", "sort", "shuffle_dyck2"])
-def test_each_heads_scores_and_output_map_are_ours(name):
+def test_each_heads_scores_and_outputs_are_ours(name):
     """On any residual x, TransformerLens's scores (q·k / √d_head, d_head the padded width)
-    equal ours (q·k / √key_size), head by head, and so does each head's W_V·W_O; padding
-    heads are zero. reverse and sort have layers whose key size is below d_head."""
+    equal ours (q·k / √key_size), head by head, and so does each head's output (x·W_V + b_V)·W_O;
+    padding heads are zero. reverse and sort have layers whose key size is below d_head.
+    Compiled biases are zero; a perturbed model's are not (interp.realism), so they are
+    drawn at random here."""
     example = EXAMPLES[name]
     model = compile_rasp_to_model(example.build(5), example.vocab, 5)
-    config, params = model.config, model.params
+    config, rng = model.config, np.random.default_rng(0)
+    params = {module: {k: (rng.normal(size=v.shape).astype(np.float32) if k == "b" else v)
+                       for k, v in weights.items()} for module, weights in model.params.items()}
     legacy = legacy_arrays(params, config)
     d_head = max(max(l.key_size, l.value_size) for l in config.layers)
-    x = np.random.default_rng(0).normal(size=(7, config.d_model))
+    x = rng.normal(size=(7, config.d_model))
     for layer, spec in enumerate(config.layers):
         tl = {side: legacy[f"blocks.{layer}.attn.{side}"].astype(np.float64)
-              for side in ("W_Q", "b_Q", "W_K", "b_K", "W_V", "W_O")}
+              for side in ("W_Q", "b_Q", "W_K", "b_K", "W_V", "b_V", "W_O")}
         heads = list(_heads_of(params, layer, config))
-        for h, (wq, bq, wk, bk, wv, wo) in enumerate(heads):
+        for h, (wq, bq, wk, bk, wv, bv, wo) in enumerate(heads):
             ours = (x @ wq + bq) @ (x @ wk + bk).T / math.sqrt(spec.key_size)
             q, k = x @ tl["W_Q"][h] + tl["b_Q"][h], x @ tl["W_K"][h] + tl["b_K"][h]
             theirs = q @ k.T / math.sqrt(d_head)
             assert np.allclose(theirs, ours, rtol=1e-5, atol=1e-5 * np.abs(ours).max()), \
                 (layer, h)
-            assert np.allclose(tl["W_V"][h] @ tl["W_O"][h], wv @ wo, rtol=0, atol=1e-6)
+            ours = (x @ wv + bv) @ wo
+            theirs = (x @ tl["W_V"][h] + tl["b_V"][h]) @ tl["W_O"][h]
+            assert np.allclose(theirs, ours, rtol=1e-5, atol=1e-5 * np.abs(ours).max())
         for side in tl:  # heads beyond this layer's are zero
             assert not tl[side][len(heads):].any(), (layer, side)
 

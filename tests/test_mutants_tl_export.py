@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import struct
+import sys
 
 import numpy as np
 import pytest
@@ -179,10 +180,36 @@ def test_json_files_are_indented_utf8_with_a_final_newline(tmp_path):
 
 def test_the_ground_truth_file_with_and_without_hf_modules(reverse, tmp_path):
     write_ground_truth(tmp_path / "plain.json", reverse.ground_truth)
-    plain = json.loads((tmp_path / "plain.json").read_text())
+    text = (tmp_path / "plain.json").read_text()
+    assert text.startswith('{\n "') and text.endswith("}\n")  # indented as every JSON file
+    plain = json.loads(text)
     assert plain == json.loads(reverse.ground_truth.to_json()) and "hf_modules" not in plain
     write_ground_truth(tmp_path / "hf.json", reverse.ground_truth, reverse.config)
-    hf = json.loads((tmp_path / "hf.json").read_text())
+    text = (tmp_path / "hf.json").read_text()
+    assert text.startswith('{\n "') and text.endswith("}\n")
+    hf = json.loads(text)
     assert hf.pop("hf_modules")["blocks.1.hook_resid_post"] == {"module": "transformer.h.1",
                                                                 "read": "output"}
     assert hf == plain
+
+
+def test_a_nested_new_directory_and_the_description(reverse, tmp_path):
+    target = tmp_path / "zoo" / "reverse"  # neither exists yet
+    export_model(reverse, target, "safetensors", description="reverse at N = 5")
+    metadata = json.loads((target / "rasp_model.json").read_text())
+    assert metadata["program"]["description"] == "reverse at N = 5"
+
+
+def test_only_interpbench_needs_torch(reverse, tmp_path, monkeypatch):
+    """Without torch, the safetensors and transformer-lens formats still export; InterpBench
+    (ll_model.pth is a torch file) is refused in one line naming the extra, writing nothing."""
+    from interp.extras import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if not installed
+    export_model(reverse, tmp_path / "tl", "transformer-lens")
+    assert (tmp_path / "tl" / "legacy.safetensors").is_file()
+    with pytest.raises(MissingExtraError) as refused:
+        export_model(reverse, tmp_path / "ib", "interpbench")
+    assert str(refused.value) == ("this needs torch, which is not installed: "
+                                  "pip install 'rasp-compiler[transformer-lens]'")
+    assert not (tmp_path / "ib").exists()

@@ -19,8 +19,8 @@ import pytest
 
 from compiler import CompiledModel, compile_rasp_to_model
 from examples.library import EXAMPLES
-from interp.tl_export import (_plain, circuit_edges, export_model, tokenizer_table,
-                              write_ground_truth)
+from interp.tl_export import (_plain, circuit_edges, export_model, interpbench_edges,
+                              tokenizer_table, write_ground_truth)
 from rasp.errors import ModelFileError
 
 # Every format writes these; the model's own pair comes last.
@@ -213,3 +213,19 @@ def test_only_interpbench_needs_torch(reverse, tmp_path, monkeypatch):
     assert str(refused.value) == ("this needs torch, which is not installed: "
                                   "pip install 'rasp-compiler[transformer-lens]'")
     assert not (tmp_path / "ib").exists()
+
+
+def test_reverse_interpbench_edges_by_hand(reverse):
+    """InterpBench's edges of reverse (see test_reverse_circuit_edges_by_hand): both
+    embeddings send from blocks.0.hook_resid_pre, so the position embedding's q and k
+    edges into the flip head are the token embedding's; a head receives at the q/k/v
+    inputs it reads with, an MLP at hook_mlp_in."""
+    pre, result0, result1 = "blocks.0.hook_resid_pre", "blocks.0.attn.hook_result[0]", \
+        "blocks.1.attn.hook_result[0]"
+    expected = [(pre, f"blocks.{layer}.hook_{side}_input[0]") for layer in (0, 1)
+                for side in "qkv"]
+    expected += [(pre, "blocks.0.hook_mlp_in"), (result0, "blocks.0.hook_mlp_in"),
+                 ("blocks.0.hook_mlp_out", "blocks.1.hook_q_input[0]"),
+                 (result1, "blocks.1.hook_resid_post")]
+    edges = interpbench_edges(reverse.ground_truth)
+    assert len(edges) == len(set(edges)) and sorted(edges) == sorted(expected)

@@ -71,8 +71,8 @@ MODULES = {
     # Only the attribution tests worked out by hand: every_method runs all five methods.
     "interp/circuits/attribution.py": (["test_circuits_scoring.py", "test_mutants_attribution.py"],
                                        "eap or objective", True),
-    "interp/circuits/data.py": (["test_circuits_scoring.py", "test_circuits_truth.py"],
-                                PATCHING, False),
+    "interp/circuits/data.py": (["test_circuits_scoring.py", "test_circuits_truth.py",
+                                 "test_mutants_data.py"], PATCHING, False),
     "interp/circuits/hooked.py": (["test_circuits_truth.py", "test_circuits_scoring.py"],
                                   PATCHING, True),
     "interp/compress.py": (["test_compress.py", "test_compress_recipes.py"], None, False),

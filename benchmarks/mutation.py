@@ -55,6 +55,8 @@ GROUND_TRUTH = ("json_round_trip or graph_and_alignment or leaves_out or hook_na
                 "or canonical_names or length_is_inert or by_hand "
                 # per-task truth (for_task) and a rotated residual (direction_vectors, named)
                 "or circuits_differ or unknown_task or rotated_truth or save_and_load_keep")
+DATA = ("path_patching_matches or eap_ig_matches or length_is_inert and reverse "
+        "or activation_patching_ranks and reverse or mutants")
 TL_WEIGHTS = ("compatibility_mode or interpbench_formats or bridge_matches_model and N5 "
               "or legacy_layout or mutants")
 TL_EXPORT = ("transformer_lens_export and (round_trip or formats_load or reports_mistakes "
@@ -71,8 +73,10 @@ MODULES = {
     # Only the attribution tests worked out by hand: every_method runs all five methods.
     "interp/circuits/attribution.py": (["test_circuits_scoring.py", "test_mutants_attribution.py"],
                                        "eap or objective", True),
+    # Cold (example_model is here): the tests on reverse that make datasets and score with
+    # them, not every method on hist (a surviving mutant would run all five methods).
     "interp/circuits/data.py": (["test_circuits_scoring.py", "test_circuits_truth.py",
-                                 "test_mutants_data.py"], PATCHING, False),
+                                 "test_mutants_data.py"], DATA, False),
     "interp/circuits/hooked.py": (["test_circuits_truth.py", "test_circuits_scoring.py"],
                                   PATCHING, True),
     "interp/compress.py": (["test_compress.py", "test_compress_recipes.py"], None, False),

@@ -16,6 +16,8 @@ import sys
 
 import numpy as np
 import pytest
+import torch  # noqa: F401  the transformer-lens extra (make test installs it): imported
+# here, at collection, not by the first InterpBench export
 
 from compiler import CompiledModel, compile_rasp_to_model
 from examples.library import EXAMPLES

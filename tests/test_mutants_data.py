@@ -132,3 +132,29 @@ def test_example_model_caps_the_length():
     assert example_model("reverse", 3).config.max_seq_len == 3
     assert example_model("frac_prevs", 99).config.max_seq_len == EXAMPLES["frac_prevs"].max_seq_len
     assert example_model("frac_prevs").config.causal == EXAMPLES["frac_prevs"].causal
+
+
+def test_differs_reads_only_real_positions_above_the_tolerance():
+    """A stand-in writer whose clean and corrupted values differ by exactly the tolerance
+    at a real position (not a difference) and by 1 at a PAD position (not read): it does
+    not differ; one more unit in the last place at the real position and it does."""
+    def dataset(real_gap: float) -> Dataset:
+        model = SimpleNamespace(knobs=[], config=SimpleNamespace(max_seq_len=2))
+        hooked = SimpleNamespace(model=model, wiring=SimpleNamespace(writer_index={"w": 0}),
+                                 truth=SimpleNamespace(named=lambda x: x))
+        data = Dataset(hooked, (("a",),), (("b",),))
+        clean = np.zeros((1, 1, 3, 2))  # [writers, pairs, positions, directions]
+        corrupt = clean.copy()
+        corrupt[0, 0, 1, 1] = real_gap  # position 1, direction 1
+        corrupt[0, 0, 2, :] = 1.0  # position 2 is PAD
+        for name, value in (("arrays", {"valid": np.array([[True, True, False]])}),
+                            ("clean_run", {"contributions": clean}),
+                            ("corrupt_run", {"contributions": corrupt})):
+            object.__setattr__(data, name, value)  # what the cached properties would hold
+        return data
+
+    tolerance = dataset(0.0).inert_tolerance
+    assert tolerance == 1e-5
+    assert not dataset(tolerance).differs("w", [0, 1])
+    assert dataset(np.nextafter(tolerance, 1.0)).differs("w", [0, 1])
+    assert not dataset(1.0).differs("w", [0])  # direction 0 is the same everywhere read

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+import rasp
 from compiler import CompiledModel
 from examples.library import EXAMPLES
 from interp.circuits import example_model, make_dataset
@@ -158,3 +159,27 @@ def test_differs_reads_only_real_positions_above_the_tolerance():
     assert not dataset(tolerance).differs("w", [0, 1])
     assert dataset(np.nextafter(tolerance, 1.0)).differs("w", [0, 1])
     assert not dataset(1.0).differs("w", [0])  # direction 0 is the same everywhere read
+
+
+def test_the_defaults_and_a_shared_hooked_model(reverse):
+    """32 pairs from seed 0 unless told; the same seed draws the same pairs; a given
+    HookedModel is the one the dataset runs (its jitted forward is shared)."""
+    first = make_dataset(EXAMPLES["reverse"], reverse)
+    assert len(first) == 32
+    again = make_dataset(EXAMPLES["reverse"], reverse, 32, 0, hooked=first.hooked)
+    assert (again.clean, again.corrupt) == (first.clean, first.corrupt)
+    assert again.hooked is first.hooked
+    assert make_dataset(EXAMPLES["reverse"], reverse, 32, 1).clean != first.clean
+
+
+def test_validity_is_judged_as_the_model_reads(reverse):
+    """Each position takes the token of the one key at or after it: several keys, so an
+    error, unless the model is causal (then the key is the position itself)."""
+    program = rasp.categorical(rasp.Aggregate(
+        rasp.Select(rasp.indices, rasp.indices, rasp.GEQ), rasp.tokens))
+
+    def stand_in(causal: bool):
+        return SimpleNamespace(program=program,
+                               config=SimpleNamespace(vocab=("a", "b"), causal=causal))
+    assert is_valid_input(stand_in(True), ("a", "b"))
+    assert not is_valid_input(stand_in(False), ("a", "b"))

@@ -79,7 +79,9 @@ def test_the_padded_arrays_of_two_inputs(reverse):
 def test_pairs_from_a_list_keep_their_length(reverse):
     """From a list, the corruption is drawn among the inputs of the clean one's length; an
     input alone at its length is its own corruption (after MAX_DRAWS tries)."""
-    dataset = make_dataset([["a"], ["b", "c"], ["c", "b"]], reverse, pairs=20, seed=1)
+    # ["z"] and ["z", "z"] are not in the vocabulary: never drawn, never a corruption
+    inputs = [["a"], ["z"], ["b", "c"], ["z", "z"], ["c", "b"]]
+    dataset = make_dataset(inputs, reverse, pairs=20, seed=1)
     assert len(dataset) == 20 and {c for c in dataset.clean} == {("a",), ("b", "c"), ("c", "b")}
     for clean, corrupt in zip(dataset.clean, dataset.corrupt):
         assert corrupt == ({("b", "c"): ("c", "b"), ("c", "b"): ("b", "c")}.get(clean, clean))
@@ -183,3 +185,16 @@ def test_validity_is_judged_as_the_model_reads(reverse):
                                config=SimpleNamespace(vocab=("a", "b"), causal=causal))
     assert is_valid_input(stand_in(True), ("a", "b"))
     assert not is_valid_input(stand_in(False), ("a", "b"))
+
+
+def test_forward_takes_the_patches(reverse):
+    """Moving every slot's copy of every writer to its corrupted value is running the
+    corrupted inputs; moving none is running the clean ones."""
+    dataset = make_dataset(EXAMPLES["reverse"], reverse, pairs=4, seed=0)
+    wiring = dataset.hooked.wiring
+    corrupt = dataset.corrupt_run["contributions"]
+    for alpha, expected in ((1.0, dataset.corrupt_run), (0.0, dataset.clean_run)):
+        alphas = np.full((4, len(wiring.writers), len(wiring.slots)), alpha, np.float32)
+        out = dataset.forward("clean", corrupt=corrupt, alpha=alphas)["output"]
+        assert np.allclose(out, expected["output"], atol=1e-4)
+    assert not np.allclose(dataset.clean_run["output"], dataset.corrupt_run["output"], atol=1e-2)

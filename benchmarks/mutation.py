@@ -77,8 +77,10 @@ MODULES = {
     # them, not every method on hist (a surviving mutant would run all five methods).
     "interp/circuits/data.py": (["test_circuits_scoring.py", "test_circuits_truth.py",
                                  "test_mutants_data.py"], DATA, False),
-    "interp/circuits/hooked.py": (["test_circuits_truth.py", "test_circuits_scoring.py"],
-                                  PATCHING, True),
+    # As data.py, and the hooked forward against the compiled one on reverse.
+    "interp/circuits/hooked.py": (["test_circuits_truth.py", "test_circuits_scoring.py",
+                                   "test_mutants_hooked.py"],
+                                  DATA + " or hooked_forward and reverse", True),
     "interp/compress.py": (["test_compress.py", "test_compress_recipes.py"], None, False),
     "interp/compress_fold.py": (["test_compress.py", "test_compress_recipes.py"], None, False),
     "interp/compress_train.py": (["test_compress.py", "test_compress_recipes.py"], None, False),

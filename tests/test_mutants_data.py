@@ -35,13 +35,17 @@ def test_kl_divergence_by_hand():
     kl = 0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5)
     got = np.asarray(kl_divergence(clean, patched, scored))
     assert got.shape == (1,) and got[0] == pytest.approx(kl / 2, rel=1e-5)
+    # rows may carry leading axes (several interventions): still a mean over positions
+    stacked = np.asarray(kl_divergence(np.stack([clean, clean]), np.stack([patched, clean]),
+                                       np.stack([scored, scored])))
+    assert stacked.shape == (2, 1) and stacked[:, 0] == pytest.approx([kl / 2, 0.0], abs=1e-6)
 
 
 def test_mse_by_hand_and_a_row_with_nothing_scored():
     """Only column 0 is the value: ((4 − 2)² + (0 − 3)²) / 2 = 6.5; a row with no scored
     position gives 0, not a division by zero."""
     clean = np.array([[[1, 7], [2, 7], [3, 7]], [[1, 0], [1, 0], [1, 0]]], np.float32)
-    patched = np.array([[[9, 0], [4, 0], [0, 0]], [[5, 1], [5, 1], [5, 1]]], np.float32)
+    patched = np.array([[[9, 1], [4, 1], [0, 1]], [[5, 1], [5, 1], [5, 1]]], np.float32)
     scored = np.array([[False, True, True], [False, False, False]])
     assert np.asarray(mse(clean, patched, scored)).tolist() == [6.5, 0.0]
 

@@ -3,8 +3,7 @@
 Written to kill the mutants `make mutation` left alive (docs/mutation.md): the
 wiring of a stand-in model, `reverse`'s writers and slots in forward order, the
 contributions adding up to the residual, a slot delta at the output moving the
-logits through the unembedding, and every slot corrupted in a model with several heads
-a layer being the corrupted run.
+logits through the unembedding, and every slot corrupted being the corrupted run.
 """
 
 from __future__ import annotations
@@ -84,12 +83,13 @@ def test_a_delta_at_the_output_moves_the_logits_through_the_unembedding(reverse)
     assert expected[2, 1].tolist() == [0.0, 1.0, 0.0]  # the column of the value b
 
 
-def test_every_slot_corrupted_is_the_corrupted_run_with_three_heads_a_layer():
-    """shuffle_dyck2 has three heads in layer 0 and two in layer 2: moving every slot's
-    copy of every writer to its corrupted value, each head's q/k/v through its own
-    columns, is running the corrupted inputs."""
-    model = example_model("shuffle_dyck2")
-    dataset = make_dataset(EXAMPLES["shuffle_dyck2"], model, 4, seed=0)
+@pytest.mark.parametrize("name", ["shuffle_dyck2", "hist"])
+def test_every_slot_corrupted_is_the_corrupted_run(name):
+    """Moving every slot's copy of every writer to its corrupted value is running the
+    corrupted inputs. shuffle_dyck2 has three heads in layer 0 (each head's q/k/v go
+    through its own columns); hist's head keys on the tokens (so its k input moves)."""
+    model = example_model(name)
+    dataset = make_dataset(EXAMPLES[name], model, 4, seed=0)
     wiring = dataset.hooked.wiring
     alphas = np.ones((4, len(wiring.writers), len(wiring.slots)), np.float32)
     out = dataset.forward("clean", corrupt=dataset.corrupt_run["contributions"], alpha=alphas)

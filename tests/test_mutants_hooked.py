@@ -3,7 +3,8 @@
 Written to kill the mutants `make mutation` left alive (docs/mutation.md): the
 wiring of a stand-in model, `reverse`'s writers and slots in forward order, the
 contributions adding up to the residual, a slot delta at the output moving the
-logits through the unembedding, and every slot corrupted being the corrupted run.
+logits through the unembedding, every slot corrupted being the corrupted run, and a
+head's key input patched alone.
 """
 
 from __future__ import annotations
@@ -83,13 +84,12 @@ def test_a_delta_at_the_output_moves_the_logits_through_the_unembedding(reverse)
     assert expected[2, 1].tolist() == [0.0, 1.0, 0.0]  # the column of the value b
 
 
-@pytest.mark.parametrize("name", ["shuffle_dyck2", "hist"])
-def test_every_slot_corrupted_is_the_corrupted_run(name):
+def test_every_slot_corrupted_is_the_corrupted_run():
     """Moving every slot's copy of every writer to its corrupted value is running the
-    corrupted inputs. shuffle_dyck2 has three heads in layer 0 (each head's q/k/v go
-    through its own columns); hist's head keys on the tokens (so its k input moves)."""
-    model = example_model(name)
-    dataset = make_dataset(EXAMPLES[name], model, 4, seed=0)
+    corrupted inputs; shuffle_dyck2 has three heads in layer 0, each head's q/k/v going
+    through its own columns."""
+    model = example_model("shuffle_dyck2")
+    dataset = make_dataset(EXAMPLES["shuffle_dyck2"], model, 4, seed=0)
     wiring = dataset.hooked.wiring
     alphas = np.ones((4, len(wiring.writers), len(wiring.slots)), np.float32)
     out = dataset.forward("clean", corrupt=dataset.corrupt_run["contributions"], alpha=alphas)
@@ -98,3 +98,18 @@ def test_every_slot_corrupted_is_the_corrupted_run(name):
     clean = np.asarray(dataset.clean_run["output"])
     assert np.allclose(np.asarray(out["output"])[valid], expected[valid], atol=1e-4)
     assert not np.allclose(clean[valid], expected[valid], atol=1e-2)
+
+
+def test_a_heads_key_input_alone_can_be_patched():
+    """sort_unique's first head compares each query's token with the keys' tokens: keys
+    from the corrupted inputs (queries, values and every other reader clean) change what
+    it selects, so the output moves."""
+    model = example_model("sort_unique")
+    dataset = make_dataset(EXAMPLES["sort_unique"], model, 4, seed=0)
+    wiring = dataset.hooked.wiring
+    alphas = np.zeros((4, len(wiring.writers), len(wiring.slots)), np.float32)
+    alphas[:, :, wiring.slot_index["blocks.0.hook_k_input[0]"]] = 1.0
+    out = dataset.forward("clean", corrupt=dataset.corrupt_run["contributions"], alpha=alphas)
+    valid = dataset.arrays["valid"]
+    clean = np.asarray(dataset.clean_run["output"])
+    assert not np.allclose(np.asarray(out["output"])[valid], clean[valid], atol=1e-2)

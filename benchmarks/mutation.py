@@ -65,6 +65,13 @@ COMPRESS = ("not (training_lowers or restarts_run_until or hinge or pca_start_is
 # start, the PCA recipe, exact_match), then test_mutants_compress_train.py.
 TRAIN = ("hinge or log_scales or the_start_is or default_at_the_read_rank or exact_match_counts "
          "or full_width_compression and pca or bad_training or mutants_compress_train")
+DATA = ("path_patching_matches or eap_ig_matches or length_is_inert and reverse "
+        "or activation_patching_ranks and reverse or mutants")
+TL_WEIGHTS = ("compatibility_mode or interpbench_formats or bridge_matches_model and N5 "
+              "or legacy_layout or mutants")
+TL_EXPORT = ("transformer_lens_export and (round_trip or formats_load or reports_mistakes "
+             "or missing_extra or deterministic) or mutants or export_directory_is_one_model "
+             "or re_exporting or carries_pairs")
 MODULES = {
     "interp/circuits/scoring.py": (["test_circuits_scoring.py", "test_circuits_edge_names.py",
                                     "test_mutants_scoring.py"], NO_JAX, True),
@@ -76,10 +83,14 @@ MODULES = {
     # Only the attribution tests worked out by hand: every_method runs all five methods.
     "interp/circuits/attribution.py": (["test_circuits_scoring.py", "test_mutants_attribution.py"],
                                        "eap or objective", True),
-    "interp/circuits/data.py": (["test_circuits_scoring.py", "test_circuits_truth.py"],
-                                PATCHING, False),
-    "interp/circuits/hooked.py": (["test_circuits_truth.py", "test_circuits_scoring.py"],
-                                  PATCHING, True),
+    # Cold (example_model is here): the tests on reverse that make datasets and score with
+    # them, not every method on hist (a surviving mutant would run all five methods).
+    "interp/circuits/data.py": (["test_circuits_scoring.py", "test_circuits_truth.py",
+                                 "test_mutants_data.py"], DATA, False),
+    # As data.py, and the hooked forward against the compiled one on reverse.
+    "interp/circuits/hooked.py": (["test_circuits_truth.py", "test_circuits_scoring.py",
+                                   "test_mutants_hooked.py"],
+                                  DATA + " or hooked_forward and reverse", True),
     # Without the tests that train for seconds (restarts, the loss going down, the hinge,
     # the PCA start on hist): compress's options and summary are checked without training.
     "interp/compress.py": (["test_compress.py", "test_compress_recipes.py",
@@ -107,10 +118,18 @@ MODULES = {
     # compiler.ground_truth.x__alignment / x__implicit in mutation_notes.toml.
     "compiler/alignment.py": (["test_ground_truth.py", "test_circuits_truth.py"],
                               GROUND_TRUTH, False),
-    "interp/tl_export.py": (["test_transformer_lens_export.py", "test_compress_export.py"],
-                            None, False),
-    "interp/tl_weights.py": (["test_transformer_lens_export.py", "test_transformer_lens.py"],
-                             None, False),
+    # The tests that export (test_compress_export.py exports nothing): not the README loader's
+    # subprocess, and of the files that export in a fixture only the tests about the export.
+    "interp/tl_export.py": (["test_transformer_lens_export.py", "test_model_file_checks.py",
+                             "test_export_dataset.py", "test_mutants_tl_export.py"],
+                            TL_EXPORT, False),
+    # Only the tests that run the weights in TransformerLens and compare (at N = 5: default N
+    # runs the same code on wider layers): a survivor runs every selected test (20 s a mutant
+    # with the whole files). Left out: hook names, the README loader's subprocess and the
+    # safetensors round trip (the same native weights), Tracr's converter (the legacy arrays
+    # the legacy-layout tests load), the CLI and determinism checks (no numbers compared).
+    "interp/tl_weights.py": (["test_transformer_lens_export.py", "test_transformer_lens.py",
+                              "test_mutants_tl_weights.py"], TL_WEIGHTS, False),
     "rasp/evaluate.py": (["test_rasp_evaluation.py", "test_rasp_semantics.py",
                           "test_rasp_selectors.py"], None, False),
 }

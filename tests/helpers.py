@@ -68,3 +68,12 @@ def assert_exact_on_all_inputs(program, vocab, max_len: int, **options):
     checked, mismatches = find_mismatches(model, program, inputs)
     assert checked == len(inputs) and not mismatches, mismatches[:1]
     return model
+
+
+def compile_example(name: str, max_len: int | None = None, **options):
+    """Library example `name` compiled at `max_len` (default: its own max_seq_len)."""
+    from examples.library import EXAMPLES
+
+    example = EXAMPLES[name]
+    n = example.max_seq_len if max_len is None else max_len
+    return compile_rasp_to_model(example.build(n), example.vocab, n, **options)

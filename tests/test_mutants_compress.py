@@ -17,6 +17,7 @@ import rasp
 from compiler import CompiledModel, compile_rasp_to_model
 from examples.library import EXAMPLES
 from interp.circuits import example_model
+from tests.helpers import compile_example
 from interp.compress import (RECIPES, CompressedModel, choose_recipe, compress, exact_match,
                              layer_cosines, sampler_for)
 from rasp_runtime.serialize import ModelFileError, read_metadata, save_model
@@ -24,9 +25,7 @@ from rasp_runtime.serialize import ModelFileError, read_metadata, save_model
 
 @pytest.fixture(scope="module")
 def frac_prevs():
-    example = EXAMPLES["frac_prevs"]
-    return compile_rasp_to_model(example.build(example.max_seq_len), example.vocab,
-                                 example.max_seq_len)
+    return compile_example("frac_prevs")
 
 
 def keep(d_model, *coordinates):

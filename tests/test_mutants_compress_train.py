@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import interp.compress_train as train
-from compiler import CompiledModel, compile_rasp_to_model
+from compiler import CompiledModel
 from examples.library import EXAMPLES
 from interp.compress import CompressedModel, exact_match
 from interp.compress_train import (TrainingResult, TrainingSettings, Validator, encode_batch,
@@ -27,14 +27,13 @@ from interp.compress_train import (TrainingResult, TrainingSettings, Validator, 
                                    read_rank, read_residuals, reference_outputs,
                                    residual_metric, train_projection)
 from interp.circuits import example_model
+from tests.helpers import compile_example
 from rasp_runtime.interventions import run_batch
 
 
 @pytest.fixture(scope="module")
 def frac_prevs():
-    example = EXAMPLES["frac_prevs"]
-    return compile_rasp_to_model(example.build(example.max_seq_len), example.vocab,
-                                 example.max_seq_len)
+    return compile_example("frac_prevs")
 
 
 def frac_inputs(count, seed):

@@ -217,8 +217,7 @@ class AttentionBlocks:
             self.layer_norm.written_scratch[node] = 2 * error
         if rx.is_numerical(expr):
             bounds, written = self._width_error(node)
-            excess = bounds - self.budgets.allowed(node, written.ravel()).reshape(written.shape)
-            if np.max(excess, initial=-1.0) > 0:
+            if not self.budgets.within(node, written, bounds):
                 raise CompileError(expr, f"its width's MLP may err by {np.max(bounds):.2g} in "
                                    f"float32, more than {self.budgets.spent_by(node)} "
                                    f"tolerates", "compile for a shorter max_seq_len or write "

@@ -117,6 +117,13 @@ class Budgets:
             limit = np.minimum(limit, output_budget(values))
         return limit - self.read_error(node)
 
+    def within(self, node: int, values, errors) -> bool:
+        """Whether `node`'s writer, erring by `errors` where it writes `values` (arrays of
+        one shape), stays within what `allowed` lets it carry at each value."""
+        values = np.asarray(values, np.float64)
+        return bool(np.all(np.asarray(errors) <= self.allowed(node, values.ravel())
+                           .reshape(values.shape)))
+
     def most(self, node: int, values) -> float:
         """The largest error `node` may carry where it takes any of `values` (all it takes):
         what its writer was checked against, for bounds on what the residual holds."""

@@ -97,10 +97,7 @@ class MLPBlocks:
         inner, noise = expr.inner, self._noise(expr.inner)
         in_space = self.spaces[inner.unique_id]
         written = sorted({float(v) for d in in_space.basis for v in result(d.value).values()})
-        allowed = self.budgets.allowed(node, written)  # per signed value: readers say so
-
-        def fits(error_of) -> bool:
-            return all(error_of(abs(v)) <= a for v, a in zip(written, allowed))
+        fits = self._fits(node, written)  # per signed value: readers say so
 
         if noise <= LOOKUP_NOISE and fits(
                 lambda v: categorical.output_lookup_error(1, v, noise, self._norm)):
@@ -109,11 +106,7 @@ class MLPBlocks:
                 lambda v: clean_lookup.error_bound(v, norm=self._norm)):
             return clean_lookup.clean_lookup_mlp(in_space, self.spaces[node],
                                                  lambda d: result(d.value), hidden, info)
-        largest = max(map(abs, written), default=0.0)
-        raise CompileError(expr, f"float32 cannot write values as large as {largest:g} from "
-                           f"a one-hot that may err by {noise:.2g} within what "
-                           f"{self.budgets.spent_by(node)} tolerates "
-                           f"({float(min(allowed, default=0.0)):.2g})", "rescale the values")
+        raise self._too_large(expr, node, written, f"a one-hot that may err by {noise:.2g}")
 
     def _affine_fit(self, node, xs) -> tuple[float, float] | None:
         """(a, b) with the numerical Map's f(x) = a·x + b on every value x it accepts (to
@@ -171,8 +164,22 @@ class MLPBlocks:
         if side is None or not rx.is_numerical(expr):
             return side
         bounds, written = self._width_error(expr.unique_id)
-        allowed = self.budgets.allowed(expr.unique_id, written.ravel()).reshape(written.shape)
-        return side if np.all(bounds <= allowed) else None
+        return side if self.budgets.within(expr.unique_id, written, bounds) else None
+
+    def _too_large(self, expr, node, written, source: str) -> CompileError:
+        """The refusal of a lookup from `source` whose values no construction writes within
+        its readers' budgets, naming the reader."""
+        largest = max(map(abs, written), default=0.0)
+        allowed = self.budgets.allowed(node, written)
+        return CompileError(expr, f"float32 cannot write values as large as {largest:g} from "
+                            f"{source} within what {self.budgets.spent_by(node)} tolerates "
+                            f"({float(min(allowed, default=0.0)):.2g})", "rescale the values")
+
+    def _fits(self, node, written):
+        """error_of ↦ whether a writer of `node` erring by error_of(|v|) at each written
+        value v stays within its readers' budgets (Budgets.within)."""
+        return lambda error_of: self.budgets.within(node, written,
+                                                    [error_of(abs(v)) for v in written])
 
     def _width_side(self, expr) -> bool | None:
         """True (False) where SequenceMap `expr` is of a categorical width first (second)
@@ -208,10 +215,7 @@ class MLPBlocks:
         noises = [self._noise(expr.fst), self._noise(expr.snd)]
         written = sorted({float(v) for a in fst.basis for b in snd.basis
                           for v in result(a.value, b.value).values()})
-        allowed = self.budgets.allowed(node, written)
-
-        def fits(error_of) -> bool:
-            return all(error_of(abs(v)) <= a for v, a in zip(written, allowed))
+        fits = self._fits(node, written)
 
         hidden, output_of = f"{self._label(node)}.hidden", \
             (lambda a, b: result(a.value, b.value))
@@ -224,11 +228,8 @@ class MLPBlocks:
                 and fits(lambda v: clean_lookup.error_bound(v, True, self._norm)):
             return clean_lookup.clean_pair_lookup_mlp(fst, snd, self.spaces[node], output_of,
                                                       hidden, info)
-        largest = max(map(abs, written), default=0.0)
-        raise CompileError(expr, f"float32 cannot write values as large as {largest:g} from "
-                           f"one-hots that may err by {max(noises):.2g} within what "
-                           f"{self.budgets.spent_by(node)} tolerates "
-                           f"({float(min(allowed, default=0.0)):.2g})", "rescale the values")
+        raise self._too_large(expr, node, written,
+                              f"one-hots that may err by {max(noises):.2g}")
 
     def _gated(self, node, info) -> MLP | Series:
         """f(numerical x, categorical c): one MLP whose discretiser of x is gated by c,

@@ -63,12 +63,23 @@ def test_the_discretiser_bound_covers_the_scale_a_layer_norm_may_apply():
                                                     norm=NORMED_READ)
 
 
-def test_a_linear_maps_clamp_and_one_pay_for_the_layer_norm():
-    # (magnitude, extra) per unit of |coefficient·value|: without a LayerNorm a clamp's
-    # units are exact (no extra); through one, its output carries at least the scale ρ.
-    assert clean_lookup.normed_read(None) == (clean_lookup.CLAMP_MAGNITUDE, 0.0)
-    assert clean_lookup.normed_read(None, clamp=False) == (1.0, 0.0)
-    for clamp in (True, False):
-        magnitude, extra = clean_lookup.normed_read(NORMED_READ, clamp)
-        assert extra >= RELATIVE_ALLOWANCE
-        assert magnitude >= clean_lookup.normed_read(None, clamp)[0]
+def test_a_linear_maps_clamp_charge_covers_the_scale_a_layer_norm_may_apply():
+    # compiler.budgets.linear charges a clamp term γ·magnitude·|c·v| of rounding plus
+    # extra·|c·v| (clean_lookup.normed_read); fed the scaled residual, a clamp writing
+    # c·v = 1,000 is off by about ρ·1,000, which that charge must cover.
+    from craft.float_bounds import matmul_error
+
+    values = {0: 1000.0, 1: -3.0}
+    space = VectorSpace.from_values("c", list(values))
+    mlp = clean_lookup.clean_lookup_mlp(space, OUT, lambda d: {OUT.basis[0]: values[d.value]},
+                                        "h", INFO)
+    units = mlp.first.output_space.dim
+    observed = max(abs(scaled_output(mlp, {ONE: 1.0, d: 1.0}) - values[d.value])
+                   for d in space.basis)
+    assert observed >= 0.9 * 1000 * RELATIVE_ALLOWANCE
+
+    def charged(norm):
+        magnitude, extra = clean_lookup.normed_read(norm)
+        return matmul_error(magnitude * 1000, units) + extra * 1000
+
+    assert observed <= charged(NORMED_READ)

@@ -15,7 +15,7 @@ from typing import Any
 from compiler.assemble import assemble_params, weight_count
 from compiler.blocks import build_blocks
 from compiler.domain import infer_domain
-from compiler.fusion import fuse_alternatives
+from compiler.fusion import fuse_alternatives, fuse_digits
 from compiler.graph import ProgramGraph, extract_graph
 from compiler.layer_norm import NORMED_READ, LayerNormReads, with_layer_norm
 from compiler.layout import layout_residual
@@ -59,7 +59,8 @@ def compile_rasp_to_model(program: rx.SOp | dict[str, rx.SOp], vocab: Iterable[A
       strict: refuse a program whose domain is not total (see below).
       prefer: "depth" (default) takes the layout with the fewest layers, then the fewest
         weights; "params" the fewest weights, so a fused MLP is never chosen where the
-        unfused program, a layer deeper, has fewer weights.
+        unfused program, a layer deeper, has fewer weights (a long numerical count is
+        also tried as two categorical digits, compiler.fusion.fuse_digits).
       form: "per-position" (default) computes the program's value at each input
         position; "completion" builds a causal decoder that reads `x1 … xn SEP` and
         writes the output `y1 … yn` then EOS (`model.generate`; compiler.completion).
@@ -123,11 +124,14 @@ def compile_rasp_to_model(program: rx.SOp | dict[str, rx.SOp], vocab: Iterable[A
     if not fuse:
         laid_out = lay_out(lowered)
     else:
+        norm = NORMED_READ if layer_norm else None
         fused, narrower = fuse_alternatives(lowered, max_seq_len, (lambda chain: True)
                                             if prefer == "params" else
-                                            _narrowing(lowered, known),
-                                            NORMED_READ if layer_norm else None)
-        laid_out = _narrowest(fused, narrower, lowered, lay_out, prefer)
+                                            _narrowing(lowered, known), norm)
+        others = [narrower] + ([fuse_digits(lowered, max_seq_len, norm)]
+                               if prefer == "params" else [])
+        laid_out = _narrowest(fused, [p for p in others if p is not None], lowered, lay_out,
+                              prefer)
     graph, values, spaces = laid_out.graph, laid_out.values, laid_out.spaces
     schedule, residual = laid_out.schedule, laid_out.residual
     output = graph.expr(graph.output)
@@ -210,15 +214,16 @@ def _narrowing(program: rx.SOp, values: dict) -> Callable[[rx.SOp], bool]:
     return lambda chain: chain.unique_id in pays
 
 
-def _narrowest(fused: rx.SOp, narrower: rx.SOp | None, unfused: rx.SOp,
+def _narrowest(fused: rx.SOp, narrower: list[rx.SOp], unfused: rx.SOp,
                lay_out: Callable[[rx.SOp], _LaidOut], prefer: str = "depth") -> _LaidOut:
-    """The fused program laid out, or the one with optional chains kept separate
-    (fusion.fuse_alternatives) where that takes no more layers and fewer weights; with
-    prefer="params", whichever of those and the unfused program has the fewest weights.
+    """The fused program laid out, or one of the `narrower` alternatives (optional chains
+    kept separate, fusion.fuse_alternatives; with prefer="params", widths counted in
+    digits too, fusion.fuse_digits) where that takes no more layers and fewer weights;
+    with prefer="params", whichever of those and the unfused program has the fewest weights.
     Where the fused program is refused (a fused block's float32 bound uses up what an
     earlier SOp may err by, say), the others are tried, the unfused program last; if
     all are refused, the fused program's refusal is raised."""
-    options = [fused] + ([narrower] if narrower is not None else [])
+    options = [fused] + narrower
     fallback = [unfused] if unfused is not fused else []
     if prefer == "params":
         options, fallback = options + fallback, []

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -73,16 +74,31 @@ def fuse_alternatives(program: rx.SOp, max_seq_len: int,
     return fused, _fused_program(program, max_seq_len, optional, norm)[0]
 
 
-def _fused_program(program, max_seq_len, separate: frozenset[int], norm=None):
+def fuse_digits(program: rx.SOp, max_seq_len: int,
+                norm: NormedRead | None = None) -> rx.SOp | None:
+    """`program` fused, with every numerical width that would stay categorical (a lookup
+    of all N + 1 counts, one layer later) counted as two categorical digits instead, w // k
+    and w % k for k = ⌈√(N+1)⌉, which a pair lookup turns into k·(w // k) + w % k in the
+    same layer: about 2√N one-hot dimensions in the residual instead of N + 1, at the cost
+    of a second head. None where no width is split. (compile_rasp_to_model tries it with
+    prefer="params".)"""
+    fused, _ = _fused_program(program, max_seq_len, frozenset(), norm, digits=True)
+    split = any("digit_base" in e.annotations for e in topological_order(fused))
+    return fused if split else None
+
+
+def _fused_program(program, max_seq_len, separate: frozenset[int], norm=None, digits=False):
     """(fused program, ids of the expressions whose chains were expanded optionally);
-    chains of the expressions in `separate` (ids in `program`) are never expanded."""
+    chains of the expressions in `separate` (ids in `program`) are never expanded; with
+    `digits`, see `fuse_digits`."""
     done: dict[int, rx.RASPExpr] = {}
     forms: dict[int, _Fused] = {}
     original: dict[int, int] = {}  # fused id -> id in `program`
     chains = _Chains(forms, frozenset(), set(), set(), {})
     for expr in topological_order(program):
         budget = OUTPUT_BUDGET if expr is program else NUMERIC_BUDGET
-        new = _fuse(expr, lambda e: done[e.unique_id], chains, max_seq_len, budget, norm)
+        new = _fuse(expr, lambda e: done[e.unique_id], chains, max_seq_len, budget, norm,
+                    digits)
         done[expr.unique_id] = new
         chains.sublayers[new.unique_id] = _sublayer(new, chains.sublayers)
         original.setdefault(new.unique_id, expr.unique_id)
@@ -116,7 +132,7 @@ class _Chains:
         return default if node in self.separate else self.forms.get(node, default)
 
 
-def _fuse(expr, fused, forms, max_seq_len, budget, norm=None):
+def _fuse(expr, fused, forms, max_seq_len, budget, norm=None, digits=False):
     match expr:
         case rx.Map() | rx.SequenceMap():
             return _mlp_chain(expr, [fused(c) for c in expr.children], forms, max_seq_len,
@@ -133,6 +149,8 @@ def _fuse(expr, fused, forms, max_seq_len, budget, norm=None):
         case rx.SelectorWidth():
             width = rebuilt(expr, rx.SelectorWidth(_fold_selector(expr.selector, fused, forms)))
             shift = _width_shift(_identity, max_seq_len, budget, norm)
+            if rx.is_numerical(width) and shift is None and digits:
+                return _digit_width(expr, width.selector, max_seq_len)
             if rx.is_numerical(width) and shift is None:
                 counted = rx.categorical(rx.SelectorWidth(width.selector))
                 counted = counted.named(f"{expr.label}.categorical")
@@ -143,6 +161,16 @@ def _fuse(expr, fused, forms, max_seq_len, budget, norm=None):
                                           "scratch_shift": shift})
             return width
     return expr
+
+
+def _digit_width(expr, selector, max_seq_len: int) -> rx.SOp:
+    """`fuse_digits`' numerical width: k·(w // k) + w % k of two categorical widths."""
+    base = math.isqrt(max_seq_len) + 1  # ⌈√(N+1)⌉: the fewest one-hot dimensions
+    high, low = (rx.categorical(rx.SelectorWidth(selector)).annotated(
+        name=f"{expr.label}.{part}{base}", width_map=digit, digit_base=base)
+        for part, digit in (("div", lambda w: w // base), ("mod", lambda w: w % base)))
+    return rx.SequenceMap(lambda h, l: base * h + l, high, low).annotated(
+        **{**expr.annotations, "name": expr.label})
 
 
 def _width_shift(width_map, max_seq_len, budget, norm=None) -> float | None:

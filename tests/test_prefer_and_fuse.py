@@ -86,3 +86,28 @@ def test_a_fused_layout_that_is_refused_falls_back_to_the_unfused_program():
     inputs = [list(xs) for k in range(1, 5) for xs in itertools.product(range(5), repeat=k)]
     checked, mismatches = find_mismatches(model, n, inputs)
     assert checked == len(inputs) and not mismatches, mismatches[:1]
+
+
+def test_prefer_params_counts_a_long_numerical_width_in_two_digits():
+    # At N = 40 a one-layer numerical count has no float32 proof, so by default the width
+    # is a one-hot of its 41 counts and a lookup writes the number. With prefer="params"
+    # it is two one-hots, w // 7 (6 values) and w % 7 (7 values), read by a pair lookup:
+    # 13 residual dimensions instead of 41, and fewer weights than Tracr's one-layer
+    # count at N = 40 (12,203 with 5 tokens, README), which is not exact there.
+    count = rasp.numerical(rasp.SelectorWidth(
+        rasp.Select(rasp.tokens, rasp.tokens, lambda k, q: k == "a"))).named("count")
+    vocab = list("abcde")
+    default = compile_rasp_to_model(count, vocab, 40)
+    small = compile_rasp_to_model(count, vocab, 40, prefer="params")
+    labels = small.residual_labels
+    assert [sum(label.startswith(f"count.{digit}7:") for label in labels)
+            for digit in ("div", "mod")] == [6, 7]
+    assert not any(label.startswith("count.categorical") for label in labels)
+    assert sum(label.startswith("count.categorical:") for label in default.residual_labels) \
+        == 41
+    assert len(small.config.layers) == 2 and small.parameter_count < 12_203
+    inputs = [["a"] * w + ["b"] * (40 - w) for w in range(41)] + [["a"] * w for w in
+                                                                 range(1, 41)]
+    checked, mismatches = find_mismatches(small, count, inputs)
+    assert checked == len(inputs) and not mismatches, mismatches[:1]
+    assert_exact(small, count, vocab, 40)

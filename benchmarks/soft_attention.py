@@ -6,7 +6,9 @@ hard and the soft model, draws the circuit dataset (interp.circuits.data.make_da
 seeded) and measures, per head, ‖∂objective/∂W_Q‖ and ‖∂objective/∂W_K‖ (Frobenius,
 over that head's columns; the objective is EAP's, interp.circuits.attribution) on the
 clean inputs; and EAP's scores (acdc_hooks granularity) on the true edges into a
-head's q or k input. Prints one table row per head and writes JSON.
+head's q or k input, and how many of those edges no corrupted input changes (what the
+input reads is the same in both runs, so EAP scores them 0 at any gap). Prints one table
+row per head and writes JSON.
 
     nice -n 10 python -m benchmarks.soft_attention --max-seq-len 5 --json soft.json
 """
@@ -57,6 +59,22 @@ def qk_scores(model, dataset) -> dict[tuple[str, str], float]:
             if edge in truth and ("hook_q_input" in edge[1] or "hook_k_input" in edge[1])}
 
 
+def unchanged_qk_edges(model, dataset) -> list[str]:
+    """The true edges into a q or k input along which no corrupted input changes anything
+    that input reads: their writer's corrupt − clean contribution is exactly 0 on every
+    residual direction the input reads, at every position of every pair. EAP scores
+    (corrupt − clean)·gradient, so these score 0 at any logit gap, hard or soft."""
+    wiring = dataset.hooked.wiring
+    difference = np.asarray(dataset.corrupt_run["contributions"]
+                            - dataset.clean_run["contributions"])  # [W, P, S, d]
+    unchanged = []
+    for up, down in qk_scores(model, dataset):
+        reads = sorted(wiring.slots[wiring.slot_index[down]].reads)
+        if not np.any(difference[wiring.writer_index[up]][..., reads]):
+            unchanged.append(f"{up} -> {down}")
+    return sorted(unchanged)
+
+
 def measure(name: str, max_len: int) -> dict:
     """Hard and soft figures for one example at max_seq_len min(max_len, its own)."""
     from compiler import compile_rasp_to_model
@@ -72,7 +90,8 @@ def measure(name: str, max_len: int) -> dict:
             model = compile_rasp_to_model(example.build(n), set(example.vocab), n,
                                           causal=example.causal, attention=kind)
         dataset = make_dataset(example, model, pairs=PAIRS, seed=0)
-        runs[kind] = (model, head_gradients(model, dataset), qk_scores(model, dataset))
+        runs[kind] = (model, head_gradients(model, dataset), qk_scores(model, dataset),
+                      unchanged_qk_edges(model, dataset))
     soft_model = runs["soft"][0]
     heads = []
     for c in soft_model.components:
@@ -91,21 +110,23 @@ def measure(name: str, max_len: int) -> dict:
     return {"example": name, "max_seq_len": n, "heads": heads,
             "true_qk_edges": len(hard_scores),
             "zero_hard": sum(s == 0.0 for s in hard_scores.values()),
-            "woken": woken}
+            "woken": woken, "unchanged": runs["soft"][3]}
 
 
 def table(results: list[dict]) -> str:
     """A markdown table: one row per head."""
     rows = ["| example | head | computes | gap | ‖∇W_Q‖ hard → soft | ‖∇W_K‖ hard → soft "
-            "| true q/k edges: 0 hard / woken soft |", "|---|---|---|---|---|---|---|"]
+            "| true q/k edges: 0 hard / woken soft | unchanged by the corruption |",
+            "|---|---|---|---|---|---|---|---|"]
     for r in results:
         edges = f"{r['zero_hard']}/{r['true_qk_edges']} → {len(r['woken'])}"
+        unchanged = f"{len(r['unchanged'])}/{r['true_qk_edges']}"
         for i, h in enumerate(r["heads"]):
             rows.append(f"| {r['example'] if i == 0 else ''} | L{h['layer']}H{h['head']} "
                         f"| {h['computes']} | {h['gap']:g} "
                         f"| {h['hard_grad_q']:.2g} → {h['soft_grad_q']:.2g} "
                         f"| {h['hard_grad_k']:.2g} → {h['soft_grad_k']:.2g} "
-                        f"| {edges if i == 0 else ''} |")
+                        f"| {edges if i == 0 else ''} | {unchanged if i == 0 else ''} |")
     return "\n".join(rows)
 
 

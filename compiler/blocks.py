@@ -125,8 +125,16 @@ class _Builder(AttentionBlocks, MLPBlocks, LinearBlocks, OneHotNoise):
         return BlockInfo((self._label(node),), op, **sources)
 
     def _largest(self, node) -> float:
-        """The largest magnitude of a numerical SOp's values (0 if they are not known)."""
-        return max((abs(float(v)) for v in self.values[node].values), default=0.0)
+        """The largest magnitude of a numerical SOp's values. A mean whose values are too
+        many to list is bounded by its input's and its default's (an average never exceeds
+        them); any other SOp whose values are not known is refused."""
+        values, expr = self.values[node], self.graph.expr(node)
+        if values.too_large and isinstance(expr, rx.Aggregate) \
+                and "value_map" not in expr.annotations:
+            default = expr.default if isinstance(expr.default, (int, float)) else 0.0
+            return max(self._largest(expr.sop.unique_id), abs(float(default)))
+        return max((abs(float(v)) for v in values.require(expr, "its float32 error bound")),
+                   default=0.0)
 
 
     def written_error(self, block: NodeBlock) -> float:

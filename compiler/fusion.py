@@ -169,7 +169,9 @@ def _digit_width(expr, selector, max_seq_len: int) -> rx.SOp:
     high, low = (rx.categorical(rx.SelectorWidth(selector)).annotated(
         name=f"{expr.label}.{part}{base}", width_map=digit, digit_base=base)
         for part, digit in (("div", lambda w: w // base), ("mod", lambda w: w % base)))
-    return rx.SequenceMap(lambda h, l: base * h + l, high, low).annotated(
+    # min(·, N): the pair (N // k, k − 1) never occurs, but value sets take every pair,
+    # and a count above N would widen every reader's (and a mean's) value set
+    return rx.SequenceMap(lambda h, l: min(base * h + l, max_seq_len), high, low).annotated(
         **{**expr.annotations, "name": expr.label})
 
 

@@ -45,16 +45,26 @@ class MLPBlocks:
         value is asked for by the exactness checks, the block, and the readers' noise."""
         if node not in self.map_results:
             expr, out = self.graph.expr(node), self._output_of(node)
+            written = self._as_written(expr.inner)
 
             @functools.cache
             def result(value):
                 try:
-                    return out(expr.f(value))
+                    return out(expr.f(written(value)))
                 except Exception:  # noqa: BLE001  the evaluator rejects such inputs
                     return {}
 
             self.map_results[node] = result
         return self.map_results[node]
+
+    def _as_written(self, sop):
+        """value ↦ the value as the evaluator gives it: the discretisers see a numerical
+        SOp's values as floats, and f(0.0) may differ from f(0) (T[w], str(w))."""
+        if not rx.is_numerical(sop):
+            return lambda value: value
+        known = {float(v): v for v in self.values[sop.unique_id].values
+                 if isinstance(v, (int, float))}
+        return lambda value: known.get(value, value) if isinstance(value, float) else value
 
     def _map(self, node, expr) -> NodeBlock:
         inner = expr.inner.unique_id
@@ -145,10 +155,11 @@ class MLPBlocks:
         """(a, b) ↦ the SequenceMap's output components ({} where its function raises), cached."""
         if node not in self.map_results:
             expr, out = self.graph.expr(node), self._output_of(node)
+            first, second = self._as_written(expr.fst), self._as_written(expr.snd)
 
             def result(a, b):
                 try:
-                    return out(expr.f(a, b))
+                    return out(expr.f(first(a), second(b)))
                 except Exception:  # noqa: BLE001  the evaluator rejects such inputs
                     return {}
 

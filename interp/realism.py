@@ -209,6 +209,8 @@ def largest_scale(model: CompiledModel, truth=None, magnitudes=None) -> float:
     tiny = np.finfo(np.float64).tiny
     if not accepts(tiny):
         bound = _bound(model, model.params, truth, tiny, magnitudes)
+        if bound.layer_norm == float("inf"):
+            raise _layer_norm_refusal("perturb", "at any noise scale")
         raise KnobError(f"perturb cannot keep this model exact at any noise scale: rounding "
                         f"alone, once every weight is non-zero, would equal moving a read's "
                         f"input by {bound.read_error:.3g}, over the margin {bound.margin:.3g}; "
@@ -241,16 +243,24 @@ def _bound(model, params, truth, scale, magnitudes):
 def _require_bound(model, params, truth, scale, knob, magnitudes):
     bound = _bound(model, params, truth, scale, magnitudes)
     if bound.layer_norm == float("inf"):
-        raise KnobError(f"{knob} cannot keep this model exact: LayerNorm's computed mean or "
-                        "scale error may exceed what the read bound assumes (interp."
-                        "realism_bounds.MEAN_SLACK, NORM_SLACK); rotate in smaller groups "
-                        "(block), perturb at a smaller scale, or compile without layer_norm")
+        raise _layer_norm_refusal(knob, "")
     if not bound.accepted:
         from_norm = f" ({bound.layer_norm:.3g} of it from LayerNorm)" if bound.layer_norm else ""
         advice = f" (scale {scale:.3g}); use a smaller scale or scale=None" if scale else ""
         raise KnobError(f"{knob} cannot keep this model exact: a read's worst-case error "
                         f"would equal moving its input by {bound.read_error:.3g}{from_norm}, "
                         f"over the margin {bound.margin:.3g}{advice}")
+
+
+def _layer_norm_refusal(knob: str, at: str) -> KnobError:
+    """The refusal of a knob under which LayerNorm's statistics leave the read bound's
+    assumptions (`at`: " at any noise scale" where no scale helps)."""
+    advice = "compile without layer_norm or for a shorter max_seq_len" if at else \
+        "rotate in smaller groups (block), perturb at a smaller scale, or compile without " \
+        "layer_norm"
+    return KnobError(f"{knob} cannot keep this model exact{' ' + at if at else ''}: LayerNorm's "
+                     "computed mean or scale error may exceed what the read bound assumes "
+                     f"(interp.realism_bounds.MEAN_SLACK, NORM_SLACK); {advice}")
 
 
 def _norm_coordinates(model, knob: str = "rotate") -> tuple[int, ...]:

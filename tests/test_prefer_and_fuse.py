@@ -111,3 +111,31 @@ def test_prefer_params_counts_a_long_numerical_width_in_two_digits():
     checked, mismatches = find_mismatches(small, count, inputs)
     assert checked == len(inputs) and not mismatches, mismatches[:1]
     assert_exact(small, count, vocab, 40)
+
+
+def _count_of_a():
+    return rasp.numerical(rasp.SelectorWidth(
+        rasp.Select(rasp.tokens, rasp.tokens, lambda k, q: k == "a"))).named("count")
+
+
+@pytest.mark.parametrize("arguments", [{"fuse": False}, {"prefer": "params"}])
+def test_a_function_of_a_count_sees_the_count_as_the_evaluator_gives_it(arguments):
+    # The discretiser reads the count as floats; T[3.0] raises where T[3] does not, and
+    # str(3.0) is not str(3). Both once compiled to a model writing nothing (0.0, None).
+    table = list(range(100, 111))
+    for program in (rasp.numerical(rasp.Map(lambda w: table[w], _count_of_a())),
+                    rasp.categorical(rasp.Map(str, _count_of_a()))):
+        model = compile_rasp_to_model(program, list("abc"), 10, **arguments)
+        inputs = [["a"] * w + ["b"] * (10 - w) for w in range(11)]
+        checked, mismatches = find_mismatches(model, program, inputs)
+        assert checked == 11 and not mismatches, mismatches[:1]
+
+
+def test_a_mean_of_a_count_in_digits_is_bounded_by_the_counts_it_averages():
+    # The digits' pair table holds 7·6 entries; the count's value set must still be 0..40
+    # (not up to 41), and a mean whose values are too many to list is charged for the
+    # largest value it averages, 40 (it was charged 0 and compiled without a proof).
+    mean = rasp.numerical(rasp.Aggregate(rasp.Select(rasp.indices, rasp.indices, rasp.LEQ),
+                                         _count_of_a(), default=0)).named("mean")
+    with pytest.raises(rasp.CompileError, match="averaging over up to 41 positions"):
+        compile_rasp_to_model(mean, list("abcde"), 40, prefer="params")

@@ -3,12 +3,17 @@
     python benchmarks/circuits.py [--pairs 32] [--max-len 5] [--seed 0] [--only a,b]
                                   [--granularity component] [--out benchmarks/results]
                                   [--readme] [--variants plain,rotated,...]
+                                  [--auto-circuit]
 
 Each example is compiled at max_seq_len ≤ --max-len; each method runs on --pairs
 seeded clean/corrupted pairs of equal length, at --granularity, and is
 scored with interp.circuits.score_edges (constant and inert edges left out).
 Writes <out>/circuits.md (the table and the true edges each method missed),
 <out>/circuits.json and ROC plots <out>/circuits/roc_<example>.png.
+
+--auto-circuit also runs auto-circuit's EAP and ACDC, in its own venv (.venvs/auto-circuit,
+which `make test-outside` builds), on an InterpBench export of each model with the same
+pairs (benchmarks/auto_circuit_methods.py); about 7 s a run more.
 
 --variants scores every variant (benchmarks/circuit_variants.py: plain, rotated, soft,
 dense, multitask, layernorm, compressed) of every example instead, each once its truth
@@ -28,6 +33,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks.auto_circuit_methods import methods as auto_circuit_methods  # noqa: E402
 from benchmarks.circuit_variants import (VARIANTS, NotApplicable, Variant,  # noqa: E402
                                          build_variant, hooked_model, plot_realism,
                                          realism_details,
@@ -227,7 +233,11 @@ def main(argv=None) -> int:
                         help="also replace the table between the circuits markers in README.md")
     parser.add_argument("--variants", help="comma-separated variants to score instead "
                         f"(the realism table): {','.join(VARIANTS)}")
+    parser.add_argument("--auto-circuit", action="store_true",
+                        help="also run auto-circuit's EAP and ACDC (its venv: make test-outside)")
     args = parser.parse_args(argv)
+    if args.auto_circuit:
+        _add_auto_circuit()
     names = args.only.split(",") if args.only else list(EXAMPLES)
     if args.variants:
         names = names if args.only else list(REALISM_EXAMPLES)
@@ -256,6 +266,17 @@ def main(argv=None) -> int:
     if args.readme:
         _replace_in_readme(README_MARKERS, summary(rows) + "\n\n" + wide_table(rows))
     return 0
+
+
+def _add_auto_circuit() -> None:
+    """auto-circuit's methods join ALL_METHODS, before the reference; refused in one line
+    where its venv is not installed."""
+    extra = auto_circuit_methods()
+    if not extra:
+        raise SystemExit("--auto-circuit: auto-circuit's venv is not installed; "
+                         "`make test-outside` builds it (.venvs/auto-circuit)")
+    reference = ALL_METHODS.pop("path_patching (reference)")
+    ALL_METHODS.update({**extra, "path_patching (reference)": reference})
 
 
 def realism_main(args, names: list[str], variants: list[str]) -> int:

@@ -62,3 +62,22 @@ def test_auto_circuit_scores_need_no_glue(name, tmp_path, capsys):
             out = capsys.readouterr().out
             assert re.search(r"^edges: AUROC [01]\.\d{3};", out, re.MULTILINE), out
             assert "touch padded components" in out and "dataset.json left out" in out
+
+
+@pytest.mark.outside
+def test_the_circuit_benchmark_runs_auto_circuit_on_its_own_pairs():
+    # benchmarks/circuits.py --auto-circuit: the same pairs as our methods, scored by the
+    # same scorer; reverse's true edges (2 scorable) rank above its false ones.
+    from benchmarks.auto_circuit_methods import methods, pairs_json
+    from examples.library import EXAMPLES
+    from interp.circuits import example_model, make_dataset, score_edges
+
+    model = example_model("reverse", 5)
+    dataset = make_dataset(EXAMPLES["reverse"], model, 8, 0)
+    assert len(pairs_json(model, dataset)["pairs"]) == 8
+    found = methods(auto_circuit_python())
+    assert set(found) == {"auto-circuit EAP", "auto-circuit ACDC"}
+    for run in found.values():
+        scores = run(dataset, "component")
+        assert "Resid Start->A0.0.Q" in scores and min(scores.values()) >= 0
+        assert score_edges(model.ground_truth, scores, dataset=dataset).edges.auroc == 1.0

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_PYTHON = ROOT / ".venvs" / "auto-circuit" / "bin" / "python"
 RUNNER = ROOT / "tests" / "auto_circuit" / "run_auto_circuit.py"
 ALGORITHMS = {"auto-circuit EAP": "eap", "auto-circuit ACDC": "acdc"}
+TIMEOUT = 600  # seconds a run may take (reverse at N = 5: about 7)
 
 
 def methods(python: Path = VENV_PYTHON) -> dict[str, Callable]:
@@ -46,9 +47,12 @@ def run(algorithm: str, python: Path, dataset, granularity: str) -> dict[str, fl
         pairs = Path(directory) / "dataset.json"
         pairs.write_text(json.dumps(pairs_json(model, dataset)), encoding="utf-8")
         scores = Path(directory) / "scores.json"
-        subprocess.run([str(python), str(RUNNER), directory, algorithm, str(scores)],
-                       check=True, capture_output=True, cwd=directory,
-                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        done = subprocess.run([str(python), str(RUNNER), directory, algorithm, str(scores)],
+                              capture_output=True, text=True, cwd=directory, timeout=TIMEOUT,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        if done.returncode:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise SystemExit(f"auto-circuit's {algorithm} failed on this model: {last}")
         return {name: abs(float(s)) for name, s in json.loads(scores.read_text()).items()}
 
 

@@ -11,6 +11,7 @@ compiler.attention_blocks, the one-hot error bounds in compiler.input_errors.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 
 from compiler.attention_blocks import AttentionBlocks
 from compiler.budgets import Budgets
@@ -131,7 +132,7 @@ class _Builder(AttentionBlocks, MLPBlocks, LinearBlocks, OneHotNoise):
         values, expr = self.values[node], self.graph.expr(node)
         if values.too_large and isinstance(expr, rx.Aggregate) \
                 and "value_map" not in expr.annotations:
-            default = expr.default if isinstance(expr.default, (int, float)) else 0.0
+            default = expr.default if isinstance(expr.default, numbers.Real) else 0.0
             return max(self._largest(expr.sop.unique_id), abs(float(default)))
         return max((abs(float(v)) for v in values.require(expr, "its float32 error bound")),
                    default=0.0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import numbers
 
 import numpy as np
 
@@ -63,7 +64,7 @@ class MLPBlocks:
         if not rx.is_numerical(sop):
             return lambda value: value
         known = {float(v): v for v in self.values[sop.unique_id].values
-                 if isinstance(v, (int, float))}
+                 if isinstance(v, numbers.Real)}  # numpy scalars and Fractions too
         return lambda value: known.get(value, value) if isinstance(value, float) else value
 
     def _map(self, node, expr) -> NodeBlock:

@@ -69,7 +69,8 @@ def rotate(model: CompiledModel, seed: int, block: int | None = None) -> Compile
         basis = truth.direction_vectors() @ rotation
         new_truth = dataclasses.replace(truth, residual_basis=tuple(map(tuple, basis)))
         if size == sizes[-1]:
-            _require_bound(model, params, new_truth, 0.0, "rotate", magnitudes)
+            _require_bound(model, params, new_truth, 0.0, "rotate", magnitudes,
+                           smallest=size <= MIN_BLOCK)
         elif not _bound(model, params, new_truth, 0.0, magnitudes).accepted:
             continue
         knob = {"knob": "rotate", "seed": int(seed), "block": int(min(size, d - len(fixed)))}
@@ -240,10 +241,11 @@ def _bound(model, params, truth, scale, magnitudes):
     return knob_error(model, params, truth, scale, magnitudes)
 
 
-def _require_bound(model, params, truth, scale, knob, magnitudes):
+def _require_bound(model, params, truth, scale, knob, magnitudes, smallest=False):
+    """KnobError unless the bound accepts; `smallest`: no smaller rotation group is left."""
     bound = _bound(model, params, truth, scale, magnitudes)
     if bound.layer_norm == float("inf"):
-        raise _layer_norm_refusal(knob, "")
+        raise _layer_norm_refusal(knob, "in any group size" if smallest else "")
     if not bound.accepted:
         from_norm = f" ({bound.layer_norm:.3g} of it from LayerNorm)" if bound.layer_norm else ""
         advice = f" (scale {scale:.3g}); use a smaller scale or scale=None" if scale else ""
@@ -254,7 +256,8 @@ def _require_bound(model, params, truth, scale, knob, magnitudes):
 
 def _layer_norm_refusal(knob: str, at: str) -> KnobError:
     """The refusal of a knob under which LayerNorm's statistics leave the read bound's
-    assumptions (`at`: " at any noise scale" where no scale helps)."""
+    assumptions (`at`: "at any noise scale" or "in any group size" where no smaller
+    scale or group helps)."""
     advice = "compile without layer_norm or for a shorter max_seq_len" if at else \
         "rotate in smaller groups (block), perturb at a smaller scale, or compile without " \
         "layer_norm"

@@ -139,3 +139,22 @@ def test_a_mean_of_a_count_in_digits_is_bounded_by_the_counts_it_averages():
                                          _count_of_a(), default=0)).named("mean")
     with pytest.raises(rasp.CompileError, match="averaging over up to 41 positions"):
         compile_rasp_to_model(mean, list("abcde"), 40, prefer="params")
+
+
+def test_numpy_and_fraction_values_reach_the_function_as_they_are():
+    # A numerical SOp holding numpy integers or Fractions: its Map's function must see
+    # them, not their floats (T[np.float64] and str(0.333…) differ from the evaluator's).
+    import fractions
+
+    import numpy as np
+
+    as_numpy = rasp.numerical(rasp.Map(lambda t: np.int64(t == "a"), rasp.tokens))
+    third = rasp.numerical(rasp.Map(lambda t: fractions.Fraction(int(t == "a"), 3),
+                                    rasp.tokens))
+    for program in (rasp.numerical(rasp.Map(lambda w: [10, 20][w], as_numpy)),
+                    rasp.categorical(rasp.Map(str, as_numpy)),
+                    rasp.categorical(rasp.Map(str, third))):
+        model = compile_rasp_to_model(program, ["a", "b"], 4, fuse=False)
+        inputs = [list(xs) for k in range(1, 5) for xs in itertools.product("ab", repeat=k)]
+        checked, mismatches = find_mismatches(model, program, inputs)
+        assert checked == len(inputs) and not mismatches, mismatches[:1]

@@ -123,6 +123,13 @@ def test_cli_compiles_soft_and_saves_the_gaps(tmp_path):
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 @pytest.mark.parametrize("default_size", [False, True])
 def test_every_example_is_exact_soft(name, default_size):
+    """Acceptance sweep: exact on 200 random inputs, and the carried truth passes the
+    path-patching re-check (interp.realism.recheck_truth)."""
+    from interp.realism import recheck_truth
+
     example = EXAMPLES[name]
     size = example.max_seq_len if default_size else 5
-    assert_compiles_exactly(example, size, example.causal, random_count=200, attention="soft")
+    model, _ = assert_compiles_exactly(example, size, example.causal, random_count=200,
+                                       attention="soft")
+    model.source = {"kind": "example", "name": name}
+    recheck_truth(model).raise_if_failed()

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import itertools
 import math
+import numbers
 import operator
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
@@ -158,6 +159,16 @@ def _apply(expr, f, argument_tuples, may_be_none, failures=None) -> ValueSet:
     return _with_none(result) if may_be_none else result
 
 
+def _exact(value) -> Fraction:
+    """A number averaged by a numerical mean, exactly (ints, floats, Fractions and numpy
+    scalars alike: dropping one would leave its means out of the value set)."""
+    if isinstance(value, numbers.Rational):
+        return Fraction(value.numerator, value.denominator)
+    if isinstance(value, numbers.Real):
+        return Fraction(float(value))
+    raise TypeError(f"a numerical mean averages numbers, not {value!r}")
+
+
 def _with_none(values: ValueSet) -> ValueSet:
     return dataclasses.replace(values, may_be_none=True)
 
@@ -174,13 +185,16 @@ def _aggregate(expr, sop: ValueSet, sets: dict[int, ValueSet], n: int) -> ValueS
     if sop.too_large:
         return ValueSet((), None in default, f"the averaged values are too many "
                                                   f"({sop.too_large})")
-    numbers = [Fraction(v) for v in sop.values if isinstance(v, (int, float))]
     if at_most_one_selected(expr.selector, sets, n):
         return _from_values(list(sop.values) + default)
-    means = _sorted_means(frozenset(numbers), n, MAX_VALUES)
+    try:
+        averaged = frozenset(map(_exact, sop.values))
+    except TypeError as error:
+        raise CompileError(expr, str(error), "aggregate a numerical SOp of numbers") from None
+    means = _sorted_means(averaged, n, MAX_VALUES)
     if means is None:
         return ValueSet((), None in default,
-                        f"the means of up to {n} of {len(numbers)} distinct values exceed "
+                        f"the means of up to {n} of {len(sop.values)} distinct values exceed "
                         f"{MAX_VALUES} values")
     return _from_values(list(means) + default)
 

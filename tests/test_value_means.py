@@ -41,3 +41,23 @@ def test_too_many_means_is_decided_on_the_exact_count(numbers, monkeypatch):
         monkeypatch.setattr(values, "MAX_VALUES", limit)
         result = values._means([Fraction(x) for x in numbers], n)
         assert (result is None) == (count > limit)
+
+
+@pytest.mark.parametrize("make", [lambda t: Fraction(int(t == "a"), 3),
+                                  lambda t: __import__("numpy").int64(t == "a")],
+                         ids=["fraction", "numpy_int"])
+def test_a_mean_of_fractions_or_numpy_integers_has_all_its_means(make):
+    # Its value set once left such numbers out, so the reader's discretiser knew only the
+    # default's mean and the model was wrong on 25 of 30 inputs.
+    import rasp
+    from compiler import compile_rasp_to_model
+    from rasp_runtime.verify import find_mismatches
+
+    x = rasp.numerical(rasp.Map(make, rasp.tokens))
+    mean = rasp.numerical(rasp.Aggregate(rasp.Select(rasp.indices, rasp.indices, rasp.LEQ),
+                                         x, default=0))
+    program = rasp.categorical(rasp.Map(lambda v: bool(v > 0.1), mean))
+    model = compile_rasp_to_model(program, ["a", "b"], 4)
+    inputs = [list(xs) for k in range(1, 5) for xs in itertools.product("ab", repeat=k)]
+    checked, mismatches = find_mismatches(model, program, inputs)
+    assert checked == 30 and not mismatches, mismatches[:1]

@@ -39,11 +39,16 @@ class ValueSet:
       values: the non-None values, sorted deterministically.
       may_be_none: whether None can occur.
       too_large: why `values` could not be enumerated (then `values` is empty).
+      aliases: values equal to one of `values` but of another type or sign.
     """
 
     values: tuple[Any, ...]
     may_be_none: bool = False
     too_large: str | None = None
+    # Values equal to one in `values` but spelled otherwise (1.0 or True beside 1, -0.0
+    # beside 0.0): Python counts them as one, so one direction holds both, and a function
+    # that tells them apart is refused (`_check_aliases`).
+    aliases: tuple[Any, ...] = ()
 
     def require(self, expr, purpose: str) -> tuple[Any, ...]:
         """The values, or a CompileError if they could not be enumerated."""
@@ -92,6 +97,9 @@ def infer_value_sets(graph: ProgramGraph, vocab: Iterable[Any], max_seq_len: int
         if isinstance(expr, rx.SOp) and node not in sets:
             sets[node] = _infer(expr, sets, vocab, max_seq_len, failures)
             check_values(expr, sets[node].values, rx.is_numerical(expr))
+        elif isinstance(expr, rx.Select):  # its attention compares one value for both
+            _check_aliases(expr, expr.predicate,
+                           [sets[expr.keys.unique_id], sets[expr.queries.unique_id]])
     if known is None:
         return sets
     return {node: sets[node] for node in graph.order if node in sets}
@@ -111,12 +119,15 @@ def _infer(expr, sets, vocab, n, failures) -> ValueSet:
         case rx.Map():
             inner = of(expr.inner)
             inner.require(expr, "a Map")
-            return _apply(expr, expr.f, [(x,) for x in inner.values], inner.may_be_none,
-                          failures)
+            _check_aliases(expr, expr.f, [inner])
+            return _apply(expr, expr.f, [(x,) for x in _with_aliases(inner)],
+                          inner.may_be_none, failures)
         case rx.SequenceMap():
             fst, snd = of(expr.fst), of(expr.snd)
-            pairs = [(x, y) for x in fst.require(expr, "a SequenceMap")
-                     for y in snd.require(expr, "a SequenceMap")]
+            fst.require(expr, "a SequenceMap")
+            snd.require(expr, "a SequenceMap")
+            _check_aliases(expr, expr.f, [fst, snd])
+            pairs = list(itertools.product(_with_aliases(fst), _with_aliases(snd)))
             return _apply(expr, expr.f, pairs, fst.may_be_none or snd.may_be_none, failures)
         case rx.Full():
             return _from_values([expr.fill])
@@ -131,7 +142,9 @@ def _infer(expr, sets, vocab, n, failures) -> ValueSet:
             sop = of(expr.sop)
             value_map = expr.annotations.get("value_map")
             if value_map is not None:
-                sop = _apply(expr, value_map, [(v,) for v in sop.require(expr, "a folded Map")],
+                sop.require(expr, "a folded Map")
+                _check_aliases(expr, value_map, [sop])
+                sop = _apply(expr, value_map, [(v,) for v in _with_aliases(sop)],
                              sop.may_be_none)
                 check_values(expr, sop.values, rx.is_numerical(expr))
             return _aggregate(expr, sop, sets, n)
@@ -140,7 +153,49 @@ def _infer(expr, sets, vocab, n, failures) -> ValueSet:
 
 def _from_values(values) -> ValueSet:
     present = [v for v in values if v is not None]
-    return ValueSet(sort_values(present), may_be_none=len(present) < len(values))
+    first: dict[Any, Any] = {}
+    aliases: dict[tuple, Any] = {}
+    for v in present:
+        kept = first.setdefault(v, v)
+        if kept is not v and _spelling(v) != _spelling(kept):
+            aliases.setdefault(_spelling(v), v)
+    return ValueSet(sort_values(present), may_be_none=len(present) < len(values),
+                    aliases=tuple(aliases.values()))
+
+
+def _spelling(value) -> tuple[str, str]:
+    """What tells equal values apart: 1, 1.0 and True; 0.0 and −0.0."""
+    return type(value).__name__, repr(value)
+
+
+def _with_aliases(values: ValueSet) -> list:
+    """A set's values and its aliases: every value a function of it may be given."""
+    return list(values.values) + list(values.aliases)
+
+
+def _check_aliases(expr, f, sets: Sequence[ValueSet]) -> None:
+    """CompileError where `f` (of one argument per set) maps an alias and the value it
+    equals to unequal results: the compiled model holds one value for both. Where one
+    of them raises, the evaluator rejects those inputs (a Failure, as for any value)."""
+    for position, values in enumerate(sets):
+        if not values.aliases:
+            continue
+        kept = {v: v for v in values.values}
+        others = [list(s.values) or [None] for s in sets]
+        for alias in values.aliases:
+            for args in itertools.product(*others[:position], [alias],
+                                          *others[position + 1:]):
+                original = args[:position] + (kept[alias],) + args[position + 1:]
+                try:
+                    one, other = f(*original), f(*args)
+                except Exception:  # noqa: BLE001  a Failure, recorded by _apply
+                    continue
+                if not one == other:
+                    raise CompileError(expr, f"its input can be both {kept[alias]!r} and "
+                                       f"{alias!r}, which Python counts as one value, but "
+                                       f"it gives {one!r} and {other!r}",
+                                       "make the input one type (e.g. float(x) or int(x) "
+                                       "where it is computed)")
 
 
 def _apply(expr, f, argument_tuples, may_be_none, failures=None) -> ValueSet:
@@ -179,14 +234,14 @@ def _aggregate(expr, sop: ValueSet, sets: dict[int, ValueSet], n: int) -> ValueS
     default = [] if expr.default is None and never_empty(expr.selector, sets) else \
         [expr.default]
     if not rx.is_numerical(expr):
-        result = _from_values(list(sop.values) + default)
+        result = _from_values(_with_aliases(sop) + default)
         skips_none = expr.annotations.get("selects_no_none", False)
         return _with_none(result) if sop.may_be_none and not skips_none else result
     if sop.too_large:
         return ValueSet((), None in default, f"the averaged values are too many "
                                                   f"({sop.too_large})")
     if at_most_one_selected(expr.selector, sets, n):
-        return _from_values(list(sop.values) + default)
+        return _from_values(_with_aliases(sop) + default)
     try:
         averaged = frozenset(map(_exact, sop.values))
     except TypeError as error:

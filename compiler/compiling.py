@@ -23,7 +23,7 @@ from compiler.lowering import lower_program
 from compiler.record import record_components, record_values
 from compiler.schedule import Schedule, schedule_layers
 from compiler.spaces import node_spaces
-from compiler.values import infer_value_sets, sort_values
+from compiler.values import infer_value_sets, refuse_aliases, sort_values
 from craft.bases import MatrixTooLarge, VectorSpace
 from rasp import expr as rx
 from rasp.errors import CompileError, CompileWarning
@@ -180,6 +180,7 @@ def _laid_out(program: rx.SOp, vocab, max_seq_len: int, causal: bool,
               layer_norm: bool = False, soft: bool = False) -> _LaidOut:
     graph = extract_graph(program)
     values = infer_value_sets(graph, vocab, max_seq_len, known=known)
+    refuse_aliases(graph, values)
     spaces = node_spaces(graph, values)
     reads = LayerNormReads() if layer_norm else None
     gaps = {} if soft else None

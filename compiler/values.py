@@ -47,7 +47,7 @@ class ValueSet:
     too_large: str | None = None
     # Values equal to one in `values` but spelled otherwise (1.0 or True beside 1, -0.0
     # beside 0.0): Python counts them as one, so one direction holds both, and a function
-    # that tells them apart is refused (`_check_aliases`).
+    # that tells them apart is refused (`refuse_aliases`).
     aliases: tuple[Any, ...] = ()
 
     def require(self, expr, purpose: str) -> tuple[Any, ...]:
@@ -97,9 +97,6 @@ def infer_value_sets(graph: ProgramGraph, vocab: Iterable[Any], max_seq_len: int
         if isinstance(expr, rx.SOp) and node not in sets:
             sets[node] = _infer(expr, sets, vocab, max_seq_len, failures)
             check_values(expr, sets[node].values, rx.is_numerical(expr))
-        elif isinstance(expr, rx.Select):  # its attention compares one value for both
-            _check_aliases(expr, expr.predicate,
-                           [sets[expr.keys.unique_id], sets[expr.queries.unique_id]])
     if known is None:
         return sets
     return {node: sets[node] for node in graph.order if node in sets}
@@ -119,14 +116,12 @@ def _infer(expr, sets, vocab, n, failures) -> ValueSet:
         case rx.Map():
             inner = of(expr.inner)
             inner.require(expr, "a Map")
-            _check_aliases(expr, expr.f, [inner])
             return _apply(expr, expr.f, [(x,) for x in _with_aliases(inner)],
                           inner.may_be_none, failures)
         case rx.SequenceMap():
             fst, snd = of(expr.fst), of(expr.snd)
             fst.require(expr, "a SequenceMap")
             snd.require(expr, "a SequenceMap")
-            _check_aliases(expr, expr.f, [fst, snd])
             pairs = list(itertools.product(_with_aliases(fst), _with_aliases(snd)))
             return _apply(expr, expr.f, pairs, fst.may_be_none or snd.may_be_none, failures)
         case rx.Full():
@@ -143,7 +138,6 @@ def _infer(expr, sets, vocab, n, failures) -> ValueSet:
             value_map = expr.annotations.get("value_map")
             if value_map is not None:
                 sop.require(expr, "a folded Map")
-                _check_aliases(expr, value_map, [sop])
                 sop = _apply(expr, value_map, [(v,) for v in _with_aliases(sop)],
                              sop.may_be_none)
                 check_values(expr, sop.values, rx.is_numerical(expr))
@@ -173,29 +167,49 @@ def _with_aliases(values: ValueSet) -> list:
     return list(values.values) + list(values.aliases)
 
 
+def refuse_aliases(graph: ProgramGraph, sets: dict[int, ValueSet]) -> None:
+    """CompileError where a Map, SequenceMap, folded Map or Select predicate of `graph`
+    gives an alias (see ValueSet) and the value it equals unequal results: the compiled
+    model holds one value for both. Run on the graph being compiled, not in the domain
+    analysis: a fused program may read the same values straight from the tokens."""
+    for node in graph.order:
+        match expr := graph.expr(node):
+            case rx.Map():
+                _check_aliases(expr, expr.f, [sets[expr.inner.unique_id]])
+            case rx.SequenceMap():
+                _check_aliases(expr, expr.f, [sets[c.unique_id] for c in expr.children])
+            case rx.Aggregate() if "value_map" in expr.annotations:
+                _check_aliases(expr, expr.annotations["value_map"],
+                               [sets[expr.sop.unique_id]])
+            case rx.Select():
+                _check_aliases(expr, expr.predicate, [sets[expr.keys.unique_id],
+                                                      sets[expr.queries.unique_id]])
+
+
 def _check_aliases(expr, f, sets: Sequence[ValueSet]) -> None:
-    """CompileError where `f` (of one argument per set) maps an alias and the value it
-    equals to unequal results: the compiled model holds one value for both. Where one
-    of them raises, the evaluator rejects those inputs (a Failure, as for any value)."""
-    for position, values in enumerate(sets):
-        if not values.aliases:
+    """`refuse_aliases` for one function of one argument per set: every combination of
+    values and aliases against the kept values they equal. Where either call raises, the
+    evaluator rejects those inputs (a Failure, as for any value), or the values are not
+    hashable (refused by `_apply`)."""
+    if not any(values.aliases for values in sets):
+        return
+    kept = [{v: v for v in values.values} for values in sets]
+    for args in itertools.product(*map(_with_aliases, sets)):
+        original = tuple(k[a] for k, a in zip(kept, args))
+        if all(a is o for a, o in zip(args, original)):
             continue
-        kept = {v: v for v in values.values}
-        others = [list(s.values) or [None] for s in sets]
-        for alias in values.aliases:
-            for args in itertools.product(*others[:position], [alias],
-                                          *others[position + 1:]):
-                original = args[:position] + (kept[alias],) + args[position + 1:]
-                try:
-                    one, other = f(*original), f(*args)
-                except Exception:  # noqa: BLE001  a Failure, recorded by _apply
-                    continue
-                if not one == other:
-                    raise CompileError(expr, f"its input can be both {kept[alias]!r} and "
-                                       f"{alias!r}, which Python counts as one value, but "
-                                       f"it gives {one!r} and {other!r}",
-                                       "make the input one type (e.g. float(x) or int(x) "
-                                       "where it is computed)")
+        try:
+            one, other = f(*original), f(*args)
+            differ = not (hash(one) == hash(other) and one == other)
+        except Exception:  # noqa: BLE001  see above
+            continue
+        if differ:
+            which = ", ".join(dict.fromkeys(f"{o!r} and {a!r}" for a, o in zip(args, original)
+                                            if a is not o))
+            raise CompileError(expr, f"its input can be both {which}, which Python counts "
+                               f"as one value, but it gives {one!r} and {other!r}",
+                               "make the input one type (e.g. float(x) or int(x) where it "
+                               "is computed)")
 
 
 def _apply(expr, f, argument_tuples, may_be_none, failures=None) -> ValueSet:
@@ -229,19 +243,25 @@ def _with_none(values: ValueSet) -> ValueSet:
 
 
 def _aggregate(expr, sop: ValueSet, sets: dict[int, ValueSet], n: int) -> ValueSet:
-    # A None default never shows if the selector is never empty; another default stays
-    # in the set (harmless: the block builder encodes it).
-    default = [] if expr.default is None and never_empty(expr.selector, sets) else \
-        [expr.default]
+    # A default never shows if the selector is never empty. There a None default is left
+    # out, and so is one equal to a value (else 0 would stand as an alias of 0.0); another
+    # stays in the set (harmless: the block builder encodes it).
+    unreachable = never_empty(expr.selector, sets)
+
+    def with_default(values: list) -> ValueSet:
+        left_out = unreachable and (expr.default is None or expr.default in set(values))
+        return _from_values(values + ([] if left_out else [expr.default]))
+
+    default = [] if expr.default is None and unreachable else [expr.default]
     if not rx.is_numerical(expr):
-        result = _from_values(_with_aliases(sop) + default)
+        result = with_default(_with_aliases(sop))
         skips_none = expr.annotations.get("selects_no_none", False)
         return _with_none(result) if sop.may_be_none and not skips_none else result
     if sop.too_large:
         return ValueSet((), None in default, f"the averaged values are too many "
                                                   f"({sop.too_large})")
-    if at_most_one_selected(expr.selector, sets, n):
-        return _from_values(_with_aliases(sop) + default)
+    if at_most_one_selected(expr.selector, sets, n):  # the evaluator's mean of one value
+        return with_default([sum([v]) / 1 for v in _with_aliases(sop)])
     try:
         averaged = frozenset(map(_exact, sop.values))
     except TypeError as error:
@@ -251,7 +271,7 @@ def _aggregate(expr, sop: ValueSet, sets: dict[int, ValueSet], n: int) -> ValueS
         return ValueSet((), None in default,
                         f"the means of up to {n} of {len(sop.values)} distinct values exceed "
                         f"{MAX_VALUES} values")
-    return _from_values(list(means) + default)
+    return with_default(list(means))
 
 
 @functools.lru_cache(maxsize=16)  # up to MAX_VALUES floats each

@@ -56,3 +56,28 @@ def test_fused_into_a_lookup_of_tokens_the_same_program_is_exact():
 
 def test_a_function_that_does_not_tell_them_apart_compiles_exactly():
     assert_exact(rasp.numerical(rasp.Map(lambda v: 3 * v, int_or_float())), fuse=False)
+
+
+def test_two_aliased_inputs_at_once_are_checked_together():
+    fst = int_or_float()
+    snd = rasp.numerical(rasp.Map(lambda i: 1 if i % 2 == 0 else 1.0, rasp.indices))
+    both = rasp.categorical(rasp.SequenceMap(
+        lambda x, y: isinstance(x, float) and isinstance(y, float), fst, snd))
+    with pytest.raises(rasp.CompileError, match="which Python counts as one"):
+        compile_rasp_to_model(both, ["a", "b"], 4, fuse=False)
+
+
+def test_a_mean_of_one_value_is_the_evaluators_float():
+    # The evaluator's mean of one selected 1 is 1.0, so str gives '1.0' (once '1').
+    ones = rasp.numerical(rasp.Map(lambda t: 1 if t == "a" else 0, rasp.tokens))
+    mean = rasp.numerical(rasp.Aggregate(rasp.Select(rasp.indices, rasp.indices, rasp.EQ),
+                                         ones, default=0))
+    assert_exact(rasp.categorical(rasp.Map(str, mean)), fuse=False)
+
+
+def test_an_unreachable_default_is_no_alias():
+    # A prefix mean is never empty: its default 0 never shows, so it is no alias of 0.0.
+    is_a = rasp.numerical(rasp.Map(lambda t: t == "a", rasp.tokens))
+    mean = rasp.numerical(rasp.Aggregate(rasp.Select(rasp.indices, rasp.indices, rasp.LEQ),
+                                         is_a, default=0))
+    assert_exact(rasp.categorical(rasp.Map(str, mean)), fuse=False)

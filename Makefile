@@ -9,6 +9,12 @@ TEST_EXTRAS := test,transformer-lens,hf,plots,compress,notebook,zoo
 # a module fixture (a compiled model, the SAELens venv) keep it in one process.
 TEST_WORKERS ?= auto
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+# One JAX compilation cache for the test runs: many tests compile the same model's forward
+# (in both workers, in several files, and again in test-slow), which the cache compiles
+# once. Outside the tree, so that the breaks' copies of it do not copy the cache.
+export JAX_COMPILATION_CACHE_DIR ?= $(or $(TMPDIR),/tmp)/rasp-compiler-jax-cache
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0
+export JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES ?= -1
 
 .PHONY: demo sae-lens-venv test test-slow test-sweep test-outside breaks bench fuzz circuits docs-images mutation clean
 

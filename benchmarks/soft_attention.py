@@ -50,25 +50,30 @@ def head_gradients(model, dataset) -> dict[tuple[int, int], tuple[float, float]]
     return norms
 
 
+def qk_edges(model) -> set[tuple[str, str]]:
+    """The true edges into a head's q or k input (acdc_hooks granularity)."""
+    return {(up, down) for up, down in model.ground_truth.circuit_graph("acdc_hooks").edges()
+            if "hook_q_input" in down or "hook_k_input" in down}
+
+
 def qk_scores(model, dataset) -> dict[tuple[str, str], float]:
     """EAP's scores on the true edges into a head's q or k input."""
     from interp.circuits.attribution import eap
 
-    truth = set(model.ground_truth.circuit_graph("acdc_hooks").edges())
-    return {edge: score for edge, score in eap(dataset, "acdc_hooks").items()
-            if edge in truth and ("hook_q_input" in edge[1] or "hook_k_input" in edge[1])}
+    edges = qk_edges(model)
+    return {edge: score for edge, score in eap(dataset, "acdc_hooks").items() if edge in edges}
 
 
-def unchanged_qk_edges(model, dataset) -> list[str]:
-    """The true edges into a q or k input along which no corrupted input changes anything
-    that input reads: their writer's corrupt − clean contribution is exactly 0 on every
-    residual direction the input reads, at every position of every pair. EAP scores
-    (corrupt − clean)·gradient, so these score 0 at any logit gap, hard or soft."""
+def unchanged_qk_edges(dataset, edges) -> list[str]:
+    """Of `edges` (true edges into a q or k input), those along which no corrupted input
+    changes anything that input reads: their writer's corrupt − clean contribution is
+    exactly 0 on every residual direction the input reads, at every position of every
+    pair. EAP scores (corrupt − clean)·gradient, so these score 0 at any logit gap."""
     wiring = dataset.hooked.wiring
     difference = np.asarray(dataset.corrupt_run["contributions"]
                             - dataset.clean_run["contributions"])  # [W, P, S, d]
     unchanged = []
-    for up, down in qk_scores(model, dataset):
+    for up, down in edges:
         reads = sorted(wiring.slots[wiring.slot_index[down]].reads)
         if not np.any(difference[wiring.writer_index[up]][..., reads]):
             unchanged.append(f"{up} -> {down}")
@@ -90,8 +95,8 @@ def measure(name: str, max_len: int) -> dict:
             model = compile_rasp_to_model(example.build(n), set(example.vocab), n,
                                           causal=example.causal, attention=kind)
         dataset = make_dataset(example, model, pairs=PAIRS, seed=0)
-        runs[kind] = (model, head_gradients(model, dataset), qk_scores(model, dataset),
-                      unchanged_qk_edges(model, dataset))
+        runs[kind] = (model, head_gradients(model, dataset), qk_scores(model, dataset))
+    unchanged = unchanged_qk_edges(dataset, runs["soft"][2])  # the soft run's scored edges
     soft_model = runs["soft"][0]
     heads = []
     for c in soft_model.components:
@@ -110,7 +115,7 @@ def measure(name: str, max_len: int) -> dict:
     return {"example": name, "max_seq_len": n, "heads": heads,
             "true_qk_edges": len(hard_scores),
             "zero_hard": sum(s == 0.0 for s in hard_scores.values()),
-            "woken": woken, "unchanged": runs["soft"][3]}
+            "woken": woken, "unchanged": unchanged}
 
 
 def table(results: list[dict]) -> str:

@@ -153,7 +153,7 @@ def _from_values(values) -> ValueSet:
         kept = first.setdefault(v, v)
         if kept is not v and _spelling(v) != _spelling(kept):
             aliases.setdefault(_spelling(v), v)
-    return ValueSet(sort_values(present), may_be_none=len(present) < len(values),
+    return ValueSet(sort_values(first), may_be_none=len(present) < len(values),
                     aliases=tuple(aliases.values()))
 
 
@@ -252,14 +252,14 @@ def _aggregate(expr, sop: ValueSet, sets: dict[int, ValueSet], n: int) -> ValueS
         left_out = unreachable and (expr.default is None or expr.default in set(values))
         return _from_values(values + ([] if left_out else [expr.default]))
 
-    default = [] if expr.default is None and unreachable else [expr.default]
+    none_default = expr.default is None and not unreachable
     if not rx.is_numerical(expr):
         result = with_default(_with_aliases(sop))
         skips_none = expr.annotations.get("selects_no_none", False)
         return _with_none(result) if sop.may_be_none and not skips_none else result
     if sop.too_large:
-        return ValueSet((), None in default, f"the averaged values are too many "
-                                                  f"({sop.too_large})")
+        return ValueSet((), none_default, f"the averaged values are too many "
+                                          f"({sop.too_large})")
     if at_most_one_selected(expr.selector, sets, n):  # the evaluator's mean of one value
         return with_default([sum([v]) / 1 for v in _with_aliases(sop)])
     try:
@@ -268,7 +268,7 @@ def _aggregate(expr, sop: ValueSet, sets: dict[int, ValueSet], n: int) -> ValueS
         raise CompileError(expr, str(error), "aggregate a numerical SOp of numbers") from None
     means = _sorted_means(averaged, n, MAX_VALUES)
     if means is None:
-        return ValueSet((), None in default,
+        return ValueSet((), none_default,
                         f"the means of up to {n} of {len(sop.values)} distinct values exceed "
                         f"{MAX_VALUES} values")
     return with_default(list(means))

@@ -133,3 +133,23 @@ def test_every_example_is_exact_soft(name, default_size):
                                        attention="soft")
     model.source = {"kind": "example", "name": name}
     recheck_truth(model).raise_if_failed()
+
+
+@pytest.mark.parametrize("name,all_unchanged", [("shift_by", True), ("previous_token", True),
+                                                ("sort", False), ("hist", False)])
+def test_q_k_edges_no_corruption_changes_are_found(name, all_unchanged):
+    # Issue 28's soft-attention line is unmeetable where every true q/k edge carries only
+    # positions, BOS and `one` (shift_by, previous_token): corrupt − clean is exactly 0 on
+    # what the input reads. Where tokens reach q or k (sort, hist), some edge changes.
+    from benchmarks.soft_attention import PAIRS, qk_edges, unchanged_qk_edges
+    from interp.circuits.data import make_dataset
+
+    example = EXAMPLES[name]
+    model = compile_rasp_to_model(example.build(5), set(example.vocab), 5,
+                                  causal=example.causal, attention="soft")
+    dataset = make_dataset(example, model, pairs=PAIRS, seed=0)
+    edges = qk_edges(model)
+    unchanged = unchanged_qk_edges(dataset, edges)
+    assert edges and (len(unchanged) == len(edges)) == all_unchanged
+    if all_unchanged:  # what they carry comes straight from the embeddings
+        assert {e.split(" -> ")[0] for e in unchanged} <= {"hook_embed", "hook_pos_embed"}
